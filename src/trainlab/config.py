@@ -1,0 +1,352 @@
+"""Experiment configs: YAML + `--set` overrides, validated by pydantic.
+
+Defaults follow the lecture, so a three-line config trains something sensible. Every section refuses
+unknown keys, and the optimizer section has one schema per optimizer (`optim.name` picks it).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from trainlab.errors import UserError
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+PositiveFloat = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+NonNegFloat = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+Probability = Annotated[float, Field(ge=0, lt=1, allow_inf_nan=False)]
+
+
+# ----------------------------------------------------------------------------------------- data
+class DataConfig(Section):
+    name: str = "mnist1d"  # spirals | digits | mnist1d | mnist5k | npz | csv | image_folder | cifar
+    path: str | None = None  # file or folder for user data
+    seed: int = 0  # data generation and split seed (the same data set for every training seed)
+    val_fraction: Annotated[float, Field(ge=0, lt=1)] = 0.1  # of the training split
+    test_fraction: Annotated[float, Field(gt=0, lt=1)] = 0.2  # for sets without a fixed test split
+    classes: list[int] | None = None  # keep these labels only, relabelled 0..k-1
+    per_class: Annotated[int, Field(ge=1)] | None = None  # at most this many train examples/class
+    resize: list[int] | None = None  # images to [H, W]
+    label_column: int | str = -1  # CSV: index or header name of the label column
+    augment: list[str | dict[str, Any]] = []  # batch augmentations, see trainlab.data.augment
+
+    @field_validator("resize")
+    @classmethod
+    def _resize(cls, v: list[int] | None) -> list[int] | None:
+        if v is not None and (len(v) != 2 or min(v) < 1):
+            raise ValueError("must be [height, width] with positive sizes")
+        return v
+
+
+# ---------------------------------------------------------------------------------------- model
+class ModelConfig(Section):
+    kind: Literal["mlp", "cnn", "resnet"] = "mlp"
+    width: Annotated[int, Field(ge=1)] = 128  # hidden units (mlp) or channels of the first stage
+    depth: Annotated[int, Field(ge=1)] = 2  # hidden layers (mlp), conv stages (cnn), blocks (resnet)
+    kernel_size: Annotated[int, Field(ge=1)] = 5  # conv kernel (cnn, resnet)
+    activation: Literal["relu", "gelu", "tanh", "leaky_relu"] = "relu"
+    norm: Literal["none", "batch", "layer"] = "none"
+    dropout: Probability = 0.0  # drop probability p of hidden activations (inverted dropout)
+    channel_dropout: Probability = 0.0  # drop probability of whole feature maps (conv models)
+    drop_connect: Probability = 0.0  # drop probability of single weights (DropConnect)
+    stochastic_depth: Probability = 0.0  # drop probability of the last residual block
+    pool: Literal["max", "fractional", "none"] = "max"  # downsampling between conv stages
+
+
+# ------------------------------------------------------------------------------------ optimizers
+Betas = tuple[Annotated[float, Field(ge=0, lt=1)], Annotated[float, Field(ge=0, lt=1)]]
+
+
+class _Optim(Section):
+    lr: PositiveFloat
+    weight_decay: NonNegFloat = 0.0  # coupled L2 inside the optimizer (decoupled for adamw)
+
+    def kwargs(self) -> dict[str, Any]:
+        """Constructor arguments for trainlab.optim.create (everything but the name)."""
+        return self.model_dump(exclude={"name"})
+
+
+class SGDConfig(_Optim):
+    name: Literal["sgd"]
+    lr: PositiveFloat = 0.01
+
+
+class MomentumConfig(_Optim):
+    name: Literal["momentum", "nesterov"]
+    lr: PositiveFloat = 0.01
+    momentum: Probability = 0.9  # friction rho
+    dampening: Probability = 0.0
+
+
+class AdagradConfig(_Optim):
+    name: Literal["adagrad"]
+    lr: PositiveFloat = 0.01
+    lr_decay: NonNegFloat = 0.0
+    initial_accumulator_value: NonNegFloat = 0.0
+    eps: PositiveFloat = 1e-10
+
+
+class RMSpropConfig(_Optim):
+    name: Literal["rmsprop"]
+    lr: PositiveFloat = 1e-3
+    alpha: Probability = 0.99  # the lecture's decay_rate
+    eps: PositiveFloat = 1e-8
+    momentum: Probability = 0.0
+    centered: bool = False
+
+
+class AdamConfig(_Optim):
+    name: Literal["adam"]
+    lr: PositiveFloat = 1e-3
+    betas: Betas = (0.9, 0.999)
+    eps: PositiveFloat = 1e-8
+    amsgrad: bool = False
+
+
+class AdamWConfig(AdamConfig):
+    name: Literal["adamw"]  # type: ignore[assignment]
+    weight_decay: NonNegFloat = 0.01
+
+
+class LBFGSConfig(Section):
+    name: Literal["lbfgs"]
+    lr: PositiveFloat = 1.0
+    max_iter: Annotated[int, Field(ge=1)] = 20  # iterations per optimizer step (one per epoch)
+    history_size: Annotated[int, Field(ge=1)] = 100
+    line_search_fn: Literal["strong_wolfe"] | None = "strong_wolfe"
+    tolerance_grad: PositiveFloat = 1e-7
+    tolerance_change: PositiveFloat = 1e-9
+
+    def kwargs(self) -> dict[str, Any]:
+        return self.model_dump(exclude={"name"})
+
+
+class NewtonConfig(Section):
+    name: Literal["newton"]
+    lr: PositiveFloat = 1.0
+    damping: NonNegFloat = 1e-4
+
+    def kwargs(self) -> dict[str, Any]:
+        return self.model_dump(exclude={"name"})
+
+
+OptimConfig = Annotated[
+    SGDConfig
+    | MomentumConfig
+    | AdagradConfig
+    | RMSpropConfig
+    | AdamConfig
+    | AdamWConfig
+    | LBFGSConfig
+    | NewtonConfig,
+    Field(discriminator="name"),
+]
+OPTIMIZER_NAMES = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw", "lbfgs",
+                   "newton")
+
+
+# -------------------------------------------------------------------------------------- schedule
+class ScheduleConfig(Section):
+    name: Literal["constant", "step", "exponential", "inverse_time", "cosine",
+                  "cosine_restarts"] = "constant"  # the lecture: start without decay
+    warmup_epochs: NonNegFloat = 0.0
+    milestones: list[float] = []  # step: epochs where lr *= gamma (default: 50% and 75% of the run)
+    gamma: PositiveFloat = 0.1  # step: factor per milestone; exponential: factor per epoch
+    decay: NonNegFloat = 1.0  # inverse_time: lr0 / (1 + decay * epoch)
+    cycles: Annotated[int, Field(ge=1)] = 1  # cosine_restarts
+    final_lr_fraction: Annotated[float, Field(ge=0, le=1)] = 0.0  # cosine floor, fraction of lr0
+    per: Literal["step", "epoch"] = "step"  # update the lr every optimizer step or every epoch
+
+
+# ----------------------------------------------------------------------------------------- train
+class TrainConfig(Section):
+    epochs: Annotated[int, Field(ge=1)] = 20
+    batch_size: Annotated[int, Field(ge=1)] = 128
+    seed: int = 0
+    patience: Annotated[int, Field(ge=1)] | None = None  # early stopping on val accuracy (epochs)
+    device: Literal["cpu", "cuda", "auto"] = "cpu"
+    threads: Annotated[int, Field(ge=1)] | None = None  # torch intra-op threads (default: all)
+    l2: NonNegFloat = 0.0  # adds l2/2 * sum(w^2) to the loss
+    l1: NonNegFloat = 0.0  # adds l1 * sum(|w|) to the loss
+    no_decay: list[str] = ["bias", "norm"]  # parameters exempt from l2/l1/weight decay
+    label_smoothing: Annotated[float, Field(ge=0, lt=1)] = 0.0
+    log_steps: bool = True  # write steps.jsonl with the loss of every step
+    diverge_factor: Annotated[float, Field(gt=1)] = 3.0  # stop when loss > factor * initial loss
+    tta: Literal["none", "flip", "ten_crop"] = "none"
+    ema: Annotated[float, Field(ge=0, lt=1)] | None = None  # Polyak averaging decay
+    snapshots: Annotated[int, Field(ge=2)] | None = None  # snapshot ensemble of M cosine cycles
+    ensemble: Annotated[int, Field(ge=2)] | None = None  # train N members with different seeds
+    members: list[dict[str, Any]] = []  # per-member overrides, {dotted.path: value}
+    tensorboard: bool = False
+
+
+class ExperimentConfig(Section):
+    data: DataConfig = DataConfig()
+    model: ModelConfig = ModelConfig()
+    optim: OptimConfig = AdamConfig(name="adam")
+    schedule: ScheduleConfig = ScheduleConfig()
+    train: TrainConfig = TrainConfig()
+    search: dict[str, Any] | None = None  # read by `trainlab search`, ignored by `trainlab train`
+
+    @model_validator(mode="after")
+    def _checks(self) -> ExperimentConfig:
+        if self.model.stochastic_depth > 0 and self.model.kind != "resnet":
+            raise ValueError(
+                "model.stochastic_depth: needs model.kind resnet (drops residual blocks)"
+            )
+        return self
+
+
+# --------------------------------------------------------------------------------- loading, errors
+def format_validation_error(err: ValidationError) -> str:
+    """One line naming the first offending field and what is allowed."""
+    e = err.errors()[0]
+    loc = [str(p) for p in e["loc"]]
+    if len(loc) >= 2 and loc[0] == "optim" and loc[1] in OPTIMIZER_NAMES:
+        loc = [loc[0]] + loc[2:]  # drop the discriminator tag pydantic puts in the path
+    field = ".".join(loc) or "config"
+    kind = e["type"]
+    if kind == "extra_forbidden":
+        return f"{field}: unknown key"
+    if kind in ("union_tag_invalid", "union_tag_not_found"):
+        return f"optim.name: must be one of {', '.join(OPTIMIZER_NAMES)}"
+    if kind == "value_error":
+        msg = str(e.get("ctx", {}).get("error", e["msg"]))
+        if msg.startswith(field.split(".")[0] + "."):  # model-level check names its own field
+            return msg
+        return f"{field}: {msg}"
+    got = e.get("input")
+    got_s = "" if isinstance(got, dict) else f" (got {got!r})"
+    return f"{field}: {e['msg'].lower()}{got_s}"
+
+
+def validate(raw: dict[str, Any]) -> ExperimentConfig:
+    """Validate a nested dict; a mistake becomes a UserError naming the field."""
+    if not isinstance(raw, dict):
+        raise UserError("config: must be a mapping with sections data, model, optim, schedule, train")
+    try:
+        return ExperimentConfig.model_validate(raw)
+    except ValidationError as err:
+        raise UserError(format_validation_error(err)) from None
+
+
+def _is_index(key: str) -> bool:
+    return key.lstrip("-").isdigit()
+
+
+def set_path(raw: dict[str, Any], path: str, value: Any) -> None:
+    """Set `a.b.0=v` in a nested dict; missing containers are filled from the resolved config."""
+    keys = path.split(".")
+    if not all(keys):
+        raise UserError(f"--set {path}: a dotted path like optim.lr is needed")
+    node: Any = raw
+    for depth, key in enumerate(keys[:-1]):
+        child = node[int(key)] if isinstance(node, list) and _is_index(key) else (
+            node.get(key) if isinstance(node, dict) else None)
+        if child is None:
+            resolved: Any = validate(raw).model_dump(mode="json")
+            for k in keys[: depth + 1]:
+                if isinstance(resolved, list) and _is_index(k) and int(k) < len(resolved):
+                    resolved = resolved[int(k)]
+                elif isinstance(resolved, dict) and k in resolved:
+                    resolved = resolved[k]
+                else:
+                    raise UserError(f"{'.'.join(keys[: depth + 1])}: unknown key")
+            child = resolved if isinstance(resolved, (dict, list)) else {}
+            child = list(child) if isinstance(child, (list, tuple)) else dict(child)
+            _assign(node, key, child, path)
+        elif isinstance(child, tuple):
+            child = list(child)
+            _assign(node, key, child, path)
+        node = child
+    _assign(node, keys[-1], value, path)
+
+
+def _assign(node: Any, key: str, value: Any, path: str) -> None:
+    if isinstance(node, list):
+        if not _is_index(key) or not -len(node) <= int(key) < len(node):
+            raise UserError(f"{path}: index {key} is out of range (length {len(node)})")
+        node[int(key)] = value
+    elif isinstance(node, dict):
+        node[key] = value
+    else:
+        raise UserError(f"{path}: cannot set a key inside a value of type {type(node).__name__}")
+
+
+def parse_value(text: str) -> Any:
+    """A --set value is YAML (so 3e-3, [1, 2], true work); `1e-3` becomes a float, as in configs."""
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+    if isinstance(value, str):
+        try:
+            f = float(value)
+        except ValueError:
+            return value
+        return f if math.isfinite(f) or value.lower() in ("inf", "-inf", "nan") else value
+    return value
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply `key=value` strings (the CLI's --set) to a raw config dict, in order."""
+    for item in overrides:
+        if "=" not in item:
+            raise UserError(f"--set {item}: expected key=value, e.g. optim.lr=3e-3")
+        path, text = item.split("=", 1)
+        set_path(raw, path.strip(), parse_value(text.strip()))
+    return raw
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    p = Path(path)
+    if not p.is_file():
+        raise UserError(f"config: file not found: {p}")
+    try:
+        raw = yaml.safe_load(p.read_text()) or {}
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(err, "problem", None) or "invalid YAML"
+        raise UserError(f"config: YAML syntax error in {p}{where}: {problem}") from None
+    if not isinstance(raw, dict):
+        raise UserError(f"config: {p} must hold a mapping with sections data, model, optim, ...")
+    return raw
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> ExperimentConfig:
+    """Read YAML (if any), apply --set overrides, validate."""
+    raw = read_yaml(path) if path is not None else {}
+    return validate(apply_overrides(raw, list(overrides)))
+
+
+def to_yaml(cfg: ExperimentConfig) -> str:
+    return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)
+
+
+def known_path(path: str, name: str | None = None) -> bool:
+    """Whether a dotted path names a field of the config schema (for search spaces)."""
+    keys = path.split(".")
+    if keys[0] == "optim" and len(keys) >= 2:
+        names = [name] if name else list(OPTIMIZER_NAMES)
+        return any(_path_in(validate({"optim": {"name": n}}).model_dump(), keys) for n in names)
+    return _path_in(ExperimentConfig().model_dump(), keys)
+
+
+def _path_in(node: Any, keys: list[str]) -> bool:
+    for key in keys:
+        if isinstance(node, dict) and key in node:
+            node = node[key]
+        elif isinstance(node, (list, tuple)) and _is_index(key) and int(key) < len(node):
+            node = node[int(key)]
+        else:
+            return False
+    return True

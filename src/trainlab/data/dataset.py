@@ -1,0 +1,154 @@
+"""From a source to train/val/test tensors: class subsets, splits, resizing and preprocessing.
+
+The lecture's preprocessing slide: zero-centre and scale the inputs with statistics of the
+training split only (per feature for vectors, per channel for signals and images), and use the
+same numbers at evaluation time; they are stored with the run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from trainlab.config import DataConfig
+from trainlab.data.sources import Source, load_source
+from trainlab.errors import UserError
+
+STD_FLOOR = 1e-6  # constant features keep their value instead of dividing by zero
+
+
+@dataclass
+class Normalizer:
+    """x -> (x - mean) / std, with mean/std shaped to broadcast over (N, ...) batches."""
+
+    mean: torch.Tensor
+    std: torch.Tensor
+
+    @classmethod
+    def fit(cls, x: torch.Tensor, kind: str) -> Normalizer:
+        dims = (0,) if kind == "vector" else tuple(d for d in range(x.dim()) if d != 1)
+        mean = x.mean(dim=dims, keepdim=True)[0]
+        std = x.std(dim=dims, keepdim=True)[0].clamp_min(STD_FLOOR)
+        return cls(mean, std)
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.mean) / self.std
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return {"mean": self.mean, "std": self.std}
+
+    @classmethod
+    def from_state(cls, state: dict[str, torch.Tensor]) -> Normalizer:
+        return cls(state["mean"], state["std"])
+
+
+@dataclass
+class Splits:
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_val: torch.Tensor
+    y_val: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+    kind: str  # vector | signal | image
+    num_classes: int
+    normalizer: Normalizer
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return tuple(self.x_train.shape[1:])
+
+    def to(self, device: torch.device) -> Splits:
+        for name in ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test"):
+            setattr(self, name, getattr(self, name).to(device))
+        return self
+
+
+def _select_classes(x: np.ndarray, y: np.ndarray, classes: list[int]) -> tuple[np.ndarray, ...]:
+    keep = np.isin(y, classes)
+    remap = {c: i for i, c in enumerate(classes)}
+    return x[keep], np.array([remap[int(v)] for v in y[keep]], dtype=np.int64)
+
+
+def _split(n: int, fraction: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """A seeded random split: (indices kept, indices held out), the held-out part `fraction`."""
+    order = rng.permutation(n)
+    held = int(round(n * fraction))
+    return np.sort(order[held:]), np.sort(order[:held])
+
+
+def _at_most_per_class(y: np.ndarray, per_class: int, rng: np.random.Generator) -> np.ndarray:
+    picks = [rng.permutation(np.flatnonzero(y == c))[:per_class] for c in np.unique(y)]
+    return np.sort(np.concatenate(picks))
+
+
+def resize_images(x: torch.Tensor, size: list[int]) -> torch.Tensor:
+    if tuple(x.shape[-2:]) == tuple(size):
+        return x
+    return F.interpolate(x, size=tuple(size), mode="bilinear", antialias=True, align_corners=False)
+
+
+def prepare(cfg: DataConfig, source: Source | None = None) -> Splits:
+    """Load (or take) a source and build normalized train/val/test tensors, seeded by data.seed."""
+    src = source or load_source(cfg.name, cfg.path, cfg.seed, cfg.label_column, cfg.resize)
+    rng = np.random.default_rng(cfg.seed)
+    x, y, xt, yt = src.x, src.y, src.x_test, src.y_test
+    if cfg.classes is not None:
+        present = set(np.unique(y).tolist())
+        missing = [c for c in cfg.classes if c not in present]
+        if missing or len(set(cfg.classes)) != len(cfg.classes):
+            raise UserError(f"data.classes: {missing or cfg.classes} not among the labels "
+                            f"{sorted(present)} (or repeated)")
+        x, y = _select_classes(x, y, cfg.classes)
+        if xt is not None:
+            xt, yt = _select_classes(xt, yt, cfg.classes)
+    if xt is None:
+        keep, held = _split(len(x), cfg.test_fraction, rng)
+        x, y, xt, yt = x[keep], y[keep], x[held], y[held]
+    keep, held = _split(len(x), cfg.val_fraction, rng)
+    x, y, xv, yv = x[keep], y[keep], x[held], y[held]
+    if cfg.per_class is not None:
+        pick = _at_most_per_class(y, cfg.per_class, rng)
+        x, y = x[pick], y[pick]
+    if len(x) == 0:
+        raise UserError("data: no training examples left after the splits and data.per_class")
+    num_classes = int(max(y.max(), yv.max() if len(yv) else 0, yt.max() if len(yt) else 0)) + 1
+    tensors = [torch.from_numpy(np.ascontiguousarray(a)) for a in (x, xv, xt)]
+    if cfg.resize is not None:
+        if src.kind != "image":
+            raise UserError(f"data.resize: only images can be resized, {cfg.name} holds "
+                            f"{src.kind}s")
+        tensors = [resize_images(t, cfg.resize) for t in tensors]
+    norm = Normalizer.fit(tensors[0], src.kind)
+    x_train, x_val, x_test = (norm(t) for t in tensors)
+    return Splits(x_train, torch.from_numpy(y), x_val, torch.from_numpy(yv), x_test,
+                  torch.from_numpy(yt), src.kind, num_classes, norm)
+
+
+def load_inputs_for(path: str, input_shape: tuple[int, ...], normalizer: Normalizer,
+                    resize: list[int] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """New data for a trained run (eval --data-path): same input shape, the run's normalization.
+
+    The file's test arrays are used when it has them, else all its examples.
+    """
+    from pathlib import Path
+
+    from trainlab.data.sources import infer_format
+
+    p = Path(path).expanduser()
+    if not p.exists():
+        raise UserError(f"--data-path: not found: {p}")
+    src = load_source(infer_format(p), str(p), 0, -1, resize)
+    x, y = (src.x_test, src.y_test) if src.x_test is not None else (src.x, src.y)
+    if len(input_shape) == 2:  # a signal run takes (N, C, L); accept (N, L) and (N, 1, 1, L)
+        x = x.reshape(len(x), input_shape[0], -1) if x.size == len(x) * np.prod(input_shape) else x
+    xt = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+    if resize is not None and xt.dim() == 4:
+        xt = resize_images(xt, resize)
+    if tuple(xt.shape[1:]) != tuple(input_shape):
+        raise UserError(f"--data-path: examples have shape {tuple(xt.shape[1:])}, the run's model "
+                        f"takes {tuple(input_shape)}")
+    return normalizer(xt), torch.from_numpy(y)

@@ -1,0 +1,1 @@
+"""Optimizer landscapes: the lecture's 2-parameter surfaces, trajectories, tables and pictures."""

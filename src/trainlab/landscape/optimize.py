@@ -1,0 +1,109 @@
+"""Run one optimizer on one surface from the surface's start: the trajectory and its numbers."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from trainlab.errors import UserError
+from trainlab.landscape.surfaces import Surface
+
+OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw")
+
+# name -> (class name in trainlab.optim / torch.optim, extra constructor arguments)
+_SPECS: dict[str, tuple[str, dict]] = {
+    "sgd": ("SGD", {}),
+    "momentum": ("SGD", {"momentum": 0.9}),
+    "nesterov": ("SGD", {"momentum": 0.9, "nesterov": True}),
+    "adagrad": ("Adagrad", {}),
+    "rmsprop": ("RMSprop", {}),
+    "adam": ("Adam", {}),
+    "adamw": ("AdamW", {}),
+}
+
+DIVERGED = 1e8  # a parameter this large (or not finite) means the run blew up
+
+
+def _optim_module():
+    """trainlab.optim once it exports the classes, torch.optim until then (same API)."""
+    try:
+        from trainlab import optim as ours
+    except ImportError:
+        ours = None
+    if ours is not None and all(hasattr(ours, cls) for cls, _ in _SPECS.values()):
+        return ours
+    return torch.optim
+
+
+def make_optimizer(name: str, params: list[torch.Tensor], lr: float) -> torch.optim.Optimizer:
+    """The optimizer called `name` (see OPTIMIZERS) over `params` at learning rate `lr`."""
+    if name not in _SPECS:
+        raise UserError(f"--optimizers: each must be one of {', '.join(OPTIMIZERS)}, got {name!r}")
+    cls_name, extra = _SPECS[name]
+    return getattr(_optim_module(), cls_name)(params, lr=lr, **extra)
+
+
+@dataclass
+class Trajectory:
+    """Where an optimizer went: points[k] and losses[k] after k steps (k = 0 is the start)."""
+
+    optimizer: str
+    lr: float
+    points: torch.Tensor  # (n + 1, 2), float64
+    losses: torch.Tensor  # (n + 1,), noise-free loss at each point
+    diverged: bool
+
+    def steps_to_tol(self, surface: Surface) -> int | None:
+        """First step count at which loss - min <= tol; None if never reached."""
+        hit = torch.nonzero(self.losses - surface.min_value <= surface.tol)
+        return int(hit[0]) if len(hit) else None
+
+    def path_length(self) -> float:
+        """Total distance travelled: sum_k |p_{k+1} - p_k|."""
+        return float((self.points[1:] - self.points[:-1]).norm(dim=1).sum())
+
+    def row(self, surface: Surface) -> dict:
+        """The table row: optimizer, lr, steps_to_tol, final_loss, path_length (, diverged)."""
+        final = float(self.losses[-1])
+        return {
+            "optimizer": self.optimizer,
+            "lr": self.lr,
+            "steps_to_tol": self.steps_to_tol(surface),
+            "final_loss": final if math.isfinite(final) and not self.diverged else None,
+            "path_length": self.path_length(),
+            "diverged": self.diverged,
+        }
+
+
+def optimize(surface: Surface, name: str, lr: float, steps: int, seed: int = 0) -> Trajectory:
+    """Take `steps` steps of optimizer `name` on `surface` from its start.
+
+    On a noisy surface each gradient gets N(0, noise^2) added per component, drawn from a
+    torch.Generator seeded with `seed`, so every optimizer sees the same noise sequence.
+    """
+    param = torch.tensor(surface.start, dtype=torch.float64, requires_grad=True)
+    optimizer = make_optimizer(name, [param], lr)
+    generator = torch.Generator().manual_seed(seed)
+    points = torch.full((steps + 1, 2), math.nan, dtype=torch.float64)
+    losses = torch.full((steps + 1,), math.nan, dtype=torch.float64)
+    diverged = False
+    for k in range(steps + 1):
+        optimizer.zero_grad()
+        loss = surface(param[0], param[1])
+        points[k] = param.detach()
+        losses[k] = loss.detach()
+        if not torch.isfinite(loss) or param.detach().abs().max() > DIVERGED:
+            diverged = True
+            break
+        if k == steps:
+            break
+        loss.backward()
+        if surface.noise:
+            noise = torch.randn(2, generator=generator, dtype=torch.float64)
+            param.grad.add_(noise, alpha=surface.noise)
+        optimizer.step()
+    if diverged:
+        points, losses = points[: k + 1], losses[: k + 1]
+    return Trajectory(name, lr, points, losses, diverged)

@@ -1,0 +1,76 @@
+"""curves.png: the pictures the lecture reads a run by: loss, train vs val accuracy, lr."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+
+def smooth(values: list[float], beta: float = 0.98) -> np.ndarray:
+    """Debiased exponential moving average (as fastai plots losses)."""
+    out, avg = [], 0.0
+    for i, v in enumerate(values):
+        avg = beta * avg + (1 - beta) * v
+        out.append(avg / (1 - beta ** (i + 1)))
+    return np.asarray(out)
+
+
+def plot_curves(metrics: list[dict[str, Any]], step_losses: list[float], path: Path,
+                advice: list[dict[str, str]] = (), title: str = "") -> None:
+    """Three panels: loss per step (raw and smoothed) with val loss per epoch; train and val
+    accuracy per epoch (the gap is overfitting); the learning rate."""
+    fig, (ax_loss, ax_acc, ax_lr) = plt.subplots(1, 3, figsize=(15, 4.2))
+    epochs = [m["epoch"] for m in metrics]
+    steps_at = [m["step"] for m in metrics]
+    finite = [v for v in step_losses if v is not None and np.isfinite(v)]
+    if finite:
+        xs = np.arange(1, len(step_losses) + 1)
+        ys = np.array([v if v is not None and np.isfinite(v) else np.nan for v in step_losses])
+        ax_loss.plot(xs, ys, color="tab:blue", alpha=0.25, lw=0.8, label="train loss (step)")
+        ax_loss.plot(xs[: len(finite)], smooth(finite), color="tab:blue", lw=1.6,
+                     label="train loss (smoothed)")
+    val_loss = [m.get("val_loss") for m in metrics]
+    if any(v is not None for v in val_loss):
+        ax_loss.plot(steps_at, [np.nan if v is None else v for v in val_loss], "o-",
+                     color="tab:orange", label="val loss (epoch)")
+    ax_loss.set(xlabel="step", ylabel="cross-entropy", title="loss")
+    if finite and max(finite) / max(min(finite), 1e-8) > 50:
+        ax_loss.set_yscale("log")
+    ax_loss.legend(fontsize=8)
+
+    def series(key: str) -> list[float]:
+        return [np.nan if m.get(key) is None else 100 * m[key] for m in metrics]
+
+    ax_acc.plot(epochs, series("train_accuracy"), "o-", label="train")
+    ax_acc.plot(epochs, series("val_accuracy"), "o-", label="validation")
+    if metrics:
+        best = max(metrics, key=lambda m: m.get("val_accuracy") or -1)
+        ax_acc.axvline(best["epoch"], color="grey", ls=":", lw=1, label="best epoch")
+    ax_acc.set(xlabel="epoch", ylabel="accuracy (%)",
+               title="train vs validation (a growing gap = overfitting)")
+    ax_acc.legend(fontsize=8)
+    ax_acc.grid(alpha=0.3)
+
+    ax_lr.plot(epochs, [m.get("lr") for m in metrics], "o-", color="tab:green")
+    ax_lr.set(xlabel="epoch", ylabel="learning rate (end of epoch)", title="learning rate")
+    if any(m.get("update_ratio") for m in metrics):
+        twin = ax_lr.twinx()
+        twin.semilogy(epochs, [m.get("update_ratio") or np.nan for m in metrics], "s--",
+                      color="tab:purple", label="update/weight ratio")
+        twin.axhline(1e-3, color="tab:purple", ls=":", lw=0.8)
+        twin.set_ylabel("update / weight (target ~1e-3)", color="tab:purple")
+    if advice:
+        text = "\n".join(f"[{a['code']}] {a['message']}" for a in advice)
+        fig.text(0.01, 0.01, text, fontsize=8, va="bottom", color="darkred", wrap=True)
+        fig.subplots_adjust(bottom=0.18 + 0.04 * len(advice))
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout(rect=(0, 0.04 * (len(advice) + 1) if advice else 0, 1, 1))
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

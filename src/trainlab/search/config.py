@@ -1,0 +1,206 @@
+"""The ``search:`` section of an experiment config (validated with pydantic v2).
+
+Every check names its field (``search.trials: must be >= 1, got 0``). Checks that depend on an
+earlier field (``epochs_per_round`` needs ``rounds``) are field validators reading the earlier
+fields, so the error location is always the field at fault. `load_search_config` turns a
+pydantic error into one `UserError` line; `format_validation_error` does it for any model.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
+
+from trainlab.errors import UserError
+from trainlab.search.space import parse_distribution
+
+Strategy = Literal["grid", "random", "coarse-to-fine", "block", "tpe"]
+PrunerName = Literal["none", "median", "halving"]
+Executor = Literal["local", "ray"]
+
+
+def _distribution_string(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError(
+            f"must be a distribution string such as loguniform(1e-4, 1e-1), got {value!r}"
+        )
+    return value
+
+
+def _check_distribution(value: str) -> str:
+    parse_distribution(value)  # raises ValueError with the reason
+    return value
+
+
+DistributionString = Annotated[
+    str, BeforeValidator(_distribution_string), AfterValidator(_check_distribution)
+]
+
+
+def _at_least(minimum: int):
+    def check(value: int | None) -> int | None:
+        if value is not None and value < minimum:
+            raise ValueError(f"must be >= {minimum}, got {value}")
+        return value
+
+    return check
+
+
+def _fraction(value: float) -> float:
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"must be between 0 and 1, got {value}")
+    return value
+
+
+def _integer(value: Any) -> Any:
+    """Accept integers written like floats (YAML reads ``1e3`` as a string)."""
+    if isinstance(value, str):
+        try:
+            number = float(value)
+        except ValueError:
+            return value
+        return int(number) if number.is_integer() else value
+    return value
+
+
+AtLeast0 = Annotated[int, BeforeValidator(_integer), AfterValidator(_at_least(0))]
+AtLeast1 = Annotated[int, BeforeValidator(_integer), AfterValidator(_at_least(1))]
+AtLeast2 = Annotated[int, BeforeValidator(_integer), AfterValidator(_at_least(2))]
+Fraction = Annotated[float, AfterValidator(_fraction)]
+
+
+class SearchConfig(BaseModel):
+    """How to search: the strategy, its budget and settings, the pruner and the space.
+
+    Field order matters: validators of later fields read earlier ones.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    strategy: Strategy = "random"
+    trials: AtLeast1 = 20  # the study's total; --resume continues up to it
+    workers: AtLeast1 = 1
+    executor: Executor = "local"
+    seed: AtLeast0 = 0
+    space: dict[str, DistributionString] = {}
+
+    # early stopping of bad trials on per-epoch validation accuracy (Optuna pruners)
+    pruner: PrunerName = "none"
+    pruner_startup_trials: AtLeast0 = 5  # median: trials that finish before any pruning
+    pruner_warmup_epochs: AtLeast0 = 1  # median: epochs of a trial before it may be pruned
+    halving_min_epochs: AtLeast1 = 1  # successive halving: epochs of the first rung
+    halving_reduction_factor: AtLeast2 = 3  # successive halving: 1/factor promoted per rung
+
+    # coarse-to-fine
+    rounds: AtLeast1 = Field(default=3, validate_default=True)
+    trials_per_round: AtLeast1 | None = None  # default: trials // rounds
+    epochs_per_round: list[AtLeast1] | None = None  # default: the config's epochs every round
+    keep_top: AtLeast1 = 3  # the next box bounds the best keep_top trials of a round
+    zoom_margin: Annotated[float, AfterValidator(_at_least(0))] = 0.25  # x box width, each side
+    zoom_min_width: Fraction = 0.1  # a new box spans at least this fraction of the full range
+
+    # block-coordinate
+    blocks: list[list[str]] | None = None  # default: the learning rate, then the rest
+    trials_per_block: AtLeast1 | None = None  # default: trials // number of blocks
+
+    # grid
+    grid_points: AtLeast1 | None = None  # points per numeric dimension; default fits `trials`
+
+    # tpe
+    tpe_startup_trials: AtLeast0 = 10  # random trials before TPE models the results
+
+    # re-test the best settings: re-run the best config this many times with other seeds
+    retest: AtLeast0 = 0
+
+    @field_validator("rounds")
+    @classmethod
+    def _round_fits(cls, value: int, info: ValidationInfo) -> int:
+        trials = info.data.get("trials")
+        if info.data.get("strategy") == "coarse-to-fine" and trials is not None and trials < value:
+            raise ValueError(
+                f"coarse-to-fine runs at least one trial per round: {value} rounds need"
+                f" search.trials >= {value}, got {trials}"
+            )
+        return value
+
+    @field_validator("epochs_per_round")
+    @classmethod
+    def _one_per_round(cls, value: list[int] | None, info: ValidationInfo) -> list[int] | None:
+        rounds = info.data.get("rounds")
+        if value is not None and rounds is not None and len(value) != rounds:
+            raise ValueError(
+                f"needs one entry per round (search.rounds = {rounds}), got {len(value)}"
+            )
+        return value
+
+    @field_validator("blocks")
+    @classmethod
+    def _blocks_in_space(
+        cls, value: list[list[str]] | None, info: ValidationInfo
+    ) -> list[list[str]] | None:
+        if value is None:
+            return value
+        space = info.data.get("space")
+        seen: set[str] = set()
+        for block in value:
+            if not block:
+                raise ValueError("a block is empty; list one or more dotted paths per block")
+            for path in block:
+                if space is not None and path not in space:
+                    raise ValueError(f"{path} is not in search.space")
+                if path in seen:
+                    raise ValueError(f"{path} is in two blocks")
+                seen.add(path)
+        return value
+
+    def round_size(self) -> int:
+        """Coarse-to-fine: trials per round (default: trials // rounds, at least 1)."""
+        return self.trials_per_round or max(1, self.trials // self.rounds)
+
+    def resolved_blocks(self, paths: list[str]) -> list[list[str]]:
+        """Block-coordinate groups, in order, covering every path of the space.
+
+        Default: the learning rate first (``*.lr`` paths), then everything else. Paths the user
+        left out of `blocks` form one last block, so every dimension gets tuned.
+        """
+        if self.blocks is None:
+            lr = [p for p in paths if p == "lr" or p.endswith(".lr")]
+            rest = [p for p in paths if p not in lr]
+            groups = [lr, rest] if lr else [rest]
+        else:
+            listed = {p for block in self.blocks for p in block}
+            groups = [list(b) for b in self.blocks] + [[p for p in paths if p not in listed]]
+        return [g for g in groups if g]
+
+    def block_size(self, n_blocks: int) -> int:
+        """Block-coordinate: trials per block (default: trials // number of blocks, at least 1)."""
+        return self.trials_per_block or max(1, self.trials // n_blocks)
+
+
+def format_validation_error(exc: ValidationError, prefix: str = "") -> str:
+    """One line naming the first failing field, e.g. ``search.trials: must be >= 1, got 0``."""
+    error = exc.errors()[0]
+    loc = ".".join(str(part) for part in error["loc"])
+    field = ".".join(p for p in (prefix, loc) if p)
+    message = error["msg"].removeprefix("Value error, ")
+    if error["type"] == "extra_forbidden":
+        message = "unknown key"
+    return f"{field}: {message}" if field else message
+
+
+def load_search_config(data: dict[str, Any] | None) -> SearchConfig:
+    """Validate a ``search:`` section (None or {} gives the defaults); raise one-line UserError."""
+    try:
+        return SearchConfig.model_validate(data or {})
+    except ValidationError as exc:
+        raise UserError(format_validation_error(exc, "search")) from None

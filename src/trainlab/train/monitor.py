@@ -1,0 +1,530 @@
+"""Babysitting the learning process: a divergence guard and rules that turn curves into advice.
+
+The lecture's checks (CS231n lecture 7, "monitoring"): a loss that explodes means the learning rate
+is too high, a flat loss means it is too low (or a bug), the loss at init should be log(C) for a
+C-class softmax classifier, a growing train/val gap means overfitting, no gap with a low train
+accuracy means underfitting, the update/weight ratio should be about 1e-3, and a loss plateau is
+where learning-rate decay helps.
+
+Every threshold below was fixed from measured runs (MLPs on sklearn digits and on spirals, Adam
+and SGD, good and bad settings); healthy runs (Adam lr 1e-3, SGD momentum lr 0.05 on digits for 15
+epochs) get no advice. Each rule is a small function; `advise` runs them in order.
+"""
+
+from __future__ import annotations
+
+import math
+import textwrap
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from trainlab.errors import UserError
+
+ADVICE_CODES = (
+    "lr_too_high",
+    "lr_too_low",
+    "bad_init",
+    "overfitting",
+    "underfitting",
+    "update_ratio",
+    "try_decay",
+)
+
+# --- divergence -------------------------------------------------------------------------------
+# A run diverges when the loss is NaN/inf, or its short moving average exceeds this many times the
+# initial loss (dimensionless ratio of losses). 3x follows the issue; lr=10 with SGD on digits
+# crosses it at step 3, the healthiest bad run we measured (Adam lr 0.05) peaks at 0.9x.
+DIVERGE_FACTOR = 3.0
+# The guard compares a debiased moving average of the per-step loss with memory ~1/(1-beta)
+# = 10 steps, so one unlucky minibatch (Adam lr 0.05 on digits has single-step spikes to 4.4x the
+# initial loss) does not stop a run, while a real explosion (geometric growth) is caught within
+# two or three steps of crossing the line.
+GUARD_BETA = 0.9
+
+# --- lr_too_low -------------------------------------------------------------------------------
+# "The loss hardly moves in the first epochs": the relative drop of the loss over the first
+# LOW_LR_EPOCHS epochs (fraction of the initial loss). Measured on digits over 3 epochs: SGD lr
+# 1e-7 0%, 1e-4 0.3%, 1e-3 3%; healthy runs 75-95%; a linear model on spirals 10-25%.
+LOW_LR_EPOCHS = 3
+LOW_LR_MIN_DROP = 0.05
+# Loss averages over this many steps at both ends of that window (steps), against minibatch noise.
+LOW_LR_AVG_STEPS = 5
+# A model that is already this accurate in epoch 1 (fraction) has nothing left to learn quickly.
+LOW_LR_DONE_ACCURACY = 0.99
+
+# --- bad_init ---------------------------------------------------------------------------------
+# The first step's loss over log(C) (dimensionless). Default PyTorch inits with standardized inputs
+# measured 1.00-1.07 (linear, MLPs, deep MLP, CNN+BN); raw 0..16 pixels 1.3-3.3; weights x10: 13.
+# Only too-high losses are flagged: a lower one at step 0 is a pretrained model, not a bad init.
+BAD_INIT_RATIO = 1.5
+
+# --- overfitting / underfitting ---------------------------------------------------------------
+# Train minus validation accuracy (fraction) at the end of the run that counts as a real gap, and
+# how much it must have grown since its smallest value (fraction). Healthy digits runs end at
+# 0.02-0.03; a 512x512 MLP on 50 digits ends at 0.2-0.3.
+OVERFIT_GAP = 0.10
+OVERFIT_GROWTH = 0.05
+# Train accuracy (fraction) under which a finished run is "low" when there is no gap (|gap| below
+# UNDERFIT_MAX_GAP), and the most it may still have improved over the last third of the epochs
+# (fraction) to count as "stays low" rather than "still learning". A linear model on 3 spirals
+# stays at ~0.5; healthy runs pass 0.95 by epoch 5.
+UNDERFIT_ACCURACY = 0.90
+UNDERFIT_MAX_GAP = 0.05
+UNDERFIT_MAX_GAIN = 0.03
+MIN_EPOCHS_FOR_TRENDS = 3  # epochs: fewer than this is too short to call a trend
+
+# --- update_ratio -----------------------------------------------------------------------------
+# The lecture's update/weight ratio ||lr * update|| / ||weights|| of about 1e-3, and how far off
+# (a factor, either way) the run's median over epochs may be. Healthy runs: medians 1.0e-3 to
+# 1.5e-3 (per-epoch values 4e-4 to 3e-2); SGD lr 1e-4: 3e-5; Adam lr 0.1: 3e-2.
+UPDATE_RATIO_TARGET = 1e-3
+UPDATE_RATIO_FAR = 10.0
+
+# --- try_decay --------------------------------------------------------------------------------
+# A plateau: over the last PLATEAU_EPOCHS epochs (at least), the epoch train loss improved by less
+# than PLATEAU_MAX_IMPROVEMENT (fraction of the loss before them). Healthy runs still improve
+# 8-12% per epoch at epoch 15. Runs that already fit the training set (train accuracy at least
+# CONVERGED_ACCURACY, fraction) have nothing for decay to win.
+PLATEAU_EPOCHS = 3
+PLATEAU_MAX_IMPROVEMENT = 0.05
+CONVERGED_ACCURACY = 0.99
+# An lr drop between epochs by at least this factor counts as a step decay (dimensionless: 0.5
+# catches x0.1 and x0.5 steps, not one epoch of a smooth cosine or exponential schedule).
+DECAY_LR_FACTOR = 0.5
+# A "sudden drop" after a decay: the epoch train loss falls by at least this fraction.
+SUDDEN_DROP = 0.2
+
+
+@dataclass
+class Advice:
+    """One piece of advice: a stable `code` (see ADVICE_CODES) and a sentence for people."""
+
+    code: str
+    message: str
+    epoch: int | None = None
+
+    def as_dict(self) -> dict[str, str]:
+        """The `{code, message}` object of the result JSON's `advice` list."""
+        return {"code": self.code, "message": self.message}
+
+
+def smooth(losses: Sequence[float], beta: float = 0.98) -> list[float]:
+    """Debiased exponential moving average of a loss curve (as fastai plots it).
+
+    avg_t = beta * avg_{t-1} + (1 - beta) * loss_t;  smoothed_t = avg_t / (1 - beta^n_t),
+    with n_t the number of finite losses so far. Non-finite losses give NaN and are skipped.
+    """
+    if not 0.0 <= beta < 1.0:
+        raise UserError(f"smooth beta: must be in [0, 1), got {beta}")
+    out: list[float] = []
+    avg, n = 0.0, 0
+    for loss in losses:
+        value = float(loss)
+        if not math.isfinite(value):
+            out.append(math.nan)
+            continue
+        n += 1
+        avg = beta * avg + (1.0 - beta) * value
+        out.append(avg / (1.0 - beta**n))
+    return out
+
+
+@dataclass
+class DivergenceGuard:
+    """Per-step divergence check: call `update(loss)` after every optimizer step.
+
+    It fires (returns True, and keeps returning True) when the loss is NaN/inf, or when the
+    debiased moving average of the loss (beta=GUARD_BETA) exceeds `factor` x `initial_loss`.
+    `initial_loss` is the mean of the finite losses of the first max(1, warmup_steps) steps (with
+    warmup_steps=0: the very first loss, measured before any update). While those steps are still
+    coming in, the mean so far is the reference. `diverged_at` is the 1-based step number.
+    """
+
+    factor: float = DIVERGE_FACTOR
+    warmup_steps: int = 0
+    initial_loss: float | None = field(default=None, init=False)
+    diverged_at: int | None = field(default=None, init=False)
+    steps: int = field(default=0, init=False)
+    _initial_sum: float = field(default=0.0, init=False, repr=False)
+    _initial_count: int = field(default=0, init=False, repr=False)
+    _avg: float = field(default=0.0, init=False, repr=False)
+    _avg_count: int = field(default=0, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.factor) and self.factor > 1.0):
+            raise UserError(f"diverge_factor: must be a finite number > 1, got {self.factor}")
+        if isinstance(self.warmup_steps, bool) or not isinstance(self.warmup_steps, int) or (
+            self.warmup_steps < 0
+        ):
+            raise UserError(f"warmup_steps: must be an integer >= 0, got {self.warmup_steps!r}")
+
+    @property
+    def diverged(self) -> bool:
+        return self.diverged_at is not None
+
+    def update(self, loss: float) -> bool:
+        """Record one step's training loss; True when the run has diverged."""
+        self.steps += 1
+        if self.diverged_at is not None:
+            return True
+        value = float(loss)
+        if not math.isfinite(value):
+            self.diverged_at = self.steps
+            return True
+        if self._initial_count < max(1, self.warmup_steps):
+            self._initial_sum += value
+            self._initial_count += 1
+            self.initial_loss = self._initial_sum / self._initial_count
+        self._avg_count += 1
+        self._avg = GUARD_BETA * self._avg + (1.0 - GUARD_BETA) * value
+        smoothed = self._avg / (1.0 - GUARD_BETA**self._avg_count)
+        # A zero or negative initial loss gives no scale to compare against.
+        if self.initial_loss is not None and self.initial_loss > 0.0:
+            if smoothed > self.factor * self.initial_loss:
+                self.diverged_at = self.steps
+                return True
+        return False
+
+
+# --- helpers over the trainer's records ---------------------------------------------------------
+
+
+def _number(record: dict[str, Any], key: str) -> float | None:
+    value = record.get(key)
+    if value is None or isinstance(value, bool):
+        return None
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def _series(epochs: Sequence[dict[str, Any]], key: str) -> list[float] | None:
+    """The finite values of `key` over all epochs, or None when any epoch lacks one."""
+    values = [_number(record, key) for record in epochs]
+    if not values or any(v is None for v in values):
+        return None
+    return [float(v) for v in values]  # type: ignore[arg-type]
+
+
+def _epoch_of_step(epochs: Sequence[dict[str, Any]], step: int) -> int | None:
+    """The 1-based epoch whose steps include the 1-based `step` (records carry cumulative steps)."""
+    for record in epochs:
+        last = record.get("step")
+        if last is not None and step <= int(last):
+            return int(record["epoch"])
+    return None
+
+
+def _steps_until_epoch(epochs: Sequence[dict[str, Any]], epoch: int, total: int) -> int:
+    """Number of steps taken by the end of `epoch` (all steps when the records do not say)."""
+    for record in epochs:
+        if int(record.get("epoch", 0)) == epoch and record.get("step") is not None:
+            return min(int(record["step"]), total)
+    return total
+
+
+def _mean(values: Sequence[float]) -> float:
+    return sum(values) / len(values)
+
+
+# --- the rules ---------------------------------------------------------------------------------
+
+
+def rule_lr_too_high(
+    epochs: Sequence[dict[str, Any]], step_losses: Sequence[float], *, diverged: bool
+) -> Advice | None:
+    """The loss went NaN/inf or above DIVERGE_FACTOR x its initial value: lower the lr."""
+    guard = DivergenceGuard()
+    for loss in step_losses:
+        if guard.update(loss):
+            break
+    train_losses = [record.get("train_loss") for record in epochs]
+    nonfinite_epoch = next(
+        (
+            int(record["epoch"])
+            for record, loss in zip(epochs, train_losses)
+            if loss is not None and not math.isfinite(float(loss))
+        ),
+        None,
+    )
+    if not (diverged or guard.diverged or nonfinite_epoch is not None):
+        return None
+    where = ""
+    epoch = nonfinite_epoch
+    if guard.diverged_at is not None:
+        epoch = _epoch_of_step(epochs, guard.diverged_at) or epoch
+        where = f" at step {guard.diverged_at}" + (f" (epoch {epoch})" if epoch else "")
+    elif epoch is not None:
+        where = f" in epoch {epoch}"
+    return Advice(
+        "lr_too_high",
+        f"learning rate too high: the loss diverged{where} (NaN/inf or above "
+        f"{DIVERGE_FACTOR:g}x its initial value); lower the learning rate 3-10x, or run "
+        "`trainlab lr-find`",
+        epoch,
+    )
+
+
+def rule_lr_too_low(
+    epochs: Sequence[dict[str, Any]], step_losses: Sequence[float]
+) -> Advice | None:
+    """The loss hardly moved over the first LOW_LR_EPOCHS epochs: raise the lr (or find the bug)."""
+    losses = [float(v) for v in step_losses]
+    if not losses or not all(math.isfinite(v) for v in losses):
+        return None
+    first_accuracy = _number(epochs[0], "train_accuracy") if epochs else None
+    if first_accuracy is not None and first_accuracy >= LOW_LR_DONE_ACCURACY:
+        return None
+    n_epochs = min(LOW_LR_EPOCHS, len(epochs)) if epochs else 0
+    window = _steps_until_epoch(epochs, n_epochs, len(losses)) if n_epochs else len(losses)
+    if window < 2 * LOW_LR_AVG_STEPS:
+        return None
+    start = _mean(losses[:LOW_LR_AVG_STEPS])
+    end = _mean(losses[window - LOW_LR_AVG_STEPS : window])
+    if start <= 0.0:
+        return None
+    drop = (start - end) / start
+    if drop >= LOW_LR_MIN_DROP:
+        return None
+    span = f"first {n_epochs} epoch{'s' if n_epochs != 1 else ''}" if n_epochs else "run"
+    return Advice(
+        "lr_too_low",
+        f"learning rate too low (or a bug): the loss moved {100 * drop:.1f}% in the {span} "
+        f"({start:.4g} -> {end:.4g}); raise the learning rate ~10x, and if it still does not "
+        "move check the labels, the loss and that gradients reach the weights",
+        n_epochs or None,
+    )
+
+
+def rule_bad_init(step_losses: Sequence[float], *, num_classes: int) -> Advice | None:
+    """The loss at step 0 is far above log(C), the loss of a C-class softmax at a good init."""
+    if num_classes < 2 or not step_losses:
+        return None
+    initial = float(step_losses[0])
+    expected = math.log(num_classes)
+    if not math.isfinite(initial) or initial <= BAD_INIT_RATIO * expected:
+        return None
+    return Advice(
+        "bad_init",
+        f"check the initialization/scaling: the initial loss {initial:.3g} is "
+        f"{initial / expected:.1f}x log({num_classes}) = {expected:.3g}, the loss of a softmax "
+        "classifier with small random weights; standardize the inputs and use a scaled init "
+        "(e.g. Kaiming/Xavier) so the first logits are small",
+        1,
+    )
+
+
+def rule_overfitting(epochs: Sequence[dict[str, Any]]) -> Advice | None:
+    """Train accuracy pulls away from validation accuracy: regularize or get more data."""
+    train = _series(epochs, "train_accuracy")
+    val = _series(epochs, "val_accuracy")
+    if train is None or val is None or len(epochs) < 2:
+        return None
+    gaps = [t - v for t, v in zip(train, val)]
+    final_gap = gaps[-1]
+    if final_gap < OVERFIT_GAP or final_gap - min(gaps) < OVERFIT_GROWTH:
+        return None
+    since = next(int(epochs[i]["epoch"]) for i, g in enumerate(gaps) if g >= OVERFIT_GAP)
+    return Advice(
+        "overfitting",
+        f"overfitting: more regularization or data: train accuracy {train[-1]:.3f} vs validation "
+        f"{val[-1]:.3f} (gap {final_gap:.2f}, above {OVERFIT_GAP:g} since epoch {since}); add "
+        "weight decay, dropout or augmentation, get more data, or keep the best epoch "
+        "(early stopping)",
+        since,
+    )
+
+
+def rule_underfitting(epochs: Sequence[dict[str, Any]]) -> Advice | None:
+    """Train accuracy stays low and validation is as good: the model cannot fit the data."""
+    train = _series(epochs, "train_accuracy")
+    val = _series(epochs, "val_accuracy")
+    if train is None or val is None or len(epochs) < MIN_EPOCHS_FOR_TRENDS:
+        return None
+    last_third = max(1, len(train) // 3)
+    gain = train[-1] - train[-1 - last_third]
+    if (
+        train[-1] >= UNDERFIT_ACCURACY
+        or abs(train[-1] - val[-1]) > UNDERFIT_MAX_GAP
+        or gain > UNDERFIT_MAX_GAIN
+    ):
+        return None
+    return Advice(
+        "underfitting",
+        f"underfitting: a bigger model or a higher learning rate: train accuracy stays at "
+        f"{train[-1]:.3f} (+{max(gain, 0.0):.3f} over the last {last_third} epochs) with no "
+        f"train/validation gap (validation {val[-1]:.3f})",
+        int(epochs[-1]["epoch"]),
+    )
+
+
+def rule_update_ratio(
+    epochs: Sequence[dict[str, Any]], update_ratios: Sequence[float | None] | None = None
+) -> Advice | None:
+    """The median update/weight ratio over epochs is more than UPDATE_RATIO_FAR x off 1e-3."""
+    if update_ratios is None:
+        update_ratios = [record.get("update_ratio") for record in epochs]
+    values = sorted(
+        float(v)
+        for v in update_ratios
+        if v is not None and math.isfinite(float(v)) and float(v) >= 0.0
+    )
+    if not values:
+        return None
+    mid = len(values) // 2
+    median = values[mid] if len(values) % 2 else 0.5 * (values[mid - 1] + values[mid])
+    if UPDATE_RATIO_TARGET / UPDATE_RATIO_FAR <= median <= UPDATE_RATIO_TARGET * UPDATE_RATIO_FAR:
+        return None
+    if median > UPDATE_RATIO_TARGET:
+        factor = median / UPDATE_RATIO_TARGET
+        direction = f"far above ~{UPDATE_RATIO_TARGET:g}: lower the learning rate (about {factor:.0f}x)"
+    else:
+        factor = UPDATE_RATIO_TARGET / max(median, 1e-30)
+        direction = (
+            f"far below ~{UPDATE_RATIO_TARGET:g}: raise the learning rate (about "
+            f"{min(factor, 1e6):.0f}x)"
+        )
+    return Advice(
+        "update_ratio",
+        f"update/weight ratio {median:.1e} (median over epochs) is {direction}",
+        None,
+    )
+
+
+def _decay_epochs(
+    epochs: Sequence[dict[str, Any]], milestones: Sequence[float]
+) -> list[int]:
+    """Epochs that start with a step-decayed lr: from the records' lr, else from `milestones`."""
+    lrs = _series(epochs, "lr")
+    if lrs is not None:
+        return [
+            int(epochs[i]["epoch"])
+            for i in range(1, len(lrs))
+            if lrs[i] <= DECAY_LR_FACTOR * lrs[i - 1]
+        ]
+    return sorted({int(round(m)) for m in milestones if m > 0})
+
+
+def _improvement(losses: Sequence[float], start: int, end: int) -> float:
+    """Relative improvement of the best loss in losses[start+1:end+1] over losses[start]."""
+    before = losses[start]
+    if before <= 0.0:
+        return 0.0
+    return (before - min(losses[start + 1 : end + 1])) / before
+
+
+def _plateau_start(losses: Sequence[float], end: int) -> int | None:
+    """Index of the first epoch of the plateau that ends at index `end`, or None if none."""
+    start = end - PLATEAU_EPOCHS
+    if start < 0 or _improvement(losses, start, end) >= PLATEAU_MAX_IMPROVEMENT:
+        return None
+    while start > 0 and _improvement(losses, start - 1, end) < PLATEAU_MAX_IMPROVEMENT:
+        start -= 1
+    return start
+
+
+def rule_try_decay(
+    epochs: Sequence[dict[str, Any]], *, schedule: str, milestones: Sequence[float]
+) -> Advice | None:
+    """A loss plateau without decay, or one that only a late step decay broke: decay (earlier)."""
+    losses = _series(epochs, "train_loss")
+    if losses is None or len(losses) <= PLATEAU_EPOCHS:
+        return None
+    accuracy = _series(epochs, "train_accuracy")
+    decays = _decay_epochs(epochs, milestones) if schedule != "constant" else []
+    index = {int(record["epoch"]): i for i, record in enumerate(epochs)}
+    for decay in decays:
+        i = index.get(decay)
+        if i is None or i < 1:
+            continue
+        start = _plateau_start(losses, i - 1)
+        drop = (losses[i - 1] - losses[i]) / losses[i - 1] if losses[i - 1] > 0 else 0.0
+        if start is not None and drop >= SUDDEN_DROP:
+            plateau_epoch = int(epochs[start]["epoch"])
+            return Advice(
+                "try_decay",
+                f"the loss plateaued from epoch {plateau_epoch} until the learning-rate decay at "
+                f"epoch {decay}, then dropped {100 * drop:.0f}%: decay earlier (step decay "
+                f"around epoch {plateau_epoch + 1}) or use cosine decay",
+                plateau_epoch,
+            )
+    if schedule != "constant" or decays:
+        return None
+    if accuracy is not None and accuracy[-1] >= CONVERGED_ACCURACY:
+        return None
+    start = _plateau_start(losses, len(losses) - 1)
+    if start is None:
+        return None
+    plateau_epoch = int(epochs[start]["epoch"])
+    return Advice(
+        "try_decay",
+        f"the loss plateaued at {losses[-1]:.3g} from epoch {plateau_epoch} with a constant "
+        f"learning rate: try step decay (x0.1 around epoch {plateau_epoch + 1}) or cosine decay",
+        plateau_epoch,
+    )
+
+
+def advise(
+    epochs: list[dict[str, Any]],
+    step_losses: list[float],
+    *,
+    num_classes: int,
+    schedule: str = "constant",
+    milestones: Sequence[float] = (),
+    diverged: bool = False,
+    update_ratios: list[float | None] | None = None,
+) -> list[Advice]:
+    """All advice for one run, from its per-epoch records and per-step training losses.
+
+    `epochs`: the trainer's records (epoch, step, train_loss, train_accuracy, val_loss,
+    val_accuracy, lr, seconds, optional update_ratio); `update_ratios`, when given, replaces the
+    records' update_ratio (one per epoch). `milestones` (epochs) are used only when the records
+    carry no lr. A diverged run gets only lr_too_high and bad_init (its later curves mean nothing);
+    underfitting is left out when lr_too_low already explains the flat curves.
+    """
+    if num_classes < 1:
+        raise UserError(f"num_classes: must be an integer >= 1, got {num_classes}")
+    records = list(epochs)
+    high = rule_lr_too_high(records, step_losses, diverged=diverged)
+    if high is not None:
+        return [a for a in (high, rule_bad_init(step_losses, num_classes=num_classes)) if a]
+    rules: list[Callable[[], Advice | None]] = [
+        lambda: rule_lr_too_low(records, step_losses),
+        lambda: rule_bad_init(step_losses, num_classes=num_classes),
+        lambda: rule_overfitting(records),
+        lambda: rule_underfitting(records),
+        lambda: rule_update_ratio(records, update_ratios),
+        lambda: rule_try_decay(records, schedule=schedule, milestones=milestones),
+    ]
+    advice = [a for a in (rule() for rule in rules) if a is not None]
+    if any(a.code == "lr_too_low" for a in advice):
+        advice = [a for a in advice if a.code != "underfitting"]
+    return advice
+
+
+def annotate_advice(ax: Any, advice: Sequence[Advice], *, mark_epochs: bool = True) -> Any:
+    """Write the advice into a matplotlib Axes (a box of text), marking its epochs if x is epochs.
+
+    Returns the text artist, or None when there is no advice.
+    """
+    if not advice:
+        return None
+    if mark_epochs:
+        for item in advice:
+            if item.epoch is not None:
+                ax.axvline(item.epoch, color="tab:red", linestyle=":", linewidth=1, alpha=0.6)
+    lines = [
+        textwrap.fill(f"{item.code}: {item.message}", width=90, subsequent_indent="    ")
+        for item in advice
+    ]
+    return ax.text(
+        0.01,
+        0.99,
+        "\n".join(lines),
+        transform=ax.transAxes,
+        va="top",
+        ha="left",
+        fontsize=6,
+        family="monospace",
+        bbox={"boxstyle": "round", "facecolor": "lightyellow", "alpha": 0.85},
+    )

@@ -1,0 +1,358 @@
+"""The monitor: each advice rule fires on a tiny model trained into its situation, and a healthy
+run gets none; the divergence guard; lr-find on digits."""
+
+from __future__ import annotations
+
+import functools
+import math
+import time
+from collections.abc import Callable, Iterable
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from trainlab.errors import UserError
+from trainlab.train.lr_find import LRFindResult, lr_range_test, plot_lr_find
+from trainlab.train.monitor import (
+    ADVICE_CODES,
+    Advice,
+    DivergenceGuard,
+    advise,
+    annotate_advice,
+    smooth,
+)
+
+torch.set_num_threads(1)
+
+Data = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
+MakeOptimizer = Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer]
+
+
+# --- data and models (no global RNGs) --------------------------------------------------------
+
+
+@functools.cache
+def digits(n_train: int | None = None) -> Data:
+    """sklearn's 8x8 digits: 1200 train / 597 validation, standardized with train statistics."""
+    from sklearn.datasets import load_digits
+
+    x, y = load_digits(return_X_y=True)
+    order = np.random.default_rng(0).permutation(len(x))
+    x, y = x[order].astype(np.float32), y[order]
+    x_train, y_train, x_val, y_val = x[:1200], y[:1200], x[1200:], y[1200:]
+    if n_train is not None:
+        x_train, y_train = x_train[:n_train], y_train[:n_train]
+    mean, std = x_train.mean(0), x_train.std()  # one scale: some pixels are constant
+
+    def prep(a: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy((a - mean) / std)
+
+    return prep(x_train), torch.from_numpy(y_train), prep(x_val), torch.from_numpy(y_val)
+
+
+@functools.cache
+def spirals(n: int = 600, classes: int = 3) -> Data:
+    """Interleaved 2-D spirals (a non-linear task), 70/30 split."""
+    rng = np.random.default_rng(0)
+    per = n // classes
+    xs, ys = [], []
+    for c in range(classes):
+        radius = np.linspace(0.05, 1.0, per)
+        theta = np.linspace(4.0 * c, 4.0 * (c + 1), per) + rng.normal(0.0, 0.2, per)
+        xs.append(np.c_[radius * np.sin(theta), radius * np.cos(theta)])
+        ys.append(np.full(per, c))
+    x = np.concatenate(xs).astype(np.float32)
+    y = np.concatenate(ys)
+    order = rng.permutation(len(x))
+    x, y = torch.from_numpy(x[order]), torch.from_numpy(y[order])
+    k = int(0.7 * len(x))
+    return x[:k], y[:k], x[k:], y[k:]
+
+
+def mlp(sizes: list[int], seed: int = 0, scale: float = 1.0) -> nn.Sequential:
+    """ReLU MLP with PyTorch's default Linear init (U(+-1/sqrt(fan_in))), drawn from `seed`."""
+    gen = torch.Generator().manual_seed(seed)
+    layers: list[nn.Module] = []
+    for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
+        layer = nn.Linear(fan_in, fan_out)
+        bound = scale / math.sqrt(fan_in)
+        with torch.no_grad():
+            layer.weight.uniform_(-bound, bound, generator=gen)
+            layer.bias.uniform_(-bound, bound, generator=gen)
+        layers += [layer, nn.ReLU()]
+    return nn.Sequential(*layers[:-1])
+
+
+# --- a tiny trainer that produces the same records as trainlab's ------------------------------
+
+
+def train(
+    model: nn.Module,
+    data: Data,
+    make_optimizer: MakeOptimizer,
+    *,
+    epochs: int,
+    batch_size: int = 32,
+    seed: int = 0,
+    lr_at_epoch: Callable[[int], float] | None = None,
+    guard: DivergenceGuard | None = None,
+) -> tuple[list[dict], list[float], str]:
+    """Minibatch training; returns (epoch records, per-step losses, stopped_reason).
+
+    Records carry the trainer's keys, with update_ratio = mean over the epoch's steps of the
+    median over weight matrices of ||w_new - w_old|| / ||w_old||. `lr_at_epoch(e)` (1-based)
+    overrides the lr of every group at the start of epoch e (a schedule).
+    """
+    x_train, y_train, x_val, y_val = data
+    optimizer = make_optimizer(model.parameters())
+    weights = [p for p in model.parameters() if p.ndim >= 2]
+    gen = torch.Generator().manual_seed(seed)
+    records: list[dict] = []
+    step_losses: list[float] = []
+    step = 0
+    for epoch in range(1, epochs + 1):
+        start = time.perf_counter()
+        if lr_at_epoch is not None:
+            for group in optimizer.param_groups:
+                group["lr"] = lr_at_epoch(epoch)
+        model.train()
+        order = torch.randperm(len(x_train), generator=gen)
+        total, correct, seen, ratios = 0.0, 0, 0, []
+        for i in range(0, len(order), batch_size):
+            index = order[i : i + batch_size]
+            xb, yb = x_train[index], y_train[index]
+            logits = model(xb)
+            loss = F.cross_entropy(logits, yb)
+            optimizer.zero_grad()
+            loss.backward()
+            before = [w.detach().clone() for w in weights]
+            optimizer.step()
+            step += 1
+            with torch.no_grad():
+                ratio = torch.stack(
+                    [(w - b).norm() / b.norm().clamp_min(1e-12) for w, b in zip(weights, before)]
+                )
+                ratios.append(ratio.median().item())
+            value = loss.item()
+            step_losses.append(value)
+            total += value * len(yb)
+            correct += int((logits.argmax(1) == yb).sum())
+            seen += len(yb)
+            if guard is not None and guard.update(value):
+                break
+        model.eval()
+        with torch.no_grad():
+            val_logits = model(x_val)
+            val_loss = F.cross_entropy(val_logits, y_val).item()
+            val_accuracy = (val_logits.argmax(1) == y_val).float().mean().item()
+        records.append(
+            {
+                "epoch": epoch,
+                "step": step,
+                "train_loss": total / seen,
+                "train_accuracy": correct / seen,
+                "val_loss": val_loss,
+                "val_accuracy": val_accuracy,
+                "lr": optimizer.param_groups[0]["lr"],
+                "seconds": time.perf_counter() - start,
+                "update_ratio": float(np.mean(ratios)),
+            }
+        )
+        if guard is not None and guard.diverged:
+            return records, step_losses, "diverged"
+    return records, step_losses, "completed"
+
+
+def adam(lr: float) -> MakeOptimizer:
+    return lambda params: torch.optim.Adam(params, lr=lr)
+
+
+def sgd(lr: float, momentum: float = 0.0) -> MakeOptimizer:
+    return lambda params: torch.optim.SGD(params, lr=lr, momentum=momentum)
+
+
+def codes(advice: list[Advice]) -> set[str]:
+    assert all(a.code in ADVICE_CODES and a.message for a in advice)
+    return {a.code for a in advice}
+
+
+# --- the divergence guard and smoothing ---------------------------------------------------------
+
+
+def test_guard_fires_on_nan_and_on_growth_but_not_on_one_spike():
+    guard = DivergenceGuard()
+    assert not guard.update(2.3) and guard.initial_loss == pytest.approx(2.3)
+    assert not guard.update(1.0)
+    assert guard.update(float("nan")) and guard.diverged_at == 3
+    assert guard.update(0.5), "stays diverged"
+
+    spiky = DivergenceGuard(factor=3.0)
+    assert not any(spiky.update(v) for v in [2.0] + [0.5] * 20 + [9.0] + [0.5] * 5)
+
+    growing = DivergenceGuard(factor=3.0)
+    fired = [growing.update(2.0 * 1.5**k) for k in range(20)]
+    assert fired.index(True) < 10 and growing.diverged_at == fired.index(True) + 1
+
+
+def test_guard_warmup_averages_the_initial_loss():
+    guard = DivergenceGuard(factor=3.0, warmup_steps=4)
+    for value in (1.0, 3.0, 2.0, 2.0):
+        assert not guard.update(value)
+    assert guard.initial_loss == pytest.approx(2.0)
+    guard.update(2.0)
+    assert guard.initial_loss == pytest.approx(2.0)
+    with pytest.raises(UserError, match="diverge_factor"):
+        DivergenceGuard(factor=0.5)
+    with pytest.raises(UserError, match="warmup_steps"):
+        DivergenceGuard(warmup_steps=-1)
+
+
+def test_smooth_is_a_debiased_moving_average():
+    assert smooth([2.0, 2.0, 2.0]) == pytest.approx([2.0, 2.0, 2.0])
+    out = smooth([1.0, 3.0], beta=0.5)
+    assert out == pytest.approx([1.0, (0.25 * 1.0 + 0.5 * 3.0) / 0.75])
+    with_nan = smooth([1.0, float("inf"), 1.0])
+    assert math.isnan(with_nan[1]) and with_nan[2] == pytest.approx(1.0)
+
+
+# --- each rule, trained into its situation --------------------------------------------------
+
+
+def test_lr_10_with_sgd_diverges_and_advises_a_lower_lr():
+    guard = DivergenceGuard()
+    records, losses, reason = train(mlp([64, 128, 10]), digits(), sgd(10.0), epochs=3, guard=guard)
+    assert reason == "diverged" and guard.diverged_at is not None and guard.diverged_at <= 10
+    assert len(records) == 1, "the run stops at once"
+    advice = advise(records, losses, num_classes=10, diverged=True)
+    assert codes(advice) == {"lr_too_high"}
+    assert "too high" in advice[0].message and advice[0].epoch == 1
+
+
+def test_lr_1e_7_stalls_and_advises_a_higher_lr():
+    records, losses, _ = train(mlp([64, 128, 10]), digits(), sgd(1e-7), epochs=4)
+    found = codes(advise(records, losses, num_classes=10))
+    assert "lr_too_low" in found and "update_ratio" in found
+    assert "underfitting" not in found, "a flat loss is the lr, not the model size"
+
+
+def test_weights_scaled_x10_at_init_is_a_bad_init():
+    records, losses, _ = train(mlp([64, 128, 10], scale=10.0), digits(), adam(1e-3), epochs=4)
+    advice = advise(records, losses, num_classes=10)
+    assert "bad_init" in codes(advice)
+    assert "initialization" in next(a.message for a in advice if a.code == "bad_init")
+
+
+def test_big_mlp_on_50_examples_overfits():
+    records, losses, _ = train(
+        mlp([64, 512, 512, 10]), digits(n_train=50), adam(1e-3), epochs=25, batch_size=10
+    )
+    found = codes(advise(records, losses, num_classes=10))
+    assert "overfitting" in found and "underfitting" not in found
+
+
+def test_linear_model_on_spirals_underfits():
+    records, losses, _ = train(mlp([2, 3]), spirals(), adam(0.05), epochs=15)
+    found = codes(advise(records, losses, num_classes=3))
+    assert "underfitting" in found and "overfitting" not in found
+    # the same data with a hidden layer fits: no underfitting
+    records, losses, _ = train(mlp([2, 64, 64, 3]), spirals(), adam(0.01), epochs=15)
+    assert "underfitting" not in codes(advise(records, losses, num_classes=3))
+
+
+def test_update_ratio_far_from_1e_3_both_ways():
+    records, losses, _ = train(mlp([64, 128, 10]), digits(), sgd(1e-4), epochs=3)
+    low = next(a for a in advise(records, losses, num_classes=10) if a.code == "update_ratio")
+    assert "raise the learning rate" in low.message
+
+    records, losses, _ = train(mlp([64, 128, 10]), digits(), adam(0.1), epochs=3)
+    high = [a for a in advise(records, losses, num_classes=10) if a.code == "update_ratio"]
+    assert high and "lower the learning rate" in high[0].message
+    # an explicit per-epoch list replaces the records' values
+    quiet = advise(records, losses, num_classes=10, update_ratios=[1e-3] * len(records))
+    assert "update_ratio" not in codes(quiet)
+
+
+def test_plateau_with_constant_lr_suggests_decay():
+    records, losses, _ = train(mlp([2, 64, 64, 3]), spirals(), adam(0.05), epochs=15)
+    advice = advise(records, losses, num_classes=3, schedule="constant")
+    assert "try_decay" in codes(advice)
+
+
+def test_plateau_broken_late_by_step_decay_suggests_decaying_earlier():
+    def lr_at(epoch: int) -> float:
+        return 0.05 if epoch < 12 else 0.005
+
+    records, losses, _ = train(
+        mlp([2, 64, 64, 3]), spirals(), adam(0.05), epochs=14, lr_at_epoch=lr_at
+    )
+    advice = advise(records, losses, num_classes=3, schedule="step", milestones=[12])
+    decay = [a for a in advice if a.code == "try_decay"]
+    assert decay and "decay earlier" in decay[0].message
+
+
+@pytest.mark.parametrize("make_optimizer", [adam(1e-3), sgd(0.05, momentum=0.9)])
+def test_healthy_digits_run_gets_no_advice(make_optimizer):
+    records, losses, reason = train(
+        mlp([64, 128, 10]), digits(), make_optimizer, epochs=15, guard=DivergenceGuard()
+    )
+    assert reason == "completed" and records[-1]["val_accuracy"] > 0.95
+    assert advise(records, losses, num_classes=10) == []
+
+
+def test_annotate_advice_writes_the_codes_on_the_axes():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    ax = Figure().subplots()
+    ax.plot([1, 2, 3], [1.0, 0.5, 0.4])
+    assert annotate_advice(ax, []) is None
+    text = annotate_advice(ax, [Advice("overfitting", "overfitting: more data", epoch=2)])
+    assert "overfitting: more data" in text.get_text()
+    assert Advice("a", "b", 3).as_dict() == {"code": "a", "message": "b"}
+
+
+# --- lr-find ----------------------------------------------------------------------------------
+
+
+def _digit_batches(batch_size: int = 32, seed: int = 0) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    x, y, _, _ = digits()
+    order = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))
+    return [(x[order[i : i + batch_size]], y[order[i : i + batch_size]]) for i in range(0, 1184, 32)]
+
+
+def _val_accuracy_after(lr: float, epochs: int = 3) -> float:
+    records, _, _ = train(mlp([64, 128, 10], seed=1), digits(), sgd(lr, 0.9), epochs=epochs)
+    return records[-1]["val_accuracy"]
+
+
+def test_lr_find_suggests_a_sensible_lr_and_restores_the_weights(tmp_path):
+    model = mlp([64, 128, 10], seed=1)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    result = lr_range_test(
+        model, _digit_batches(), lambda params, lr: torch.optim.SGD(params, lr=lr, momentum=0.9)
+    )
+    assert isinstance(result, LRFindResult)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert result.stopped_early and len(result.lrs) < 200
+    assert result.lrs == sorted(result.lrs) and result.lrs[0] == pytest.approx(1e-7)
+    assert len(result.losses) == len(result.smoothed) == len(result.lrs)
+    assert result.suggested_lr is not None and 1e-3 <= result.suggested_lr <= 1.0
+    assert _val_accuracy_after(result.suggested_lr) > _val_accuracy_after(1e-5) + 0.2
+
+    path = tmp_path / "lr_find.png"
+    plot_lr_find(result, path)
+    assert path.stat().st_size > 1000
+
+
+def test_lr_find_refuses_bad_ranges():
+    model = mlp([64, 10])
+    make = lambda params, lr: torch.optim.SGD(params, lr=lr)  # noqa: E731
+    with pytest.raises(UserError, match="end_lr"):
+        lr_range_test(model, _digit_batches(), make, start_lr=1.0, end_lr=0.1)
+    with pytest.raises(UserError, match="steps"):
+        lr_range_test(model, _digit_batches(), make, steps=3)
