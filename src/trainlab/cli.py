@@ -177,6 +177,9 @@ def build_parser() -> Parser:
     add_common(p)
     p.set_defaults(func=cmd_eval)
 
+    from trainlab import commands
+
+    commands.add_all(sub)
     return parser
 
 

@@ -7,6 +7,7 @@ unknown keys, and the optimizer section has one schema per optimizer (`optim.nam
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -149,6 +150,7 @@ OptimConfig = Annotated[
     | NewtonConfig,
     Field(discriminator="name"),
 ]
+DEFAULT_OPTIMIZER = "adam"  # the lecture: "Adam is a good default choice in many cases"
 OPTIMIZER_NAMES = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw", "lbfgs",
                    "newton")
 
@@ -196,6 +198,15 @@ class ExperimentConfig(Section):
     train: TrainConfig = TrainConfig()
     search: dict[str, Any] | None = None  # read by `trainlab search`, ignored by `trainlab train`
 
+    @model_validator(mode="before")
+    @classmethod
+    def _default_optimizer(cls, data: Any) -> Any:
+        """`optim: {lr: 3e-3}` with no name means the default optimizer (adam)."""
+        if isinstance(data, dict) and isinstance(data.get("optim"), dict) \
+                and "name" not in data["optim"]:
+            data = {**data, "optim": {"name": DEFAULT_OPTIMIZER, **data["optim"]}}
+        return data
+
     @model_validator(mode="after")
     def _checks(self) -> ExperimentConfig:
         if self.model.stochastic_depth > 0 and self.model.kind != "resnet":
@@ -220,7 +231,7 @@ def format_validation_error(err: ValidationError) -> str:
         return f"optim.name: must be one of {', '.join(OPTIMIZER_NAMES)}"
     if kind == "value_error":
         msg = str(e.get("ctx", {}).get("error", e["msg"]))
-        if msg.startswith(field.split(".")[0] + "."):  # model-level check names its own field
+        if re.match(r"^[a-z_]+\.[a-z_.0-9]+: ", msg):  # a model-level check names its own field
             return msg
         return f"{field}: {msg}"
     got = e.get("input")
@@ -243,7 +254,7 @@ def _is_index(key: str) -> bool:
 
 
 def set_path(raw: dict[str, Any], path: str, value: Any) -> None:
-    """Set `a.b.0=v` in a nested dict; missing containers are filled from the resolved config."""
+    """Set `a.b.0=v` in a nested dict; a missing list is taken from the resolved config."""
     keys = path.split(".")
     if not all(keys):
         raise UserError(f"--set {path}: a dotted path like optim.lr is needed")
@@ -252,22 +263,26 @@ def set_path(raw: dict[str, Any], path: str, value: Any) -> None:
         child = node[int(key)] if isinstance(node, list) and _is_index(key) else (
             node.get(key) if isinstance(node, dict) else None)
         if child is None:
-            resolved: Any = validate(raw).model_dump(mode="json")
-            for k in keys[: depth + 1]:
-                if isinstance(resolved, list) and _is_index(k) and int(k) < len(resolved):
-                    resolved = resolved[int(k)]
-                elif isinstance(resolved, dict) and k in resolved:
-                    resolved = resolved[k]
-                else:
-                    raise UserError(f"{'.'.join(keys[: depth + 1])}: unknown key")
-            child = resolved if isinstance(resolved, (dict, list)) else {}
-            child = list(child) if isinstance(child, (list, tuple)) else dict(child)
+            child = {} if not _is_index(keys[depth + 1]) else _resolved_list(raw, keys[:depth + 1])
             _assign(node, key, child, path)
         elif isinstance(child, tuple):
             child = list(child)
             _assign(node, key, child, path)
         node = child
     _assign(node, keys[-1], value, path)
+
+
+def _resolved_list(raw: dict[str, Any], keys: list[str]) -> list[Any]:
+    """The value a list field has after validation (its default), to set one element of it."""
+    resolved: Any = validate(raw).model_dump(mode="json")
+    for k in keys:
+        if isinstance(resolved, dict) and k in resolved:
+            resolved = resolved[k]
+        else:
+            raise UserError(f"{'.'.join(keys)}: unknown key")
+    if not isinstance(resolved, (list, tuple)):
+        raise UserError(f"{'.'.join(keys)}: is not a list, so it has no elements to set")
+    return list(resolved)
 
 
 def _assign(node: Any, key: str, value: Any, path: str) -> None:

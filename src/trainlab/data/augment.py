@@ -477,10 +477,16 @@ class Augmenter:
             size = op.out_size(size)
         return size
 
-    def crop_size(self) -> tuple[int, int] | None:
-        """The training crop's (h, w) if an op crops to a set size: what ten_crop should use."""
-        sizes = [op.size for op in self.ops if isinstance(op, Crop | ResizedCrop) and op.size]
-        return sizes[-1] if sizes else None
+    def tta_crop(self) -> dict[str, Any]:
+        """The training crop as ten_crop's arguments: `tta_predict(model, x, "ten_crop",
+        **aug.tta_crop())`. crop_size is the last crop's output size (None: the image size) and
+        pad the crop's padding; without a crop, ten_crop has nothing to mirror and refuses."""
+        crops = [op for op in self.ops if isinstance(op, Crop | ResizedCrop)]
+        if not crops:
+            return {"crop_size": None, "pad": 0}
+        last = crops[-1]
+        pad = last.pad if isinstance(last, Crop) else 0
+        return {"crop_size": last.size, "pad": pad}
 
     def resolved(self) -> list[dict[str, Any]]:
         """The spec with every parameter filled in, for the saved config."""

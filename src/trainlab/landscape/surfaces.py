@@ -68,9 +68,10 @@ def _saddle(x: Tensor, y: Tensor) -> Tensor:
     return 5.0 * x**2 + SADDLE_C * (y**2 - SADDLE_R**2) ** 2 / (4 * SADDLE_R**2)
 
 
-# a shallow local minimum (x ~ -2.1) on the way to a deeper global one (x ~ 2.35)
+# a shallow local minimum (x ~ -2.1) on the way to a deeper global one (x ~ 2.35), in a valley
+# steep in y (curvature 10), which caps the learning rate SGD can use without diverging
 def _local_min(x: Tensor, y: Tensor) -> Tensor:
-    return 0.1 * x**4 - x**2 - 0.5 * x + 0.5 * y**2
+    return 0.2 * (0.1 * x**4 - x**2 - 0.5 * x) + 5.0 * y**2
 
 
 def _global_min_local() -> tuple[float, float]:
@@ -99,20 +100,20 @@ SURFACE_TABLE: dict[str, Surface] = {
         Surface(
             "saddle", "Saddle point",
             "Near the saddle the gradient is tiny: SGD crawls, momentum rolls through.",
-            _saddle, (-1.0, 1e-3), (0.0, SADDLE_R), tol=1e-3, steps=300,
+            _saddle, (-1.3, 1e-3), (0.0, SADDLE_R), tol=1e-3, steps=300,
             xlim=(-1.5, 1.5), ylim=(-1, 3),
         ),
         Surface(
             "local-min", "Local minimum",
             "SGD stops in the first (local) minimum; momentum overshoots it into the global one.",
-            _local_min, (-4.0, 1.5), _global_min_local(), tol=1e-3, steps=300,
+            _local_min, (-4.0, 0.5), _global_min_local(), tol=1e-3, steps=300,
             xlim=(-4.5, 4), ylim=(-2, 2),
         ),
         Surface(
             "noisy", "Local minimum, noisy gradients",
             "Minibatch gradients are noisy; momentum averages the noise out.",
-            _local_min, (-4.0, 1.5), _global_min_local(), tol=1e-2, steps=300,
-            xlim=(-4.5, 4), ylim=(-2, 2), noise=3.0,
+            _local_min, (-4.0, 0.5), _global_min_local(), tol=1e-2, steps=300,
+            xlim=(-4.5, 4), ylim=(-2, 2), noise=0.5,
         ),
         Surface(
             "rotated", "Rotated taco shell: condition number 100, axes at 45 degrees",

@@ -45,7 +45,7 @@ class Result:
     val_accuracy: float
     test_accuracy: float
     test_loss: float
-    stopped_reason: str  # completed | early_stopping | diverged | interrupted
+    stopped_reason: str  # completed | early_stopping | diverged | interrupted | pruned (search)
     steps: int = 0
     parameters: int = 0
     advice: list[dict[str, Any]] = field(default_factory=list)
@@ -271,13 +271,27 @@ class Trainer:
                 save_checkpoint(self.run / "best.pt", self.best_weights())
             save_checkpoint(self.run / "last.pt", self.checkpoint())
             if stop:
-                return "stopped"
+                return "pruned"
             if t.patience is not None and st.bad_epochs >= t.patience:
                 return "early_stopping"
         return "completed"
 
 
 # ------------------------------------------------------------------------------------------- API
+def callbacks_for(cfg: ExperimentConfig) -> list[Callback]:
+    """The callbacks a config switches on (weight averaging, snapshots, TensorBoard)."""
+    found: list[Callback] = []
+    if cfg.train.ema is not None or cfg.train.snapshots:
+        from trainlab.train.averaging import averaging_callbacks
+
+        found += averaging_callbacks(cfg)
+    if cfg.train.tensorboard:
+        from trainlab.train.tensorboard import TensorBoardLogger
+
+        found.append(TensorBoardLogger())
+    return found
+
+
 def as_config(config: ExperimentConfig | dict | str | Path, overrides: Sequence[str] = ()
               ) -> ExperimentConfig:
     if isinstance(config, ExperimentConfig):
@@ -348,6 +362,7 @@ def train(config: ExperimentConfig | dict | str | Path, *, out: str | Path | Non
         if saved is not None and saved != to_yaml(cfg):
             raise UserError(f"--resume: the config differs from the one saved in {run.path}/"
                             "config.yaml; resume with the same config and --set values")
+    callbacks = list(callbacks) + callbacks_for(cfg)
     trainer = Trainer(cfg, run, splits=splits, callbacks=callbacks, model=model, lr_mult=lr_mult)
     if resuming and (run / "last.pt").exists():
         trainer.restore(load_checkpoint(run / "last.pt", trainer.device))
@@ -355,7 +370,7 @@ def train(config: ExperimentConfig | dict | str | Path, *, out: str | Path | Non
         run.truncate_jsonl("metrics.jsonl", lambda r: r["epoch"] <= done)
         run.truncate_jsonl("steps.jsonl", lambda r: r["step"] <= trainer.state.step)
         trainer.step_losses = [r["loss"] for r in run.read_jsonl("steps.jsonl")]
-        if trainer.state.stopped_reason in ("diverged", "early_stopping", "stopped") or \
+        if trainer.state.stopped_reason in ("diverged", "early_stopping", "pruned") or \
                 (done >= cfg.train.epochs):
             return finish(trainer, trainer.state.stopped_reason)
     elif resuming:
@@ -372,6 +387,6 @@ def train(config: ExperimentConfig | dict | str | Path, *, out: str | Path | Non
         finish(trainer, "interrupted")
         raise
     trainer.state.stopped_reason = reason
-    if reason in ("diverged", "stopped", "early_stopping"):
+    if reason in ("diverged", "pruned", "early_stopping"):
         save_checkpoint(run / "last.pt", trainer.checkpoint())
     return finish(trainer, reason)

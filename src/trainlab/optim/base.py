@@ -1,0 +1,252 @@
+"""The base of our first-order optimizers: torch.optim.Optimizer's param groups, state_dict and
+hooks, plus what every optimizer of the lecture shares, written once here:
+
+- lazy per-parameter state with torch's keys (a float32 0-d `step` tensor and the buffers), so
+  checkpoints move between torch.optim and trainlab.optim;
+- the gradient `dx` (negated with maximize=True, plus weight_decay * param for the L2 penalty);
+- one update function per optimizer, run three ways: a for-loop over tensors (foreach=False), the
+  multi-tensor path (the same function on TensorLists, one torch._foreach_* call per operation)
+  and the compiled path (the same function compiled into one fused pass per tensor; see
+  compiled.py for when);
+- diagnostics() computed from the state on demand, so the step pays nothing for them.
+
+A subclass supplies: _check_group (argument checks), _buffers (state names), _hyper (the scalars
+of one step, as Python floats and bools), _update (the equations) and _inspect (what to watch).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Hashable
+from typing import Any
+
+import torch
+
+from trainlab.errors import UserError
+from trainlab.optim import checks, compiled
+from trainlab.optim.diagnostics import Watch
+from trainlab.optim.tensorlist import TensorList
+
+Tensorish = Any  # a torch.Tensor or a TensorList: the update functions take either
+
+
+def direction(param: Tensorish, grad: Tensorish, h: dict[str, Any]) -> Tensorish:
+    """dx, the direction the lecture's updates step against: the gradient of the loss (of minus
+    the loss when maximizing), plus the L2 penalty's gradient weight_decay * param."""
+    dx = grad.neg() if h["maximize"] else grad
+    if h["l2"]:
+        dx = dx.add(param, alpha=h["weight_decay"])
+    return dx
+
+
+def scalar_dtype() -> torch.dtype:
+    """torch.optim's dtype for `step`: float32, or float64 when that is the default dtype."""
+    return torch.float64 if torch.get_default_dtype() == torch.float64 else torch.float32
+
+
+def _real(t: torch.Tensor) -> torch.Tensor:
+    """Complex tensors are updated as pairs of reals, as torch.optim does."""
+    return torch.view_as_real(t) if t.is_complex() else t
+
+
+class TrainlabOptimizer(torch.optim.Optimizer):
+    """Shared machinery of SGD, Adagrad, RMSprop, Adam and AdamW (see the module docstring)."""
+
+    def __init__(self, params: Any, defaults: dict[str, Any]) -> None:
+        if defaults.get("differentiable"):
+            raise UserError(f"optim.differentiable: {type(self).__name__} of trainlab.optim does "
+                            "not differentiate through its step; use torch.optim for that")
+        if defaults.get("capturable"):
+            raise UserError(f"optim.capturable: {type(self).__name__} of trainlab.optim does not "
+                            "support CUDA-graph capture; leave capturable=False")
+        if defaults.get("foreach") and defaults.get("fused"):
+            raise UserError("optim.fused: fused=True and foreach=True cannot be used together")
+        super().__init__(params, defaults)
+        self._eager_seconds: dict[int, float] = {}
+        self._memo: dict[int, dict] = {}
+        self._last: dict[int, dict[str, Any]] = {}
+        #: the path the last step took: "for-loop", "foreach" or "compiled" (for benchmarks, tests)
+        self.execution_path: str | None = None
+
+    # ---- param groups --------------------------------------------------------------------------
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
+        explicit = set(param_group) - {"params"} if isinstance(param_group, dict) else set()
+        index = len(self.param_groups)
+        super().add_param_group(param_group)
+
+        def field(key: str) -> str:
+            return f"optim.param_groups[{index}].{key}" if key in explicit else f"optim.{key}"
+
+        group = self.param_groups[-1]
+        checks.nonnegative(group["lr"], field("lr"))
+        for key in ("maximize",):
+            checks.flag(group[key], field(key))
+        for key in ("foreach", "fused"):
+            if group.get(key) is not None:
+                checks.flag(group[key], field(key))
+        self._check_group(group, field)
+
+    def _check_group(self, group: dict[str, Any], field: Callable[[str], str]) -> None:
+        raise NotImplementedError
+
+    # ---- what a subclass describes -------------------------------------------------------------
+    def _buffers(self, group: dict[str, Any]) -> tuple[str, ...]:
+        """Names of the per-parameter state tensors this group's update reads and writes."""
+        raise NotImplementedError
+
+    def _init_state(self, group: dict[str, Any], param: torch.Tensor, state: dict) -> None:
+        """Create a parameter's state on its first step: `step` and zero buffers, as torch does."""
+        state["step"] = torch.tensor(0.0, dtype=scalar_dtype())
+        for name in self._buffers(group):
+            state[name] = torch.zeros_like(param, memory_format=torch.preserve_format)
+
+    def _prepare(self, group: dict[str, Any], params: list[torch.Tensor],
+                 states: list[dict]) -> list[Hashable]:
+        """Create state on a parameter's first step and advance its step count; return each
+        parameter's phase: what the scalars of its update depend on (here the step number)."""
+        for p, state in zip(params, states):
+            if not state:
+                self._init_state(group, p, state)
+        steps = [s["step"] for s in states]
+        torch._foreach_add_(steps, 1.0)
+        return [s.item() for s in steps]
+
+    def _diag_phase(self, state: dict) -> Hashable:
+        """The phase a parameter's last step ran in (for diagnostics)."""
+        return state["step"].item()
+
+    def _hyper(self, group: dict[str, Any], phase: Hashable) -> dict[str, Any]:
+        """The scalars of one step for parameters in `phase`: floats (become 0-d tensors when
+        compiled, so changing them does not recompile) and bools (fixed in the compiled graph)."""
+        raise NotImplementedError
+
+    @staticmethod
+    def _update(param: Tensorish, grad: Tensorish, s: dict[str, Tensorish],
+                h: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+    def _inspect(self, param: torch.Tensor, dx: torch.Tensor | None, s: dict[str, torch.Tensor],
+                 h: dict[str, Any]) -> tuple[torch.Tensor | None, dict, dict]:
+        """(the last update applied to param or None if unknown, tensors to report the norm of,
+        tensors to report the mean of), recomputed from the state after the step."""
+        raise NotImplementedError
+
+    def _compilable(self, h: dict[str, Any]) -> bool:
+        return True
+
+    @staticmethod
+    def _common(group: dict[str, Any]) -> dict[str, Any]:
+        """Scalars every update uses: lr, maximize and the L2 weight decay."""
+        wd = float(group["weight_decay"])
+        return {"lr": float(group["lr"]), "maximize": bool(group["maximize"]),
+                "weight_decay": wd, "l2": wd != 0}
+
+    # ---- the step ----------------------------------------------------------------------------------
+    @torch.no_grad()
+    def step(self, closure: Callable[[], Any] | None = None) -> Any:
+        """Perform one optimization step (the closure, if given, re-evaluates the loss first)."""
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for index, group in enumerate(self.param_groups):
+            self._step_group(index, group)
+        return loss
+
+    def _step_group(self, index: int, group: dict[str, Any]) -> None:
+        params = [p for p in group["params"] if p.grad is not None]
+        if not params:
+            return
+        grads = [p.grad for p in params]
+        if any(g.is_sparse for g in grads):
+            raise UserError(f"optim: {type(self).__name__} of trainlab.optim does not take sparse "
+                            "gradients; use dense gradients or torch.optim.SparseAdam")
+        states = [self.state[p] for p in params]
+        phases = self._prepare(group, params, states)
+        names = self._buffers(group)
+        self._last[index] = {k: v for k, v in group.items() if k not in ("params", "param_names")}
+        if any(p.is_complex() for p in params):
+            params, grads = [_real(p) for p in params], [_real(g) for g in grads]
+            states = [{n: _real(s[n]) for n in names} for s in states]
+        first = phases[0]
+        if all(ph == first for ph in phases):
+            parts = [(first, range(len(params)))]
+        else:  # parameters that skipped steps: group them by step
+            by_phase: dict[Hashable, list[int]] = {}
+            for i, ph in enumerate(phases):
+                by_phase.setdefault(ph, []).append(i)
+            parts = list(by_phase.items())
+        for phase, idx in parts:
+            h = self._hyper(group, phase)
+            self._run(index, group, [params[i] for i in idx], [grads[i] for i in idx],
+                      {n: [states[i][n] for i in idx] for n in names}, h, whole=len(parts) == 1)
+
+    def _path(self, index: int, group: dict[str, Any], params: list[torch.Tensor],
+              h: dict[str, Any], whole: bool) -> str:
+        if group.get("foreach") is False:
+            return "for-loop"
+        if group.get("foreach") or not whole or not self._compilable(h):
+            return "foreach"
+        how = compiled.mode()
+        if how == "off" or not compiled.available():
+            return "foreach"
+        if how == "always" or group.get("fused"):
+            return "compiled"
+        if (self._eager_seconds.get(index, 0.0) >= compiled.COMPILE_AFTER_SECONDS
+                and sum(p.numel() for p in params) >= compiled.COMPILE_MIN_NUMEL):
+            return "compiled"
+        return "foreach"
+
+    def _run(self, index: int, group: dict[str, Any], params: list[torch.Tensor],
+             grads: list[torch.Tensor], buffers: dict[str, list[torch.Tensor]],
+             h: dict[str, Any], whole: bool) -> None:
+        path = self._path(index, group, params, h, whole)
+        if path == "compiled":
+            memo = self._memo.setdefault(index, {})
+            if compiled.run(self._update, params, grads, buffers, h, memo):
+                self.execution_path = "compiled"
+                return
+            path = "foreach"
+        start = time.perf_counter()
+        if path == "foreach":
+            self._update(TensorList(params), TensorList(grads),
+                         {n: TensorList(b) for n, b in buffers.items()}, h)
+        else:
+            for i, p in enumerate(params):
+                self._update(p, grads[i], {n: b[i] for n, b in buffers.items()}, h)
+        self._eager_seconds[index] = (self._eager_seconds.get(index, 0.0)
+                                      + time.perf_counter() - start)
+        self.execution_path = path
+
+    # ---- diagnostics -------------------------------------------------------------------------------
+    @torch.no_grad()
+    def diagnostics(self) -> dict[str, Any]:
+        """What the lecture says to watch, recomputed from the state of the last step:
+        {"params": {name: {...}}, "groups": [{...}, ...]} with update_ratio (|update| / |param|;
+        about 1e-3 is healthy), update_norm, param_norm, the velocity / first-moment norm and, for
+        the adaptive methods, effective_lr (the mean per-parameter step size). Parameters are keyed
+        by name when the optimizer was given named parameters, else "group.index". Call it after
+        step() and before zero_grad(): updates that need the last gradient (plain SGD, Nesterov,
+        Adagrad, RMSprop without momentum) report update_ratio None once the gradient is gone."""
+        out_params: dict[str, dict[str, float | None]] = {}
+        out_groups: list[dict[str, Any]] = []
+        for gi, group in enumerate(self.param_groups):
+            last = self._last.get(gi)
+            names = group.get("param_names")
+            watch = Watch()
+            for pi, p in enumerate(group["params"]):
+                s = self.state.get(p)
+                if last is None or not s:
+                    continue
+                h = self._hyper(last, self._diag_phase(s))
+                param, grad = _real(p), p.grad
+                dx = direction(param, _real(grad), h) if grad is not None else None
+                bufs = {n: _real(t) for n, t in s.items()
+                        if isinstance(t, torch.Tensor) and t.shape == p.shape}
+                update, norms, means = self._inspect(param, dx, bufs, h)
+                key = names[pi] if names else f"{gi}.{pi}"
+                out_params[key] = watch.add(param, update, norms, means)
+            figures = watch.result() if watch.count else {"update_ratio": None}
+            figures["lr"] = float(group["lr"])
+            out_groups.append(figures)
+        return {"params": out_params, "groups": out_groups}

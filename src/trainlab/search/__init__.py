@@ -1,0 +1,30 @@
+"""Hyperparameter search: the space, the ``search:`` config section, our Optuna samplers, plots.
+
+- `trainlab.search.space`: distribution strings -> `Space` of `Dimension`s; `apply_overrides`,
+  `drop_unused`.
+- `trainlab.search.config`: `SearchConfig`, `load_search_config`.
+- `trainlab.search.samplers`: `make_sampler`, `make_pruner`, `boxes` and the sampler classes.
+- `trainlab.search.plots`: `plot_params`, `plot_curves` (imports matplotlib; import it directly).
+"""
+
+from trainlab.search.config import SearchConfig, format_validation_error, load_search_config
+from trainlab.search.space import (
+    Dimension,
+    Space,
+    apply_overrides,
+    drop_unused,
+    parse_distribution,
+    parse_space,
+)
+
+__all__ = [
+    "Dimension",
+    "SearchConfig",
+    "Space",
+    "apply_overrides",
+    "drop_unused",
+    "format_validation_error",
+    "load_search_config",
+    "parse_distribution",
+    "parse_space",
+]
