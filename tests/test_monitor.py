@@ -204,6 +204,19 @@ def test_guard_fires_on_nan_and_on_growth_but_not_on_one_spike():
     assert fired.index(True) < 10 and growing.diverged_at == fired.index(True) + 1
 
 
+def test_advise_sees_an_explosion_the_trainer_did_not_stop_and_copes_with_missing_data():
+    exploding = [2.3, 2.0, 1.8] + [1.8 * 2.0**k for k in range(1, 12)]
+    advice = advise([], exploding, num_classes=10)
+    assert codes(advice) == {"lr_too_high"} and advice[0].epoch == 1
+    assert advise([], [], num_classes=10) == []
+    no_val = [
+        {"epoch": e, "step": 10 * e, "train_loss": 1.0 / e, "train_accuracy": None,
+         "val_loss": None, "val_accuracy": None, "lr": 0.1, "seconds": 0.1}
+        for e in range(1, 6)
+    ]
+    assert advise(no_val, [2.3] + [1.0 / (1 + k / 10) for k in range(49)], num_classes=10) == []
+
+
 def test_guard_warmup_averages_the_initial_loss():
     guard = DivergenceGuard(factor=3.0, warmup_steps=4)
     for value in (1.0, 3.0, 2.0, 2.0):
@@ -335,7 +348,10 @@ def test_annotate_advice_writes_the_codes_on_the_axes():
 def _digit_batches(batch_size: int = 32, seed: int = 0) -> list[tuple[torch.Tensor, torch.Tensor]]:
     x, y, _, _ = digits()
     order = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))
-    return [(x[order[i : i + batch_size]], y[order[i : i + batch_size]]) for i in range(0, 1184, 32)]
+    return [
+        (x[order[i : i + batch_size]], y[order[i : i + batch_size]])
+        for i in range(0, len(x) - batch_size + 1, batch_size)
+    ]
 
 
 def _val_accuracy_after(lr: float, epochs: int = 3) -> float:
@@ -353,13 +369,36 @@ def test_lr_find_suggests_a_sensible_lr_and_restores_the_weights(tmp_path):
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
     assert result.stopped_early and len(result.lrs) < 200
     assert result.lrs == sorted(result.lrs) and result.lrs[0] == pytest.approx(1e-7)
-    assert len(result.losses) == len(result.smoothed) == len(result.lrs)
+    assert result.smoothed == pytest.approx(smooth(result.losses, 0.98))
     assert result.suggested_lr is not None and 1e-3 <= result.suggested_lr <= 1.0
     assert _val_accuracy_after(result.suggested_lr) > _val_accuracy_after(1e-5) + 0.2
 
     path = tmp_path / "lr_find.png"
     plot_lr_find(result, path)
     assert path.stat().st_size > 1000
+
+
+def test_lr_find_replays_a_one_shot_iterator_and_keeps_group_ratios():
+    model = mlp([64, 32, 10], seed=2)
+    seen: list[tuple[float, float]] = []
+
+    class RecordingSGD(torch.optim.SGD):
+        def step(self, closure=None):  # type: ignore[override]
+            seen.append((self.param_groups[0]["lr"], self.param_groups[1]["lr"]))
+            return super().step(closure)
+
+    def make(params, lr):  # the first layer at a tenth of the lr, as fine-tuning does
+        params = list(params)
+        return RecordingSGD([{"params": params[:2], "lr": lr / 10}, {"params": params[2:]}], lr=lr)
+
+    batches = iter(_digit_batches()[:5])  # one pass only: must be replayed
+    result = lr_range_test(model, batches, make, start_lr=1e-6, end_lr=1e-3, steps=30)
+    assert len(result.lrs) == 30 and not result.stopped_early
+    assert result.lrs[-1] == pytest.approx(1e-3) and result.lrs[1] / result.lrs[0] == pytest.approx(
+        1e3 ** (1 / 29)
+    )
+    assert [b for _, b in seen] == pytest.approx(result.lrs)
+    assert [a for a, _ in seen] == pytest.approx([lr / 10 for lr in result.lrs])
 
 
 def test_lr_find_refuses_bad_ranges():

@@ -84,8 +84,7 @@ class ProgressBar:
         self.task = self.progress.add_task(label, total=total, status="")
 
     def __enter__(self) -> ProgressBar:
-        self.progress.start()
-        return self
+        return self  # the bar appears when training starts, so set-up errors stay one line
 
     def __exit__(self, *exc: object) -> None:
         self.progress.stop()
@@ -97,6 +96,7 @@ class ProgressBar:
 
         class _Cb(Callback):
             def on_train_start(self, trainer) -> None:  # noqa: ANN001
+                bar.progress.start()
                 bar.progress.update(bar.task, completed=trainer.state.epoch)
 
             def on_epoch_end(self, trainer, record) -> None:  # noqa: ANN001

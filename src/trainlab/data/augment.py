@@ -351,7 +351,9 @@ class Shift(Augmentation):
 
     `max_shift`: an integer number of samples, or a float in [0, 1) as a fraction of the length.
     mode circular wraps the signal around (MNIST-1D's own translation is circular); zeros fills
-    with zeros (the mean of normalized data).
+    with zeros (the mean of normalized data). Default 0.1 (4 of MNIST-1D's 40 samples): on
+    MNIST-1D a CNN's test accuracy was 0.886 without shift, 0.912 / 0.920 / 0.902 with max_shift
+    0.05 / 0.1 / 0.25, and 0.915 for 0.1 with zeros (3 seeds each).
     """
 
     name: ClassVar[str] = "shift"
@@ -387,18 +389,20 @@ class Shift(Augmentation):
 
 @dataclass
 class Scale(Augmentation):
-    """Random scale of a signal: its time axis (stretch about the centre) and its amplitude.
+    """Random scale of a signal: its amplitude and, if asked, its time axis (about the centre).
 
-    time t: resample x'(u) = x(u / f), f ~ U(1-t, 1+t), linear interpolation, zeros outside.
     amplitude a: x' = k x, k ~ U(1-a, 1+a).
-    Defaults 0.2 and 0.2 follow MNIST-1D's generator: its amplitude scale is 1 +/- 0.2 and its
-    random padding stretches the template's time axis by about that much, so both keep the label.
+    time t: resample x'(u) = x(u / f), f ~ U(1-t, 1+t), linear interpolation, zeros outside.
+    Defaults: amplitude 0.2 (MNIST-1D's own generator scales amplitude by 1 +/- 0.2), time off.
+    On MNIST-1D (1-D CNN, 60 epochs, 3 seeds, test accuracy) shift alone gave 0.920, shift with
+    amplitude 0.1 / 0.2 gave 0.920 / 0.915, but shift with time 0.1 / 0.2 gave 0.882 / 0.879:
+    stretching moves the circularly placed pattern and cuts it at the edges, so time is opt-in.
     """
 
     name: ClassVar[str] = "scale"
     kinds: ClassVar[tuple[str, ...]] = ("signal",)
-    time: float = 0.2
     amplitude: float = 0.2
+    time: float = 0.0
 
     def check(self, channels: int, size: tuple[int, ...] | None) -> None:
         self.time = _number(self.time, f"{self.where}.time", 0.0, 1.0, hi_open=True)
@@ -570,10 +574,13 @@ def _build(item: Any, where: str, data_kind: str) -> Augmentation:
 
 
 def default_augment(data_kind: str, mirror_invariant: bool) -> list[str | dict[str, Any]]:
-    """A sensible `data.augment` for a data kind; flips only where mirroring keeps the label."""
+    """A sensible `data.augment` for a data kind; flips only where mirroring keeps the label.
+
+    Signals get `shift` alone: on MNIST-1D it raised a CNN's test accuracy from 0.886 to 0.920
+    (3 seeds), while adding `scale` did not help (see Scale).
+    """
     if data_kind == "image":
         return (["flip"] if mirror_invariant else []) + [{"name": "crop", "pad": 4}]
     if data_kind == "signal":
-        return (["flip"] if mirror_invariant else []) + ["shift", "scale"]
+        return (["flip"] if mirror_invariant else []) + ["shift"]
     return []
-

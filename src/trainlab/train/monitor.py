@@ -245,44 +245,53 @@ def _mean(values: Sequence[float]) -> float:
 def rule_lr_too_high(
     epochs: Sequence[dict[str, Any]], step_losses: Sequence[float], *, diverged: bool
 ) -> Advice | None:
-    """The loss went NaN/inf or above DIVERGE_FACTOR x its initial value: lower the lr."""
+    """The run diverged (the trainer's guard stopped it, or the step losses show NaN/inf or a
+    rise above DIVERGE_FACTOR x the initial loss): lower the lr."""
     guard = DivergenceGuard()
     for loss in step_losses:
         if guard.update(loss):
             break
-    train_losses = [record.get("train_loss") for record in epochs]
-    nonfinite_epoch = next(
-        (
-            int(record["epoch"])
-            for record, loss in zip(epochs, train_losses)
-            if loss is not None and not math.isfinite(float(loss))
-        ),
-        None,
-    )
-    if not (diverged or guard.diverged or nonfinite_epoch is not None):
+    step = guard.diverged_at
+    if step is None and diverged and step_losses:
+        step = len(step_losses)  # the trainer stops at the step where its guard fired
+    epoch = _epoch_of_step(epochs, step) if step is not None else None
+    if epoch is None:  # the records may hold a non-finite epoch loss without per-step losses
+        epoch = next(
+            (
+                int(record["epoch"])
+                for record in epochs
+                if record.get("train_loss") is not None
+                and not math.isfinite(float(record["train_loss"]))
+            ),
+            None,
+        )
+    if not (diverged or step is not None or epoch is not None):
         return None
-    where = ""
-    epoch = nonfinite_epoch
-    if guard.diverged_at is not None:
-        epoch = _epoch_of_step(epochs, guard.diverged_at) or epoch
-        where = f" at step {guard.diverged_at}" + (f" (epoch {epoch})" if epoch else "")
-    elif epoch is not None:
-        where = f" in epoch {epoch}"
+    where = f" at step {step}" if step is not None else ""
+    where += f" (epoch {epoch})" if epoch is not None else ""
     return Advice(
         "lr_too_high",
-        f"learning rate too high: the loss diverged{where} (NaN/inf or above "
-        f"{DIVERGE_FACTOR:g}x its initial value); lower the learning rate 3-10x, or run "
-        "`trainlab lr-find`",
+        f"learning rate too high: the loss diverged{where}, it became NaN/inf or exploded above "
+        "its initial value; lower the learning rate 3-10x, or run `trainlab lr-find`",
         epoch,
     )
 
 
 def rule_lr_too_low(
-    epochs: Sequence[dict[str, Any]], step_losses: Sequence[float]
+    epochs: Sequence[dict[str, Any]],
+    step_losses: Sequence[float],
+    update_ratios: Sequence[float | None] | None = None,
 ) -> Advice | None:
-    """The loss hardly moved over the first LOW_LR_EPOCHS epochs: raise the lr (or find the bug)."""
+    """The loss hardly moved over the first LOW_LR_EPOCHS epochs: raise the lr (or find the bug).
+
+    Not when the updates are far too large (update_ratio rule): a loss that stays flat under
+    huge steps (Adam lr 0.1 on digits, one seed in three) needs a lower learning rate.
+    """
     losses = [float(v) for v in step_losses]
     if not losses or not all(math.isfinite(v) for v in losses):
+        return None
+    ratio = _median_update_ratio(epochs, update_ratios)
+    if ratio is not None and ratio > UPDATE_RATIO_TARGET * UPDATE_RATIO_FAR:
         return None
     first_accuracy = _number(epochs[0], "train_accuracy") if epochs else None
     if first_accuracy is not None and first_accuracy >= LOW_LR_DONE_ACCURACY:
@@ -369,10 +378,10 @@ def rule_underfitting(epochs: Sequence[dict[str, Any]]) -> Advice | None:
     )
 
 
-def rule_update_ratio(
-    epochs: Sequence[dict[str, Any]], update_ratios: Sequence[float | None] | None = None
-) -> Advice | None:
-    """The median update/weight ratio over epochs is more than UPDATE_RATIO_FAR x off 1e-3."""
+def _median_update_ratio(
+    epochs: Sequence[dict[str, Any]], update_ratios: Sequence[float | None] | None
+) -> float | None:
+    """Median over epochs of the update/weight ratio (`update_ratios` if given, else records')."""
     if update_ratios is None:
         update_ratios = [record.get("update_ratio") for record in epochs]
     values = sorted(
@@ -383,7 +392,16 @@ def rule_update_ratio(
     if not values:
         return None
     mid = len(values) // 2
-    median = values[mid] if len(values) % 2 else 0.5 * (values[mid - 1] + values[mid])
+    return values[mid] if len(values) % 2 else 0.5 * (values[mid - 1] + values[mid])
+
+
+def rule_update_ratio(
+    epochs: Sequence[dict[str, Any]], update_ratios: Sequence[float | None] | None = None
+) -> Advice | None:
+    """The median update/weight ratio over epochs is more than UPDATE_RATIO_FAR x off 1e-3."""
+    median = _median_update_ratio(epochs, update_ratios)
+    if median is None:
+        return None
     if UPDATE_RATIO_TARGET / UPDATE_RATIO_FAR <= median <= UPDATE_RATIO_TARGET * UPDATE_RATIO_FAR:
         return None
     if median > UPDATE_RATIO_TARGET:
@@ -517,7 +535,7 @@ def advise(
     if high is not None:
         return [a for a in (high, rule_bad_init(step_losses, num_classes=num_classes)) if a]
     rules: list[Callable[[], Advice | None]] = [
-        lambda: rule_lr_too_low(records, step_losses),
+        lambda: rule_lr_too_low(records, step_losses, update_ratios),
         lambda: rule_bad_init(step_losses, num_classes=num_classes),
         lambda: rule_overfitting(records),
         lambda: rule_underfitting(records),

@@ -1,0 +1,103 @@
+"""SGD, SGD with momentum and Nesterov momentum: torch.optim.SGD's arguments and state."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable
+from typing import Any
+
+import torch
+
+from trainlab.errors import UserError
+from trainlab.optim import checks
+from trainlab.optim.base import Tensorish, TrainlabOptimizer, direction
+
+
+class SGD(TrainlabOptimizer):
+    """Stochastic gradient descent, optionally with momentum (velocity) and Nesterov's look-ahead.
+
+    Drop-in for torch.optim.SGD (same arguments and defaults, state key `momentum_buffer`, none
+    without momentum). The lecture's velocity starts at 0, so its first value is the first dx;
+    torch's convention (first velocity = dx, dampening skipped once) is the same thing.
+    """
+
+    def __init__(self, params: Any, lr: float | torch.Tensor = 1e-3, momentum: float = 0,
+                 dampening: float = 0, weight_decay: float = 0, nesterov: bool = False, *,
+                 maximize: bool = False, foreach: bool | None = None,
+                 differentiable: bool = False, fused: bool | None = None) -> None:
+        defaults = {"lr": lr, "momentum": momentum, "dampening": dampening,
+                    "weight_decay": weight_decay, "nesterov": nesterov, "maximize": maximize,
+                    "foreach": foreach, "differentiable": differentiable, "fused": fused}
+        super().__init__(params, defaults)
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        super().__setstate__(state)
+        for group in self.param_groups:
+            group.setdefault("nesterov", False)
+            group.setdefault("maximize", False)
+            group.setdefault("foreach", None)
+            group.setdefault("differentiable", False)
+            group.setdefault("fused", False)
+
+    def _check_group(self, group: dict[str, Any], field: Callable[[str], str]) -> None:
+        momentum = checks.nonnegative(group["momentum"], field("momentum"))
+        dampening = checks.finite(group["dampening"], field("dampening"))
+        checks.nonnegative(group["weight_decay"], field("weight_decay"))
+        if checks.flag(group["nesterov"], field("nesterov")) and (momentum <= 0 or dampening != 0):
+            raise UserError(f"{field('nesterov')}: Nesterov momentum needs momentum > 0 and "
+                            f"dampening 0, got momentum={momentum:g}, dampening={dampening:g}")
+
+    def _buffers(self, group: dict[str, Any]) -> tuple[str, ...]:
+        return ("momentum_buffer",) if group["momentum"] != 0 else ()
+
+    def _prepare(self, group: dict[str, Any], params: list[torch.Tensor],
+                 states: list[dict]) -> list[Hashable]:
+        """No step count here: the phase says whether the velocity is new (this is its first step)."""
+        if group["momentum"] == 0:
+            return [False] * len(params)
+        fresh = []
+        for p, state in zip(params, states):
+            new = state.get("momentum_buffer") is None
+            if new:
+                state["momentum_buffer"] = torch.empty_like(p, memory_format=torch.preserve_format)
+            fresh.append(new)
+        return fresh
+
+    def _diag_phase(self, state: dict) -> Hashable:
+        return False
+
+    def _compilable(self, h: dict[str, Any]) -> bool:
+        return not h["first"]
+
+    def _hyper(self, group: dict[str, Any], phase: Hashable) -> dict[str, Any]:
+        h = self._common(group)
+        momentum = float(group["momentum"])
+        h.update(momentum=momentum, momentum_on=momentum != 0, nesterov=bool(group["nesterov"]),
+                 one_minus_dampening=1 - float(group["dampening"]), first=bool(phase))
+        return h
+
+    @staticmethod
+    def _update(param: Tensorish, grad: Tensorish, s: dict[str, Tensorish],
+                h: dict[str, Any]) -> None:
+        dx = direction(param, grad, h)
+        if h["momentum_on"]:
+            velocity = s["momentum_buffer"]
+            if h["first"]:
+                velocity.copy_(dx)  # velocity = dx   (= rho * 0 + dx: it starts at 0)
+            else:
+                # velocity = rho * velocity + (1 - dampening) * dx      (rho: momentum, "friction")
+                velocity.mul_(h["momentum"]).add_(dx, alpha=h["one_minus_dampening"])
+            # Nesterov: step from the look-ahead point, dx + rho * velocity; else by the velocity
+            dx = dx.add(velocity, alpha=h["momentum"]) if h["nesterov"] else velocity
+        # x -= learning_rate * dx
+        param.add_(dx, alpha=-h["lr"])
+
+    def _inspect(self, param: torch.Tensor, dx: torch.Tensor | None, s: dict[str, torch.Tensor],
+                 h: dict[str, Any]) -> tuple[torch.Tensor | None, dict, dict]:
+        if not h["momentum_on"]:
+            return (None if dx is None else dx * h["lr"]), {}, {}
+        velocity = s["momentum_buffer"]
+        if h["nesterov"]:
+            update = None if dx is None else dx.add(velocity, alpha=h["momentum"]) * h["lr"]
+        else:
+            update = velocity * h["lr"]
+        return update, {"velocity": velocity}, {}
