@@ -112,6 +112,8 @@ def test_empty_spec_is_identity_and_describe_and_resolved_round_trip():
     assert again.describe() == aug.describe()
     assert aug.tta_crop() == {"crop_size": (6, 6), "pad": 2} and aug.out_size((8, 8)) == (6, 6)
     assert parse_augment(["flip"], "image", 3).tta_crop() == {"crop_size": None, "pad": 0}
+    chained = parse_augment([{"name": "resized_crop", "size": 6}, "crop"], "image", 3, 8)
+    assert chained.tta_crop() == {"crop_size": (6, 6), "pad": 4}
     assert set(AUGMENTATIONS) == {"flip", "crop", "resized_crop", "color_jitter", "pca_color",
                                   "shift", "scale"}
 

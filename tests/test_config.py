@@ -7,7 +7,8 @@ from trainlab.errors import UserError
 
 
 def test_three_line_config_gets_lecture_defaults(write_config):
-    cfg = load_config(write_config("data: {name: spirals}\nmodel: {kind: mlp}\ntrain: {epochs: 3}\n"))
+    text = "data: {name: spirals}\nmodel: {kind: mlp}\ntrain: {epochs: 3}\n"
+    cfg = load_config(write_config(text))
     assert cfg.data.name == "spirals" and cfg.train.epochs == 3
     assert cfg.optim.name == "adam" and cfg.optim.lr == 1e-3 and cfg.optim.betas == (0.9, 0.999)
     assert cfg.schedule.name == "constant"  # the lecture: no decay unless asked

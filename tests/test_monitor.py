@@ -287,9 +287,12 @@ def test_update_ratio_far_from_1e_3_both_ways():
     low = next(a for a in advise(records, losses, num_classes=10) if a.code == "update_ratio")
     assert "raise the learning rate" in low.message
 
-    records, losses, _ = train(mlp([64, 128, 10]), digits(), adam(0.1), epochs=3)
-    high = [a for a in advise(records, losses, num_classes=10) if a.code == "update_ratio"]
-    assert high and "lower the learning rate" in high[0].message
+    for seed in range(3):  # a loss flat under huge steps is not "lr too low"
+        records, losses, _ = train(mlp([64, 128, 10], seed), digits(), adam(0.1), epochs=3)
+        advice = advise(records, losses, num_classes=10)
+        high = [a for a in advice if a.code == "update_ratio"]
+        assert high and "lower the learning rate" in high[0].message
+        assert "lr_too_low" not in codes(advice)
     # an explicit per-epoch list replaces the records' values
     quiet = advise(records, losses, num_classes=10, update_ratios=[1e-3] * len(records))
     assert "update_ratio" not in codes(quiet)
@@ -329,9 +332,6 @@ def test_healthy_digits_run_gets_no_advice(make_optimizer):
 
 
 def test_annotate_advice_writes_the_codes_on_the_axes():
-    import matplotlib
-
-    matplotlib.use("Agg")
     from matplotlib.figure import Figure
 
     ax = Figure().subplots()

@@ -36,7 +36,8 @@ def test_train_json_and_run_directory(write_config, tmp_path, capsys):
     assert res["epochs"] == 4 and res["stopped_reason"] == "completed"
     assert 0.5 < res["test_accuracy"] <= 1.0
     assert RUN_FILES <= {p.name for p in (tmp_path / "run").iterdir()}
-    metrics = [json.loads(line) for line in (tmp_path / "run/metrics.jsonl").read_text().splitlines()]
+    lines = (tmp_path / "run/metrics.jsonl").read_text().splitlines()
+    metrics = [json.loads(line) for line in lines]
     assert [m["epoch"] for m in metrics] == [1, 2, 3, 4]
     assert {"step", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "lr",
             "seconds"} <= set(metrics[0])

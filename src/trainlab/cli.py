@@ -75,8 +75,13 @@ class ProgressBar:
     """A per-epoch rich progress bar on stderr, as a trainer callback."""
 
     def __init__(self, total: int, label: str = "train") -> None:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-        from rich.progress import TimeElapsedColumn
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+        )
 
         self.progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(),
                                  MofNCompleteColumn(), TextColumn("{task.fields[status]}"),
@@ -141,7 +146,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
                   fmt_pct(result["accuracy"]))
     out.print(table)
     if result.get("tta_accuracy") is not None:
-        out.print(f"with test-time augmentation ({result['tta']}): {fmt_pct(result['tta_accuracy'])}")
+        out.print(f"with test-time augmentation ({result['tta']}): "
+                  f"{fmt_pct(result['tta_accuracy'])}")
     if args.json:
         emit_json(result)
     return 0

@@ -51,7 +51,7 @@ class DataConfig(Section):
 class ModelConfig(Section):
     kind: Literal["mlp", "cnn", "resnet"] = "mlp"
     width: Annotated[int, Field(ge=1)] = 128  # hidden units (mlp) or channels of the first stage
-    depth: Annotated[int, Field(ge=1)] = 2  # hidden layers (mlp), conv stages (cnn), blocks (resnet)
+    depth: Annotated[int, Field(ge=1)] = 2  # hidden layers (mlp), conv stages (cnn), res. blocks
     kernel_size: Annotated[int, Field(ge=1)] = 5  # conv kernel (cnn, resnet)
     activation: Literal["relu", "gelu", "tanh", "leaky_relu"] = "relu"
     norm: Literal["none", "batch", "layer"] = "none"
@@ -242,7 +242,8 @@ def format_validation_error(err: ValidationError) -> str:
 def validate(raw: dict[str, Any]) -> ExperimentConfig:
     """Validate a nested dict; a mistake becomes a UserError naming the field."""
     if not isinstance(raw, dict):
-        raise UserError("config: must be a mapping with sections data, model, optim, schedule, train")
+        raise UserError("config: must be a mapping with sections data, model, optim, schedule, "
+                        "train")
     try:
         return ExperimentConfig.model_validate(raw)
     except ValidationError as err:

@@ -436,10 +436,12 @@ AUGMENTATIONS: tuple[str, ...] = tuple(_OPS)
 class Augmenter:
     """The ops of `data.augment`, applied in order to whole batches."""
 
-    def __init__(self, ops: Sequence[Augmentation], data_kind: str, channels: int) -> None:
+    def __init__(self, ops: Sequence[Augmentation], data_kind: str, channels: int,
+                 size: tuple[int, ...] | None = None) -> None:
         self.ops = list(ops)
         self.data_kind = data_kind
         self.channels = channels
+        self.size = size  # the input's spatial size, where known
 
     def __len__(self) -> int:
         return len(self.ops)
@@ -483,14 +485,14 @@ class Augmenter:
 
     def tta_crop(self) -> dict[str, Any]:
         """The training crop as ten_crop's arguments: `tta_predict(model, x, "ten_crop",
-        **aug.tta_crop())`. crop_size is the last crop's output size (None: the image size) and
-        pad the crop's padding; without a crop, ten_crop has nothing to mirror and refuses."""
+        **aug.tta_crop())`. crop_size is the size training crops end with (None: the image size)
+        and pad the crop's padding; without a crop, ten_crop has nothing to mirror and refuses."""
         crops = [op for op in self.ops if isinstance(op, Crop | ResizedCrop)]
         if not crops:
             return {"crop_size": None, "pad": 0}
-        last = crops[-1]
-        pad = last.pad if isinstance(last, Crop) else 0
-        return {"crop_size": last.size, "pad": pad}
+        pads = [op.pad for op in crops if isinstance(op, Crop)]
+        out = self.out_size(self.size) if self.size is not None else crops[-1].size
+        return {"crop_size": None if out == self.size else out, "pad": pads[-1] if pads else 0}
 
     def resolved(self) -> list[dict[str, Any]]:
         """The spec with every parameter filled in, for the saved config."""
@@ -533,6 +535,7 @@ def parse_augment(
     else:
         size = tuple(int(s) for s in image_size)
     ops: list[Augmentation] = []
+    image = size
     for i, item in enumerate(spec):
         where = f"{field_name}[{i}]"
         op = _build(item, where, data_kind)
@@ -542,7 +545,7 @@ def parse_augment(
         if size is not None:
             size = op.out_size(size)
         ops.append(op)
-    return Augmenter(ops, data_kind, channels)
+    return Augmenter(ops, data_kind, channels, image)
 
 
 def _build(item: Any, where: str, data_kind: str) -> Augmentation:

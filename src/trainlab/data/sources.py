@@ -223,7 +223,8 @@ def image_folder(path: Path, resize: list[int] | None = None) -> Source:
 class _ArraysOnly(pickle.Unpickler):
     """Unpickles CIFAR batches (dicts of numpy arrays and lists) and refuses anything else."""
 
-    ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+    ALLOWED = {("numpy.core.multiarray", "_reconstruct"),
+               ("numpy._core.multiarray", "_reconstruct"),
                ("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "scalar"),
                ("numpy._core.multiarray", "scalar"), ("_codecs", "encode")}
 

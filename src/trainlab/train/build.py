@@ -41,8 +41,8 @@ def split_decay(model: nn.Module, no_decay: list[str]) -> tuple[list[tuple[str, 
 
 def param_groups(model: nn.Module, cfg: ExperimentConfig, lr_mult: dict[str, float] | None = None
                  ) -> list[dict]:
-    """Param groups of (name, parameter) pairs: exempt parameters get weight_decay 0. `lr_mult` maps a parameter-name
-    prefix to a learning-rate multiplier (fine-tuning uses it)."""
+    """Param groups of (name, parameter) pairs: exempt parameters get weight_decay 0. `lr_mult`
+    maps a parameter-name prefix to a learning-rate multiplier (fine-tuning uses it)."""
     decay, exempt = split_decay(model, cfg.train.no_decay)
     wd = getattr(cfg.optim, "weight_decay", 0.0)
     groups: dict[tuple[float, float], list] = {}

@@ -37,3 +37,14 @@ def accuracy_of_proba(proba: torch.Tensor, y: torch.Tensor) -> float:
 def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
     """(mean cross-entropy, accuracy in [0, 1]) in evaluation mode."""
     return loss_and_accuracy(predict_logits(model, x), y)
+
+
+def tta_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, mode: str,
+                 augment: list, kind: str) -> float:
+    """Accuracy with test-time augmentation; ten_crop uses the training crop (data.augment)."""
+    from trainlab.data.augment import parse_augment
+    from trainlab.data.tta import tta_predict
+
+    crop = parse_augment(augment, kind, x.shape[1], tuple(x.shape[2:])).tta_crop() \
+        if augment else {}
+    return accuracy_of_proba(tta_predict(model, x, mode, **crop), y)

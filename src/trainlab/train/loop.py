@@ -24,8 +24,6 @@ from trainlab.train.build import WeightPenalty, make_optimizer, make_schedule, p
 from trainlab.train.evaluate import evaluate
 from trainlab.train.rundir import RunDir, environment, load_checkpoint, save_checkpoint
 
-TRAIN_EVAL_MAX = 2000  # training accuracy is measured in eval mode on at most this many examples
-
 
 def epoch_seed(seed: int, epoch: int) -> int:
     """The seed of one epoch's randomness (shuffling, dropout, augmentation): a function of the
@@ -119,12 +117,10 @@ class Trainer:
         self.scheduler = make_schedule(self.optimizer, cfg, self.steps_per_epoch)
         self.penalty = WeightPenalty(self.model, t)
         self.augment = self._augmenter()
+        self._check_tta()
         self.callbacks = list(callbacks)
         self.state = TrainState()
         self.guard = DivergenceGuard(factor=t.diverge_factor)
-        n_eval = min(n, TRAIN_EVAL_MAX)
-        self.train_eval_idx = torch.from_numpy(
-            np.random.default_rng(t.seed).permutation(n)[:n_eval]).to(self.device)
         self.step_losses: list[float] = []
 
     def _augmenter(self) -> Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None:
@@ -134,8 +130,21 @@ class Trainer:
 
         aug = parse_augment(self.cfg.data.augment, self.data.kind, self.data.input_shape[0],
                             self.data.input_shape[1:])
-        aug.fit(self.data.x_train)
-        return aug
+        return aug.fit(self.data.x_train)
+
+    def _check_tta(self) -> None:
+        mode, kind = self.cfg.train.tta, self.data.kind
+        if mode == "none":
+            return
+        if kind == "vector":
+            raise UserError(f"train.tta: {mode} needs signals or images; this data holds vectors")
+        if mode == "ten_crop":
+            if kind != "image":
+                raise UserError("train.tta: ten_crop needs images; use flip for signals")
+            crop = self.augment.tta_crop() if self.augment is not None else {"crop_size": None}
+            if crop["crop_size"] is None and not crop.get("pad"):
+                raise UserError("train.tta: ten_crop needs a training crop in data.augment "
+                                "(crop or resized_crop); the crops are taken at that size")
 
     # ---------------------------------------------------------------------------- checkpoints
     def checkpoint(self) -> dict[str, Any]:
@@ -166,12 +175,14 @@ class Trainer:
                 "epoch": self.state.epoch}
 
     # -------------------------------------------------------------------------------- training
-    def loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        loss = F.cross_entropy(self.model(x), y, label_smoothing=self.cfg.train.label_smoothing)
-        return loss + self.penalty() if self.penalty.active else loss
+    def loss(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(data loss + regularization, logits)."""
+        logits = self.model(x)
+        loss = F.cross_entropy(logits, y, label_smoothing=self.cfg.train.label_smoothing)
+        return (loss + self.penalty() if self.penalty.active else loss), logits
 
-    def train_epoch(self, epoch: int) -> tuple[float, bool]:
-        """One pass over the training split. Returns (mean loss, diverged)."""
+    def train_epoch(self, epoch: int) -> tuple[float, float, bool]:
+        """One pass over the training split: (mean loss, running accuracy, diverged)."""
         seed = epoch_seed(self.cfg.train.seed, epoch)
         torch.manual_seed(seed)  # dropout, DropConnect, stochastic depth masks
         gen = torch.Generator(device="cpu").manual_seed(seed)
@@ -180,7 +191,8 @@ class Trainer:
         if self.full_batch:
             return self._full_batch_step(x_all, y_all)
         perm = torch.randperm(len(x_all), generator=gen).to(self.device)
-        bs, total, count = self.cfg.train.batch_size, 0.0, 0
+        bs, total, count, seen = self.cfg.train.batch_size, 0.0, 0, 0
+        correct = torch.zeros((), dtype=torch.long, device=self.device)
         opt, sched, guard = self.optimizer, self.scheduler, self.guard
         for i in range(0, len(perm), bs):
             idx = perm[i:i + bs]
@@ -189,11 +201,13 @@ class Trainer:
             x, y = x_all[idx], y_all[idx]
             if self.augment is not None:
                 x = self.augment(x, gen)
-            loss = self.loss(x, y)
+            loss, logits = self.loss(x, y)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             sched.step()
+            correct += (logits.detach().argmax(1) == y).sum()
+            seen += len(y)
             value = loss.item()
             self.state.step += 1
             self.step_losses.append(value)
@@ -201,28 +215,30 @@ class Trainer:
             for cb in self.callbacks:
                 cb.on_step_end(self, value)
             if guard.update(value):
-                return value, True
-        return total / max(count, 1), False
+                return value, float("nan"), True
+        return total / max(count, 1), correct.item() / max(seen, 1), False
 
-    def _full_batch_step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[float, bool]:
+    def _full_batch_step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float, bool]:
         """L-BFGS and Newton: one optimizer step per epoch on the whole training split."""
 
         def closure() -> torch.Tensor:
             self.optimizer.zero_grad(set_to_none=True)
-            loss = self.loss(x, y)
+            loss = self.loss(x, y)[0]
             loss.backward()
             return loss
 
-        loss = self.optimizer.step(closure)
+        self.optimizer.step(closure)
         self.scheduler.step()
-        value = float(loss) if loss is not None else float(self.loss(x, y).detach())
+        with torch.no_grad():
+            loss, logits = self.loss(x, y)
+        value = loss.item()
         self.state.step += 1
         self.step_losses.append(value)
-        return value, self.guard.update(value)
+        accuracy = (logits.argmax(1) == y).float().mean().item()
+        return value, accuracy, self.guard.update(value)
 
-    def epoch_record(self, epoch: int, train_loss: float, seconds: float) -> dict[str, Any]:
-        idx = self.train_eval_idx
-        _, train_acc = evaluate(self.model, self.data.x_train[idx], self.data.y_train[idx])
+    def epoch_record(self, epoch: int, train_loss: float, train_acc: float, seconds: float
+                     ) -> dict[str, Any]:
         val_loss, val_acc = evaluate(self.model, self.data.x_val, self.data.y_val)
         record = {"epoch": epoch, "step": self.state.step, "train_loss": train_loss,
                   "train_accuracy": train_acc, "val_loss": val_loss, "val_accuracy": val_acc,
@@ -245,7 +261,7 @@ class Trainer:
             epoch = st.epoch + 1
             start = time.perf_counter()
             n_steps_before = len(self.step_losses)
-            train_loss, diverged = self.train_epoch(epoch)
+            train_loss, train_acc, diverged = self.train_epoch(epoch)
             seconds = time.perf_counter() - start
             st.seconds += seconds
             st.initial_loss = self.guard.initial_loss
@@ -256,7 +272,7 @@ class Trainer:
             if diverged:
                 st.epoch = epoch
                 return "diverged"
-            record = self.epoch_record(epoch, train_loss, seconds)
+            record = self.epoch_record(epoch, train_loss, train_acc, seconds)
             st.epoch = epoch
             val = record["val_accuracy"] if record["val_accuracy"] is not None else -record[
                 "train_loss"]
@@ -331,6 +347,12 @@ def finish(trainer: Trainer, reason: str) -> Result:
         float("nan"), stopped_reason=reason, steps=st.step,
         parameters=sum(p.numel() for p in trainer.model.parameters()),
         advice=[{"code": a.code, "message": a.message} for a in advice])
+    if trainer.cfg.train.tta != "none" and best:
+        from trainlab.train.evaluate import tta_accuracy
+
+        result.extra["tta_test_accuracy"] = tta_accuracy(
+            trainer.model, trainer.data.x_test, trainer.data.y_test, trainer.cfg.train.tta,
+            trainer.cfg.data.augment, trainer.data.kind)
     for cb in trainer.callbacks:
         cb.on_train_end(trainer, result)
     run.write_json("result.json", result.to_dict())

@@ -100,9 +100,9 @@ def lr_range_test(
 ) -> LRFindResult:
     """Run the range test on `model` (restored afterwards) and suggest a learning rate.
 
-    lr_k = start_lr * (end_lr / start_lr) ** (k / (steps - 1)) at step k (ratios between param
-    groups are kept). Stops early when the loss is NaN/inf or the smoothed loss exceeds
-    `diverge_factor` x the best smoothed loss so far.
+    lr_k = start_lr * (end_lr / start_lr) ** (k / (steps - 1)) at step k: the optimizer's base lr
+    (its `defaults["lr"]`); each param group keeps its multiplier of it. Stops early when the
+    loss is NaN/inf or the smoothed loss exceeds `diverge_factor` x the best smoothed loss so far.
     """
     if not (math.isfinite(start_lr) and start_lr > 0):
         raise UserError(f"lr_find.start_lr: must be a finite number > 0, got {start_lr}")
@@ -123,7 +123,10 @@ def lr_range_test(
     device = parameters[0].device if parameters else torch.device("cpu")
     cuda_devices = [device.index or 0] if device.type == "cuda" else []
     optimizer = make_optimizer(model.parameters(), start_lr)
-    relative = [group["lr"] / start_lr for group in optimizer.param_groups]
+    # per-group multipliers (fine-tuning's lower backbone lr) relative to the optimizer's base lr;
+    # this also holds when make_optimizer ignores the lr it is given
+    base_lr = float(optimizer.defaults.get("lr", start_lr)) or start_lr
+    relative = [group["lr"] / base_lr for group in optimizer.param_groups]
     growth = (end_lr / start_lr) ** (1.0 / (steps - 1))
 
     lrs: list[float] = []
@@ -182,14 +185,17 @@ def plot_lr_find(result: LRFindResult, path: str | Path) -> None:
         ax.plot([result.lrs[k]], [result.smoothed[k]], "o", color="tab:red",
                 label=f"suggested lr {result.suggested_lr:.2g}")
     ax.set_xscale("log")
-    finite = [v for v in result.smoothed if math.isfinite(v)]
-    if finite:  # keep the explosion at the end from squashing the interesting part
-        low, high = min(finite), max(finite[: max(1, len(finite) * 9 // 10)])
-        ax.set_ylim(low - 0.05 * (high - low + 1e-12), high + 0.25 * (high - low + 1e-12))
+    smoothed = [v for v in result.smoothed if math.isfinite(v)]
+    raw = [v for v in result.losses if math.isfinite(v)]
+    if smoothed:  # keep the explosion at the end from squashing the interesting part
+        low = min(smoothed + raw)
+        high = max(smoothed[: max(1, len(smoothed) * 9 // 10)])
+        pad = high - low + 1e-12
+        ax.set_ylim(low - 0.05 * pad, high + 0.25 * pad)
     ax.set_xlabel("learning rate")
     ax.set_ylabel("training loss")
     ax.set_title("learning-rate range test")
-    ax.grid(True, which="both", alpha=0.3)
+    ax.grid(True, alpha=0.3)
     ax.legend(loc="best", fontsize=8)
     figure.tight_layout()
     figure.savefig(Path(path))

@@ -551,10 +551,15 @@ def advise(
     return advice
 
 
-def annotate_advice(ax: Any, advice: Sequence[Advice], *, mark_epochs: bool = True) -> Any:
-    """Write the advice into a matplotlib Axes (a box of text), marking its epochs if x is epochs.
+def annotate_advice(
+    ax: Any, advice: Sequence[Advice], *, mark_epochs: bool = True, below: bool = False
+) -> Any:
+    """Write the advice into a matplotlib Axes as a box of text, and mark its epochs (when the x
+    axis counts epochs) with dotted lines.
 
-    Returns the text artist, or None when there is no advice.
+    The text sits in the upper left corner inside the axes, or under them with `below=True`
+    (then save the figure with bbox_inches="tight" so it is kept). Returns the text artist, or
+    None when there is no advice.
     """
     if not advice:
         return None
@@ -563,17 +568,17 @@ def annotate_advice(ax: Any, advice: Sequence[Advice], *, mark_epochs: bool = Tr
             if item.epoch is not None:
                 ax.axvline(item.epoch, color="tab:red", linestyle=":", linewidth=1, alpha=0.6)
     lines = [
-        textwrap.fill(f"{item.code}: {item.message}", width=90, subsequent_indent="    ")
+        textwrap.fill(f"{item.code}: {item.message}", width=100, subsequent_indent="    ")
         for item in advice
     ]
     return ax.text(
-        0.01,
-        0.99,
+        0.0 if below else 0.01,
+        -0.12 if below else 0.99,
         "\n".join(lines),
         transform=ax.transAxes,
         va="top",
         ha="left",
         fontsize=6,
         family="monospace",
-        bbox={"boxstyle": "round", "facecolor": "lightyellow", "alpha": 0.85},
+        bbox=None if below else {"boxstyle": "round", "facecolor": "lightyellow", "alpha": 0.85},
     )

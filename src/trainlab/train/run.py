@@ -92,9 +92,9 @@ def evaluate_run(path: str | Path, data_path: str | None = None, tta: str | None
            "accuracy": acc}
     mode = tta if tta is not None else run.config.train.tta
     if mode != "none":
-        from trainlab.data.tta import tta_predict
-        from trainlab.train.evaluate import accuracy_of_proba
+        from trainlab.train.evaluate import tta_accuracy
 
-        proba = tta_predict(model, x, mode, crop_size=None)
-        out.update(tta=mode, tta_accuracy=accuracy_of_proba(proba, y))
+        kind = "signal" if x.dim() == 3 else "image" if x.dim() == 4 else "vector"
+        out.update(tta=mode, tta_accuracy=tta_accuracy(model, x, y, mode, run.config.data.augment,
+                                                       kind))
     return out

@@ -1,0 +1,148 @@
+"""Optimizer step time: trainlab.optim (default arguments) against torch.optim's fastest CPU path
+(fused where torch has it, else foreach) and torch's default path, on a model of 10M+ parameters
+in several tensors, all in one process with the measurements interleaved, plus the memory
+bandwidth floor: the bytes one step must read and write, at the bandwidth of an in-place
+a.add_(b) over tensors of the same total size measured in the same process.
+
+Ours is measured as a user gets it: default arguments, after the warm-up in which it decides to
+compile (see trainlab/optim/compiled.py); the warm-up's eager steps and compile time are reported.
+
+    .venv/bin/python bench/optim_step.py [--json] [--threads 1] [--repeats 15]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+import trainlab.optim as ours
+
+# 7 tensors, 13.6M parameters: three 2048x2048 weights, a 1024x1024 one and their biases
+SHAPES = [(2048, 2048), (2048,), (2048, 2048), (2048,), (2048, 2048), (1024, 1024), (1024,)]
+
+# name -> (our class, torch class, kwargs, torch's fastest CPU flag, bytes moved per parameter)
+# bytes: float32 reads + writes of one step, e.g. Adam reads param, grad, 2 moments, writes 3
+SPECS: dict[str, tuple[type, type, dict[str, Any], dict[str, bool], int]] = {
+    "sgd": (ours.SGD, torch.optim.SGD, {"lr": 0.01}, {"fused": True}, 12),
+    "momentum": (ours.SGD, torch.optim.SGD, {"lr": 0.01, "momentum": 0.9}, {"fused": True}, 20),
+    "nesterov": (ours.SGD, torch.optim.SGD, {"lr": 0.01, "momentum": 0.9, "nesterov": True},
+                 {"fused": True}, 20),
+    "adagrad": (ours.Adagrad, torch.optim.Adagrad, {"lr": 0.01}, {"fused": True}, 20),
+    "rmsprop": (ours.RMSprop, torch.optim.RMSprop, {"lr": 0.001}, {"foreach": True}, 20),
+    "adam": (ours.Adam, torch.optim.Adam, {"lr": 0.001}, {"fused": True}, 28),
+    "adamw": (ours.AdamW, torch.optim.AdamW, {"lr": 0.001}, {"fused": True}, 28),
+}
+
+
+def make_params(gen: torch.Generator, grads: list[torch.Tensor]) -> list[torch.Tensor]:
+    params = [torch.randn(s, generator=gen).requires_grad_() for s in SHAPES]
+    for p, g in zip(params, grads):
+        p.grad = g
+    return params
+
+
+def timed(fn: Callable[[], Any]) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def bandwidth(numel: int, repeats: int) -> float:
+    """Bytes per second of a.add_(b) (reads a and b, writes a: 12 bytes per float32 element)."""
+    a, b = torch.ones(numel), torch.ones(numel)
+    a.add_(b)
+    return 12 * numel / statistics.median(timed(lambda: a.add_(b)) for _ in range(repeats))
+
+
+def warm_up(opt: torch.optim.Optimizer, limit_s: float) -> dict[str, Any]:
+    """Step until our optimizer has switched to its compiled path (or limit_s passed)."""
+    start, eager_steps = time.perf_counter(), 0
+    while time.perf_counter() - start < limit_s:
+        before = time.perf_counter()
+        opt.step()
+        if opt.execution_path == "compiled":
+            return {"eager_steps": eager_steps, "first_compiled_step_s": time.perf_counter() - before,
+                    "warmup_s": time.perf_counter() - start}
+        eager_steps += 1
+    return {"eager_steps": eager_steps, "first_compiled_step_s": None,
+            "warmup_s": time.perf_counter() - start}
+
+
+def bench_one(name: str, grads: list[torch.Tensor], repeats: int, floor_bw: float,
+              warmup_limit: float) -> dict[str, Any]:
+    ours_cls, torch_cls, kwargs, fastest_flag, bytes_per_param = SPECS[name]
+    gen = torch.Generator().manual_seed(0)
+    variants = {
+        "ours": ours_cls(make_params(gen, grads), **kwargs),
+        "torch_fastest": torch_cls(make_params(gen, grads), **kwargs, **fastest_flag),
+        "torch_default": torch_cls(make_params(gen, grads), **kwargs),
+    }
+    warm = warm_up(variants["ours"], warmup_limit)
+    for opt in variants.values():  # first steps allocate state
+        opt.step()
+    times: dict[str, list[float]] = {k: [] for k in variants}
+    for _ in range(repeats):
+        for key, opt in variants.items():
+            times[key].append(timed(opt.step))
+    med = {k: statistics.median(v) for k, v in times.items()}
+    numel = sum(g.numel() for g in grads)
+    floor = bytes_per_param * numel / floor_bw
+    return {
+        "optimizer": name, "ours_path": variants["ours"].execution_path,
+        "torch_fastest_path": next(iter(fastest_flag)),
+        "ours_ms": 1e3 * med["ours"], "torch_fastest_ms": 1e3 * med["torch_fastest"],
+        "torch_default_ms": 1e3 * med["torch_default"], "floor_ms": 1e3 * floor,
+        "bytes_per_param": bytes_per_param,
+        "ours_over_fastest": med["ours"] / med["torch_fastest"],
+        "default_over_ours": med["torch_default"] / med["ours"],
+        "ours_over_floor": med["ours"] / floor, **warm,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    ap.add_argument("--repeats", type=int, default=15, help="timed steps per variant")
+    ap.add_argument("--only", nargs="*", choices=list(SPECS), help="a subset of optimizers")
+    ap.add_argument("--warmup-limit", type=float, default=60.0,
+                    help="seconds to wait for ours to compile before measuring anyway")
+    args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    gen = torch.Generator().manual_seed(1)
+    grads = [torch.randn(s, generator=gen) * 1e-2 for s in SHAPES]
+    numel = sum(g.numel() for g in grads)
+    floor_bw = bandwidth(numel, max(args.repeats, 9))
+    rows = []
+    for name in args.only or list(SPECS):
+        rows.append(bench_one(name, grads, args.repeats, floor_bw, args.warmup_limit))
+        print(f"done {name}", file=sys.stderr)
+    result = {"params": numel, "tensors": len(SHAPES), "threads": args.threads,
+              "torch": torch.__version__, "add_bandwidth_gb_s": floor_bw / 1e9, "rows": rows}
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    print(f"{numel / 1e6:.1f}M parameters in {len(SHAPES)} tensors, {args.threads} thread(s), "
+          f"a.add_(b) bandwidth {floor_bw / 1e9:.1f} GB/s; medians of {args.repeats} steps (ms)")
+    head = (f"{'optimizer':<10}{'ours':>8}{'fastest':>9}{'(path)':>9}{'default':>9}{'floor':>8}"
+            f"{'ours/fast':>11}{'def/ours':>10}{'ours/floor':>11}{'eager+compile':>15}")
+    print(head)
+    for r in rows:
+        compile_s = r["first_compiled_step_s"]
+        warm = f"{r['eager_steps']}+{compile_s:.1f}s" if compile_s is not None else "not compiled"
+        print(f"{r['optimizer']:<10}{r['ours_ms']:>8.2f}{r['torch_fastest_ms']:>9.2f}"
+              f"{r['torch_fastest_path']:>9}{r['torch_default_ms']:>9.2f}{r['floor_ms']:>8.2f}"
+              f"{r['ours_over_fastest']:>11.2f}{r['default_over_ours']:>10.2f}"
+              f"{r['ours_over_floor']:>11.2f}{warm:>15}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
