@@ -66,7 +66,9 @@ class SGD(TrainlabOptimizer):
         return False
 
     def _compilable(self, h: dict[str, Any]) -> bool:
-        return not h["first"]
+        """Plain SGD is one multi-tensor add_ already, at memory speed: nothing to fuse. The
+        velocity's first step (a copy) is not worth a graph of its own either."""
+        return (h["momentum_on"] or h["l2"] or h["maximize"]) and not h["first"]
 
     def _hyper(self, group: dict[str, Any], phase: Hashable) -> dict[str, Any]:
         h = self._common(group)
