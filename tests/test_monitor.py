@@ -115,9 +115,10 @@ def train(
     """Minibatch training like trainlab's Trainer; returns (records, step losses, stopped_reason).
 
     As in the trainer: `schedule(t)` (t = epochs elapsed) sets the lr after every step, a record's
-    lr is the lr after the epoch's last step, train accuracy is measured in eval mode after the
-    epoch, and the epoch in which the guard fires writes no record. update_ratio = the epoch's
-    mean over steps of the median over weight matrices of ||w_new - w_old|| / ||w_old||.
+    lr is the lr after the epoch's last step, train accuracy is the running accuracy over the
+    epoch's minibatches, and the epoch in which the guard fires writes no record.
+    update_ratio = the epoch's mean over steps of the median over weight matrices of
+    ||w_new - w_old|| / ||w_old||.
     """
     x_train, y_train, x_val, y_val = data
     optimizer = make_optimizer(model.parameters())
@@ -130,10 +131,12 @@ def train(
         start = time.perf_counter()
         model.train()
         order = torch.randperm(len(x_train), generator=gen)
-        total, count, ratios = 0.0, 0, []
+        total, count, correct, ratios = 0.0, 0, 0, []
         for i in range(0, len(order), batch_size):
             index = order[i : i + batch_size]
-            loss = F.cross_entropy(model(x_train[index]), y_train[index])
+            logits = model(x_train[index])
+            loss = F.cross_entropy(logits, y_train[index])
+            correct += int((logits.detach().argmax(1) == y_train[index]).sum())
             optimizer.zero_grad()
             loss.backward()
             before = [w.detach().clone() for w in weights]
@@ -153,7 +156,6 @@ def train(
                 return records, step_losses, "diverged"
         model.eval()
         with torch.no_grad():
-            train_accuracy = (model(x_train).argmax(1) == y_train).float().mean().item()
             val_logits = model(x_val)
             val_loss = F.cross_entropy(val_logits, y_val).item()
             val_accuracy = (val_logits.argmax(1) == y_val).float().mean().item()
@@ -162,7 +164,7 @@ def train(
                 "epoch": epoch,
                 "step": len(step_losses),
                 "train_loss": total / count,
-                "train_accuracy": train_accuracy,
+                "train_accuracy": correct / len(order),
                 "val_loss": val_loss,
                 "val_accuracy": val_accuracy,
                 "lr": optimizer.param_groups[0]["lr"],

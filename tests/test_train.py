@@ -192,3 +192,16 @@ def test_version_and_module_entry_point():
     out = subprocess.run([sys.executable, "-m", "trainlab", "--version"], capture_output=True,
                          text=True)
     assert out.returncode == 0 and out.stdout.strip() == f"trainlab {trainlab.__version__}"
+
+
+def test_tensorboard_event_files(tmp_path):
+    cfg = {"data": {"name": "spirals"}, "model": {"width": 8},
+           "train": {"epochs": 2, "tensorboard": True}}
+    trainlab.train(cfg, out=tmp_path / "run")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(tmp_path / "run/tensorboard"))
+    events.Reload()
+    tags = events.Tags()["scalars"]
+    assert {"train/step_loss", "train/loss", "val/accuracy", "optim/lr"} <= set(tags)
+    assert [e.step for e in events.Scalars("val/accuracy")] == [1, 2]

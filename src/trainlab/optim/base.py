@@ -94,6 +94,10 @@ class TrainlabOptimizer(torch.optim.Optimizer):
         """Names of the per-parameter state tensors this group's update reads and writes."""
         raise NotImplementedError
 
+    def _keeps_state(self, group: dict[str, Any]) -> bool:
+        """False where torch keeps no state at all (SGD without momentum)."""
+        return True
+
     def _init_state(self, group: dict[str, Any], param: torch.Tensor, state: dict) -> None:
         """Create a parameter's state on its first step: `step` and zero buffers, as torch does."""
         state["step"] = torch.tensor(0.0, dtype=scalar_dtype())
@@ -161,7 +165,8 @@ class TrainlabOptimizer(torch.optim.Optimizer):
         if any(g.is_sparse for g in grads):
             raise UserError(f"optim: {type(self).__name__} of trainlab.optim does not take sparse "
                             "gradients; use dense gradients or torch.optim.SparseAdam")
-        states = [self.state[p] for p in params]
+        states = ([self.state[p] for p in params] if self._keeps_state(group)
+                  else [{} for _ in params])
         phases = self._prepare(group, params, states)
         names = self._buffers(group)
         self._last[index] = {k: v for k, v in group.items() if k not in ("params", "param_names")}
@@ -235,8 +240,8 @@ class TrainlabOptimizer(torch.optim.Optimizer):
             names = group.get("param_names")
             watch = Watch()
             for pi, p in enumerate(group["params"]):
-                s = self.state.get(p)
-                if last is None or not s:
+                s = self.state.get(p, {})
+                if last is None or (not s and self._keeps_state(last)):
                     continue
                 h = self._hyper(last, self._diag_phase(s))
                 param, grad = _real(p), p.grad

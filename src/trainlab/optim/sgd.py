@@ -46,6 +46,9 @@ class SGD(TrainlabOptimizer):
             raise UserError(f"{field('nesterov')}: Nesterov momentum needs momentum > 0 and "
                             f"dampening 0, got momentum={momentum:g}, dampening={dampening:g}")
 
+    def _keeps_state(self, group: dict[str, Any]) -> bool:
+        return group["momentum"] != 0
+
     def _buffers(self, group: dict[str, Any]) -> tuple[str, ...]:
         return ("momentum_buffer",) if group["momentum"] != 0 else ()
 

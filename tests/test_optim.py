@@ -1,0 +1,406 @@
+"""trainlab.optim's first-order optimizers against torch.optim: the same numbers for the same
+arguments (100 steps, several shapes and param groups, every option), state_dicts that move both
+ways, torch's LR schedulers, the compiled path, diagnostics, the registry and bad input."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+import trainlab.optim as to
+from trainlab.errors import UserError
+from trainlab.optim import compiled
+
+SHAPES = [(7, 5), (5,), (3, 4, 2), (1,)]
+
+# (class name, kwargs): every option the issue lists, for each optimizer
+CASES = [
+    ("SGD", {"lr": 0.05}),
+    ("SGD", {"lr": 0.05, "weight_decay": 0.1, "maximize": True}),
+    ("SGD", {"lr": 0.05, "momentum": 0.9}),
+    ("SGD", {"lr": 0.05, "momentum": 0.9, "dampening": 0.3, "weight_decay": 0.01}),
+    ("SGD", {"lr": 0.05, "momentum": 0.99, "nesterov": True}),
+    ("SGD", {"lr": 0.05, "momentum": 0.9, "nesterov": True, "weight_decay": 0.1,
+             "maximize": True}),
+    ("Adagrad", {}),
+    ("Adagrad", {"lr": 0.1, "lr_decay": 0.01, "initial_accumulator_value": 0.1,
+                 "weight_decay": 0.1}),
+    ("Adagrad", {"lr": 0.1, "eps": 1e-6, "maximize": True}),
+    ("RMSprop", {}),
+    ("RMSprop", {"lr": 0.01, "alpha": 0.9, "eps": 1e-6, "weight_decay": 0.1}),
+    ("RMSprop", {"lr": 0.01, "momentum": 0.9}),
+    ("RMSprop", {"lr": 0.01, "centered": True}),
+    ("RMSprop", {"lr": 0.01, "momentum": 0.9, "centered": True, "weight_decay": 0.01,
+                 "maximize": True}),
+    ("Adam", {}),
+    ("Adam", {"lr": 0.01, "betas": (0.8, 0.99), "eps": 1e-6, "weight_decay": 0.1}),
+    ("Adam", {"lr": 0.01, "amsgrad": True}),
+    ("Adam", {"lr": 0.01, "amsgrad": True, "weight_decay": 0.1, "maximize": True}),
+    ("AdamW", {}),
+    ("AdamW", {"lr": 0.01, "weight_decay": 0.1, "amsgrad": True}),
+    ("AdamW", {"lr": 0.01, "betas": (0.5, 0.9), "weight_decay": 0.0, "maximize": True}),
+]
+
+
+def case_id(case: tuple[str, dict]) -> str:
+    name, kw = case
+    return name + "-" + "-".join(f"{k}={v}" for k, v in kw.items())
+
+
+@pytest.fixture(autouse=True)
+def _no_compile(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests stay off the compiled path unless they ask for it."""
+    monkeypatch.setenv(compiled.ENV_VAR, "0")
+    torch.set_num_threads(1)
+
+
+def make_params(seed: int = 0) -> list[torch.Tensor]:
+    gen = torch.Generator().manual_seed(seed)
+    return [torch.randn(s, generator=gen).requires_grad_() for s in SHAPES]
+
+
+def groups(params: list[torch.Tensor], lr: float) -> list[dict]:
+    """Two param groups; the second overrides lr (and weight decay, where there is one)."""
+    return [{"params": params[:2]}, {"params": params[2:], "lr": lr * 0.5}]
+
+
+def set_grads(params: list[torch.Tensor], gen: torch.Generator) -> None:
+    """A random problem: the gradient of 0.5 * |p - target|^2 plus noise."""
+    for p in params:
+        p.grad = p.detach() * 0.5 + torch.randn(p.shape, generator=gen)
+
+
+def rel_err(ours: torch.Tensor, ref: torch.Tensor) -> float:
+    scale = ref.abs().max().item()
+    return (ours - ref).abs().max().item() / (scale if scale > 0 else 1.0)
+
+
+def run_pair(name: str, kwargs: dict, steps: int, foreach: bool | None,
+             torch_foreach: bool = False) -> tuple[list, list, torch.optim.Optimizer,
+                                                    torch.optim.Optimizer]:
+    lr = kwargs.get("lr", 0.01)
+    ref_params, our_params = make_params(), make_params()
+    ref = getattr(torch.optim, name)(groups(ref_params, lr), foreach=torch_foreach, **kwargs)
+    ours = getattr(to, name)(groups(our_params, lr), foreach=foreach, **kwargs)
+    gen_ref, gen_ours = torch.Generator().manual_seed(1), torch.Generator().manual_seed(1)
+    for _ in range(steps):
+        set_grads(ref_params, gen_ref)
+        ref.step()
+        set_grads(our_params, gen_ours)
+        ours.step()
+    return ref_params, our_params, ref, ours
+
+
+def assert_same_state(ref: torch.optim.Optimizer, ours: torch.optim.Optimizer,
+                      tol: float = 1e-5) -> None:
+    ref_sd, our_sd = ref.state_dict(), ours.state_dict()
+    assert ref_sd["state"].keys() == our_sd["state"].keys()
+    for i, ref_state in ref_sd["state"].items():
+        our_state = our_sd["state"][i]
+        assert ref_state.keys() == our_state.keys()
+        for key, value in ref_state.items():
+            assert our_state[key].dtype == value.dtype, key
+            assert rel_err(our_state[key], value) <= tol, key
+
+
+@pytest.mark.parametrize("foreach", [False, None], ids=["for-loop", "multi-tensor"])
+@pytest.mark.parametrize("case", CASES, ids=case_id)
+def test_matches_torch_for_100_steps(case: tuple[str, dict], foreach: bool | None) -> None:
+    name, kwargs = case
+    ref_params, our_params, ref, ours = run_pair(name, kwargs, 100, foreach)
+    for r, o in zip(ref_params, our_params):
+        assert rel_err(o.detach(), r.detach()) <= 1e-5
+    assert_same_state(ref, ours)
+    assert ours.execution_path == ("for-loop" if foreach is False else "foreach")
+
+
+def test_state_keys_and_step_type_are_torchs() -> None:
+    p = torch.zeros(3, requires_grad=True)
+    p.grad = torch.ones(3)
+    for name, kw, keys in [
+        ("SGD", {}, set()),
+        ("SGD", {"momentum": 0.9}, {"momentum_buffer"}),
+        ("Adagrad", {}, {"step", "sum"}),
+        ("RMSprop", {"momentum": 0.9, "centered": True},
+         {"step", "square_avg", "momentum_buffer", "grad_avg"}),
+        ("Adam", {"amsgrad": True}, {"step", "exp_avg", "exp_avg_sq", "max_exp_avg_sq"}),
+        ("AdamW", {}, {"step", "exp_avg", "exp_avg_sq"}),
+    ]:
+        opt = getattr(to, name)([p], **kw)
+        opt.step()
+        state = opt.state_dict()["state"].get(0, {})
+        assert set(state) == keys, name
+        if "step" in state:
+            assert state["step"].dtype == torch.float32 and state["step"].dim() == 0
+            assert state["step"].item() == 1.0
+        assert opt.state_dict()["param_groups"][0].keys() == \
+            getattr(torch.optim, name)([p], **kw).state_dict()["param_groups"][0].keys()
+
+
+ROUND_TRIP = [("SGD", {"lr": 0.05, "momentum": 0.9, "nesterov": True}),
+              ("Adagrad", {"lr": 0.1, "lr_decay": 0.01}),
+              ("RMSprop", {"lr": 0.01, "momentum": 0.9, "centered": True}),
+              ("Adam", {"lr": 0.01, "amsgrad": True, "weight_decay": 0.1}),
+              ("AdamW", {"lr": 0.01})]
+
+
+@pytest.mark.parametrize("direction", ["torch->ours", "ours->torch"])
+@pytest.mark.parametrize("case", ROUND_TRIP, ids=case_id)
+def test_state_dict_moves_between_torch_and_ours(case: tuple[str, dict], direction: str) -> None:
+    name, kwargs = case
+    lr = kwargs["lr"]
+    first_cls, second_cls = getattr(torch.optim, name), getattr(to, name)
+    if direction == "ours->torch":
+        first_cls, second_cls = second_cls, first_cls
+    # run 10 steps with the first, save; continue 10 steps with the first and with a fresh second
+    params = make_params()
+    first = first_cls(groups(params, lr), **kwargs)
+    gen = torch.Generator().manual_seed(3)
+    for _ in range(10):
+        set_grads(params, gen)
+        first.step()
+    saved = first.state_dict()
+    twins = [p.detach().clone().requires_grad_() for p in params]
+    second = second_cls(groups(twins, lr), **kwargs)
+    second.load_state_dict(saved)
+    gen_a, gen_b = torch.Generator().manual_seed(4), torch.Generator().manual_seed(4)
+    for _ in range(10):
+        set_grads(params, gen_a)
+        first.step()
+        set_grads(twins, gen_b)
+        second.step()
+    for a, b in zip(params, twins):
+        assert rel_err(b.detach(), a.detach()) <= 1e-5
+    ref, ours = (first, second) if direction == "torch->ours" else (second, first)
+    assert_same_state(ref, ours)
+
+
+@pytest.mark.parametrize("name", ["SGD", "Adam"])
+def test_torch_lr_schedulers_drive_ours(name: str) -> None:
+    """OneCycleLR changes lr every step (and momentum / beta1 with cycle_momentum), chained
+    after a warm-up; ours follows exactly what torch.optim does under the same schedule."""
+    kwargs = {"lr": 0.05, "momentum": 0.9} if name == "SGD" else {"lr": 0.01}
+    runs = []
+    for module in (torch.optim, to):
+        params = make_params()
+        opt = getattr(module, name)(params, **kwargs)
+        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=0.1, total_steps=30)
+        gen, lrs = torch.Generator().manual_seed(5), []
+        for _ in range(30):
+            set_grads(params, gen)
+            opt.step()
+            sched.step()
+            lrs.append(opt.param_groups[0]["lr"])
+        runs.append((params, lrs))
+    (ref_params, ref_lrs), (our_params, our_lrs) = runs
+    assert our_lrs == ref_lrs and len(set(our_lrs)) > 20
+    for r, o in zip(ref_params, our_params):
+        assert rel_err(o.detach(), r.detach()) <= 1e-5
+
+
+def test_step_lr_schedule_and_tensor_lr() -> None:
+    params = make_params()
+    opt = to.Adam(params, lr=torch.tensor(0.01))
+    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=2, gamma=0.1)
+    gen = torch.Generator().manual_seed(6)
+    for _ in range(4):
+        set_grads(params, gen)
+        opt.step()
+        sched.step()
+    assert math.isclose(float(opt.param_groups[0]["lr"]), 1e-4, rel_tol=1e-6)
+
+
+def test_maximize_climbs() -> None:
+    """maximize=True ascends f(x) = -|x - 3|^2: x goes to 3."""
+    x = torch.zeros(4, requires_grad=True)
+    opt = to.Adam([x], lr=0.1, maximize=True)
+    for _ in range(300):
+        opt.zero_grad()
+        (-(x - 3).pow(2).sum()).backward()
+        opt.step()
+    assert torch.allclose(x.detach(), torch.full((4,), 3.0), atol=1e-2)
+
+
+def test_params_without_grad_or_skipping_steps() -> None:
+    """Parameters with no gradient are left alone and their step does not advance; a parameter
+    that skipped steps gets its own bias correction, as in torch."""
+    for module in (torch.optim, to):
+        params = make_params()
+        opt = module.Adam(params, lr=0.01)
+        gen = torch.Generator().manual_seed(7)
+        for i in range(6):
+            set_grads(params, gen)
+            if i < 3:
+                params[0].grad = None
+            opt.step()
+        if module is torch.optim:
+            ref = [p.detach().clone() for p in params]
+            ref_steps = [opt.state[p]["step"].item() for p in params]
+    assert [opt.state[p]["step"].item() for p in params] == ref_steps == [3.0, 6.0, 6.0, 6.0]
+    for r, o in zip(ref, params):
+        assert rel_err(o.detach(), r) <= 1e-5
+
+
+def test_complex_params_match_torch() -> None:
+    gen = torch.Generator().manual_seed(8)
+    start = torch.randn(6, dtype=torch.complex64, generator=gen)
+    grads = [torch.randn(6, dtype=torch.complex64, generator=gen) for _ in range(20)]
+    results = []
+    for module in (torch.optim, to):
+        p = start.clone().requires_grad_()
+        opt = module.RMSprop([p], lr=0.01, momentum=0.9, centered=True, foreach=False)
+        for g in grads:
+            p.grad = g.clone()
+            opt.step()
+        results.append(p.detach())
+    assert rel_err(torch.view_as_real(results[1]), torch.view_as_real(results[0])) <= 1e-5
+
+
+def test_compiled_path_matches_torch_without_recompiling(monkeypatch: pytest.MonkeyPatch) -> None:
+    """TRAINLAB_COMPILE=1: one fused pass per tensor. The learning rate changes every step (a
+    scheduler) and the result still equals torch's; lr is a tensor input, not a constant."""
+    monkeypatch.setenv(compiled.ENV_VAR, "1")
+    if not compiled.available():
+        pytest.skip("torch.compile failed earlier in this process")
+    from torch._dynamo.utils import counters
+
+    kwargs = {"lr": 0.01, "weight_decay": 0.1, "amsgrad": True}
+    graphs_before = counters["stats"]["unique_graphs"]
+    runs = []
+    for module in (torch.optim, to):
+        params = make_params()
+        opt = module.AdamW(groups(params, 0.01), **kwargs)
+        sched = torch.optim.lr_scheduler.ExponentialLR(opt, gamma=0.9)
+        gen = torch.Generator().manual_seed(9)
+        for _ in range(12):
+            set_grads(params, gen)
+            opt.step()
+            sched.step()
+        runs.append((params, opt))
+    (ref_params, ref), (our_params, ours) = runs
+    assert ours.execution_path == "compiled"
+    assert len(ours._memo[0]) == len(ours._memo[1]) == 1
+    for r, o in zip(ref_params, our_params):
+        assert rel_err(o.detach(), r.detach()) <= 1e-5
+    assert_same_state(ref, ours)
+    assert counters["stats"]["unique_graphs"] - graphs_before == 2  # one per param group
+
+
+def test_compile_policy(monkeypatch: pytest.MonkeyPatch) -> None:
+    """By default small models never compile; TRAINLAB_COMPILE=0 wins even over fused=True;
+    foreach=False is the for-loop; plain SGD stays one multi-tensor add_."""
+    monkeypatch.setenv(compiled.ENV_VAR, "auto")
+    params = make_params()
+    gen = torch.Generator().manual_seed(10)
+    for opt, path in [(to.Adam(params), "foreach"), (to.SGD(params, lr=0.1), "foreach"),
+                      (to.RMSprop(params, foreach=False), "for-loop")]:
+        set_grads(params, gen)
+        opt.step()
+        assert opt.execution_path == path
+    monkeypatch.setenv(compiled.ENV_VAR, "0")
+    opt = to.Adam(params, fused=True)
+    opt.step()
+    assert opt.execution_path == "foreach"
+    monkeypatch.setenv(compiled.ENV_VAR, "sometimes")
+    with pytest.raises(UserError, match="TRAINLAB_COMPILE"):
+        opt.step()
+
+
+# ---- diagnostics ---------------------------------------------------------------------------------
+@pytest.mark.parametrize("case", [c for c in CASES if c[1].get("weight_decay", 0) == 0 or
+                                  c[0] == "AdamW"], ids=case_id)
+def test_diagnostics_update_ratio_is_the_real_one(case: tuple[str, dict]) -> None:
+    """update_ratio = |x_after - x_before| / |x_after|, per parameter and per group, recomputed
+    from the state without touching the step."""
+    name, kwargs = case
+    model = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.Linear(3, 2))
+    named = list(model.named_parameters())
+    opt = getattr(to, name)([{"params": named[:2]}, {"params": named[2:], "lr": 0.02}], **kwargs)
+    gen = torch.Generator().manual_seed(11)
+    params = [p for _, p in named]
+    for _ in range(5):
+        set_grads(params, gen)
+        before = [p.detach().clone() for p in params]
+        opt.step()
+    diag = opt.diagnostics()
+    assert set(diag["params"]) == {n for n, _ in named}
+    for (n, p), b in zip(named, before):
+        real = ((p.detach() - b).norm() / p.detach().norm()).item()
+        assert diag["params"][n]["update_ratio"] == pytest.approx(real, rel=1e-3)
+    for gi, (lo, hi) in enumerate([(0, 2), (2, 4)]):
+        upd = math.sqrt(sum(((params[i].detach() - before[i]) ** 2).sum().item()
+                            for i in range(lo, hi)))
+        norm = math.sqrt(sum((params[i].detach() ** 2).sum().item() for i in range(lo, hi)))
+        group = diag["groups"][gi]
+        assert group["update_ratio"] == pytest.approx(upd / norm, rel=1e-3)
+        assert group["lr"] == opt.param_groups[gi]["lr"]
+    first = diag["params"][named[0][0]]
+    assert all(isinstance(v, float) for v in first.values())
+    if kwargs.get("momentum"):
+        assert first["velocity_norm"] > 0
+    if name in ("Adam", "AdamW"):
+        assert first["first_moment_norm"] > 0 and first["effective_lr"] > 0
+    if name in ("Adagrad", "RMSprop"):
+        assert first["effective_lr"] > 0
+
+
+def test_diagnostics_without_gradient_and_before_any_step() -> None:
+    params = make_params()
+    opt = to.SGD(params, lr=0.1)
+    assert opt.diagnostics() == {"params": {}, "groups": [{"update_ratio": None, "lr": 0.1}]}
+    set_grads(params, torch.Generator().manual_seed(12))
+    opt.step()
+    assert opt.diagnostics()["groups"][0]["update_ratio"] > 0
+    opt.zero_grad()
+    diag = opt.diagnostics()
+    assert diag["groups"][0]["update_ratio"] is None
+    assert set(diag["params"]) == {"0.0", "0.1", "0.2", "0.3"}
+
+
+# ---- registry and bad input ----------------------------------------------------------------------
+def test_create_by_name() -> None:
+    p = [torch.zeros(2, requires_grad=True)]
+    assert isinstance(to.create("adam", p, lr=0.1), to.Adam)
+    momentum = to.create("momentum", p)
+    assert isinstance(momentum, to.SGD) and momentum.defaults["momentum"] == 0.9
+    nesterov = to.create("Nesterov", p, momentum=0.99)
+    assert nesterov.defaults["nesterov"] and nesterov.defaults["momentum"] == 0.99
+    assert isinstance(to.create("adamw", p), to.AdamW)
+    assert isinstance(to.create("lbfgs", p), to.LBFGS)
+    assert isinstance(to.create("newton", p), to.Newton)
+    assert to.FULL_BATCH == {"lbfgs", "newton"}
+    assert set(to.NAMES) == {"sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam",
+                             "adamw", "lbfgs", "newton"}
+    with pytest.raises(UserError, match="optim.name: unknown optimizer 'adamax'.*sgd, momentum"):
+        to.create("adamax", p)
+    with pytest.raises(UserError, match="optim.momentum: not an argument of adam"):
+        to.create("adam", p, momentum=0.9)
+
+
+@pytest.mark.parametrize("build, message", [
+    (lambda p: to.SGD(p, lr=-1), r"optim.lr: must be a finite number >= 0, got -1"),
+    (lambda p: to.Adam(p, lr=float("nan")), r"optim.lr: must be a finite number"),
+    (lambda p: to.Adam(p, lr=float("inf")), r"optim.lr: must be a finite number"),
+    (lambda p: to.Adam(p, betas=(1.0, 0.999)), r"optim.betas.0: .* in \[0, 1\), got 1.0"),
+    (lambda p: to.AdamW(p, betas=(0.9, -0.1)), r"optim.betas.1: .* in \[0, 1\)"),
+    (lambda p: to.Adam(p, eps=0), r"optim.eps: must be a finite number > 0"),
+    (lambda p: to.RMSprop(p, eps=-1e-8), r"optim.eps"),
+    (lambda p: to.Adagrad(p, eps=0.0), r"optim.eps"),
+    (lambda p: to.RMSprop(p, alpha=1.5), r"optim.alpha: .* in \[0, 1\]"),
+    (lambda p: to.SGD(p, momentum=-0.1), r"optim.momentum"),
+    (lambda p: to.SGD(p, nesterov=True), r"optim.nesterov: Nesterov momentum needs momentum > 0"),
+    (lambda p: to.Adam(p, weight_decay=-1), r"optim.weight_decay"),
+    (lambda p: to.Adagrad(p, lr_decay=-1), r"optim.lr_decay"),
+    (lambda p: to.Adam([{"params": p, "lr": -2}]), r"optim.param_groups\[0\].lr"),
+    (lambda p: to.Adam(p, differentiable=True), r"optim.differentiable"),
+    (lambda p: to.Adam(p, capturable=True), r"optim.capturable"),
+    (lambda p: to.Adam(p, fused=True, foreach=True), r"optim.fused"),
+    (lambda p: to.LBFGS(p, line_search_fn="wolfe"), r"optim.line_search_fn"),
+    (lambda p: to.Newton(p, damping=-1), r"optim.damping"),
+])
+def test_bad_input_is_a_user_error(build, message: str) -> None:  # noqa: ANN001
+    with pytest.raises(ValueError, match=message) as info:
+        build([torch.zeros(2, requires_grad=True)])
+    assert isinstance(info.value, UserError)
