@@ -4,6 +4,7 @@ ways, torch's LR schedulers, the compiled path, diagnostics, the registry and ba
 
 from __future__ import annotations
 
+import io
 import math
 
 import pytest
@@ -161,7 +162,10 @@ def test_state_dict_moves_between_torch_and_ours(case: tuple[str, dict], directi
     for _ in range(10):
         set_grads(params, gen)
         first.step()
-    saved = first.state_dict()
+    buffer = io.BytesIO()  # a checkpoint on disk: torch.save, then torch.load(weights_only=True)
+    torch.save(first.state_dict(), buffer)
+    buffer.seek(0)
+    saved = torch.load(buffer, weights_only=True)
     twins = [p.detach().clone().requires_grad_() for p in params]
     second = second_cls(groups(twins, lr), **kwargs)
     second.load_state_dict(saved)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import importlib
 
-MODULES = ()  # e.g. ("search", "ensemble", "transfer", "lr_find", "landscape")
+MODULES = ("lr_find",)
 
 
 def add_all(subparsers) -> None:  # noqa: ANN001
