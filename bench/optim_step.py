@@ -43,23 +43,31 @@ SPECS: dict[str, tuple[type, type, dict[str, Any], dict[str, bool], int]] = {
 
 
 def make_params(gen: torch.Generator, grads: list[torch.Tensor]) -> list[torch.Tensor]:
-    params = [torch.randn(s, generator=gen).requires_grad_() for s in SHAPES]
+    params = [torch.randn(s, generator=gen).to(grads[0].device).requires_grad_() for s in SHAPES]
     for p, g in zip(params, grads):
         p.grad = g
     return params
 
 
-def timed(fn: Callable[[], Any]) -> float:
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def timed(fn: Callable[[], Any], device: torch.device) -> float:
+    sync(device)
     start = time.perf_counter()
     fn()
+    sync(device)
     return time.perf_counter() - start
 
 
-def bandwidth(numel: int, repeats: int) -> float:
+def bandwidth(numel: int, repeats: int, device: torch.device) -> float:
     """Bytes per second of a.add_(b) (reads a and b, writes a: 12 bytes per float32 element)."""
-    a, b = torch.ones(numel), torch.ones(numel)
+    a, b = torch.ones(numel, device=device), torch.ones(numel, device=device)
     a.add_(b)
-    return 12 * numel / statistics.median(timed(lambda: a.add_(b)) for _ in range(repeats))
+    return 12 * numel / statistics.median(timed(lambda: a.add_(b), device)
+                                          for _ in range(repeats))
 
 
 def warm_up(opt: torch.optim.Optimizer, limit_s: float) -> dict[str, Any]:
@@ -70,8 +78,9 @@ def warm_up(opt: torch.optim.Optimizer, limit_s: float) -> dict[str, Any]:
         before = time.perf_counter()
         opt.step()
         if opt.execution_path == "compiled":
-            return {"eager_steps": eager_steps, "first_compiled_step_s": time.perf_counter() - before,
-                    "warmup_s": time.perf_counter() - start}
+            now = time.perf_counter()
+            return {"eager_steps": eager_steps, "first_compiled_step_s": now - before,
+                    "warmup_s": now - start}
         eager_steps += 1
     return {"eager_steps": eager_steps, "first_compiled_step_s": None,
             "warmup_s": time.perf_counter() - start}
@@ -80,6 +89,9 @@ def warm_up(opt: torch.optim.Optimizer, limit_s: float) -> dict[str, Any]:
 def bench_one(name: str, grads: list[torch.Tensor], repeats: int, floor_bw: float,
               warmup_limit: float) -> dict[str, Any]:
     ours_cls, torch_cls, kwargs, fastest_flag, bytes_per_param = SPECS[name]
+    device = grads[0].device
+    if device.type == "cuda" and name == "adagrad":
+        fastest_flag = {"foreach": True}  # torch's fused Adagrad is CPU-only
     gen = torch.Generator().manual_seed(0)
     variants = {
         "ours": ours_cls(make_params(gen, grads), **kwargs),
@@ -92,7 +104,7 @@ def bench_one(name: str, grads: list[torch.Tensor], repeats: int, floor_bw: floa
     times: dict[str, list[float]] = {k: [] for k in variants}
     for _ in range(repeats):
         for key, opt in variants.items():
-            times[key].append(timed(opt.step))
+            times[key].append(timed(opt.step, device))
     med = {k: statistics.median(v) for k, v in times.items()}
     numel = sum(g.numel() for g in grads)
     floor = bytes_per_param * numel / floor_bw
@@ -114,24 +126,28 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     ap.add_argument("--repeats", type=int, default=15, help="timed steps per variant")
     ap.add_argument("--only", nargs="*", choices=list(SPECS), help="a subset of optimizers")
+    ap.add_argument("--device", default="cpu", help="cpu (default) or cuda")
     ap.add_argument("--warmup-limit", type=float, default=2 * COMPILE_AFTER_SECONDS + 1,
                     help="seconds of uncompiled steps after which ours is measured as it is")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     gen = torch.Generator().manual_seed(1)
-    grads = [torch.randn(s, generator=gen) * 1e-2 for s in SHAPES]
+    device = torch.device(args.device)
+    grads = [(torch.randn(s, generator=gen) * 1e-2).to(device) for s in SHAPES]
     numel = sum(g.numel() for g in grads)
-    floor_bw = bandwidth(numel, max(args.repeats, 9))
+    floor_bw = bandwidth(numel, max(args.repeats, 9), device)
     rows = []
     for name in args.only or list(SPECS):
         rows.append(bench_one(name, grads, args.repeats, floor_bw, args.warmup_limit))
         print(f"done {name}", file=sys.stderr)
     result = {"params": numel, "tensors": len(SHAPES), "threads": args.threads,
+              "device": str(device),
               "torch": torch.__version__, "add_bandwidth_gb_s": floor_bw / 1e9, "rows": rows}
     if args.json:
         print(json.dumps(result))
         return 0
-    print(f"{numel / 1e6:.1f}M parameters in {len(SHAPES)} tensors, {args.threads} thread(s), "
+    print(f"{numel / 1e6:.1f}M parameters in {len(SHAPES)} tensors on {device}, "
+          f"{args.threads} thread(s), "
           f"a.add_(b) bandwidth {floor_bw / 1e9:.1f} GB/s; medians of {args.repeats} steps (ms)")
     head = (f"{'optimizer':<10}{'ours':>8}{'fastest':>9}{'(path)':>9}{'default':>9}{'floor':>8}"
             f"{'ours/fast':>11}{'def/ours':>10}{'ours/floor':>11}{'eager+compile':>15}")

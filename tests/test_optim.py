@@ -51,15 +51,18 @@ def case_id(case: tuple[str, dict]) -> str:
 
 
 @pytest.fixture(autouse=True)
-def _no_compile(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Tests stay off the compiled path unless they ask for it."""
+def _no_compile(monkeypatch: pytest.MonkeyPatch):  # noqa: ANN202
+    """Tests stay off the compiled path unless they ask for it; one torch thread."""
     monkeypatch.setenv(compiled.ENV_VAR, "0")
+    threads = torch.get_num_threads()
     torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
-def make_params(seed: int = 0) -> list[torch.Tensor]:
+def make_params(seed: int = 0, device: str = "cpu") -> list[torch.Tensor]:
     gen = torch.Generator().manual_seed(seed)
-    return [torch.randn(s, generator=gen).requires_grad_() for s in SHAPES]
+    return [torch.randn(s, generator=gen).to(device).requires_grad_() for s in SHAPES]
 
 
 def groups(params: list[torch.Tensor], lr: float) -> list[dict]:
@@ -70,7 +73,7 @@ def groups(params: list[torch.Tensor], lr: float) -> list[dict]:
 def set_grads(params: list[torch.Tensor], gen: torch.Generator) -> None:
     """A random problem: the gradient of 0.5 * |p - target|^2 plus noise."""
     for p in params:
-        p.grad = p.detach() * 0.5 + torch.randn(p.shape, generator=gen)
+        p.grad = p.detach() * 0.5 + torch.randn(p.shape, generator=gen).to(p.device)
 
 
 def rel_err(ours: torch.Tensor, ref: torch.Tensor) -> float:
@@ -79,10 +82,10 @@ def rel_err(ours: torch.Tensor, ref: torch.Tensor) -> float:
 
 
 def run_pair(name: str, kwargs: dict, steps: int, foreach: bool | None,
-             torch_foreach: bool = False) -> tuple[list, list, torch.optim.Optimizer,
-                                                    torch.optim.Optimizer]:
+             torch_foreach: bool = False, device: str = "cpu") -> tuple[
+                 list, list, torch.optim.Optimizer, torch.optim.Optimizer]:
     lr = kwargs.get("lr", 0.01)
-    ref_params, our_params = make_params(), make_params()
+    ref_params, our_params = make_params(device=device), make_params(device=device)
     ref = getattr(torch.optim, name)(groups(ref_params, lr), foreach=torch_foreach, **kwargs)
     ours = getattr(to, name)(groups(our_params, lr), foreach=foreach, **kwargs)
     gen_ref, gen_ours = torch.Generator().manual_seed(1), torch.Generator().manual_seed(1)
@@ -284,12 +287,27 @@ def test_compiled_path_matches_torch_without_recompiling(monkeypatch: pytest.Mon
             sched.step()
         runs.append((params, opt))
     (ref_params, ref), (our_params, ours) = runs
+    if not compiled.available():
+        pytest.skip("torch.compile does not work here (no C++ compiler?)")
     assert ours.execution_path == "compiled"
     assert len(ours._memo[0]) == len(ours._memo[1]) == 1
     for r, o in zip(ref_params, our_params):
         assert rel_err(o.detach(), r.detach()) <= 1e-5
     assert_same_state(ref, ours)
     assert counters["stats"]["unique_graphs"] - graphs_before == 2  # one per param group
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("mode", ["0", "1"], ids=["multi-tensor", "compiled"])
+def test_cuda_matches_torch(monkeypatch: pytest.MonkeyPatch, mode: str) -> None:
+    monkeypatch.setenv(compiled.ENV_VAR, mode)
+    for name, kwargs in CASES:
+        ref_params, our_params, ref, ours = run_pair(name, kwargs, 30, None, device="cuda")
+        for r, o in zip(ref_params, our_params):
+            assert rel_err(o.detach(), r.detach()) <= 1e-5, (name, kwargs)
+        assert_same_state(ref, ours)
+        if mode == "1" and ours.execution_path != "compiled":
+            assert name == "SGD" and not kwargs.get("momentum") and not kwargs.get("maximize")
 
 
 def test_compile_policy(monkeypatch: pytest.MonkeyPatch) -> None:

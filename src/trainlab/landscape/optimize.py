@@ -56,9 +56,15 @@ class Trajectory:
     diverged: bool
 
     def steps_to_tol(self, surface: Surface) -> int | None:
-        """First step count at which loss - min <= tol; None if never reached."""
-        hit = torch.nonzero(self.losses - surface.min_value <= surface.tol)
-        return int(hit[0]) if len(hit) else None
+        """Steps after which loss - min stays <= tol to the end; None if it does not end there.
+
+        "Reached and stayed": passing through the tolerance on the way elsewhere does not count.
+        """
+        inside = self.losses - surface.min_value <= surface.tol
+        if self.diverged or not bool(inside[-1]):
+            return None
+        outside = torch.nonzero(~inside)
+        return int(outside[-1]) + 1 if len(outside) else 0
 
     def path_length(self) -> float:
         """Total distance travelled: sum_k |p_{k+1} - p_k|."""

@@ -28,6 +28,7 @@ class Surface:
     xlim: tuple[float, float]
     ylim: tuple[float, float]
     noise: float = 0.0  # std of Gaussian noise added to each gradient component
+    landmarks: tuple[tuple[str, tuple[float, float]], ...] = ()  # other points worth marking
 
     @property
     def min_value(self) -> float:
@@ -59,8 +60,8 @@ def _rotate_start(x: float, y: float) -> tuple[float, float]:
     return (_C * x - _C * y, _C * x + _C * y)
 
 
-# saddle at (0, 0): steep valley in x (curvature 10), gentle hill in y (curvature -0.2),
-# minima at y = +-2: f = 5 x^2 + 0.05 (y^2 - 4)^2 / ... scaled so f''_yy(0) = -SADDLE_C
+# saddle at (0, 0): steep valley in x (curvature 10), gentle hill in y (curvature -SADDLE_C),
+# minima at y = +-SADDLE_R: f = 5 x^2 + c (y^2 - r^2)^2 / (4 r^2)
 SADDLE_C, SADDLE_R = 0.2, 2.0
 
 
@@ -74,11 +75,15 @@ def _local_min(x: Tensor, y: Tensor) -> Tensor:
     return 0.2 * (0.1 * x**4 - x**2 - 0.5 * x) + 5.0 * y**2
 
 
-def _global_min_local() -> tuple[float, float]:
-    x = torch.tensor(2.3, dtype=torch.float64)
-    for _ in range(50):  # Newton on g'(x) = 0.4 x^3 - 2 x - 0.5
+def _stationary_local(x0: float) -> tuple[float, float]:
+    """The stationary point of the local-min surface nearest x0 (Newton on its x-profile)."""
+    x = x0
+    for _ in range(50):  # g'(x) = 0.4 x^3 - 2 x - 0.5 = 0
         x = x - (0.4 * x**3 - 2 * x - 0.5) / (1.2 * x**2 - 2)
-    return (float(x), 0.0)
+    return (x, 0.0)
+
+
+_LOCAL = (("local minimum", _stationary_local(-2.0)),)
 
 
 def _rosenbrock(x: Tensor, y: Tensor) -> Tensor:
@@ -101,19 +106,19 @@ SURFACE_TABLE: dict[str, Surface] = {
             "saddle", "Saddle point",
             "Near the saddle the gradient is tiny: SGD crawls, momentum rolls through.",
             _saddle, (-1.3, 1e-3), (0.0, SADDLE_R), tol=1e-3, steps=300,
-            xlim=(-1.5, 1.5), ylim=(-1, 3),
+            xlim=(-1.5, 1.5), ylim=(-1, 3), landmarks=(("saddle point", (0.0, 0.0)),),
         ),
         Surface(
             "local-min", "Local minimum",
             "SGD stops in the first (local) minimum; momentum overshoots it into the global one.",
-            _local_min, (-4.0, 0.5), _global_min_local(), tol=1e-3, steps=300,
-            xlim=(-4.5, 4), ylim=(-2, 2),
+            _local_min, (-4.0, 0.5), _stationary_local(2.3), tol=1e-3, steps=300,
+            xlim=(-4.5, 4), ylim=(-2, 2), landmarks=_LOCAL,
         ),
         Surface(
             "noisy", "Local minimum, noisy gradients",
             "Minibatch gradients are noisy; momentum averages the noise out.",
-            _local_min, (-4.0, 0.5), _global_min_local(), tol=1e-2, steps=300,
-            xlim=(-4.5, 4), ylim=(-2, 2), noise=0.5,
+            _local_min, (-4.0, 0.5), _stationary_local(2.3), tol=1e-2, steps=300,
+            xlim=(-4.5, 4), ylim=(-2, 2), noise=0.5, landmarks=_LOCAL,
         ),
         Surface(
             "rotated", "Rotated taco shell: condition number 100, axes at 45 degrees",

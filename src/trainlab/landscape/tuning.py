@@ -16,12 +16,22 @@ from trainlab.landscape.surfaces import SURFACE_TABLE, Surface
 GRID: tuple[float, ...] = tuple(float(f"{10 ** (-4 + i / 6):.3g}") for i in range(31))
 
 # Found offline with `python -m trainlab.landscape.tuning` (seed 0, each surface's default
-# steps): for every surface and optimizer, the grid rate whose worst steps-to-tolerance over
-# itself and its two grid neighbours is smallest (robust to lucky single rates); where no rate
-# reaches the tolerance, the rate with the lowest final loss.
+# steps), coarse to fine as the lecture tunes: every rate of GRID, then 8 rates between the
+# best one's neighbours; best = fewest steps to reach and stay within the surface's tolerance,
+# ties and never-reached broken by the lowest final loss.
 TUNED_LRS: dict[str, dict[str, float]] = {
-    "taco": {"sgd": 0.147, "momentum": 0.147, "nesterov": 0.0681, "adagrad": 6.81,
-             "rmsprop": 1.0, "adam": 0.464, "adamw": 0.464},
+    "taco": {"sgd": 0.147, "momentum": 0.215, "nesterov": 0.0681, "adagrad": 10.0,
+             "rmsprop": 1.0, "adam": 0.681, "adamw": 2.15},
+    "saddle": {"sgd": 0.147, "momentum": 0.215, "nesterov": 0.0681, "adagrad": 1.47,
+               "rmsprop": 0.1, "adam": 1.0, "adamw": 0.316},
+    "local-min": {"sgd": 0.1, "momentum": 0.1, "nesterov": 0.1, "adagrad": 4.64,
+                  "rmsprop": 0.464, "adam": 1.47, "adamw": 1.0},
+    "noisy": {"sgd": 0.0147, "momentum": 0.0464, "nesterov": 0.0681, "adagrad": 4.64,
+              "rmsprop": 0.464, "adam": 1.47, "adamw": 1.47},
+    "rotated": {"sgd": 0.147, "momentum": 0.215, "nesterov": 0.0681, "adagrad": 1.47,
+                "rmsprop": 0.215, "adam": 1.0, "adamw": 10.0},
+    "rosenbrock": {"sgd": 0.00147, "momentum": 0.001, "nesterov": 0.000681, "adagrad": 1.47,
+                   "rmsprop": 0.215, "adam": 1.47, "adamw": 0.0464},
 }
 
 
@@ -33,25 +43,26 @@ def _score(surface: Surface, name: str, lr: float, seed: int) -> tuple[float, fl
     return (math.inf if steps is None else steps, math.inf if final is None else final)
 
 
-def sweep(surface: Surface, name: str, grid: tuple[float, ...] = GRID,
+def sweep(surface: Surface, name: str, grid: tuple[float, ...] = GRID, refine: int = 8,
           seed: int = 0) -> tuple[float, list[tuple[float, float, float]]]:
-    """Tune `name` on `surface`: the chosen rate and (lr, steps_to_tol, final_loss) per grid rate.
+    """Tune `name` on `surface` coarse to fine: the chosen rate and (lr, steps, final) per rate.
 
-    Choice: smallest worst-case steps-to-tolerance over a rate and its grid neighbours; if no rate
-    reaches the tolerance, the lowest final loss.
+    Coarse: every rate of `grid`. Fine: `refine` log-spaced rates between the best coarse
+    rate's two neighbours. Best = fewest steps to reach and stay within the tolerance, then the
+    lowest final loss (so where no rate reaches it, the lowest final loss).
     """
-    scores = [_score(surface, name, lr, seed) for lr in grid]
-    table = [(lr, s, f) for lr, (s, f) in zip(grid, scores)]
-    if all(math.isinf(s) for s, _ in scores):
-        best = min(range(len(grid)), key=lambda i: scores[i][1])
-        return grid[best], table
+    table = [(lr, *_score(surface, name, lr, seed)) for lr in grid]
 
-    def robust(i: int) -> tuple[float, float]:
-        near = scores[max(0, i - 1): i + 2]
-        return (max(s for s, _ in near), scores[i][0])
+    def best_index() -> int:
+        return min(range(len(table)), key=lambda i: (table[i][1], table[i][2], table[i][0]))
 
-    best = min(range(len(grid)), key=robust)
-    return grid[best], table
+    i = grid.index(table[best_index()][0])
+    low, high = grid[max(0, i - 1)], grid[min(len(grid) - 1, i + 1)]
+    ratio = (high / low) ** (1 / (refine + 1))
+    fine = [float(f"{low * ratio**k:.3g}") for k in range(1, refine + 1)]
+    table += [(lr, *_score(surface, name, lr, seed)) for lr in fine if lr not in grid]
+    table.sort()
+    return table[best_index()][0], table
 
 
 def tuned_lr(surface: str, name: str) -> float:

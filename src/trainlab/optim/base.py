@@ -145,7 +145,7 @@ class TrainlabOptimizer(torch.optim.Optimizer):
         return {"lr": float(group["lr"]), "maximize": bool(group["maximize"]),
                 "weight_decay": wd, "l2": wd != 0}
 
-    # ---- the step ----------------------------------------------------------------------------------
+    # ---- the step ------------------------------------------------------------------------------
     @torch.no_grad()
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
         """Perform one optimization step (the closure, if given, re-evaluates the loss first)."""
@@ -169,7 +169,8 @@ class TrainlabOptimizer(torch.optim.Optimizer):
                   else [{} for _ in params])
         phases = self._prepare(group, params, states)
         names = self._buffers(group)
-        self._last[index] = {k: v for k, v in group.items() if k not in ("params", "param_names")}
+        self._last[index] = {k: float(v) if isinstance(v, torch.Tensor) else v
+                             for k, v in group.items() if k not in ("params", "param_names")}
         if any(p.is_complex() for p in params):
             params, grads = [_real(p) for p in params], [_real(g) for g in grads]
             states = [{n: _real(s[n]) for n in names} for s in states]
@@ -223,7 +224,7 @@ class TrainlabOptimizer(torch.optim.Optimizer):
                                       + time.perf_counter() - start)
         self.execution_path = path
 
-    # ---- diagnostics -------------------------------------------------------------------------------
+    # ---- diagnostics ---------------------------------------------------------------------------
     @torch.no_grad()
     def diagnostics(self) -> dict[str, Any]:
         """What the lecture says to watch, recomputed from the state of the last step:

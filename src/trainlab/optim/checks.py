@@ -1,4 +1,5 @@
-"""Checks of optimizer arguments: a bad value raises UserError naming the field and what is allowed."""
+"""Checks of optimizer arguments: a bad value raises UserError naming the field and what is
+allowed, e.g. "optim.lr: must be a finite number >= 0, got -1"."""
 
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ def as_float(value: Any, field: str) -> float:
     """`value` as a Python float (a 1-element tensor is accepted, as torch.optim does for lr)."""
     if isinstance(value, torch.Tensor):
         if value.numel() != 1:
-            raise UserError(f"{field}: a tensor value must have 1 element, got shape {tuple(value.shape)}")
+            raise UserError(f"{field}: a tensor value must have 1 element, "
+                            f"got shape {tuple(value.shape)}")
         return float(value.item())
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise UserError(f"{field}: must be a number, got {value!r}")
@@ -28,8 +30,8 @@ def finite(value: Any, field: str, *, low: float = -math.inf, high: float = math
     lo_ok = x > low if low_open else x >= low
     hi_ok = x < high if high_open else x <= high
     if not (math.isfinite(x) and lo_ok and hi_ok):
-        raise UserError(f"{field}: must be a finite number {_interval(low, high, low_open, high_open)}"
-                        f", got {value!r}")
+        allowed = _interval(low, high, low_open, high_open)
+        raise UserError(f"{field}: must be a finite number {allowed}, got {value!r}")
     return x
 
 
@@ -60,5 +62,5 @@ def flag(value: Any, field: str) -> bool:
 
 def _interval(low: float, high: float, low_open: bool, high_open: bool) -> str:
     if math.isinf(high):
-        return ">= 0" if (low == 0 and not low_open) else (f"> {low:g}" if low_open else f">= {low:g}")
+        return f"> {low:g}" if low_open else f">= {low:g}"
     return f"in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"

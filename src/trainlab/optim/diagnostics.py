@@ -28,8 +28,8 @@ class Watch:
         self.update_known = True
         self.count = 0
 
-    def add(self, param: torch.Tensor, update: torch.Tensor | None,
-            norms: dict[str, torch.Tensor], means: dict[str, torch.Tensor]) -> dict[str, float | None]:
+    def add(self, param: torch.Tensor, update: torch.Tensor | None, norms: dict[str, torch.Tensor],
+            means: dict[str, torch.Tensor]) -> dict[str, float | None]:
         """Record one parameter; return its own figures."""
         n = param.numel()
         sq = {"param_norm": _sum_sq(param)}

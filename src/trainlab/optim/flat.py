@@ -11,6 +11,11 @@ import torch
 from trainlab.errors import UserError
 
 
+def as_float(loss: Any) -> float:
+    """A closure's loss (a tensor or a number) as a Python float."""
+    return float(loss.detach()) if isinstance(loss, torch.Tensor) else float(loss)
+
+
 class FlatParams:
     """A view of a list of parameters as one vector: read it, move it, evaluate the closure."""
 
@@ -47,4 +52,4 @@ class FlatParams:
         (the loss it returned, that loss as a float, the flat gradient)."""
         with torch.enable_grad():
             loss = closure()
-        return loss, float(loss), self.grad().detach()
+        return loss, as_float(loss), self.grad().detach()

@@ -87,7 +87,8 @@ def strong_wolfe(evaluate: Evaluate, d: torch.Tensor, f0: float, g0: torch.Tenso
 
 
 def backtracking(loss_at: Callable[[float], float], f0: float, slope0: float, t: float,
-                 c1: float = 1e-4, shrink: float = 0.5, max_evals: int = 40) -> tuple[float, float, int]:
+                 c1: float = 1e-4, shrink: float = 0.5,
+                 max_evals: int = 40) -> tuple[float, float, int]:
     """Shrink t until f(x + t d) <= f0 + c1 t g0.d (Armijo). Returns (loss, t, evaluations); the
     parameters are left at x + t d (t = 0 when no step decreases the loss)."""
     for evals in range(1, max_evals + 1):

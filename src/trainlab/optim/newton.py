@@ -24,12 +24,14 @@ from torch.overrides import TorchFunctionMode
 
 from trainlab.errors import UserError
 from trainlab.optim import checks
-from trainlab.optim.flat import FlatParams
+from trainlab.optim.flat import FlatParams, as_float
 from trainlab.optim.linesearch import backtracking
+
+_ROWS = 256  # Hessian rows computed per batched backward pass
 
 
 class _DifferentiableBackward(TorchFunctionMode):
-    """Inside a closure: `loss.backward()` keeps the graph of the gradient for a second derivative."""
+    """Inside a closure: `loss.backward()` keeps the gradient's graph for a second derivative."""
 
     def __init__(self, params: list[torch.Tensor]) -> None:
         super().__init__()
@@ -91,7 +93,8 @@ class Newton(torch.optim.Optimizer):
             raise UserError(
                 f"optim.name: newton forms the exact {n} x {n} Hessian; this model has {n} "
                 f"parameters, above optim.max_params={max_params} (use lbfgs, or raise "
-                f"max_params if {n * n * 8 / 1e9:.2g} GB and {n} backward passes per step are fine)")
+                f"max_params if {n * n * 8 / 1e9:.2g} GB and {n} backward passes per step "
+                "are fine)")
 
     def _derivatives(self, closure: Callable[[], Any]) -> tuple[Any, torch.Tensor, torch.Tensor]:
         """(the closure's loss, the flat gradient g, the Hessian H) at the current parameters."""
@@ -110,16 +113,22 @@ class Newton(torch.optim.Optimizer):
             n = g.numel()
             if not g.requires_grad:  # the loss is linear in the parameters
                 return loss, g.detach(), torch.zeros(n, n, dtype=g.dtype, device=g.device)
+            hessian = torch.empty(n, n, dtype=g.dtype, device=g.device)
             eye = torch.eye(n, dtype=g.dtype, device=g.device)
-            rows = torch.autograd.grad(g, params, grad_outputs=eye, is_grads_batched=True,
-                                       allow_unused=True)
-        hessian = torch.cat([(r if r is not None else torch.zeros(n, *p.shape, dtype=g.dtype,
-                                                                   device=g.device)).reshape(n, -1)
-                             for r, p in zip(rows, params)], dim=1)
-        return loss, g.detach(), hessian.detach()
+            for lo in range(0, n, _ROWS):  # rows in chunks: memory stays _ROWS x the graph
+                hi = min(lo + _ROWS, n)
+                rows = torch.autograd.grad(g, params, grad_outputs=eye[lo:hi],
+                                           is_grads_batched=True, allow_unused=True,
+                                           retain_graph=hi < n)
+                hessian[lo:hi] = torch.cat(
+                    [(r if r is not None else torch.zeros(hi - lo, p.numel(), dtype=g.dtype,
+                                                           device=g.device)).reshape(hi - lo, -1)
+                     for r, p in zip(rows, params)], dim=1)
+        return loss, g.detach(), hessian
 
     @staticmethod
-    def _direction(hessian: torch.Tensor, g: torch.Tensor, damping: float) -> tuple[torch.Tensor, float]:
+    def _direction(hessian: torch.Tensor, g: torch.Tensor,
+                   damping: float) -> tuple[torch.Tensor, float]:
         """d solving (H + damping * I) d = -g by Cholesky, in float64; damping grows x10 (from a
         tiny multiple of H's scale) until H + damping * I is positive definite."""
         h = hessian.double()
@@ -148,7 +157,7 @@ class Newton(torch.optim.Optimizer):
         for _ in range(group["max_iter"]):
             loss_t, g, hessian = self._derivatives(closure)
             state["func_evals"] += 1
-            loss = float(loss_t)
+            loss = as_float(loss_t)
             if orig_loss is None:
                 orig_loss = loss_t
             if float(g.abs().max()) <= group["tolerance_grad"]:
@@ -167,7 +176,7 @@ class Newton(torch.optim.Optimizer):
                 def loss_at(step: float, x0: torch.Tensor = x0, d: torch.Tensor = d) -> float:
                     flat.set_(x0.add(d, alpha=step))
                     with torch.enable_grad():
-                        return float(closure())
+                        return as_float(closure())
 
                 new_loss, t, evals = backtracking(loss_at, loss, slope, t)
                 state["func_evals"] += evals
@@ -175,6 +184,7 @@ class Newton(torch.optim.Optimizer):
                 flat.add_(t, d)
                 new_loss = -float("inf")  # unknown until the next evaluation: do not stop on it
             moved = float(d.abs().max()) * abs(t)
-            if moved <= group["tolerance_change"] or abs(new_loss - loss) < group["tolerance_change"]:
+            tol = group["tolerance_change"]
+            if moved <= tol or abs(new_loss - loss) < tol:
                 break
         return orig_loss

@@ -72,7 +72,8 @@ class RMSprop(TrainlabOptimizer):
             s["grad_avg"].lerp_(dx, h["one_minus_alpha"])
         rms = RMSprop._rms(s, h)
         if h["momentum_on"]:
-            # velocity = rho * velocity + dx / (sqrt(grad_squared) + eps);  x -= learning_rate * velocity
+            # velocity = rho * velocity + dx / (sqrt(grad_squared) + eps)
+            # x -= learning_rate * velocity
             velocity = s["momentum_buffer"]
             velocity.mul_(h["momentum"]).addcdiv_(dx, rms)
             param.add_(velocity, alpha=-h["lr"])

@@ -54,7 +54,7 @@ class SGD(TrainlabOptimizer):
 
     def _prepare(self, group: dict[str, Any], params: list[torch.Tensor],
                  states: list[dict]) -> list[Hashable]:
-        """No step count here: the phase says whether the velocity is new (this is its first step)."""
+        """No step count here: the phase says whether the velocity is new (its first step)."""
         if group["momentum"] == 0:
             return [False] * len(params)
         fresh = []

@@ -11,7 +11,7 @@ import torch
 
 
 class TensorList:
-    """A list of tensors with in-place/out-of-place elementwise methods mapped to torch._foreach_*."""
+    """A list of tensors whose elementwise methods are torch._foreach_* calls."""
 
     __slots__ = ("items",)
 
@@ -39,7 +39,7 @@ class TensorList:
     def clone(self) -> TensorList:
         return TensorList([t.clone() for t in self.items])
 
-    # In place (each returns self, so calls chain like tensor methods) ------------------------------
+    # In place (each returns self, so calls chain like tensor methods) ---------------------------
     def add_(self, other: Any, alpha: float = 1) -> TensorList:
         if isinstance(other, TensorList):
             torch._foreach_add_(self.items, other.items, alpha=alpha)

@@ -11,14 +11,12 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from trainlab.train.monitor import smooth  # noqa: E402
 
-def smooth(values: list[float], beta: float = 0.98) -> np.ndarray:
-    """Debiased exponential moving average (as fastai plots losses)."""
-    out, avg = [], 0.0
-    for i, v in enumerate(values):
-        avg = beta * avg + (1 - beta) * v
-        out.append(avg / (1 - beta ** (i + 1)))
-    return np.asarray(out)
+
+def smoothing_for(n_steps: int) -> float:
+    """A moving-average memory of about 2% of the run (at least ~5 steps, at most ~50)."""
+    return min(0.98, max(0.8, 1.0 - 50.0 / max(n_steps, 1)))
 
 
 def plot_curves(metrics: list[dict[str, Any]], step_losses: list[float], path: Path,
@@ -33,8 +31,8 @@ def plot_curves(metrics: list[dict[str, Any]], step_losses: list[float], path: P
         xs = np.arange(1, len(step_losses) + 1)
         ys = np.array([v if v is not None and np.isfinite(v) else np.nan for v in step_losses])
         ax_loss.plot(xs, ys, color="tab:blue", alpha=0.25, lw=0.8, label="train loss (step)")
-        ax_loss.plot(xs[: len(finite)], smooth(finite), color="tab:blue", lw=1.6,
-                     label="train loss (smoothed)")
+        ax_loss.plot(xs, smooth(step_losses, smoothing_for(len(step_losses))),
+                     color="tab:blue", lw=1.6, label="train loss (smoothed)")
     val_loss = [m.get("val_loss") for m in metrics]
     if any(v is not None for v in val_loss):
         ax_loss.plot(steps_at, [np.nan if v is None else v for v in val_loss], "o-",
@@ -57,7 +55,7 @@ def plot_curves(metrics: list[dict[str, Any]], step_losses: list[float], path: P
     ax_acc.legend(fontsize=8)
     ax_acc.grid(alpha=0.3)
 
-    ax_lr.plot(epochs, [m.get("lr") for m in metrics], "o-", color="tab:green")
+    ax_lr.semilogy(epochs, [m.get("lr") for m in metrics], "o-", color="tab:green")
     ax_lr.set(xlabel="epoch", ylabel="learning rate (end of epoch)", title="learning rate")
     if any(m.get("update_ratio") for m in metrics):
         twin = ax_lr.twinx()

@@ -67,10 +67,13 @@ BAD_INIT_RATIO = 1.5
 # Healthy digits runs end at 0.015-0.025; a 512x512 MLP on 50 digits at 0.16-0.18.
 OVERFIT_GAP = 0.10
 OVERFIT_LAST_EPOCHS = 2
-# Train accuracy (fraction) under which a finished run is "low" when train is not above validation
-# by more than UNDERFIT_MAX_GAP (fraction), and the most it may have gained over the last third of
-# the epochs (fraction) to count as "stays low" rather than "still learning". A linear model on 3
-# spirals stays at 0.51 (validation 0.56); healthy digits runs pass 0.95 by epoch 5.
+# Accuracy (fraction) under which the best train and validation accuracy of the last third of the
+# epochs are "low" when train is not above validation by more than UNDERFIT_MAX_GAP (fraction, on
+# their means there), and the most that best train accuracy may exceed the earlier epochs' best
+# (fraction) to count as "stays low" rather than "still learning". A linear model on 3 spirals
+# stays at 0.51 (validation 0.56); healthy digits runs pass 0.95 by epoch 5. Validation must be low
+# too, and best values are used: the running train accuracy of a model with dropout and a high lr
+# (trainer, Adam lr 0.05 on digits) ends at 0.88 after 0.92 with validation 0.89 after 0.95.
 UNDERFIT_ACCURACY = 0.90
 UNDERFIT_MAX_GAP = 0.05
 UNDERFIT_MAX_GAIN = 0.03
@@ -81,9 +84,11 @@ MIN_EPOCHS_FOR_TRENDS = 3  # epochs: fewer than this is too short to call a tren
 # (a factor, either way) the run's median over epochs may be. Healthy digits runs: medians
 # 1.1e-3 to 1.4e-3 (mean over an epoch's steps; 1.4e-3 to 2.0e-3 from trainlab's
 # optimizer.diagnostics() after each epoch), single epochs 4e-4 to 1.6e-2; SGD lr 1e-4: 8e-6;
-# Adam lr 0.05: 1.2e-2 to 1.5e-2; Adam lr 0.1: 3e-2.
+# Adam lr 0.05: 1.2e-2 to 1.5e-2; Adam lr 0.1: 3e-2. The healthy batch-norm CNN of
+# examples/mnist1d-cnn.yaml (Adam 3e-3, 96% test accuracy) runs at 0.7e-2 to 1.5e-2, median 1.0e-2,
+# so the band is 20x either way: a rule of thumb should not tell a good run to slow down 10x.
 UPDATE_RATIO_TARGET = 1e-3
-UPDATE_RATIO_FAR = 10.0
+UPDATE_RATIO_FAR = 20.0
 
 # --- try_decay --------------------------------------------------------------------------------
 # A plateau: over at least PLATEAU_EPOCHS epochs the epoch train loss falls by less than
@@ -363,25 +368,32 @@ def rule_overfitting(epochs: Sequence[dict[str, Any]]) -> Advice | None:
 
 
 def rule_underfitting(epochs: Sequence[dict[str, Any]]) -> Advice | None:
-    """Train accuracy stays low and validation is as good: the model cannot fit the data."""
+    """Train and validation accuracy stay low with no gap: the model cannot fit the data.
+
+    Judged on the last third of the epochs (best and mean accuracies), so one noisy epoch at the
+    end of a high-lr run does not count as a low plateau.
+    """
     train = _series(epochs, "train_accuracy")
     val = _series(epochs, "val_accuracy")
     if train is None or val is None or len(epochs) < MIN_EPOCHS_FOR_TRENDS:
         return None
-    last_third = max(1, len(train) // 3)
-    gain = train[-1] - train[-1 - last_third]
+    k = max(1, len(train) // 3)
+    best_train, best_val = max(train[-k:]), max(val[-k:])
+    gain = best_train - max(train[:-k])
+    gap = _mean(train[-k:]) - _mean(val[-k:])
     if (
-        train[-1] >= UNDERFIT_ACCURACY
-        or train[-1] - val[-1] > UNDERFIT_MAX_GAP
+        best_train >= UNDERFIT_ACCURACY
+        or best_val >= UNDERFIT_ACCURACY
+        or gap > UNDERFIT_MAX_GAP
         or gain > UNDERFIT_MAX_GAIN
     ):
         return None
     return Advice(
         "underfitting",
         f"underfitting: a bigger model or a higher learning rate: train accuracy stays at "
-        f"{train[-1]:.3f} ({gain:+.3f} over the last {last_third} epochs) with no train/validation "
-        f"gap (validation {val[-1]:.3f})",
-        int(epochs[-1]["epoch"]),
+        f"{best_train:.3f} at best over the last {k} epochs ({gain:+.3f} over the earlier best) "
+        f"with no train/validation gap (validation {best_val:.3f})",
+        int(epochs[-k]["epoch"]),
     )
 
 
