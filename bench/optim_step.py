@@ -2,7 +2,7 @@
 (fused where torch has it, else foreach) and torch's default path, on a model of 10M+ parameters
 in several tensors, all in one process with the measurements interleaved, plus the memory
 bandwidth floor: the bytes one step must read and write, at the bandwidth of an in-place
-a.add_(b) over tensors of the same total size measured in the same process.
+a.add_(b) over a tensor of the same total size, timed in the same interleaved loop.
 
 Ours is measured as a user gets it: default arguments, after the warm-up in which it decides to
 compile (see trainlab/optim/compiled.py); the warm-up's eager steps and compile time are reported.
@@ -62,12 +62,16 @@ def timed(fn: Callable[[], Any], device: torch.device) -> float:
     return time.perf_counter() - start
 
 
-def bandwidth(numel: int, repeats: int, device: torch.device) -> float:
-    """Bytes per second of a.add_(b) (reads a and b, writes a: 12 bytes per float32 element)."""
-    a, b = torch.ones(numel, device=device), torch.ones(numel, device=device)
-    a.add_(b)
-    return 12 * numel / statistics.median(timed(lambda: a.add_(b), device)
-                                          for _ in range(repeats))
+class Floor:
+    """The memory-bandwidth floor: an in-place a.add_(b) over as many float32 elements as the
+    model has parameters (reads a and b, writes a: 12 bytes per element), timed alongside."""
+
+    def __init__(self, numel: int, device: torch.device) -> None:
+        self.a = torch.ones(numel, device=device)
+        self.b = torch.ones(numel, device=device)
+
+    def step(self) -> None:
+        self.a.add_(self.b)
 
 
 def warm_up(opt: torch.optim.Optimizer, limit_s: float) -> dict[str, Any]:
@@ -86,7 +90,7 @@ def warm_up(opt: torch.optim.Optimizer, limit_s: float) -> dict[str, Any]:
             "warmup_s": time.perf_counter() - start}
 
 
-def bench_one(name: str, grads: list[torch.Tensor], repeats: int, floor_bw: float,
+def bench_one(name: str, grads: list[torch.Tensor], repeats: int, floor: Floor,
               warmup_limit: float) -> dict[str, Any]:
     ours_cls, torch_cls, kwargs, fastest_flag, bytes_per_param = SPECS[name]
     device = grads[0].device
@@ -101,22 +105,24 @@ def bench_one(name: str, grads: list[torch.Tensor], repeats: int, floor_bw: floa
     warm = warm_up(variants["ours"], warmup_limit)
     for opt in variants.values():  # first steps allocate state
         opt.step()
+    variants["add"] = floor
     times: dict[str, list[float]] = {k: [] for k in variants}
     for _ in range(repeats):
         for key, opt in variants.items():
             times[key].append(timed(opt.step, device))
     med = {k: statistics.median(v) for k, v in times.items()}
     numel = sum(g.numel() for g in grads)
-    floor = bytes_per_param * numel / floor_bw
+    bandwidth = 12 * numel / med["add"]
+    floor_s = bytes_per_param * numel / bandwidth
     return {
         "optimizer": name, "ours_path": variants["ours"].execution_path,
         "torch_fastest_path": next(iter(fastest_flag)),
         "ours_ms": 1e3 * med["ours"], "torch_fastest_ms": 1e3 * med["torch_fastest"],
-        "torch_default_ms": 1e3 * med["torch_default"], "floor_ms": 1e3 * floor,
-        "bytes_per_param": bytes_per_param,
+        "torch_default_ms": 1e3 * med["torch_default"], "floor_ms": 1e3 * floor_s,
+        "bytes_per_param": bytes_per_param, "add_bandwidth_gb_s": bandwidth / 1e9,
         "ours_over_fastest": med["ours"] / med["torch_fastest"],
         "default_over_ours": med["torch_default"] / med["ours"],
-        "ours_over_floor": med["ours"] / floor, **warm,
+        "ours_over_floor": med["ours"] / floor_s, **warm,
     }
 
 
@@ -135,20 +141,21 @@ def main(argv: list[str] | None = None) -> int:
     device = torch.device(args.device)
     grads = [(torch.randn(s, generator=gen) * 1e-2).to(device) for s in SHAPES]
     numel = sum(g.numel() for g in grads)
-    floor_bw = bandwidth(numel, max(args.repeats, 9), device)
+    floor = Floor(numel, device)
     rows = []
     for name in args.only or list(SPECS):
-        rows.append(bench_one(name, grads, args.repeats, floor_bw, args.warmup_limit))
+        rows.append(bench_one(name, grads, args.repeats, floor, args.warmup_limit))
         print(f"done {name}", file=sys.stderr)
     result = {"params": numel, "tensors": len(SHAPES), "threads": args.threads,
               "device": str(device),
-              "torch": torch.__version__, "add_bandwidth_gb_s": floor_bw / 1e9, "rows": rows}
+              "torch": torch.__version__, "rows": rows}
     if args.json:
         print(json.dumps(result))
         return 0
+    bandwidths = ", ".join(f"{r['add_bandwidth_gb_s']:.0f}" for r in rows)
     print(f"{numel / 1e6:.1f}M parameters in {len(SHAPES)} tensors on {device}, "
-          f"{args.threads} thread(s), "
-          f"a.add_(b) bandwidth {floor_bw / 1e9:.1f} GB/s; medians of {args.repeats} steps (ms)")
+          f"{args.threads} thread(s); medians of {args.repeats} interleaved steps (ms); "
+          f"floor = bytes moved / a.add_(b) bandwidth ({bandwidths} GB/s)")
     head = (f"{'optimizer':<10}{'ours':>8}{'fastest':>9}{'(path)':>9}{'default':>9}{'floor':>8}"
             f"{'ours/fast':>11}{'def/ours':>10}{'ours/floor':>11}{'eager+compile':>15}")
     print(head)

@@ -269,6 +269,7 @@ def test_compiled_path_matches_torch_without_recompiling(monkeypatch: pytest.Mon
     """TRAINLAB_COMPILE=1: one fused pass per tensor. The learning rate changes every step (a
     scheduler) and the result still equals torch's; lr is a tensor input, not a constant."""
     monkeypatch.setenv(compiled.ENV_VAR, "1")
+    monkeypatch.setattr(compiled, "SMALL_NUMEL", 0)  # compile even these small tensors
     if not compiled.available():
         pytest.skip("torch.compile failed earlier in this process")
     from torch._dynamo.utils import counters
@@ -301,11 +302,15 @@ def test_compiled_path_matches_torch_without_recompiling(monkeypatch: pytest.Mon
 @pytest.mark.parametrize("mode", ["0", "1"], ids=["multi-tensor", "compiled"])
 def test_cuda_matches_torch(monkeypatch: pytest.MonkeyPatch, mode: str) -> None:
     monkeypatch.setenv(compiled.ENV_VAR, mode)
+    monkeypatch.setattr(compiled, "SMALL_NUMEL", 0)
+    # Triton's fused kernels contract a * b + c into FMAs: on a centered RMSprop (a difference of
+    # squares under the root) that moves the last float32 bits a little more than on the CPU
+    tol = 1e-5 if mode == "0" else 5e-5
     for name, kwargs in CASES:
         ref_params, our_params, ref, ours = run_pair(name, kwargs, 30, None, device="cuda")
         for r, o in zip(ref_params, our_params):
-            assert rel_err(o.detach(), r.detach()) <= 1e-5, (name, kwargs)
-        assert_same_state(ref, ours)
+            assert rel_err(o.detach(), r.detach()) <= tol, (name, kwargs)
+        assert_same_state(ref, ours, tol)
         if mode == "1" and ours.execution_path != "compiled":
             assert name == "SGD" and not kwargs.get("momentum") and not kwargs.get("maximize")
 

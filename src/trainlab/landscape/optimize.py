@@ -7,42 +7,21 @@ from dataclasses import dataclass
 
 import torch
 
+from trainlab import optim
 from trainlab.errors import UserError
 from trainlab.landscape.surfaces import Surface
 
+# the config names of trainlab.optim that work on a 2-parameter loss with minibatch-style steps
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw")
-
-# name -> (class name in trainlab.optim / torch.optim, extra constructor arguments)
-_SPECS: dict[str, tuple[str, dict]] = {
-    "sgd": ("SGD", {}),
-    "momentum": ("SGD", {"momentum": 0.9}),
-    "nesterov": ("SGD", {"momentum": 0.9, "nesterov": True}),
-    "adagrad": ("Adagrad", {}),
-    "rmsprop": ("RMSprop", {}),
-    "adam": ("Adam", {}),
-    "adamw": ("AdamW", {}),
-}
 
 DIVERGED = 1e8  # a parameter this large (or not finite) means the run blew up
 
 
-def _optim_module():
-    """trainlab.optim once it exports the classes, torch.optim until then (same API)."""
-    try:
-        from trainlab import optim as ours
-    except ImportError:
-        ours = None
-    if ours is not None and all(hasattr(ours, cls) for cls, _ in _SPECS.values()):
-        return ours
-    return torch.optim
-
-
 def make_optimizer(name: str, params: list[torch.Tensor], lr: float) -> torch.optim.Optimizer:
-    """The optimizer called `name` (see OPTIMIZERS) over `params` at learning rate `lr`."""
-    if name not in _SPECS:
+    """Our optimizer called `name` (momentum = SGD with momentum 0.9, as in configs) at `lr`."""
+    if name not in OPTIMIZERS:
         raise UserError(f"--optimizers: each must be one of {', '.join(OPTIMIZERS)}, got {name!r}")
-    cls_name, extra = _SPECS[name]
-    return getattr(_optim_module(), cls_name)(params, lr=lr, **extra)
+    return optim.create(name, params, lr=lr)
 
 
 @dataclass

@@ -117,8 +117,8 @@ SURFACE_TABLE: dict[str, Surface] = {
         Surface(
             "noisy", "Local minimum, noisy gradients",
             "Minibatch gradients are noisy; momentum averages the noise out.",
-            _local_min, (-4.0, 0.5), _stationary_local(2.3), tol=1e-2, steps=300,
-            xlim=(-4.5, 4), ylim=(-2, 2), noise=0.5, landmarks=_LOCAL,
+            _local_min, (-4.0, 0.5), _stationary_local(2.3), tol=0.1, steps=300,
+            xlim=(-4.5, 4), ylim=(-2, 2), noise=0.3, landmarks=_LOCAL,
         ),
         Surface(
             "rotated", "Rotated taco shell: condition number 100, axes at 45 degrees",
@@ -130,7 +130,7 @@ SURFACE_TABLE: dict[str, Surface] = {
         Surface(
             "rosenbrock", "Rosenbrock's banana",
             "A curved, narrow valley: the minimum is easy to find, hard to reach.",
-            _rosenbrock, (-1.5, 2.0), (1.0, 1.0), tol=1e-3, steps=2000,
+            _rosenbrock, (-1.5, 2.0), (1.0, 1.0), tol=1e-6, steps=2000,
             xlim=(-2, 2), ylim=(-1, 3),
         ),
     )

@@ -20,18 +20,18 @@ GRID: tuple[float, ...] = tuple(float(f"{10 ** (-4 + i / 6):.3g}") for i in rang
 # best one's neighbours; best = fewest steps to reach and stay within the surface's tolerance,
 # ties and never-reached broken by the lowest final loss.
 TUNED_LRS: dict[str, dict[str, float]] = {
-    "taco": {"sgd": 0.147, "momentum": 0.215, "nesterov": 0.0681, "adagrad": 10.0,
-             "rmsprop": 1.0, "adam": 0.681, "adamw": 2.15},
-    "saddle": {"sgd": 0.147, "momentum": 0.215, "nesterov": 0.0681, "adagrad": 1.47,
-               "rmsprop": 0.1, "adam": 1.0, "adamw": 0.316},
-    "local-min": {"sgd": 0.1, "momentum": 0.1, "nesterov": 0.1, "adagrad": 4.64,
-                  "rmsprop": 0.464, "adam": 1.47, "adamw": 1.0},
-    "noisy": {"sgd": 0.0147, "momentum": 0.0464, "nesterov": 0.0681, "adagrad": 4.64,
-              "rmsprop": 0.464, "adam": 1.47, "adamw": 1.47},
-    "rotated": {"sgd": 0.147, "momentum": 0.215, "nesterov": 0.0681, "adagrad": 1.47,
-                "rmsprop": 0.215, "adam": 1.0, "adamw": 10.0},
-    "rosenbrock": {"sgd": 0.00147, "momentum": 0.001, "nesterov": 0.000681, "adagrad": 1.47,
-                   "rmsprop": 0.215, "adam": 1.47, "adamw": 0.0464},
+    "taco": {"sgd": 0.197, "momentum": 0.0681, "nesterov": 0.1, "adagrad": 8.08,
+             "rmsprop": 0.104, "adam": 0.316, "adamw": 10.0},
+    "saddle": {"sgd": 0.197, "momentum": 0.245, "nesterov": 0.124, "adagrad": 1.19,
+               "rmsprop": 0.0625, "adam": 0.0464, "adamw": 2.78},
+    "local-min": {"sgd": 0.135, "momentum": 0.104, "nesterov": 0.124, "adagrad": 4.84,
+                  "rmsprop": 0.375, "adam": 0.88, "adamw": 1.29},
+    "noisy": {"sgd": 0.0153, "momentum": 0.0464, "nesterov": 0.0653, "adagrad": 3.91,
+              "rmsprop": 0.303, "adam": 0.375, "adamw": 0.375},
+    "rotated": {"sgd": 0.197, "momentum": 0.0681, "nesterov": 0.1, "adagrad": 1.47,
+                "rmsprop": 0.104, "adam": 0.711, "adamw": 10.0},
+    "rosenbrock": {"sgd": 0.00197, "momentum": 0.00197, "nesterov": 0.00104, "adagrad": 1.53,
+                   "rmsprop": 0.00375, "adam": 0.153, "adamw": 0.0408},
 }
 
 
@@ -70,13 +70,17 @@ def tuned_lr(surface: str, name: str) -> float:
     return TUNED_LRS[surface][name]
 
 
-def main() -> None:
-    """Print the TUNED_LRS table (re-runs every sweep: a few minutes on one core)."""
+def main(argv: list[str] | None = None) -> None:
+    """Print the TUNED_LRS table for the named surfaces (default all; minutes on one core)."""
+    import sys
+
     import torch
 
     torch.set_num_threads(1)
+    names = (sys.argv[1:] if argv is None else argv) or list(SURFACE_TABLE)
     print("TUNED_LRS = {")
-    for sname, surface in SURFACE_TABLE.items():
+    for sname in names:
+        surface = SURFACE_TABLE[sname]
         chosen = {name: sweep(surface, name)[0] for name in OPTIMIZERS}
         print(f"    {sname!r}: {chosen},", flush=True)
     print("}")

@@ -62,11 +62,20 @@ class TrainlabOptimizer(torch.optim.Optimizer):
         if defaults.get("foreach") and defaults.get("fused"):
             raise UserError("optim.fused: fused=True and foreach=True cannot be used together")
         super().__init__(params, defaults)
-        self._eager_seconds: dict[int, float] = {}
-        self._memo: dict[int, dict] = {}
-        self._last: dict[int, dict[str, Any]] = {}
+        self._runtime()
+
+    def _runtime(self) -> None:
+        """Bookkeeping that is not part of the state_dict (and survives a pickle round trip)."""
+        d = self.__dict__
+        d.setdefault("_eager_seconds", {})  # per group: seconds spent in uncompiled updates
+        d.setdefault("_memo", {})  # per group: its compiled update
+        d.setdefault("_last", {})  # per group: its hyperparameters at the last step
         #: the path the last step took: "for-loop", "foreach" or "compiled" (for benchmarks, tests)
-        self.execution_path: str | None = None
+        d.setdefault("execution_path", None)
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        super().__setstate__(state)
+        self._runtime()
 
     # ---- param groups --------------------------------------------------------------------------
     def add_param_group(self, param_group: dict[str, Any]) -> None:
@@ -111,6 +120,10 @@ class TrainlabOptimizer(torch.optim.Optimizer):
         for p, state in zip(params, states):
             if not state:
                 self._init_state(group, p, state)
+            else:  # e.g. amsgrad switched on after a checkpoint: new buffers start at zero
+                for name in self._buffers(group):
+                    if name not in state:
+                        state[name] = torch.zeros_like(p, memory_format=torch.preserve_format)
         steps = [s["step"] for s in states]
         torch._foreach_add_(steps, 1.0)
         return [s.item() for s in steps]
@@ -198,8 +211,7 @@ class TrainlabOptimizer(torch.optim.Optimizer):
             return "foreach"
         if how == "always" or group.get("fused"):
             return "compiled"
-        if (self._eager_seconds.get(index, 0.0) >= compiled.COMPILE_AFTER_SECONDS
-                and sum(p.numel() for p in params) >= compiled.COMPILE_MIN_NUMEL):
+        if compiled.worth_compiling(params, self._eager_seconds.get(index, 0.0)):
             return "compiled"
         return "foreach"
 
@@ -208,8 +220,14 @@ class TrainlabOptimizer(torch.optim.Optimizer):
              h: dict[str, Any], whole: bool) -> None:
         path = self._path(index, group, params, h, whole)
         if path == "compiled":
-            memo = self._memo.setdefault(index, {})
-            if compiled.run(self._update, params, grads, buffers, h, memo):
+            left = compiled.run(self._update, params, grads, buffers, h,
+                                self._memo.setdefault(index, {}))
+            if len(left) < len(params):
+                if left:  # the small tensors: on the multi-tensor path
+                    self._update(TensorList([params[i] for i in left]),
+                                 TensorList([grads[i] for i in left]),
+                                 {n: TensorList([b[i] for i in left]) for n, b in buffers.items()},
+                                 h)
                 self.execution_path = "compiled"
                 return
             path = "foreach"

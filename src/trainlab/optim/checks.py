@@ -4,6 +4,7 @@ allowed, e.g. "optim.lr: must be a finite number >= 0, got -1"."""
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Any
 
 import torch
@@ -18,7 +19,7 @@ def as_float(value: Any, field: str) -> float:
             raise UserError(f"{field}: a tensor value must have 1 element, "
                             f"got shape {tuple(value.shape)}")
         return float(value.item())
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise UserError(f"{field}: must be a number, got {value!r}")
     return float(value)
 

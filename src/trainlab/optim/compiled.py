@@ -2,23 +2,30 @@
 tensor (each element of param, grad and state read once and written once), so the step runs at
 the machine's memory bandwidth like torch's fused kernels, without being written in C++.
 
-When: compiling costs seconds (about 3-7 s cold, under 1 s when inductor's on-disk cache already
-holds the graph), so by default a param group is compiled only once it is large
-(COMPILE_MIN_NUMEL elements) and has already spent COMPILE_AFTER_SECONDS in uncompiled steps (the
-ski-rental rule: keep paying per step until the bill reaches the price of buying, so a short run
-never waits for a compiler, and a long run pays at most twice the best possible). The environment
-variable TRAINLAB_COMPILE overrides it: 0 never compiles, 1 compiles every group from its first
-step, auto (the default) follows the rule. If compiling fails (no C++ compiler, for instance) we
+When (measured on the 2-core CPU box this was written on): compiling costs seconds, about 3-7 s
+for a few large tensors and ~0.5 s more per large tensor when cold (74 tensors: ~14 s), a tenth
+of that when inductor's on-disk cache already holds the graphs. So by default a CPU param group
+is compiled only once it has spent about that long in uncompiled steps (the ski-rental rule: keep
+paying per step until the bill reaches the price of buying; a short run never waits for a
+compiler, a long run pays at most twice the best possible), and only if its large tensors hold
+COMPILE_MIN_NUMEL elements (0.5M; at 100k parameters both paths tie). On a CUDA device the
+multi-tensor path is about as fast (both launch-bound on an H100 at 13.6M parameters), so there
+it compiles only when asked. The environment variable TRAINLAB_COMPILE overrides the rule: 0 never
+compiles, 1 compiles every group from its first step, auto (the default) follows the rule;
+fused=True asks for it for one optimizer. If compiling fails (no C++ compiler, for instance) we
 warn once and stay on the multi-tensor path for the rest of the process.
 
-How: the hyperparameters go in as 0-d float64 tensors, so a learning rate that changes every step
-(an LR scheduler) does not recompile; flags (bools) are part of the graph. Each distinct problem
-(update, flags, tensor shapes) gets its own copy of the driver's code object, hence its own dynamo
-cache, so many models in one process never hit dynamo's recompile limit.
+How: the float hyperparameters go in packed in one float64 tensor, so a learning rate that
+changes every step (an LR scheduler) does not recompile; flags (bools) are baked into the graph.
+Large tensors go in chunks of at most CHUNK (a graph's compile time grows faster than its size),
+each chunk's layout getting its own copy of the driver's code object, hence its own dynamo
+cache: many models in one process never hit dynamo's recompile limit, and chunks of the same
+layouts share one compiled function. Small tensors (biases, norms) stay on the multi-tensor path.
 """
 
 from __future__ import annotations
 
+import itertools
 import os
 import types
 import warnings
@@ -32,8 +39,12 @@ from trainlab.errors import UserError
 
 COMPILE_MIN_NUMEL = 1 << 19
 COMPILE_AFTER_SECONDS = 2.0
+SECONDS_PER_TENSOR = 0.5  # cold compile cost per large tensor, measured (74 tensors: ~14 s)
 ENV_VAR = "TRAINLAB_COMPILE"
+SMALL_NUMEL = 1 << 14  # tensors below this stay on the multi-tensor path
+CHUNK = 16  # tensors per compiled graph at most
 _CACHE_SIZE = 64
+_serial = itertools.count()
 
 _cache: OrderedDict[tuple, Callable[..., None]] = OrderedDict()
 _broken: str | None = None  # why compiling failed in this process, if it did
@@ -51,12 +62,30 @@ def mode() -> str:
     raise UserError(f"{ENV_VAR}: must be 0, 1 or auto, got {raw!r}")
 
 
+def worth_compiling(params: list[torch.Tensor], eager_seconds: float) -> bool:
+    """The ski-rental rule for a CPU param group that has spent `eager_seconds` in uncompiled
+    updates: compile once that is about what compiling it will cost (COMPILE_AFTER_SECONDS, or
+    SECONDS_PER_TENSOR for each large tensor if more), and only if its large tensors are big
+    enough for fusing to pay (COMPILE_MIN_NUMEL elements)."""
+    if eager_seconds < COMPILE_AFTER_SECONDS or params[0].device.type != "cpu":
+        return False
+    large = [p.numel() for p in params if p.numel() >= SMALL_NUMEL]
+    return (sum(large) >= COMPILE_MIN_NUMEL
+            and eager_seconds >= max(COMPILE_AFTER_SECONDS, SECONDS_PER_TENSOR * len(large)))
+
+
 def available() -> bool:
     """False once compiling has failed in this process."""
     return _broken is None
 
 
-def _apply(update, params, grads, buffers, h):  # noqa: ANN001, ANN202 (traced by dynamo)
+def _apply(update, params, grads, buffers, flags, names, values):  # noqa: ANN001, ANN202
+    """What gets compiled: the update over a chunk of tensors, its float hyperparameters
+    unpacked from one float64 tensor (one tensor to build per step, and no recompiling when
+    they change), its flags baked in."""
+    h = dict(flags)
+    for j, name in enumerate(names):
+        h[name] = values[j]
     for i in range(len(params)):
         update(params[i], grads[i], {name: b[i] for name, b in buffers.items()}, h)
 
@@ -65,52 +94,79 @@ def _meta(t: torch.Tensor) -> tuple:
     return (tuple(t.shape), t.stride(), t.dtype, t.device, t.storage_offset())
 
 
-def _key(update: Callable, params: list[torch.Tensor], grads: list[torch.Tensor],
-         buffers: dict[str, list[torch.Tensor]], h: dict[str, Any]) -> tuple:
-    """Everything the compiled graph depends on: update, flags, each tensor's layout, threads."""
-    flags = tuple(sorted((k, v) for k, v in h.items() if not isinstance(v, float)))
-    tensors = tuple(_meta(t) for t in params) + tuple(_meta(t) for t in grads)
-    bufs = tuple((name, tuple(_meta(t) for t in b)) for name, b in sorted(buffers.items()))
-    return (update, flags, tensors, bufs, torch.get_num_threads())
+def _signature(i: int, params: list[torch.Tensor], grads: list[torch.Tensor],
+               buffers: dict[str, list[torch.Tensor]]) -> tuple:
+    """The layout of tensor i with its gradient and state: what its compiled code depends on."""
+    return (_meta(params[i]), _meta(grads[i]),
+            tuple((name, _meta(b[i])) for name, b in sorted(buffers.items())))
+
+
+def _plan(update: Callable, flags: tuple, params: list[torch.Tensor],
+          grads: list[torch.Tensor], buffers: dict[str, list[torch.Tensor]]
+          ) -> tuple[list[tuple[Callable[..., None], list[int]]], list[int]]:
+    """Split a param group into chunks of at most CHUNK large tensors, each run by one compiled
+    function (shared by every chunk of the same layouts, in this model or another), plus the
+    small tensors (under SMALL_NUMEL elements: biases, norms), left to the multi-tensor path,
+    where fusing saves little and compiling each new shape would cost more. Chunks keep each
+    graph small, as inductor's scheduler grows faster than linearly with a graph's size; sorting
+    by layout first makes a deep net's repeated blocks share their chunks' code."""
+    large, small = [], []
+    for i, p in enumerate(params):
+        (small if p.numel() < SMALL_NUMEL else large).append(i)
+    layouts = {i: _signature(i, params, grads, buffers) for i in large}
+    large.sort(key=lambda i: repr(layouts[i]))
+    chunks = []
+    for lo in range(0, len(large), CHUNK):
+        part = large[lo:lo + CHUNK]
+        key = (update, flags, tuple(layouts[i] for i in part), torch.get_num_threads())
+        fn = _cache.get(key)
+        if fn is None:
+            fn = _cache[key] = _build()
+            while len(_cache) > _CACHE_SIZE:
+                _cache.popitem(last=False)
+        chunks.append((fn, part))
+    return chunks, small
 
 
 def _build() -> Callable[..., None]:
-    code = _apply.__code__.replace(co_name=f"_apply_{len(_cache)}")
+    code = _apply.__code__.replace(co_name=f"_apply_{next(_serial)}")
     fresh = types.FunctionType(code, _apply.__globals__, code.co_name)
     return torch.compile(fresh, dynamic=False, fullgraph=True)
 
 
 def run(update: Callable, params: list[torch.Tensor], grads: list[torch.Tensor],
-        buffers: dict[str, list[torch.Tensor]], h: dict[str, Any], memo: dict) -> bool:
-    """Apply `update` to every tensor in one compiled call; False (nothing changed) when compiling
-    is impossible, so the caller runs its uncompiled path instead. `memo` is the caller's own
-    dict (one per param group): it remembers the compiled function for these very parameters, so a
-    step does not rebuild the cache key from every tensor's metadata."""
+        buffers: dict[str, list[torch.Tensor]], h: dict[str, Any], memo: dict) -> list[int]:
+    """Apply `update` to the param group's large tensors by compiled calls, one per chunk.
+    Returns the indices of the tensors left for the caller's multi-tensor path: the small ones,
+    or all that remain once compiling turns out to be impossible (a graph that failed to compile
+    never ran, so those tensors are untouched). `memo` is the caller's own dict (one per param
+    group): it keeps the plan for these very parameters, so a step does not rebuild keys from
+    every tensor's metadata."""
     global _broken
     if _broken is not None:
-        return False
+        return list(range(len(params)))
     flags = tuple(sorted((k, v) for k, v in h.items() if not isinstance(v, float)))
-    quick = (update, flags, tuple(map(id, params)))
-    fn = memo.get(quick)
-    if fn is None:
-        key = _key(update, params, grads, buffers, h)
-        fn = _cache.get(key)
-        if fn is None:
-            fn = _build()
-            _cache[key] = fn
-            while len(_cache) > _CACHE_SIZE:
-                _cache.popitem(last=False)
+    names = tuple(k for k, v in h.items() if isinstance(v, float))
+    quick = (update, flags, names, tuple(map(id, params)))
+    plan = memo.get(quick)
+    if plan is None:
+        plan = _plan(update, (flags, names), params, grads, buffers)
         memo.clear()
-        memo[quick] = fn
-    scalars = {k: torch.tensor(v, dtype=torch.float64) if isinstance(v, float) else v
-               for k, v in h.items()}
-    try:
-        fn(update, params, grads, buffers, scalars)
-    except Exception as exc:  # compiling failed before the graph ran: nothing was modified
-        _broken = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
-        _cache.clear()
-        memo.clear()
-        warnings.warn(f"trainlab.optim: torch.compile failed ({_broken}); using the multi-tensor "
-                      f"path from now on (set {ENV_VAR}=0 to skip compiling)", stacklevel=3)
-        return False
-    return True
+        memo[quick] = plan
+    chunks, small = plan
+    # on the CPU even for CUDA parameters: a 0-d CPU tensor enters a CUDA kernel as a scalar
+    # (one on the GPU would be read back through .item(), which dynamo cannot trace)
+    values = torch.tensor([h[name] for name in names], dtype=torch.float64)
+    for k, (fn, idx) in enumerate(chunks):
+        try:
+            fn(update, [params[i] for i in idx], [grads[i] for i in idx],
+               {name: [b[i] for i in idx] for name, b in buffers.items()}, flags, names, values)
+        except Exception as exc:  # no C++ compiler, an unsupported op...
+            _broken = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
+            _cache.clear()
+            memo.clear()
+            warnings.warn(f"trainlab.optim: torch.compile failed ({_broken}); using the "
+                          f"multi-tensor path from now on (set {ENV_VAR}=0 to skip compiling)",
+                          stacklevel=3)
+            return small + [i for _, rest in chunks[k:] for i in rest]
+    return small
