@@ -255,3 +255,19 @@ def test_cycle_ends_bad_input():
         schedules.cycle_ends(2, 3, 7)
     with pytest.raises(UserError, match="epochs"):
         schedules.cycle_ends(0, 3, 1)
+
+
+def test_works_with_trainlab_optimizers():
+    from trainlab import optim
+
+    param = torch.zeros(3, requires_grad=True)
+    optimizer = optim.Adam([param], lr=0.01)
+    scheduler = schedules.create(optimizer, name="step", epochs=4, steps_per_epoch=5,
+                                 milestones=[2], gamma=0.5)
+    seen = []
+    for _ in range(20):
+        param.grad = torch.ones(3)
+        optimizer.step()
+        seen.append(optimizer.param_groups[0]["lr"])
+        scheduler.step()
+    assert seen[9] == pytest.approx(0.01) and seen[10] == pytest.approx(0.005)

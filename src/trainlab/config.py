@@ -161,7 +161,8 @@ class ScheduleConfig(Section):
                   "cosine_restarts"] = "constant"  # the lecture: start without decay
     warmup_epochs: NonNegFloat = 0.0
     milestones: list[float] = []  # step: epochs where lr *= gamma (default: 50% and 75% of the run)
-    gamma: PositiveFloat = 0.1  # step: factor per milestone; exponential: factor per epoch
+    gamma: Annotated[float, Field(gt=0, le=1)] | None = None  # step: factor per milestone (0.1);
+    #                                                     exponential: factor per epoch (0.95)
     decay: NonNegFloat = 1.0  # inverse_time: lr0 / (1 + decay * epoch)
     cycles: Annotated[int, Field(ge=1)] = 1  # cosine_restarts
     final_lr_fraction: Annotated[float, Field(ge=0, le=1)] = 0.0  # cosine floor, fraction of lr0

@@ -81,8 +81,8 @@ def available() -> bool:
 
 def _apply(update, params, grads, buffers, flags, names, values):  # noqa: ANN001, ANN202
     """What gets compiled: the update over a chunk of tensors, its float hyperparameters
-    unpacked from one float64 tensor (one tensor to build per step, and no recompiling when
-    they change), its flags baked in."""
+    unpacked from float64 tensors (one 1-d tensor on the CPU: one tensor to build per step; no
+    recompiling when they change), its flags baked in."""
     h = dict(flags)
     for j, name in enumerate(names):
         h[name] = values[j]
@@ -154,9 +154,10 @@ def run(update: Callable, params: list[torch.Tensor], grads: list[torch.Tensor],
         memo.clear()
         memo[quick] = plan
     chunks, small = plan
-    # on the CPU even for CUDA parameters: a 0-d CPU tensor enters a CUDA kernel as a scalar
-    # (one on the GPU would be read back through .item(), which dynamo cannot trace)
-    values = torch.tensor([h[name] for name in names], dtype=torch.float64)
+    if params[0].device.type == "cpu":
+        values: Any = torch.tensor([h[name] for name in names], dtype=torch.float64)
+    else:  # a 0-d CPU tensor enters a CUDA kernel as a scalar argument; a slice of one cannot
+        values = tuple(torch.tensor(h[name], dtype=torch.float64) for name in names)
     for k, (fn, idx) in enumerate(chunks):
         try:
             fn(update, [params[i] for i in idx], [grads[i] for i in idx],

@@ -7,6 +7,7 @@ from torch import nn
 
 from trainlab.config import ExperimentConfig, TrainConfig
 
+DEFAULT_GAMMA = {"step": 0.1, "exponential": 0.95}  # x0.1 per milestone (ResNet); x0.95 per epoch
 NORM_LAYERS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.LayerNorm, nn.GroupNorm)
 
 
@@ -78,9 +79,10 @@ def make_schedule(optimizer: torch.optim.Optimizer, cfg: ExperimentConfig,
     name, cycles = s.name, s.cycles
     if cfg.train.snapshots:  # snapshot ensembles: one cosine cycle per snapshot
         name, cycles = "cosine_restarts", cfg.train.snapshots
+    gamma = s.gamma if s.gamma is not None else DEFAULT_GAMMA.get(name, 0.1)
     return schedules.create(optimizer, name=name, epochs=cfg.train.epochs,
                             steps_per_epoch=steps_per_epoch, warmup_epochs=s.warmup_epochs,
-                            milestones=list(s.milestones), gamma=s.gamma, decay=s.decay,
+                            milestones=list(s.milestones), gamma=gamma, decay=s.decay,
                             cycles=cycles, final_lr_fraction=s.final_lr_fraction, per=s.per)
 
 
