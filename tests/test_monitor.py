@@ -311,15 +311,20 @@ def test_plateau_with_constant_lr_suggests_decay():
     assert "try_decay" not in codes(advise(records, losses, num_classes=3, schedule="cosine"))
 
 
-def test_plateau_broken_late_by_step_decay_suggests_decaying_earlier():
-    def step_decay(t: float) -> float:  # x0.1 after 10 epochs
-        return 0.05 if t < 10 else 0.005
+@pytest.mark.parametrize("seed", [0, 1])
+def test_plateau_broken_late_by_step_decay_suggests_decaying_earlier(seed):
+    # plain SGD at lr 1 with batches of 8 on overlapping blobs bounces on a noise floor from
+    # epoch 2-4; the x0.1 decay after epoch 10 removes the noise and the loss drops ~30-38%
+    # (seeds 0-5 measured; the advice fires for all of them)
+    def step_decay(t: float) -> float:
+        return 1.0 if t < 10 else 0.1
 
     records, losses, _ = train(
-        mlp([64, 128, 10]), digits(), adam(0.05), epochs=12, schedule=step_decay
+        mlp([2, 32, 3], seed=seed), blobs(), sgd(1.0), epochs=12, batch_size=8, seed=seed,
+        schedule=step_decay,
     )
     for milestones in ([10.0], []):  # from the config, or read from the records' lr
-        advice = advise(records, losses, num_classes=10, schedule="step", milestones=milestones)
+        advice = advise(records, losses, num_classes=3, schedule="step", milestones=milestones)
         decay = [a for a in advice if a.code == "try_decay"]
         assert decay and "decay earlier" in decay[0].message and decay[0].epoch < 10
 
