@@ -13,8 +13,12 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q -e '.[dev,ray]'
 	touch $(STAMP)
 
+# the main job: a coarse-to-fine search on MNIST-1D with 2 workers, then an ensemble of the best 3
+# (a second `make demo` continues/reprints the same study)
 demo: $(STAMP)
-	$(BIN)/trainlab train examples/mnist1d-cnn.yaml
+	$(BIN)/trainlab search examples/mnist1d-search.yaml \
+		$$(test -d runs/search/mnist1d-search/trials && echo --resume)
+	$(BIN)/trainlab ensemble --study mnist1d-search --top 3
 
 test: $(STAMP)
 	$(BIN)/ruff check src tests bench

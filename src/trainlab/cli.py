@@ -92,7 +92,8 @@ class ProgressBar:
         return self  # the bar appears when training starts, so set-up errors stay one line
 
     def __exit__(self, *exc: object) -> None:
-        self.progress.stop()
+        if self.progress.live.is_started:  # stopping a bar never started prints an empty line
+            self.progress.stop()
 
     def callback(self):  # noqa: ANN201
         from trainlab.train import Callback

@@ -554,7 +554,8 @@ def _build(item: Any, where: str, data_kind: str) -> Augmentation:
     elif isinstance(item, Mapping):
         if "name" not in item:
             raise UserError(f"{where}: a mapping needs a 'name' (one of "
-                            f"{', '.join(AUGMENTATIONS)})")
+                            f"{', '.join(AUGMENTATIONS)}), got {dict(item)!r} (YAML needs a "
+                            "space after each colon: {name: crop, pad: 4})")
         params = dict(item)
         name = params.pop("name")
     else:

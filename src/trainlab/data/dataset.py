@@ -61,6 +61,17 @@ class Splits:
     def input_shape(self) -> tuple[int, ...]:
         return tuple(self.x_train.shape[1:])
 
+    def renormalized(self, normalizer: Normalizer) -> Splits:
+        """The same examples normalized with other statistics (a pretrained network's, or the
+        ones saved with a run), so the inputs look like those the network was trained on."""
+        old = self.normalizer
+
+        def redo(x: torch.Tensor) -> torch.Tensor:
+            return normalizer(x * old.std + old.mean)
+
+        return Splits(redo(self.x_train), self.y_train, redo(self.x_val), self.y_val,
+                      redo(self.x_test), self.y_test, self.kind, self.num_classes, normalizer)
+
     def to(self, device: torch.device) -> Splits:
         for name in ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test"):
             setattr(self, name, getattr(self, name).to(device))

@@ -21,6 +21,7 @@ __all__ = [
     "DropConnectConv1d",
     "DropConnectConv2d",
     "DropConnectLinear",
+    "FractionalMaxPool2d",
     "StochasticDepth",
     "check_drop_prob",
     "constant_drop_probs",
@@ -152,6 +153,29 @@ class StochasticDepth(nn.Module):
 
     def extra_repr(self) -> str:
         return f"p={self.p}"
+
+
+class FractionalMaxPool2d(nn.FractionalMaxPool2d):
+    """torch's fractional max pooling (Graham 2014) with a fixed pooling grid at test time.
+
+    Train mode: torch's layer, a fresh pseudo-random grid of overlapping 2x2 regions per image and
+    channel (drawn from torch's default generator, which the trainer seeds), shrinking the map by
+    `output_ratio` (1/sqrt(2) by default) instead of 1/2. Eval mode: torch's layer would still
+    draw a new grid on every call, so the same image could get different predictions; here every
+    image uses the grid of the sample u = 0.5, so evaluation is deterministic.
+    """
+
+    def __init__(self, kernel_size: int = 2, output_ratio: float = 0.7071) -> None:
+        super().__init__(kernel_size, output_ratio=output_ratio)
+
+    def forward(self, input: Tensor) -> Tensor:
+        if self.training:
+            return super().forward(input)
+        batch = input if input.ndim == 4 else input.unsqueeze(0)
+        samples = batch.new_full((batch.shape[0], batch.shape[1], 2), 0.5)
+        out = F.fractional_max_pool2d(batch, self.kernel_size, self.output_size,
+                                      self.output_ratio, False, _random_samples=samples)
+        return out if input.ndim == 4 else out.squeeze(0)
 
 
 def linear_drop_probs(

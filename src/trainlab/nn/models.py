@@ -81,7 +81,9 @@ def downsample(cfg: ModelConfig, dims: int) -> nn.Module:
         if dims == 1:
             raise UserError("model.pool: fractional pooling needs images (2-D); use max for "
                             "signals")
-        return nn.FractionalMaxPool2d(2, output_ratio=0.7071)
+        from trainlab.nn.layers import FractionalMaxPool2d
+
+        return FractionalMaxPool2d(2, output_ratio=0.7071)  # fixed grid at eval: deterministic
     return (nn.MaxPool1d if dims == 1 else nn.MaxPool2d)(2, ceil_mode=True)
 
 
@@ -115,11 +117,18 @@ def build_cnn(cfg: ModelConfig, input_shape: tuple[int, ...], num_classes: int) 
 
 # -------------------------------------------------------------------------------------- resnet
 class ResidualBlock(nn.Module):
-    """out = act(shortcut(x) + drop(branch(x))), branch = conv-norm-act-conv-norm (He et al.)."""
+    """out = act(shortcut(x) + drop(branch(x))), branch = conv-norm-act-conv-norm (He et al.).
+
+    A block that downsamples does it with stride 2 (He et al.), or, with model.pool fractional,
+    with fractional max pooling of its input (then stride 1).
+    """
 
     def __init__(self, cfg: ModelConfig, dims: int, c_in: int, c_out: int, stride: int,
                  drop_prob: float) -> None:
         super().__init__()
+        self.pool: nn.Module = nn.Identity()
+        if stride > 1 and cfg.pool == "fractional":
+            self.pool, stride = downsample(cfg, dims), 1
         self.branch = nn.Sequential(
             conv(cfg, dims, c_in, c_out, cfg.kernel_size, stride, bias=cfg.norm != "batch"),
             norm(cfg, dims, c_out), ACTIVATIONS[cfg.activation](), channel_dropout(cfg, dims),
@@ -136,6 +145,7 @@ class ResidualBlock(nn.Module):
         self.act = ACTIVATIONS[cfg.activation]()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.pool(x)
         return self.act(self.shortcut(x) + self.drop(self.branch(x)))
 
 
@@ -170,6 +180,8 @@ def build_model(cfg: ModelConfig, input_shape: tuple[int, ...], num_classes: int
     if cfg.kind in ("cnn", "resnet") and len(input_shape) not in (2, 3):
         raise UserError(f"model.kind: {cfg.kind} needs signals (C, L) or images (C, H, W); "
                         f"this data has inputs of shape {tuple(input_shape)}: use mlp")
+    if cfg.stochastic_depth > 0 and cfg.kind != "resnet":  # ModelConfig alone does not check it
+        raise UserError("model.stochastic_depth: needs model.kind resnet (drops residual blocks)")
     if cfg.pool == "fractional" and len(input_shape) != 3:
         raise UserError("model.pool: fractional max pooling needs images (C, H, W)")
     builder = {"mlp": build_mlp, "cnn": build_cnn, "resnet": build_resnet}[cfg.kind]

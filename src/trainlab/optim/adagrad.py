@@ -8,7 +8,8 @@ from typing import Any
 import torch
 
 from trainlab.optim import checks
-from trainlab.optim.base import Tensorish, TrainlabOptimizer, direction, scalar_dtype
+from trainlab.optim.base import (Tensorish, TrainlabOptimizer, direction, dx_of_step,
+                                 scalar_dtype)
 
 
 class Adagrad(TrainlabOptimizer):
@@ -70,4 +71,5 @@ class Adagrad(TrainlabOptimizer):
     def _inspect(self, param: torch.Tensor, dx: torch.Tensor | None, s: dict[str, torch.Tensor],
                  h: dict[str, Any]) -> tuple[torch.Tensor | None, dict, dict]:
         step_size = h["clr"] / (s["sum"].sqrt() + h["eps"])
+        dx = dx_of_step(dx, h, step_size)
         return (None if dx is None else step_size * dx), {}, {"effective_lr": step_size}

@@ -39,6 +39,20 @@ def direction(param: Tensorish, grad: Tensorish, h: dict[str, Any]) -> Tensorish
     return dx
 
 
+def dx_of_step(dx: torch.Tensor | None, h: dict[str, Any], step_size: float | torch.Tensor,
+               shift: torch.Tensor | None = None) -> torch.Tensor | None:
+    """The dx the last step used, from `dx` recomputed afterwards at the moved weights. With the
+    L2 penalty dx = +-g + weight_decay * x_before, and x_before = x_after + step_size * dx + shift
+    (shift: the part of the update that is not a multiple of dx, e.g. Nesterov's rho * velocity
+    times lr), so dx = (+-g + weight_decay * (x_after + shift)) / (1 - weight_decay * step_size)."""
+    if dx is None or not h["l2"]:
+        return dx
+    wd = h["weight_decay"]
+    if shift is not None:
+        dx = dx.add(shift, alpha=wd)
+    return dx / (1 - wd * step_size)
+
+
 def scalar_dtype() -> torch.dtype:
     """torch.optim's dtype for `step`: float32, or float64 when that is the default dtype."""
     return torch.float64 if torch.get_default_dtype() == torch.float64 else torch.float32

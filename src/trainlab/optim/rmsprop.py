@@ -8,7 +8,7 @@ from typing import Any
 import torch
 
 from trainlab.optim import checks
-from trainlab.optim.base import Tensorish, TrainlabOptimizer, direction
+from trainlab.optim.base import Tensorish, TrainlabOptimizer, direction, dx_of_step
 
 
 class RMSprop(TrainlabOptimizer):
@@ -87,4 +87,5 @@ class RMSprop(TrainlabOptimizer):
         if h["momentum_on"]:
             velocity = s["momentum_buffer"]
             return velocity * h["lr"], {"velocity": velocity}, {"effective_lr": step_size}
+        dx = dx_of_step(dx, h, step_size)
         return (None if dx is None else step_size * dx), {}, {"effective_lr": step_size}

@@ -9,7 +9,7 @@ import torch
 
 from trainlab.errors import UserError
 from trainlab.optim import checks
-from trainlab.optim.base import Tensorish, TrainlabOptimizer, direction
+from trainlab.optim.base import Tensorish, TrainlabOptimizer, direction, dx_of_step
 
 
 class SGD(TrainlabOptimizer):
@@ -98,11 +98,14 @@ class SGD(TrainlabOptimizer):
 
     def _inspect(self, param: torch.Tensor, dx: torch.Tensor | None, s: dict[str, torch.Tensor],
                  h: dict[str, Any]) -> tuple[torch.Tensor | None, dict, dict]:
+        lr = h["lr"]
         if not h["momentum_on"]:
-            return (None if dx is None else dx * h["lr"]), {}, {}
+            dx = dx_of_step(dx, h, lr)
+            return (None if dx is None else dx * lr), {}, {}
         velocity = s["momentum_buffer"]
-        if h["nesterov"]:
-            update = None if dx is None else dx.add(velocity, alpha=h["momentum"]) * h["lr"]
+        if h["nesterov"]:  # x_before = x_after + lr * dx + lr * rho * velocity
+            dx = dx_of_step(dx, h, lr, velocity * (lr * h["momentum"]))
+            update = None if dx is None else dx.add(velocity, alpha=h["momentum"]) * lr
         else:
             update = velocity * h["lr"]
         return update, {"velocity": velocity}, {}

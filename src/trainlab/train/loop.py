@@ -155,6 +155,7 @@ class Trainer:
             "state": dict(self.state.__dict__),
             "guard": {"initial_loss": self.guard.initial_loss},
             "callbacks": [cb.state_dict() for cb in self.callbacks],
+            "callback_names": [type(cb).__name__ for cb in self.callbacks],
             "normalizer": self.data.normalizer.state_dict(),
             "input_shape": list(self.data.input_shape),
             "num_classes": self.data.num_classes,
@@ -166,8 +167,15 @@ class Trainer:
         self.scheduler.load_state_dict(ckpt["scheduler"])
         self.state = TrainState(**ckpt["state"])
         self.guard.initial_loss = ckpt["guard"]["initial_loss"]
-        for cb, st in zip(self.callbacks, ckpt.get("callbacks", [])):
-            cb.load_state_dict(st)
+        states = list(zip(ckpt.get("callback_names", []), ckpt.get("callbacks", [])))
+        if len(states) != len(ckpt.get("callbacks", [])):  # an older checkpoint: by position
+            states = [(type(cb).__name__, st) for cb, st in zip(self.callbacks,
+                                                                 ckpt.get("callbacks", []))]
+        for cb in self.callbacks:  # by class, so a resume with other callbacks keeps each state
+            i = next((i for i, (name, _) in enumerate(states) if name == type(cb).__name__),
+                     None)
+            if i is not None:
+                cb.load_state_dict(states.pop(i)[1])
 
     def best_weights(self) -> dict[str, Any]:
         return {"model": self.model.state_dict(), "normalizer": self.data.normalizer.state_dict(),
@@ -317,9 +325,12 @@ def as_config(config: ExperimentConfig | dict | str | Path, overrides: Sequence[
             return validate(apply_overrides(config.model_dump(mode="json"), list(overrides)))
         return config
     if isinstance(config, dict):
+        import copy
+
         from trainlab.config import apply_overrides
 
-        return validate(apply_overrides(dict(config), list(overrides)))
+        # a deep copy: --set writes into nested sections, and the caller's dict must stay as it was
+        return validate(apply_overrides(copy.deepcopy(config), list(overrides)))
     return load_config(config, overrides)
 
 
@@ -356,6 +367,8 @@ def finish(trainer: Trainer, reason: str) -> Result:
     for cb in trainer.callbacks:
         cb.on_train_end(trainer, result)
     run.write_json("result.json", result.to_dict())
+    if not getattr(trainer, "write_curves", True):  # search trials skip the plot (about 1 s)
+        return result
     from trainlab.report.curves import plot_curves
 
     plot_curves(metrics, steps, run / "curves.png", advice=result.advice,
@@ -367,16 +380,26 @@ def finish(trainer: Trainer, reason: str) -> Result:
 def train(config: ExperimentConfig | dict | str | Path, *, out: str | Path | None = None,
           resume: bool = False, overrides: Sequence[str] = (),
           callbacks: Sequence[Callback] = (), splits: Splits | None = None,
-          model: nn.Module | None = None, lr_mult: dict[str, float] | None = None) -> Result:
+          model: nn.Module | None = None, lr_mult: dict[str, float] | None = None,
+          curves: bool = True) -> Result:
     """Train one model as the config says and return its Result (the Python API of `train`).
 
     `out` is the run directory (default runs/<config stem>-<time>); an existing one is refused
-    unless `resume`, which continues from its last checkpoint.
+    unless `resume`, which continues from its last checkpoint. `curves=False` skips curves.png.
     """
     from trainlab.train.rundir import default_run_dir
 
     cfg = as_config(config, overrides)
     config_path = config if isinstance(config, (str, Path)) else None
+    if cfg.train.ensemble:  # N members into <run>/members/<i>/, then their ensemble
+        from trainlab.train.ensemble import train_ensemble
+
+        if model is not None:
+            raise UserError("train.ensemble: trains members from scratch; it cannot start from "
+                            "a given model (unset train.ensemble)")
+        return train_ensemble(cfg, out=out if out is not None else default_run_dir(config_path),
+                              resume=resume, callbacks=callbacks, splits=splits, lr_mult=lr_mult,
+                              curves=curves)
     run = RunDir(out if out is not None else default_run_dir(config_path))
     resuming = run.create(resume)
     if resuming:
@@ -386,6 +409,7 @@ def train(config: ExperimentConfig | dict | str | Path, *, out: str | Path | Non
                             "config.yaml; resume with the same config and --set values")
     callbacks = list(callbacks) + callbacks_for(cfg)
     trainer = Trainer(cfg, run, splits=splits, callbacks=callbacks, model=model, lr_mult=lr_mult)
+    trainer.write_curves = curves
     if resuming and (run / "last.pt").exists():
         trainer.restore(load_checkpoint(run / "last.pt", trainer.device))
         done = trainer.state.epoch

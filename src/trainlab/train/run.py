@@ -56,9 +56,17 @@ class Run:
         return Normalizer.from_state(load_checkpoint(self.path / name)["normalizer"])
 
     def splits(self) -> Splits:
+        """The run's data, normalized with the statistics saved with its model (a transfer run
+        keeps the pretrained network's, which a fresh fit on its data would not give)."""
         from trainlab.data import prepare
 
-        return prepare(self.config.data)
+        splits = prepare(self.config.data)
+        if (self.path / "best.pt").exists():
+            saved = self.normalizer()
+            fitted = splits.normalizer
+            if not (torch.equal(saved.mean, fitted.mean) and torch.equal(saved.std, fitted.std)):
+                splits = splits.renormalized(saved)
+        return splits
 
 
 def load_run(path: str | Path) -> Run:

@@ -1,0 +1,496 @@
+"""The search driver: the one process that owns the study (ask/tell), hands trials to workers,
+prunes them on their per-epoch validation accuracy, and writes the study directory.
+
+A trial is `trainlab.train.train(config, out=<study dir>/trials/<NNNN>/)` with the sampled
+values applied to the base experiment config by dotted path. Values that do not apply to the
+sampled config (``optim.betas.0`` when ``optim.name`` came out ``sgd``) are dropped and recorded
+as the trial's user attr ``unused``. Outcomes in Optuna: a finished run is COMPLETE with its best
+validation accuracy; a pruned run is PRUNED; a diverged run (loss NaN/inf or above 3x its start:
+the lecture's "learning rate too high") is PRUNED with user attr ``outcome: diverged``; a run
+that raised, or whose worker died, is FAIL with ``outcome: crashed`` and the search goes on.
+
+`--resume` continues a study to its total of `trials`: trials left RUNNING by a killed driver
+are marked FAIL (``outcome: interrupted``) and their slots re-run; finished trials are never
+counted twice.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import shutil
+import statistics
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.trial import Trial, TrialState
+
+from trainlab.config import ExperimentConfig, known_path, read_yaml, to_yaml, validate
+from trainlab.config import apply_overrides as apply_set
+from trainlab.errors import UserError
+from trainlab.search import study as studies
+from trainlab.search.config import SearchConfig, load_search_config
+from trainlab.search.executors import KEEP, Event, Job, make_executor
+from trainlab.search.samplers import CoarseToFineSampler, make_pruner, make_sampler
+from trainlab.search.space import Space, apply_overrides, drop_unused, parse_space
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+@dataclass
+class SearchOptions:
+    """What the command line (or a Python caller) sets besides the config's ``search:``."""
+
+    strategy: str | None = None
+    trials: int | None = None
+    workers: int | None = None
+    executor: str | None = None  # local | ray | inline (Python API: run in this process)
+    ray_address: str | None = None
+    pruner: str | None = None
+    storage: str | None = None
+    study: str | None = None
+    out: str | None = None
+    resume: bool = False
+    retest: int | None = None
+    overrides: Sequence[str] = ()
+    keep_all: bool = False
+    threads: int = 1  # torch threads per worker
+
+
+@dataclass
+class SearchResult:
+    """What `trainlab search --json` prints."""
+
+    study: str
+    storage: str
+    study_dir: str
+    trials: dict[str, int]
+    best: dict[str, Any] | None
+    seconds: float
+    loop_seconds: float = 0.0  # training only: from the workers' start to the last trial's end
+    leaderboard: list[dict[str, Any]] = field(default_factory=list)
+    retest: dict[str, Any] | None = None
+    plots: dict[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {
+            "study": self.study,
+            "storage": self.storage,
+            "study_dir": self.study_dir,
+            "trials": self.trials,
+            "best": self.best,
+            "seconds": self.seconds,
+            "loop_seconds": self.loop_seconds,
+            "leaderboard": self.leaderboard,
+            "plots": self.plots,
+        }
+        if self.retest is not None:
+            out["retest"] = self.retest
+        return out
+
+
+class Display:
+    """What the driver tells a user interface (the CLI's live curve or table); no-ops here."""
+
+    def start(self, study: str, total: int, done: int, workers: int) -> None: ...
+
+    def trial_started(self, number: int, params: dict[str, Any], epochs: int) -> None: ...
+
+    def epoch(self, number: int, epoch: int, value: float | None) -> None: ...
+
+    def trial_finished(self, number: int, state: str, value: float | None) -> None: ...
+
+    def stop(self) -> None: ...
+
+
+# --------------------------------------------------------------------------- preparing
+
+
+@dataclass
+class Plan:
+    """Everything resolved before the study is touched (so mistakes leave it untouched)."""
+
+    base: dict[str, Any]  # the experiment config (JSON form) without the search section
+    experiment: ExperimentConfig
+    search: SearchConfig
+    space: Space
+    name: str
+    study_dir: Path
+    storage_url: str
+    optim_keys: set[str]  # optimizer keys the user wrote (kept when optim.name is sampled)
+
+
+def plan(config: str | Path | dict[str, Any], options: SearchOptions) -> Plan:
+    """Read and check the config, its ``search:`` section, the flags and the space."""
+    raw = read_yaml(config) if not isinstance(config, dict) else copy.deepcopy(config)
+    raw = apply_set(raw, list(options.overrides))
+    section = dict(raw.pop("search", None) or {})
+    for key in ("strategy", "trials", "workers", "executor", "pruner", "retest"):
+        value = getattr(options, key)
+        if value is None or (key == "executor" and value == "inline"):
+            continue
+        section[key] = value
+    scfg = load_search_config(section)
+    experiment = validate(raw)
+    if experiment.data.val_fraction <= 0:
+        raise UserError("data.val_fraction: search ranks trials by validation accuracy; "
+                        "give a validation split (> 0)")  # fmt: skip
+    base = experiment.model_dump(mode="json")
+    base.pop("search", None)
+    optim_keys = set(raw.get("optim") or {}) if isinstance(raw.get("optim"), dict) else set()
+    space = parse_space(scfg.space, known_path)
+    _check_bounds(base, space, optim_keys)
+    if isinstance(config, dict):
+        default_name = "search"
+    else:
+        default_name = Path(config).stem
+    name = options.study or default_name
+    if not name or "/" in name or name.startswith("."):
+        raise UserError(f"--study: {name!r} is not a usable name (letters, digits, - and _)")
+    study_dir = Path(options.out) if options.out else Path("runs") / "search" / name
+    return Plan(base, experiment, scfg, space, name, study_dir,
+                options.storage or studies.DEFAULT_STORAGE, optim_keys)  # fmt: skip
+
+
+def _applies(path: str, sampled: dict[str, Any]) -> bool:
+    name = (sampled.get("optim") or {}).get("name")
+    return known_path(path, name if path.startswith("optim.") else None)
+
+
+def _check_bounds(base: dict[str, Any], space: Space, optim_keys: set[str]) -> None:
+    """Each bound (or choice) of each dimension must make a valid config on its own."""
+    for dim in space:
+        values = dim.choices if dim.is_categorical else (dim.low, dim.high)
+        for value in values:
+            try:
+                sampled_config(base, {dim.name: value}, optim_keys=optim_keys)
+            except UserError as exc:
+                raise UserError(f"search.space.{dim.name}: {value!r} makes an invalid config "
+                                f"({exc})") from None  # fmt: skip
+
+
+def sampled_config(
+    base: dict[str, Any],
+    values: dict[str, Any],
+    epochs: int | None = None,
+    optim_keys: set[str] | None = None,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The trial's experiment config (JSON form) and the values that did not apply.
+
+    When ``optim.name`` is sampled, the optimizer section starts from the new optimizer's own
+    defaults, keeps the keys the user wrote (`optim_keys`) that it also has, then takes the
+    sampled ``optim.*`` values: an Adam base with ``optim.name: sgd`` drops ``betas``.
+    """
+    used, unused = drop_unused(values, base, _applies)
+    config = apply_overrides(base, used)
+    name = config["optim"]["name"]
+    if name != base["optim"]["name"]:
+        keys = set(base["optim"]) if optim_keys is None else optim_keys
+        fresh = validate({"optim": {"name": name}}).model_dump(mode="json")["optim"]
+        fresh.update({k: v for k, v in base["optim"].items()
+                      if k in keys and k != "name" and known_path(f"optim.{k}", name)})
+        config["optim"] = fresh
+        optim_values = {k: v for k, v in used.items() if k.startswith("optim.")}
+        config = apply_overrides(config, optim_values)
+    if epochs is not None:
+        config["train"]["epochs"] = epochs
+    return validate(config).model_dump(mode="json"), unused
+
+
+# --------------------------------------------------------------------------- the driver
+
+
+class Driver:
+    """Runs one search to its budget; see the module docstring."""
+
+    def __init__(self, p: Plan, options: SearchOptions, display: Display | None = None) -> None:
+        self.p = p
+        self.options = options
+        self.display = display or Display()
+        self.sampler = make_sampler(p.search, p.space)
+        self.pruner = make_pruner(p.search)
+        self.running: dict[int, Trial] = {}
+        self.last: dict[int, float] = {}  # last reported value per running trial
+        self.keep = None if options.keep_all else KEEP
+        self.loop_seconds = 0.0
+
+    # -- budget
+
+    def counted(self) -> int:
+        return sum(
+            1 for t in self.study.get_trials(deepcopy=False) if studies.counts_toward_budget(t)
+        )
+
+    def run(self) -> SearchResult:
+        p = self.p
+        start = time.perf_counter()
+        storage = studies.open_storage(p.storage_url)
+        created = not p.study_dir.exists()
+        lock = studies.StudyLock(p.study_dir)
+        lock.acquire()
+        try:
+            workers = p.search.workers
+            try:  # every check before the study is created or changed
+                _warm_data(p.experiment)
+                self.executor = make_executor(self.options.executor or p.search.executor,
+                                              workers, address=self.options.ray_address,
+                                              threads=self.options.threads)  # fmt: skip
+                try:
+                    sig = studies.signature(p.space, p.search.strategy, to_yaml(p.experiment))
+                    self.study = studies.open_study(storage, p.name, p.study_dir, self.sampler,
+                                                    self.pruner, sig, self.options.resume).study
+                except BaseException:
+                    self.executor.close(kill=True)
+                    raise
+            except UserError:
+                if created:
+                    lock.release()
+                    shutil.rmtree(p.study_dir, ignore_errors=True)
+                raise
+            try:
+                self.display.start(p.name, p.search.trials, self.counted(), workers)
+                loop_start = time.perf_counter()
+                self._loop()
+                self.loop_seconds = time.perf_counter() - loop_start
+                retest = self._retest() if p.search.retest else None
+            except KeyboardInterrupt:
+                self._interrupt()
+                raise
+            finally:
+                self.executor.close(kill=bool(self.running))
+                self.display.stop()
+            return self._report(storage, time.perf_counter() - start, retest)
+        finally:
+            lock.release()
+
+    def _loop(self) -> None:
+        total = self.p.search.trials
+        while True:
+            while self.executor.free() > 0 and self.counted() < total:
+                self._launch()
+            if not self.running:
+                return
+            self.executor.step(self._handle, timeout=0.5)
+
+    def _launch(self) -> None:
+        trial = self.study.ask()
+        values = self.p.space.suggest(trial)
+        epochs = None
+        if isinstance(self.sampler, CoarseToFineSampler):
+            epochs = self.sampler.epochs_for_trial(trial)
+        try:
+            config, unused = sampled_config(self.p.base, values, epochs, self.p.optim_keys)
+        except UserError as exc:  # this combination of values is not a valid experiment
+            trial.set_user_attr(studies.OUTCOME, "invalid")
+            trial.set_user_attr("error", str(exc))
+            self.study.tell(trial, state=TrialState.FAIL)
+            self.display.trial_finished(trial.number, "failed", None)
+            return
+        if unused:
+            trial.set_user_attr("unused", sorted(unused))
+        out = studies.trial_dir(self.p.study_dir, trial.number)
+        self.running[trial.number] = trial
+        self.display.trial_started(
+            trial.number, {k: v for k, v in values.items() if k not in unused},
+            config["train"]["epochs"],
+        )  # fmt: skip
+        self.executor.submit(Job(trial.number, config, str(out), keep=self.keep))
+
+    def _handle(self, event: Event) -> bool | None:
+        trial = self.running.get(event.number)
+        if trial is None:
+            return False
+        if event.kind == "epoch":
+            self.display.epoch(event.number, event.epoch, event.value)
+            if event.value is None or not math.isfinite(event.value):
+                return False
+            trial.report(float(event.value), step=event.epoch)
+            self.last[event.number] = float(event.value)
+            return trial.should_prune()
+        del self.running[event.number]
+        if event.kind == "error":
+            trial.set_user_attr(studies.OUTCOME, "crashed")
+            trial.set_user_attr("error", event.message[-2000:])
+            self._write_error(event)
+            self.study.tell(trial, state=TrialState.FAIL)
+            self.display.trial_finished(event.number, "failed", None)
+            return None
+        result = event.result or {}
+        trial.set_user_attr("epochs", result.get("epochs"))
+        trial.set_user_attr("seconds", result.get("seconds"))
+        trial.set_user_attr("test_accuracy", result.get("test_accuracy"))
+        reason = result.get("stopped_reason")
+        value = result.get("val_accuracy")
+        if reason == "diverged":
+            trial.set_user_attr(studies.OUTCOME, "diverged")
+            self.study.tell(trial, state=TrialState.PRUNED)
+            self.display.trial_finished(event.number, "diverged", None)
+        elif reason == "pruned":
+            self.study.tell(trial, state=TrialState.PRUNED)
+            self.display.trial_finished(event.number, "pruned", self.last.pop(event.number, None))
+        elif value is None:
+            trial.set_user_attr(studies.OUTCOME, "crashed")
+            trial.set_user_attr("error", "the run reported no validation accuracy")
+            self.study.tell(trial, state=TrialState.FAIL)
+            self.display.trial_finished(event.number, "failed", None)
+        else:
+            self.study.tell(trial, float(value))
+            self.display.trial_finished(event.number, "complete", float(value))
+        return None
+
+    def _write_error(self, event: Event) -> None:
+        out = studies.trial_dir(self.p.study_dir, event.number)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "error.txt").write_text(event.message + "\n")
+
+    def _interrupt(self) -> None:
+        """Ctrl-C: running trials become FAIL (interrupted), so --resume re-runs their slots."""
+        for number, trial in list(self.running.items()):
+            trial.set_user_attr(studies.OUTCOME, studies.INTERRUPTED)
+            self.study.tell(trial, state=TrialState.FAIL)
+            shutil.rmtree(studies.trial_dir(self.p.study_dir, number), ignore_errors=True)
+        self.running.clear()
+        self.executor.close(kill=True)
+        try:
+            self._write_outputs()
+        except Exception:  # plots of a half study are a nicety; the study itself is saved
+            pass
+
+    # -- re-test
+
+    def _retest(self) -> dict[str, Any] | None:
+        """Re-run the best `retest` configs with a new seed (train.seed + 1): mean and spread."""
+        k = self.p.search.retest
+        top = [r for r in studies.leaderboard(self.study, self.p.space)
+               if r["state"] == "complete"][:k]  # fmt: skip
+        if not top:
+            return None
+        results: dict[int, dict[str, Any]] = {}
+        pending: list[Job] = []
+        for row in top:
+            config = studies.trial_dir(self.p.study_dir, row["trial"]) / "config.yaml"
+            cfg = validate(read_yaml(config)).model_dump(mode="json")
+            cfg["train"]["seed"] = cfg["train"]["seed"] + 1
+            out = self.p.study_dir / "retest" / f"{row['trial']:04d}-seed{cfg['train']['seed']}"
+            if (out / "result.json").exists():
+                import json
+
+                results[row["trial"]] = json.loads((out / "result.json").read_text())
+                continue
+            shutil.rmtree(out, ignore_errors=True)
+            pending.append(Job(row["trial"], cfg, str(out), keep=self.keep, report=False))
+
+        def handle(event: Event) -> bool | None:
+            if event.kind == "done":
+                results[event.number] = event.result or {}
+            elif event.kind == "error":
+                results[event.number] = {"error": event.message}
+            if event.kind != "epoch":
+                self.display.trial_finished(event.number, "retest", (event.result or {}).get(
+                    "val_accuracy"))  # fmt: skip
+            return False
+
+        while len(results) < len(top):  # each job ends in exactly one done or error event
+            while pending and self.executor.free() > 0:
+                job = pending.pop(0)
+                self.display.trial_started(job.number, {"train.seed": job.config["train"]["seed"]},
+                                           job.config["train"]["epochs"])  # fmt: skip
+                self.executor.submit(job)
+            self.executor.step(handle, timeout=0.5)
+        values, rows = [], []
+        for row in top:
+            res = results.get(row["trial"], {})
+            value = res.get("val_accuracy")
+            if value is not None:
+                values.append(value)
+            rows.append({"trial": row["trial"], "value": row["value"], "retest_value": value,
+                         "retest_test_accuracy": res.get("test_accuracy"),
+                         "error": res.get("error")})  # fmt: skip
+        out = {
+            "mean": statistics.fmean(values) if values else None,
+            "std": statistics.stdev(values) if len(values) > 1 else 0.0 if values else None,
+            "values": values,
+            "seed_offset": 1,
+            "trials": rows,
+        }
+        self.study.set_user_attr("trainlab:retest", out)
+        return out
+
+    # -- outputs
+
+    def _write_outputs(self) -> dict[str, str]:
+        from trainlab.search.plots import curves_from_study, plot_curves, plot_params
+
+        d = self.p.study_dir
+        rows = studies.leaderboard(self.study, self.p.space)
+        studies.write_leaderboard(rows, self.p.space, d / "leaderboard.csv")
+        plots = {
+            "params": str(plot_params(self.study, self.p.space, d / "params.png")),
+            "curves": str(plot_curves(curves_from_study(self.study), d / "curves.png",
+                                      title=f"{self.p.name}: every trial's validation accuracy")),
+        }  # fmt: skip
+        best = studies.best_trial(self.study)
+        if best is not None:
+            src = studies.trial_dir(d, best.number) / "config.yaml"
+            if src.exists():
+                from trainlab.train.rundir import atomic_write_text
+
+                atomic_write_text(d / "best.yaml", f"# best trial {best.number} of study "
+                                  f"{self.p.name}: validation accuracy {best.value:.4f}\n"
+                                  + src.read_text())  # fmt: skip
+        return plots
+
+    def _report(self, storage: Any, seconds: float, retest: dict[str, Any] | None
+                ) -> SearchResult:  # fmt: skip
+        plots = self._write_outputs()
+        best = studies.best_trial(self.study)
+        best_out = None
+        if best is not None:
+            best_out = {
+                "trial": best.number,
+                "value": best.value,
+                "params": studies.trial_params(best, self.p.space),
+                "test_accuracy": best.user_attrs.get("test_accuracy"),
+                "run_dir": str(studies.trial_dir(self.p.study_dir, best.number)),
+                "config_path": str(self.p.study_dir / "best.yaml"),
+            }
+        return SearchResult(
+            study=self.p.name,
+            storage=self.p.storage_url,
+            study_dir=str(self.p.study_dir),
+            trials=studies.counts(self.study),
+            best=best_out,
+            seconds=round(seconds, 3),
+            loop_seconds=round(self.loop_seconds, 3),
+            leaderboard=studies.leaderboard(self.study, self.p.space),
+            retest=retest,
+            plots=plots,
+        )
+
+
+def _warm_data(cfg: ExperimentConfig) -> None:
+    """Build the data once here: a data mistake is one line before any trial runs, and
+    generated sets (MNIST-1D) land in the cache before the workers race to make them."""
+    from trainlab.data import prepare
+
+    prepare(cfg.data)
+
+
+def search(
+    config: str | Path | dict[str, Any],
+    options: SearchOptions | None = None,
+    display: Display | None = None,
+    **kwargs: Any,
+) -> SearchResult:
+    """Run (or with ``resume=True`` continue) a hyperparameter search; the Python API.
+
+    `config` is an experiment config with a ``search:`` section (a YAML path or a dict);
+    keyword arguments set `SearchOptions` fields (``trials=8, workers=2, out=...``).
+    """
+    options = options or SearchOptions(**kwargs)
+    return Driver(plan(config, options), options, display).run()
+

@@ -1,0 +1,401 @@
+"""Where trials train: worker processes on this machine (`local`), Ray (`ray`), or in-process.
+
+Workers only train and report; the driver owns the study. Every executor has the same shape:
+`submit(job)` hands a trial to a free worker, and `step(handle, timeout)` waits for what workers
+say and passes each `Event` to `handle`: per-epoch validation accuracy (``epoch``: `handle`
+returns True to stop the trial, which the trainer records as ``pruned``), a finished run
+(``done``) or a trial that raised or whose worker died (``error``).
+
+Local workers are started with the spawn context, run one torch thread each (also when there is
+only one worker, so speed-ups compare like with like) and die with the driver: a thread in each
+worker polls ``os.getppid()``, and a closed pipe (the driver is gone) ends a worker waiting for
+its next job or for the answer to a report. Workers ignore Ctrl-C; the driver decides.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import sys
+import tempfile
+import threading
+import time
+import traceback
+import types
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection, wait
+from pathlib import Path
+from typing import Any
+
+KEEP = ("best.pt", "result.json", "config.yaml", "metrics.jsonl")
+"""Files a trial's run directory keeps by default (what `trainlab ensemble --study` reads)."""
+
+
+@dataclass
+class Job:
+    """One training run of a search: a trial (or a re-test) with its full experiment config."""
+
+    number: int  # Optuna trial number (re-tests: the trial they re-run)
+    config: dict[str, Any]  # the experiment config, sampled values applied
+    out: str  # run directory
+    threads: int = 1  # torch intra-op threads of the worker
+    keep: tuple[str, ...] | None = KEEP  # files kept in the run directory; None keeps all
+    report: bool = True  # send per-epoch values (False for re-tests: nothing to prune)
+
+
+@dataclass
+class Event:
+    kind: str  # epoch | done | error
+    number: int
+    epoch: int = 0
+    value: float | None = None
+    result: dict[str, Any] | None = None
+    message: str = ""
+    files: dict[str, bytes] = field(default_factory=dict)  # Ray: the kept files, to write here
+
+
+Handler = Callable[[Event], bool | None]
+
+
+# --------------------------------------------------------------------------- the work itself
+
+
+def run_job(job: Job, report: Callable[[int, float | None], bool]) -> Event:
+    """Train `job` in this process; `report(epoch, val_accuracy)` returns True to stop.
+
+    Returns a ``done`` event with the result dict, or an ``error`` event with the message
+    (a user's mistake in one line, anything else with its traceback).
+    """
+    import torch
+
+    from trainlab.errors import UserError
+    from trainlab.train import Callback, train
+
+    class _Reporter(Callback):
+        def on_epoch_end(self, trainer: Any, record: dict[str, Any]) -> bool:
+            return bool(job.report and report(record["epoch"], record.get("val_accuracy")))
+
+    torch.set_num_threads(job.threads)
+    try:
+        result = train(job.config, out=job.out, callbacks=[_Reporter()], curves=job.keep is None)
+    except UserError as exc:
+        return Event("error", job.number, message=str(exc))
+    except Exception:
+        return Event("error", job.number, message=traceback.format_exc(limit=-4).strip())
+    prune_run_dir(Path(job.out), job.keep)
+    return Event("done", job.number, result=result.to_dict())
+
+
+def prune_run_dir(path: Path, keep: tuple[str, ...] | None) -> None:
+    """Delete every file of a trial's run directory but `keep` (None keeps everything)."""
+    if keep is None or not path.is_dir():
+        return
+    for entry in path.iterdir():
+        if entry.name in keep:
+            continue
+        if entry.is_dir():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
+
+
+# --------------------------------------------------------------------------- in-process
+
+
+class InlineExecutor:
+    """Runs each trial in the driver's own process, one at a time (Python API, debugging)."""
+
+    slots = 1
+
+    def __init__(self) -> None:
+        self._queue: list[Job] = []
+
+    def free(self) -> int:
+        return self.slots - len(self._queue)
+
+    def submit(self, job: Job) -> None:
+        self._queue.append(job)
+
+    def step(self, handle: Handler, timeout: float = 0.5) -> None:
+        if not self._queue:
+            return
+        job = self._queue[0]
+        event = run_job(
+            job, lambda epoch, value: bool(handle(Event("epoch", job.number, epoch, value)))
+        )
+        self._queue.pop(0)
+        handle(event)
+
+    def close(self, kill: bool = False) -> None:
+        self._queue.clear()
+
+
+# --------------------------------------------------------------------------- local processes
+
+
+def _watch_parent(parent: int) -> None:
+    while True:
+        if os.getppid() != parent:
+            os._exit(3)  # the driver is gone: so is this worker (no orphans)
+        time.sleep(0.2)
+
+
+def _worker_main(conn: Connection, parent: int, threads: int) -> None:
+    """A local worker: take jobs from the pipe until it closes; report epochs, send results."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
+    os.environ.setdefault("OMP_NUM_THREADS", str(threads))
+    import torch
+
+    torch.set_num_threads(threads)
+
+    def ask(epoch: int, value: float | None) -> bool:
+        try:
+            conn.send(("epoch", epoch, value))
+            return bool(conn.recv())
+        except (EOFError, OSError):
+            os._exit(3)
+
+    while True:
+        try:
+            job = conn.recv()
+        except (EOFError, OSError):
+            return
+        if job is None:
+            return
+        event = run_job(job, ask)
+        try:
+            conn.send(("event", event))
+        except (BrokenPipeError, OSError):
+            return
+
+
+class _Worker:
+    def __init__(self, ctx: Any, threads: int) -> None:
+        self.conn, child = ctx.Pipe(duplex=True)
+        self.process = ctx.Process(
+            target=_worker_main, args=(child, os.getpid(), threads), daemon=True,
+            name="trainlab-search-worker",
+        )  # fmt: skip
+        # spawn re-runs the driver's __main__ in each worker (a user's script, stdin, ...);
+        # workers need only this module, so hide __main__ while the process is started.
+        main = sys.modules["__main__"]
+        sys.modules["__main__"] = types.ModuleType("__main__")
+        try:
+            self.process.start()
+        finally:
+            sys.modules["__main__"] = main
+        child.close()
+        self.job: Job | None = None
+
+
+class LocalExecutor:
+    """N worker processes on this machine (spawn), one torch thread each by default."""
+
+    def __init__(self, workers: int, threads: int = 1) -> None:
+        import multiprocessing
+
+        self._ctx = multiprocessing.get_context("spawn")
+        self.slots = workers
+        self.threads = threads
+        self._workers = [_Worker(self._ctx, threads) for _ in range(workers)]
+
+    @property
+    def pids(self) -> list[int]:
+        return [w.process.pid for w in self._workers if w.process.pid is not None]
+
+    def free(self) -> int:
+        return sum(1 for w in self._workers if w.job is None)
+
+    def submit(self, job: Job) -> None:
+        worker = next(w for w in self._workers if w.job is None)
+        job.threads = self.threads
+        worker.job = job
+        worker.conn.send(job)
+
+    def step(self, handle: Handler, timeout: float = 0.5) -> None:
+        busy = [w for w in self._workers if w.job is not None]
+        if not busy:
+            return
+        waitables: dict[Any, _Worker] = {}
+        for w in busy:
+            waitables[w.conn] = w
+            waitables[w.process.sentinel] = w
+        for ready in wait(list(waitables), timeout):
+            w = waitables[ready]
+            if w.job is None:
+                continue
+            if ready is w.conn:
+                try:
+                    message = w.conn.recv()
+                except (EOFError, OSError):
+                    continue  # the sentinel says why
+                if message[0] == "epoch":
+                    stop = handle(Event("epoch", w.job.number, message[1], message[2]))
+                    w.conn.send(bool(stop))
+                else:
+                    w.job = None
+                    handle(message[1])
+            elif not w.process.is_alive():
+                job, w.job = w.job, None
+                code = w.process.exitcode
+                self._replace(w)
+                handle(Event("error", job.number, message=f"worker process died (exit {code})"))
+
+    def _replace(self, dead: _Worker) -> None:
+        dead.conn.close()
+        i = self._workers.index(dead)
+        self._workers[i] = _Worker(self._ctx, self.threads)
+
+    def close(self, kill: bool = False) -> None:
+        for w in self._workers:
+            if kill or w.job is not None:
+                w.process.kill()
+            else:
+                try:
+                    w.conn.send(None)
+                except OSError:
+                    pass
+        for w in self._workers:
+            w.process.join(timeout=5)
+            if w.process.is_alive():
+                w.process.kill()
+                w.process.join(timeout=5)
+            w.conn.close()
+        self._workers = []
+
+
+# --------------------------------------------------------------------------- ray
+
+
+def _ray_run(job: Job, inbox: Any, replies: Any) -> Event:
+    """A Ray task: train in a temporary directory on whichever node runs it; send back results
+    and the kept files (the driver writes them into the study directory, so no shared file
+    system is needed)."""
+    out = Path(job.out)
+    with tempfile.TemporaryDirectory(prefix="trainlab-trial-") as tmp:
+        local = Job(job.number, job.config, str(Path(tmp) / out.name), job.threads, job.keep,
+                    job.report)  # fmt: skip
+
+        def ask(epoch: int, value: float | None) -> bool:
+            inbox.put((job.number, epoch, value))
+            return bool(replies.get(timeout=3600))
+
+        event = run_job(local, ask)
+        run_dir = Path(local.out)
+        if run_dir.is_dir():
+            event.files = {p.name: p.read_bytes() for p in run_dir.iterdir() if p.is_file()}
+        if event.result is not None:
+            event.result["run_dir"] = str(out)
+    return event
+
+
+class RayExecutor:
+    """Trials as Ray tasks (one CPU each) on a Ray cluster: `address`, or a local one started
+    small (2 CPUs unless told, no dashboard, a small object store, usage stats off)."""
+
+    def __init__(
+        self,
+        workers: int,
+        address: str | None = None,
+        threads: int = 1,
+        num_cpus: int | None = None,
+        object_store_memory: int = 100 * 1024 * 1024,
+    ) -> None:
+        os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+        try:
+            import ray
+            from ray.util.queue import Queue
+        except ImportError:
+            from trainlab.errors import UserError
+
+            raise UserError(
+                "--executor: ray is not installed; pip install 'trainlab[ray]' or use "
+                "--executor local"
+            ) from None
+        self._ray = ray
+        self._started = False
+        if not ray.is_initialized():
+            kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False,
+                                      "configure_logging": False}  # fmt: skip
+            if address:
+                kwargs["address"] = address
+            else:
+                kwargs.update(num_cpus=num_cpus or max(2, workers),
+                              object_store_memory=object_store_memory)  # fmt: skip
+            try:
+                ray.init(**kwargs)
+            except Exception as exc:
+                from trainlab.errors import UserError
+
+                where = address or "a local Ray"
+                raise UserError(f"--ray-address: cannot connect to {where} ({exc})") from None
+            self._started = True
+        self.slots = workers
+        self.threads = threads
+        self._task = ray.remote(num_cpus=1, max_retries=0)(_ray_run)
+        self._inbox = Queue()
+        self._replies = [Queue() for _ in range(workers)]
+        self._running: dict[Any, tuple[int, Job]] = {}  # ref -> (slot, job)
+
+    def free(self) -> int:
+        return self.slots - len(self._running)
+
+    def submit(self, job: Job) -> None:
+        used = {slot for slot, _ in self._running.values()}
+        slot = next(i for i in range(self.slots) if i not in used)
+        job.threads = self.threads
+        ref = self._task.remote(job, self._inbox, self._replies[slot])
+        self._running[ref] = (slot, job)
+
+    def step(self, handle: Handler, timeout: float = 0.5) -> None:
+        if not self._running:
+            return
+        ray = self._ray
+        slot_of = {job.number: slot for slot, job in self._running.values()}
+        try:
+            first = self._inbox.get(timeout=timeout)
+            messages = [first] + self._inbox.get_nowait_batch(self._inbox.qsize())
+        except Exception:  # ray.util.queue.Empty
+            messages = []
+        for number, epoch, value in messages:
+            stop = handle(Event("epoch", number, epoch, value))
+            self._replies[slot_of[number]].put(bool(stop))
+        done, _ = ray.wait(list(self._running), num_returns=len(self._running), timeout=0)
+        for ref in done:
+            _, job = self._running.pop(ref)
+            try:
+                event = ray.get(ref)
+            except Exception as exc:
+                event = Event("error", job.number, message=f"ray task failed: {exc}")
+            if event.files:
+                out = Path(job.out)
+                out.mkdir(parents=True, exist_ok=True)
+                for name, data in event.files.items():
+                    (out / name).write_bytes(data)
+                if event.result is not None:  # point result.json at the study directory
+                    import json
+
+                    (out / "result.json").write_text(json.dumps(event.result))
+            handle(event)
+
+    def close(self, kill: bool = False) -> None:
+        ray = self._ray
+        for ref in list(self._running):
+            ray.cancel(ref, force=True)
+        self._running.clear()
+        if self._started:
+            ray.shutdown()
+
+
+def make_executor(
+    kind: str, workers: int, *, address: str | None = None, threads: int = 1
+) -> InlineExecutor | LocalExecutor | RayExecutor:
+    """The executor of ``search.executor`` (``inline`` runs in the driver: Python API only)."""
+    if kind == "ray":
+        return RayExecutor(workers, address=address, threads=threads)
+    if kind == "inline":
+        return InlineExecutor()
+    return LocalExecutor(workers, threads=threads)

@@ -1,0 +1,311 @@
+"""The study database and the study directory: opening, locking, resuming, reading back.
+
+The driver is the only process that writes the Optuna study (one writer: SQLite is never written
+by several processes at once). A study remembers what it searched (the space, the strategy and
+the experiment config) as study user attrs, so `--resume` with something changed is refused
+before anything is touched. The study directory (`runs/search/<study>/`) holds:
+
+    trials/<NNNN>/   one run directory per trial (best.pt, result.json, config.yaml, metrics.jsonl)
+    retest/<NNNN>/   re-runs of the best trials with a new seed (`--retest K`)
+    params.png       validation accuracy against each hyperparameter (rounds coloured, boxes)
+    curves.png       every trial's validation curve (the caviar view)
+    best.yaml        the best trial's full config, taken by `trainlab train` as is
+    leaderboard.csv  rank, value, parameters (config values), epochs, seconds, state
+    .lock            held (flock) by the running driver
+"""
+
+from __future__ import annotations
+
+import csv
+import fcntl
+import math
+import os
+import shutil
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.storages import BaseStorage
+from optuna.study import Study
+from optuna.trial import FrozenTrial, TrialState
+
+from trainlab.errors import UserError
+from trainlab.search.space import Space
+
+DEFAULT_STORAGE = "sqlite:///runs/trainlab.db"
+SIGNATURE_ATTR = "trainlab:signature"
+DIR_ATTR = "trainlab:dir"
+OUTCOME = "outcome"  # user attr: diverged | crashed | interrupted | invalid
+INTERRUPTED = "interrupted"
+
+
+def trial_dir(study_dir: Path, number: int) -> Path:
+    """The run directory of trial `number` (the layout `trainlab ensemble --study` reads)."""
+    return Path(study_dir) / "trials" / f"{number:04d}"
+
+
+# --------------------------------------------------------------------------- storage
+
+
+def open_storage(url: str) -> BaseStorage:
+    """Open an Optuna RDB storage; an SQLite file's folder is created. Mistakes: one line."""
+    if url.startswith("sqlite:///"):
+        path = url.removeprefix("sqlite:///")
+        if path and path != ":memory:":
+            parent = Path(path).parent
+            try:
+                parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise UserError(
+                    f"--storage: cannot create {parent} for {url} ({exc.strerror})"
+                ) from None
+    try:
+        return optuna.storages.RDBStorage(url, engine_kwargs=_engine_kwargs(url))
+    except Exception as exc:  # sqlalchemy/alembic raise many kinds; the user sees one line
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UserError(f"--storage: cannot open {url} ({reason[:160]})") from None
+
+
+def _engine_kwargs(url: str) -> dict[str, Any]:
+    # One writer, but readers (optuna-dashboard) may hold the file: wait for them, not fail.
+    return {"connect_args": {"timeout": 30}} if url.startswith("sqlite") else {}
+
+
+# --------------------------------------------------------------------------- lock
+
+
+class StudyLock:
+    """An exclusive flock on ``<study dir>/.lock``; the kernel drops it when the driver dies."""
+
+    def __init__(self, study_dir: Path) -> None:
+        self.path = Path(study_dir) / ".lock"
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 32).decode(errors="replace").strip() or "another process"
+            os.close(fd)
+            raise UserError(
+                f"--study: {self.path.parent} is being searched by a running trainlab search "
+                f"(pid {holder}); wait for it or choose another --study/--out"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        self._fd = fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
+
+    def __enter__(self) -> StudyLock:
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+# --------------------------------------------------------------------------- open / resume
+
+
+def signature(space: Space, strategy: str, experiment_yaml: str) -> dict[str, Any]:
+    """What a study searched; `--resume` refuses to continue a study if any of it changed."""
+    return {
+        "space": {d.name: str(d.spec) for d in space},
+        "strategy": strategy,
+        "experiment": experiment_yaml,
+    }
+
+
+def _changes(saved: Mapping[str, Any], now: Mapping[str, Any]) -> str | None:
+    """A one-line description of the first difference, or None."""
+    if saved.get("space") != now["space"]:
+        old, new = saved.get("space", {}), now["space"]
+        changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+        detail = ", ".join(
+            f"{k}: {old.get(k, 'absent')} -> {new.get(k, 'absent')}" for k in changed[:3]
+        )
+        return f"search.space: differs from the study's space ({detail})"
+    if saved.get("strategy") != now["strategy"]:
+        return (
+            f"search.strategy: the study was searched with {saved.get('strategy')}, "
+            f"not {now['strategy']}"
+        )
+    if saved.get("experiment") != now["experiment"]:
+        old = saved.get("experiment", "").splitlines()
+        new = now["experiment"].splitlines()
+        diff = next((f"{a.strip()} -> {b.strip()}" for a, b in zip(old, new) if a != b), "")
+        return f"config: the experiment differs from the one the study was started with ({diff})"
+    return None
+
+
+@dataclass
+class Opened:
+    study: Study
+    stale: list[int]  # numbers of RUNNING trials of a dead driver, now FAIL (interrupted)
+
+
+def open_study(
+    storage: BaseStorage,
+    name: str,
+    study_dir: Path,
+    sampler: optuna.samplers.BaseSampler,
+    pruner: optuna.pruners.BasePruner,
+    sig: dict[str, Any],
+    resume: bool,
+) -> Opened:
+    """Create the study, or load it with `resume`; call with the study lock held.
+
+    Every check runs before the first write, so a refused resume leaves the study untouched.
+    On resume, RUNNING trials (left by a killed driver: no other driver holds the lock) are
+    marked FAIL with ``outcome: interrupted`` and their run directories removed, so their slots
+    are re-run and nothing of theirs is counted.
+    """
+    names = {s.study_name for s in storage.get_all_studies()}
+    if not resume:
+        if name in names:
+            raise UserError(
+                f"--study: study {name!r} already exists in the storage; pass --resume to "
+                "continue it or choose another --study"
+            )
+        if (Path(study_dir) / "trials").exists():
+            raise UserError(
+                f"--out: {study_dir} holds trials of another search; choose another --out "
+                "or --study"
+            )
+        study = optuna.create_study(
+            storage=storage, study_name=name, direction="maximize", sampler=sampler, pruner=pruner
+        )
+        study.set_user_attr(SIGNATURE_ATTR, sig)
+        study.set_user_attr(DIR_ATTR, str(Path(study_dir).resolve()))
+        return Opened(study, [])
+    if name not in names:
+        raise UserError(f"--resume: no study {name!r} in the storage to continue")
+    study = optuna.load_study(storage=storage, study_name=name, sampler=sampler, pruner=pruner)
+    saved = study.user_attrs.get(SIGNATURE_ATTR)
+    if saved is not None:
+        problem = _changes(saved, sig)
+        if problem:
+            raise UserError(f"{problem}; resume with the same settings or start a new --study")
+    stale = []
+    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING, TrialState.WAITING)):
+        storage.set_trial_user_attr(t._trial_id, OUTCOME, INTERRUPTED)
+        storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
+        shutil.rmtree(trial_dir(study_dir, t.number), ignore_errors=True)
+        stale.append(t.number)
+    return Opened(study, stale)
+
+
+# --------------------------------------------------------------------------- reading back
+
+
+def counts_toward_budget(trial: FrozenTrial) -> bool:
+    """Every trial counts except those a dead or interrupted driver left unfinished."""
+    return not (trial.state == TrialState.FAIL and trial.user_attrs.get(OUTCOME) == INTERRUPTED)
+
+
+def state_name(trial: FrozenTrial) -> str:
+    """complete | pruned | diverged | failed | interrupted | running."""
+    if trial.state == TrialState.COMPLETE:
+        return "complete"
+    if trial.state == TrialState.PRUNED:
+        return "diverged" if trial.user_attrs.get(OUTCOME) == "diverged" else "pruned"
+    if trial.state == TrialState.FAIL:
+        return INTERRUPTED if not counts_toward_budget(trial) else "failed"
+    return "running"
+
+
+def counts(study: Study) -> dict[str, int]:
+    """Trials by state, as `--json` reports them (interrupted ones are not counted)."""
+    out = {"complete": 0, "pruned": 0, "diverged": 0, "failed": 0}
+    for t in study.get_trials(deepcopy=False):
+        name = state_name(t)
+        if name in out:
+            out[name] += 1
+    return out
+
+
+def last_value(trial: FrozenTrial) -> float | None:
+    """The trial's value, or for a pruned trial its last reported validation accuracy."""
+    if trial.value is not None:
+        return float(trial.value)
+    if trial.intermediate_values:
+        v = trial.intermediate_values[max(trial.intermediate_values)]
+        return float(v) if math.isfinite(v) else None
+    return None
+
+
+def best_trial(study: Study) -> FrozenTrial | None:
+    """The COMPLETE trial with the highest value (ties: the earlier one)."""
+    done = [
+        t
+        for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        if t.value is not None
+    ]
+    return min(done, key=lambda t: (-t.value, t.number)) if done else None
+
+
+def trial_params(trial: FrozenTrial, space: Space) -> dict[str, Any]:
+    """The trial's parameters as config values (beta, not 1 - beta), unused ones left out."""
+    values = space.config_values(trial.params)
+    unused = set(trial.user_attrs.get("unused", []))
+    return {k: v for k, v in values.items() if k not in unused}
+
+
+_ORDER = {"complete": 0, "pruned": 1, "diverged": 2, "failed": 3, "running": 4}
+
+
+def leaderboard(study: Study, space: Space) -> list[dict[str, Any]]:
+    """One row per counted trial: complete ones by value, then pruned (by last value), ..."""
+    rows = []
+    for t in study.get_trials(deepcopy=False):
+        state = state_name(t)
+        if state == INTERRUPTED:
+            continue
+        rows.append(
+            {
+                "trial": t.number,
+                "value": last_value(t),
+                "state": state,
+                "params": trial_params(t, space),
+                "unused": list(t.user_attrs.get("unused", [])),
+                "epochs": t.user_attrs.get("epochs"),
+                "seconds": t.user_attrs.get("seconds"),
+                "test_accuracy": t.user_attrs.get("test_accuracy"),
+                "round": t.user_attrs.get("round"),
+                "error": t.user_attrs.get("error"),
+            }
+        )
+    rows.sort(
+        key=lambda r: (
+            _ORDER[r["state"]],
+            -(r["value"] if r["value"] is not None else -math.inf),
+            r["trial"],
+        )
+    )
+    for rank, row in enumerate(rows, 1):
+        row["rank"] = rank
+    return rows
+
+
+def write_leaderboard(rows: list[dict[str, Any]], space: Space, path: Path) -> Path:
+    """leaderboard.csv: rank, trial, value, state, epochs, seconds, one column per parameter."""
+    tmp = path.with_suffix(".csv.tmp")
+    with open(tmp, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["rank", "trial", "value", "state", "epochs", "seconds", *space.paths])
+        for r in rows:
+            w.writerow(
+                [r["rank"], r["trial"], r["value"], r["state"], r["epochs"], r["seconds"]]
+                + [r["params"].get(p, "") for p in space.paths]
+            )
+    os.replace(tmp, path)
+    return path

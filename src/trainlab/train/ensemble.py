@@ -1,0 +1,260 @@
+"""Model ensembles (CS231n lecture 7): train several independent models and average their
+predicted probabilities at test time, "typically about 2% extra performance".
+
+- `average_proba(models, x)`: the ensemble's prediction, p(y|x) = (1/N) sum_i p_i(y|x), batched.
+- `evaluate_runs(run_dirs)`: the ensemble of finished runs (each loaded once; members may differ
+  in size, optimizer and regularization, not in data), for `trainlab ensemble`.
+- `train_ensemble(cfg, ...)`: `train.ensemble: N` trains N members with seeds seed, seed+1, ...
+  (and per-member overrides `train.members`) into <run>/members/<i>/, then evaluates them together.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import nn
+
+from trainlab.errors import UserError
+from trainlab.train.evaluate import EVAL_BATCH, accuracy_of_proba, predict_proba
+
+if TYPE_CHECKING:
+    from trainlab.config import ExperimentConfig
+    from trainlab.data import Splits
+    from trainlab.train.loop import Callback, Result
+
+MEMBERS_DIR = "members"
+TRAINING_ONLY_DATA = ("augment",)  # data fields that change training, not the evaluated split
+
+
+@torch.no_grad()
+def average_proba(models: Sequence[nn.Module], x: torch.Tensor,
+                  batch_size: int = EVAL_BATCH) -> torch.Tensor:
+    """The mean of the members' softmax probabilities over the whole split, (N, classes).
+
+    Each model predicts the split once in batches of `batch_size` (evaluation mode, no gradients);
+    the sum is accumulated in float64 so the mean does not depend on the members' order."""
+    if not models:
+        raise ValueError("average_proba: no models")
+    total: torch.Tensor | None = None
+    for model in models:
+        p = predict_proba(model, x, batch_size).double() if len(x) else \
+            torch.zeros(0, 0, dtype=torch.float64)
+        total = p if total is None else total + p
+    assert total is not None
+    return (total / len(models)).float()
+
+
+# ------------------------------------------------------------------------------- finished runs
+@dataclass
+class Member:
+    """One finished run, loaded once: its network (best weights), config and test accuracy."""
+
+    run_dir: Path
+    model: nn.Module
+    config: ExperimentConfig
+    input_shape: tuple[int, ...]
+    num_classes: int
+    result: dict[str, Any]
+
+
+def expand_run_dirs(paths: Sequence[str | Path]) -> list[Path]:
+    """The run directories named; an ensemble run (one with members/) stands for its members."""
+    out: list[Path] = []
+    for p in map(Path, paths):
+        if not p.is_dir():
+            raise UserError(f"run: {p} does not exist or is not a directory")
+        members = p / MEMBERS_DIR
+        if members.is_dir() and not (p / "best.pt").exists():
+            inner = sorted((d for d in members.iterdir() if d.is_dir() and d.name.isdigit()),
+                           key=lambda d: int(d.name))
+            if not inner:
+                raise UserError(f"run: {p} is an ensemble run with no members yet")
+            out += inner
+        else:
+            out.append(p)
+    return out
+
+
+def load_member(path: str | Path, checkpoint: str = "best.pt",
+                device: str | torch.device = "cpu") -> Member:
+    """Read one run directory: config, checkpoint (weights_only) and result, or a UserError."""
+    from trainlab.train.run import load_run
+
+    p = Path(path)
+    if not p.is_dir():
+        raise UserError(f"run: {p} does not exist or is not a directory")
+    run = load_run(p)
+    model = run.model(checkpoint, device)
+    ckpt = run.checkpoint(checkpoint)
+    result = run.result.to_dict() if run.result is not None else {}
+    return Member(p, model, run.config, tuple(ckpt["input_shape"]), int(ckpt["num_classes"]),
+                  result)
+
+
+def data_key(cfg: ExperimentConfig) -> dict[str, Any]:
+    """What must agree between members for their test splits to be the same examples."""
+    d = cfg.data.model_dump(mode="json")
+    return {k: v for k, v in d.items() if k not in TRAINING_ONLY_DATA}
+
+
+def check_compatible(members: Sequence[Member]) -> None:
+    """Members must have been trained on the same data, with the same input shape and classes."""
+    first = members[0]
+    ref = data_key(first.config)
+    for m in members[1:]:
+        key = data_key(m.config)
+        for k in ref:
+            if key[k] != ref[k]:
+                raise UserError(f"ensemble: members were trained on different data (data.{k} is "
+                                f"{ref[k]!r} in {first.run_dir}, {key[k]!r} in {m.run_dir}); "
+                                "an ensemble averages predictions on one data set")
+        if m.input_shape != first.input_shape or m.num_classes != first.num_classes:
+            raise UserError(f"ensemble: {m.run_dir} takes inputs {list(m.input_shape)} with "
+                            f"{m.num_classes} classes, {first.run_dir} takes "
+                            f"{list(first.input_shape)} with {first.num_classes}")
+
+
+def evaluate_members(models: Sequence[nn.Module], x: torch.Tensor, y: torch.Tensor
+                     ) -> tuple[list[float], float]:
+    """(each member's accuracy, the ensemble's accuracy) on one split; every model predicts it
+    once and the ensemble reuses those probabilities."""
+    probs = [predict_proba(m, x) for m in models]
+    singles = [accuracy_of_proba(p, y) for p in probs]
+    mean = torch.stack([p.double() for p in probs]).mean(0)
+    return singles, accuracy_of_proba(mean, y)
+
+
+def evaluate_runs(run_dirs: Sequence[str | Path], checkpoint: str = "best.pt",
+                  splits: Splits | None = None) -> dict[str, Any]:
+    """Test accuracy of each run and of the average of their probabilities (`trainlab
+    ensemble`). The data set is prepared once, from the first member's config."""
+    from trainlab.data import prepare
+
+    paths = expand_run_dirs(run_dirs)
+    if not paths:
+        raise UserError("ensemble: give at least one run directory")
+    device = splits.x_test.device if splits is not None else torch.device("cpu")
+    members = [load_member(p, checkpoint, device) for p in paths]
+    check_compatible(members)
+    if splits is None:
+        splits = prepare(members[0].config.data)
+    if tuple(splits.input_shape) != members[0].input_shape:
+        raise UserError(f"ensemble: the data gives inputs {list(splits.input_shape)}, the "
+                        f"members take {list(members[0].input_shape)}")
+    models = [m.model for m in members]
+    test_singles, test_acc = evaluate_members(models, splits.x_test, splits.y_test)
+    out: dict[str, Any] = {
+        "members": [{"run_dir": str(m.run_dir), "test_accuracy": a,
+                     "val_accuracy": m.result.get("val_accuracy")}
+                    for m, a in zip(members, test_singles)],
+        "test_accuracy": test_acc,
+        "size": len(members),
+        "examples": len(splits.y_test),
+        "checkpoint": checkpoint,
+    }
+    if len(splits.y_val):
+        val_singles, val_acc = evaluate_members(models, splits.x_val, splits.y_val)
+        out["val_accuracy"] = val_acc
+    out["mean_member_test_accuracy"] = sum(test_singles) / len(test_singles)
+    return out
+
+
+# ------------------------------------------------------------------------------- train.ensemble
+def member_configs(cfg: ExperimentConfig) -> list[ExperimentConfig]:
+    """The N members' configs: seed + i, then the i-th entry of train.members (dotted overrides).
+    Every config is validated before anything trains."""
+    from trainlab.config import apply_overrides, validate
+
+    n = cfg.train.ensemble or 0
+    overrides = cfg.train.members
+    if len(overrides) > n:
+        raise UserError(f"train.members: has {len(overrides)} entries, more than the "
+                        f"{n} members of train.ensemble")
+    out = []
+    for i in range(n):
+        raw = cfg.model_dump(mode="json")
+        raw["train"].update(seed=cfg.train.seed + i, ensemble=None, members=[])
+        extra = overrides[i] if i < len(overrides) else {}
+        if not isinstance(extra, dict):
+            raise UserError(f"train.members.{i}: must be a mapping of dotted paths to values, "
+                            "e.g. {model.width: 64}")
+        for path in extra:
+            if str(path).split(".")[0] not in ("data", "model", "optim", "schedule", "train"):
+                raise UserError(f"train.members.{i}: {path} is not a dotted config path like "
+                                "model.width")
+            if str(path) in ("train.ensemble", "train.members"):
+                raise UserError(f"train.members.{i}: {path} cannot be set per member")
+        try:
+            raw = apply_overrides(raw, [f"{k}={_yaml_value(v)}" for k, v in extra.items()])
+            member = validate(raw)
+        except UserError as err:
+            raise UserError(f"train.members.{i}: {err}") from None
+        if out and data_key(member) != data_key(out[0]):
+            field = next(k for k, v in data_key(member).items() if data_key(out[0])[k] != v)
+            raise UserError(f"train.members.{i}: data.{field} differs from member 0; the members "
+                            "of an ensemble share one data set (data.augment may differ)")
+        out.append(member)
+    return out
+
+
+def _yaml_value(v: Any) -> str:
+    import json
+
+    return json.dumps(v)  # JSON is YAML, so the override parser reads the value back exactly
+
+
+def train_ensemble(cfg: ExperimentConfig, *, out: str | Path, resume: bool = False,
+                   callbacks: Sequence[Callback] = (), splits: Splits | None = None,
+                   lr_mult: dict[str, float] | None = None, curves: bool = True) -> Result:
+    """Train the members of `train.ensemble` one after another into <out>/members/<i>/ and write
+    the ensemble's result in <out>. With `resume`, members that finished are read back, the one
+    that was interrupted continues from its checkpoint, the rest start."""
+    from trainlab.config import to_yaml
+    from trainlab.data import prepare
+    from trainlab.train.loop import Result, train
+    from trainlab.train.rundir import RunDir, atomic_write_text
+
+    configs = member_configs(cfg)
+    run = RunDir(out)
+    resuming = run.create(resume)
+    if resuming and (run / "config.yaml").exists() and \
+            (run / "config.yaml").read_text() != to_yaml(cfg):
+        raise UserError(f"--resume: the config differs from the one saved in {run.path}/"
+                        "config.yaml; resume with the same config and --set values")
+    atomic_write_text(run / "config.yaml", to_yaml(cfg))
+    if splits is None:
+        splits = prepare(configs[0].data)  # one data set for every member (member_configs)
+    (run / MEMBERS_DIR).mkdir(exist_ok=True)
+    results: list[Result] = []
+    for i, member_cfg in enumerate(configs):
+        member_dir = run / MEMBERS_DIR / str(i)
+        done = member_dir / "result.json"
+        if resuming and done.exists() and \
+                RunDir(member_dir).read_json("result.json").get("stopped_reason") != "interrupted":
+            results.append(Result.from_dict(RunDir(member_dir).read_json("result.json")))
+            continue
+        started = member_dir.exists() and any(member_dir.iterdir())
+        results.append(train(member_cfg, out=member_dir, resume=started, callbacks=callbacks,
+                             splits=splits, lr_mult=lr_mult, curves=curves))
+    usable = [r for r in results if r.stopped_reason != "diverged"]
+    first = results[0]
+    summary = first.to_dict()
+    summary.update(run_dir=str(run.path), seconds=round(sum(r.seconds for r in results), 3),
+                   members=[{"run_dir": r.run_dir, "seed": c.train.seed,
+                             "val_accuracy": r.val_accuracy, "test_accuracy": r.test_accuracy,
+                             "stopped_reason": r.stopped_reason}
+                            for r, c in zip(results, configs)])
+    if usable:
+        ens = evaluate_runs([r.run_dir for r in usable], splits=splits)
+        summary.update(ensemble_test_accuracy=ens["test_accuracy"],
+                       ensemble_val_accuracy=ens.get("val_accuracy"),
+                       ensemble_size=len(usable))
+    else:
+        summary.update(ensemble_test_accuracy=None, ensemble_val_accuracy=None, ensemble_size=0)
+    result = Result.from_dict(summary)
+    run.write_json("result.json", result.to_dict())
+    return result

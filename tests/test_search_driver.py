@@ -1,0 +1,318 @@
+"""The search driver, its executors and `trainlab search`: layout, pruning, divergence, crashes,
+parallel workers, resume after a killed driver, the lock, bad input."""
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+import yaml
+
+from trainlab.cli import main
+from trainlab.config import load_config
+from trainlab.errors import UserError
+from trainlab.search.driver import search
+from trainlab.search.executors import Event, Job, LocalExecutor
+from trainlab.search.samplers import boxes
+from trainlab.search.study import StudyLock, open_storage
+
+BASE = """
+data: {name: spirals}
+model: {kind: mlp, width: 16, depth: 1}
+optim: {name: adam, lr: 1e-2}
+train: {epochs: 2, batch_size: 64}
+"""
+
+
+def write(tmp_path, search: dict, base: str = BASE, name: str = "exp.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(base + yaml.safe_dump({"search": search}))
+    return path
+
+
+SPACE = {
+    "optim.lr": "loguniform(1e-3, 1e-1)",
+    "optim.name": "choice([sgd, adam])",
+    "optim.betas.0": "beta(0.8, 0.99)",
+}
+
+
+def load_study(tmp_path, name):
+    storage = f"sqlite:///{tmp_path}/runs/trainlab.db"
+    return optuna.load_study(study_name=name, storage=storage)
+
+
+@pytest.fixture(autouse=True)
+def in_tmp(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # runs/trainlab.db and runs/search/ land in tmp_path
+
+
+def test_serial_search_writes_the_study_layout(tmp_path, capsys):
+    cfg = write(tmp_path, {"strategy": "random", "trials": 3, "seed": 0, "space": SPACE})
+    assert main(["search", str(cfg), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["study"] == "exp" and out["storage"] == "sqlite:///runs/trainlab.db"
+    assert out["trials"] == {"complete": 3, "pruned": 0, "diverged": 0, "failed": 0}
+    d = tmp_path / "runs" / "search" / "exp"
+    for n in range(3):
+        files = {p.name for p in (d / "trials" / f"{n:04d}").iterdir()}
+        assert files == {"best.pt", "result.json", "config.yaml", "metrics.jsonl"}
+    for name in ("params.png", "curves.png", "leaderboard.csv", "best.yaml"):
+        assert (d / name).is_file()
+    best = out["best"]
+    assert best["value"] == max(r["value"] for r in out["leaderboard"])
+    assert best["config_path"] == "runs/search/exp/best.yaml"
+    # best.yaml is the best trial's config, trainable as is, with the sampled values in it
+    cfg_best = load_config(d / "best.yaml")
+    assert cfg_best.optim.lr == pytest.approx(best["params"]["optim.lr"])
+    assert cfg_best.search is None
+    result = json.loads((Path(best["run_dir"]) / "result.json").read_text())
+    assert result["val_accuracy"] == pytest.approx(best["value"])
+    # a beta is reported as beta (not 1 - beta); it is unused where the sampled optimizer is sgd
+    study = load_study(tmp_path, "exp")
+    for t, row in zip(study.trials, sorted(out["leaderboard"], key=lambda r: r["trial"])):
+        if row["params"]["optim.name"] == "sgd":
+            assert t.user_attrs["unused"] == ["optim.betas.0"]
+            assert "optim.betas.0" not in row["params"]
+        else:
+            beta = row["params"]["optim.betas.0"]
+            assert 0.8 <= beta <= 0.99 and beta == pytest.approx(1 - t.params["1-optim.betas.0"])
+
+
+def test_serial_search_with_a_seed_is_reproducible(tmp_path):
+    cfg = write(tmp_path, {"strategy": "random", "trials": 3, "seed": 5, "space": SPACE})
+    runs = [search(cfg, study=f"s{i}", executor="inline") for i in range(2)]
+    rows = [[(r["params"], r["value"]) for r in res.leaderboard] for res in runs]
+    assert rows[0] == rows[1]
+    assert len({json.dumps(p, sort_keys=True) for p, _ in rows[0]}) == 3
+
+
+def test_coarse_to_fine_zooms_in_and_trains_longer(tmp_path):
+    spec = {"strategy": "coarse-to-fine", "trials": 6, "rounds": 2, "trials_per_round": 3,
+            "keep_top": 1, "epochs_per_round": [1, 2], "seed": 1,
+            "space": {"optim.lr": "loguniform(1e-4, 1)", "model.width": "logint(4, 64)"}}
+    res = search(write(tmp_path, spec), executor="inline")
+    study = load_study(tmp_path, "exp")
+    r0, r1 = boxes(study)
+    assert r0["optim.lr"] == (1e-4, 1.0)
+    width = [math.log10(b["optim.lr"][1] / b["optim.lr"][0]) for b in (r0, r1)]
+    assert width[1] < 0.6 * width[0]
+    best0 = max((t for t in study.trials if t.user_attrs["round"] == 0), key=lambda t: t.value)
+    assert r1["optim.lr"][0] <= best0.params["optim.lr"] <= r1["optim.lr"][1]
+    for t in study.trials:
+        assert t.user_attrs["epochs"] == [1, 2][t.user_attrs["round"]]
+        low, high = boxes(study)[t.user_attrs["round"]]["optim.lr"]
+        assert low <= t.params["optim.lr"] <= high
+    assert res.trials["complete"] == 6
+
+
+def test_median_pruner_stops_trials_in_a_bad_region(tmp_path):
+    # grid over two learning rates: good, bad, good, bad, ...; 1e-7 never leaves chance level
+    spec = {"strategy": "grid", "trials": 6, "pruner": "median", "pruner_startup_trials": 2,
+            "pruner_warmup_epochs": 0, "space": {"optim.lr": "choice([0.03, 1e-7])"}}
+    res = search(write(tmp_path, spec, BASE.replace("epochs: 2", "epochs: 4")), executor="inline")
+    study = load_study(tmp_path, "exp")
+    states = {t.number: (t.params["optim.lr"], t.state.name) for t in study.trials}
+    assert [s for lr, s in states.values() if lr == 0.03] == ["COMPLETE"] * 3
+    bad = [(n, s) for n, (lr, s) in states.items() if lr == 1e-7]
+    assert bad[0][1] == "COMPLETE"  # still a startup trial
+    assert [s for _, s in bad[1:]] == ["PRUNED", "PRUNED"]
+    pruned = study.trials[bad[1][0]]
+    assert len(pruned.intermediate_values) == 1  # stopped after its first epoch
+    result = json.loads((tmp_path / "runs/search/exp/trials/0003/result.json").read_text())
+    assert result["stopped_reason"] == "pruned" and result["epochs"] == 1
+    assert res.trials == {"complete": 4, "pruned": 2, "diverged": 0, "failed": 0}
+
+
+def test_a_diverged_trial_is_pruned_with_outcome_diverged(tmp_path):
+    spec = {"strategy": "grid", "trials": 2, "space": {"optim.lr": "choice([10.0, 0.05])"}}
+    base = BASE.replace("name: adam, lr: 1e-2", "name: sgd, lr: 1e-2")
+    res = search(write(tmp_path, spec, base), executor="inline")
+    study = load_study(tmp_path, "exp")
+    t = study.trials[0]
+    assert t.state.name == "PRUNED" and t.user_attrs["outcome"] == "diverged"
+    assert study.trials[1].state.name == "COMPLETE"
+    assert res.trials == {"complete": 1, "pruned": 0, "diverged": 1, "failed": 0}
+    assert res.best["trial"] == 1
+
+
+def test_a_crashing_trial_fails_and_the_search_goes_on(tmp_path):
+    # data.name npz without data.path raises in the worker, for that trial only
+    # (a worker process that dies: the next test)
+    spec = {"strategy": "grid", "trials": 2, "space": {"data.name": "choice([npz, spirals])"}}
+    res = search(write(tmp_path, spec), executor="inline")
+    study = load_study(tmp_path, "exp")
+    assert [t.state.name for t in study.trials] == ["FAIL", "COMPLETE"]
+    assert study.trials[0].user_attrs["outcome"] == "crashed"
+    assert "data.path" in study.trials[0].user_attrs["error"]
+    assert (tmp_path / "runs/search/exp/trials/0000/error.txt").is_file()
+    assert res.trials["failed"] == 1 and res.trials["complete"] == 1
+    assert res.best["trial"] == 1
+
+
+def test_a_dead_worker_process_fails_its_trial_and_is_replaced(tmp_path):
+    config = load_config(None, ["data.name=spirals", "model.width=8", "train.epochs=50"])
+    job = Job(0, config.model_dump(mode="json"), str(tmp_path / "t0"))
+    executor = LocalExecutor(1)
+    events: list[Event] = []
+
+    def handle(event):
+        events.append(event)
+        if event.kind == "epoch" and event.number == 0 and event.epoch == 1:
+            os.kill(executor.pids[0], signal.SIGKILL)
+        return False
+
+    try:
+        executor.submit(job)
+        deadline = time.monotonic() + 60
+        while not any(e.kind != "epoch" for e in events) and time.monotonic() < deadline:
+            executor.step(handle, 0.5)
+        assert events[-1].kind == "error" and "died" in events[-1].message
+        events.clear()
+        job = Job(1, load_config(None, ["data.name=spirals", "train.epochs=1"]).model_dump(
+            mode="json"), str(tmp_path / "t1"))
+        executor.submit(job)
+        while not any(e.kind == "done" for e in events) and time.monotonic() < deadline:
+            executor.step(handle, 0.5)
+        assert events[-1].kind == "done" and events[-1].result["epochs"] == 1
+    finally:
+        executor.close()
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def test_resume_after_a_killed_driver_runs_each_slot_once_and_leaves_no_orphans(tmp_path):
+    spec = {"strategy": "random", "trials": 6, "workers": 2, "seed": 3,
+            "space": {"optim.lr": "loguniform(1e-3, 1e-1)"}}
+    cfg = write(tmp_path, spec, BASE.replace("epochs: 2", "epochs: 40"))
+    driver = subprocess.Popen(
+        [sys.executable, "-m", "trainlab", "search", str(cfg)], cwd=tmp_path,
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        env={**os.environ, "TRAINLAB_COMPILE": "0"},
+    )
+    trials = tmp_path / "runs/search/exp/trials"
+    deadline = time.monotonic() + 60
+    try:
+        # wait until both workers train (two trial directories with an epoch done)
+        while time.monotonic() < deadline:
+            done = [d for d in trials.glob("*") if (d / "metrics.jsonl").exists()]
+            if len(done) >= 2:
+                break
+            assert driver.poll() is None, driver.stderr.read().decode()
+            time.sleep(0.2)
+        workers = [p for p in _children(driver.pid)]
+        assert len(workers) >= 2
+        driver.send_signal(signal.SIGKILL)
+        driver.wait()
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+    deadline = time.monotonic() + 10
+    while any(_alive(p) for p in workers) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not [p for p in workers if _alive(p)], "worker processes outlived the driver"
+
+    study = load_study(tmp_path, "exp")
+    running = [t.number for t in study.trials if t.state.name == "RUNNING"]
+    assert running  # the kill left trials unfinished
+    assert main(["search", str(cfg), "--resume", "--set", "train.epochs=2"]) == 2  # changed
+    assert main(["search", str(cfg), "--resume"]) == 0
+    study = load_study(tmp_path, "exp")
+    by_state = {}
+    for t in study.trials:
+        by_state.setdefault(t.state.name, []).append(t)
+    assert len(by_state["COMPLETE"]) == 6  # the study's total, nothing counted twice
+    assert sorted(t.number for t in by_state["FAIL"]) == running
+    assert all(t.user_attrs["outcome"] == "interrupted" for t in by_state["FAIL"])
+    assert "RUNNING" not in by_state
+    assert sorted(int(d.name) for d in trials.iterdir()) == sorted(
+        t.number for t in by_state["COMPLETE"]
+    )
+
+
+def test_a_second_driver_on_the_same_study_is_refused(tmp_path, capsys):
+    cfg = write(tmp_path, {"trials": 1, "space": {"optim.lr": "loguniform(1e-3, 1e-1)"}})
+    with StudyLock(tmp_path / "runs" / "search" / "exp"):
+        assert main(["search", str(cfg)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "being searched by a running" in err
+    assert f"pid {os.getpid()}" in err
+
+
+@pytest.mark.parametrize(
+    "space, message",
+    [
+        ({"optim.learning_rate": "loguniform(1e-3, 1e-1)"}, "search.space.optim.learning_rate"),
+        ({"optim.lr": "uniform(0.1, 0.1)"}, "low < high"),
+        ({"optim.lr": "loguniform(0, 0.1)"}, "low > 0"),
+        ({"optim.betas.0": "beta(0.5, 1.0)"}, "inside (0, 1)"),
+        ({"model.dropout": "uniform(0, 1)"}, "search.space.model.dropout: 1.0"),
+    ],
+)
+def test_bad_spaces_are_one_line_and_exit_2(tmp_path, capsys, space, message):
+    cfg = write(tmp_path, {"trials": 2, "space": space})
+    assert main(["search", str(cfg)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and message in err
+    assert not (tmp_path / "runs").exists()  # nothing written
+
+
+def test_bad_storage_and_changed_space_leave_the_study_untouched(tmp_path, capsys):
+    cfg = write(tmp_path, {"trials": 1, "space": {"optim.lr": "loguniform(1e-3, 1e-1)"}})
+    search(cfg, executor="inline")
+    db = tmp_path / "runs" / "trainlab.db"
+    before = db.read_bytes()
+    changed = write(tmp_path, {"trials": 2, "space": {"optim.lr": "loguniform(1e-4, 1e-1)"}})
+    assert main(["search", str(changed), "--resume"]) == 2
+    assert main(["search", str(cfg), "--storage", "nosuchdb://x/y"]) == 2
+    assert main(["search", str(cfg), "--resume", "--study", "other"]) == 2
+    assert main(["search", str(cfg)]) == 2  # exists: needs --resume
+    errs = capsys.readouterr().err.strip().splitlines()
+    assert len(errs) == 4
+    assert errs[0].startswith("trainlab search: search.space: differs")
+    assert "loguniform(0.001, 0.1) -> loguniform(0.0001, 0.1)" in errs[0]
+    assert errs[1].startswith("trainlab search: --storage: cannot open nosuchdb://x/y")
+    assert "--resume: no study 'other'" in errs[2]
+    assert "already exists" in errs[3]
+    assert db.read_bytes() == before
+    with pytest.raises(UserError, match="--storage: cannot"):
+        open_storage("sqlite:////proc/no/such/dir/x.db")
+
+
+def test_retest_reruns_the_best_configs_with_a_new_seed(tmp_path):
+    space = {"optim.lr": "loguniform(1e-3, 1e-1)"}
+    cfg = write(tmp_path, {"trials": 3, "retest": 2, "space": space})
+    res = search(cfg, executor="inline")
+    rt = res.retest
+    assert len(rt["values"]) == 2 and [r["trial"] for r in rt["trials"]] == [
+        r["trial"] for r in res.leaderboard[:2]
+    ]
+    assert rt["mean"] == pytest.approx(sum(rt["values"]) / 2)
+    seeds = [yaml.safe_load(p.read_text())["train"]["seed"]
+             for p in (tmp_path / "runs/search/exp/retest").glob("*/config.yaml")]
+    assert seeds == [1, 1]
