@@ -78,3 +78,12 @@ def test_known_path_for_search_spaces():
     assert known_path("optim.lr") and known_path("optim.betas.0") and known_path("model.width")
     assert not known_path("optim.nope") and not known_path("model.widht")
     assert known_path("optim.momentum", "momentum") and not known_path("optim.momentum", "adam")
+
+
+def test_switching_optimizer_names_the_key_the_new_one_lacks_and_lists_its_keys():
+    with pytest.raises(UserError) as err:
+        validate(apply_overrides({"optim": {"name": "momentum", "momentum": 0.9}},
+                                 ["optim.name=lbfgs"]))
+    message = str(err.value)
+    assert message.startswith("optim.momentum: unknown key for optim.name lbfgs")
+    assert "max_iter" in message and "\n" not in message

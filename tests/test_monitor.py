@@ -415,3 +415,16 @@ def test_lr_find_refuses_bad_ranges():
         lr_range_test(model, _digit_batches(), make, start_lr=1.0, end_lr=0.1)
     with pytest.raises(UserError, match="steps"):
         lr_range_test(model, _digit_batches(), make, steps=3)
+
+
+def test_low_accuracy_with_a_rising_loss_is_a_high_lr_not_underfitting():
+    # SGD momentum at lr 0.5 on digits bounces: accuracy low, loss back up after epoch 4
+    losses = [2.63, 2.23, 1.88, 1.84, 2.18, 1.89, 1.85, 2.29]
+    accs = [0.33, 0.35, 0.39, 0.43, 0.21, 0.26, 0.30, 0.22]
+    records = [
+        {"epoch": i + 1, "step": 10 * (i + 1), "train_loss": loss, "train_accuracy": acc,
+         "val_loss": loss, "val_accuracy": acc + 0.05, "lr": 0.5}
+        for i, (loss, acc) in enumerate(zip(losses, accs))
+    ]
+    found = codes(advise(records, [2.3] * 80, num_classes=10))
+    assert "lr_too_high" in found and "underfitting" not in found

@@ -218,14 +218,27 @@ class ExperimentConfig(Section):
 
 
 # --------------------------------------------------------------------------------- loading, errors
+def _optimizer_fields(name: str) -> list[str]:
+    """The keys the `optim` section accepts for optimizer `name`."""
+    for schema in OptimConfig.__origin__.__args__:  # the union inside Annotated
+        if name in schema.model_fields["name"].annotation.__args__:
+            return list(schema.model_fields)
+    return []
+
+
 def format_validation_error(err: ValidationError) -> str:
     """One line naming the first offending field and what is allowed."""
     e = err.errors()[0]
     loc = [str(p) for p in e["loc"]]
+    optimizer = None
     if len(loc) >= 2 and loc[0] == "optim" and loc[1] in OPTIMIZER_NAMES:
+        optimizer = loc[1]
         loc = [loc[0]] + loc[2:]  # drop the discriminator tag pydantic puts in the path
     field = ".".join(loc) or "config"
     kind = e["type"]
+    if kind == "extra_forbidden" and optimizer is not None and len(loc) == 2:
+        allowed = ", ".join(k for k in _optimizer_fields(optimizer) if k != "name")
+        return f"{field}: unknown key for optim.name {optimizer} (its keys: {allowed})"
     if kind == "extra_forbidden":
         return f"{field}: unknown key"
     if kind in ("union_tag_invalid", "union_tag_not_found"):

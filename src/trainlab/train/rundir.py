@@ -58,8 +58,9 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # a truncated or foreign file is the user's to fix, not a bug
-        raise UserError(f"run: cannot read checkpoint {path} ({type(err).__name__}: {err})") \
-            from None
+        first_line = (str(err).strip().splitlines() or [""])[0]  # torch's message runs many lines
+        raise UserError(f"run: cannot read checkpoint {path} ({type(err).__name__}: {first_line})"
+                        ) from None
 
 
 def default_run_dir(config_path: str | Path | None, root: str | Path = "runs") -> Path:
