@@ -560,7 +560,8 @@ def advise(
 
     A diverged run gets only lr_too_high and bad_init (its later curves mean nothing);
     underfitting is left out when lr_too_low already explains the flat curves, and try_decay when
-    lr_too_low, lr_too_high or underfitting fired (decay is second order: fix the first-order problem first).
+    lr_too_low, lr_too_high or underfitting fired (decay is second order: fix the first-order
+    problem first).
     """
     if num_classes < 1:
         raise UserError(f"num_classes: must be an integer >= 1, got {num_classes}")
