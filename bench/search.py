@@ -2,9 +2,10 @@
 coarse-to-fine and TPE find at the same budget on MNIST-1D.
 
 1. Throughput: the same random search (same trials, same seed) with 1 worker and with 2 workers,
-   each worker one torch thread. Trials per minute are measured over the training loop of the
-   search (workers' start-up included, the final plots not) and over the whole command; the
-   speed-up is the ratio (target >= 1.8 on 2 free cores).
+   each worker one torch thread. Trials per minute are measured over the search loop (from the
+   workers being ready, i.e. torch imported, to the last trial's end) and over the whole command
+   (start-up and final plots included); the speed-up is the ratio (target >= 1.8 on 2 free
+   cores). 1 and 2 workers alternate `repeats` times and the medians are compared.
 2. Quality at equal budget: every strategy gets the same number of epochs summed over its trials
    (grid/random/TPE: `trials` x `epochs`; coarse-to-fine: `rounds` rounds of trials/rounds
    trials with epochs growing per round, summing to the same total). Each runs for several

@@ -1,17 +1,20 @@
 """Transfer learning, the lecture's demonstration: is a pretrained network worth it?
 
 Pretrain once on the 28x28 mnist5k images of digits 0-4 (examples/mnist5k-digits0to4.yaml), then
-on three targets compare training the same network from scratch with `linear` (new head only),
-`finetune` (the last block at lr x 0.1, the head at the full lr) and `finetune all` (every block
-at lr x 0.1):
+on three targets compare training the same network from scratch with `linear` (new head only:
+by default L-BFGS on cached features with l2 chosen on validation, and, as the baseline it
+replaced, the config's Adam on the same features, `--solver optim`), `finetune` (the last block at
+lr x 0.1, the head at the full lr) and `finetune all` (every block at lr x 0.1):
 - digits 5-9 with 10 training examples per class (examples/transfer-digits5to9.yaml),
 - digits 5-9 with all of them (about 360 per class; larger batches, fewer epochs),
 - scikit-learn's 8x8 digits resized to 28x28 (examples/transfer-sklearn-digits.yaml), normalized
   with their own statistics, plus one `linear` row with the pretrained statistics to show why.
 The learning rate comes first (the lecture): each method gets its own, picked by validation
-accuracy on seed 0 from --lrs (a head alone wants a larger one than a whole network). Each cell is
-then the mean test accuracy over seeds (train.seed and data.seed, so the 10 examples per class
-differ too) and the training loop's seconds (result.seconds: the epochs, not data loading).
+accuracy on seed 0 from --lrs (a head alone wants a larger one than a whole network; the L-BFGS
+head has no lr to pick: it picks its l2). Each cell is then the mean test accuracy over seeds
+(train.seed and data.seed, so the 10 examples per class differ too) and the seconds of training
+(result.seconds: the epochs, not data loading; for cached heads plus computing the features and
+the l2 search).
 
     .venv/bin/python bench/transfer.py [--seeds 3] [--lrs 3e-3,1e-2,3e-2,1e-1] [--threads 1]
                                        [--json]
@@ -46,7 +49,8 @@ TARGETS = [  # (label, config, overrides, normalize)
 ]
 METHODS = [  # (label, mode or None for scratch, transfer keyword arguments)
     ("scratch", None, {}),
-    ("linear", "linear", {}),
+    ("linear (L-BFGS)", "linear", {}),
+    ("linear, Adam", "linear", {"solver": "optim"}),
     ("finetune 1", "finetune", {"unfreeze": 1}),
     ("finetune all", "finetune", {"unfreeze": "all"}),
 ]
@@ -55,7 +59,7 @@ METHODS = [  # (label, mode or None for scratch, transfer keyword arguments)
 def scratch(config: Path, overrides: list[str], model: dict, out: Path) -> trainlab.Result:
     cfg = load_config(config, overrides)
     cfg = validate({**cfg.model_dump(mode="json"), "model": model})
-    return trainlab.train(cfg, out=out)
+    return trainlab.train(cfg, out=out, curves=False)
 
 
 def run_all(seeds: int, lrs: list[float], threads: int, log: Any) -> dict[str, Any]:
@@ -87,21 +91,24 @@ def run_all(seeds: int, lrs: list[float], threads: int, log: Any) -> dict[str, A
                     if mode is None:
                         return scratch(config, o, model, root / f"run{n}")
                     return transfer(root / "pretrain", config, mode=mode, overrides=o,
-                                    out=root / f"run{n}", **kw)
+                                    out=root / f"run{n}", curves=False, **kw)
 
-                sweep = {lr: once(0, lr) for lr in lrs}
+                lbfgs = mode == "linear" and kw.get("solver") != "optim"  # no lr: it picks l2
+                sweep = {lr: once(0, lr) for lr in ([] if lbfgs else lrs)}
                 lr = max(sweep, key=lambda k: sweep[k].val_accuracy) if sweep else None
                 results = [sweep[lr] if lr else once(0, None)]
                 results += [once(seed, lr) for seed in range(1, seeds)]
                 accs = [r.test_accuracy for r in results]
-                secs = [r.seconds for r in results]
+                secs = [r.seconds + r.extra.get("features_seconds", 0.0)
+                        + r.extra.get("l2_search_seconds", 0.0) for r in results]
                 trainable = results[0].extra.get("trainable_parameters", results[0].parameters)
                 row = {"target": target, "method": label, "trainable_parameters": trainable,
                        "lr": lr, "sweep_val_accuracy": {str(k): v.val_accuracy
                                                         for k, v in sweep.items()},
                        "test_accuracy": statistics.mean(accs),
                        "test_accuracy_std": statistics.stdev(accs) if len(accs) > 1 else 0.0,
-                       "seconds": statistics.mean(secs), "accuracies": accs}
+                       "seconds": statistics.mean(secs), "accuracies": accs,
+                       "l2": results[0].extra.get("l2")}
                 rows.append(row)
                 log(f"{target:22s} {label:25s} lr {lr or 'config'}  "
                     f"{100 * row['test_accuracy']:6.2f}% "
@@ -122,7 +129,8 @@ def print_table(result: dict[str, Any], file: Any) -> None:
         table.add_column(col, justify="left" if col in ("target", "method") else "right")
     for r in result["rows"]:
         table.add_row(r["target"], r["method"], f"{r['trainable_parameters']:,}",
-                      "config" if r["lr"] is None else f"{r['lr']:g}",
+                      (f"l2 {r['l2']:.2g}" if r.get("l2") is not None else "config")
+                      if r["lr"] is None else f"{r['lr']:g}",
                       f"{100 * r['test_accuracy']:.2f}%", f"{100 * r['test_accuracy_std']:.2f}",
                       f"{r['seconds']:.1f}")
     Console(file=file, width=120).print(table)

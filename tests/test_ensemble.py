@@ -219,7 +219,7 @@ def test_ensemble_of_study_top_trials(runs, tmp_path, capsys):
 
 @pytest.mark.parametrize("case", ["missing", "no_config", "no_checkpoint", "other_data",
                                   "wrong_model", "no_study", "top0", "members_too_many",
-                                  "members_bad_path", "members_data"])
+                                  "members_bad_path", "members_data", "snapshots_too_many"])
 def test_bad_input_is_one_line_exit_2(case, runs, tmp_path, write_config, capsys):
     a = str(runs.root / "a")
     bad = tmp_path / "bad"
@@ -250,6 +250,8 @@ def test_bad_input_is_one_line_exit_2(case, runs, tmp_path, write_config, capsys
         "members_data": ["train", str(write_config(SPIRALS)), "--out", str(bad),
                          "--set", "train.ensemble=2",
                          "--set", "train.members=[{}, {data.seed: 5}]"],
+        "snapshots_too_many": ["train", str(write_config(SPIRALS)), "--out", str(bad),
+                               "--set", "train.snapshots=500"],
     }[case]
     rc = main(argv)
     err = capsys.readouterr().err.strip()
@@ -258,7 +260,8 @@ def test_bad_input_is_one_line_exit_2(case, runs, tmp_path, write_config, capsys
                 "no_checkpoint": "no checkpoint best.pt", "other_data": "data.seed",
                 "wrong_model": "does not fit", "no_study": "--study", "top0": "--top",
                 "members_too_many": "train.members", "members_bad_path": "train.members.0",
-                "members_data": "train.members.1: data.seed"}[case]
+                "members_data": "train.members.1: data.seed",
+                "snapshots_too_many": "train.snapshots: must be <="}[case]
     assert expected in err
     if case.startswith("members"):
         assert not bad.exists()  # refused before anything was written

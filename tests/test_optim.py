@@ -326,6 +326,33 @@ def test_cuda_matches_torch(monkeypatch: pytest.MonkeyPatch, mode: str) -> None:
             assert name == "SGD" and not kwargs.get("momentum") and not kwargs.get("maximize")
 
 
+def test_compiled_plan_takes_few_small_tensors_along() -> None:
+    """Large tensors go in chunks of at most CHUNK; a group's small tensors (biases) get a chunk
+    of their own when there are at most SMALL_IN_GRAPH of them (a multi-tensor op on the CPU is a
+    loop of per-tensor ops), else they stay on the multi-tensor path; the ski-rental rule prices
+    in every tensor it will compile. Planning builds no graph: this test compiles nothing."""
+    def plan(n_large: int, n_small: int) -> tuple[list[list[int]], list[int], list]:
+        params = ([torch.zeros(compiled.SMALL_NUMEL + i) for i in range(n_large)]
+                  + [torch.zeros(7 + i) for i in range(n_small)])
+        grads = [torch.zeros_like(p) for p in params]
+        chunks, small = compiled._plan(to.Adam._update, ((), ()), params, grads,
+                                       {"exp_avg": [torch.zeros_like(p) for p in params]})
+        return [sorted(idx) for _, idx in chunks], small, params
+
+    chunks, small, _ = plan(3, 2)
+    assert chunks == [[0, 1, 2], [3, 4]] and small == []
+    many = compiled.SMALL_IN_GRAPH + 1
+    chunks, small, params = plan(compiled.CHUNK + 1, many)
+    assert [len(c) for c in chunks] == [compiled.CHUNK, 1]
+    assert sorted(small) == list(range(compiled.CHUNK + 1, compiled.CHUNK + 1 + many))
+    assert plan(0, 3)[:2] == ([], [0, 1, 2])  # nothing large: nothing worth a graph
+    # compile cost: SECONDS_PER_TENSOR per compiled tensor, the small ones included when compiled
+    few = [torch.zeros(compiled.COMPILE_MIN_NUMEL)] * 3 + [torch.zeros(5)] * 8
+    need = compiled.SECONDS_PER_TENSOR * 11
+    assert not compiled.worth_compiling(few, need * 0.99)
+    assert compiled.worth_compiling(few, need)
+
+
 def test_compile_policy(monkeypatch: pytest.MonkeyPatch) -> None:
     """By default small models never compile; TRAINLAB_COMPILE=0 wins even over fused=True;
     foreach=False is the for-loop; plain SGD stays one multi-tensor add_."""

@@ -17,8 +17,9 @@ import yaml
 from trainlab.cli import main
 from trainlab.config import load_config
 from trainlab.errors import UserError
+from trainlab.search import driver
 from trainlab.search.driver import search
-from trainlab.search.executors import Event, Job, LocalExecutor
+from trainlab.search.executors import Event, Job, LocalExecutor, run_job
 from trainlab.search.samplers import boxes
 from trainlab.search.study import StudyLock, open_storage
 
@@ -110,6 +111,44 @@ def test_coarse_to_fine_zooms_in_and_trains_longer(tmp_path):
         low, high = boxes(study)[t.user_attrs["round"]]["optim.lr"]
         assert low <= t.params["optim.lr"] <= high
     assert res.trials["complete"] == 6
+
+
+class TwoAtOnce:
+    """Two slots, run in-process, the later-submitted trial first (as a faster worker would)."""
+
+    slots = 2
+
+    def __init__(self):
+        self.jobs = []
+
+    def free(self):
+        return self.slots - len(self.jobs)
+
+    def submit(self, job):
+        self.jobs.append(job)
+
+    def step(self, handle, timeout=0.5):
+        job = self.jobs.pop()
+        handle(run_job(job, lambda e, v: bool(handle(Event("epoch", job.number, e, v)))))
+
+    def close(self, kill=False):
+        self.jobs.clear()
+
+
+def test_parallel_coarse_to_fine_starts_a_round_when_the_last_one_is_done(tmp_path, monkeypatch):
+    monkeypatch.setattr(driver, "make_executor", lambda *a, **k: TwoAtOnce())
+    spec = {"strategy": "coarse-to-fine", "trials": 6, "rounds": 2, "trials_per_round": 3,
+            "keep_top": 2, "seed": 2, "space": {"optim.lr": "loguniform(1e-4, 1)"}}
+    search(write(tmp_path, spec, BASE.replace("epochs: 2", "epochs: 1")))
+    study = load_study(tmp_path, "exp")
+    round0 = [t for t in study.trials if t.user_attrs["round"] == 0]
+    round1 = [t for t in study.trials if t.user_attrs["round"] == 1]
+    assert len(round0) == len(round1) == 3
+    assert min(t.datetime_start for t in round1) >= max(t.datetime_complete for t in round0)
+    # round 1's box bounds the best two of all of round 0
+    top = sorted(round0, key=lambda t: -t.value)[:2]
+    low, high = boxes(study)[1]["optim.lr"]
+    assert all(low <= t.params["optim.lr"] <= high for t in top)
 
 
 def test_median_pruner_stops_trials_in_a_bad_region(tmp_path):
@@ -207,9 +246,9 @@ def _alive(pid: int) -> bool:
 
 
 def test_resume_after_a_killed_driver_runs_each_slot_once_and_leaves_no_orphans(tmp_path):
-    spec = {"strategy": "random", "trials": 6, "workers": 2, "seed": 3,
+    spec = {"strategy": "random", "trials": 4, "workers": 2, "seed": 3,
             "space": {"optim.lr": "loguniform(1e-3, 1e-1)"}}
-    cfg = write(tmp_path, spec, BASE.replace("epochs: 2", "epochs: 40"))
+    cfg = write(tmp_path, spec, BASE.replace("epochs: 2", "epochs: 15"))
     driver = subprocess.Popen(
         [sys.executable, "-m", "trainlab", "search", str(cfg)], cwd=tmp_path,
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
@@ -246,7 +285,7 @@ def test_resume_after_a_killed_driver_runs_each_slot_once_and_leaves_no_orphans(
     by_state = {}
     for t in study.trials:
         by_state.setdefault(t.state.name, []).append(t)
-    assert len(by_state["COMPLETE"]) == 6  # the study's total, nothing counted twice
+    assert len(by_state["COMPLETE"]) == 4  # the study's total, nothing counted twice
     assert sorted(t.number for t in by_state["FAIL"]) == running
     assert all(t.user_attrs["outcome"] == "interrupted" for t in by_state["FAIL"])
     assert "RUNNING" not in by_state
@@ -304,15 +343,58 @@ def test_bad_storage_and_changed_space_leave_the_study_untouched(tmp_path, capsy
         open_storage("sqlite:////proc/no/such/dir/x.db")
 
 
-def test_retest_reruns_the_best_configs_with_a_new_seed(tmp_path):
-    space = {"optim.lr": "loguniform(1e-3, 1e-1)"}
-    cfg = write(tmp_path, {"trials": 3, "retest": 2, "space": space})
-    res = search(cfg, executor="inline")
-    rt = res.retest
-    assert len(rt["values"]) == 2 and [r["trial"] for r in rt["trials"]] == [
-        r["trial"] for r in res.leaderboard[:2]
-    ]
-    assert rt["mean"] == pytest.approx(sum(rt["values"]) / 2)
-    seeds = [yaml.safe_load(p.read_text())["train"]["seed"]
-             for p in (tmp_path / "runs/search/exp/retest").glob("*/config.yaml")]
-    assert seeds == [1, 1]
+class TwoAtOnceCounting(TwoAtOnce):
+    """TwoAtOnce that remembers the most jobs it held at once."""
+
+    most = 0
+
+    def submit(self, job):
+        super().submit(job)
+        TwoAtOnceCounting.most = max(TwoAtOnceCounting.most, len(self.jobs))
+
+
+def test_retest_retrains_each_best_config_with_new_seeds_and_resumes(tmp_path, capsys,
+                                                                    monkeypatch):
+    monkeypatch.setattr(driver, "make_executor", lambda *a, **k: TwoAtOnceCounting())
+    spec = {"trials": 2, "workers": 2, "seed": 4, "space": {"optim.lr": "loguniform(1e-3, 1e-1)"}}
+    cfg = write(tmp_path, spec, BASE.replace("epochs: 2", "epochs: 1"))
+    flags = ["--retest", "2", "--retest-seeds", "2", "--json"]
+    TwoAtOnceCounting.most = 0
+    assert main(["search", str(cfg), *flags]) == 0
+    captured = capsys.readouterr()
+    out = json.loads(captured.out)
+    assert "ranking" in captured.err and "re-test val acc" in captured.err  # the table
+    assert TwoAtOnceCounting.most == 2  # the re-tests share the search's two slots
+    rt = out["retest"]
+    assert [e["trial"] for e in rt] == [r["trial"] for r in out["leaderboard"][:2]]
+    d = tmp_path / "runs/search/exp"
+    dirs = {}
+    for e, row in zip(rt, out["leaderboard"]):
+        assert e["original_val_accuracy"] == row["value"] and e["params"] == row["params"]
+        original = yaml.safe_load((d / "trials" / f"{e['trial']:04d}/config.yaml").read_text())
+        seeds = [yaml.safe_load((d / "retest" / f"{e['trial']:04d}-seed{s}/config.yaml")
+                 .read_text())["train"]["seed"] for s in e["seeds"]]  # fmt: skip
+        assert seeds == e["seeds"] and len(set(seeds)) == 2
+        assert original["train"]["seed"] not in seeds
+        results = [json.loads((d / "retest" / f"{e['trial']:04d}-seed{s}/result.json")
+                   .read_text()) for s in seeds]  # fmt: skip
+        for key, kind in (("val_accuracy", "val"), ("test_accuracy", "test")):
+            values = [r[key] for r in results]
+            assert e[f"{kind}_mean"] == pytest.approx(sum(values) / 2)
+            assert e[f"{kind}_std"] == pytest.approx(abs(values[0] - values[1]) / math.sqrt(2))
+            assert (e[f"{kind}_min"], e[f"{kind}_max"]) == (min(values), max(values))
+        assert e["values"] == [r["val_accuracy"] for r in results]
+        dirs.update({f"{e['trial']:04d}-seed{s}": r for s, r in zip(seeds, results)})
+    assert {p.name for p in (d / "retest").iterdir()} == set(dirs)  # K x R runs, nothing else
+    assert sorted(e["retest_rank"] for e in rt) == [1, 2]
+
+    # an interrupted re-test: resume trains only the missing run, the others are read back
+    lost = sorted(dirs)[1]
+    (d / "retest" / lost / "result.json").unlink()
+    kept = {n: (d / "retest" / n / "best.pt").stat().st_mtime_ns for n in dirs if n != lost}
+    assert main(["search", str(cfg), "--resume", *flags]) == 0
+    again = json.loads(capsys.readouterr().out)
+    assert {n: (d / "retest" / n / "best.pt").stat().st_mtime_ns for n in kept} == kept
+    assert (d / "retest" / lost / "result.json").is_file()
+    assert [e["seeds"] for e in again["retest"]] == [e["seeds"] for e in rt]
+    assert again["trials"] == out["trials"]  # the search itself ran nothing more

@@ -1,5 +1,6 @@
 """Transfer learning: a new head on a pretrained network, frozen blocks (weights and batch-norm
-statistics untouched), fine-tuning with a learning-rate multiplier, bad input refused."""
+statistics untouched), the linear head fitted on cached features (L-BFGS to convergence, l2 chosen
+on validation), fine-tuning with a learning-rate multiplier, bad input refused."""
 
 import json
 import shutil
@@ -12,7 +13,7 @@ import trainlab
 from trainlab.cli import main
 from trainlab.train.build import make_optimizer
 from trainlab.train.rundir import load_checkpoint
-from trainlab.train.transfer import setup_transfer
+from trainlab.train.transfer import HeadOnFeatures, setup_transfer, transfer
 
 PRETRAIN = {"data": {"name": "digits", "classes": [0, 1, 2, 3, 4]},
             "model": {"kind": "cnn", "width": 4, "depth": 2, "kernel_size": 3, "norm": "batch"},
@@ -60,15 +61,72 @@ def test_linear_freezes_everything_but_the_head(pretrained, target, tmp_path, ca
     assert any(k.endswith("running_mean") for k in frozen)
     for key in frozen:  # weights and batch-norm statistics bit-identical after training
         assert torch.equal(before[key], after[key]), key
-    # the head is new (5 outputs for the new classes) and it learned: the loss went down
+    # the head is new (5 outputs for the new classes), fitted by L-BFGS on cached features with
+    # the l2 that won on validation; the run is that very fit, and its config says how it was made
     assert after["fc.weight"].shape == (5, before["fc.weight"].shape[1])
-    losses = [r["train_loss"] for r in map(json.loads, (out / "metrics.jsonl").open())]
-    assert losses[-1] < losses[0]
+    assert res["solver"] == "lbfgs" and res["cached_features"] is True
+    assert res["val_accuracy"] == max(res["l2_search"].values())
+    assert res["val_accuracy"] == res["l2_search"][f"{res['l2']:g}"]
+    saved = yaml.safe_load((out / "config.yaml").read_text())
+    assert saved["optim"]["name"] == "lbfgs" and saved["train"]["l2"] == res["l2"]
     # the run directory evaluates like any other (with the pretrained normalization it saved)
     assert torch.equal(load_checkpoint(out / "best.pt")["normalizer"]["mean"],
                        load_checkpoint(pretrained / "best.pt")["normalizer"]["mean"])
     rc, ev, _ = run_cli(capsys, ["eval", str(out), "--json"])
     assert rc == 0 and ev["accuracy"] == pytest.approx(res["test_accuracy"])
+
+
+def test_linear_head_is_solved_to_the_optimum(pretrained, target, tmp_path):
+    """The saved head minimizes cross-entropy + l2/2 |W|^2 on the frozen features: the gradient
+    at the saved weights is (nearly) zero, which the example's few Adam epochs never reach."""
+    res = transfer(pretrained, target, out=tmp_path / "run", curves=False)
+    net = trainlab.load_run(tmp_path / "run").model()
+    splits = setup_transfer(pretrained, target, solver="optim").splits  # cached features
+    f, y = splits.x_train, splits.y_train
+    w, b = net.fc.weight.detach().requires_grad_(), net.fc.bias.detach().requires_grad_()
+    with torch.no_grad():  # the saved network's own body gives the features the head was fit on
+        assert torch.allclose(net.eval().features(setup_transfer(
+            pretrained, target, mode="finetune").splits.x_train), f, atol=1e-5)
+    loss = torch.nn.functional.cross_entropy(f @ w.T + b, y) + 0.5 * res.extra["l2"] * w.pow(
+        2).sum()
+    loss.backward()
+    grad = torch.cat([w.grad.flatten(), b.grad]).abs().max().item()
+    assert grad < 1e-3, grad
+    # the config's optimizer on the same features stops far from it (2 epochs of batch 16)
+    adam = transfer(pretrained, target, out=tmp_path / "adam", curves=False,
+                             solver="optim")
+    assert adam.extra["cached_features"] is True and adam.train_accuracy < res.train_accuracy
+
+
+def test_solver_optim_trains_the_head_with_the_config_optimizer(pretrained, target, tmp_path,
+                                                                capsys):
+    out = tmp_path / "optim"
+    rc, res, _ = run_cli(capsys, ["transfer", "--from", str(pretrained), target, "--out",
+                                  str(out), "--solver", "optim", "--json"])
+    assert rc == 0 and res["solver"] == "optim" and res["cached_features"] is True
+    assert yaml.safe_load((out / "config.yaml").read_text())["optim"]["name"] == "adam"
+    losses = [r["train_loss"] for r in map(json.loads, (out / "metrics.jsonl").open())]
+    assert len(losses) == 2 and losses[-1] < losses[0]
+    before, after = weights(pretrained, "best.pt"), weights(out)
+    for key in before:
+        if not key.startswith("fc."):
+            assert torch.equal(before[key], after[key]), key
+    rc, ev, _ = run_cli(capsys, ["eval", str(out), "--json"])
+    assert rc == 0 and ev["accuracy"] == pytest.approx(res["test_accuracy"])
+
+
+def test_augmentation_trains_through_the_frozen_body(pretrained, target, tmp_path, capsys):
+    """Augmented inputs change every epoch, so their features cannot be cached: the head trains
+    through the (frozen, eval-mode) body with the config's optimizer, and the user is told."""
+    aug = ["--set", "data.augment=[flip]"]
+    setup = setup_transfer(pretrained, target, overrides=aug[1:])
+    assert setup.info["solver"] == "optim" and setup.info["cached_features"] is False
+    assert not isinstance(setup.model, HeadOnFeatures)
+    assert setup.splits.x_train.dim() == 4 and "data.augment is set" in setup.info["notes"][-1]
+    rc, _, err = run_cli(capsys, ["transfer", "--from", str(pretrained), target, "--out",
+                                  str(tmp_path / "x"), "--solver", "lbfgs", *aug])
+    assert rc == 2 and "--solver: lbfgs fits the head on cached features" in err
+    assert len(err.strip().splitlines()) == 1 and not (tmp_path / "x").exists()
 
 
 def test_finetune_trains_the_last_blocks_with_a_lower_lr(pretrained, target, tmp_path):
@@ -101,11 +159,13 @@ def test_unfreeze_all_trains_every_parameter(pretrained, target):
 
 
 def test_frozen_batch_norm_stays_in_eval_mode_while_training(pretrained, target):
-    setup = setup_transfer(pretrained, target)
+    setup = setup_transfer(pretrained, target, mode="finetune", unfreeze=1)
     model = setup.model.train()
     model(setup.splits.x_train[:8])
     bns = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
-    assert bns and not any(m.training for m in bns)
+    frozen = [m for m in setup.model.blocks[0].modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert frozen and bns[-1] not in frozen and not any(m.training for m in frozen)
+    assert bns[-1].training  # the unfrozen block's batch norm trains as usual
 
 
 def test_list_blocks(pretrained, capsys):
@@ -145,6 +205,7 @@ def _broken_runs(pretrained, tmp_path):
     ("ok", ["--mode", "finetune", "--unfreeze", "3"], "--unfreeze: 3 is more than the 2 blocks"),
     ("ok", ["--unfreeze", "two"], "--unfreeze: must be a number of blocks"),
     ("ok", ["--mode", "linear", "--unfreeze", "1"], "--unfreeze: only with --mode finetune"),
+    ("ok", ["--mode", "finetune", "--solver", "lbfgs"], "--solver: only with --mode linear"),
 ])
 def test_bad_input_is_one_line_exit_2_nothing_written(pretrained, target, tmp_path, capsys,
                                                       case, extra, words):

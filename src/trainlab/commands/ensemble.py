@@ -61,7 +61,7 @@ def run_ensemble(run_dirs: list[str], study: str | None, top: int, checkpoint: s
 
     if study is not None:
         if run_dirs:
-            raise UserError("ensemble: give run directories or --study, not both")
+            raise UserError("--study: give run directories or --study, not both")
         if top < 1:
             raise UserError(f"--top: must be at least 1, got {top}")
         found = study_dir(study)
@@ -70,7 +70,7 @@ def run_ensemble(run_dirs: list[str], study: str | None, top: int, checkpoint: s
         out.update(study=str(found), top=top)
         return out
     if not run_dirs:
-        raise UserError("ensemble: give one or more run directories, or --study NAME --top K")
+        raise UserError("RUN_DIR: give one or more run directories, or --study NAME --top K")
     return evaluate_runs(run_dirs, checkpoint)
 
 

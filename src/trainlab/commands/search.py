@@ -16,9 +16,9 @@ from trainlab.search.driver import Display
 _BAR = 40
 
 
-def _fmt(value: Any) -> str:
+def _fmt(value: Any, digits: int = 4) -> str:
     if isinstance(value, float):
-        return f"{value:.4g}"
+        return f"{value:.{digits}g}"
     return str(value)
 
 
@@ -36,6 +36,7 @@ class _Live(Display):
         self.finished = 0
         self.best: tuple[int, float] | None = None
         self.study = ""
+        self.retests: tuple[int, int] | None = None  # (done, total) once the re-test starts
 
     def start(self, study: str, total: int, done: int, workers: int) -> None:
         from rich.live import Live
@@ -50,17 +51,28 @@ class _Live(Display):
             self.live.update(self.render())
 
     def trial_finished(self, number: int, state: str, value: float | None) -> None:
-        if state != "retest":
-            self.finished += 1
+        self.finished += 1
         if state == "complete" and value is not None and (
             self.best is None or value > self.best[1]
         ):
             self.best = (number, value)
         self.refresh()
 
+    def retest_begin(self, total: int, done: int) -> None:
+        self.retests = (done, total)
+        self.refresh()
+
+    def retest_finished(self, trial: int, seed: int, value: float | None) -> None:
+        if self.retests is not None:
+            self.retests = (self.retests[0] + 1, self.retests[1])
+        self.refresh()
+
     def headline(self) -> str:
         best = f"best: trial {self.best[0]} ({self.best[1]:.4f})" if self.best else "best: -"
-        return f"[bold]{self.study}[/]  {self.finished}/{self.total} trials  {best}"
+        line = f"[bold]{self.study}[/]  {self.finished}/{self.total} trials  {best}"
+        if self.retests is not None:
+            line += f"  re-tests: {self.retests[0]}/{self.retests[1]}"
+        return line
 
     def stop(self) -> None:
         if self.live is not None:
@@ -82,9 +94,11 @@ class PandaDisplay(_Live):
         self.epochs = 0
         self.curve: list[float | None] = []
         self.curves: dict[int, list[float | None]] = {}
+        self.label = ""  # set while a re-test runs
 
     def trial_started(self, number: int, params: dict[str, Any], epochs: int) -> None:
         self.number, self.params, self.epochs, self.curve = number, params, epochs, []
+        self.label = ""
         self.refresh()
 
     def epoch(self, number: int, epoch: int, value: float | None) -> None:
@@ -92,12 +106,21 @@ class PandaDisplay(_Live):
         self.curves[number] = self.curve
         self.refresh()
 
+    def retest_started(self, trial: int, seed: int, epochs: int) -> None:
+        self.label = f"re-test of trial {trial} with seed {seed}"
+        self.number, self.epochs, self.curve = trial, epochs, []
+        self.refresh()
+
+    def retest_epoch(self, trial: int, seed: int, epoch: int, value: float | None) -> None:
+        self.curve.append(value)  # not into self.curves: the mark stays the search's best trial
+        self.refresh()
+
     def render(self) -> Any:
         from rich.text import Text
 
         lines = [self.headline()]
         if self.number is not None:
-            lines.append(f"trial {self.number}: {_params(self.params)}")
+            lines.append(self.label or f"trial {self.number}: {_params(self.params)}")
             ref = self.curves.get(self.best[0], []) if self.best else []
             for i, v in enumerate(self.curve[-15:], start=max(0, len(self.curve) - 15)):
                 filled = 0 if v is None or not math.isfinite(v) else round(v * _BAR)
@@ -117,7 +140,7 @@ class CaviarDisplay(_Live):
 
     def __init__(self, console: Any) -> None:
         super().__init__(console)
-        self.rows: dict[int, dict[str, Any]] = {}
+        self.rows: dict[int | str, dict[str, Any]] = {}  # trials by number, re-tests by label
 
     def trial_started(self, number: int, params: dict[str, Any], epochs: int) -> None:
         self.rows[number] = {"params": params, "epochs": epochs, "epoch": 0, "value": None,
@@ -136,13 +159,30 @@ class CaviarDisplay(_Live):
                 self.rows[number]["value"] = value
         super().trial_finished(number, state, value)
 
+    def retest_started(self, trial: int, seed: int, epochs: int) -> None:
+        params = self.rows.get(trial, {}).get("params", {})
+        self.rows[f"{trial} seed {seed}"] = {"params": params, "epochs": epochs, "epoch": 0,
+                                             "value": None, "state": "re-test"}  # fmt: skip
+        self.refresh()
+
+    def retest_epoch(self, trial: int, seed: int, epoch: int, value: float | None) -> None:
+        self.epoch(f"{trial} seed {seed}", epoch, value)  # type: ignore[arg-type]
+
+    def retest_finished(self, trial: int, seed: int, value: float | None) -> None:
+        row = self.rows.get(f"{trial} seed {seed}")
+        if row is not None:
+            row["state"] = "re-tested" if value is not None else "failed"
+            if value is not None:
+                row["value"] = value
+        super().retest_finished(trial, seed, value)
+
     def render(self) -> Any:
         from rich.table import Table
 
         table = Table(title=self.headline(), title_justify="left")
         for col in ("trial", "state", "epoch", "val acc", "params"):
             table.add_column(col, justify="left" if col == "params" else "right")
-        for number in sorted(self.rows)[-12:]:
+        for number in list(self.rows)[-12:]:  # the latest started
             r = self.rows[number]
             value = "-" if r["value"] is None else f"{r['value']:.4f}"
             table.add_row(str(number), r["state"], f"{r['epoch']}/{r['epochs']}", value,
@@ -167,10 +207,51 @@ def leaderboard_table(result: dict[str, Any], top: int = 15) -> Any:
     for r in rows[:top]:
         value = "-" if r["value"] is None else f"{r['value']:.4f}"
         table.add_row(str(r["rank"]), str(r["trial"]), value,
-                      *[_fmt(r["params"].get(p, "-")) for p in paths],
+                      *[_fmt(r["params"].get(p, "-"), 3) for p in paths],
                       str(r["epochs"] if r["epochs"] is not None else "-"),
                       "-" if r["seconds"] is None else f"{r['seconds']:.1f}", r["state"])
     return table  # fmt: skip
+
+
+def _spread(entry: dict[str, Any], kind: str) -> str:
+    """``mean ± std [min, max]`` of one configuration's re-test values (`kind`: val or test)."""
+    mean, std = entry[f"{kind}_mean"], entry[f"{kind}_std"]
+    if mean is None:
+        return "-"
+    pm = f" ± {std:.4f}" if std is not None else ""
+    return f"{mean:.4f}{pm} [{entry[f'{kind}_min']:.4f}, {entry[f'{kind}_max']:.4f}]"
+
+
+def retest_table(retest: list[dict[str, Any]]) -> Any:
+    """Each re-tested configuration: its original accuracies beside the re-test's spread."""
+    from rich import box
+    from rich.table import Table
+
+    runs = max(len(e["seeds"]) for e in retest)
+    table = Table(title=f"re-test of the best {len(retest)} configs with {runs} new seeds each "
+                  "(mean ± std [min, max])", box=box.SIMPLE_HEAD, pad_edge=False)  # fmt: skip
+    for col in ("rank", "trial", "val acc", "re-test val acc", "test acc", "re-test test acc",
+                "runs"):
+        table.add_column(col, justify="right")
+    for e in retest:
+        rank = str(e["rank"]) if not e["rank_changed"] else f"{e['rank']} -> {e['retest_rank']}"
+        test = e["original_test_accuracy"]
+        ok = sum(v is not None for v in e["values"])
+        table.add_row(rank, str(e["trial"]), f"{e['original_val_accuracy']:.4f}",
+                      _spread(e, "val"), "-" if test is None else f"{test:.4f}",
+                      _spread(e, "test"),
+                      f"{ok}/{len(e['seeds'])}" + (f" ({e['failed']} failed)" if e["failed"]
+                                                   else ""))  # fmt: skip
+    return table
+
+
+def ranking_line(retest: list[dict[str, Any]]) -> str:
+    """Whether the re-test ranks the configurations as the search did."""
+    if not any(e["rank_changed"] for e in retest):
+        return "ranking unchanged by the re-test"
+    order = sorted(retest, key=lambda e: e["retest_rank"])
+    return ("ranking changed by the re-test (trials by re-test mean: "
+            + ", ".join(str(e["trial"]) for e in order) + ")")  # fmt: skip
 
 
 def cmd_search(args: argparse.Namespace) -> int:
@@ -181,7 +262,8 @@ def cmd_search(args: argparse.Namespace) -> int:
         strategy=args.strategy, trials=args.trials, workers=args.workers,
         executor=args.executor, ray_address=args.ray_address, pruner=args.pruner,
         storage=args.storage, study=args.study, out=args.out, resume=args.resume,
-        retest=args.retest, overrides=args.set, keep_all=args.keep_all,
+        retest=args.retest, retest_seeds=args.retest_seeds, overrides=args.set,
+        keep_all=args.keep_all,
     )  # fmt: skip
     p = plan(args.config, options)
     c = console(args.json)
@@ -199,9 +281,12 @@ def cmd_search(args: argparse.Namespace) -> int:
         c.print(f"best config: {best['config_path']} (trainlab train {best['config_path']})",
                 highlight=False)  # fmt: skip
     retest = result.get("retest")
-    if retest and retest.get("mean") is not None:
-        c.print(f"re-test of the best {len(retest['trials'])} with a new seed: validation "
-                f"accuracy {retest['mean']:.4f} ± {retest['std']:.4f}")  # fmt: skip
+    if retest is not None:
+        if retest:
+            c.print(retest_table(retest))
+            c.print(ranking_line(retest))
+        else:
+            c.print("re-test: no complete trial to re-test")
     c.print(f"study directory: {result['study_dir']} (plots: params.png, curves.png)",
             highlight=False)  # fmt: skip
     if args.json:
@@ -225,7 +310,10 @@ def add_parser(sub) -> None:  # noqa: ANN001
     p.add_argument("--out", help="study directory (default runs/search/<study>)")
     p.add_argument("--resume", action="store_true", help="continue the study to --trials")
     p.add_argument("--retest", type=int, metavar="K",
-                   help="re-run the best K configs with a new seed; report mean and spread")
+                   help="after the search, re-train the best K configs with new seeds and "
+                        "report each one's mean and spread")
+    p.add_argument("--retest-seeds", type=int, metavar="R",
+                   help="new seeds per re-tested config (default 3)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override the base experiment, e.g. train.epochs=5 (repeatable)")
     p.add_argument("--keep-all", action="store_true",

@@ -1,7 +1,9 @@
 """`trainlab transfer --from RUN_DIR CONFIG`: a trained network, a new head, the new data.
 
-`--mode linear` trains the new last layer only; `--mode finetune` also trains the last N blocks
-(`--unfreeze N|all`) with the learning rate times `--lr-mult`. `--list-blocks` shows the blocks.
+`--mode linear` trains the new last layer only (by default with L-BFGS on cached features, l2
+chosen on validation; `--solver optim` uses the config's optimizer); `--mode finetune` also trains
+the last N blocks (`--unfreeze N|all`) with the learning rate times `--lr-mult`. `--list-blocks`
+shows the blocks.
 """
 
 from __future__ import annotations
@@ -55,13 +57,19 @@ def cmd_transfer(args: argparse.Namespace) -> int:
     mode = args.mode or ("finetune" if args.unfreeze is not None or args.lr_mult is not None
                          else "linear")
     setup = setup_transfer(args.source, args.config, mode=mode, unfreeze=args.unfreeze,
-                           lr_mult=args.lr_mult, normalize=args.normalize, overrides=args.set)
+                           lr_mult=args.lr_mult, normalize=args.normalize, overrides=args.set,
+                           solver=args.solver)
     if args.resume:
         check_resume(args.out, setup)
     info, c = setup.info, console(args.json)
     what = "the new head (fc)" if mode == "linear" else (
         f"{', '.join(info['trainable'])} ({info['unfrozen_blocks']} of {info['blocks']} blocks at "
         f"lr x {info['lr_mult']:g}, the head at the full lr)")
+    if mode == "linear":
+        what += (f" with L-BFGS on cached features (l2 {info['l2']:g} chosen on validation)"
+                 if info["solver"] == "lbfgs" else
+                 f" with {setup.config.optim.name} "
+                 f"{'on cached features' if info['cached_features'] else 'through the body'}")
     c.print(f"transfer from {args.source} ({mode}): training {what}, "
             f"{info['trainable_parameters']:,} parameters; inputs normalized with the "
             f"{info['normalize']} statistics", highlight=False)
@@ -95,6 +103,10 @@ def add_parser(sub) -> None:  # noqa: ANN001
                         "whole network)")
     p.add_argument("--lr-mult", type=float, default=None,
                    help="finetune: learning-rate multiplier of the unfrozen blocks (default 0.1)")
+    p.add_argument("--solver", choices=["lbfgs", "optim"], default=None,
+                   help="linear: how the head is fitted: lbfgs (default) solves the convex "
+                        "problem on cached features, l2 chosen on validation; optim uses the "
+                        "config's optimizer, epochs and batch size")
     p.add_argument("--normalize", choices=["pretrained", "new"], default="pretrained",
                    help="normalize inputs with the pretraining data's statistics (default) or "
                         "the new training split's")

@@ -8,8 +8,7 @@ from typing import Any
 import torch
 
 from trainlab.optim import checks
-from trainlab.optim.base import (Tensorish, TrainlabOptimizer, direction, dx_of_step,
-                                 scalar_dtype)
+from trainlab.optim.base import Tensorish, TrainlabOptimizer, direction, dx_of_step, scalar_dtype
 
 
 class Adagrad(TrainlabOptimizer):

@@ -5,6 +5,10 @@
 - `trainlab.search.config`: `SearchConfig`, `load_search_config`.
 - `trainlab.search.samplers`: `make_sampler`, `make_pruner`, `boxes` and the sampler classes.
 - `trainlab.search.plots`: `plot_params`, `plot_curves` (imports matplotlib; import it directly).
+- `trainlab.search.driver`: `search(config, **options)`, the driver that owns the study.
+- `trainlab.search.executors`: local worker processes, Ray tasks, in-process.
+- `trainlab.search.study`: storage, lock, resume checks, leaderboard.
+(The last three import Optuna and more: import them directly.)
 """
 
 from trainlab.search.config import SearchConfig, format_validation_error, load_search_config

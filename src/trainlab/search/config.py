@@ -80,7 +80,8 @@ Fraction = Annotated[float, AfterValidator(_fraction)]
 
 
 class SearchConfig(BaseModel):
-    """How to search: the strategy, its budget and settings, the pruner and the space.
+    """How to search: the strategy, its budget and settings, the pruner and the space, and
+    the re-test of the best configs with new seeds that follows the search (`retest`).
 
     Field order matters: validators of later fields read earlier ones.
     """
@@ -119,8 +120,13 @@ class SearchConfig(BaseModel):
     # tpe
     tpe_startup_trials: AtLeast0 = 10  # random trials before TPE models the results
 
-    # re-test the best settings: re-run the best config this many times with other seeds
-    retest: AtLeast0 = 0
+    # re-test the best settings (the lecture's "re-test occasionally", a guard against a lucky
+    # seed): after the search, each of the best `retest` configs is trained again with
+    # `retest_seeds` new training seeds (derived from `seed`, none equal to the trial's own), on
+    # the same workers, in <study dir>/retest/<NNNN>-seed<S>/; the report gives each config's
+    # mean, std, min and max of validation and test accuracy and its rank by re-test mean
+    retest: AtLeast0 = 0  # K: how many of the best complete trials (0: no re-test)
+    retest_seeds: AtLeast1 = 3  # R: new seeds per re-tested config
 
     @field_validator("rounds")
     @classmethod

@@ -19,7 +19,6 @@ from __future__ import annotations
 import copy
 import math
 import shutil
-import statistics
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -35,7 +34,12 @@ from trainlab.errors import UserError
 from trainlab.search import study as studies
 from trainlab.search.config import SearchConfig, load_search_config
 from trainlab.search.executors import KEEP, Event, Job, make_executor
-from trainlab.search.samplers import CoarseToFineSampler, make_pruner, make_sampler
+from trainlab.search.samplers import (
+    BlockCoordinateSampler,
+    CoarseToFineSampler,
+    make_pruner,
+    make_sampler,
+)
 from trainlab.search.space import Space, apply_overrides, drop_unused, parse_space
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -55,7 +59,8 @@ class SearchOptions:
     study: str | None = None
     out: str | None = None
     resume: bool = False
-    retest: int | None = None
+    retest: int | None = None  # re-test the best K configs after the search
+    retest_seeds: int | None = None  # ... each with this many new seeds
     overrides: Sequence[str] = ()
     keep_all: bool = False
     threads: int = 1  # torch threads per worker
@@ -71,9 +76,9 @@ class SearchResult:
     trials: dict[str, int]
     best: dict[str, Any] | None
     seconds: float
-    loop_seconds: float = 0.0  # training only: from the workers' start to the last trial's end
+    loop_seconds: float = 0.0  # from the workers being ready to the last trial's end
     leaderboard: list[dict[str, Any]] = field(default_factory=list)
-    retest: dict[str, Any] | None = None
+    retest: list[dict[str, Any]] | None = None  # one entry per re-tested configuration
     plots: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -104,6 +109,14 @@ class Display:
 
     def trial_finished(self, number: int, state: str, value: float | None) -> None: ...
 
+    def retest_begin(self, total: int, done: int) -> None: ...
+
+    def retest_started(self, trial: int, seed: int, epochs: int) -> None: ...
+
+    def retest_epoch(self, trial: int, seed: int, epoch: int, value: float | None) -> None: ...
+
+    def retest_finished(self, trial: int, seed: int, value: float | None) -> None: ...
+
     def stop(self) -> None: ...
 
 
@@ -129,7 +142,8 @@ def plan(config: str | Path | dict[str, Any], options: SearchOptions) -> Plan:
     raw = read_yaml(config) if not isinstance(config, dict) else copy.deepcopy(config)
     raw = apply_set(raw, list(options.overrides))
     section = dict(raw.pop("search", None) or {})
-    for key in ("strategy", "trials", "workers", "executor", "pruner", "retest"):
+    for key in ("strategy", "trials", "workers", "executor", "pruner", "retest",
+                "retest_seeds"):
         value = getattr(options, key)
         if value is None or (key == "executor" and value == "inline"):
             continue
@@ -215,6 +229,8 @@ class Driver:
         self.pruner = make_pruner(p.search)
         self.running: dict[int, Trial] = {}
         self.last: dict[int, float] = {}  # last reported value per running trial
+        self.epochs: dict[int, int] = {}  # epochs each running trial trains for
+        self.phase_of: dict[int, int | None] = {}  # round or block phase of each running trial
         self.keep = None if options.keep_all else KEEP
         self.loop_seconds = 0.0
 
@@ -253,6 +269,8 @@ class Driver:
                 raise
             try:
                 self.display.start(p.name, p.search.trials, self.counted(), workers)
+                if hasattr(self.executor, "wait_ready"):
+                    self.executor.wait_ready()
                 loop_start = time.perf_counter()
                 self._loop()
                 self.loop_seconds = time.perf_counter() - loop_start
@@ -267,16 +285,38 @@ class Driver:
         finally:
             lock.release()
 
+    def _phase(self, slot: int) -> int | None:
+        """The round (coarse to fine) or block phase of the trial in budget position `slot`."""
+        if isinstance(self.sampler, CoarseToFineSampler):
+            return min(self.sampler.rounds - 1, slot // self.sampler.trials_per_round)
+        if isinstance(self.sampler, BlockCoordinateSampler):
+            return slot // self.sampler.trials_per_block
+        return None
+
+    def _next_slot(self) -> int:
+        """As the samplers count: trials that did not fail hold a slot (see samplers._slot)."""
+        return sum(1 for t in self.study.get_trials(deepcopy=False) if t.state != TrialState.FAIL)
+
+    def _must_wait(self) -> bool:
+        """A round (or block) starts once the previous one has finished: its box (or the values
+        it holds) comes from those results. This also makes a parallel coarse-to-fine search
+        independent of the order trials finish in."""
+        phase = self._phase(self._next_slot())
+        return phase is not None and any(
+            r is not None and r < phase for r in self.phase_of.values()
+        )
+
     def _loop(self) -> None:
         total = self.p.search.trials
         while True:
-            while self.executor.free() > 0 and self.counted() < total:
+            while self.executor.free() > 0 and self.counted() < total and not self._must_wait():
                 self._launch()
             if not self.running:
                 return
             self.executor.step(self._handle, timeout=0.5)
 
     def _launch(self) -> None:
+        phase = self._phase(self._next_slot())
         trial = self.study.ask()
         values = self.p.space.suggest(trial)
         epochs = None
@@ -294,6 +334,8 @@ class Driver:
             trial.set_user_attr("unused", sorted(unused))
         out = studies.trial_dir(self.p.study_dir, trial.number)
         self.running[trial.number] = trial
+        self.epochs[trial.number] = config["train"]["epochs"]
+        self.phase_of[trial.number] = phase
         self.display.trial_started(
             trial.number, {k: v for k, v in values.items() if k not in unused},
             config["train"]["epochs"],
@@ -310,8 +352,12 @@ class Driver:
                 return False
             trial.report(float(event.value), step=event.epoch)
             self.last[event.number] = float(event.value)
+            if event.epoch >= self.epochs.get(event.number, math.inf):
+                return False  # pruning after the last epoch saves nothing and loses a result
             return trial.should_prune()
         del self.running[event.number]
+        self.phase_of.pop(event.number, None)
+        self.epochs.pop(event.number, None)
         if event.kind == "error":
             trial.set_user_attr(studies.OUTCOME, "crashed")
             trial.set_user_attr("error", event.message[-2000:])
@@ -362,61 +408,16 @@ class Driver:
 
     # -- re-test
 
-    def _retest(self) -> dict[str, Any] | None:
-        """Re-run the best `retest` configs with a new seed (train.seed + 1): mean and spread."""
-        k = self.p.search.retest
+    def _retest(self) -> list[dict[str, Any]]:
+        """Re-train each of the best `retest` configs with `retest_seeds` new seeds, on the
+        search's executor; see trainlab.search.retest."""
+        from trainlab.search.retest import retest
+
         top = [r for r in studies.leaderboard(self.study, self.p.space)
-               if r["state"] == "complete"][:k]  # fmt: skip
-        if not top:
-            return None
-        results: dict[int, dict[str, Any]] = {}
-        pending: list[Job] = []
-        for row in top:
-            config = studies.trial_dir(self.p.study_dir, row["trial"]) / "config.yaml"
-            cfg = validate(read_yaml(config)).model_dump(mode="json")
-            cfg["train"]["seed"] = cfg["train"]["seed"] + 1
-            out = self.p.study_dir / "retest" / f"{row['trial']:04d}-seed{cfg['train']['seed']}"
-            if (out / "result.json").exists():
-                import json
-
-                results[row["trial"]] = json.loads((out / "result.json").read_text())
-                continue
-            shutil.rmtree(out, ignore_errors=True)
-            pending.append(Job(row["trial"], cfg, str(out), keep=self.keep, report=False))
-
-        def handle(event: Event) -> bool | None:
-            if event.kind == "done":
-                results[event.number] = event.result or {}
-            elif event.kind == "error":
-                results[event.number] = {"error": event.message}
-            if event.kind != "epoch":
-                self.display.trial_finished(event.number, "retest", (event.result or {}).get(
-                    "val_accuracy"))  # fmt: skip
-            return False
-
-        while len(results) < len(top):  # each job ends in exactly one done or error event
-            while pending and self.executor.free() > 0:
-                job = pending.pop(0)
-                self.display.trial_started(job.number, {"train.seed": job.config["train"]["seed"]},
-                                           job.config["train"]["epochs"])  # fmt: skip
-                self.executor.submit(job)
-            self.executor.step(handle, timeout=0.5)
-        values, rows = [], []
-        for row in top:
-            res = results.get(row["trial"], {})
-            value = res.get("val_accuracy")
-            if value is not None:
-                values.append(value)
-            rows.append({"trial": row["trial"], "value": row["value"], "retest_value": value,
-                         "retest_test_accuracy": res.get("test_accuracy"),
-                         "error": res.get("error")})  # fmt: skip
-        out = {
-            "mean": statistics.fmean(values) if values else None,
-            "std": statistics.stdev(values) if len(values) > 1 else 0.0 if values else None,
-            "values": values,
-            "seed_offset": 1,
-            "trials": rows,
-        }
+               if r["state"] == "complete"][: self.p.search.retest]  # fmt: skip
+        out = retest(self.p.study_dir, top, study_seed=self.p.search.seed,
+                     seeds=self.p.search.retest_seeds, executor=self.executor,
+                     display=self.display, keep=self.keep)  # fmt: skip
         self.study.set_user_attr("trainlab:retest", out)
         return out
 
@@ -444,7 +445,7 @@ class Driver:
                                   + src.read_text())  # fmt: skip
         return plots
 
-    def _report(self, storage: Any, seconds: float, retest: dict[str, Any] | None
+    def _report(self, storage: Any, seconds: float, retest: list[dict[str, Any]] | None
                 ) -> SearchResult:  # fmt: skip
         plots = self._write_outputs()
         best = studies.best_trial(self.study)

@@ -37,12 +37,12 @@ KEEP = ("best.pt", "result.json", "config.yaml", "metrics.jsonl")
 class Job:
     """One training run of a search: a trial (or a re-test) with its full experiment config."""
 
-    number: int  # Optuna trial number (re-tests: the trial they re-run)
+    number: int  # Optuna trial number (re-tests: the run's index in the re-test, see retest.py)
     config: dict[str, Any]  # the experiment config, sampled values applied
     out: str  # run directory
     threads: int = 1  # torch intra-op threads of the worker
     keep: tuple[str, ...] | None = KEEP  # files kept in the run directory; None keeps all
-    report: bool = True  # send per-epoch values (False for re-tests: nothing to prune)
+    report: bool = True  # send per-epoch values (pruning; re-tests: the live display only)
 
 
 @dataclass
@@ -148,8 +148,15 @@ def _worker_main(conn: Connection, parent: int, threads: int) -> None:
     threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
     os.environ.setdefault("OMP_NUM_THREADS", str(threads))
     import torch
+    import torch._dynamo  # noqa: F401  (torch.optim imports it on first use: ~2 s, do it now)
+
+    import trainlab.train  # noqa: F401
 
     torch.set_num_threads(threads)
+    try:
+        conn.send(("ready",))
+    except OSError:
+        return
 
     def ask(epoch: int, value: float | None) -> bool:
         try:
@@ -209,6 +216,19 @@ class LocalExecutor:
     def free(self) -> int:
         return sum(1 for w in self._workers if w.job is None)
 
+    def wait_ready(self, timeout: float = 300.0) -> None:
+        """Block until every worker has imported torch and trainlab (so timings of the search
+        itself leave out the start-up); a worker that died is left to `step` to report."""
+        deadline = time.monotonic() + timeout
+        for w in self._workers:
+            while w.process.is_alive() and time.monotonic() < deadline:
+                if w.conn.poll(0.2):
+                    try:
+                        w.conn.recv()  # ("ready",)
+                    except (EOFError, OSError):
+                        pass
+                    break
+
     def submit(self, job: Job) -> None:
         worker = next(w for w in self._workers if w.job is None)
         job.threads = self.threads
@@ -232,6 +252,8 @@ class LocalExecutor:
                     message = w.conn.recv()
                 except (EOFError, OSError):
                     continue  # the sentinel says why
+                if message[0] == "ready":
+                    continue
                 if message[0] == "epoch":
                     stop = handle(Event("epoch", w.job.number, message[1], message[2]))
                     w.conn.send(bool(stop))

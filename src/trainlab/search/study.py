@@ -6,7 +6,7 @@ the experiment config) as study user attrs, so `--resume` with something changed
 before anything is touched. The study directory (`runs/search/<study>/`) holds:
 
     trials/<NNNN>/   one run directory per trial (best.pt, result.json, config.yaml, metrics.jsonl)
-    retest/<NNNN>/   re-runs of the best trials with a new seed (`--retest K`)
+    retest/<NNNN>-seed<S>/  re-runs of the best K trials with R new seeds (`--retest K`)
     params.png       validation accuracy against each hyperparameter (rounds coloured, boxes)
     curves.png       every trial's validation curve (the caviar view)
     best.yaml        the best trial's full config, taken by `trainlab train` as is

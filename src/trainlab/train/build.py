@@ -80,10 +80,17 @@ def make_schedule(optimizer: torch.optim.Optimizer, cfg: ExperimentConfig,
     if cfg.train.snapshots:  # snapshot ensembles: one cosine cycle per snapshot
         name, cycles = "cosine_restarts", cfg.train.snapshots
     gamma = s.gamma if s.gamma is not None else DEFAULT_GAMMA.get(name, 0.1)
-    return schedules.create(optimizer, name=name, epochs=cfg.train.epochs,
-                            steps_per_epoch=steps_per_epoch, warmup_epochs=s.warmup_epochs,
-                            milestones=list(s.milestones), gamma=gamma, decay=s.decay,
-                            cycles=cycles, final_lr_fraction=s.final_lr_fraction, per=s.per)
+    from trainlab.errors import UserError
+
+    try:
+        return schedules.create(optimizer, name=name, epochs=cfg.train.epochs,
+                                steps_per_epoch=steps_per_epoch, warmup_epochs=s.warmup_epochs,
+                                milestones=list(s.milestones), gamma=gamma, decay=s.decay,
+                                cycles=cycles, final_lr_fraction=s.final_lr_fraction, per=s.per)
+    except UserError as err:
+        if cfg.train.snapshots:  # the cycles come from train.snapshots: name that field
+            raise UserError(str(err).replace("schedule.cycles", "train.snapshots")) from None
+        raise
 
 
 class WeightPenalty:

@@ -14,6 +14,21 @@ that scale. Frozen batch-norm layers run in evaluation mode while the rest train
 with their running statistics and never update them (keras-team/keras#9965: a frozen BN layer in
 training mode normalizes with batch statistics, so the head learns on features that evaluation
 never produces).
+
+Linear mode fits the head on cached features. The frozen body runs in evaluation mode, so it is
+a fixed function: its features (after global average pooling) are computed once for the
+train/val/test splits and the head trains on them, each epoch costing a matrix product instead of
+a pass through the network. On those features the head is multinomial logistic regression, a
+convex problem, and the default solver treats it as one (the lecture: "L-BFGS works well in
+full-batch, deterministic mode"): full-batch L-BFGS with a strong-Wolfe line search, and an L2
+penalty picked on the validation split from a grid scaled by the features' mean square (so the
+grid does not depend on the features' scale). Why not the config's Adam: ReLU + average-pooled
+features are all positive (mean larger than their spread), so the problem is badly conditioned
+along the mean direction; Adam's per-coordinate steps move every logit the same way (a large lr
+overshoots at once, a small one crawls) and the example's few hundred steps stop far from the
+optimum. `solver="optim"` keeps the config's optimizer, epochs and batches on the cached features.
+Data augmentation or test-time augmentation make cached features invalid (the inputs change every
+epoch): then the head trains through the frozen body with the config's optimizer, as before.
 """
 
 from __future__ import annotations
@@ -24,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from trainlab.config import ExperimentConfig, read_yaml, validate
@@ -42,6 +58,15 @@ DEFAULT_LR_MULT = 0.1
 # class example) overfits, and a linear head (features x classes weights) is what the data can fit.
 LITTLE_DATA_PER_CLASS = 100
 SCALE_WARNING = 3.0  # note when the new inputs' std differs from the pretraining data's by this
+SOLVERS = ("lbfgs", "optim")
+# L2 strengths tried by the lbfgs solver, times the mean square of the training features: with
+# features scaled by s the same classifier has weights / s, so the equivalent l2 scales by s^2.
+L2_GRID = (1e-6, 3e-6, 1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 1e-2, 1e-1)
+# One epoch = one full-batch L-BFGS solve of up to 500 iterations (it stops when converged): the
+# run keeps the converged head, the very fit the l2 search scored (several shorter epochs would
+# let "best validation epoch" keep an early, unconverged iterate that ties on accuracy).
+LBFGS_EPOCHS, LBFGS_ITERS = 1, 500
+ENCODE_BATCH = 512
 
 
 # ------------------------------------------------------------------------------ pretrained run
@@ -238,6 +263,124 @@ def hint(per_class: int, threshold: int = LITTLE_DATA_PER_CLASS) -> dict[str, An
     }
 
 
+# ------------------------------------------------------------------------- cached features
+class HeadOnFeatures(Net):
+    """The pretrained network trained on its own cached features: `forward` takes what
+    `Net.features` produced and applies the head (and the network's dropout, unless
+    `dropout=False`). It holds the very same modules, so its state dict is the whole network's:
+    the run's best.pt and last.pt load into an ordinary `Net` (`trainlab eval`, `ensemble`)."""
+
+    def __init__(self, net: Net, dropout: bool = True) -> None:
+        nn.Module.__init__(self)
+        self.stem, self.blocks, self.pool = net.stem, net.blocks, net.pool
+        self.dropout, self.fc = net.dropout, net.fc
+        self.use_dropout = dropout
+
+    def forward(self, f: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.dropout(f) if self.use_dropout else f)
+
+
+@dataclass
+class FeatureSplits(Splits):
+    """Splits whose x are the frozen body's features; the run still records the shape of the
+    real inputs (and their normalizer), which is what the saved network takes."""
+
+    inputs_shape: tuple[int, ...] = ()
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return self.inputs_shape
+
+
+@torch.no_grad()
+def encode(model: Net, x: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """`model.features(x)` in evaluation mode, in batches (the frozen body is deterministic)."""
+    model.eval().to(device)
+    parts = [model.features(x[i:i + ENCODE_BATCH].to(device)).cpu()
+             for i in range(0, len(x), ENCODE_BATCH)]
+    return torch.cat(parts) if parts else torch.zeros((0, model.fc.in_features))
+
+
+def cache_features(model: Net, splits: Splits, device: torch.device) -> FeatureSplits:
+    f = {k: encode(model, getattr(splits, f"x_{k}"), device) for k in ("train", "val", "test")}
+    return FeatureSplits(f["train"], splits.y_train, f["val"], splits.y_val, f["test"],
+                         splits.y_test, splits.kind, splits.num_classes, splits.normalizer,
+                         inputs_shape=tuple(splits.input_shape))
+
+
+def fit_head_lbfgs(fc: nn.Linear, f: torch.Tensor, y: torch.Tensor, cfg: ExperimentConfig
+                   ) -> None:
+    """Minimize cross-entropy + l2/2 |W|^2 (the config's train.l2, no_decay and label smoothing:
+    the loss the Trainer computes) over `fc` with the config's L-BFGS, one step per epoch."""
+    from trainlab.optim import create
+    from trainlab.train.build import WeightPenalty
+
+    holder = nn.ModuleDict({"fc": fc})
+    penalty = WeightPenalty(holder, cfg.train)
+    opt = create("lbfgs", list(fc.parameters()), **cfg.optim.kwargs())
+
+    def closure() -> torch.Tensor:
+        opt.zero_grad(set_to_none=True)
+        loss = F.cross_entropy(fc(f), y, label_smoothing=cfg.train.label_smoothing)
+        loss = loss + penalty() if penalty.active else loss
+        loss.backward()
+        return loss
+
+    for _ in range(cfg.train.epochs):
+        opt.step(closure)
+
+
+def lbfgs_config(cfg: ExperimentConfig, l2: float) -> ExperimentConfig:
+    """The config the lbfgs solver trains with (and the run records): full-batch L-BFGS with a
+    strong-Wolfe line search, a constant schedule, the chosen l2; data, model, seed as given."""
+    d = cfg.model_dump(mode="json")
+    d["optim"] = {"name": "lbfgs", "max_iter": LBFGS_ITERS, "line_search_fn": "strong_wolfe"}
+    d["schedule"] = {"name": "constant"}
+    d["train"] = {**d["train"], "epochs": LBFGS_EPOCHS, "l2": l2, "l1": 0.0}
+    return validate(d)
+
+
+def choose_l2(model: Net, feats: FeatureSplits, cfg: ExperimentConfig
+              ) -> tuple[float, dict[str, float]]:
+    """Fit the head for each l2 of the grid (from the same fresh head) and keep the one with the
+    best validation accuracy (ties: the lower validation loss). Returns (l2, {l2: val acc})."""
+    import copy
+
+    from trainlab.train.evaluate import evaluate
+
+    scale = float(feats.x_train.pow(2).mean()) or 1.0
+    scores: dict[float, tuple[float, float]] = {}
+    for rel in L2_GRID:
+        l2 = float(f"{rel * scale:.3g}")
+        fc = copy.deepcopy(model.fc)
+        fit_head_lbfgs(fc, feats.x_train, feats.y_train, lbfgs_config(cfg, l2))
+        loss, acc = evaluate(fc, feats.x_val, feats.y_val)
+        scores[l2] = (acc, -loss if loss == loss else float("-inf"))
+    best = max(scores, key=lambda k: scores[k])
+    return best, {f"{k:g}": v[0] for k, v in scores.items()}
+
+
+def resolve_solver(solver: str | None, cfg: ExperimentConfig) -> tuple[str, bool, str | None]:
+    """(solver, whether features can be cached, a note for the user) for linear mode."""
+    if solver is not None and solver not in SOLVERS:
+        raise UserError(f"--solver: must be one of {', '.join(SOLVERS)}, got {solver!r}")
+    changing = [f for f, on in (("data.augment", bool(cfg.data.augment)),
+                                ("train.tta", cfg.train.tta != "none")) if on]
+    averaging = [f for f, on in (("train.ema", cfg.train.ema is not None),
+                                 ("train.snapshots", bool(cfg.train.snapshots))) if on]
+    if solver == "lbfgs" and (changing or averaging):
+        why = (f"{changing[0]} changes the inputs, so their features cannot be cached"
+               if changing else f"{averaging[0]} averages minibatch iterates")
+        raise UserError(f"--solver: lbfgs fits the head on cached features in one "
+                        f"deterministic problem, and {why}; use --solver optim or unset it")
+    if solver is None and (changing or averaging):
+        what = ("the head trains through the frozen body with the config's optimizer"
+                if changing else "the head trains with the config's optimizer")
+        return "optim", not changing, (f"solver: {(changing or averaging)[0]} is set, so {what} "
+                                       "(--solver optim) instead of L-BFGS on cached features")
+    return solver or "lbfgs", not changing, None
+
+
 # --------------------------------------------------------------------------------- the setup
 @dataclass
 class TransferSetup:
@@ -276,8 +419,12 @@ def check_input_shape(new: tuple[int, ...], old: tuple[int, ...], kind: str) -> 
 def setup_transfer(source: str | Path, config: ExperimentConfig | dict | str | Path, *,
                    mode: str = "linear", unfreeze: int | str | None = None,
                    lr_mult: float | None = None, normalize: str = "pretrained",
-                   overrides: Sequence[str] = ()) -> TransferSetup:
-    """Load the pretrained run and the new data, check they fit, build the model to train."""
+                   overrides: Sequence[str] = (), solver: str | None = None) -> TransferSetup:
+    """Load the pretrained run and the new data, check they fit, build the model to train.
+
+    Linear mode (see the module docstring) caches the frozen body's features when it can: the
+    setup's splits then hold features and its model is a `HeadOnFeatures`; with the lbfgs solver
+    its config is `lbfgs_config` with the l2 chosen on validation."""
     if mode not in MODES:
         raise UserError(f"--mode: must be one of {', '.join(MODES)}, got {mode!r}")
     if normalize not in NORMALIZE:
@@ -286,6 +433,9 @@ def setup_transfer(source: str | Path, config: ExperimentConfig | dict | str | P
         raise UserError("--unfreeze: only with --mode finetune (linear trains the head only)")
     if mode == "linear" and lr_mult is not None:
         raise UserError("--lr-mult: only with --mode finetune (linear trains the head only)")
+    if mode != "linear" and solver is not None:
+        raise UserError("--solver: only with --mode linear (finetune trains with the config's "
+                        "optimizer)")
     if lr_mult is not None and not 0 < lr_mult <= 10:
         raise UserError(f"--lr-mult: must be in (0, 10], got {lr_mult}")
     pre = load_pretrained(source)
@@ -318,14 +468,35 @@ def setup_transfer(source: str | Path, config: ExperimentConfig | dict | str | P
     model = new_head(pre.model, splits.num_classes, cfg.train.seed)
     trainable = freeze(model, n_unfrozen, stem=whole)
     lr_map = None if mult is None else {f"{name}.": mult for name in trainable if name != "fc"}
+    head: dict[str, Any] = {}
+    if mode == "linear":
+        import time
+
+        from trainlab.train.build import pick_device
+
+        name, cached, note = resolve_solver(solver, cfg)
+        notes += [note] if note else []
+        head = {"solver": name, "cached_features": cached}
+        if cached:
+            start = time.perf_counter()
+            splits = cache_features(model, splits, pick_device(cfg.train.device))
+            head["features_seconds"] = round(time.perf_counter() - start, 3)
+            model = HeadOnFeatures(model, dropout=name != "lbfgs")
+        if name == "lbfgs":
+            start = time.perf_counter()
+            l2, sweep = choose_l2(model, splits, cfg)
+            cfg = lbfgs_config(cfg, l2)
+            head.update({"l2": l2, "l2_search": sweep,
+                         "l2_search_seconds": round(time.perf_counter() - start, 3)})
     settings = {"from": str(Path(source).resolve()), "mode": mode, "unfrozen_blocks": n_unfrozen,
-                "stem": whole, "lr_mult": mult, "normalize": normalize}
+                "stem": whole, "lr_mult": mult, "normalize": normalize,
+                "solver": head.get("solver")}
     info = {
         "mode": mode, "unfrozen_blocks": n_unfrozen, "blocks": k, "from": str(source),
         "trainable": trainable,
         "trainable_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
         "lr_mult": mult, "normalize": normalize,
-        "hint": hint(examples_per_class(splits.y_train)), "notes": notes,
+        "hint": hint(examples_per_class(splits.y_train)), "notes": notes, **head,
     }
     return TransferSetup(cfg, splits, model, lr_map, info, settings)
 
@@ -368,17 +539,18 @@ def transfer(source: str | Path, config: ExperimentConfig | dict | str | Path, *
              mode: str = "linear", unfreeze: int | str | None = None,
              lr_mult: float | None = None, normalize: str = "pretrained",
              out: str | Path | None = None, resume: bool = False, overrides: Sequence[str] = (),
-             callbacks: Sequence[Callback] = ()) -> Result:
+             callbacks: Sequence[Callback] = (), curves: bool = True,
+             solver: str | None = None) -> Result:
     """Transfer the network of the run in `source` to the data of `config` and train it (the
     Python API of `trainlab transfer`); the result carries mode, unfrozen_blocks, from, hint."""
     from trainlab.train.rundir import default_run_dir
 
     setup = setup_transfer(source, config, mode=mode, unfreeze=unfreeze, lr_mult=lr_mult,
-                           normalize=normalize, overrides=overrides)
+                           normalize=normalize, overrides=overrides, solver=solver)
     if out is None:
         out = default_run_dir(config if isinstance(config, (str, Path)) else None)
     if resume:
         check_resume(out, setup)
     return train(setup.config, out=out, resume=resume,
                  callbacks=[*callbacks, TransferRecord(setup)], splits=setup.splits,
-                 model=setup.model, lr_mult=setup.lr_mult)
+                 model=setup.model, lr_mult=setup.lr_mult, curves=curves)
