@@ -4,6 +4,11 @@ in several tensors, all in one process with the measurements interleaved, plus t
 bandwidth floor: the bytes one step must read and write, at the bandwidth of an in-place
 a.add_(b) over a tensor of the same total size, timed in the same interleaved loop.
 
+A second table times the same optimizers on a small model, the MNIST-1D CNN of
+examples/mnist1d-cnn.yaml (53K parameters in 11 tensors), where a step's fixed cost (Python,
+dispatch) rather than memory traffic sets the time: ours (default arguments, as the trainer builds
+it) against torch's fused and foreach paths and its default.
+
 Ours is measured as a user gets it: default arguments, after the warm-up in which it decides to
 compile (see trainlab/optim/compiled.py); the warm-up's eager steps and compile time are reported.
 
@@ -12,7 +17,7 @@ Clock: with one thread (the default) each step is timed in CPU time of the calli
 loaded machine wall-clock medians drifted by 20-50% between runs, thread time by a few percent.
 With more threads the clock is wall time. Ratios are given of the medians and of the minimums.
 
-    .venv/bin/python bench/optim_step.py [--json] [--threads 1] [--repeats 15]
+    .venv/bin/python bench/optim_step.py [--json] [--case large|small|both] [--only adam ...]
 """
 
 from __future__ import annotations
@@ -28,6 +33,8 @@ from typing import Any
 import torch
 
 import trainlab.optim as ours
+from trainlab.config import ModelConfig
+from trainlab.nn.models import build_model
 from trainlab.optim.compiled import COMPILE_AFTER_SECONDS
 
 # 7 tensors, 13.6M parameters: three 2048x2048 weights, a 1024x1024 one and their biases
@@ -47,8 +54,15 @@ SPECS: dict[str, tuple[type, type, dict[str, Any], dict[str, bool], int]] = {
 }
 
 
+def small_shapes() -> list[tuple[int, ...]]:
+    """The parameter shapes of examples/mnist1d-cnn.yaml's model (MNIST-1D: 1 x 40 signals, 10
+    classes; three conv stages of 32, 64, 128 channels with batch norm, then a linear layer)."""
+    cfg = ModelConfig(kind="cnn", width=32, depth=3, kernel_size=5, norm="batch")
+    return [tuple(p.shape) for p in build_model(cfg, (1, 40), 10).parameters()]
+
+
 def make_params(gen: torch.Generator, grads: list[torch.Tensor]) -> list[torch.Tensor]:
-    params = [torch.randn(s, generator=gen).to(grads[0].device).requires_grad_() for s in SHAPES]
+    params = [torch.randn(g.shape, generator=gen).to(g.device).requires_grad_() for g in grads]
     for p, g in zip(params, grads):
         p.grad = g
     return params
@@ -141,37 +155,44 @@ def bench_one(name: str, grads: list[torch.Tensor], repeats: int, floor: Floor,
     }
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--json", action="store_true", help="print one JSON object on stdout")
-    ap.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
-    ap.add_argument("--repeats", type=int, default=25, help="timed steps per variant")
-    ap.add_argument("--only", nargs="*", choices=list(SPECS), help="a subset of optimizers")
-    ap.add_argument("--device", default="cpu", help="cpu (default) or cuda")
-    ap.add_argument("--warmup-limit", type=float, default=2 * COMPILE_AFTER_SECONDS + 1,
-                    help="seconds of uncompiled steps after which ours is measured as it is")
-    args = ap.parse_args(argv)
-    torch.set_num_threads(args.threads)
-    gen = torch.Generator().manual_seed(1)
-    device = torch.device(args.device)
-    grads = [(torch.randn(s, generator=gen) * 1e-2).to(device) for s in SHAPES]
-    numel = sum(g.numel() for g in grads)
-    floor = Floor(numel, device)
-    clock_name, clock = pick_clock(args.threads, device)
-    rows = []
-    for name in args.only or list(SPECS):
-        rows.append(bench_one(name, grads, args.repeats, floor, args.warmup_limit, clock))
-        print(f"done {name}", file=sys.stderr)
-    result = {"params": numel, "tensors": len(SHAPES), "threads": args.threads,
-              "device": str(device), "clock": clock_name, "repeats": args.repeats,
-              "torch": torch.__version__, "rows": rows}
-    if args.json:
-        print(json.dumps(result))
-        return 0
+def bench_small(name: str, grads: list[torch.Tensor], repeats: int, warm_steps: int,
+                clock: Callable[[], float]) -> dict[str, Any]:
+    """One step on the small model: ours (default arguments) against torch's fused path (where it
+    has one), its foreach path and its default, interleaved, after `warm_steps` steps each."""
+    ours_cls, torch_cls, kwargs, fastest_flag, _ = SPECS[name]
+    device = grads[0].device
+    gen = torch.Generator().manual_seed(0)
+    variants = {"ours": ours_cls(make_params(gen, grads), **kwargs)}
+    if "fused" in fastest_flag and not (device.type == "cuda" and name == "adagrad"):
+        variants["torch_fused"] = torch_cls(make_params(gen, grads), **kwargs, fused=True)
+    variants["torch_foreach"] = torch_cls(make_params(gen, grads), **kwargs, foreach=True)
+    variants["torch_default"] = torch_cls(make_params(gen, grads), **kwargs)
+    for opt in variants.values():
+        for _ in range(warm_steps):
+            opt.step()
+    times: dict[str, list[float]] = {k: [] for k in variants}
+    for _ in range(repeats):
+        for key, opt in variants.items():
+            times[key].append(timed(opt.step, device, clock))
+    med = {k: statistics.median(v) for k, v in times.items()}
+    fused = med.get("torch_fused")
+    return {
+        "optimizer": name, "ours_path": variants["ours"].execution_path,
+        "ours_us": 1e6 * med["ours"], "torch_fused_us": None if fused is None else 1e6 * fused,
+        "torch_foreach_us": 1e6 * med["torch_foreach"],
+        "torch_default_us": 1e6 * med["torch_default"],
+        "ours_over_fused": None if fused is None else med["ours"] / fused,
+        "ours_over_foreach": med["ours"] / med["torch_foreach"],
+        "ours_over_default": med["ours"] / med["torch_default"],
+    }
+
+
+def print_large(result: dict[str, Any]) -> None:
+    rows = result["rows"]
     bandwidths = ", ".join(f"{r['add_bandwidth_gb_s']:.0f}" for r in rows)
-    print(f"{numel / 1e6:.1f}M parameters in {len(SHAPES)} tensors on {device}, "
-          f"{args.threads} thread(s); medians of {args.repeats} interleaved steps (ms, "
-          f"{clock_name}); "
+    print(f"{result['params'] / 1e6:.1f}M parameters in {result['tensors']} tensors on "
+          f"{result['device']}, {result['threads']} thread(s); medians of {result['repeats']} "
+          f"interleaved steps (ms, {result['clock']}); "
           f"floor = bytes moved / a.add_(b) bandwidth ({bandwidths} GB/s)")
     head = (f"{'optimizer':<10}{'ours':>8}{'fastest':>9}{'(path)':>9}{'default':>9}{'floor':>8}"
             f"{'ours/fast':>11}{'(min)':>7}{'def/ours':>10}{'ours/floor':>11}{'eager+compile':>15}")
@@ -184,6 +205,67 @@ def main(argv: list[str] | None = None) -> int:
               f"{r['ours_over_fastest']:>11.2f}{r['ours_over_fastest_min']:>7.2f}"
               f"{r['default_over_ours']:>10.2f}"
               f"{r['ours_over_floor']:>11.2f}{warm:>15}")
+
+
+def print_small(result: dict[str, Any]) -> None:
+    print(f"small model (examples/mnist1d-cnn.yaml): {result['params'] / 1e3:.0f}K parameters in "
+          f"{result['tensors']} tensors on {result['device']}, {result['threads']} thread(s); "
+          f"medians of {result['repeats']} interleaved steps (us, {result['clock']})")
+    print(f"{'optimizer':<10}{'ours':>8}{'(path)':>9}{'fused':>8}{'foreach':>9}{'default':>9}"
+          f"{'ours/fused':>12}{'ours/foreach':>14}{'ours/default':>14}")
+
+    def num(v: float | None, width: int, digits: int) -> str:
+        return f"{'-':>{width}}" if v is None else f"{v:>{width}.{digits}f}"
+
+    for r in result["rows"]:
+        print(f"{r['optimizer']:<10}{r['ours_us']:>8.0f}{r['ours_path']:>9}"
+              f"{num(r['torch_fused_us'], 8, 0)}{r['torch_foreach_us']:>9.0f}"
+              f"{r['torch_default_us']:>9.0f}{num(r['ours_over_fused'], 12, 2)}"
+              f"{r['ours_over_foreach']:>14.2f}{r['ours_over_default']:>14.2f}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    ap.add_argument("--repeats", type=int, default=25, help="timed steps per variant (large)")
+    ap.add_argument("--small-repeats", type=int, default=400,
+                    help="timed steps per variant (small model)")
+    ap.add_argument("--case", choices=["large", "small", "both"], default="both",
+                    help="the 13.6M-parameter model, the small one, or both (default)")
+    ap.add_argument("--only", nargs="*", choices=list(SPECS), help="a subset of optimizers")
+    ap.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+    ap.add_argument("--warmup-limit", type=float, default=2 * COMPILE_AFTER_SECONDS + 1,
+                    help="seconds of uncompiled steps after which ours is measured as it is")
+    args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    clock_name, clock = pick_clock(args.threads, device)
+    names = args.only or list(SPECS)
+    out: dict[str, Any] = {"torch": torch.__version__}
+    for case in ("large", "small") if args.case == "both" else (args.case,):
+        gen = torch.Generator().manual_seed(1)
+        shapes = SHAPES if case == "large" else small_shapes()
+        grads = [(torch.randn(s, generator=gen) * 1e-2).to(device) for s in shapes]
+        numel = sum(g.numel() for g in grads)
+        rows = []
+        for name in names:
+            if case == "large":
+                floor = Floor(numel, device)
+                rows.append(bench_one(name, grads, args.repeats, floor, args.warmup_limit, clock))
+            else:
+                rows.append(bench_small(name, grads, args.small_repeats, 20, clock))
+            print(f"done {case} {name}", file=sys.stderr)
+        out[case] = {"params": numel, "tensors": len(shapes), "threads": args.threads,
+                     "device": str(device), "clock": clock_name,
+                     "repeats": args.repeats if case == "large" else args.small_repeats,
+                     "rows": rows}
+    if args.json:
+        print(json.dumps(out))
+        return 0
+    for case, show in (("large", print_large), ("small", print_small)):
+        if case in out:
+            show(out[case])
     return 0
 
 

@@ -110,7 +110,8 @@ def run_all(seeds: int, lrs: list[float], threads: int, log: Any) -> dict[str, A
                        "seconds": statistics.mean(secs), "accuracies": accs,
                        "l2": results[0].extra.get("l2")}
                 rows.append(row)
-                log(f"{target:22s} {label:25s} lr {lr or 'config'}  "
+                how = f"lr {lr}" if lr else (f"l2 {row['l2']:.2g}" if row["l2"] else "config")
+                log(f"{target:22s} {label:25s} {how:10s} "
                     f"{100 * row['test_accuracy']:6.2f}% "
                     f"± {100 * row['test_accuracy_std']:.2f}  {row['seconds']:6.1f}s")
     return {"seeds": seeds, "lrs": lrs, "threads": threads, "torch": torch.__version__,

@@ -229,7 +229,7 @@ def retest_table(retest: list[dict[str, Any]]) -> Any:
 
     runs = max(len(e["seeds"]) for e in retest)
     table = Table(title=f"re-test of the best {len(retest)} configs with {runs} new seeds each "
-                  "(mean ± std [min, max])", box=box.SIMPLE_HEAD, pad_edge=False)  # fmt: skip
+                  "(mean ± std \\[min, max])", box=box.SIMPLE_HEAD, pad_edge=False)  # fmt: skip
     for col in ("rank", "trial", "val acc", "re-test val acc", "test acc", "re-test test acc",
                 "runs"):
         table.add_column(col, justify="right")

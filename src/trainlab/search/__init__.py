@@ -8,7 +8,8 @@
 - `trainlab.search.driver`: `search(config, **options)`, the driver that owns the study.
 - `trainlab.search.executors`: local worker processes, Ray tasks, in-process.
 - `trainlab.search.study`: storage, lock, resume checks, leaderboard.
-(The last three import Optuna and more: import them directly.)
+- `trainlab.search.retest`: re-training the best configs with new seeds (`--retest K`).
+(The last four import Optuna and more: import them directly.)
 """
 
 from trainlab.search.config import SearchConfig, format_validation_error, load_search_config

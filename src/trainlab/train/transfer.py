@@ -66,6 +66,9 @@ L2_GRID = (1e-6, 3e-6, 1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 1e-2, 1e-1)
 # run keeps the converged head, the very fit the l2 search scored (several shorter epochs would
 # let "best validation epoch" keep an early, unconverged iterate that ties on accuracy).
 LBFGS_EPOCHS, LBFGS_ITERS = 1, 500
+# Converged when no gradient entry exceeds this: the last digits of the loss past it change no
+# prediction (measured on mnist5k digits 5-9: the same accuracies as 1e-7, about 40% fewer steps).
+LBFGS_TOLERANCE_GRAD = 1e-5
 ENCODE_BATCH = 512
 
 
@@ -334,7 +337,8 @@ def lbfgs_config(cfg: ExperimentConfig, l2: float) -> ExperimentConfig:
     """The config the lbfgs solver trains with (and the run records): full-batch L-BFGS with a
     strong-Wolfe line search, a constant schedule, the chosen l2; data, model, seed as given."""
     d = cfg.model_dump(mode="json")
-    d["optim"] = {"name": "lbfgs", "max_iter": LBFGS_ITERS, "line_search_fn": "strong_wolfe"}
+    d["optim"] = {"name": "lbfgs", "max_iter": LBFGS_ITERS, "line_search_fn": "strong_wolfe",
+                  "tolerance_grad": LBFGS_TOLERANCE_GRAD}
     d["schedule"] = {"name": "constant"}
     d["train"] = {**d["train"], "epochs": LBFGS_EPOCHS, "l2": l2, "l1": 0.0}
     return validate(d)
@@ -448,6 +452,9 @@ def setup_transfer(source: str | Path, config: ExperimentConfig | dict | str | P
     # the network is the pretrained one: its config is what the run directory records
     cfg = validate({**cfg.model_dump(mode="json"), "model": pre.config.model.model_dump(
         mode="json")})
+    # linear mode: how the head is fitted (checked before any data is loaded)
+    name, cached, note = resolve_solver(solver, cfg) if mode == "linear" else (None, False, None)
+    notes += [note] if note else []
     k = len(pre.model.blocks)
     n_unfrozen, whole = (0, False) if mode == "linear" else parse_unfreeze(unfreeze, k)
     mult = None if mode == "linear" else (DEFAULT_LR_MULT if lr_mult is None else lr_mult)
@@ -474,8 +481,6 @@ def setup_transfer(source: str | Path, config: ExperimentConfig | dict | str | P
 
         from trainlab.train.build import pick_device
 
-        name, cached, note = resolve_solver(solver, cfg)
-        notes += [note] if note else []
         head = {"solver": name, "cached_features": cached}
         if cached:
             start = time.perf_counter()
