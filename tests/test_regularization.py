@@ -356,8 +356,8 @@ SIGNALS = ["--set", "data.name=mnist1d", "--set", "model.kind=cnn"]
 
 
 @pytest.mark.parametrize(("base", "setting", "message"), [
-    (SPIRALS, "model.dropout=1", r"^model\.dropout: .*less than 1"),
-    (SPIRALS, "model.dropout=-0.1", r"^model\.dropout: .*greater than or equal to 0"),
+    (SPIRALS, "model.dropout=1", r"^model\.dropout: must be in \[0, 1\), got 1$"),
+    (SPIRALS, "model.dropout=-0.1", r"^model\.dropout: must be in \[0, 1\), got -0.1$"),
     (DIGITS, "model.channel_dropout=1.0", r"^model\.channel_dropout: "),
     (SPIRALS, "model.drop_connect=1.5", r"^model\.drop_connect: "),
     (DIGITS, "model.stochastic_depth=0.2", r"^model\.stochastic_depth: needs model\.kind resnet"),
