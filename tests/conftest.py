@@ -21,3 +21,32 @@ def write_config(tmp_path):
         return path
 
     return write
+
+
+@pytest.fixture
+def seeded_one_thread():
+    """Seed torch's default generator (layers draw masks from it, as nn.Dropout) and use one
+    thread: tests of many tiny forward passes, where a thread pool only adds waiting."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def interrupt_at():
+    """`interrupt_at(epoch)`: a trainer callback that raises KeyboardInterrupt (Ctrl-C) at the
+    end of that epoch, after its checkpoint is written."""
+    from trainlab.train.loop import Callback
+
+    class InterruptAt(Callback):
+        def __init__(self, epoch: int) -> None:
+            self.epoch = epoch
+
+        def on_epoch_end(self, trainer, record):  # noqa: ANN001, ANN201
+            if record["epoch"] == self.epoch:
+                raise KeyboardInterrupt
+
+    return InterruptAt

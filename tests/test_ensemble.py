@@ -13,7 +13,7 @@ import trainlab
 from trainlab import schedules
 from trainlab.cli import main
 from trainlab.errors import UserError
-from trainlab.train import Callback, load_run
+from trainlab.train import load_run
 from trainlab.train.averaging import EMA, ema_update, recompute_batch_norm
 from trainlab.train.ensemble import average_proba, evaluate_members
 from trainlab.train.rundir import load_checkpoint
@@ -125,19 +125,10 @@ def test_snapshots_are_taken_at_cycle_ends_and_averaged(runs):
     assert res["snapshots"] == 2 and res["snapshot_test_accuracy"] == pytest.approx(acc)
 
 
-class StopAt(Callback):
-    def __init__(self, epoch):
-        self.epoch = epoch
-
-    def on_epoch_end(self, trainer, record):
-        if record["epoch"] == self.epoch:
-            raise KeyboardInterrupt
-
-
-def test_ema_and_snapshots_survive_interrupt_and_resume(runs, tmp_path):
+def test_ema_and_snapshots_survive_interrupt_and_resume(runs, tmp_path, interrupt_at):
     out = tmp_path / "resumed"
     with pytest.raises(KeyboardInterrupt):
-        trainlab.train(runs.cfg, out=out, callbacks=[StopAt(3)], curves=False)
+        trainlab.train(runs.cfg, out=out, callbacks=[interrupt_at(3)], curves=False)
     resumed = trainlab.train(runs.cfg, out=out, resume=True, curves=False).to_dict()
     full = runs.a.to_dict()
     for key in ("test_accuracy", "ema_test_accuracy", "snapshot_test_accuracy"):

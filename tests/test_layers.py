@@ -15,19 +15,7 @@ from trainlab.nn.layers import (
     linear_drop_probs,
 )
 
-
-@pytest.fixture(autouse=True)
-def _seeded_default_rng():
-    """The layers draw masks from torch's default generator (as nn.Dropout): seed it per test.
-
-    One thread: these tests run many tiny forward passes, where a thread pool only adds waiting.
-    """
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    with torch.random.fork_rng():
-        torch.manual_seed(0)
-        yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("seeded_one_thread")
 
 
 def _effective_linear_weight(layer: DropConnectLinear) -> torch.Tensor:

@@ -32,16 +32,7 @@ from trainlab.train.build import WeightPenalty, make_optimizer, split_decay
 from trainlab.train.loop import Trainer
 from trainlab.train.rundir import RunDir
 
-
-@pytest.fixture(autouse=True)
-def _seeded():
-    """Masks come from torch's default generator (as nn.Dropout): seed it, one thread."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    with torch.random.fork_rng():
-        torch.manual_seed(0)
-        yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("seeded_one_thread")
 
 
 def build(shape: tuple[int, ...], classes: int = 3, **kw) -> nn.Module:

@@ -12,7 +12,7 @@ import torch
 
 import trainlab
 from trainlab.cli import main
-from trainlab.train import Callback, load_run
+from trainlab.train import load_run
 
 SPIRALS = "data: {name: spirals}\nmodel: {kind: mlp, width: 32, depth: 2}\n" \
           "optim: {name: adam, lr: 1e-2}\ntrain: {epochs: 4, batch_size: 64}\n"
@@ -69,21 +69,14 @@ def test_existing_out_is_refused_and_untouched(write_config, tmp_path, capsys):
     assert [p.name for p in out.iterdir()] == ["precious.txt"]
 
 
-class StopAt(Callback):
-    def __init__(self, epoch):
-        self.epoch = epoch
-
-    def on_epoch_end(self, trainer, record):
-        if record["epoch"] == self.epoch:
-            raise KeyboardInterrupt
 
 
-def test_interrupt_then_resume_reaches_the_same_numbers(tmp_path):
+def test_interrupt_then_resume_reaches_the_same_numbers(tmp_path, interrupt_at):
     cfg = {"data": {"name": "spirals"}, "model": {"width": 16, "dropout": 0.2},
            "train": {"epochs": 5}}
     full = trainlab.train(cfg, out=tmp_path / "full")
     with pytest.raises(KeyboardInterrupt):
-        trainlab.train(cfg, out=tmp_path / "cut", callbacks=[StopAt(2)])
+        trainlab.train(cfg, out=tmp_path / "cut", callbacks=[interrupt_at(2)])
     assert json.loads((tmp_path / "cut/result.json").read_text())["stopped_reason"] == "interrupted"
     resumed = trainlab.train(cfg, out=tmp_path / "cut", resume=True)
     assert resumed.test_accuracy == full.test_accuracy
