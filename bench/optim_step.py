@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import time
@@ -35,7 +36,7 @@ import torch
 import trainlab.optim as ours
 from trainlab.config import ModelConfig
 from trainlab.nn.models import build_model
-from trainlab.optim.compiled import COMPILE_AFTER_SECONDS
+from trainlab.optim.compiled import COMPILE_AFTER_SECONDS, ENV_VAR
 
 # 7 tensors, 13.6M parameters: three 2048x2048 weights, a 1024x1024 one and their biases
 SHAPES = [(2048, 2048), (2048,), (2048, 2048), (2048,), (2048, 2048), (1024, 1024), (1024,)]
@@ -157,19 +158,32 @@ def bench_one(name: str, grads: list[torch.Tensor], repeats: int, floor: Floor,
 
 def bench_small(name: str, grads: list[torch.Tensor], repeats: int, warm_steps: int,
                 clock: Callable[[], float]) -> dict[str, Any]:
-    """One step on the small model: ours (default arguments) against torch's fused path (where it
-    has one), its foreach path and its default, interleaved, after `warm_steps` steps each."""
+    """One step on the small model: ours (default arguments: the multi-tensor path until the
+    ski-rental rule compiles, see compiled.py) and ours compiled from its first step (its warm-up
+    runs under TRAINLAB_COMPILE=1, read when a param group's step plan is made) against torch's
+    fused path (where it has one), its foreach path and its default, interleaved, after
+    `warm_steps` steps each."""
     ours_cls, torch_cls, kwargs, fastest_flag, _ = SPECS[name]
     device = grads[0].device
     gen = torch.Generator().manual_seed(0)
-    variants = {"ours": ours_cls(make_params(gen, grads), **kwargs)}
+    variants = {"ours": ours_cls(make_params(gen, grads), **kwargs),
+                "ours_compiled": ours_cls(make_params(gen, grads), **kwargs)}
     if "fused" in fastest_flag and not (device.type == "cuda" and name == "adagrad"):
         variants["torch_fused"] = torch_cls(make_params(gen, grads), **kwargs, fused=True)
     variants["torch_foreach"] = torch_cls(make_params(gen, grads), **kwargs, foreach=True)
     variants["torch_default"] = torch_cls(make_params(gen, grads), **kwargs)
-    for opt in variants.values():
-        for _ in range(warm_steps):
-            opt.step()
+    for key, opt in variants.items():
+        saved = os.environ.get(ENV_VAR)
+        if key == "ours_compiled":
+            os.environ[ENV_VAR] = "1"
+        try:
+            for _ in range(warm_steps):
+                opt.step()
+        finally:
+            if key == "ours_compiled" and saved is None:
+                del os.environ[ENV_VAR]
+            elif key == "ours_compiled":
+                os.environ[ENV_VAR] = saved
     times: dict[str, list[float]] = {k: [] for k in variants}
     for _ in range(repeats):
         for key, opt in variants.items():
@@ -179,6 +193,9 @@ def bench_small(name: str, grads: list[torch.Tensor], repeats: int, warm_steps: 
     return {
         "optimizer": name, "ours_path": variants["ours"].execution_path,
         "ours_us": 1e6 * med["ours"], "torch_fused_us": None if fused is None else 1e6 * fused,
+        "ours_compiled_path": variants["ours_compiled"].execution_path,
+        "ours_compiled_us": 1e6 * med["ours_compiled"],
+        "ours_compiled_over_fused": None if fused is None else med["ours_compiled"] / fused,
         "torch_foreach_us": 1e6 * med["torch_foreach"],
         "torch_default_us": 1e6 * med["torch_default"],
         "ours_over_fused": None if fused is None else med["ours"] / fused,
@@ -212,7 +229,8 @@ def print_small(result: dict[str, Any]) -> None:
           f"{result['tensors']} tensors on {result['device']}, {result['threads']} thread(s); "
           f"medians of {result['repeats']} interleaved steps (us, {result['clock']})")
     print(f"{'optimizer':<10}{'ours':>8}{'(path)':>9}{'fused':>8}{'foreach':>9}{'default':>9}"
-          f"{'ours/fused':>12}{'ours/foreach':>14}{'ours/default':>14}")
+          f"{'ours/fused':>12}{'ours/foreach':>14}{'ours/default':>14}"
+          f"{'compiled':>10}{'(path)':>10}{'compiled/fused':>16}")
 
     def num(v: float | None, width: int, digits: int) -> str:
         return f"{'-':>{width}}" if v is None else f"{v:>{width}.{digits}f}"
@@ -221,7 +239,9 @@ def print_small(result: dict[str, Any]) -> None:
         print(f"{r['optimizer']:<10}{r['ours_us']:>8.0f}{r['ours_path']:>9}"
               f"{num(r['torch_fused_us'], 8, 0)}{r['torch_foreach_us']:>9.0f}"
               f"{r['torch_default_us']:>9.0f}{num(r['ours_over_fused'], 12, 2)}"
-              f"{r['ours_over_foreach']:>14.2f}{r['ours_over_default']:>14.2f}")
+              f"{r['ours_over_foreach']:>14.2f}{r['ours_over_default']:>14.2f}"
+              f"{r['ours_compiled_us']:>10.0f}{r['ours_compiled_path']:>10}"
+              f"{num(r['ours_compiled_over_fused'], 16, 2)}")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -262,3 +262,25 @@ def test_ensemble_refuses_a_given_model(tmp_path):
     with pytest.raises(UserError, match="train.ensemble"):
         trainlab.train({"data": {"name": "spirals"}, "train": {"ensemble": 2, "epochs": 1}},
                        out=tmp_path / "x", model=nn.Linear(2, 3))
+
+
+def test_each_member_sees_the_data_normalized_as_it_was_trained(runs, tmp_path, capsys):
+    # a2 = a with its input statistics shifted by delta and the first layer's bias compensating:
+    # the same function of the raw inputs, so only the saved normalizer tells them apart (as for
+    # a transfer run that keeps its pretrained network's statistics)
+
+    a, a2 = runs.root / "a", tmp_path / "a2"
+    shutil.copytree(a, a2)
+    ckpt = torch.load(a2 / "best.pt", weights_only=True)
+    mean, std = ckpt["normalizer"]["mean"], ckpt["normalizer"]["std"]
+    delta = torch.full_like(mean, 0.7)
+    first = next(k for k, v in ckpt["model"].items() if k.endswith("weight") and v.ndim == 2)
+    weight = ckpt["model"][first]
+    ckpt["model"][first.replace("weight", "bias")] += weight @ (delta / std).reshape(-1)
+    ckpt["normalizer"]["mean"] = mean + delta
+    torch.save(ckpt, a2 / "best.pt")
+    rc, out, _ = run_json(capsys, ["ensemble", str(a), str(a2), "--json"])
+    assert rc == 0
+    accs = [m["test_accuracy"] for m in out["members"]]
+    assert accs == pytest.approx([runs.a.test_accuracy] * 2)
+    assert out["test_accuracy"] == pytest.approx(runs.a.test_accuracy)

@@ -261,6 +261,46 @@ def test_params_without_grad_or_skipping_steps() -> None:
         assert rel_err(o.detach(), r) <= 1e-5
 
 
+def test_cached_step_plan_follows_every_change() -> None:
+    """After its first step a param group runs on a cached plan (its parameters, the state's
+    buffers, a step count kept in Python). Each change it assumed away sends the step back to
+    the full path, so ours stays equal to torch step by step: a parameter losing and regaining
+    its gradient, a state_dict round trip, weight decay switched on, a new param group, the
+    state cleared, the learning rate changed by a scheduler. `step` stays a 0-d float32 tensor."""
+    runs = []
+    for module in (torch.optim, to):
+        params = make_params()
+        extra = torch.randn(3, generator=torch.Generator().manual_seed(2)).requires_grad_()
+        opt = module.Adam(groups(params, 0.01), lr=0.01, foreach=False)
+        sched = torch.optim.lr_scheduler.ExponentialLR(opt, gamma=0.95)
+        gen = torch.Generator().manual_seed(11)
+        trace = []
+        for i in range(16):
+            set_grads(params, gen)
+            extra.grad = torch.randn(3, generator=gen)
+            if i in (3, 4):
+                params[1].grad = None
+            if i == 6:
+                opt.load_state_dict(opt.state_dict())
+            if i == 8:
+                opt.param_groups[0]["weight_decay"] = 0.1
+            if i == 10:
+                opt.add_param_group({"params": [extra]})
+            if i == 13:
+                opt.state.clear()
+            opt.step()
+            sched.step()
+            trace.append([p.detach().clone() for p in [*params, extra]])
+        runs.append((trace, opt, params))
+    (ref_trace, ref, ref_params), (our_trace, ours, our_params) = runs
+    for step, (r_all, o_all) in enumerate(zip(ref_trace, our_trace)):
+        for r, o in zip(r_all, o_all):
+            assert rel_err(o, r) <= 1e-5, step
+    assert_same_state(ref, ours)
+    assert all(ours.state[p]["step"].dtype == torch.float32 and ours.state[p]["step"].dim() == 0
+               for p in our_params)
+
+
 def test_complex_params_match_torch() -> None:
     gen = torch.Generator().manual_seed(8)
     start = torch.randn(6, dtype=torch.complex64, generator=gen)
@@ -278,7 +318,10 @@ def test_complex_params_match_torch() -> None:
 
 def test_compiled_path_matches_torch_without_recompiling(monkeypatch: pytest.MonkeyPatch) -> None:
     """TRAINLAB_COMPILE=1: one fused pass per tensor. The learning rate changes every step (a
-    scheduler) and the result still equals torch's; lr is a tensor input, not a constant."""
+    scheduler) and the result still equals torch's; lr is a tensor input, not a constant. After
+    the first step the compiled graphs are called directly (no dynamo guards); a gradient with a
+    new layout (transposed) trips inductor's size/stride asserts before anything runs, and that
+    step goes back through dynamo (which recompiles it) and still equals torch's."""
     monkeypatch.setenv(compiled.ENV_VAR, "1")
     monkeypatch.setattr(compiled, "SMALL_NUMEL", 0)  # compile even these small tensors
     if not compiled.available():
@@ -293,20 +336,26 @@ def test_compiled_path_matches_torch_without_recompiling(monkeypatch: pytest.Mon
         opt = module.AdamW(groups(params, 0.01), **kwargs)
         sched = torch.optim.lr_scheduler.ExponentialLR(opt, gamma=0.9)
         gen = torch.Generator().manual_seed(9)
-        for _ in range(12):
+        for i in range(13):
             set_grads(params, gen)
+            if i == 12:
+                params[0].grad = params[0].grad.t().contiguous().t()  # same values, new strides
             opt.step()
             sched.step()
+            if i == 10 and module is to:
+                direct = [g.direct is not None for memo in opt._memo.values()
+                          for plan in memo.values() for g, _ in plan.chunks]
         runs.append((params, opt))
     (ref_params, ref), (our_params, ours) = runs
     if not compiled.available():
         pytest.skip("torch.compile does not work here (no C++ compiler?)")
     assert ours.execution_path == "compiled"
+    assert direct == [True, True]
     assert len(ours._memo[0]) == len(ours._memo[1]) == 1
     for r, o in zip(ref_params, our_params):
         assert rel_err(o.detach(), r.detach()) <= 1e-5
     assert_same_state(ref, ours)
-    assert counters["stats"]["unique_graphs"] - graphs_before == 2  # one per param group
+    assert counters["stats"]["unique_graphs"] - graphs_before == 3  # one per group, 1 recompile
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
@@ -327,9 +376,10 @@ def test_cuda_matches_torch(monkeypatch: pytest.MonkeyPatch, mode: str) -> None:
 
 
 def test_compiled_plan_takes_few_small_tensors_along() -> None:
-    """Large tensors go in chunks of at most CHUNK; a group's small tensors (biases) get a chunk
-    of their own when there are at most SMALL_IN_GRAPH of them (a multi-tensor op on the CPU is a
-    loop of per-tensor ops), else they stay on the multi-tensor path; the ski-rental rule prices
+    """Large tensors go in chunks of at most CHUNK; a group's small tensors (biases) join them
+    when all fit in one chunk, else get a chunk of their own when there are at most SMALL_IN_GRAPH
+    of them (a multi-tensor op on the CPU is a loop of per-tensor ops), else they stay on the
+    multi-tensor path; the ski-rental rule prices
     in every tensor it will compile. Planning builds no graph: this test compiles nothing."""
     def plan(n_large: int, n_small: int) -> tuple[list[list[int]], list[int], list]:
         params = ([torch.zeros(compiled.SMALL_NUMEL + i) for i in range(n_large)]
@@ -340,7 +390,9 @@ def test_compiled_plan_takes_few_small_tensors_along() -> None:
         return [sorted(idx) for _, idx in chunks], small, params
 
     chunks, small, _ = plan(3, 2)
-    assert chunks == [[0, 1, 2], [3, 4]] and small == []
+    assert chunks == [[0, 1, 2, 3, 4]] and small == []  # all fit in one chunk: one call
+    chunks, small, _ = plan(compiled.CHUNK - 1, 2)
+    assert [len(c) for c in chunks] == [compiled.CHUNK - 1, 2] and small == []
     many = compiled.SMALL_IN_GRAPH + 1
     chunks, small, params = plan(compiled.CHUNK + 1, many)
     assert [len(c) for c in chunks] == [compiled.CHUNK, 1]
@@ -368,9 +420,9 @@ def test_compile_policy(monkeypatch: pytest.MonkeyPatch) -> None:
     opt = to.Adam(params, fused=True)
     opt.step()
     assert opt.execution_path == "foreach"
-    monkeypatch.setenv(compiled.ENV_VAR, "sometimes")
+    monkeypatch.setenv(compiled.ENV_VAR, "sometimes")  # read when a group's step plan is made
     with pytest.raises(UserError, match="TRAINLAB_COMPILE"):
-        opt.step()
+        to.Adam(params).step()
 
 
 # ---- diagnostics ---------------------------------------------------------------------------------

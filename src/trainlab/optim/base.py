@@ -8,7 +8,9 @@ hooks, plus what every optimizer of the lecture shares, written once here:
   multi-tensor path (the same function on TensorLists, one torch._foreach_* call per operation)
   and the compiled path (the same function compiled into one fused pass per tensor; see
   compiled.py for when);
-- diagnostics() computed from the state on demand, so the step pays nothing for them.
+- diagnostics() computed from the state on demand, so the step pays nothing for them;
+- a per-group plan cached between steps (_Plan), so that a step's own Python work is a few list
+  comprehensions and one call per compiled chunk (see _step_group).
 
 A subclass supplies: _check_group (argument checks), _buffers (state names), _hyper (the scalars
 of one step, as Python floats and bools), _update (the equations) and _inspect (what to watch).
@@ -63,6 +65,44 @@ def _real(t: torch.Tensor) -> torch.Tensor:
     return torch.view_as_real(t) if t.is_complex() else t
 
 
+class _Plan:
+    """What a param group's step needs, kept between steps: the parameters that have gradients
+    (`params`; `idle`: those that have none), their state's buffer names and the phase (the step
+    number) they all share. Built by a full step; a later step uses it while the group still has
+    the same parameters in the same order, exactly these have gradients, the buffer names are the
+    same and every state still holds its buffers. add_param_group and load_state_dict drop it.
+    TRAINLAB_COMPILE is read when the plan is made (reading the environment costs microseconds).
+    The step number is then kept here, in Python (no .item() per parameter per step), and the
+    state's `step` tensors become 0-d views of one small tensor, `counter`, advanced by one add_
+    (a multi-tensor add over 0-d CPU tensors costs ~2 us per tensor; torch.optim accepts such
+    views, also through a state_dict)."""
+
+    __slots__ = ("ids", "params", "idle", "names", "phase", "counter", "how")
+
+    def __init__(self, group: dict[str, Any], params: list[torch.Tensor],
+                 names: tuple[str, ...], phase: Hashable) -> None:
+        self.ids = tuple(map(id, group["params"]))
+        self.params = params
+        self.idle = [p for p in group["params"] if p.grad is None]
+        self.names = names
+        self.phase = phase
+        self.counter: torch.Tensor | None = None
+        self.how = compiled.mode()  # TRAINLAB_COMPILE, read when the plan is made
+
+    def share_steps(self, states: list[dict]) -> None:
+        """Make the states' `step` tensors views of one tensor (when all are 0-d CPU tensors of
+        one dtype holding one value), so that a step advances them all with one add_."""
+        steps = [s.get("step") for s in states]
+        if not steps or not all(isinstance(t, torch.Tensor) and t.dim() == 0
+                                and t.device.type == "cpu" and t.dtype == steps[0].dtype
+                                for t in steps):
+            return
+        counter = torch.stack(steps)  # type: ignore[arg-type]
+        for i, s in enumerate(states):
+            s["step"] = counter[i]
+        self.counter = counter
+
+
 class TrainlabOptimizer(torch.optim.Optimizer):
     """Shared machinery of SGD, Adagrad, RMSprop, Adam and AdamW (see the module docstring)."""
 
@@ -84,18 +124,25 @@ class TrainlabOptimizer(torch.optim.Optimizer):
         d.setdefault("_eager_seconds", {})  # per group: seconds spent in uncompiled updates
         d.setdefault("_memo", {})  # per group: its compiled update
         d.setdefault("_last", {})  # per group: its hyperparameters at the last step
+        d.setdefault("_plans", {})  # per group: its _Plan
         #: the path the last step took: "for-loop", "foreach" or "compiled" (for benchmarks, tests)
         d.setdefault("execution_path", None)
 
     def __setstate__(self, state: dict[str, Any]) -> None:
+        """Also the end of load_state_dict: new state tensors, so every cached plan goes."""
         super().__setstate__(state)
         self._runtime()
+        self._plans.clear()
+        self._memo.clear()
 
     # ---- param groups --------------------------------------------------------------------------
     def add_param_group(self, param_group: dict[str, Any]) -> None:
         explicit = set(param_group) - {"params"} if isinstance(param_group, dict) else set()
         index = len(self.param_groups)
         super().add_param_group(param_group)
+        if "_plans" in self.__dict__:
+            self._plans.pop(index, None)
+            self._memo.pop(index, None)
 
         def field(key: str) -> str:
             return f"optim.param_groups[{index}].{key}" if key in explicit else f"optim.{key}"
@@ -142,6 +189,15 @@ class TrainlabOptimizer(torch.optim.Optimizer):
         torch._foreach_add_(steps, 1.0)
         return [s.item() for s in steps]
 
+    def _advance(self, plan: _Plan, states: list[dict]) -> Hashable:
+        """The next step's phase on the cached plan, advancing the state's `step` tensors as
+        _prepare would (one add_ on the plan's counter)."""
+        if plan.counter is not None:
+            plan.counter.add_(1.0)
+        else:
+            torch._foreach_add_([s["step"] for s in states], 1.0)
+        return plan.phase + 1.0  # type: ignore[operator]
+
     def _diag_phase(self, state: dict) -> Hashable:
         """The phase a parameter's last step ran in (for diagnostics)."""
         return state["step"].item()
@@ -185,6 +241,31 @@ class TrainlabOptimizer(torch.optim.Optimizer):
         return loss
 
     def _step_group(self, index: int, group: dict[str, Any]) -> None:
+        plan = self._plans.get(index)
+        if plan is not None:
+            params = plan.params
+            grads = [p.grad for p in params]
+            if (not any(g is None for g in grads) and tuple(map(id, group["params"])) == plan.ids
+                    and (not plan.idle or all(p.grad is None for p in plan.idle))
+                    and self._buffers(group) == plan.names):
+                state = self.state
+                states = [state[p] for p in params] if plan.names else []
+                try:
+                    buffers = {n: [s[n] for s in states] for n in plan.names}
+                except KeyError:  # state cleared or replaced: the full step rebuilds it
+                    pass
+                else:
+                    phase = plan.phase = self._advance(plan, states)
+                    self._last[index] = dict(group)
+                    self._run(index, group, params, grads, buffers, self._hyper(group, phase),
+                              whole=True, how=plan.how)
+                    return
+            del self._plans[index]
+        self._full_step(index, group)
+
+    def _full_step(self, index: int, group: dict[str, Any]) -> None:
+        """A step that checks everything: gradients present, sparse or complex, state created,
+        parameters grouped by phase; it leaves a plan for the next steps when it can."""
         params = [p for p in group["params"] if p.grad is not None]
         if not params:
             return
@@ -196,9 +277,10 @@ class TrainlabOptimizer(torch.optim.Optimizer):
                   else [{} for _ in params])
         phases = self._prepare(group, params, states)
         names = self._buffers(group)
-        self._last[index] = {k: float(v) if isinstance(v, torch.Tensor) else v
-                             for k, v in group.items() if k not in ("params", "param_names")}
+        self._last[index] = dict(group)
+        cached = True
         if any(p.is_complex() for p in params):
+            cached = False
             params, grads = [_real(p) for p in params], [_real(g) for g in grads]
             states = [{n: _real(s[n]) for n in names} for s in states]
         first = phases[0]
@@ -209,18 +291,23 @@ class TrainlabOptimizer(torch.optim.Optimizer):
             for i, ph in enumerate(phases):
                 by_phase.setdefault(ph, []).append(i)
             parts = list(by_phase.items())
+            cached = False
+        if cached:
+            self._plans[index] = plan = _Plan(group, params, names, first)
+            if names:
+                plan.share_steps(states)
         for phase, idx in parts:
             h = self._hyper(group, phase)
             self._run(index, group, [params[i] for i in idx], [grads[i] for i in idx],
                       {n: [states[i][n] for i in idx] for n in names}, h, whole=len(parts) == 1)
 
     def _path(self, index: int, group: dict[str, Any], params: list[torch.Tensor],
-              h: dict[str, Any], whole: bool) -> str:
+              h: dict[str, Any], whole: bool, how: str | None = None) -> str:
         if group.get("foreach") is False:
             return "for-loop"
         if group.get("foreach") or not whole or not self._compilable(h):
             return "foreach"
-        how = compiled.mode()
+        how = how or compiled.mode()
         if how == "off" or not compiled.available():
             return "foreach"
         if how == "always" or group.get("fused"):
@@ -231,8 +318,8 @@ class TrainlabOptimizer(torch.optim.Optimizer):
 
     def _run(self, index: int, group: dict[str, Any], params: list[torch.Tensor],
              grads: list[torch.Tensor], buffers: dict[str, list[torch.Tensor]],
-             h: dict[str, Any], whole: bool) -> None:
-        path = self._path(index, group, params, h, whole)
+             h: dict[str, Any], whole: bool, how: str | None = None) -> None:
+        path = self._path(index, group, params, h, whole, how)
         if path == "compiled":
             left = compiled.run(self._update, params, grads, buffers, h,
                                 self._memo.setdefault(index, {}))
@@ -272,6 +359,9 @@ class TrainlabOptimizer(torch.optim.Optimizer):
             last = self._last.get(gi)
             names = group.get("param_names")
             watch = Watch()
+            if last is not None and any(isinstance(v, torch.Tensor) for v in last.values()):
+                last = {k: float(v) if isinstance(v, torch.Tensor) else v
+                        for k, v in last.items() if k not in ("params", "param_names")}
             for pi, p in enumerate(group["params"]):
                 s = self.state.get(p, {})
                 if last is None or (not s and self._keeps_state(last)):

@@ -65,6 +65,10 @@ class SGD(TrainlabOptimizer):
             fresh.append(new)
         return fresh
 
+    def _advance(self, plan: Any, states: list[dict]) -> Hashable:
+        """On the cached plan the velocity exists already: no first step, no step count."""
+        return False
+
     def _diag_phase(self, state: dict) -> Hashable:
         return False
 

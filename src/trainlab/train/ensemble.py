@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
+from trainlab.data.dataset import Normalizer
 from trainlab.errors import UserError
 from trainlab.train.evaluate import EVAL_BATCH, accuracy_of_proba, predict_proba
 
@@ -59,6 +60,7 @@ class Member:
     input_shape: tuple[int, ...]
     num_classes: int
     result: dict[str, Any]
+    normalizer: Normalizer  # the input statistics saved with the weights
 
 
 def expand_run_dirs(paths: Sequence[str | Path]) -> list[Path]:
@@ -92,7 +94,7 @@ def load_member(path: str | Path, checkpoint: str = "best.pt",
     ckpt = run.checkpoint(checkpoint)
     result = run.result.to_dict() if run.result is not None else {}
     return Member(p, model, run.config, tuple(ckpt["input_shape"]), int(ckpt["num_classes"]),
-                  result)
+                  result, Normalizer.from_state(ckpt["normalizer"]))
 
 
 def data_key(cfg: ExperimentConfig) -> dict[str, Any]:
@@ -118,20 +120,40 @@ def check_compatible(members: Sequence[Member]) -> None:
                             f"{list(first.input_shape)} with {first.num_classes}")
 
 
-def evaluate_members(models: Sequence[nn.Module], x: torch.Tensor, y: torch.Tensor
-                     ) -> tuple[list[float], float]:
+def evaluate_members(models: Sequence[nn.Module], x: torch.Tensor | Sequence[torch.Tensor],
+                     y: torch.Tensor) -> tuple[list[float], float]:
     """(each member's accuracy, the ensemble's accuracy) on one split; every model predicts it
-    once and the ensemble reuses those probabilities."""
-    probs = [predict_proba(m, x) for m in models]
+    once and the ensemble reuses those probabilities. `x` is one tensor for all members, or one
+    per member (the same examples, each normalized as that member was trained)."""
+    xs = [x] * len(models) if isinstance(x, torch.Tensor) else list(x)
+    probs = [predict_proba(m, xi) for m, xi in zip(models, xs)]
     singles = [accuracy_of_proba(p, y) for p in probs]
     mean = torch.stack([p.double() for p in probs]).mean(0)
     return singles, accuracy_of_proba(mean, y)
 
 
+def member_splits(members: Sequence[Member], splits: Splits) -> list[Splits]:
+    """The data as each member sees it: renormalized with the statistics saved with its weights
+    where they differ from the data's own (a transfer run keeps its pretrained network's)."""
+    seen: dict[bytes, Splits] = {}
+    out = []
+    for m in members:
+        key = m.normalizer.mean.numpy().tobytes() + m.normalizer.std.numpy().tobytes()
+        if key not in seen:
+            same = torch.equal(m.normalizer.mean, splits.normalizer.mean.cpu()) and \
+                torch.equal(m.normalizer.std, splits.normalizer.std.cpu())
+            dev = splits.x_test.device
+            seen[key] = splits if same else splits.renormalized(
+                Normalizer(m.normalizer.mean.to(dev), m.normalizer.std.to(dev)))
+        out.append(seen[key])
+    return out
+
+
 def evaluate_runs(run_dirs: Sequence[str | Path], checkpoint: str = "best.pt",
                   splits: Splits | None = None) -> dict[str, Any]:
     """Test accuracy of each run and of the average of their probabilities (`trainlab
-    ensemble`). The data set is prepared once, from the first member's config."""
+    ensemble`). The data set is prepared once, from the first member's config, and each member
+    gets it normalized with its own saved statistics."""
     from trainlab.data import prepare
 
     paths = expand_run_dirs(run_dirs)
@@ -146,7 +168,8 @@ def evaluate_runs(run_dirs: Sequence[str | Path], checkpoint: str = "best.pt",
         raise UserError(f"ensemble: the data gives inputs {list(splits.input_shape)}, the "
                         f"members take {list(members[0].input_shape)}")
     models = [m.model for m in members]
-    test_singles, test_acc = evaluate_members(models, splits.x_test, splits.y_test)
+    views = member_splits(members, splits)
+    test_singles, test_acc = evaluate_members(models, [v.x_test for v in views], splits.y_test)
     out: dict[str, Any] = {
         "members": [{"run_dir": str(m.run_dir), "test_accuracy": a,
                      "val_accuracy": m.result.get("val_accuracy")}
@@ -157,13 +180,12 @@ def evaluate_runs(run_dirs: Sequence[str | Path], checkpoint: str = "best.pt",
         "checkpoint": checkpoint,
     }
     if len(splits.y_val):
-        val_singles, val_acc = evaluate_members(models, splits.x_val, splits.y_val)
+        val_singles, val_acc = evaluate_members(models, [v.x_val for v in views], splits.y_val)
         out["val_accuracy"] = val_acc
     out["mean_member_test_accuracy"] = sum(test_singles) / len(test_singles)
     return out
 
 
-# ------------------------------------------------------------------------------- train.ensemble
 def member_configs(cfg: ExperimentConfig) -> list[ExperimentConfig]:
     """The N members' configs: seed + i, then the i-th entry of train.members (dotted overrides).
     Every config is validated before anything trains."""
