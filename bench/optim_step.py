@@ -7,7 +7,8 @@ a.add_(b) over a tensor of the same total size, timed in the same interleaved lo
 A second table times the same optimizers on a small model, the MNIST-1D CNN of
 examples/mnist1d-cnn.yaml (53K parameters in 11 tensors), where a step's fixed cost (Python,
 dispatch) rather than memory traffic sets the time: ours (default arguments, as the trainer builds
-it) against torch's fused and foreach paths and its default.
+it: a short run stays on the multi-tensor path) and ours compiled, against torch's fused and
+foreach paths and its default.
 
 Ours is measured as a user gets it: default arguments, after the warm-up in which it decides to
 compile (see trainlab/optim/compiled.py); the warm-up's eager steps and compile time are reported.

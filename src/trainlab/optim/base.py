@@ -91,7 +91,7 @@ class _Plan:
 
     def share_steps(self, states: list[dict]) -> None:
         """Make the states' `step` tensors views of one tensor (when all are 0-d CPU tensors of
-        one dtype holding one value), so that a step advances them all with one add_."""
+        one dtype), so that a step advances them all with one add_."""
         steps = [s.get("step") for s in states]
         if not steps or not all(isinstance(t, torch.Tensor) and t.dim() == 0
                                 and t.device.type == "cpu" and t.dtype == steps[0].dtype
@@ -125,6 +125,7 @@ class TrainlabOptimizer(torch.optim.Optimizer):
         d.setdefault("_memo", {})  # per group: its compiled update
         d.setdefault("_last", {})  # per group: its hyperparameters at the last step
         d.setdefault("_plans", {})  # per group: its _Plan
+        d.setdefault("_compiling", set())  # groups the ski-rental rule has switched to compiling
         #: the path the last step took: "for-loop", "foreach" or "compiled" (for benchmarks, tests)
         d.setdefault("execution_path", None)
 
@@ -134,6 +135,7 @@ class TrainlabOptimizer(torch.optim.Optimizer):
         self._runtime()
         self._plans.clear()
         self._memo.clear()
+        self._compiling.clear()
 
     # ---- param groups --------------------------------------------------------------------------
     def add_param_group(self, param_group: dict[str, Any]) -> None:
@@ -229,15 +231,21 @@ class TrainlabOptimizer(torch.optim.Optimizer):
                 "weight_decay": wd, "l2": wd != 0}
 
     # ---- the step ------------------------------------------------------------------------------
-    @torch.no_grad()
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
-        """Perform one optimization step (the closure, if given, re-evaluates the loss first)."""
+        """Perform one optimization step (the closure, if given, re-evaluates the loss first).
+        The update runs without autograd (grad mode switched directly: the torch.no_grad()
+        decorator costs a context-manager object per call)."""
         loss = None
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
-        for index, group in enumerate(self.param_groups):
-            self._step_group(index, group)
+        grad_was = torch.is_grad_enabled()
+        torch._C._set_grad_enabled(False)
+        try:
+            for index, group in enumerate(self.param_groups):
+                self._step_group(index, group)
+        finally:
+            torch._C._set_grad_enabled(grad_was)
         return loss
 
     def _step_group(self, index: int, group: dict[str, Any]) -> None:
@@ -310,9 +318,10 @@ class TrainlabOptimizer(torch.optim.Optimizer):
         how = how or compiled.mode()
         if how == "off" or not compiled.available():
             return "foreach"
-        if how == "always" or group.get("fused"):
+        if how == "always" or group.get("fused") or index in self._compiling:
             return "compiled"
         if compiled.worth_compiling(params, self._eager_seconds.get(index, 0.0)):
+            self._compiling.add(index)  # for good: the bill is paid
             return "compiled"
         return "foreach"
 

@@ -259,8 +259,13 @@ def run(update: Callable, params: list[torch.Tensor], grads: list[torch.Tensor],
     every tensor's metadata."""
     if _broken is not None:
         return list(range(len(params)))
-    flags = tuple(sorted((k, v) for k, v in h.items() if not isinstance(v, float)))
-    names = tuple(k for k, v in h.items() if isinstance(v, float))
+    floats, others = [], []  # one pass over h (_hyper builds it in a fixed order)
+    for k, v in h.items():
+        if v.__class__ is float:
+            floats.append(k)
+        else:
+            others.append((k, v))
+    flags, names = tuple(others), tuple(floats)
     quick = (update, flags, names, tuple(map(id, params)))
     plan: _GroupPlan | None = memo.get(quick)
     if plan is not None and plan.cpu and [p.data_ptr() for p in params] != plan.ptrs:
