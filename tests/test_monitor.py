@@ -428,3 +428,22 @@ def test_low_accuracy_with_a_rising_loss_is_a_high_lr_not_underfitting():
     ]
     found = codes(advise(records, [2.3] * 80, num_classes=10))
     assert "lr_too_high" in found and "underfitting" not in found
+
+
+def test_guard_state_round_trip_checks_a_resumed_run_like_an_uninterrupted_one():
+    losses = [2.3, 2.0, 1.2, 0.5, 0.1, 0.05, 0.2, 0.3, 0.4, 0.45]
+    whole = DivergenceGuard(factor=3.0)
+    cut = DivergenceGuard(factor=3.0)
+    for v in losses[:5]:
+        whole.update(v)
+        cut.update(v)
+    resumed = DivergenceGuard(factor=3.0)
+    resumed.load_state_dict(cut.state_dict())
+    for v in losses[5:]:
+        assert resumed.update(v) == whole.update(v)
+    assert resumed.state_dict() == whole.state_dict()
+    assert resumed.initial_loss == 2.3, "the reference is the first loss, not the resumed one"
+    # a checkpoint from before the full state keeps its initial loss as the reference
+    old = DivergenceGuard(factor=3.0)
+    old.load_state_dict({"initial_loss": 2.3})
+    assert not old.update(0.05) and old.initial_loss == 2.3

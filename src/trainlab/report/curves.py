@@ -66,9 +66,10 @@ def plot_curves(metrics: list[dict[str, Any]], step_losses: list[float], path: P
     if advice:
         text = "\n".join(f"[{a['code']}] {a['message']}" for a in advice)
         fig.text(0.01, 0.01, text, fontsize=8, va="bottom", color="darkred", wrap=True)
-        fig.subplots_adjust(bottom=0.18 + 0.04 * len(advice))
     if title:
         fig.suptitle(title)
-    fig.tight_layout(rect=(0, 0.04 * (len(advice) + 1) if advice else 0, 1, 1))
+    # fixed margins: matplotlib's tight_layout took as long as savefig (~0.35 s a run)
+    fig.subplots_adjust(left=0.045, right=0.945, wspace=0.32, top=0.85 if title else 0.92,
+                        bottom=0.13 + 0.04 * len(advice))
     fig.savefig(path, dpi=110)
     plt.close(fig)

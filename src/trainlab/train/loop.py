@@ -153,7 +153,7 @@ class Trainer:
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "state": dict(self.state.__dict__),
-            "guard": {"initial_loss": self.guard.initial_loss},
+            "guard": self.guard.state_dict(),
             "callbacks": [cb.state_dict() for cb in self.callbacks],
             "callback_names": [type(cb).__name__ for cb in self.callbacks],
             "normalizer": self.data.normalizer.state_dict(),
@@ -166,7 +166,7 @@ class Trainer:
         self.optimizer.load_state_dict(ckpt["optimizer"])
         self.scheduler.load_state_dict(ckpt["scheduler"])
         self.state = TrainState(**ckpt["state"])
-        self.guard.initial_loss = ckpt["guard"]["initial_loss"]
+        self.guard.load_state_dict(ckpt["guard"])
         states = list(zip(ckpt.get("callback_names", []), ckpt.get("callbacks", [])))
         if len(states) != len(ckpt.get("callbacks", [])):  # an older checkpoint: by position
             states = [(type(cb).__name__, st) for cb, st in zip(self.callbacks,

@@ -185,6 +185,24 @@ class DivergenceGuard:
     def diverged(self) -> bool:
         return self.diverged_at is not None
 
+    def state_dict(self) -> dict[str, float | int | None]:
+        """Everything `update` carries from step to step, so a resumed run checks the same way."""
+        return {"initial_loss": self.initial_loss, "diverged_at": self.diverged_at,
+                "steps": self.steps, "initial_sum": self._initial_sum,
+                "initial_count": self._initial_count, "avg": self._avg,
+                "avg_count": self._avg_count}
+
+    def load_state_dict(self, state: dict[str, float | int | None]) -> None:
+        self.initial_loss = state["initial_loss"]
+        self.diverged_at = state.get("diverged_at")
+        self.steps = int(state.get("steps", 0))
+        # a checkpoint with only initial_loss: keep it as the reference, not the next loss
+        done = max(1, self.warmup_steps) if self.initial_loss is not None else 0
+        self._initial_count = int(state.get("initial_count", done))
+        self._initial_sum = float(state.get("initial_sum", (self.initial_loss or 0.0) * done))
+        self._avg = float(state.get("avg", 0.0))
+        self._avg_count = int(state.get("avg_count", 0))
+
     def update(self, loss: float) -> bool:
         """Record one step's training loss; True when the run has diverged."""
         self.steps += 1
