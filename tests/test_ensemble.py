@@ -184,6 +184,11 @@ def test_train_ensemble_members_and_resume(write_config, tmp_path, capsys):
     # the same number from `trainlab ensemble` over the members (or the ensemble run itself)
     rc, ens, _ = run_json(capsys, ["ensemble", str(top), "--json"])
     assert rc == 0 and ens["test_accuracy"] == pytest.approx(res["ensemble_test_accuracy"])
+    # and from `trainlab eval` of the ensemble run
+    rc, ev, _ = run_json(capsys, ["eval", str(top), "--json"])
+    assert rc == 0 and ev["members"] == 2
+    assert ev["accuracy"] == pytest.approx(res["ensemble_test_accuracy"]) and ev["loss"] > 0
+    assert main(["eval", str(top), "--tta", "flip"]) == 2
     # resume: a finished member is not retrained, a missing one is
     stamp = (top / "members/0/best.pt").stat().st_mtime_ns
     shutil.rmtree(top / "members/1")

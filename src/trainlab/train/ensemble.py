@@ -186,6 +186,37 @@ def evaluate_runs(run_dirs: Sequence[str | Path], checkpoint: str = "best.pt",
     return out
 
 
+def evaluate_ensemble_run(path: str | Path, data_path: str | None = None) -> dict[str, Any]:
+    """`trainlab eval` of a `train.ensemble` run: its members' averaged probabilities on the
+    test split, or on new data of the same shape (each member normalizes it as it was trained)."""
+    from trainlab.data.dataset import load_inputs_for
+
+    paths = expand_run_dirs([path])
+    members = [load_member(p) for p in paths]
+    check_compatible(members)
+    first = members[0]
+    if data_path:
+        inputs = [load_inputs_for(data_path, m.input_shape, m.normalizer,
+                                  m.config.data.resize) for m in members]
+        xs, y = [x for x, _ in inputs], inputs[0][1]
+        if len(y) and int(y.max()) >= first.num_classes:
+            raise UserError(f"--data-path: labels go up to {int(y.max())}, the models know "
+                            f"{first.num_classes} classes")
+        label = str(data_path)
+    else:
+        from trainlab.data import prepare
+
+        splits = prepare(first.config.data)
+        xs = [v.x_test for v in member_splits(members, splits)]
+        y, label = splits.y_test, "test split"
+    proba = torch.stack([predict_proba(m.model, x).double()
+                         for m, x in zip(members, xs)]).mean(0)
+    loss = float(-proba[torch.arange(len(y)), y].clamp_min(1e-12).log().mean()) if len(y) \
+        else float("nan")
+    return {"run_dir": str(path), "data": label, "examples": len(y), "loss": loss,
+            "accuracy": accuracy_of_proba(proba, y), "members": len(members)}
+
+
 def member_configs(cfg: ExperimentConfig) -> list[ExperimentConfig]:
     """The N members' configs: seed + i, then the i-th entry of train.members (dotted overrides).
     Every config is validated before anything trains."""

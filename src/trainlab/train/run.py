@@ -79,10 +79,18 @@ def load_run(path: str | Path) -> Run:
 
 def evaluate_run(path: str | Path, data_path: str | None = None, tta: str | None = None
                  ) -> dict[str, Any]:
-    """Accuracy and loss of a run's best model on its test split or on new data of that shape."""
+    """Accuracy and loss of a run's best model on its test split or on new data of that shape
+    (of a `train.ensemble` run: its members' averaged probabilities)."""
     from trainlab.data.dataset import load_inputs_for
 
     run = load_run(path)
+    if not (run.path / "best.pt").exists() and (run.path / "members").is_dir():
+        if tta not in (None, "none"):
+            raise UserError("--tta: not available for an ensemble run; evaluate a member "
+                            f"({run.path}/members/0) with --tta")
+        from trainlab.train.ensemble import evaluate_ensemble_run
+
+        return evaluate_ensemble_run(run.path, data_path)
     model = run.model()
     ckpt = run.checkpoint()
     if data_path:
