@@ -303,3 +303,33 @@ def test_plots_write_images(tmp_path):
     ):
         data = path.read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000
+
+
+def test_coarse_to_fine_prunes_a_trial_against_its_own_round_only():
+    from trainlab.search.samplers import ROUND_ATTR, SameRoundPruner
+
+    cfg = SearchConfig(strategy="coarse-to-fine", trials=12, rounds=2, pruner="median",
+                       pruner_startup_trials=2, pruner_warmup_epochs=0)
+    pruner = make_pruner(cfg)
+    assert isinstance(pruner, SameRoundPruner)
+    study = optuna.create_study(direction="maximize", sampler=RandomSampler(0), pruner=pruner)
+
+    def finished(round_index: int, values: list[float]) -> None:
+        trial = study.ask()
+        study._storage.set_trial_system_attr(trial._trial_id, ROUND_ATTR, round_index)
+        for epoch, v in enumerate(values, 1):
+            trial.report(v, step=epoch)
+        study.tell(trial, values[-1])
+
+    for _ in range(3):  # a wide first round: strong curves in its good corner
+        finished(0, [0.90, 0.95])
+    for _ in range(2):  # the zoomed round so far: slower starts (smaller lr), fine at the end
+        finished(1, [0.60, 0.97])
+    trial = study.ask()
+    study._storage.set_trial_system_attr(trial._trial_id, ROUND_ATTR, 1)
+    trial.report(0.65, step=1)
+    assert not trial.should_prune(), "at the median of its own round"
+    assert optuna.pruners.MedianPruner(n_startup_trials=2, n_min_trials=1).prune(
+        study, study.trials[-1]), "against all rounds it would have been stopped"
+    trial.report(0.30, step=2)
+    assert trial.should_prune(), "below its own round's median"

@@ -492,14 +492,56 @@ def make_sampler(cfg: SearchConfig, space: Space, *, worker: int = 0) -> BaseSam
     raise UserError(f"search.strategy: unknown strategy {cfg.strategy!r}")
 
 
+class _RoundView:
+    """A study seen through one coarse-to-fine round: `get_trials` lists that round's trials
+    only; everything else is the study's own."""
+
+    def __init__(self, study: Study, round_index: int) -> None:
+        self._study, self._round = study, round_index
+
+    def get_trials(self, deepcopy: bool = True, states: Sequence[TrialState] | None = None
+                   ) -> list[FrozenTrial]:
+        return [t for t in self._study.get_trials(deepcopy=deepcopy, states=states)
+                if t.system_attrs.get(ROUND_ATTR) == self._round]
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._study, name)
+
+
+class SameRoundPruner(optuna.pruners.BasePruner):
+    """Prune a coarse-to-fine trial by comparing it with the trials of its own round only.
+
+    A later round samples a zoomed box and trains longer, so at the same epoch its trials are
+    all in the good region: against the wide first round's curves half of them fall below the
+    median and would be stopped (measured: 5 of the 6 last-round trials of the MNIST-1D demo).
+    """
+
+    def __init__(self, base: optuna.pruners.BasePruner) -> None:
+        self.base = base
+
+    def prune(self, study: Study, trial: FrozenTrial) -> bool:
+        round_index = trial.system_attrs.get(ROUND_ATTR)
+        if round_index is None:
+            return self.base.prune(study, trial)
+        return self.base.prune(_RoundView(study, round_index), trial)  # type: ignore[arg-type]
+
+
 def make_pruner(cfg: SearchConfig) -> optuna.pruners.BasePruner:
     """The pruner of ``cfg.pruner``, built explicitly.
 
     Trials report validation accuracy once per epoch with ``step`` = epochs done (1, 2, ...):
     ``trial.report(val_accuracy, step=epoch)``. The median pruner lets every trial run
     ``pruner_warmup_epochs`` epochs and waits for ``pruner_startup_trials`` complete trials;
-    successive halving's first rung is at ``halving_min_epochs`` epochs.
+    successive halving's first rung is at ``halving_min_epochs`` epochs. With coarse-to-fine,
+    a trial is compared with its own round only (`SameRoundPruner`).
     """
+    base = _base_pruner(cfg)
+    if cfg.strategy == "coarse-to-fine" and not isinstance(base, optuna.pruners.NopPruner):
+        return SameRoundPruner(base)
+    return base
+
+
+def _base_pruner(cfg: SearchConfig) -> optuna.pruners.BasePruner:
     if cfg.pruner == "none":
         return optuna.pruners.NopPruner()
     if cfg.pruner == "median":
