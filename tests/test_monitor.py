@@ -447,3 +447,12 @@ def test_guard_state_round_trip_checks_a_resumed_run_like_an_uninterrupted_one()
     old = DivergenceGuard(factor=3.0)
     old.load_state_dict({"initial_loss": 2.3})
     assert not old.update(0.05) and old.initial_loss == 2.3
+
+
+def test_curves_smooth_long_noisy_runs_and_leave_short_full_batch_runs_alone():
+    from trainlab.report.curves import smoothing_for
+
+    assert smoothing_for(40) == 0.0  # 40 full-batch epochs: the raw curve is the curve
+    assert smoothing_for(250) == pytest.approx(0.8)  # memory ~5 steps = 2% of the run
+    assert smoothing_for(100_000) == 0.98  # memory capped at ~50 steps
+    assert smooth([3.0, 2.0, 1.0], smoothing_for(3)) == [3.0, 2.0, 1.0]

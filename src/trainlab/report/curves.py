@@ -15,8 +15,11 @@ from trainlab.train.monitor import smooth  # noqa: E402
 
 
 def smoothing_for(n_steps: int) -> float:
-    """A moving-average memory of about 2% of the run (at least ~5 steps, at most ~50)."""
-    return min(0.98, max(0.8, 1.0 - 50.0 / max(n_steps, 1)))
+    """A moving-average memory of about 2% of the run (1 / (1 - beta) steps, at most ~50).
+
+    Short runs get little or no smoothing: a full-batch run (one step per epoch) has no
+    minibatch noise to average, and a 5-step memory made its smoothed curve lag the real one."""
+    return min(0.98, max(0.0, 1.0 - 50.0 / max(n_steps, 1)))
 
 
 def plot_curves(metrics: list[dict[str, Any]], step_losses: list[float], path: Path,
