@@ -161,7 +161,10 @@ def add_common(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> Parser:
-    parser = Parser(prog="trainlab", description=__doc__.splitlines()[0] if __doc__ else None)
+    parser = Parser(prog="trainlab", description="Train neural networks the way CS231n's "
+                    "'Training Neural Networks II' teaches: optimizers, schedules, regularization, "
+                    "ensembles, transfer learning, hyperparameter search and the curves that "
+                    "tell you what is going on. `trainlab COMMAND --help` for each command.")
     parser.add_argument("--version", action="version", version=f"trainlab {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     sub.required = True
