@@ -31,11 +31,14 @@ from trainlab.optim import create
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "mnist1d-cnn.yaml"
 
 
-def hand_loop(cfg, splits) -> tuple[float, float]:
-    """What a person writes by hand: shuffle, minibatches, step, validate each epoch, test."""
+def hand_loop(cfg, splits, make_optimizer=None) -> tuple[float, float]:
+    """What a person writes by hand: shuffle, minibatches, step, validate each epoch, test.
+
+    `make_optimizer(params)` replaces the config's optimizer (bench/optim_training.py)."""
     torch.manual_seed(cfg.train.seed)
     model = build_model(cfg.model, splits.input_shape, splits.num_classes)
-    opt = create(cfg.optim.name, model.parameters(), **cfg.optim.kwargs())
+    opt = make_optimizer(model.parameters()) if make_optimizer else \
+        create(cfg.optim.name, model.parameters(), **cfg.optim.kwargs())
     x, y, bs = splits.x_train, splits.y_train, cfg.train.batch_size
     start = time.perf_counter()
     for epoch in range(cfg.train.epochs):

@@ -1,8 +1,9 @@
 """Whole training runs with our optimizers against torch.optim's fused ones.
 
-bench/optim_step.py times one step; this times what a user waits for: the same hand-written
-minibatch loop (the MNIST-1D CNN of examples/mnist1d-cnn.yaml, same init, same batches) with
-trainlab.optim and with torch.optim (fused=True), alternating in one process, median of repeats.
+bench/optim_step.py times one step; this times what a user waits for: the hand-written loop of
+bench/loop_overhead.py (the MNIST-1D CNN of examples/mnist1d-cnn.yaml, same init, same batches,
+validation each epoch) with trainlab.optim and with torch.optim (fused=True), alternating in one
+process, median of repeats.
 
     python bench/optim_training.py [--epochs 6] [--repeats 3] [--threads 2] [--json]
 """
@@ -12,41 +13,19 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import time
-from pathlib import Path
 
 import torch
-import torch.nn.functional as F
+from loop_overhead import EXAMPLE, hand_loop  # bench/ is on sys.path when run as a script
 
 from trainlab.config import load_config
 from trainlab.data import prepare
-from trainlab.nn.models import build_model
 from trainlab.optim import create
 
-EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "mnist1d-cnn.yaml"
 CASES = {  # name: (our optimizer and arguments, the torch.optim class)
     "adam": (("adam", {"lr": 3e-3}), torch.optim.Adam),
     "adamw": (("adamw", {"lr": 3e-3, "weight_decay": 0.05}), torch.optim.AdamW),
     "momentum": (("sgd", {"lr": 0.05, "momentum": 0.9}), torch.optim.SGD),
 }
-
-
-def train_seconds(cfg, splits, make_optimizer, epochs: int) -> float:
-    torch.manual_seed(0)
-    model = build_model(cfg.model, splits.input_shape, splits.num_classes)
-    opt = make_optimizer(model.parameters())
-    x, y, bs = splits.x_train, splits.y_train, cfg.train.batch_size
-    gen = torch.Generator().manual_seed(0)
-    start = time.perf_counter()
-    for _ in range(epochs):
-        order = torch.randperm(len(x), generator=gen)
-        for i in range(0, len(x), bs):
-            batch = order[i : i + bs]
-            loss = F.cross_entropy(model(x[batch]), y[batch])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-    return time.perf_counter() - start
 
 
 def main() -> None:
@@ -57,16 +36,17 @@ def main() -> None:
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    cfg = load_config(EXAMPLE)
+    cfg = load_config(EXAMPLE, [f"train.epochs={args.epochs}"])
     splits = prepare(cfg.data)
+    hand_loop(load_config(EXAMPLE, ["train.epochs=1"]), splits)  # warm-up: kernels, caches
     rows = []
     for name, ((ours, kwargs), reference) in CASES.items():
         times: dict[str, list[float]] = {"ours": [], "torch_fused": []}
         for _ in range(args.repeats):  # alternate, so drift hits both sides alike
-            times["ours"].append(train_seconds(
-                cfg, splits, lambda p, o=ours, k=kwargs: create(o, p, **k), args.epochs))
-            times["torch_fused"].append(train_seconds(
-                cfg, splits, lambda p, r=reference, k=kwargs: r(p, **k, fused=True), args.epochs))
+            times["ours"].append(hand_loop(
+                cfg, splits, lambda p, o=ours, k=kwargs: create(o, p, **k))[0])
+            times["torch_fused"].append(hand_loop(
+                cfg, splits, lambda p, r=reference, k=kwargs: r(p, **k, fused=True))[0])
         ours_s, torch_s = (statistics.median(v) for v in times.values())
         rows.append({"optimizer": name, "ours_s": round(ours_s, 3),
                      "torch_fused_s": round(torch_s, 3), "ratio": round(ours_s / torch_s, 3)})
