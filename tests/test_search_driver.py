@@ -341,6 +341,11 @@ def test_bad_storage_and_changed_space_leave_the_study_untouched(tmp_path, capsy
     assert db.read_bytes() == before
     with pytest.raises(UserError, match="--storage: cannot"):
         open_storage("sqlite:////proc/no/such/dir/x.db")
+    # resuming with no database at all: one line, and no empty database left behind
+    assert main(["search", str(cfg), "--resume", "--storage",
+                 f"sqlite:///{tmp_path}/none/x.db"]) == 2
+    assert "--resume: no study database" in capsys.readouterr().err
+    assert not (tmp_path / "none").exists()
 
 
 class TwoAtOnceCounting(TwoAtOnce):

@@ -244,7 +244,7 @@ class Driver:
     def run(self) -> SearchResult:
         p = self.p
         start = time.perf_counter()
-        storage = studies.open_storage(p.storage_url)
+        storage = studies.open_storage(p.storage_url, must_exist=bool(self.options.resume))
         created = not p.study_dir.exists()
         lock = studies.StudyLock(p.study_dir)
         lock.acquire()

@@ -49,10 +49,15 @@ def trial_dir(study_dir: Path, number: int) -> Path:
 # --------------------------------------------------------------------------- storage
 
 
-def open_storage(url: str) -> BaseStorage:
-    """Open an Optuna RDB storage; an SQLite file's folder is created. Mistakes: one line."""
+def open_storage(url: str, must_exist: bool = False) -> BaseStorage:
+    """Open an Optuna RDB storage; an SQLite file's folder is created, unless `must_exist`
+    (`--resume`: a missing file is a mistake, and no empty database is left behind).
+    Mistakes: one line."""
     if url.startswith("sqlite:///"):
         path = url.removeprefix("sqlite:///")
+        if must_exist and path and path != ":memory:" and not Path(path).is_file():
+            raise UserError(f"--resume: no study database {path} to continue; start the "
+                            "search without --resume (or give its --storage)")
         if path and path != ":memory:":
             parent = Path(path).parent
             try:
