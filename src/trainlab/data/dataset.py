@@ -72,6 +72,15 @@ class Splits:
         return Splits(redo(self.x_train), self.y_train, redo(self.x_val), self.y_val,
                       redo(self.x_test), self.y_test, self.kind, self.num_classes, normalizer)
 
+    def normalized_as(self, normalizer: Normalizer) -> Splits:
+        """These splits as a network trained with `normalizer` must see them: self when the
+        statistics are the ones fitted here, else renormalized (on the splits' device)."""
+        mine, dev = self.normalizer, self.x_test.device
+        if torch.equal(normalizer.mean.to(dev), mine.mean) and \
+                torch.equal(normalizer.std.to(dev), mine.std):
+            return self
+        return self.renormalized(Normalizer(normalizer.mean.to(dev), normalizer.std.to(dev)))
+
     def to(self, device: torch.device) -> Splits:
         for name in ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test"):
             setattr(self, name, getattr(self, name).to(device))

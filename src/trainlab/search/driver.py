@@ -423,11 +423,12 @@ class Driver:
 
     # -- outputs
 
-    def _write_outputs(self) -> dict[str, str]:
+    def _write_outputs(self, rows: list[dict[str, Any]] | None = None) -> dict[str, str]:
+        """leaderboard.csv (of `rows`, the study's leaderboard), the plots and best.yaml."""
         from trainlab.search.plots import curves_from_study, plot_curves, plot_params
 
         d = self.p.study_dir
-        rows = studies.leaderboard(self.study, self.p.space)
+        rows = studies.leaderboard(self.study, self.p.space) if rows is None else rows
         studies.write_leaderboard(rows, self.p.space, d / "leaderboard.csv")
         plots = {
             "params": str(plot_params(self.study, self.p.space, d / "params.png")),
@@ -447,7 +448,8 @@ class Driver:
 
     def _report(self, storage: Any, seconds: float, retest: list[dict[str, Any]] | None
                 ) -> SearchResult:  # fmt: skip
-        plots = self._write_outputs()
+        rows = studies.leaderboard(self.study, self.p.space)
+        plots = self._write_outputs(rows)
         best = studies.best_trial(self.study)
         best_out = None
         if best is not None:
@@ -467,7 +469,7 @@ class Driver:
             best=best_out,
             seconds=round(seconds, 3),
             loop_seconds=round(self.loop_seconds, 3),
-            leaderboard=studies.leaderboard(self.study, self.p.space),
+            leaderboard=rows,
             retest=retest,
             plots=plots,
         )

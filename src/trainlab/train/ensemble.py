@@ -120,33 +120,46 @@ def check_compatible(members: Sequence[Member]) -> None:
                             f"{list(first.input_shape)} with {first.num_classes}")
 
 
+def member_probas(models: Sequence[nn.Module], x: torch.Tensor | Sequence[torch.Tensor]
+                  ) -> list[torch.Tensor]:
+    """Each model's probabilities (float64) on one split: `x` is one tensor for all members,
+    or one per member (the same examples, each normalized as that member was trained)."""
+    xs = [x] * len(models) if isinstance(x, torch.Tensor) else list(x)
+    return [predict_proba(m, xi).double() for m, xi in zip(models, xs)]
+
+
 def evaluate_members(models: Sequence[nn.Module], x: torch.Tensor | Sequence[torch.Tensor],
                      y: torch.Tensor) -> tuple[list[float], float]:
     """(each member's accuracy, the ensemble's accuracy) on one split; every model predicts it
-    once and the ensemble reuses those probabilities. `x` is one tensor for all members, or one
-    per member (the same examples, each normalized as that member was trained)."""
-    xs = [x] * len(models) if isinstance(x, torch.Tensor) else list(x)
-    probs = [predict_proba(m, xi) for m, xi in zip(models, xs)]
+    once and the ensemble reuses those probabilities."""
+    probs = member_probas(models, x)
     singles = [accuracy_of_proba(p, y) for p in probs]
-    mean = torch.stack([p.double() for p in probs]).mean(0)
-    return singles, accuracy_of_proba(mean, y)
+    return singles, accuracy_of_proba(torch.stack(probs).mean(0), y)
 
 
 def member_splits(members: Sequence[Member], splits: Splits) -> list[Splits]:
-    """The data as each member sees it: renormalized with the statistics saved with its weights
-    where they differ from the data's own (a transfer run keeps its pretrained network's)."""
+    """The data as each member sees it: normalized with the statistics saved with its weights
+    (a transfer run keeps its pretrained network's); members that share statistics share one."""
     seen: dict[bytes, Splits] = {}
     out = []
     for m in members:
         key = m.normalizer.mean.numpy().tobytes() + m.normalizer.std.numpy().tobytes()
         if key not in seen:
-            same = torch.equal(m.normalizer.mean, splits.normalizer.mean.cpu()) and \
-                torch.equal(m.normalizer.std, splits.normalizer.std.cpu())
-            dev = splits.x_test.device
-            seen[key] = splits if same else splits.renormalized(
-                Normalizer(m.normalizer.mean.to(dev), m.normalizer.std.to(dev)))
+            seen[key] = splits.normalized_as(m.normalizer)
         out.append(seen[key])
     return out
+
+
+def load_members(run_dirs: Sequence[str | Path], checkpoint: str = "best.pt",
+                 device: str | torch.device = "cpu") -> list[Member]:
+    """The runs named (an ensemble run stands for its members), loaded once and checked to
+    have been trained on the same data."""
+    paths = expand_run_dirs(run_dirs)
+    if not paths:
+        raise UserError("ensemble: give at least one run directory")
+    members = [load_member(p, checkpoint, device) for p in paths]
+    check_compatible(members)
+    return members
 
 
 def evaluate_runs(run_dirs: Sequence[str | Path], checkpoint: str = "best.pt",
@@ -156,12 +169,8 @@ def evaluate_runs(run_dirs: Sequence[str | Path], checkpoint: str = "best.pt",
     gets it normalized with its own saved statistics."""
     from trainlab.data import prepare
 
-    paths = expand_run_dirs(run_dirs)
-    if not paths:
-        raise UserError("ensemble: give at least one run directory")
     device = splits.x_test.device if splits is not None else torch.device("cpu")
-    members = [load_member(p, checkpoint, device) for p in paths]
-    check_compatible(members)
+    members = load_members(run_dirs, checkpoint, device)
     if splits is None:
         splits = prepare(members[0].config.data)
     if tuple(splits.input_shape) != members[0].input_shape:
@@ -191,9 +200,7 @@ def evaluate_ensemble_run(path: str | Path, data_path: str | None = None) -> dic
     test split, or on new data of the same shape (each member normalizes it as it was trained)."""
     from trainlab.data.dataset import load_inputs_for
 
-    paths = expand_run_dirs([path])
-    members = [load_member(p) for p in paths]
-    check_compatible(members)
+    members = load_members([path])
     first = members[0]
     if data_path:
         inputs = [load_inputs_for(data_path, m.input_shape, m.normalizer,
@@ -209,8 +216,7 @@ def evaluate_ensemble_run(path: str | Path, data_path: str | None = None) -> dic
         splits = prepare(first.config.data)
         xs = [v.x_test for v in member_splits(members, splits)]
         y, label = splits.y_test, "test split"
-    proba = torch.stack([predict_proba(m.model, x).double()
-                         for m, x in zip(members, xs)]).mean(0)
+    proba = torch.stack(member_probas([m.model for m in members], xs)).mean(0)
     loss = float(-proba[torch.arange(len(y)), y].clamp_min(1e-12).log().mean()) if len(y) \
         else float("nan")
     return {"run_dir": str(path), "data": label, "examples": len(y), "loss": loss,

@@ -122,6 +122,7 @@ class Trainer:
         self.state = TrainState()
         self.guard = DivergenceGuard(factor=t.diverge_factor)
         self.step_losses: list[float] = []
+        self.write_curves = True  # curves.png at the end (train(..., curves=False) skips it)
 
     def _augmenter(self) -> Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None:
         if not self.cfg.data.augment:
@@ -367,7 +368,7 @@ def finish(trainer: Trainer, reason: str) -> Result:
     for cb in trainer.callbacks:
         cb.on_train_end(trainer, result)
     run.write_json("result.json", result.to_dict())
-    if not getattr(trainer, "write_curves", True):  # search trials skip the plot (about 1 s)
+    if not trainer.write_curves:  # search trials skip the plot
         return result
     from trainlab.report.curves import plot_curves
 

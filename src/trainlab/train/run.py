@@ -62,10 +62,7 @@ class Run:
 
         splits = prepare(self.config.data)
         if (self.path / "best.pt").exists():
-            saved = self.normalizer()
-            fitted = splits.normalizer
-            if not (torch.equal(saved.mean, fitted.mean) and torch.equal(saved.std, fitted.std)):
-                splits = splits.renormalized(saved)
+            splits = splits.normalized_as(self.normalizer())
         return splits
 
 
