@@ -37,8 +37,11 @@ def hand_loop(cfg, splits, make_optimizer=None) -> tuple[float, float]:
     `make_optimizer(params)` replaces the config's optimizer (bench/optim_training.py)."""
     torch.manual_seed(cfg.train.seed)
     model = build_model(cfg.model, splits.input_shape, splits.num_classes)
-    opt = make_optimizer(model.parameters()) if make_optimizer else \
-        create(cfg.optim.name, model.parameters(), **cfg.optim.kwargs())
+    opt = (
+        make_optimizer(model.parameters())
+        if make_optimizer
+        else create(cfg.optim.name, model.parameters(), **cfg.optim.kwargs())
+    )
     x, y, bs = splits.x_train, splits.y_train, cfg.train.batch_size
     start = time.perf_counter()
     for epoch in range(cfg.train.epochs):
@@ -46,7 +49,7 @@ def hand_loop(cfg, splits, make_optimizer=None) -> tuple[float, float]:
         perm = torch.randperm(len(x), generator=gen)
         model.train()
         for i in range(0, len(x), bs):
-            idx = perm[i:i + bs]
+            idx = perm[i : i + bs]
             loss = F.cross_entropy(model(x[idx]), y[idx])
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -85,17 +88,27 @@ def main() -> None:
         ours_t.append(total)
         ours_loop_t.append(loop)
     h, o, ol = (statistics.median(v) for v in (hand_t, ours_t, ours_loop_t))
-    row = {"model": f"{cfg.model.kind} width={cfg.model.width} depth={cfg.model.depth}",
-           "data": cfg.data.name, "epochs": args.epochs, "batch_size": cfg.train.batch_size,
-           "threads": args.threads, "hand_seconds": round(h, 3),
-           "trainlab_seconds": round(o, 3), "trainlab_loop_seconds": round(ol, 3),
-           "ratio_total": round(o / h, 3), "ratio_loop": round(ol / h, 3),
-           "hand_test_accuracy": hand_acc, "trainlab_test_accuracy": ours_acc}
+    row = {
+        "model": f"{cfg.model.kind} width={cfg.model.width} depth={cfg.model.depth}",
+        "data": cfg.data.name,
+        "epochs": args.epochs,
+        "batch_size": cfg.train.batch_size,
+        "threads": args.threads,
+        "hand_seconds": round(h, 3),
+        "trainlab_seconds": round(o, 3),
+        "trainlab_loop_seconds": round(ol, 3),
+        "ratio_total": round(o / h, 3),
+        "ratio_loop": round(ol / h, 3),
+        "hand_test_accuracy": hand_acc,
+        "trainlab_test_accuracy": ours_acc,
+    }
     if args.json:
         print(json.dumps(row))
         return
-    print(f"{row['model']} on {row['data']}, {args.epochs} epochs, batch {row['batch_size']}, "
-          f"{args.threads} threads, median of {args.repeats}")
+    print(
+        f"{row['model']} on {row['data']}, {args.epochs} epochs, batch {row['batch_size']}, "
+        f"{args.threads} threads, median of {args.repeats}"
+    )
     print(f"{'':28}{'seconds':>10}{'ratio':>8}")
     print(f"{'hand-written loop':28}{h:10.2f}{1.0:8.3f}")
     print(f"{'trainlab (epochs only)':28}{ol:10.2f}{ol / h:8.3f}")

@@ -47,8 +47,13 @@ SHAPES = [(2048, 2048), (2048,), (2048, 2048), (2048,), (2048, 2048), (1024, 102
 SPECS: dict[str, tuple[type, type, dict[str, Any], dict[str, bool], int]] = {
     "sgd": (ours.SGD, torch.optim.SGD, {"lr": 0.01}, {"fused": True}, 12),
     "momentum": (ours.SGD, torch.optim.SGD, {"lr": 0.01, "momentum": 0.9}, {"fused": True}, 20),
-    "nesterov": (ours.SGD, torch.optim.SGD, {"lr": 0.01, "momentum": 0.9, "nesterov": True},
-                 {"fused": True}, 20),
+    "nesterov": (
+        ours.SGD,
+        torch.optim.SGD,
+        {"lr": 0.01, "momentum": 0.9, "nesterov": True},
+        {"fused": True},
+        20,
+    ),
     "adagrad": (ours.Adagrad, torch.optim.Adagrad, {"lr": 0.01}, {"fused": True}, 20),
     "rmsprop": (ours.RMSprop, torch.optim.RMSprop, {"lr": 0.001}, {"foreach": True}, 20),
     "adam": (ours.Adam, torch.optim.Adam, {"lr": 0.001}, {"fused": True}, 28),
@@ -75,8 +80,9 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def timed(fn: Callable[[], Any], device: torch.device,
-          clock: Callable[[], float] = time.perf_counter) -> float:
+def timed(
+    fn: Callable[[], Any], device: torch.device, clock: Callable[[], float] = time.perf_counter
+) -> float:
     sync(device)
     start = clock()
     fn()
@@ -112,15 +118,27 @@ def warm_up(opt: torch.optim.Optimizer, limit_s: float) -> dict[str, Any]:
         opt.step()
         if opt.execution_path == "compiled":
             now = time.perf_counter()
-            return {"eager_steps": eager_steps, "first_compiled_step_s": now - before,
-                    "warmup_s": now - start}
+            return {
+                "eager_steps": eager_steps,
+                "first_compiled_step_s": now - before,
+                "warmup_s": now - start,
+            }
         eager_steps += 1
-    return {"eager_steps": eager_steps, "first_compiled_step_s": None,
-            "warmup_s": time.perf_counter() - start}
+    return {
+        "eager_steps": eager_steps,
+        "first_compiled_step_s": None,
+        "warmup_s": time.perf_counter() - start,
+    }
 
 
-def bench_one(name: str, grads: list[torch.Tensor], repeats: int, floor: Floor,
-              warmup_limit: float, clock: Callable[[], float]) -> dict[str, Any]:
+def bench_one(
+    name: str,
+    grads: list[torch.Tensor],
+    repeats: int,
+    floor: Floor,
+    warmup_limit: float,
+    clock: Callable[[], float],
+) -> dict[str, Any]:
     ours_cls, torch_cls, kwargs, fastest_flag, bytes_per_param = SPECS[name]
     device = grads[0].device
     if device.type == "cuda" and name == "adagrad":
@@ -145,20 +163,26 @@ def bench_one(name: str, grads: list[torch.Tensor], repeats: int, floor: Floor,
     bandwidth = 12 * numel / med["add"]
     floor_s = bytes_per_param * numel / bandwidth
     return {
-        "optimizer": name, "ours_path": variants["ours"].execution_path,
+        "optimizer": name,
+        "ours_path": variants["ours"].execution_path,
         "torch_fastest_path": next(iter(fastest_flag)),
-        "ours_ms": 1e3 * med["ours"], "torch_fastest_ms": 1e3 * med["torch_fastest"],
-        "torch_default_ms": 1e3 * med["torch_default"], "floor_ms": 1e3 * floor_s,
-        "bytes_per_param": bytes_per_param, "add_bandwidth_gb_s": bandwidth / 1e9,
+        "ours_ms": 1e3 * med["ours"],
+        "torch_fastest_ms": 1e3 * med["torch_fastest"],
+        "torch_default_ms": 1e3 * med["torch_default"],
+        "floor_ms": 1e3 * floor_s,
+        "bytes_per_param": bytes_per_param,
+        "add_bandwidth_gb_s": bandwidth / 1e9,
         "ours_over_fastest": med["ours"] / med["torch_fastest"],
         "ours_over_fastest_min": low["ours"] / low["torch_fastest"],
         "default_over_ours": med["torch_default"] / med["ours"],
-        "ours_over_floor": med["ours"] / floor_s, **warm,
+        "ours_over_floor": med["ours"] / floor_s,
+        **warm,
     }
 
 
-def bench_small(name: str, grads: list[torch.Tensor], repeats: int, warm_steps: int,
-                clock: Callable[[], float]) -> dict[str, Any]:
+def bench_small(
+    name: str, grads: list[torch.Tensor], repeats: int, warm_steps: int, clock: Callable[[], float]
+) -> dict[str, Any]:
     """One step on the small model: ours (default arguments: the multi-tensor path until the
     ski-rental rule compiles, see compiled.py) and ours compiled from its first step (its warm-up
     runs under TRAINLAB_COMPILE=1, read when a param group's step plan is made) against torch's
@@ -167,8 +191,10 @@ def bench_small(name: str, grads: list[torch.Tensor], repeats: int, warm_steps: 
     ours_cls, torch_cls, kwargs, fastest_flag, _ = SPECS[name]
     device = grads[0].device
     gen = torch.Generator().manual_seed(0)
-    variants = {"ours": ours_cls(make_params(gen, grads), **kwargs),
-                "ours_compiled": ours_cls(make_params(gen, grads), **kwargs)}
+    variants = {
+        "ours": ours_cls(make_params(gen, grads), **kwargs),
+        "ours_compiled": ours_cls(make_params(gen, grads), **kwargs),
+    }
     if "fused" in fastest_flag and not (device.type == "cuda" and name == "adagrad"):
         variants["torch_fused"] = torch_cls(make_params(gen, grads), **kwargs, fused=True)
     variants["torch_foreach"] = torch_cls(make_params(gen, grads), **kwargs, foreach=True)
@@ -192,8 +218,10 @@ def bench_small(name: str, grads: list[torch.Tensor], repeats: int, warm_steps: 
     med = {k: statistics.median(v) for k, v in times.items()}
     fused = med.get("torch_fused")
     return {
-        "optimizer": name, "ours_path": variants["ours"].execution_path,
-        "ours_us": 1e6 * med["ours"], "torch_fused_us": None if fused is None else 1e6 * fused,
+        "optimizer": name,
+        "ours_path": variants["ours"].execution_path,
+        "ours_us": 1e6 * med["ours"],
+        "torch_fused_us": None if fused is None else 1e6 * fused,
         "ours_compiled_path": variants["ours_compiled"].execution_path,
         "ours_compiled_us": 1e6 * med["ours_compiled"],
         "ours_compiled_over_fused": None if fused is None else med["ours_compiled"] / fused,
@@ -208,41 +236,53 @@ def bench_small(name: str, grads: list[torch.Tensor], repeats: int, warm_steps: 
 def print_large(result: dict[str, Any]) -> None:
     rows = result["rows"]
     bandwidths = ", ".join(f"{r['add_bandwidth_gb_s']:.0f}" for r in rows)
-    print(f"{result['params'] / 1e6:.1f}M parameters in {result['tensors']} tensors on "
-          f"{result['device']}, {result['threads']} thread(s); medians of {result['repeats']} "
-          f"interleaved steps (ms, {result['clock']}); "
-          f"floor = bytes moved / a.add_(b) bandwidth ({bandwidths} GB/s)")
-    head = (f"{'optimizer':<10}{'ours':>8}{'fastest':>9}{'(path)':>9}{'default':>9}{'floor':>8}"
-            f"{'ours/fast':>11}{'(min)':>7}{'def/ours':>10}{'ours/floor':>11}{'eager+compile':>15}")
+    print(
+        f"{result['params'] / 1e6:.1f}M parameters in {result['tensors']} tensors on "
+        f"{result['device']}, {result['threads']} thread(s); medians of {result['repeats']} "
+        f"interleaved steps (ms, {result['clock']}); "
+        f"floor = bytes moved / a.add_(b) bandwidth ({bandwidths} GB/s)"
+    )
+    head = (
+        f"{'optimizer':<10}{'ours':>8}{'fastest':>9}{'(path)':>9}{'default':>9}{'floor':>8}"
+        f"{'ours/fast':>11}{'(min)':>7}{'def/ours':>10}{'ours/floor':>11}{'eager+compile':>15}"
+    )
     print(head)
     for r in rows:
         compile_s = r["first_compiled_step_s"]
         warm = f"{r['eager_steps']}+{compile_s:.1f}s" if compile_s is not None else "not compiled"
-        print(f"{r['optimizer']:<10}{r['ours_ms']:>8.2f}{r['torch_fastest_ms']:>9.2f}"
-              f"{r['torch_fastest_path']:>9}{r['torch_default_ms']:>9.2f}{r['floor_ms']:>8.2f}"
-              f"{r['ours_over_fastest']:>11.2f}{r['ours_over_fastest_min']:>7.2f}"
-              f"{r['default_over_ours']:>10.2f}"
-              f"{r['ours_over_floor']:>11.2f}{warm:>15}")
+        print(
+            f"{r['optimizer']:<10}{r['ours_ms']:>8.2f}{r['torch_fastest_ms']:>9.2f}"
+            f"{r['torch_fastest_path']:>9}{r['torch_default_ms']:>9.2f}{r['floor_ms']:>8.2f}"
+            f"{r['ours_over_fastest']:>11.2f}{r['ours_over_fastest_min']:>7.2f}"
+            f"{r['default_over_ours']:>10.2f}"
+            f"{r['ours_over_floor']:>11.2f}{warm:>15}"
+        )
 
 
 def print_small(result: dict[str, Any]) -> None:
-    print(f"small model (examples/mnist1d-cnn.yaml): {result['params'] / 1e3:.0f}K parameters in "
-          f"{result['tensors']} tensors on {result['device']}, {result['threads']} thread(s); "
-          f"medians of {result['repeats']} interleaved steps (us, {result['clock']})")
-    print(f"{'optimizer':<10}{'ours':>8}{'(path)':>9}{'fused':>8}{'foreach':>9}{'default':>9}"
-          f"{'ours/fused':>12}{'ours/foreach':>14}{'ours/default':>14}"
-          f"{'compiled':>10}{'(path)':>10}{'compiled/fused':>16}")
+    print(
+        f"small model (examples/mnist1d-cnn.yaml): {result['params'] / 1e3:.0f}K parameters in "
+        f"{result['tensors']} tensors on {result['device']}, {result['threads']} thread(s); "
+        f"medians of {result['repeats']} interleaved steps (us, {result['clock']})"
+    )
+    print(
+        f"{'optimizer':<10}{'ours':>8}{'(path)':>9}{'fused':>8}{'foreach':>9}{'default':>9}"
+        f"{'ours/fused':>12}{'ours/foreach':>14}{'ours/default':>14}"
+        f"{'compiled':>10}{'(path)':>10}{'compiled/fused':>16}"
+    )
 
     def num(v: float | None, width: int, digits: int) -> str:
         return f"{'-':>{width}}" if v is None else f"{v:>{width}.{digits}f}"
 
     for r in result["rows"]:
-        print(f"{r['optimizer']:<10}{r['ours_us']:>8.0f}{r['ours_path']:>9}"
-              f"{num(r['torch_fused_us'], 8, 0)}{r['torch_foreach_us']:>9.0f}"
-              f"{r['torch_default_us']:>9.0f}{num(r['ours_over_fused'], 12, 2)}"
-              f"{r['ours_over_foreach']:>14.2f}{r['ours_over_default']:>14.2f}"
-              f"{r['ours_compiled_us']:>10.0f}{r['ours_compiled_path']:>10}"
-              f"{num(r['ours_compiled_over_fused'], 16, 2)}")
+        print(
+            f"{r['optimizer']:<10}{r['ours_us']:>8.0f}{r['ours_path']:>9}"
+            f"{num(r['torch_fused_us'], 8, 0)}{r['torch_foreach_us']:>9.0f}"
+            f"{r['torch_default_us']:>9.0f}{num(r['ours_over_fused'], 12, 2)}"
+            f"{r['ours_over_foreach']:>14.2f}{r['ours_over_default']:>14.2f}"
+            f"{r['ours_compiled_us']:>10.0f}{r['ours_compiled_path']:>10}"
+            f"{num(r['ours_compiled_over_fused'], 16, 2)}"
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -250,14 +290,23 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     ap.add_argument("--repeats", type=int, default=25, help="timed steps per variant (large)")
-    ap.add_argument("--small-repeats", type=int, default=400,
-                    help="timed steps per variant (small model)")
-    ap.add_argument("--case", choices=["large", "small", "both"], default="both",
-                    help="the 13.6M-parameter model, the small one, or both (default)")
+    ap.add_argument(
+        "--small-repeats", type=int, default=400, help="timed steps per variant (small model)"
+    )
+    ap.add_argument(
+        "--case",
+        choices=["large", "small", "both"],
+        default="both",
+        help="the 13.6M-parameter model, the small one, or both (default)",
+    )
     ap.add_argument("--only", nargs="*", choices=list(SPECS), help="a subset of optimizers")
     ap.add_argument("--device", default="cpu", help="cpu (default) or cuda")
-    ap.add_argument("--warmup-limit", type=float, default=2 * COMPILE_AFTER_SECONDS + 1,
-                    help="seconds of uncompiled steps after which ours is measured as it is")
+    ap.add_argument(
+        "--warmup-limit",
+        type=float,
+        default=2 * COMPILE_AFTER_SECONDS + 1,
+        help="seconds of uncompiled steps after which ours is measured as it is",
+    )
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
@@ -277,10 +326,15 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 rows.append(bench_small(name, grads, args.small_repeats, 20, clock))
             print(f"done {case} {name}", file=sys.stderr)
-        out[case] = {"params": numel, "tensors": len(shapes), "threads": args.threads,
-                     "device": str(device), "clock": clock_name,
-                     "repeats": args.repeats if case == "large" else args.small_repeats,
-                     "rows": rows}
+        out[case] = {
+            "params": numel,
+            "tensors": len(shapes),
+            "threads": args.threads,
+            "device": str(device),
+            "clock": clock_name,
+            "repeats": args.repeats if case == "large" else args.small_repeats,
+            "rows": rows,
+        }
     if args.json:
         print(json.dumps(out))
         return 0

@@ -43,23 +43,38 @@ def main() -> None:
     for name, ((ours, kwargs), reference) in CASES.items():
         times: dict[str, list[float]] = {"ours": [], "torch_fused": []}
         for _ in range(args.repeats):  # alternate, so drift hits both sides alike
-            times["ours"].append(hand_loop(
-                cfg, splits, lambda p, o=ours, k=kwargs: create(o, p, **k))[0])
-            times["torch_fused"].append(hand_loop(
-                cfg, splits, lambda p, r=reference, k=kwargs: r(p, **k, fused=True))[0])
+            times["ours"].append(
+                hand_loop(cfg, splits, lambda p, o=ours, k=kwargs: create(o, p, **k))[0]
+            )
+            times["torch_fused"].append(
+                hand_loop(cfg, splits, lambda p, r=reference, k=kwargs: r(p, **k, fused=True))[0]
+            )
         ours_s, torch_s = (statistics.median(v) for v in times.values())
-        rows.append({"optimizer": name, "ours_s": round(ours_s, 3),
-                     "torch_fused_s": round(torch_s, 3), "ratio": round(ours_s / torch_s, 3)})
-    report = {"model": "mnist1d-cnn", "epochs": args.epochs, "threads": args.threads,
-              "repeats": args.repeats, "rows": rows}
+        rows.append(
+            {
+                "optimizer": name,
+                "ours_s": round(ours_s, 3),
+                "torch_fused_s": round(torch_s, 3),
+                "ratio": round(ours_s / torch_s, 3),
+            }
+        )
+    report = {
+        "model": "mnist1d-cnn",
+        "epochs": args.epochs,
+        "threads": args.threads,
+        "repeats": args.repeats,
+        "rows": rows,
+    }
     if args.json:
         print(json.dumps(report))
         return
     print(f"MNIST-1D CNN, {args.epochs} epochs, {args.threads} threads, median of {args.repeats}")
     print(f"{'optimizer':<10} {'ours s':>8} {'torch fused s':>14} {'ratio':>7}")
     for r in rows:
-        print(f"{r['optimizer']:<10} {r['ours_s']:>8.3f} {r['torch_fused_s']:>14.3f} "
-              f"{r['ratio']:>7.3f}")
+        print(
+            f"{r['optimizer']:<10} {r['ours_s']:>8.3f} {r['torch_fused_s']:>14.3f} "
+            f"{r['ratio']:>7.3f}"
+        )
 
 
 if __name__ == "__main__":

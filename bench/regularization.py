@@ -57,10 +57,18 @@ AUGMENT = {
     "mnist1d": "data.augment=[shift, scale]",  # circular shift by up to 10%, amplitude x(1 +/- 0.2)
     "mnist5k": "data.augment=[{name: crop, pad: 2}, {name: resized_crop, scale: [0.8, 1.0]}]",
 }
-RESNET = {"mnist1d": ["model.kind=resnet", "model.depth=4"],
-          "mnist5k": ["model.kind=resnet", "model.width=8", "model.depth=3"]}
-RECIPE_5K = ["model.norm=batch", AUGMENT["mnist5k"], "optim.name=adamw", "optim.weight_decay=0.05",
-             "schedule.name=cosine", "model.dropout=0.2"]
+RESNET = {
+    "mnist1d": ["model.kind=resnet", "model.depth=4"],
+    "mnist5k": ["model.kind=resnet", "model.width=8", "model.depth=3"],
+}
+RECIPE_5K = [
+    "model.norm=batch",
+    AUGMENT["mnist5k"],
+    "optim.name=adamw",
+    "optim.weight_decay=0.05",
+    "schedule.name=cosine",
+    "model.dropout=0.2",
+]
 
 
 def recipe_1d() -> list[str]:
@@ -102,20 +110,35 @@ class CleanTrainAccuracy(Callback):
     """After training (best weights restored): accuracy on the training split in eval mode."""
 
     def on_train_end(self, trainer, result) -> None:
-        result.extra["clean_train_accuracy"] = evaluate(trainer.model, trainer.data.x_train,
-                                                        trainer.data.y_train)[1]
+        result.extra["clean_train_accuracy"] = evaluate(
+            trainer.model, trainer.data.x_train, trainer.data.y_train
+        )[1]
 
 
-def run_one(data: str, overrides: list[str], seed: int, epochs: int, threads: int,
-            splits) -> dict[str, float]:
-    sets = overrides + [f"train.epochs={epochs}", f"train.seed={seed}", f"train.threads={threads}",
-                        "train.log_steps=false"]
+def run_one(
+    data: str, overrides: list[str], seed: int, epochs: int, threads: int, splits
+) -> dict[str, float]:
+    sets = overrides + [
+        f"train.epochs={epochs}",
+        f"train.seed={seed}",
+        f"train.threads={threads}",
+        "train.log_steps=false",
+    ]
     with tempfile.TemporaryDirectory() as tmp:
-        res = trainlab.train(BASE[data], out=Path(tmp) / "run", overrides=sets, splits=splits,
-                             callbacks=[CleanTrainAccuracy()])
-    return {"train": res.extra["clean_train_accuracy"], "val": res.val_accuracy,
-            "test": res.test_accuracy, "sec_per_epoch": res.seconds / max(res.epochs, 1),
-            "stopped": res.stopped_reason}
+        res = trainlab.train(
+            BASE[data],
+            out=Path(tmp) / "run",
+            overrides=sets,
+            splits=splits,
+            callbacks=[CleanTrainAccuracy()],
+        )
+    return {
+        "train": res.extra["clean_train_accuracy"],
+        "val": res.val_accuracy,
+        "test": res.test_accuracy,
+        "sec_per_epoch": res.seconds / max(res.epochs, 1),
+        "stopped": res.stopped_reason,
+    }
 
 
 def summarize(runs: list[dict[str, float]]) -> dict[str, Any]:
@@ -134,10 +157,14 @@ def table(results: dict[str, dict[str, dict[str, Any] | None]], seeds: int, epoc
     lines = []
     for data, rows in results.items():
         base = rows.get("baseline")
-        lines.append(f"\n{data}: {epochs} epochs, {seeds} seed(s), mean (sd); gap = train - val; "
-                     "dtest = test - baseline test")
-        head = f"{'technique':32} {'train':>13} {'val':>13} {'gap':>7} {'test':>13} " \
-               f"{'dtest':>7} {'s/epoch':>8}"
+        lines.append(
+            f"\n{data}: {epochs} epochs, {seeds} seed(s), mean (sd); gap = train - val; "
+            "dtest = test - baseline test"
+        )
+        head = (
+            f"{'technique':32} {'train':>13} {'val':>13} {'gap':>7} {'test':>13} "
+            f"{'dtest':>7} {'s/epoch':>8}"
+        )
         lines += [head, "-" * len(head)]
         for name, r in rows.items():
             if r is None:
@@ -147,7 +174,8 @@ def table(results: dict[str, dict[str, dict[str, Any] | None]], seeds: int, epoc
             lines.append(
                 f"{name:32} {r['train']:.3f} ({r['train_sd']:.3f}) {r['val']:.3f} "
                 f"({r['val_sd']:.3f}) {r['gap']:+7.3f} {r['test']:.3f} ({r['test_sd']:.3f}) {d} "
-                f"{r['sec_per_epoch']:8.2f}")
+                f"{r['sec_per_epoch']:8.2f}"
+            )
     return "\n".join(lines)
 
 
@@ -179,14 +207,27 @@ def main(argv: list[str] | None = None) -> int:
             runs = []
             for seed in range(args.seeds):
                 runs.append(run_one(data, overrides, seed, args.epochs, args.threads, splits))
-                print(f"[{time.perf_counter() - start:6.0f}s] {data} {name} seed {seed}: "
-                      f"test {runs[-1]['test']:.3f}", file=sys.stderr, flush=True)
+                print(
+                    f"[{time.perf_counter() - start:6.0f}s] {data} {name} seed {seed}: "
+                    f"test {runs[-1]['test']:.3f}",
+                    file=sys.stderr,
+                    flush=True,
+                )
             results[data][name] = summarize(runs) | {"overrides": overrides}
     text = table(results, args.seeds, args.epochs)
     if args.json:
         print(text, file=sys.stderr)
-        print(json.dumps({"seeds": args.seeds, "epochs": args.epochs, "threads": args.threads,
-                          "torch": torch.__version__, "results": results}))
+        print(
+            json.dumps(
+                {
+                    "seeds": args.seeds,
+                    "epochs": args.epochs,
+                    "threads": args.threads,
+                    "torch": torch.__version__,
+                    "results": results,
+                }
+            )
+        )
     else:
         print(text)
     return 0

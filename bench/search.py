@@ -38,17 +38,25 @@ SPACE = {"optim.lr": "loguniform(1e-4, 1e-1)", "model.dropout": "uniform(0, 0.5)
 
 def run(config: dict[str, Any], **options: Any) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="trainlab-bench-") as tmp:
-        result = search(config, storage=f"sqlite:///{tmp}/bench.db", out=f"{tmp}/study",
-                        **options).to_dict()  # fmt: skip
+        result = search(
+            config, storage=f"sqlite:///{tmp}/bench.db", out=f"{tmp}/study", **options
+        ).to_dict()
     return result
 
 
 def throughput(trials: int, epochs: int, repeats: int) -> dict[str, Any]:
     """1 and 2 workers, alternating `repeats` times (the load of a shared machine drifts)."""
-    config = {**BASE, "train": {**BASE["train"], "epochs": epochs},
-              "search": {"strategy": "random", "trials": trials, "seed": 0, "space": SPACE}}
-    out: dict[str, Any] = {"trials": trials, "epochs_per_trial": epochs, "threads_per_worker": 1,
-                           "repeats": repeats}  # fmt: skip
+    config = {
+        **BASE,
+        "train": {**BASE["train"], "epochs": epochs},
+        "search": {"strategy": "random", "trials": trials, "seed": 0, "space": SPACE},
+    }
+    out: dict[str, Any] = {
+        "trials": trials,
+        "epochs_per_trial": epochs,
+        "threads_per_worker": 1,
+        "repeats": repeats,
+    }
     runs: dict[int, list[dict[str, Any]]] = {1: [], 2: []}
     for _ in range(repeats):
         for workers in (1, 2):
@@ -62,10 +70,11 @@ def throughput(trials: int, epochs: int, repeats: int) -> dict[str, Any]:
             "trials_per_minute": round(60 * trials / loop, 2),
             "trials_per_minute_whole": round(60 * trials / whole, 2),
             # seconds one trial trains (in its worker): grows when workers compete for cores
-            "trial_seconds_mean": round(statistics.fmean(
-                row["seconds"] for r in rs for row in r["leaderboard"]), 3),
+            "trial_seconds_mean": round(
+                statistics.fmean(row["seconds"] for r in rs for row in r["leaderboard"]), 3
+            ),
             "best_value": rs[0]["best"]["value"],
-        }  # fmt: skip
+        }
     one, two = out["workers_1"], out["workers_2"]
     out["speedup"] = round(two["trials_per_minute"] / one["trials_per_minute"], 2)
     out["speedup_whole"] = round(two["trials_per_minute_whole"] / one["trials_per_minute_whole"], 2)
@@ -83,18 +92,29 @@ def strategies(trials: int, epochs: int, rounds: int, seeds: int, workers: int) 
     settings = {
         "grid": {"strategy": "grid"},
         "random": {"strategy": "random"},
-        "coarse-to-fine": {"strategy": "coarse-to-fine", "rounds": rounds,
-                           "trials_per_round": per_round, "epochs_per_round": epochs_per_round,
-                           "keep_top": 3},  # fmt: skip
+        "coarse-to-fine": {
+            "strategy": "coarse-to-fine",
+            "rounds": rounds,
+            "trials_per_round": per_round,
+            "epochs_per_round": epochs_per_round,
+            "keep_top": 3,
+        },
         "tpe": {"strategy": "tpe", "tpe_startup_trials": max(2, trials // 3)},
     }
-    out: dict[str, Any] = {"budget_epochs": trials * epochs, "trials": trials,
-                           "epochs_per_round": epochs_per_round, "seeds": seeds}  # fmt: skip
+    out: dict[str, Any] = {
+        "budget_epochs": trials * epochs,
+        "trials": trials,
+        "epochs_per_round": epochs_per_round,
+        "seeds": seeds,
+    }
     for name, extra in settings.items():
         vals, tests, budgets, secs = [], [], [], []
         for seed in range(seeds):
-            config = {**BASE, "train": {**BASE["train"], "epochs": epochs, "seed": seed},
-                      "search": {"trials": trials, "seed": seed, "space": SPACE, **extra}}
+            config = {
+                **BASE,
+                "train": {**BASE["train"], "epochs": epochs, "seed": seed},
+                "search": {"trials": trials, "seed": seed, "space": SPACE, **extra},
+            }
             r = run(config, workers=workers)
             vals.append(r["best"]["value"])
             tests.append(r["best"]["test_accuracy"])
@@ -123,20 +143,35 @@ def main() -> None:
     args = ap.parse_args()
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     size = (
-        {"tp_trials": 6, "tp_epochs": 6, "repeats": 1, "trials": 9, "epochs": 4, "rounds": 3,
-         "seeds": 2}
+        {
+            "tp_trials": 6,
+            "tp_epochs": 6,
+            "repeats": 1,
+            "trials": 9,
+            "epochs": 4,
+            "rounds": 3,
+            "seeds": 2,
+        }
         if args.quick
-        else {"tp_trials": 12, "tp_epochs": 10, "repeats": 2, "trials": 18, "epochs": 6,
-              "rounds": 3, "seeds": 3}
-    )  # fmt: skip
+        else {
+            "tp_trials": 12,
+            "tp_epochs": 10,
+            "repeats": 2,
+            "trials": 18,
+            "epochs": 6,
+            "rounds": 3,
+            "seeds": 3,
+        }
+    )
     seeds = args.seeds or size["seeds"]
     start = time.perf_counter()
     report: dict[str, Any] = {"load_average": os.getloadavg(), "cpus": os.cpu_count()}
     if not args.skip_throughput:
         report["throughput"] = throughput(size["tp_trials"], size["tp_epochs"], size["repeats"])
     if not args.skip_strategies:
-        report["strategies"] = strategies(size["trials"], size["epochs"], size["rounds"], seeds,
-                                          workers=2)  # fmt: skip
+        report["strategies"] = strategies(
+            size["trials"], size["epochs"], size["rounds"], seeds, workers=2
+        )
     report["load_average_end"] = os.getloadavg()
     report["seconds"] = round(time.perf_counter() - start, 1)
     if args.json:
@@ -144,27 +179,39 @@ def main() -> None:
         return
     if "throughput" in report:
         t = report["throughput"]
-        print(f"throughput: {t['trials']} random trials x {t['epochs_per_trial']} epochs, MNIST-1D "
-              f"CNN, {t['threads_per_worker']} torch thread per worker")  # fmt: skip
+        print(
+            f"throughput: {t['trials']} random trials x {t['epochs_per_trial']} epochs, MNIST-1D "
+            f"CNN, {t['threads_per_worker']} torch thread per worker"
+        )
         for w in (1, 2):
             r = t[f"workers_{w}"]
-            print(f"  {w} worker(s): {r['trials_per_minute']:6.2f} trials/min (training loop), "
-                  f"{r['trials_per_minute_whole']:6.2f} whole command, "
-                  f"{r['trial_seconds_mean']:.2f} s of training per trial")  # fmt: skip
-        print(f"  speed-up: {t['speedup']:.2f} (loop), {t['speedup_whole']:.2f} (whole); "
-              f"same best result: {t['same_results']}")  # fmt: skip
+            print(
+                f"  {w} worker(s): {r['trials_per_minute']:6.2f} trials/min (training loop), "
+                f"{r['trials_per_minute_whole']:6.2f} whole command, "
+                f"{r['trial_seconds_mean']:.2f} s of training per trial"
+            )
+        print(
+            f"  speed-up: {t['speedup']:.2f} (loop), {t['speedup_whole']:.2f} (whole); "
+            f"same best result: {t['same_results']}"
+        )
     if "strategies" in report:
         s = report["strategies"]
-        print(f"strategies at {s['budget_epochs']} epochs each, {s['seeds']} seeds "
-              f"(coarse-to-fine epochs per round {s['epochs_per_round']}):")  # fmt: skip
+        print(
+            f"strategies at {s['budget_epochs']} epochs each, {s['seeds']} seeds "
+            f"(coarse-to-fine epochs per round {s['epochs_per_round']}):"
+        )
         print(f"  {'strategy':15s} {'best val':>16s} {'its test':>16s} {'epochs':>7s}")
         for name in ("grid", "random", "coarse-to-fine", "tpe"):
             r = s[name]
-            print(f"  {name:15s} {r['best_val_mean']:.4f} ± {r['best_val_std']:.4f}  "
-                  f"{r['best_test_mean']:.4f} ± {r['best_test_std']:.4f}  "
-                  f"{r['epochs_trained_mean']:7.1f}")  # fmt: skip
-    print(f"load average {report['load_average']} -> {report['load_average_end']} on "
-          f"{report['cpus']} CPUs; {report['seconds']} s")  # fmt: skip
+            print(
+                f"  {name:15s} {r['best_val_mean']:.4f} ± {r['best_val_std']:.4f}  "
+                f"{r['best_test_mean']:.4f} ± {r['best_test_std']:.4f}  "
+                f"{r['epochs_trained_mean']:7.1f}"
+            )
+    print(
+        f"load average {report['load_average']} -> {report['load_average_end']} on "
+        f"{report['cpus']} CPUs; {report['seconds']} s"
+    )
 
 
 if __name__ == "__main__":

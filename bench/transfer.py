@@ -43,8 +43,12 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 PRETRAIN = EXAMPLES / "mnist5k-digits0to4.yaml"
 TARGETS = [  # (label, config, overrides, normalize)
     ("digits 5-9, 10/class", EXAMPLES / "transfer-digits5to9.yaml", [], "pretrained"),
-    ("digits 5-9, all", EXAMPLES / "transfer-digits5to9.yaml",
-     ["data.per_class=null", "train.batch_size=64", "train.epochs=10"], "pretrained"),
+    (
+        "digits 5-9, all",
+        EXAMPLES / "transfer-digits5to9.yaml",
+        ["data.per_class=null", "train.batch_size=64", "train.epochs=10"],
+        "pretrained",
+    ),
     ("sklearn digits 28x28", EXAMPLES / "transfer-sklearn-digits.yaml", [], "new"),
 ]
 METHODS = [  # (label, mode or None for scratch, transfer keyword arguments)
@@ -67,31 +71,55 @@ def run_all(seeds: int, lrs: list[float], threads: int, log: Any) -> dict[str, A
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         start = time.perf_counter()
-        pre = trainlab.train(PRETRAIN, out=root / "pretrain",
-                             overrides=[f"train.threads={threads}"])
-        pretrain = {"config": str(PRETRAIN.relative_to(EXAMPLES.parent)),
-                    "test_accuracy": pre.test_accuracy, "seconds": pre.seconds,
-                    "wall_seconds": round(time.perf_counter() - start, 2)}
+        pre = trainlab.train(
+            PRETRAIN, out=root / "pretrain", overrides=[f"train.threads={threads}"]
+        )
+        pretrain = {
+            "config": str(PRETRAIN.relative_to(EXAMPLES.parent)),
+            "test_accuracy": pre.test_accuracy,
+            "seconds": pre.seconds,
+            "wall_seconds": round(time.perf_counter() - start, 2),
+        }
         log(f"pretrained on digits 0-4: test {100 * pre.test_accuracy:.2f}% in {pre.seconds:.1f}s")
         model = trainlab.load_run(root / "pretrain").config.model.model_dump(mode="json")
         n = 0
         for target, config, overrides, normalize in TARGETS:
-            methods = METHODS + ([("linear, pretrained stats", "linear",
-                                   {"normalize": "pretrained"})] if normalize == "new" else [])
+            methods = METHODS + (
+                [("linear, pretrained stats", "linear", {"normalize": "pretrained"})]
+                if normalize == "new"
+                else []
+            )
             for label, mode, kwargs in methods:
                 kw = {"normalize": normalize, **kwargs}
 
-                def once(seed: int, lr: float | None, mode: str | None = mode, kw: dict = kw,
-                         config: Path = config, overrides: list[str] = overrides
-                         ) -> trainlab.Result:
+                def once(
+                    seed: int,
+                    lr: float | None,
+                    mode: str | None = mode,
+                    kw: dict = kw,
+                    config: Path = config,
+                    overrides: list[str] = overrides,
+                ) -> trainlab.Result:
                     nonlocal n
                     n += 1
-                    o = [*overrides, f"train.seed={seed}", f"data.seed={seed}",
-                         f"train.threads={threads}", *([f"optim.lr={lr}"] if lr else [])]
+                    o = [
+                        *overrides,
+                        f"train.seed={seed}",
+                        f"data.seed={seed}",
+                        f"train.threads={threads}",
+                        *([f"optim.lr={lr}"] if lr else []),
+                    ]
                     if mode is None:
                         return scratch(config, o, model, root / f"run{n}")
-                    return transfer(root / "pretrain", config, mode=mode, overrides=o,
-                                    out=root / f"run{n}", curves=False, **kw)
+                    return transfer(
+                        root / "pretrain",
+                        config,
+                        mode=mode,
+                        overrides=o,
+                        out=root / f"run{n}",
+                        curves=False,
+                        **kw,
+                    )
 
                 lbfgs = mode == "linear" and kw.get("solver") != "optim"  # no lr: it picks l2
                 sweep = {lr: once(0, lr) for lr in ([] if lbfgs else lrs)}
@@ -99,23 +127,40 @@ def run_all(seeds: int, lrs: list[float], threads: int, log: Any) -> dict[str, A
                 results = [sweep[lr] if lr else once(0, None)]
                 results += [once(seed, lr) for seed in range(1, seeds)]
                 accs = [r.test_accuracy for r in results]
-                secs = [r.seconds + r.extra.get("features_seconds", 0.0)
-                        + r.extra.get("l2_search_seconds", 0.0) for r in results]
+                secs = [
+                    r.seconds
+                    + r.extra.get("features_seconds", 0.0)
+                    + r.extra.get("l2_search_seconds", 0.0)
+                    for r in results
+                ]
                 trainable = results[0].extra.get("trainable_parameters", results[0].parameters)
-                row = {"target": target, "method": label, "trainable_parameters": trainable,
-                       "lr": lr, "sweep_val_accuracy": {str(k): v.val_accuracy
-                                                        for k, v in sweep.items()},
-                       "test_accuracy": statistics.mean(accs),
-                       "test_accuracy_std": statistics.stdev(accs) if len(accs) > 1 else 0.0,
-                       "seconds": statistics.mean(secs), "accuracies": accs,
-                       "l2": results[0].extra.get("l2")}
+                row = {
+                    "target": target,
+                    "method": label,
+                    "trainable_parameters": trainable,
+                    "lr": lr,
+                    "sweep_val_accuracy": {str(k): v.val_accuracy for k, v in sweep.items()},
+                    "test_accuracy": statistics.mean(accs),
+                    "test_accuracy_std": statistics.stdev(accs) if len(accs) > 1 else 0.0,
+                    "seconds": statistics.mean(secs),
+                    "accuracies": accs,
+                    "l2": results[0].extra.get("l2"),
+                }
                 rows.append(row)
                 how = f"lr {lr}" if lr else (f"l2 {row['l2']:.2g}" if row["l2"] else "config")
-                log(f"{target:22s} {label:25s} {how:10s} "
+                log(
+                    f"{target:22s} {label:25s} {how:10s} "
                     f"{100 * row['test_accuracy']:6.2f}% "
-                    f"± {100 * row['test_accuracy_std']:.2f}  {row['seconds']:6.1f}s")
-    return {"seeds": seeds, "lrs": lrs, "threads": threads, "torch": torch.__version__,
-            "pretrain": pretrain, "rows": rows}
+                    f"± {100 * row['test_accuracy_std']:.2f}  {row['seconds']:6.1f}s"
+                )
+    return {
+        "seeds": seeds,
+        "lrs": lrs,
+        "threads": threads,
+        "torch": torch.__version__,
+        "pretrain": pretrain,
+        "rows": rows,
+    }
 
 
 def print_table(result: dict[str, Any], file: Any) -> None:
@@ -123,26 +168,38 @@ def print_table(result: dict[str, Any], file: Any) -> None:
     from rich.table import Table
 
     p = result["pretrain"]
-    table = Table(title=f"transfer from a CNN pretrained on mnist5k digits 0-4 (test "
-                        f"{100 * p['test_accuracy']:.2f}%, {p['seconds']:.1f}s); mean of "
-                        f"{result['seeds']} seeds", title_justify="left")
+    table = Table(
+        title=f"transfer from a CNN pretrained on mnist5k digits 0-4 (test "
+        f"{100 * p['test_accuracy']:.2f}%, {p['seconds']:.1f}s); mean of "
+        f"{result['seeds']} seeds",
+        title_justify="left",
+    )
     for col in ("target", "method", "trained params", "lr", "test acc", "± std", "seconds"):
         table.add_column(col, justify="left" if col in ("target", "method") else "right")
     for r in result["rows"]:
-        table.add_row(r["target"], r["method"], f"{r['trainable_parameters']:,}",
-                      (f"l2 {r['l2']:.2g}" if r.get("l2") is not None else "config")
-                      if r["lr"] is None else f"{r['lr']:g}",
-                      f"{100 * r['test_accuracy']:.2f}%", f"{100 * r['test_accuracy_std']:.2f}",
-                      f"{r['seconds']:.1f}")
+        table.add_row(
+            r["target"],
+            r["method"],
+            f"{r['trainable_parameters']:,}",
+            (f"l2 {r['l2']:.2g}" if r.get("l2") is not None else "config")
+            if r["lr"] is None
+            else f"{r['lr']:g}",
+            f"{100 * r['test_accuracy']:.2f}%",
+            f"{100 * r['test_accuracy_std']:.2f}",
+            f"{r['seconds']:.1f}",
+        )
     Console(file=file, width=120).print(table)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, default=3)
-    ap.add_argument("--lrs", default="3e-3,1e-2,3e-2,1e-1",
-                    help="learning rates to pick from per method by validation accuracy on seed 0 "
-                         "(empty: each config's)")
+    ap.add_argument(
+        "--lrs",
+        default="3e-3,1e-2,3e-2,1e-1",
+        help="learning rates to pick from per method by validation accuracy on seed 0 "
+        "(empty: each config's)",
+    )
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()

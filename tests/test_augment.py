@@ -48,9 +48,14 @@ def batch_of(photos: torch.Tensor, n: int) -> torch.Tensor:
 
 # ------------------------------------------------------------------------- all ops, in general
 OP_CASES = [
-    ("image", 3, "flip"), ("image", 3, "crop"), ("image", 3, "resized_crop"),
-    ("image", 3, "color_jitter"), ("image", 3, "pca_color"),
-    ("signal", 1, "flip"), ("signal", 2, "shift"), ("signal", 1, "scale"),
+    ("image", 3, "flip"),
+    ("image", 3, "crop"),
+    ("image", 3, "resized_crop"),
+    ("image", 3, "color_jitter"),
+    ("image", 3, "pca_color"),
+    ("signal", 1, "flip"),
+    ("signal", 2, "shift"),
+    ("signal", 1, "scale"),
 ]
 
 
@@ -114,8 +119,15 @@ def test_empty_spec_is_identity_and_describe_and_resolved_round_trip():
     assert parse_augment(["flip"], "image", 3).tta_crop() == {"crop_size": None, "pad": 0}
     chained = parse_augment([{"name": "resized_crop", "size": 6}, "crop"], "image", 3, 8)
     assert chained.tta_crop() == {"crop_size": (6, 6), "pad": 4}
-    assert set(AUGMENTATIONS) == {"flip", "crop", "resized_crop", "color_jitter", "pca_color",
-                                  "shift", "scale"}
+    assert set(AUGMENTATIONS) == {
+        "flip",
+        "crop",
+        "resized_crop",
+        "color_jitter",
+        "pca_color",
+        "shift",
+        "scale",
+    }
 
 
 def test_default_augment_leaves_flip_out_where_mirroring_changes_the_label():
@@ -128,8 +140,9 @@ def test_default_augment_leaves_flip_out_where_mirroring_changes_the_label():
 # ------------------------------------------------------------------------------- geometric
 def test_flip_is_exact_and_per_example():
     x = torch.randn(400, 2, 5, 7)
-    assert torch.equal(parse_augment([{"name": "flip", "p": 1.0}], "image", 2)(x, gen()),
-                       x.flip(-1))
+    assert torch.equal(
+        parse_augment([{"name": "flip", "p": 1.0}], "image", 2)(x, gen()), x.flip(-1)
+    )
     assert torch.equal(parse_augment([{"name": "flip", "p": 0.0}], "image", 2)(x, gen()), x)
     out = parse_augment(["flip"], "image", 2)(x, gen())
     same = (out == x).flatten(1).all(1)
@@ -145,8 +158,9 @@ def _shifted(x: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
     """x moved down by dy and right by dx, zeros where nothing moved in."""
     h, w = x.shape[-2:]
     out = torch.zeros_like(x)
-    out[..., max(dy, 0):h + min(dy, 0), max(dx, 0):w + min(dx, 0)] = \
-        x[..., max(-dy, 0):h + min(-dy, 0), max(-dx, 0):w + min(-dx, 0)]
+    out[..., max(dy, 0) : h + min(dy, 0), max(dx, 0) : w + min(dx, 0)] = x[
+        ..., max(-dy, 0) : h + min(-dy, 0), max(-dx, 0) : w + min(-dx, 0)
+    ]
     return out
 
 
@@ -157,8 +171,12 @@ def test_crop_with_padding_is_a_translation_of_the_content():
     assert out.shape == x.shape
     seen = set()
     for i in range(len(x)):
-        shifts = [(dy, dx) for dy in range(-pad, pad + 1) for dx in range(-pad, pad + 1)
-                  if torch.equal(out[i], _shifted(x[i], dy, dx))]
+        shifts = [
+            (dy, dx)
+            for dy in range(-pad, pad + 1)
+            for dx in range(-pad, pad + 1)
+            if torch.equal(out[i], _shifted(x[i], dy, dx))
+        ]
         assert len(shifts) == 1, f"example {i} is not a translation of its input"
         seen.add(shifts[0])
     assert len(seen) > 30  # per-example offsets cover the 7x7 possible translations
@@ -202,8 +220,9 @@ def test_resized_crop_draws_area_and_aspect_per_example_inside_the_image():
 
 def test_resized_crop_full_scale_is_identity_and_size_sets_the_output():
     x = torch.randn(4, 3, 16, 16)
-    same = parse_augment([{"name": "resized_crop", "scale": [1, 1], "ratio": [1, 1]}],
-                         "image", 3, 16)(x, gen())
+    same = parse_augment(
+        [{"name": "resized_crop", "scale": [1, 1], "ratio": [1, 1]}], "image", 3, 16
+    )(x, gen())
     torch.testing.assert_close(same, x)
     small = parse_augment([{"name": "resized_crop", "size": 8}], "image", 3, 16)(x, gen())
     assert small.shape == (4, 3, 8, 8)
@@ -227,13 +246,11 @@ def test_brightness_shifts_every_pixel_of_an_image_by_one_random_amount(photos):
 
 def test_contrast_scales_deviations_from_the_image_mean(photos):
     x, out = _jitter(photos, contrast=0.4)
-    torch.testing.assert_close(out.mean(dim=(1, 2, 3)), x.mean(dim=(1, 2, 3)), atol=1e-5,
-                               rtol=0)
+    torch.testing.assert_close(out.mean(dim=(1, 2, 3)), x.mean(dim=(1, 2, 3)), atol=1e-5, rtol=0)
     factor = out.flatten(1).std(1) / x.flatten(1).std(1)
     assert torch.all((factor >= 0.6 - 1e-5) & (factor <= 1.4 + 1e-5)) and factor.std() > 0.15
     m = x.mean(dim=(1, 2, 3), keepdim=True)
-    torch.testing.assert_close(out - m, factor[:, None, None, None] * (x - m), atol=1e-5,
-                               rtol=1e-5)
+    torch.testing.assert_close(out - m, factor[:, None, None, None] * (x - m), atol=1e-5, rtol=1e-5)
 
 
 def test_saturation_scales_colour_around_the_gray_of_each_pixel(photos):
@@ -242,8 +259,9 @@ def test_saturation_scales_colour_around_the_gray_of_each_pixel(photos):
     torch.testing.assert_close(out.mean(1, keepdim=True), gray)  # luminance kept
     factor = (out - gray).flatten(1).norm(dim=1) / (x - gray).flatten(1).norm(dim=1)
     assert torch.all((factor >= 0.6 - 1e-5) & (factor <= 1.4 + 1e-5)) and factor.std() > 0.15
-    torch.testing.assert_close(out - gray, factor[:, None, None, None] * (x - gray), atol=1e-5,
-                               rtol=1e-5)
+    torch.testing.assert_close(
+        out - gray, factor[:, None, None, None] * (x - gray), atol=1e-5, rtol=1e-5
+    )
     desaturated = (out - gray).flatten(1).norm(dim=1) < (x - gray).flatten(1).norm(dim=1)
     assert 0.3 < desaturated.float().mean() < 0.7
 
@@ -286,8 +304,9 @@ def test_shift_is_a_circular_or_zero_filled_translation_in_time():
         assert len(s) == 1
         seen.add(s[0])
     assert seen == set(range(-3, 4))
-    out = parse_augment([{"name": "shift", "max_shift": 0.25, "mode": "zeros"}], "signal", 2,
-                        20)(x, gen(4))
+    out = parse_augment([{"name": "shift", "max_shift": 0.25, "mode": "zeros"}], "signal", 2, 20)(
+        x, gen(4)
+    )
     for i in range(100):
         assert any(torch.equal(out[i], _shifted(x[i][None], 0, k)[0]) for k in range(-5, 6))
 
@@ -295,40 +314,67 @@ def test_shift_is_a_circular_or_zero_filled_translation_in_time():
 def test_scale_stretches_time_about_the_centre_and_scales_amplitude():
     n, length = 300, 41
     ramp = (torch.arange(length, dtype=torch.float32) - 20).expand(n, 1, length)
-    timed = parse_augment([{"name": "scale", "time": 0.2, "amplitude": 0}], "signal", 1,
-                          length)(ramp, gen(5))
+    timed = parse_augment([{"name": "scale", "time": 0.2, "amplitude": 0}], "signal", 1, length)(
+        ramp, gen(5)
+    )
     slope = timed[:, 0, 21] - timed[:, 0, 20]  # x'(u) = x(u / f): slope 1 / f
     assert torch.all((slope >= 1 / 1.2 - 1e-4) & (slope <= 1 / 0.8 + 1e-4)) and slope.std() > 0.05
     torch.testing.assert_close(timed[:, 0, 20], torch.zeros(n), atol=1e-4, rtol=0)  # centre fixed
     x = torch.randn(n, 1, length, generator=gen(6))
-    amp = parse_augment([{"name": "scale", "time": 0, "amplitude": 0.2}], "signal", 1,
-                        length)(x, gen(7))
+    amp = parse_augment([{"name": "scale", "time": 0, "amplitude": 0.2}], "signal", 1, length)(
+        x, gen(7)
+    )
     k = amp / x
     torch.testing.assert_close(k, k[:, :, :1].expand_as(k))
     assert k.min() >= 0.8 - 1e-5 and k.max() <= 1.2 + 1e-5
 
 
 # ------------------------------------------------------------------------------ bad input
-@pytest.mark.parametrize(("spec", "kind", "channels", "size", "message"), [
-    (["flip", "zoom"], "image", 3, 8, r"^data\.augment\[1\]: unknown augmentation 'zoom'"),
-    ([{"name": "crop", "pad": 4, "size": 40}], "image", 3, 32,
-     r"^data\.augment\[0\]\.size: crop 40x40 is larger than the image 32x32"),
-    ([{"name": "crop", "pad": -1}], "image", 3, 8, r"^data\.augment\[0\]\.pad: "),
-    ([{"name": "crop", "padding": 2}], "image", 3, 8,
-     r"^data\.augment\[0\]\.padding: unknown parameter of crop; allowed: pad, size, mode"),
-    (["pca_color"], "image", 1, 8, r"^data\.augment\[0\]: pca_color needs 3-channel"),
-    (["color_jitter"], "image", 1, 8, r"^data\.augment\[0\]\.saturation: needs 3-channel"),
-    (["crop"], "signal", 1, 40, r"^data\.augment\[0\]: 'crop' does not apply to signal data; "
-                                r"allowed: flip, shift, scale"),
-    (["shift"], "image", 3, 8, r"^data\.augment\[0\]: 'shift' does not apply to image data"),
-    ([{"name": "flip", "p": 2}], "image", 3, 8, r"^data\.augment\[0\]\.p: must be in \[0"),
-    ([{"name": "resized_crop", "scale": [0.9, 0.5]}], "image", 3, 8, r"low must be <= high"),
-    ([{"name": "shift", "max_shift": 1.5}], "signal", 1, 40, r"\.max_shift: must be a whole"),
-    ([{"pad": 4}], "image", 3, 8, r"^data\.augment\[0\]: a mapping needs a 'name'"),
-    (["flip", "flip"], "image", 3, 8, r"^data\.augment\[1\]: 'flip' is listed twice"),
-    (["flip"], "vector", 1, None, r"^data\.augment: augmentation applies to images and signals"),
-    ("flip", "image", 3, 8, r"^data\.augment: must be a list"),
-])
+@pytest.mark.parametrize(
+    ("spec", "kind", "channels", "size", "message"),
+    [
+        (["flip", "zoom"], "image", 3, 8, r"^data\.augment\[1\]: unknown augmentation 'zoom'"),
+        (
+            [{"name": "crop", "pad": 4, "size": 40}],
+            "image",
+            3,
+            32,
+            r"^data\.augment\[0\]\.size: crop 40x40 is larger than the image 32x32",
+        ),
+        ([{"name": "crop", "pad": -1}], "image", 3, 8, r"^data\.augment\[0\]\.pad: "),
+        (
+            [{"name": "crop", "padding": 2}],
+            "image",
+            3,
+            8,
+            r"^data\.augment\[0\]\.padding: unknown parameter of crop; allowed: pad, size, mode",
+        ),
+        (["pca_color"], "image", 1, 8, r"^data\.augment\[0\]: pca_color needs 3-channel"),
+        (["color_jitter"], "image", 1, 8, r"^data\.augment\[0\]\.saturation: needs 3-channel"),
+        (
+            ["crop"],
+            "signal",
+            1,
+            40,
+            r"^data\.augment\[0\]: 'crop' does not apply to signal data; "
+            r"allowed: flip, shift, scale",
+        ),
+        (["shift"], "image", 3, 8, r"^data\.augment\[0\]: 'shift' does not apply to image data"),
+        ([{"name": "flip", "p": 2}], "image", 3, 8, r"^data\.augment\[0\]\.p: must be in \[0"),
+        ([{"name": "resized_crop", "scale": [0.9, 0.5]}], "image", 3, 8, r"low must be <= high"),
+        ([{"name": "shift", "max_shift": 1.5}], "signal", 1, 40, r"\.max_shift: must be a whole"),
+        ([{"pad": 4}], "image", 3, 8, r"^data\.augment\[0\]: a mapping needs a 'name'"),
+        (["flip", "flip"], "image", 3, 8, r"^data\.augment\[1\]: 'flip' is listed twice"),
+        (
+            ["flip"],
+            "vector",
+            1,
+            None,
+            r"^data\.augment: augmentation applies to images and signals",
+        ),
+        ("flip", "image", 3, 8, r"^data\.augment: must be a list"),
+    ],
+)
 def test_bad_specs_are_user_errors_naming_the_field(spec, kind, channels, size, message):
     with pytest.raises(UserError, match=message):
         parse_augment(spec, kind, channels, size)
@@ -357,8 +403,7 @@ class TinyConvNet(nn.Module):
 def test_ten_crop_returns_corners_centre_and_their_mirrors():
     x = torch.randn(2, 3, 8, 10)
     views = ten_crop(x, (5, 6)).view(10, 2, 3, 5, 6)
-    expected = [x[..., :5, :6], x[..., :5, 4:], x[..., 3:, :6], x[..., 3:, 4:],
-                x[..., 2:7, 2:8]]
+    expected = [x[..., :5, :6], x[..., :5, 4:], x[..., 3:, :6], x[..., 3:, 4:], x[..., 2:7, 2:8]]
     for k, view in enumerate(expected):
         assert torch.equal(views[k], view)
         assert torch.equal(views[5 + k], view.flip(-1))

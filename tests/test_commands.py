@@ -6,10 +6,11 @@ from trainlab.cli import main
 
 
 def test_lr_find_suggests_an_lr_and_draws_the_curve(tmp_path, capsys, write_config):
-    cfg = write_config("data: {name: digits}\nmodel: {kind: mlp, width: 64}\n"
-                       "optim: {name: momentum}\ntrain: {batch_size: 64}\n")
-    rc = main(["lr-find", str(cfg), "--steps", "120", "--out", str(tmp_path / "lr.png"),
-               "--json"])
+    cfg = write_config(
+        "data: {name: digits}\nmodel: {kind: mlp, width: 64}\n"
+        "optim: {name: momentum}\ntrain: {batch_size: 64}\n"
+    )
+    rc = main(["lr-find", str(cfg), "--steps", "120", "--out", str(tmp_path / "lr.png"), "--json"])
     out = json.loads(capsys.readouterr().out)
     assert rc == 0 and (tmp_path / "lr.png").stat().st_size > 10_000
     assert 1e-3 <= out["suggested_lr"] <= 1.0 and out["plot"] == str(tmp_path / "lr.png")
@@ -22,8 +23,18 @@ def test_lr_find_refuses_full_batch_optimizers(capsys, write_config):
 
 
 def test_landscape_table_and_picture(tmp_path, capsys):
-    rc = main(["landscape", "--surface", "taco", "--optimizers", "sgd,momentum", "--out",
-               str(tmp_path / "taco.png"), "--json"])
+    rc = main(
+        [
+            "landscape",
+            "--surface",
+            "taco",
+            "--optimizers",
+            "sgd,momentum",
+            "--out",
+            str(tmp_path / "taco.png"),
+            "--json",
+        ]
+    )
     out = json.loads(capsys.readouterr().out)
     assert rc == 0 and (tmp_path / "taco.png").exists()
     rows = {r["optimizer"]: r for r in out["rows"]}

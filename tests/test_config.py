@@ -26,8 +26,9 @@ def test_momentum_name_means_sgd_with_momentum_09():
 
 
 def test_set_overrides_by_dotted_path_including_list_index():
-    cfg = load_config(None, ["model.width=64", "optim.lr=3e-3", "optim.betas.0=0.8",
-                             "data.classes=[0, 1, 2]"])
+    cfg = load_config(
+        None, ["model.width=64", "optim.lr=3e-3", "optim.betas.0=0.8", "data.classes=[0, 1, 2]"]
+    )
     assert cfg.model.width == 64 and cfg.optim.lr == pytest.approx(3e-3)
     assert cfg.optim.betas == (0.8, 0.999)
     assert cfg.data.classes == [0, 1, 2]
@@ -38,20 +39,26 @@ def test_set_switching_optimizer_then_its_own_argument():
     assert cfg.optim.name == "rmsprop" and cfg.optim.alpha == 0.9
 
 
-@pytest.mark.parametrize("overrides, field", [
-    (["optim.lr=-1"], "optim.lr"),
-    (["optim.lr=nan"], "optim.lr"),
-    (["optim.name=adamax"], "optim.name"),
-    (["optim.betas.1=1.0"], "optim.betas.1"),
-    (["optim.eps=0"], "optim.eps"),
-    (["model.kind=transformer"], "model.kind"),
-    (["model.dropout=1.0"], "model.dropout"),
-    (["train.epochs=0"], "train.epochs"),
-    (["train.bogus=1"], "train.bogus"),
-    (["optim.momentum=0.9"], "optim.momentum"),  # adam has no momentum: one schema per optimizer
-    (["optim.betas.7=0.1"], "optim.betas.7"),
-    (["model.stochastic_depth=0.2"], "model.stochastic_depth"),  # needs a resnet
-])
+@pytest.mark.parametrize(
+    "overrides, field",
+    [
+        (["optim.lr=-1"], "optim.lr"),
+        (["optim.lr=nan"], "optim.lr"),
+        (["optim.name=adamax"], "optim.name"),
+        (["optim.betas.1=1.0"], "optim.betas.1"),
+        (["optim.eps=0"], "optim.eps"),
+        (["model.kind=transformer"], "model.kind"),
+        (["model.dropout=1.0"], "model.dropout"),
+        (["train.epochs=0"], "train.epochs"),
+        (["train.bogus=1"], "train.bogus"),
+        (
+            ["optim.momentum=0.9"],
+            "optim.momentum",
+        ),  # adam has no momentum: one schema per optimizer
+        (["optim.betas.7=0.1"], "optim.betas.7"),
+        (["model.stochastic_depth=0.2"], "model.stochastic_depth"),  # needs a resnet
+    ],
+)
 def test_mistakes_name_the_field(overrides, field):
     with pytest.raises(UserError) as err:
         load_config(None, overrides)
@@ -82,8 +89,9 @@ def test_known_path_for_search_spaces():
 
 def test_switching_optimizer_names_the_key_the_new_one_lacks_and_lists_its_keys():
     with pytest.raises(UserError) as err:
-        validate(apply_overrides({"optim": {"name": "momentum", "momentum": 0.9}},
-                                 ["optim.name=lbfgs"]))
+        validate(
+            apply_overrides({"optim": {"name": "momentum", "momentum": 0.9}}, ["optim.name=lbfgs"])
+        )
     message = str(err.value)
     assert message.startswith("optim.momentum: unknown key for optim.name lbfgs")
     assert "max_iter" in message and "\n" not in message

@@ -56,8 +56,13 @@ def test_classes_per_class_and_resize():
 def test_npz_with_channels_last_images_and_test_split(tmp_path):
     rng = np.random.default_rng(0)
     path = tmp_path / "d.npz"
-    np.savez(path, x=rng.random((60, 6, 6, 3)), y=rng.integers(0, 3, 60),
-             x_test=rng.random((20, 6, 6, 3)), y_test=rng.integers(0, 3, 20))
+    np.savez(
+        path,
+        x=rng.random((60, 6, 6, 3)),
+        y=rng.integers(0, 3, 60),
+        x_test=rng.random((20, 6, 6, 3)),
+        y_test=rng.integers(0, 3, 20),
+    )
     s = prepare(DataConfig(name="npz", path=str(path)))
     assert s.kind == "image" and s.input_shape == (3, 6, 6) and len(s.x_test) == 20
 
@@ -85,8 +90,13 @@ def test_cifar_python_batches(tmp_path):
     rng = np.random.default_rng(0)
     for name in ("data_batch_1", "data_batch_2", "test_batch"):
         with open(tmp_path / name, "wb") as f:
-            pickle.dump({b"data": rng.integers(0, 255, (10, 3072), dtype=np.uint8),
-                         b"labels": list(rng.integers(0, 10, 10))}, f)
+            pickle.dump(
+                {
+                    b"data": rng.integers(0, 255, (10, 3072), dtype=np.uint8),
+                    b"labels": list(rng.integers(0, 10, 10)),
+                },
+                f,
+            )
     s = prepare(DataConfig(name="cifar", path=str(tmp_path), val_fraction=0.1))
     assert s.input_shape == (3, 32, 32) and len(s.x_test) == 10 and len(s.x_train) == 18
 
@@ -98,11 +108,14 @@ def test_cifar_refuses_arbitrary_pickles(tmp_path):
         prepare(DataConfig(name="cifar", path=str(tmp_path)))
 
 
-@pytest.mark.parametrize("arrays, match", [
-    ({"x": np.zeros((4, 2, 3, 4, 5)), "y": np.zeros(4)}, "shape"),
-    ({"x": np.zeros((4, 3)), "y": np.zeros(5)}, "labels"),
-    ({"x": np.zeros((4, 3))}, "must hold arrays x and y"),
-])
+@pytest.mark.parametrize(
+    "arrays, match",
+    [
+        ({"x": np.zeros((4, 2, 3, 4, 5)), "y": np.zeros(4)}, "shape"),
+        ({"x": np.zeros((4, 3)), "y": np.zeros(5)}, "labels"),
+        ({"x": np.zeros((4, 3))}, "must hold arrays x and y"),
+    ],
+)
 def test_bad_user_files(tmp_path, arrays, match):
     path = tmp_path / "bad.npz"
     np.savez(path, **arrays)

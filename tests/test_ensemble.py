@@ -18,8 +18,10 @@ from trainlab.train.averaging import EMA, ema_update, recompute_batch_norm
 from trainlab.train.ensemble import average_proba, evaluate_members
 from trainlab.train.rundir import load_checkpoint
 
-SPIRALS = ("data: {name: spirals}\nmodel: {kind: mlp, width: 32, depth: 2}\n"
-           "optim: {name: adam, lr: 1e-2}\ntrain: {epochs: 4, batch_size: 64}\n")
+SPIRALS = (
+    "data: {name: spirals}\nmodel: {kind: mlp, width: 32, depth: 2}\n"
+    "optim: {name: adam, lr: 1e-2}\ntrain: {epochs: 4, batch_size: 64}\n"
+)
 
 
 def run_json(capsys, argv):
@@ -32,12 +34,22 @@ def run_json(capsys, argv):
 def runs(tmp_path_factory):
     """Two finished spirals runs: A with EMA and 2 snapshots, B a narrower plain MLP."""
     root = tmp_path_factory.mktemp("runs")
-    cfg = {"data": {"name": "spirals"}, "model": {"kind": "mlp", "width": 32, "depth": 2},
-           "optim": {"name": "adam", "lr": 1e-2},
-           "train": {"epochs": 4, "batch_size": 64, "ema": 0.9, "snapshots": 2}}
+    cfg = {
+        "data": {"name": "spirals"},
+        "model": {"kind": "mlp", "width": 32, "depth": 2},
+        "optim": {"name": "adam", "lr": 1e-2},
+        "train": {"epochs": 4, "batch_size": 64, "ema": 0.9, "snapshots": 2},
+    }
     a = trainlab.train(cfg, out=root / "a", curves=False)
-    b = trainlab.train({**cfg, "model": {"kind": "mlp", "width": 16, "depth": 1},
-                        "train": {"epochs": 3, "batch_size": 64}}, out=root / "b", curves=False)
+    b = trainlab.train(
+        {
+            **cfg,
+            "model": {"kind": "mlp", "width": 16, "depth": 1},
+            "train": {"epochs": 3, "batch_size": 64},
+        },
+        out=root / "b",
+        curves=False,
+    )
     return types.SimpleNamespace(root=root, a=a, b=b, cfg=cfg)
 
 
@@ -99,8 +111,9 @@ def test_train_with_ema_reports_and_saves_averaged_weights(runs, capsys):
     best = load_checkpoint(runs.root / "a" / "best.pt")
     assert not torch.equal(ema["model"]["blocks.0.0.weight"], best["model"]["blocks.0.0.weight"])
     # ema.pt has best.pt's layout: `trainlab ensemble --checkpoint ema.pt` reproduces the number
-    rc, out, _ = run_json(capsys, ["ensemble", str(runs.root / "a"), "--checkpoint", "ema.pt",
-                                   "--json"])
+    rc, out, _ = run_json(
+        capsys, ["ensemble", str(runs.root / "a"), "--checkpoint", "ema.pt", "--json"]
+    )
     assert rc == 0 and out["test_accuracy"] == pytest.approx(res["ema_test_accuracy"])
 
 
@@ -136,8 +149,10 @@ def test_ema_and_snapshots_survive_interrupt_and_resume(runs, tmp_path, interrup
     a = load_checkpoint(runs.root / "a" / "ema.pt")["model"]
     b = load_checkpoint(out / "ema.pt")["model"]
     assert all(torch.allclose(a[k].float(), b[k].float(), atol=1e-6) for k in a)
-    assert sorted(p.name for p in (out / "snapshots").iterdir()) == ["snapshot-1.pt",
-                                                                     "snapshot-2.pt"]
+    assert sorted(p.name for p in (out / "snapshots").iterdir()) == [
+        "snapshot-1.pt",
+        "snapshot-2.pt",
+    ]
 
 
 # ------------------------------------------------------------------------------- ensembles
@@ -171,8 +186,17 @@ def test_ensemble_command_table_and_json(runs, capsys):
 def test_train_ensemble_members_and_resume(write_config, tmp_path, capsys):
     cfg = write_config(SPIRALS)
     top = tmp_path / "ens"
-    argv = ["train", str(cfg), "--out", str(top), "--set", "train.ensemble=2",
-            "--set", "train.members=[{}, {model.width: 16}]", "--json"]
+    argv = [
+        "train",
+        str(cfg),
+        "--out",
+        str(top),
+        "--set",
+        "train.ensemble=2",
+        "--set",
+        "train.members=[{}, {model.width: 16}]",
+        "--json",
+    ]
     rc, res, _ = run_json(capsys, argv)
     assert rc == 0
     assert {"test_accuracy", "ensemble_test_accuracy", "members"} <= set(res)
@@ -200,8 +224,14 @@ def test_train_ensemble_members_and_resume(write_config, tmp_path, capsys):
 
 def test_ensemble_of_study_top_trials(runs, tmp_path, capsys):
     study = tmp_path / "search" / "mystudy"
-    for i, (src, val, reason) in enumerate([("a", 0.5, "completed"), ("b", 0.9, "completed"),
-                                            ("a", 0.99, "diverged"), ("b", 0.7, "pruned")]):
+    for i, (src, val, reason) in enumerate(
+        [
+            ("a", 0.5, "completed"),
+            ("b", 0.9, "completed"),
+            ("a", 0.99, "diverged"),
+            ("b", 0.7, "pruned"),
+        ]
+    ):
         d = study / "trials" / f"{i:04d}"
         d.mkdir(parents=True)
         for name in ("config.yaml", "best.pt"):
@@ -213,9 +243,22 @@ def test_ensemble_of_study_top_trials(runs, tmp_path, capsys):
     assert [m["run_dir"].rsplit("/", 1)[-1] for m in out["members"]] == ["0001", "0003"]
 
 
-@pytest.mark.parametrize("case", ["missing", "no_config", "no_checkpoint", "other_data",
-                                  "wrong_model", "no_study", "top0", "members_too_many",
-                                  "members_bad_path", "members_data", "snapshots_too_many"])
+@pytest.mark.parametrize(
+    "case",
+    [
+        "missing",
+        "no_config",
+        "no_checkpoint",
+        "other_data",
+        "wrong_model",
+        "no_study",
+        "top0",
+        "members_too_many",
+        "members_bad_path",
+        "members_data",
+        "snapshots_too_many",
+    ],
+)
 def test_bad_input_is_one_line_exit_2(case, runs, tmp_path, write_config, capsys):
     a = str(runs.root / "a")
     bad = tmp_path / "bad"
@@ -238,26 +281,61 @@ def test_bad_input_is_one_line_exit_2(case, runs, tmp_path, write_config, capsys
         "wrong_model": ["ensemble", a, str(bad)],
         "no_study": ["ensemble", "--study", str(tmp_path / "nostudy")],
         "top0": ["ensemble", "--study", str(runs.root), "--top", "0"],
-        "members_too_many": ["train", str(write_config(SPIRALS)), "--out", str(bad),
-                             "--set", "train.ensemble=2", "--set", "train.members=[{}, {}, {}]"],
-        "members_bad_path": ["train", str(write_config(SPIRALS)), "--out", str(bad),
-                             "--set", "train.ensemble=2",
-                             "--set", "train.members=[{model.widht: 3}]"],
-        "members_data": ["train", str(write_config(SPIRALS)), "--out", str(bad),
-                         "--set", "train.ensemble=2",
-                         "--set", "train.members=[{}, {data.seed: 5}]"],
-        "snapshots_too_many": ["train", str(write_config(SPIRALS)), "--out", str(bad),
-                               "--set", "train.snapshots=500"],
+        "members_too_many": [
+            "train",
+            str(write_config(SPIRALS)),
+            "--out",
+            str(bad),
+            "--set",
+            "train.ensemble=2",
+            "--set",
+            "train.members=[{}, {}, {}]",
+        ],
+        "members_bad_path": [
+            "train",
+            str(write_config(SPIRALS)),
+            "--out",
+            str(bad),
+            "--set",
+            "train.ensemble=2",
+            "--set",
+            "train.members=[{model.widht: 3}]",
+        ],
+        "members_data": [
+            "train",
+            str(write_config(SPIRALS)),
+            "--out",
+            str(bad),
+            "--set",
+            "train.ensemble=2",
+            "--set",
+            "train.members=[{}, {data.seed: 5}]",
+        ],
+        "snapshots_too_many": [
+            "train",
+            str(write_config(SPIRALS)),
+            "--out",
+            str(bad),
+            "--set",
+            "train.snapshots=500",
+        ],
     }[case]
     rc = main(argv)
     err = capsys.readouterr().err.strip()
     assert rc == 2 and len(err.splitlines()) == 1 and "Traceback" not in err
-    expected = {"missing": "does not exist", "no_config": "no config.yaml",
-                "no_checkpoint": "no checkpoint best.pt", "other_data": "data.seed",
-                "wrong_model": "does not fit", "no_study": "--study", "top0": "--top",
-                "members_too_many": "train.members", "members_bad_path": "train.members.0",
-                "members_data": "train.members.1: data.seed",
-                "snapshots_too_many": "train.snapshots: must be <="}[case]
+    expected = {
+        "missing": "does not exist",
+        "no_config": "no config.yaml",
+        "no_checkpoint": "no checkpoint best.pt",
+        "other_data": "data.seed",
+        "wrong_model": "does not fit",
+        "no_study": "--study",
+        "top0": "--top",
+        "members_too_many": "train.members",
+        "members_bad_path": "train.members.0",
+        "members_data": "train.members.1: data.seed",
+        "snapshots_too_many": "train.snapshots: must be <=",
+    }[case]
     assert expected in err
     if case.startswith("members"):
         assert not bad.exists()  # refused before anything was written
@@ -265,8 +343,11 @@ def test_bad_input_is_one_line_exit_2(case, runs, tmp_path, write_config, capsys
 
 def test_ensemble_refuses_a_given_model(tmp_path):
     with pytest.raises(UserError, match="train.ensemble"):
-        trainlab.train({"data": {"name": "spirals"}, "train": {"ensemble": 2, "epochs": 1}},
-                       out=tmp_path / "x", model=nn.Linear(2, 3))
+        trainlab.train(
+            {"data": {"name": "spirals"}, "train": {"ensemble": 2, "epochs": 1}},
+            out=tmp_path / "x",
+            model=nn.Linear(2, 3),
+        )
 
 
 def test_each_member_sees_the_data_normalized_as_it_was_trained(runs, tmp_path, capsys):

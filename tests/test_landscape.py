@@ -136,8 +136,13 @@ def test_sweep_finds_sgds_best_rate_below_the_stability_edge():
 
 def test_run_writes_picture_and_table(tmp_path):
     out = tmp_path / "pics" / "taco.png"
-    result = landscape.run("taco", optimizers=["sgd", "momentum", "adam", "rmsprop"], steps=120,
-                           lrs={"adam": 0.05}, out=out)
+    result = landscape.run(
+        "taco",
+        optimizers=["sgd", "momentum", "adam", "rmsprop"],
+        steps=120,
+        lrs={"adam": 0.05},
+        out=out,
+    )
     assert result["plot"] == str(out) and result["gif"] is None
     from PIL import Image
 
@@ -153,8 +158,14 @@ def test_run_writes_picture_and_table(tmp_path):
 
 
 def test_run_gif_and_divergence(tmp_path):
-    result = landscape.run("saddle", optimizers="sgd,momentum", steps=40,
-                           lrs={"sgd": 0.5}, out=tmp_path / "saddle.png", gif=True)
+    result = landscape.run(
+        "saddle",
+        optimizers="sgd,momentum",
+        steps=40,
+        lrs={"sgd": 0.5},
+        out=tmp_path / "saddle.png",
+        gif=True,
+    )
     from PIL import Image
 
     with Image.open(result["gif"]) as gif:

@@ -8,9 +8,17 @@ from trainlab.errors import UserError
 from trainlab.nn.models import build_model
 
 
-@pytest.mark.parametrize("kind, shape", [("mlp", (2,)), ("mlp", (1, 8, 8)), ("cnn", (1, 40)),
-                                         ("cnn", (3, 16, 16)), ("resnet", (1, 40)),
-                                         ("resnet", (3, 16, 16))])
+@pytest.mark.parametrize(
+    "kind, shape",
+    [
+        ("mlp", (2,)),
+        ("mlp", (1, 8, 8)),
+        ("cnn", (1, 40)),
+        ("cnn", (3, 16, 16)),
+        ("resnet", (1, 40)),
+        ("resnet", (3, 16, 16)),
+    ],
+)
 @pytest.mark.parametrize("norm", ["none", "batch", "layer"])
 def test_shapes(kind, shape, norm):
     model = build_model(ModelConfig(kind=kind, width=8, depth=3, norm=norm), shape, 7)
@@ -32,7 +40,7 @@ def test_batch_norm_eval_output_does_not_depend_on_the_batch(kind):
         model(torch.randn(16, *shape) * 3 + 1)
     model.eval()
     x = torch.randn(8, *shape)
-    alone = torch.cat([model(x[i:i + 1]) for i in range(8)])
+    alone = torch.cat([model(x[i : i + 1]) for i in range(8)])
     assert torch.allclose(model(x), alone, atol=1e-5)
     model.train()
     assert not torch.allclose(model(x)[:1], model(x[:2])[:1], atol=1e-4)  # batch statistics

@@ -212,8 +212,16 @@ def test_advise_sees_an_explosion_the_trainer_did_not_stop_and_copes_with_missin
     assert codes(advice) == {"lr_too_high"} and advice[0].epoch == 1
     assert advise([], [], num_classes=10) == []
     no_val = [
-        {"epoch": e, "step": 10 * e, "train_loss": 1.0 / e, "train_accuracy": None,
-         "val_loss": None, "val_accuracy": None, "lr": 0.1, "seconds": 0.1}
+        {
+            "epoch": e,
+            "step": 10 * e,
+            "train_loss": 1.0 / e,
+            "train_accuracy": None,
+            "val_loss": None,
+            "val_accuracy": None,
+            "lr": 0.1,
+            "seconds": 0.1,
+        }
         for e in range(1, 6)
     ]
     assert advise(no_val, [2.3] + [1.0 / (1 + k / 10) for k in range(49)], num_classes=10) == []
@@ -320,7 +328,12 @@ def test_plateau_broken_late_by_step_decay_suggests_decaying_earlier(seed):
         return 1.0 if t < 10 else 0.1
 
     records, losses, _ = train(
-        mlp([2, 32, 3], seed=seed), blobs(), sgd(1.0), epochs=12, batch_size=8, seed=seed,
+        mlp([2, 32, 3], seed=seed),
+        blobs(),
+        sgd(1.0),
+        epochs=12,
+        batch_size=8,
+        seed=seed,
         schedule=step_decay,
     )
     for milestones in ([10.0], []):  # from the config, or read from the records' lr
@@ -422,8 +435,15 @@ def test_low_accuracy_with_a_rising_loss_is_a_high_lr_not_underfitting():
     losses = [2.63, 2.23, 1.88, 1.84, 2.18, 1.89, 1.85, 2.29]
     accs = [0.33, 0.35, 0.39, 0.43, 0.21, 0.26, 0.30, 0.22]
     records = [
-        {"epoch": i + 1, "step": 10 * (i + 1), "train_loss": loss, "train_accuracy": acc,
-         "val_loss": loss, "val_accuracy": acc + 0.05, "lr": 0.5}
+        {
+            "epoch": i + 1,
+            "step": 10 * (i + 1),
+            "train_loss": loss,
+            "train_accuracy": acc,
+            "val_loss": loss,
+            "val_accuracy": acc + 0.05,
+            "lr": 0.5,
+        }
         for i, (loss, acc) in enumerate(zip(losses, accs))
     ]
     found = codes(advise(records, [2.3] * 80, num_classes=10))

@@ -24,18 +24,21 @@ CASES = [
     ("SGD", {"lr": 0.05, "momentum": 0.9}),
     ("SGD", {"lr": 0.05, "momentum": 0.9, "dampening": 0.3, "weight_decay": 0.01}),
     ("SGD", {"lr": 0.05, "momentum": 0.99, "nesterov": True}),
-    ("SGD", {"lr": 0.05, "momentum": 0.9, "nesterov": True, "weight_decay": 0.1,
-             "maximize": True}),
+    ("SGD", {"lr": 0.05, "momentum": 0.9, "nesterov": True, "weight_decay": 0.1, "maximize": True}),
     ("Adagrad", {}),
-    ("Adagrad", {"lr": 0.1, "lr_decay": 0.01, "initial_accumulator_value": 0.1,
-                 "weight_decay": 0.1}),
+    (
+        "Adagrad",
+        {"lr": 0.1, "lr_decay": 0.01, "initial_accumulator_value": 0.1, "weight_decay": 0.1},
+    ),
     ("Adagrad", {"lr": 0.1, "eps": 1e-6, "maximize": True}),
     ("RMSprop", {}),
     ("RMSprop", {"lr": 0.01, "alpha": 0.9, "eps": 1e-6, "weight_decay": 0.1}),
     ("RMSprop", {"lr": 0.01, "momentum": 0.9}),
     ("RMSprop", {"lr": 0.01, "centered": True}),
-    ("RMSprop", {"lr": 0.01, "momentum": 0.9, "centered": True, "weight_decay": 0.01,
-                 "maximize": True}),
+    (
+        "RMSprop",
+        {"lr": 0.01, "momentum": 0.9, "centered": True, "weight_decay": 0.01, "maximize": True},
+    ),
     ("Adam", {}),
     ("Adam", {"lr": 0.01, "betas": (0.8, 0.99), "eps": 1e-6, "weight_decay": 0.1}),
     ("Adam", {"lr": 0.01, "amsgrad": True}),
@@ -83,9 +86,14 @@ def rel_err(ours: torch.Tensor, ref: torch.Tensor) -> float:
     return (ours - ref).abs().max().item() / (scale if scale > 0 else 1.0)
 
 
-def run_pair(name: str, kwargs: dict, steps: int, foreach: bool | None,
-             torch_foreach: bool = False, device: str = "cpu") -> tuple[
-                 list, list, torch.optim.Optimizer, torch.optim.Optimizer]:
+def run_pair(
+    name: str,
+    kwargs: dict,
+    steps: int,
+    foreach: bool | None,
+    torch_foreach: bool = False,
+    device: str = "cpu",
+) -> tuple[list, list, torch.optim.Optimizer, torch.optim.Optimizer]:
     lr = kwargs.get("lr", 0.01)
     ref_params, our_params = make_params(device=device), make_params(device=device)
     ref = getattr(torch.optim, name)(groups(ref_params, lr), foreach=torch_foreach, **kwargs)
@@ -99,8 +107,9 @@ def run_pair(name: str, kwargs: dict, steps: int, foreach: bool | None,
     return ref_params, our_params, ref, ours
 
 
-def assert_same_state(ref: torch.optim.Optimizer, ours: torch.optim.Optimizer,
-                      tol: float = 1e-5) -> None:
+def assert_same_state(
+    ref: torch.optim.Optimizer, ours: torch.optim.Optimizer, tol: float = 1e-5
+) -> None:
     ref_sd, our_sd = ref.state_dict(), ours.state_dict()
     assert ref_sd["state"].keys() == our_sd["state"].keys()
     for i, ref_state in ref_sd["state"].items():
@@ -125,9 +134,12 @@ def test_matches_torch_for_100_steps(case: tuple[str, dict], foreach: bool | Non
 @pytest.mark.parametrize("name", ["SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "LBFGS"])
 def test_constructor_is_torchs(name: str) -> None:
     """Drop-in: the same argument names, order, kinds (positional / keyword-only) and defaults."""
+
     def signature(cls: type) -> list[tuple]:
-        return [(p.name, p.kind, p.default)
-                for p in inspect.signature(cls.__init__).parameters.values()]
+        return [
+            (p.name, p.kind, p.default) for p in inspect.signature(cls.__init__).parameters.values()
+        ]
+
     assert signature(getattr(to, name)) == signature(getattr(torch.optim, name))
 
 
@@ -138,8 +150,11 @@ def test_state_keys_and_step_type_are_torchs() -> None:
         ("SGD", {}, set()),
         ("SGD", {"momentum": 0.9}, {"momentum_buffer"}),
         ("Adagrad", {}, {"step", "sum"}),
-        ("RMSprop", {"momentum": 0.9, "centered": True},
-         {"step", "square_avg", "momentum_buffer", "grad_avg"}),
+        (
+            "RMSprop",
+            {"momentum": 0.9, "centered": True},
+            {"step", "square_avg", "momentum_buffer", "grad_avg"},
+        ),
         ("Adam", {"amsgrad": True}, {"step", "exp_avg", "exp_avg_sq", "max_exp_avg_sq"}),
         ("AdamW", {}, {"step", "exp_avg", "exp_avg_sq"}),
     ]:
@@ -150,15 +165,19 @@ def test_state_keys_and_step_type_are_torchs() -> None:
         if "step" in state:
             assert state["step"].dtype == torch.float32 and state["step"].dim() == 0
             assert state["step"].item() == 1.0
-        assert opt.state_dict()["param_groups"][0].keys() == \
-            getattr(torch.optim, name)([p], **kw).state_dict()["param_groups"][0].keys()
+        assert (
+            opt.state_dict()["param_groups"][0].keys()
+            == getattr(torch.optim, name)([p], **kw).state_dict()["param_groups"][0].keys()
+        )
 
 
-ROUND_TRIP = [("SGD", {"lr": 0.05, "momentum": 0.9, "nesterov": True}),
-              ("Adagrad", {"lr": 0.1, "lr_decay": 0.01}),
-              ("RMSprop", {"lr": 0.01, "momentum": 0.9, "centered": True}),
-              ("Adam", {"lr": 0.01, "amsgrad": True, "weight_decay": 0.1}),
-              ("AdamW", {"lr": 0.01})]
+ROUND_TRIP = [
+    ("SGD", {"lr": 0.05, "momentum": 0.9, "nesterov": True}),
+    ("Adagrad", {"lr": 0.1, "lr_decay": 0.01}),
+    ("RMSprop", {"lr": 0.01, "momentum": 0.9, "centered": True}),
+    ("Adam", {"lr": 0.01, "amsgrad": True, "weight_decay": 0.1}),
+    ("AdamW", {"lr": 0.01}),
+]
 
 
 @pytest.mark.parametrize("direction", ["torch->ours", "ours->torch"])
@@ -297,8 +316,10 @@ def test_cached_step_plan_follows_every_change() -> None:
         for r, o in zip(r_all, o_all):
             assert rel_err(o, r) <= 1e-5, step
     assert_same_state(ref, ours)
-    assert all(ours.state[p]["step"].dtype == torch.float32 and ours.state[p]["step"].dim() == 0
-               for p in our_params)
+    assert all(
+        ours.state[p]["step"].dtype == torch.float32 and ours.state[p]["step"].dim() == 0
+        for p in our_params
+    )
 
 
 def test_complex_params_match_torch() -> None:
@@ -343,8 +364,12 @@ def test_compiled_path_matches_torch_without_recompiling(monkeypatch: pytest.Mon
             opt.step()
             sched.step()
             if i == 10 and module is to:
-                direct = [g.direct is not None for memo in opt._memo.values()
-                          for plan in memo.values() for g, _ in plan.chunks]
+                direct = [
+                    g.direct is not None
+                    for memo in opt._memo.values()
+                    for plan in memo.values()
+                    for g, _ in plan.chunks
+                ]
         runs.append((params, opt))
     (ref_params, ref), (our_params, ours) = runs
     if not compiled.available():
@@ -381,12 +406,19 @@ def test_compiled_plan_takes_few_small_tensors_along() -> None:
     of them (a multi-tensor op on the CPU is a loop of per-tensor ops), else they stay on the
     multi-tensor path; the ski-rental rule prices
     in every tensor it will compile. Planning builds no graph: this test compiles nothing."""
+
     def plan(n_large: int, n_small: int) -> tuple[list[list[int]], list[int], list]:
-        params = ([torch.zeros(compiled.SMALL_NUMEL + i) for i in range(n_large)]
-                  + [torch.zeros(7 + i) for i in range(n_small)])
+        params = [torch.zeros(compiled.SMALL_NUMEL + i) for i in range(n_large)] + [
+            torch.zeros(7 + i) for i in range(n_small)
+        ]
         grads = [torch.zeros_like(p) for p in params]
-        chunks, small = compiled._plan(to.Adam._update, ((), ()), params, grads,
-                                       {"exp_avg": [torch.zeros_like(p) for p in params]})
+        chunks, small = compiled._plan(
+            to.Adam._update,
+            ((), ()),
+            params,
+            grads,
+            {"exp_avg": [torch.zeros_like(p) for p in params]},
+        )
         return [sorted(idx) for _, idx in chunks], small, params
 
     chunks, small, _ = plan(3, 2)
@@ -411,8 +443,11 @@ def test_compile_policy(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(compiled.ENV_VAR, "auto")
     params = make_params()
     gen = torch.Generator().manual_seed(10)
-    for opt, path in [(to.Adam(params), "foreach"), (to.SGD(params, lr=0.1), "foreach"),
-                      (to.RMSprop(params, foreach=False), "for-loop")]:
+    for opt, path in [
+        (to.Adam(params), "foreach"),
+        (to.SGD(params, lr=0.1), "foreach"),
+        (to.RMSprop(params, foreach=False), "for-loop"),
+    ]:
         set_grads(params, gen)
         opt.step()
         assert opt.execution_path == path
@@ -447,8 +482,9 @@ def test_diagnostics_update_ratio_is_the_real_one(case: tuple[str, dict]) -> Non
         real = ((p.detach() - b).norm() / p.detach().norm()).item()
         assert diag["params"][n]["update_ratio"] == pytest.approx(real, rel=1e-4)
     for gi, (lo, hi) in enumerate([(0, 2), (2, 4)]):
-        upd = math.sqrt(sum(((params[i].detach() - before[i]) ** 2).sum().item()
-                            for i in range(lo, hi)))
+        upd = math.sqrt(
+            sum(((params[i].detach() - before[i]) ** 2).sum().item() for i in range(lo, hi))
+        )
         norm = math.sqrt(sum((params[i].detach() ** 2).sum().item() for i in range(lo, hi)))
         group = diag["groups"][gi]
         assert group["update_ratio"] == pytest.approx(upd / norm, rel=1e-4)
@@ -488,35 +524,50 @@ def test_create_by_name() -> None:
     assert isinstance(to.create("lbfgs", p), to.LBFGS)
     assert isinstance(to.create("newton", p), to.Newton)
     assert to.FULL_BATCH == {"lbfgs", "newton"}
-    assert set(to.NAMES) == {"sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam",
-                             "adamw", "lbfgs", "newton"}
+    assert set(to.NAMES) == {
+        "sgd",
+        "momentum",
+        "nesterov",
+        "adagrad",
+        "rmsprop",
+        "adam",
+        "adamw",
+        "lbfgs",
+        "newton",
+    }
     with pytest.raises(UserError, match="optim.name: unknown optimizer 'adamax'.*sgd, momentum"):
         to.create("adamax", p)
     with pytest.raises(UserError, match="optim.momentum: not an argument of adam"):
         to.create("adam", p, momentum=0.9)
 
 
-@pytest.mark.parametrize("build, message", [
-    (lambda p: to.SGD(p, lr=-1), r"optim.lr: must be a finite number >= 0, got -1"),
-    (lambda p: to.Adam(p, lr=float("nan")), r"optim.lr: must be a finite number"),
-    (lambda p: to.Adam(p, lr=float("inf")), r"optim.lr: must be a finite number"),
-    (lambda p: to.Adam(p, betas=(1.0, 0.999)), r"optim.betas.0: .* in \[0, 1\), got 1.0"),
-    (lambda p: to.AdamW(p, betas=(0.9, -0.1)), r"optim.betas.1: .* in \[0, 1\)"),
-    (lambda p: to.Adam(p, eps=0), r"optim.eps: must be a finite number > 0"),
-    (lambda p: to.RMSprop(p, eps=-1e-8), r"optim.eps"),
-    (lambda p: to.Adagrad(p, eps=0.0), r"optim.eps"),
-    (lambda p: to.RMSprop(p, alpha=1.5), r"optim.alpha: .* in \[0, 1\]"),
-    (lambda p: to.SGD(p, momentum=-0.1), r"optim.momentum"),
-    (lambda p: to.SGD(p, nesterov=True), r"optim.nesterov: Nesterov momentum needs momentum > 0"),
-    (lambda p: to.Adam(p, weight_decay=-1), r"optim.weight_decay"),
-    (lambda p: to.Adagrad(p, lr_decay=-1), r"optim.lr_decay"),
-    (lambda p: to.Adam([{"params": p, "lr": -2}]), r"optim.param_groups\[0\].lr"),
-    (lambda p: to.Adam(p, differentiable=True), r"optim.differentiable"),
-    (lambda p: to.Adam(p, capturable=True), r"optim.capturable"),
-    (lambda p: to.Adam(p, fused=True, foreach=True), r"optim.fused"),
-    (lambda p: to.LBFGS(p, line_search_fn="wolfe"), r"optim.line_search_fn"),
-    (lambda p: to.Newton(p, damping=-1), r"optim.damping"),
-])
+@pytest.mark.parametrize(
+    "build, message",
+    [
+        (lambda p: to.SGD(p, lr=-1), r"optim.lr: must be a finite number >= 0, got -1"),
+        (lambda p: to.Adam(p, lr=float("nan")), r"optim.lr: must be a finite number"),
+        (lambda p: to.Adam(p, lr=float("inf")), r"optim.lr: must be a finite number"),
+        (lambda p: to.Adam(p, betas=(1.0, 0.999)), r"optim.betas.0: .* in \[0, 1\), got 1.0"),
+        (lambda p: to.AdamW(p, betas=(0.9, -0.1)), r"optim.betas.1: .* in \[0, 1\)"),
+        (lambda p: to.Adam(p, eps=0), r"optim.eps: must be a finite number > 0"),
+        (lambda p: to.RMSprop(p, eps=-1e-8), r"optim.eps"),
+        (lambda p: to.Adagrad(p, eps=0.0), r"optim.eps"),
+        (lambda p: to.RMSprop(p, alpha=1.5), r"optim.alpha: .* in \[0, 1\]"),
+        (lambda p: to.SGD(p, momentum=-0.1), r"optim.momentum"),
+        (
+            lambda p: to.SGD(p, nesterov=True),
+            r"optim.nesterov: Nesterov momentum needs momentum > 0",
+        ),
+        (lambda p: to.Adam(p, weight_decay=-1), r"optim.weight_decay"),
+        (lambda p: to.Adagrad(p, lr_decay=-1), r"optim.lr_decay"),
+        (lambda p: to.Adam([{"params": p, "lr": -2}]), r"optim.param_groups\[0\].lr"),
+        (lambda p: to.Adam(p, differentiable=True), r"optim.differentiable"),
+        (lambda p: to.Adam(p, capturable=True), r"optim.capturable"),
+        (lambda p: to.Adam(p, fused=True, foreach=True), r"optim.fused"),
+        (lambda p: to.LBFGS(p, line_search_fn="wolfe"), r"optim.line_search_fn"),
+        (lambda p: to.Newton(p, damping=-1), r"optim.damping"),
+    ],
+)
 def test_bad_input_is_a_user_error(build, message: str) -> None:  # noqa: ANN001
     with pytest.raises(ValueError, match=message) as info:
         build([torch.zeros(2, requires_grad=True)])

@@ -43,9 +43,13 @@ def digits() -> tuple[torch.Tensor, torch.Tensor, float]:
         return loss, grad
 
     with threadpool_limits(1):  # BLAS threads fighting over 2 shared cores cost 40x here
-        res = scipy.optimize.minimize(loss_and_grad, np.zeros(650), jac=True,
-                                      method="L-BFGS-B",
-                                      options={"maxiter": 5000, "gtol": 1e-12, "ftol": 1e-16})
+        res = scipy.optimize.minimize(
+            loss_and_grad,
+            np.zeros(650),
+            jac=True,
+            method="L-BFGS-B",
+            options={"maxiter": 5000, "gtol": 1e-12, "ftol": 1e-16},
+        )
     return torch.tensor(x, dtype=torch.float32), torch.tensor(y), float(res.fun)
 
 
@@ -56,8 +60,7 @@ def problem(x: torch.Tensor, y: torch.Tensor, dtype: torch.dtype = torch.float32
     x = x.to(dtype)
 
     def loss(w: torch.Tensor = weights, b: torch.Tensor = bias, data: torch.Tensor = x):
-        return (torch.nn.functional.cross_entropy(data @ w + b, y)
-                + 0.5 * LAMBDA * (w**2).sum())
+        return torch.nn.functional.cross_entropy(data @ w + b, y) + 0.5 * LAMBDA * (w**2).sum()
 
     def exact() -> float:
         with torch.no_grad():
@@ -68,11 +71,13 @@ def problem(x: torch.Tensor, y: torch.Tensor, dtype: torch.dtype = torch.float32
 
 def standard_closure(opt: torch.optim.Optimizer, loss):  # noqa: ANN001, ANN201
     """torch.optim.LBFGS's closure: zero the gradients, compute the loss, backward, return it."""
+
     def closure() -> torch.Tensor:
         opt.zero_grad()
         value = loss()
         value.backward()
         return value
+
     return closure
 
 
@@ -134,8 +139,11 @@ def test_newton_exact_hessian_and_closure_without_backward() -> None:
 
 def test_newton_refuses_large_models() -> None:
     model = torch.nn.Linear(100, 50)  # 5050 parameters
-    with pytest.raises(UserError, match=r"optim.name: newton .* 5050 parameters, above "
-                                        r"optim.max_params=4096 \(use lbfgs"):
+    with pytest.raises(
+        UserError,
+        match=r"optim.name: newton .* 5050 parameters, above "
+        r"optim.max_params=4096 \(use lbfgs",
+    ):
         to.Newton(model.parameters())
     assert to.Newton(model.parameters(), max_params=6000).defaults["max_params"] == 6000
 

@@ -39,8 +39,9 @@ def build(shape: tuple[int, ...], classes: int = 3, **kw) -> nn.Module:
     return build_model(ModelConfig(**kw), shape, classes)
 
 
-def same_weights_without(model: nn.Module, shape: tuple[int, ...], classes: int = 3,
-                         **kw) -> nn.Module:
+def same_weights_without(
+    model: nn.Module, shape: tuple[int, ...], classes: int = 3, **kw
+) -> nn.Module:
     """The same architecture with the regularizer off, holding `model`'s weights."""
     plain = build(shape, classes, **kw)
     plain.load_state_dict(model.state_dict())
@@ -54,9 +55,15 @@ def test_l2_adds_half_l2_sum_of_squares_with_gradient_l2_w_and_exempts_bias_and_
     penalty = WeightPenalty(model, cfg)
     decayed, exempt = split_decay(model, cfg.no_decay)
     assert {n for n, _ in decayed} == {"blocks.0.0.weight", "blocks.1.0.weight", "fc.weight"}
-    assert {n for n, _ in exempt} == {"blocks.0.0.bias", "blocks.0.1.weight", "blocks.0.1.bias",
-                                      "blocks.1.0.bias", "blocks.1.1.weight", "blocks.1.1.bias",
-                                      "fc.bias"}  # biases and the BatchNorm's gamma and beta
+    assert {n for n, _ in exempt} == {
+        "blocks.0.0.bias",
+        "blocks.0.1.weight",
+        "blocks.0.1.bias",
+        "blocks.1.0.bias",
+        "blocks.1.1.weight",
+        "blocks.1.1.bias",
+        "fc.bias",
+    }  # biases and the BatchNorm's gamma and beta
     value = penalty()
     expected = 0.15 * sum(p.pow(2).sum() for _, p in decayed)
     torch.testing.assert_close(value, expected)
@@ -68,8 +75,7 @@ def test_l2_adds_half_l2_sum_of_squares_with_gradient_l2_w_and_exempts_bias_and_
             assert p.grad is None  # exempt: not in the penalty at all
     # train.no_decay: [] puts biases and norm parameters under the penalty too
     everything = WeightPenalty(model, validate({"train": {"l2": 0.3, "no_decay": []}}).train)
-    torch.testing.assert_close(everything(), 0.15 * sum(p.pow(2).sum()
-                                                        for p in model.parameters()))
+    torch.testing.assert_close(everything(), 0.15 * sum(p.pow(2).sum() for p in model.parameters()))
 
 
 def test_l1_adds_l1_sum_of_abs_with_gradient_l1_sign_w():
@@ -85,14 +91,18 @@ def test_l1_adds_l1_sum_of_abs_with_gradient_l1_sign_w():
 
 
 def test_trainer_loss_is_data_loss_plus_penalty(tmp_path):
-    cfg = validate({"data": {"name": "spirals"}, "model": {"width": 8},
-                    "train": {"l2": 0.1, "l1": 0.02}})
+    cfg = validate(
+        {"data": {"name": "spirals"}, "model": {"width": 8}, "train": {"l2": 0.1, "l1": 0.02}}
+    )
     trainer = Trainer(cfg, RunDir(tmp_path / "run"))
     x, y = trainer.data.x_train[:32], trainer.data.y_train[:32]
     loss, logits = trainer.loss(x, y)
     weights = [p for n, p in trainer.model.named_parameters() if n.endswith("weight")]
-    expected = F.cross_entropy(logits, y) + 0.05 * sum(w.pow(2).sum() for w in weights) \
+    expected = (
+        F.cross_entropy(logits, y)
+        + 0.05 * sum(w.pow(2).sum() for w in weights)
         + 0.02 * sum(w.abs().sum() for w in weights)
+    )
     torch.testing.assert_close(loss, expected)
 
 
@@ -101,8 +111,9 @@ def test_adamw_decays_weights_decoupled_and_leaves_biases_and_norms_alone():
     so its first step moves every weight by about lr, big or small (Loshchilov & Hutter)."""
     model = build((10,), width=16, depth=2, norm="batch")
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
-    opt = make_optimizer(model, validate({"optim": {"name": "adamw", "lr": 0.1,
-                                                    "weight_decay": 0.5}}))
+    opt = make_optimizer(
+        model, validate({"optim": {"name": "adamw", "lr": 0.1, "weight_decay": 0.5}})
+    )
     for p in model.parameters():
         p.grad = torch.zeros_like(p)
     opt.step()
@@ -113,13 +124,13 @@ def test_adamw_decays_weights_decoupled_and_leaves_biases_and_norms_alone():
 
     coupled = build((10,), width=16, depth=2)
     w0 = coupled.fc.weight.detach().clone()
-    opt = make_optimizer(coupled, validate({"optim": {"name": "adam", "lr": 0.1,
-                                                      "weight_decay": 0.5}}))
+    opt = make_optimizer(
+        coupled, validate({"optim": {"name": "adam", "lr": 0.1, "weight_decay": 0.5}})
+    )
     for p in coupled.parameters():
         p.grad = torch.zeros_like(p)
     opt.step()
-    torch.testing.assert_close(coupled.fc.weight.detach(), w0 - 0.1 * w0.sign(), atol=1e-5,
-                               rtol=0)
+    torch.testing.assert_close(coupled.fc.weight.detach(), w0 - 0.1 * w0.sign(), atol=1e-5, rtol=0)
 
 
 # ---------------------------------------------------------------------------------- dropout
@@ -157,23 +168,33 @@ def test_channel_dropout_drops_whole_feature_maps():
     assert any(isinstance(m, nn.Dropout2d) for m in images.modules())
     x = torch.randn(3, 2, 20)
     model.eval()
-    assert torch.equal(model(x), same_weights_without(model, (2, 20), kind="cnn", width=8,
-                                                      depth=2)(x))
+    assert torch.equal(
+        model(x), same_weights_without(model, (2, 20), kind="cnn", width=8, depth=2)(x)
+    )
 
 
 # ------------------------------------------------------------------------------- DropConnect
-@pytest.mark.parametrize(("kind", "shape", "conv"), [
-    ("mlp", (12,), None), ("cnn", (1, 16), DropConnectConv1d),
-    ("resnet", (3, 8, 8), DropConnectConv2d),
-])
-def test_drop_connect_replaces_every_hidden_layer_and_uses_expected_weights_at_eval(kind, shape,
-                                                                                    conv):
+@pytest.mark.parametrize(
+    ("kind", "shape", "conv"),
+    [
+        ("mlp", (12,), None),
+        ("cnn", (1, 16), DropConnectConv1d),
+        ("resnet", (3, 8, 8), DropConnectConv2d),
+    ],
+)
+def test_drop_connect_replaces_every_hidden_layer_and_uses_expected_weights_at_eval(
+    kind, shape, conv
+):
     kw = {"kind": kind, "width": 8, "depth": 2}
     model = build(shape, drop_connect=0.4, **kw)
-    hidden = [m for m in model.modules() if isinstance(m, nn.Linear | nn.Conv1d | nn.Conv2d)
-              and m is not model.fc]
-    assert hidden and all(isinstance(m, DropConnectLinear | DropConnectConv1d | DropConnectConv2d)
-                          for m in hidden)
+    hidden = [
+        m
+        for m in model.modules()
+        if isinstance(m, nn.Linear | nn.Conv1d | nn.Conv2d) and m is not model.fc
+    ]
+    assert hidden and all(
+        isinstance(m, DropConnectLinear | DropConnectConv1d | DropConnectConv2d) for m in hidden
+    )
     assert all(m.p == 0.4 for m in hidden)
     if conv is not None:
         assert any(isinstance(m, conv) for m in hidden)
@@ -197,17 +218,18 @@ def test_batch_norm_updates_running_statistics_only_in_training():
     x = torch.randn(6, 1, 16)
     out = model(x)
     assert torch.equal(bn.running_mean, mean)  # evaluation does not touch the statistics
-    alone = torch.cat([model(x[i:i + 1]) for i in range(6)])
+    alone = torch.cat([model(x[i : i + 1]) for i in range(6)])
     torch.testing.assert_close(out, alone)  # nor does it depend on the other examples
 
 
-@pytest.mark.parametrize(("kind", "shape"), [("mlp", (10,)), ("cnn", (2, 12)),
-                                             ("resnet", (3, 8, 8))])
+@pytest.mark.parametrize(
+    ("kind", "shape"), [("mlp", (10,)), ("cnn", (2, 12)), ("resnet", (3, 8, 8))]
+)
 def test_layer_norm_normalizes_each_example_alone_even_in_training(kind, shape):
     model = build(shape, kind=kind, width=8, depth=2, norm="layer").train()
     assert any(isinstance(m, nn.LayerNorm | nn.GroupNorm) for m in model.modules())
     x = torch.randn(5, *shape)
-    torch.testing.assert_close(model(x), torch.cat([model(x[i:i + 1]) for i in range(5)]))
+    torch.testing.assert_close(model(x), torch.cat([model(x[i : i + 1]) for i in range(5)]))
 
 
 # --------------------------------------------------------------------------- stochastic depth
@@ -255,7 +277,7 @@ def test_fractional_max_pooling_shrinks_by_root_two_random_in_training_fixed_at_
     model.eval()
     out = model(x)
     assert torch.equal(out, model(x))  # evaluation is deterministic
-    torch.testing.assert_close(out, torch.cat([model(x[i:i + 1]) for i in range(4)]))
+    torch.testing.assert_close(out, torch.cat([model(x[i : i + 1]) for i in range(4)]))
     strided = build((3, 16, 16), kind=kind, width=4, depth=3, pool="max")
     assert not any(isinstance(m, nn.FractionalMaxPool2d) for m in strided.modules())
 
@@ -279,19 +301,30 @@ def photos_npz(tmp_path_factory):
 IMAGE_AUGMENT = ["flip", {"name": "crop", "pad": 2}, "resized_crop", "color_jitter", "pca_color"]
 
 
-@pytest.mark.parametrize(("data", "augment", "kind"), [
-    ({"name": "npz"}, IMAGE_AUGMENT, "image"),
-    ({"name": "digits"}, [{"name": "crop", "pad": 1}, "resized_crop",
-                          {"name": "color_jitter", "saturation": 0}], "image"),
-    ({"name": "mnist1d", "per_class": 20}, ["flip", "shift", {"name": "scale", "time": 0.1}],
-     "signal"),
-])
-def test_every_configured_augmentation_runs_on_training_batches(tmp_path, photos_npz, data,
-                                                                augment, kind):
+@pytest.mark.parametrize(
+    ("data", "augment", "kind"),
+    [
+        ({"name": "npz"}, IMAGE_AUGMENT, "image"),
+        (
+            {"name": "digits"},
+            [{"name": "crop", "pad": 1}, "resized_crop", {"name": "color_jitter", "saturation": 0}],
+            "image",
+        ),
+        (
+            {"name": "mnist1d", "per_class": 20},
+            ["flip", "shift", {"name": "scale", "time": 0.1}],
+            "signal",
+        ),
+    ],
+)
+def test_every_configured_augmentation_runs_on_training_batches(
+    tmp_path, photos_npz, data, augment, kind
+):
     if data["name"] == "npz":
         data = {**data, "path": str(photos_npz)}
-    cfg = validate({"data": {**data, "augment": augment},
-                    "model": {"kind": "cnn", "width": 4, "depth": 1}})
+    cfg = validate(
+        {"data": {**data, "augment": augment}, "model": {"kind": "cnn", "width": 4, "depth": 1}}
+    )
     trainer = Trainer(cfg, RunDir(tmp_path / "run"))
     assert trainer.data.kind == kind
     assert trainer.augment.names == [a if isinstance(a, str) else a["name"] for a in augment]
@@ -310,32 +343,81 @@ def run_json(capsys, argv, config):
     return rc, (json.loads(captured.out) if captured.out.strip() else None), captured.err
 
 
-def test_train_with_image_augmentation_reports_tta_beside_test_accuracy(tmp_path, photos_npz,
-                                                                        capsys, write_config):
+def test_train_with_image_augmentation_reports_tta_beside_test_accuracy(
+    tmp_path, photos_npz, capsys, write_config
+):
     out = tmp_path / "run"
-    rc, res, _ = run_json(capsys, [
-        "--set", "data.name=npz", "--set", f"data.path={photos_npz}",
-        "--set", "data.augment=[flip, {name: crop, pad: 2}, resized_crop, color_jitter, "
-        "pca_color]",
-        "--set", "model.kind=cnn", "--set", "model.width=4", "--set", "model.depth=2",
-        "--set", "model.pool=fractional", "--set", "model.dropout=0.2",
-        "--set", "train.tta=ten_crop", "--set", "train.epochs=2", "--set", "train.batch_size=16",
-        "--out", str(out), "--json"], write_config("train: {seed: 1}\n"))
+    rc, res, _ = run_json(
+        capsys,
+        [
+            "--set",
+            "data.name=npz",
+            "--set",
+            f"data.path={photos_npz}",
+            "--set",
+            "data.augment=[flip, {name: crop, pad: 2}, resized_crop, color_jitter, pca_color]",
+            "--set",
+            "model.kind=cnn",
+            "--set",
+            "model.width=4",
+            "--set",
+            "model.depth=2",
+            "--set",
+            "model.pool=fractional",
+            "--set",
+            "model.dropout=0.2",
+            "--set",
+            "train.tta=ten_crop",
+            "--set",
+            "train.epochs=2",
+            "--set",
+            "train.batch_size=16",
+            "--out",
+            str(out),
+            "--json",
+        ],
+        write_config("train: {seed: 1}\n"),
+    )
     assert rc == 0
     assert 0 <= res["test_accuracy"] <= 1 and 0 <= res["tta_test_accuracy"] <= 1
-    assert json.loads((out / "result.json").read_text())["tta_test_accuracy"] == \
-        res["tta_test_accuracy"]
+    assert (
+        json.loads((out / "result.json").read_text())["tta_test_accuracy"]
+        == res["tta_test_accuracy"]
+    )
     saved = validate(yaml.safe_load((out / "config.yaml").read_text()))
     assert saved.train.tta == "ten_crop" and len(saved.data.augment) == 5
 
 
 def test_train_signals_with_shift_scale_and_flip_tta(tmp_path, capsys, write_config):
-    rc, res, _ = run_json(capsys, [
-        "--set", "data.name=mnist1d", "--set", "data.per_class=30",
-        "--set", "data.augment=[shift, scale]", "--set", "model.kind=resnet",
-        "--set", "model.width=4", "--set", "model.depth=2", "--set", "model.stochastic_depth=0.2",
-        "--set", "model.norm=batch", "--set", "train.tta=flip", "--set", "train.epochs=1",
-        "--out", str(tmp_path / "run"), "--json"], write_config("train: {seed: 1}\n"))
+    rc, res, _ = run_json(
+        capsys,
+        [
+            "--set",
+            "data.name=mnist1d",
+            "--set",
+            "data.per_class=30",
+            "--set",
+            "data.augment=[shift, scale]",
+            "--set",
+            "model.kind=resnet",
+            "--set",
+            "model.width=4",
+            "--set",
+            "model.depth=2",
+            "--set",
+            "model.stochastic_depth=0.2",
+            "--set",
+            "model.norm=batch",
+            "--set",
+            "train.tta=flip",
+            "--set",
+            "train.epochs=1",
+            "--out",
+            str(tmp_path / "run"),
+            "--json",
+        ],
+        write_config("train: {seed: 1}\n"),
+    )
     assert rc == 0 and {"test_accuracy", "tta_test_accuracy"} <= set(res)
     assert res["tta_test_accuracy"] is not None
 
@@ -346,29 +428,50 @@ DIGITS = ["--set", "data.name=digits", "--set", "model.kind=cnn"]
 SIGNALS = ["--set", "data.name=mnist1d", "--set", "model.kind=cnn"]
 
 
-@pytest.mark.parametrize(("base", "setting", "message"), [
-    (SPIRALS, "model.dropout=1", r"^model\.dropout: must be in \[0, 1\), got 1$"),
-    (SPIRALS, "model.dropout=-0.1", r"^model\.dropout: must be in \[0, 1\), got -0.1$"),
-    (DIGITS, "model.channel_dropout=1.0", r"^model\.channel_dropout: "),
-    (SPIRALS, "model.drop_connect=1.5", r"^model\.drop_connect: "),
-    (DIGITS, "model.stochastic_depth=0.2", r"^model\.stochastic_depth: needs model\.kind resnet"),
-    (DIGITS + ["--set", "model.kind=resnet"], "model.stochastic_depth=1",
-     r"^model\.stochastic_depth: "),
-    (DIGITS, "data.augment=[{name: crop, size: 12}]",
-     r"^data\.augment\[0\]\.size: crop 12x12 is larger than the image 8x8"),
-    (DIGITS, "data.augment=[pca_color]", r"^data\.augment\[0\]: pca_color needs 3-channel"),
-    (DIGITS, "data.augment=[color_jitter]", r"^data\.augment\[0\]\.saturation: needs 3-channel"),
-    (DIGITS, "data.augment=[shift]", r"^data\.augment\[0\]: 'shift' does not apply to image"),
-    (SIGNALS, "model.pool=fractional", r"^model\.pool: fractional max pooling needs images"),
-    (SPIRALS, "data.augment=[flip]", r"^data\.augment: augmentation applies to images"),
-    (DIGITS, "train.tta=ten_crop", r"^train\.tta: ten_crop needs a training crop"),
-    (SPIRALS, "train.tta=flip", r"^train\.tta: flip needs signals or images"),
-])
-def test_bad_regularization_settings_are_one_line_exit_2(tmp_path, capsys, write_config, base,
-                                                         setting, message):
+@pytest.mark.parametrize(
+    ("base", "setting", "message"),
+    [
+        (SPIRALS, "model.dropout=1", r"^model\.dropout: must be in \[0, 1\), got 1$"),
+        (SPIRALS, "model.dropout=-0.1", r"^model\.dropout: must be in \[0, 1\), got -0.1$"),
+        (DIGITS, "model.channel_dropout=1.0", r"^model\.channel_dropout: "),
+        (SPIRALS, "model.drop_connect=1.5", r"^model\.drop_connect: "),
+        (
+            DIGITS,
+            "model.stochastic_depth=0.2",
+            r"^model\.stochastic_depth: needs model\.kind resnet",
+        ),
+        (
+            DIGITS + ["--set", "model.kind=resnet"],
+            "model.stochastic_depth=1",
+            r"^model\.stochastic_depth: ",
+        ),
+        (
+            DIGITS,
+            "data.augment=[{name: crop, size: 12}]",
+            r"^data\.augment\[0\]\.size: crop 12x12 is larger than the image 8x8",
+        ),
+        (DIGITS, "data.augment=[pca_color]", r"^data\.augment\[0\]: pca_color needs 3-channel"),
+        (
+            DIGITS,
+            "data.augment=[color_jitter]",
+            r"^data\.augment\[0\]\.saturation: needs 3-channel",
+        ),
+        (DIGITS, "data.augment=[shift]", r"^data\.augment\[0\]: 'shift' does not apply to image"),
+        (SIGNALS, "model.pool=fractional", r"^model\.pool: fractional max pooling needs images"),
+        (SPIRALS, "data.augment=[flip]", r"^data\.augment: augmentation applies to images"),
+        (DIGITS, "train.tta=ten_crop", r"^train\.tta: ten_crop needs a training crop"),
+        (SPIRALS, "train.tta=flip", r"^train\.tta: flip needs signals or images"),
+    ],
+)
+def test_bad_regularization_settings_are_one_line_exit_2(
+    tmp_path, capsys, write_config, base, setting, message
+):
     out = tmp_path / "never"
-    rc, res, err = run_json(capsys, [*base, "--set", setting, "--out", str(out), "--json"],
-                            write_config("train: {epochs: 1}\n"))
+    rc, res, err = run_json(
+        capsys,
+        [*base, "--set", setting, "--out", str(out), "--json"],
+        write_config("train: {epochs: 1}\n"),
+    )
     assert rc == 2 and res is None
     lines = err.splitlines()  # exactly one line: no empty line from a progress bar either
     assert len(lines) == 1 and "Traceback" not in err

@@ -210,9 +210,13 @@ def test_block_sampler_tunes_one_block_and_holds_the_others():
     cfg = SearchConfig(
         strategy="block",
         trials=12,
-        space={"optim.lr": "loguniform(1e-5, 1)", "optim.betas.0": "beta(0.8, 0.999)",
-               "model.width": "logint(8, 512)", "optim.name": "choice([sgd, adam, rmsprop])"},
-    )  # fmt: skip
+        space={
+            "optim.lr": "loguniform(1e-5, 1)",
+            "optim.betas.0": "beta(0.8, 0.999)",
+            "model.width": "logint(8, 512)",
+            "optim.name": "choice([sgd, adam, rmsprop])",
+        },
+    )
     sampler = make_sampler(cfg, FULL)
     assert isinstance(sampler, BlockCoordinateSampler)
     assert sampler.blocks == [["optim.lr"], ["optim.betas.0", "model.width", "optim.name"]]
@@ -308,8 +312,14 @@ def test_plots_write_images(tmp_path):
 def test_coarse_to_fine_prunes_a_trial_against_its_own_round_only():
     from trainlab.search.samplers import ROUND_ATTR, SameRoundPruner
 
-    cfg = SearchConfig(strategy="coarse-to-fine", trials=12, rounds=2, pruner="median",
-                       pruner_startup_trials=2, pruner_warmup_epochs=0)
+    cfg = SearchConfig(
+        strategy="coarse-to-fine",
+        trials=12,
+        rounds=2,
+        pruner="median",
+        pruner_startup_trials=2,
+        pruner_warmup_epochs=0,
+    )
     pruner = make_pruner(cfg)
     assert isinstance(pruner, SameRoundPruner)
     study = optuna.create_study(direction="maximize", sampler=RandomSampler(0), pruner=pruner)
@@ -330,6 +340,7 @@ def test_coarse_to_fine_prunes_a_trial_against_its_own_round_only():
     trial.report(0.65, step=1)
     assert not trial.should_prune(), "at the median of its own round"
     assert optuna.pruners.MedianPruner(n_startup_trials=2, n_min_trials=1).prune(
-        study, study.trials[-1]), "against all rounds it would have been stopped"
+        study, study.trials[-1]
+    ), "against all rounds it would have been stopped"
     trial.report(0.30, step=2)
     assert trial.should_prune(), "below its own round's median"

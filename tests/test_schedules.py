@@ -15,8 +15,9 @@ LR0 = 0.5
 
 
 def _optimizer(lr: float = LR0, kind: str = "sgd", groups: int = 1) -> torch.optim.Optimizer:
-    params = [{"params": [torch.zeros(2, requires_grad=True)], "lr": lr * (i + 1)}
-              for i in range(groups)]
+    params = [
+        {"params": [torch.zeros(2, requires_grad=True)], "lr": lr * (i + 1)} for i in range(groups)
+    ]
     if kind == "adam":
         return torch.optim.Adam(params, lr=lr)
     return torch.optim.SGD(params, lr=lr, momentum=0.9)
@@ -41,55 +42,87 @@ def _close(ours: torch.Tensor, theirs: torch.Tensor) -> None:
 W = 50  # warmup steps used in the SequentialLR comparisons below
 PARITY = {
     "step-per-epoch": (
-        lambda o: schedules.create(o, name="step", epochs=1000, steps_per_epoch=7, per="epoch",
-                                   milestones=[30, 60, 90, 500], gamma=0.5),
+        lambda o: schedules.create(
+            o,
+            name="step",
+            epochs=1000,
+            steps_per_epoch=7,
+            per="epoch",
+            milestones=[30, 60, 90, 500],
+            gamma=0.5,
+        ),
         lambda o: L.MultiStepLR(o, [30, 60, 90, 500], gamma=0.5),
     ),
     "step-equal-spacing": (
-        lambda o: schedules.create(o, name="step", epochs=1000, steps_per_epoch=1,
-                                   milestones=list(range(100, 1001, 100)), gamma=0.7),
+        lambda o: schedules.create(
+            o,
+            name="step",
+            epochs=1000,
+            steps_per_epoch=1,
+            milestones=list(range(100, 1001, 100)),
+            gamma=0.7,
+        ),
         lambda o: L.StepLR(o, step_size=100, gamma=0.7),
     ),
     "step-per-step": (
-        lambda o: schedules.create(o, name="step", epochs=10, steps_per_epoch=100,
-                                   milestones=[3, 6, 8]),
+        lambda o: schedules.create(
+            o, name="step", epochs=10, steps_per_epoch=100, milestones=[3, 6, 8]
+        ),
         lambda o: L.MultiStepLR(o, [300, 600, 800], gamma=0.1),
     ),
     "exponential-per-epoch": (
-        lambda o: schedules.create(o, name="exponential", epochs=1000, steps_per_epoch=3,
-                                   per="epoch", gamma=0.99),
+        lambda o: schedules.create(
+            o, name="exponential", epochs=1000, steps_per_epoch=3, per="epoch", gamma=0.99
+        ),
         lambda o: L.ExponentialLR(o, gamma=0.99),
     ),
     "exponential-per-step": (
-        lambda o: schedules.create(o, name="exponential", epochs=10, steps_per_epoch=100,
-                                   gamma=0.6),
+        lambda o: schedules.create(
+            o, name="exponential", epochs=10, steps_per_epoch=100, gamma=0.6
+        ),
         lambda o: L.ExponentialLR(o, gamma=0.6 ** (1 / 100)),
     ),
     "cosine": (
-        lambda o: schedules.create(o, name="cosine", epochs=10, steps_per_epoch=100,
-                                   final_lr_fraction=0.1),
+        lambda o: schedules.create(
+            o, name="cosine", epochs=10, steps_per_epoch=100, final_lr_fraction=0.1
+        ),
         lambda o: L.CosineAnnealingLR(o, T_max=1000, eta_min=0.1 * LR0),
     ),
     "cosine-restarts": (
-        lambda o: schedules.create(o, name="cosine_restarts", epochs=20, steps_per_epoch=50,
-                                   cycles=4, final_lr_fraction=0.2),
+        lambda o: schedules.create(
+            o,
+            name="cosine_restarts",
+            epochs=20,
+            steps_per_epoch=50,
+            cycles=4,
+            final_lr_fraction=0.2,
+        ),
         lambda o: L.CosineAnnealingWarmRestarts(o, T_0=250, eta_min=0.2 * LR0),
     ),
     "warmup-cosine": (
-        lambda o: schedules.create(o, name="cosine", epochs=10, steps_per_epoch=100,
-                                   warmup_epochs=0.5),
-        lambda o: L.SequentialLR(o, [L.LinearLR(o, 1 / W, 1.0, total_iters=W - 1),
-                                     L.CosineAnnealingLR(o, T_max=1000 - W)], milestones=[W]),
+        lambda o: schedules.create(
+            o, name="cosine", epochs=10, steps_per_epoch=100, warmup_epochs=0.5
+        ),
+        lambda o: L.SequentialLR(
+            o,
+            [L.LinearLR(o, 1 / W, 1.0, total_iters=W - 1), L.CosineAnnealingLR(o, T_max=1000 - W)],
+            milestones=[W],
+        ),
     ),
     "warmup-exponential": (
-        lambda o: schedules.create(o, name="exponential", epochs=10, steps_per_epoch=100,
-                                   warmup_epochs=0.5, gamma=0.5),
-        lambda o: L.SequentialLR(o, [L.LinearLR(o, 1 / W, 1.0, total_iters=W - 1),
-                                     L.ExponentialLR(o, 0.5 ** (1 / 100))], milestones=[W]),
+        lambda o: schedules.create(
+            o, name="exponential", epochs=10, steps_per_epoch=100, warmup_epochs=0.5, gamma=0.5
+        ),
+        lambda o: L.SequentialLR(
+            o,
+            [L.LinearLR(o, 1 / W, 1.0, total_iters=W - 1), L.ExponentialLR(o, 0.5 ** (1 / 100))],
+            milestones=[W],
+        ),
     ),
     "warmup-constant": (
-        lambda o: schedules.create(o, name="constant", epochs=10, steps_per_epoch=100,
-                                   warmup_epochs=0.5),
+        lambda o: schedules.create(
+            o, name="constant", epochs=10, steps_per_epoch=100, warmup_epochs=0.5
+        ),
         lambda o: L.LinearLR(o, 1 / W, 1.0, total_iters=W - 1),
     ),
 }
@@ -120,8 +153,16 @@ def test_inverse_time_formula():
 @pytest.mark.parametrize("name", schedules.SCHEDULES)
 def test_warmup_ramps_linearly_to_lr0_for_every_schedule(name):
     spe, warm = 40, 1.5  # 60 warmup steps
-    lrs = schedules.lr_values(name, epochs=6, steps_per_epoch=spe, lr=2.0, warmup_epochs=warm,
-                              milestones=[3, 5], gamma=0.5, cycles=2)
+    lrs = schedules.lr_values(
+        name,
+        epochs=6,
+        steps_per_epoch=spe,
+        lr=2.0,
+        warmup_epochs=warm,
+        milestones=[3, 5],
+        gamma=0.5,
+        cycles=2,
+    )
     n = 60
     assert lrs[0] == pytest.approx(2.0 / n)
     assert lrs[n - 1] == pytest.approx(2.0)
@@ -143,8 +184,9 @@ def test_warmup_per_epoch_and_per_step_agree_at_epoch_boundaries():
 
 def test_param_groups_keep_their_ratio():
     optimizer = _optimizer(lr=0.1, kind="adam", groups=3)
-    scheduler = schedules.create(optimizer, name="cosine", epochs=3, steps_per_epoch=10,
-                                 warmup_epochs=1)
+    scheduler = schedules.create(
+        optimizer, name="cosine", epochs=3, steps_per_epoch=10, warmup_epochs=1
+    )
     for _ in range(25):
         optimizer.step()
         scheduler.step()
@@ -161,8 +203,14 @@ def test_step_default_milestones_at_half_and_three_quarters():
 
 def test_restarts_hit_lr0_at_cycle_starts_and_final_at_cycle_ends():
     epochs, spe, cycles, final = 9, 100, 3, 0.1
-    lrs = schedules.lr_values("cosine_restarts", epochs=epochs, steps_per_epoch=spe, lr=1.0,
-                              cycles=cycles, final_lr_fraction=final)
+    lrs = schedules.lr_values(
+        "cosine_restarts",
+        epochs=epochs,
+        steps_per_epoch=spe,
+        lr=1.0,
+        cycles=cycles,
+        final_lr_fraction=final,
+    )
     ends = schedules.cycle_ends(epochs, spe, cycles)
     assert ends == [300, 600, 900]
     starts = [0] + ends[:-1]
@@ -178,8 +226,14 @@ def test_restarts_hit_lr0_at_cycle_starts_and_final_at_cycle_ends():
         assert lrs[start + cycle_len // 2] == pytest.approx((1 + final) / 2)
     # past the run's last step the schedule rests at the final rate exactly
     optimizer = _optimizer(lr=1.0)
-    scheduler = schedules.create(optimizer, name="cosine_restarts", epochs=epochs,
-                                 steps_per_epoch=spe, cycles=cycles, final_lr_fraction=final)
+    scheduler = schedules.create(
+        optimizer,
+        name="cosine_restarts",
+        epochs=epochs,
+        steps_per_epoch=spe,
+        cycles=cycles,
+        final_lr_fraction=final,
+    )
     assert scheduler.factor(900) == pytest.approx(final)
 
 
@@ -188,8 +242,9 @@ def test_cycle_ends_with_warmup_uneven_cycles_and_per_epoch():
     assert schedules.cycle_ends(10, 100, 3, per="epoch") == [300, 700, 1000]
     assert schedules.cycle_ends(10, 100, 2, warmup_epochs=2) == [600, 1000]
     # the scheduler restarts exactly where cycle_ends says (lr0 on the next step)
-    lrs = schedules.lr_values("cosine_restarts", epochs=10, steps_per_epoch=100, lr=1.0,
-                              cycles=3, warmup_epochs=1)
+    lrs = schedules.lr_values(
+        "cosine_restarts", epochs=10, steps_per_epoch=100, lr=1.0, cycles=3, warmup_epochs=1
+    )
     ends = schedules.cycle_ends(10, 100, 3, warmup_epochs=1)
     assert ends == [400, 700, 1000]
     for end in ends[:-1]:
@@ -198,8 +253,15 @@ def test_cycle_ends_with_warmup_uneven_cycles_and_per_epoch():
 
 def test_state_dict_resume_continues_the_same_sequence():
     def make(o):
-        return schedules.create(o, name="cosine_restarts", epochs=6, steps_per_epoch=50,
-                                cycles=2, warmup_epochs=1, final_lr_fraction=0.01)
+        return schedules.create(
+            o,
+            name="cosine_restarts",
+            epochs=6,
+            steps_per_epoch=50,
+            cycles=2,
+            warmup_epochs=1,
+            final_lr_fraction=0.01,
+        )
 
     full = _trace(make, 300)
     optimizer = _optimizer()
@@ -262,8 +324,9 @@ def test_works_with_trainlab_optimizers():
 
     param = torch.zeros(3, requires_grad=True)
     optimizer = optim.Adam([param], lr=0.01)
-    scheduler = schedules.create(optimizer, name="step", epochs=4, steps_per_epoch=5,
-                                 milestones=[2], gamma=0.5)
+    scheduler = schedules.create(
+        optimizer, name="step", epochs=4, steps_per_epoch=5, milestones=[2], gamma=0.5
+    )
     seen = []
     for _ in range(20):
         param.grad = torch.ones(3)

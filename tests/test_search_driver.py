@@ -95,9 +95,16 @@ def test_serial_search_with_a_seed_is_reproducible(tmp_path):
 
 
 def test_coarse_to_fine_zooms_in_and_trains_longer(tmp_path):
-    spec = {"strategy": "coarse-to-fine", "trials": 6, "rounds": 2, "trials_per_round": 3,
-            "keep_top": 1, "epochs_per_round": [1, 2], "seed": 1,
-            "space": {"optim.lr": "loguniform(1e-4, 1)", "model.width": "logint(4, 64)"}}
+    spec = {
+        "strategy": "coarse-to-fine",
+        "trials": 6,
+        "rounds": 2,
+        "trials_per_round": 3,
+        "keep_top": 1,
+        "epochs_per_round": [1, 2],
+        "seed": 1,
+        "space": {"optim.lr": "loguniform(1e-4, 1)", "model.width": "logint(4, 64)"},
+    }
     res = search(write(tmp_path, spec), executor="inline")
     study = load_study(tmp_path, "exp")
     r0, r1 = boxes(study)
@@ -137,8 +144,15 @@ class TwoAtOnce:
 
 def test_parallel_coarse_to_fine_starts_a_round_when_the_last_one_is_done(tmp_path, monkeypatch):
     monkeypatch.setattr(driver, "make_executor", lambda *a, **k: TwoAtOnce())
-    spec = {"strategy": "coarse-to-fine", "trials": 6, "rounds": 2, "trials_per_round": 3,
-            "keep_top": 2, "seed": 2, "space": {"optim.lr": "loguniform(1e-4, 1)"}}
+    spec = {
+        "strategy": "coarse-to-fine",
+        "trials": 6,
+        "rounds": 2,
+        "trials_per_round": 3,
+        "keep_top": 2,
+        "seed": 2,
+        "space": {"optim.lr": "loguniform(1e-4, 1)"},
+    }
     search(write(tmp_path, spec, BASE.replace("epochs: 2", "epochs: 1")))
     study = load_study(tmp_path, "exp")
     round0 = [t for t in study.trials if t.user_attrs["round"] == 0]
@@ -153,8 +167,14 @@ def test_parallel_coarse_to_fine_starts_a_round_when_the_last_one_is_done(tmp_pa
 
 def test_median_pruner_stops_trials_in_a_bad_region(tmp_path):
     # grid over two learning rates: good, bad, good, bad, ...; 1e-7 never leaves chance level
-    spec = {"strategy": "grid", "trials": 6, "pruner": "median", "pruner_startup_trials": 2,
-            "pruner_warmup_epochs": 0, "space": {"optim.lr": "choice([0.03, 1e-7])"}}
+    spec = {
+        "strategy": "grid",
+        "trials": 6,
+        "pruner": "median",
+        "pruner_startup_trials": 2,
+        "pruner_warmup_epochs": 0,
+        "space": {"optim.lr": "choice([0.03, 1e-7])"},
+    }
     res = search(write(tmp_path, spec, BASE.replace("epochs: 2", "epochs: 4")), executor="inline")
     study = load_study(tmp_path, "exp")
     states = {t.number: (t.params["optim.lr"], t.state.name) for t in study.trials}
@@ -214,8 +234,11 @@ def test_a_dead_worker_process_fails_its_trial_and_is_replaced(tmp_path):
             executor.step(handle, 0.5)
         assert events[-1].kind == "error" and "died" in events[-1].message
         events.clear()
-        job = Job(1, load_config(None, ["data.name=spirals", "train.epochs=1"]).model_dump(
-            mode="json"), str(tmp_path / "t1"))
+        job = Job(
+            1,
+            load_config(None, ["data.name=spirals", "train.epochs=1"]).model_dump(mode="json"),
+            str(tmp_path / "t1"),
+        )
         executor.submit(job)
         while not any(e.kind == "done" for e in events) and time.monotonic() < deadline:
             executor.step(handle, 0.5)
@@ -246,12 +269,19 @@ def _alive(pid: int) -> bool:
 
 
 def test_resume_after_a_killed_driver_runs_each_slot_once_and_leaves_no_orphans(tmp_path):
-    spec = {"strategy": "random", "trials": 4, "workers": 2, "seed": 3,
-            "space": {"optim.lr": "loguniform(1e-3, 1e-1)"}}
+    spec = {
+        "strategy": "random",
+        "trials": 4,
+        "workers": 2,
+        "seed": 3,
+        "space": {"optim.lr": "loguniform(1e-3, 1e-1)"},
+    }
     cfg = write(tmp_path, spec, BASE.replace("epochs: 2", "epochs: 15"))
     driver = subprocess.Popen(
-        [sys.executable, "-m", "trainlab", "search", str(cfg)], cwd=tmp_path,
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        [sys.executable, "-m", "trainlab", "search", str(cfg)],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
         env={**os.environ, "TRAINLAB_COMPILE": "0"},
     )
     trials = tmp_path / "runs/search/exp/trials"
@@ -342,8 +372,9 @@ def test_bad_storage_and_changed_space_leave_the_study_untouched(tmp_path, capsy
     with pytest.raises(UserError, match="--storage: cannot"):
         open_storage("sqlite:////proc/no/such/dir/x.db")
     # resuming with no database at all: one line, and no empty database left behind
-    assert main(["search", str(cfg), "--resume", "--storage",
-                 f"sqlite:///{tmp_path}/none/x.db"]) == 2
+    assert (
+        main(["search", str(cfg), "--resume", "--storage", f"sqlite:///{tmp_path}/none/x.db"]) == 2
+    )
     assert "--resume: no study database" in capsys.readouterr().err
     assert not (tmp_path / "none").exists()
 
@@ -358,8 +389,7 @@ class TwoAtOnceCounting(TwoAtOnce):
         TwoAtOnceCounting.most = max(TwoAtOnceCounting.most, len(self.jobs))
 
 
-def test_retest_retrains_each_best_config_with_new_seeds_and_resumes(tmp_path, capsys,
-                                                                    monkeypatch):
+def test_retest_retrains_each_best_config_with_new_seeds_and_resumes(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(driver, "make_executor", lambda *a, **k: TwoAtOnceCounting())
     spec = {"trials": 2, "workers": 2, "seed": 4, "space": {"optim.lr": "loguniform(1e-3, 1e-1)"}}
     cfg = write(tmp_path, spec, BASE.replace("epochs: 2", "epochs: 1"))
@@ -377,12 +407,18 @@ def test_retest_retrains_each_best_config_with_new_seeds_and_resumes(tmp_path, c
     for e, row in zip(rt, out["leaderboard"]):
         assert e["original_val_accuracy"] == row["value"] and e["params"] == row["params"]
         original = yaml.safe_load((d / "trials" / f"{e['trial']:04d}/config.yaml").read_text())
-        seeds = [yaml.safe_load((d / "retest" / f"{e['trial']:04d}-seed{s}/config.yaml")
-                 .read_text())["train"]["seed"] for s in e["seeds"]]  # fmt: skip
+        seeds = [
+            yaml.safe_load((d / "retest" / f"{e['trial']:04d}-seed{s}/config.yaml").read_text())[
+                "train"
+            ]["seed"]
+            for s in e["seeds"]
+        ]
         assert seeds == e["seeds"] and len(set(seeds)) == 2
         assert original["train"]["seed"] not in seeds
-        results = [json.loads((d / "retest" / f"{e['trial']:04d}-seed{s}/result.json")
-                   .read_text()) for s in seeds]  # fmt: skip
+        results = [
+            json.loads((d / "retest" / f"{e['trial']:04d}-seed{s}/result.json").read_text())
+            for s in seeds
+        ]
         for key, kind in (("val_accuracy", "val"), ("test_accuracy", "test")):
             values = [r[key] for r in results]
             assert e[f"{kind}_mean"] == pytest.approx(sum(values) / 2)

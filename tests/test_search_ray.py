@@ -28,8 +28,13 @@ search:
 @pytest.fixture(scope="module")
 def local_ray():
     os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
-    ray.init(num_cpus=2, include_dashboard=False, object_store_memory=80 * 1024 * 1024,
-             log_to_driver=False, configure_logging=False)
+    ray.init(
+        num_cpus=2,
+        include_dashboard=False,
+        object_store_memory=80 * 1024 * 1024,
+        log_to_driver=False,
+        configure_logging=False,
+    )
     yield
     ray.shutdown()
 
@@ -44,7 +49,11 @@ def test_a_search_runs_as_ray_tasks(local_ray, tmp_path, monkeypatch):
     for n in range(2):
         d = trials / f"{n:04d}"
         assert {p.name for p in d.iterdir()} == {
-            "best.pt", "result.json", "config.yaml", "metrics.jsonl"}
+            "best.pt",
+            "result.json",
+            "config.yaml",
+            "metrics.jsonl",
+        }
         result = json.loads((d / "result.json").read_text())
         assert (tmp_path / result["run_dir"]).resolve() == d.resolve()  # not a temp dir
         assert len((d / "metrics.jsonl").read_text().splitlines()) == 2

@@ -14,10 +14,20 @@ import trainlab
 from trainlab.cli import main
 from trainlab.train import load_run
 
-SPIRALS = "data: {name: spirals}\nmodel: {kind: mlp, width: 32, depth: 2}\n" \
-          "optim: {name: adam, lr: 1e-2}\ntrain: {epochs: 4, batch_size: 64}\n"
-RUN_FILES = {"config.yaml", "metrics.jsonl", "steps.jsonl", "result.json", "last.pt", "best.pt",
-             "curves.png", "env.json"}
+SPIRALS = (
+    "data: {name: spirals}\nmodel: {kind: mlp, width: 32, depth: 2}\n"
+    "optim: {name: adam, lr: 1e-2}\ntrain: {epochs: 4, batch_size: 64}\n"
+)
+RUN_FILES = {
+    "config.yaml",
+    "metrics.jsonl",
+    "steps.jsonl",
+    "result.json",
+    "last.pt",
+    "best.pt",
+    "curves.png",
+    "env.json",
+}
 
 
 def run_json(capsys, argv):
@@ -27,11 +37,21 @@ def run_json(capsys, argv):
 
 
 def test_train_json_and_run_directory(write_config, tmp_path, capsys):
-    rc, res = run_json(capsys, ["train", str(write_config(SPIRALS)), "--out",
-                                str(tmp_path / "run"), "--json"])
+    rc, res = run_json(
+        capsys, ["train", str(write_config(SPIRALS)), "--out", str(tmp_path / "run"), "--json"]
+    )
     assert rc == 0
-    for key in ("run_dir", "epochs", "best_epoch", "seconds", "train_accuracy", "val_accuracy",
-                "test_accuracy", "stopped_reason", "advice"):
+    for key in (
+        "run_dir",
+        "epochs",
+        "best_epoch",
+        "seconds",
+        "train_accuracy",
+        "val_accuracy",
+        "test_accuracy",
+        "stopped_reason",
+        "advice",
+    ):
         assert key in res
     assert res["epochs"] == 4 and res["stopped_reason"] == "completed"
     assert 0.5 < res["test_accuracy"] <= 1.0
@@ -39,8 +59,15 @@ def test_train_json_and_run_directory(write_config, tmp_path, capsys):
     lines = (tmp_path / "run/metrics.jsonl").read_text().splitlines()
     metrics = [json.loads(line) for line in lines]
     assert [m["epoch"] for m in metrics] == [1, 2, 3, 4]
-    assert {"step", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "lr",
-            "seconds"} <= set(metrics[0])
+    assert {
+        "step",
+        "train_loss",
+        "train_accuracy",
+        "val_loss",
+        "val_accuracy",
+        "lr",
+        "seconds",
+    } <= set(metrics[0])
     assert json.loads((tmp_path / "run/result.json").read_text()) == res
     env = json.loads((tmp_path / "run/env.json").read_text())
     assert env["torch"] == torch.__version__ and env["device"] == "cpu"
@@ -69,11 +96,12 @@ def test_existing_out_is_refused_and_untouched(write_config, tmp_path, capsys):
     assert [p.name for p in out.iterdir()] == ["precious.txt"]
 
 
-
-
 def test_interrupt_then_resume_reaches_the_same_numbers(tmp_path, interrupt_at):
-    cfg = {"data": {"name": "spirals"}, "model": {"width": 16, "dropout": 0.2},
-           "train": {"epochs": 5}}
+    cfg = {
+        "data": {"name": "spirals"},
+        "model": {"width": 16, "dropout": 0.2},
+        "train": {"epochs": 5},
+    }
     full = trainlab.train(cfg, out=tmp_path / "full")
     with pytest.raises(KeyboardInterrupt):
         trainlab.train(cfg, out=tmp_path / "cut", callbacks=[interrupt_at(2)])
@@ -91,9 +119,12 @@ def test_sigkill_then_resume(write_config, tmp_path):
     cfg = write_config(SPIRALS.replace("epochs: 4", "epochs: 40"))
     out = tmp_path / "killed"
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    proc = subprocess.Popen([sys.executable, "-m", "trainlab", "train", str(cfg), "--out",
-                             str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            env=env)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "trainlab", "train", str(cfg), "--out", str(out)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+    )
     deadline = time.time() + 60
     while time.time() < deadline:
         metrics = out / "metrics.jsonl"
@@ -111,8 +142,12 @@ def test_sigkill_then_resume(write_config, tmp_path):
 
 
 def test_early_stopping_restores_best_weights(tmp_path):
-    cfg = {"data": {"name": "spirals"}, "model": {"width": 8},
-           "optim": {"name": "sgd", "lr": 1e-4}, "train": {"epochs": 30, "patience": 2}}
+    cfg = {
+        "data": {"name": "spirals"},
+        "model": {"width": 8},
+        "optim": {"name": "sgd", "lr": 1e-4},
+        "train": {"epochs": 30, "patience": 2},
+    }
     res = trainlab.train(cfg, out=tmp_path / "run")
     assert res.stopped_reason == "early_stopping" and res.epochs < 30
     assert res.best_epoch == res.epochs - 2
@@ -122,8 +157,12 @@ def test_early_stopping_restores_best_weights(tmp_path):
 
 
 def test_divergence_stops_at_once(tmp_path):
-    cfg = {"data": {"name": "spirals"}, "model": {"width": 64},
-           "optim": {"name": "sgd", "lr": 50.0}, "train": {"epochs": 20}}
+    cfg = {
+        "data": {"name": "spirals"},
+        "model": {"width": 64},
+        "optim": {"name": "sgd", "lr": 50.0},
+        "train": {"epochs": 20},
+    }
     res = trainlab.train(cfg, out=tmp_path / "run")
     assert res.stopped_reason == "diverged" and res.epochs == 1
     assert "lr_too_high" in [a["code"] for a in res.advice]
@@ -143,20 +182,26 @@ def test_weight_penalty_shrinks_weights(tmp_path):
     assert l2.stopped_reason == "completed"
 
 
-@pytest.mark.parametrize("argv, field", [
-    (["train", "/nonexistent.yaml"], "config"),
-    (["train", "{cfg}", "--set", "optim.lr=-1"], "optim.lr"),
-    (["train", "{cfg}", "--set", "data.name=imagenet"], "data.name"),
-    (["train", "{cfg}", "--set", "model.kind=cnn"], "model.kind"),  # spirals are vectors
-    (["train", "{cfg}", "--set", "optim.name=adamax"], "optim.name"),
-    (["train", "{cfg}", "--set", "model.colour=1"], "model.colour"),
-    (["eval", "/nonexistent-run"], "run"),
-    (["train"], "arguments"),
-])
+@pytest.mark.parametrize(
+    "argv, field",
+    [
+        (["train", "/nonexistent.yaml"], "config"),
+        (["train", "{cfg}", "--set", "optim.lr=-1"], "optim.lr"),
+        (["train", "{cfg}", "--set", "data.name=imagenet"], "data.name"),
+        (["train", "{cfg}", "--set", "model.kind=cnn"], "model.kind"),  # spirals are vectors
+        (["train", "{cfg}", "--set", "optim.name=adamax"], "optim.name"),
+        (["train", "{cfg}", "--set", "model.colour=1"], "model.colour"),
+        (["eval", "/nonexistent-run"], "run"),
+        (["train"], "arguments"),
+    ],
+)
 def test_user_mistakes_are_one_line_exit_2(write_config, capsys, argv, field, tmp_path):
     cfg = str(write_config(SPIRALS))
-    argv = [a.replace("{cfg}", cfg) for a in argv] + ["--out", str(tmp_path / "never")] \
-        if argv[0] == "train" and len(argv) > 1 else argv
+    argv = (
+        [a.replace("{cfg}", cfg) for a in argv] + ["--out", str(tmp_path / "never")]
+        if argv[0] == "train" and len(argv) > 1
+        else argv
+    )
     rc = main(argv) if argv != ["train"] else pytest.raises(SystemExit, main, argv).value.code
     err = capsys.readouterr().err.strip()
     assert rc == 2 and len(err.splitlines()) == 1 and field in err
@@ -173,8 +218,9 @@ def test_eval_on_new_data_of_the_same_shape(write_config, tmp_path, capsys):
     capsys.readouterr()
     src = spirals(seed=5)
     np.savez(tmp_path / "new.npz", x=src.x, y=src.y)
-    rc, ev = run_json(capsys, ["eval", str(tmp_path / "run"), "--data-path",
-                               str(tmp_path / "new.npz"), "--json"])
+    rc, ev = run_json(
+        capsys, ["eval", str(tmp_path / "run"), "--data-path", str(tmp_path / "new.npz"), "--json"]
+    )
     assert rc == 0 and ev["examples"] == 1500 and ev["accuracy"] > 0.5
     np.savez(tmp_path / "wrong.npz", x=np.zeros((5, 3)), y=np.zeros(5))
     assert main(["eval", str(tmp_path / "run"), "--data-path", str(tmp_path / "wrong.npz")]) == 2
@@ -182,14 +228,18 @@ def test_eval_on_new_data_of_the_same_shape(write_config, tmp_path, capsys):
 
 
 def test_version_and_module_entry_point():
-    out = subprocess.run([sys.executable, "-m", "trainlab", "--version"], capture_output=True,
-                         text=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "trainlab", "--version"], capture_output=True, text=True
+    )
     assert out.returncode == 0 and out.stdout.strip() == f"trainlab {trainlab.__version__}"
 
 
 def test_tensorboard_event_files(tmp_path):
-    cfg = {"data": {"name": "spirals"}, "model": {"width": 8},
-           "train": {"epochs": 2, "tensorboard": True}}
+    cfg = {
+        "data": {"name": "spirals"},
+        "model": {"width": 8},
+        "train": {"epochs": 2, "tensorboard": True},
+    }
     trainlab.train(cfg, out=tmp_path / "run")
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 

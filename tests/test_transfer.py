@@ -15,13 +15,17 @@ from trainlab.train.build import make_optimizer
 from trainlab.train.rundir import load_checkpoint
 from trainlab.train.transfer import HeadOnFeatures, setup_transfer, transfer
 
-PRETRAIN = {"data": {"name": "digits", "classes": [0, 1, 2, 3, 4]},
-            "model": {"kind": "cnn", "width": 4, "depth": 2, "kernel_size": 3, "norm": "batch"},
-            "optim": {"name": "adam", "lr": 1e-2},
-            "train": {"epochs": 2, "batch_size": 64, "threads": 1}}
-TARGET = ("data: {name: digits, classes: [5, 6, 7, 8, 9], per_class: 20}\n"
-          "optim: {name: adam, lr: 1e-2}\n"
-          "train: {epochs: 2, batch_size: 16, threads: 1}\n")
+PRETRAIN = {
+    "data": {"name": "digits", "classes": [0, 1, 2, 3, 4]},
+    "model": {"kind": "cnn", "width": 4, "depth": 2, "kernel_size": 3, "norm": "batch"},
+    "optim": {"name": "adam", "lr": 1e-2},
+    "train": {"epochs": 2, "batch_size": 64, "threads": 1},
+}
+TARGET = (
+    "data: {name: digits, classes: [5, 6, 7, 8, 9], per_class: 20}\n"
+    "optim: {name: adam, lr: 1e-2}\n"
+    "train: {epochs: 2, batch_size: 16, threads: 1}\n"
+)
 BN_BUFFERS = ("running_mean", "running_var", "num_batches_tracked")
 
 
@@ -49,8 +53,9 @@ def weights(run_dir, name="last.pt"):
 
 def test_linear_freezes_everything_but_the_head(pretrained, target, tmp_path, capsys):
     out = tmp_path / "linear"
-    rc, res, _ = run_cli(capsys, ["transfer", "--from", str(pretrained), target, "--out",
-                                  str(out), "--json"])
+    rc, res, _ = run_cli(
+        capsys, ["transfer", "--from", str(pretrained), target, "--out", str(out), "--json"]
+    )
     assert rc == 0
     assert res["mode"] == "linear" and res["unfrozen_blocks"] == 0
     assert res["from"] == str(pretrained) and res["trainable"] == ["fc"]
@@ -70,8 +75,10 @@ def test_linear_freezes_everything_but_the_head(pretrained, target, tmp_path, ca
     saved = yaml.safe_load((out / "config.yaml").read_text())
     assert saved["optim"]["name"] == "lbfgs" and saved["train"]["l2"] == res["l2"]
     # the run directory evaluates like any other (with the pretrained normalization it saved)
-    assert torch.equal(load_checkpoint(out / "best.pt")["normalizer"]["mean"],
-                       load_checkpoint(pretrained / "best.pt")["normalizer"]["mean"])
+    assert torch.equal(
+        load_checkpoint(out / "best.pt")["normalizer"]["mean"],
+        load_checkpoint(pretrained / "best.pt")["normalizer"]["mean"],
+    )
     rc, ev, _ = run_cli(capsys, ["eval", str(out), "--json"])
     assert rc == 0 and ev["accuracy"] == pytest.approx(res["test_accuracy"])
 
@@ -85,24 +92,40 @@ def test_linear_head_is_solved_to_the_optimum(pretrained, target, tmp_path):
     f, y = splits.x_train, splits.y_train
     w, b = net.fc.weight.detach().requires_grad_(), net.fc.bias.detach().requires_grad_()
     with torch.no_grad():  # the saved network's own body gives the features the head was fit on
-        assert torch.allclose(net.eval().features(setup_transfer(
-            pretrained, target, mode="finetune").splits.x_train), f, atol=1e-5)
-    loss = torch.nn.functional.cross_entropy(f @ w.T + b, y) + 0.5 * res.extra["l2"] * w.pow(
-        2).sum()
+        assert torch.allclose(
+            net.eval().features(setup_transfer(pretrained, target, mode="finetune").splits.x_train),
+            f,
+            atol=1e-5,
+        )
+    loss = (
+        torch.nn.functional.cross_entropy(f @ w.T + b, y) + 0.5 * res.extra["l2"] * w.pow(2).sum()
+    )
     loss.backward()
     grad = torch.cat([w.grad.flatten(), b.grad]).abs().max().item()
     assert grad < 1e-3, grad
     # the config's optimizer on the same features stops far from it (2 epochs of batch 16)
-    adam = transfer(pretrained, target, out=tmp_path / "adam", curves=False,
-                             solver="optim")
+    adam = transfer(pretrained, target, out=tmp_path / "adam", curves=False, solver="optim")
     assert adam.extra["cached_features"] is True and adam.train_accuracy < res.train_accuracy
 
 
-def test_solver_optim_trains_the_head_with_the_config_optimizer(pretrained, target, tmp_path,
-                                                                capsys):
+def test_solver_optim_trains_the_head_with_the_config_optimizer(
+    pretrained, target, tmp_path, capsys
+):
     out = tmp_path / "optim"
-    rc, res, _ = run_cli(capsys, ["transfer", "--from", str(pretrained), target, "--out",
-                                  str(out), "--solver", "optim", "--json"])
+    rc, res, _ = run_cli(
+        capsys,
+        [
+            "transfer",
+            "--from",
+            str(pretrained),
+            target,
+            "--out",
+            str(out),
+            "--solver",
+            "optim",
+            "--json",
+        ],
+    )
     assert rc == 0 and res["solver"] == "optim" and res["cached_features"] is True
     assert yaml.safe_load((out / "config.yaml").read_text())["optim"]["name"] == "adam"
     losses = [r["train_loss"] for r in map(json.loads, (out / "metrics.jsonl").open())]
@@ -123,8 +146,20 @@ def test_augmentation_trains_through_the_frozen_body(pretrained, target, tmp_pat
     assert setup.info["solver"] == "optim" and setup.info["cached_features"] is False
     assert not isinstance(setup.model, HeadOnFeatures)
     assert setup.splits.x_train.dim() == 4 and "data.augment is set" in setup.info["notes"][-1]
-    rc, _, err = run_cli(capsys, ["transfer", "--from", str(pretrained), target, "--out",
-                                  str(tmp_path / "x"), "--solver", "lbfgs", *aug])
+    rc, _, err = run_cli(
+        capsys,
+        [
+            "transfer",
+            "--from",
+            str(pretrained),
+            target,
+            "--out",
+            str(tmp_path / "x"),
+            "--solver",
+            "lbfgs",
+            *aug,
+        ],
+    )
     assert rc == 2 and "--solver: lbfgs fits the head on cached features" in err
     assert len(err.strip().splitlines()) == 1 and not (tmp_path / "x").exists()
 
@@ -135,13 +170,19 @@ def test_finetune_trains_the_last_blocks_with_a_lower_lr(pretrained, target, tmp
     names = {id(p): n for n, p in setup.model.named_parameters()}
     lrs = {names[id(p)]: g["lr"] for g in opt.param_groups for p in g["params"]}
     assert set(lrs) == {n for n, p in setup.model.named_parameters() if p.requires_grad}
-    assert {n.split(".")[0] + "." + n.split(".")[1] for n in lrs if n.startswith("blocks")} \
-        == {"blocks.1"}
+    assert {n.split(".")[0] + "." + n.split(".")[1] for n in lrs if n.startswith("blocks")} == {
+        "blocks.1"
+    }
     for name, lr in lrs.items():
         assert lr == pytest.approx(1e-3 if name.startswith("blocks.1.") else 1e-2), name
 
-    res = trainlab.train(setup.config, out=tmp_path / "ft", splits=setup.splits,
-                         model=setup.model, lr_mult=setup.lr_mult)
+    res = trainlab.train(
+        setup.config,
+        out=tmp_path / "ft",
+        splits=setup.splits,
+        model=setup.model,
+        lr_mult=setup.lr_mult,
+    )
     before, after = weights(pretrained, "best.pt"), weights(tmp_path / "ft")
     for key in before:
         if key.startswith("blocks.0."):  # frozen block: weights and BN statistics untouched
@@ -169,8 +210,7 @@ def test_frozen_batch_norm_stays_in_eval_mode_while_training(pretrained, target)
 
 
 def test_list_blocks(pretrained, capsys):
-    rc, res, _ = run_cli(capsys, ["transfer", "--from", str(pretrained), "--list-blocks",
-                                  "--json"])
+    rc, res, _ = run_cli(capsys, ["transfer", "--from", str(pretrained), "--list-blocks", "--json"])
     assert rc == 0 and res["blocks"] == 2
     parts = res["parts"]
     assert [p["name"] for p in parts] == ["stem", "blocks.0", "blocks.1", "fc"]
@@ -192,27 +232,40 @@ def _broken_runs(pretrained, tmp_path):
     garbage = tmp_path / "garbage"
     shutil.copytree(pretrained, garbage)
     (garbage / "best.pt").write_bytes(b"not a checkpoint")
-    return {"missing": tmp_path / "nowhere", "no_ckpt": no_ckpt, "other_model": other,
-            "garbage": garbage}
+    return {
+        "missing": tmp_path / "nowhere",
+        "no_ckpt": no_ckpt,
+        "other_model": other,
+        "garbage": garbage,
+    }
 
 
-@pytest.mark.parametrize("case, extra, words", [
-    ("missing", [], "--from: "),
-    ("no_ckpt", [], "no checkpoint best.pt"),
-    ("other_model", [], "does not fit the model"),
-    ("garbage", [], "cannot read checkpoint"),
-    ("ok", ["--set", "data.resize=[16,16]"], "data.resize: the new images are 16x16"),
-    ("ok", ["--mode", "finetune", "--unfreeze", "3"], "--unfreeze: 3 is more than the 2 blocks"),
-    ("ok", ["--unfreeze", "two"], "--unfreeze: must be a number of blocks"),
-    ("ok", ["--mode", "linear", "--unfreeze", "1"], "--unfreeze: only with --mode finetune"),
-    ("ok", ["--mode", "finetune", "--solver", "lbfgs"], "--solver: only with --mode linear"),
-])
-def test_bad_input_is_one_line_exit_2_nothing_written(pretrained, target, tmp_path, capsys,
-                                                      case, extra, words):
+@pytest.mark.parametrize(
+    "case, extra, words",
+    [
+        ("missing", [], "--from: "),
+        ("no_ckpt", [], "no checkpoint best.pt"),
+        ("other_model", [], "does not fit the model"),
+        ("garbage", [], "cannot read checkpoint"),
+        ("ok", ["--set", "data.resize=[16,16]"], "data.resize: the new images are 16x16"),
+        (
+            "ok",
+            ["--mode", "finetune", "--unfreeze", "3"],
+            "--unfreeze: 3 is more than the 2 blocks",
+        ),
+        ("ok", ["--unfreeze", "two"], "--unfreeze: must be a number of blocks"),
+        ("ok", ["--mode", "linear", "--unfreeze", "1"], "--unfreeze: only with --mode finetune"),
+        ("ok", ["--mode", "finetune", "--solver", "lbfgs"], "--solver: only with --mode linear"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2_nothing_written(
+    pretrained, target, tmp_path, capsys, case, extra, words
+):
     source = pretrained if case == "ok" else _broken_runs(pretrained, tmp_path)[case]
     out = tmp_path / "out"
-    rc, stdout, err = run_cli(capsys, ["transfer", "--from", str(source), target, "--out",
-                                       str(out), "--json", *extra])
+    rc, stdout, err = run_cli(
+        capsys, ["transfer", "--from", str(source), target, "--out", str(out), "--json", *extra]
+    )
     assert rc == 2 and stdout == ""
     assert words in err and len(err.strip().splitlines()) == 1, err
     assert not out.exists()
@@ -223,8 +276,21 @@ def test_resume_refuses_other_transfer_settings(pretrained, target, tmp_path, ca
     assert main(["transfer", "--from", str(pretrained), target, "--out", out]) == 0
     before = (tmp_path / "run" / "result.json").read_text()
     capsys.readouterr()
-    rc = main(["transfer", "--from", str(pretrained), target, "--out", out, "--resume",
-               "--mode", "finetune"])
-    assert rc == 2 and "--resume: this run was started with other transfer settings" in \
-        capsys.readouterr().err
+    rc = main(
+        [
+            "transfer",
+            "--from",
+            str(pretrained),
+            target,
+            "--out",
+            out,
+            "--resume",
+            "--mode",
+            "finetune",
+        ]
+    )
+    assert (
+        rc == 2
+        and "--resume: this run was started with other transfer settings" in capsys.readouterr().err
+    )
     assert (tmp_path / "run" / "result.json").read_text() == before

@@ -52,9 +52,15 @@ def result_table(result: dict[str, Any], title: str = "result"):  # noqa: ANN201
     table = Table(title=title)
     for col in ("epochs", "best epoch", "seconds", "train acc", "val acc", "test acc", "stopped"):
         table.add_column(col, justify="right")
-    table.add_row(str(result["epochs"]), str(result["best_epoch"]), f"{result['seconds']:.1f}",
-                  fmt_pct(result["train_accuracy"]), fmt_pct(result["val_accuracy"]),
-                  fmt_pct(result["test_accuracy"]), result["stopped_reason"])
+    table.add_row(
+        str(result["epochs"]),
+        str(result["best_epoch"]),
+        f"{result['seconds']:.1f}",
+        fmt_pct(result["train_accuracy"]),
+        fmt_pct(result["val_accuracy"]),
+        fmt_pct(result["test_accuracy"]),
+        result["stopped_reason"],
+    )
     return table
 
 
@@ -83,9 +89,15 @@ class ProgressBar:
             TimeElapsedColumn,
         )
 
-        self.progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(),
-                                 MofNCompleteColumn(), TextColumn("{task.fields[status]}"),
-                                 TimeElapsedColumn(), console=progress_console(), transient=False)
+        self.progress = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[status]}"),
+            TimeElapsedColumn(),
+            console=progress_console(),
+            transient=False,
+        )
         self.task = self.progress.add_task(label, total=total, status="")
 
     def __enter__(self) -> ProgressBar:
@@ -107,9 +119,14 @@ class ProgressBar:
 
             def on_epoch_end(self, trainer, record) -> None:  # noqa: ANN001
                 val = record.get("val_accuracy")
-                bar.progress.update(bar.task, completed=record["epoch"], status=(
-                    f"loss {record['train_loss']:.4f}  train {fmt_pct(record['train_accuracy'])}"
-                    f"  val {fmt_pct(val)}"))
+                bar.progress.update(
+                    bar.task,
+                    completed=record["epoch"],
+                    status=(
+                        f"loss {record['train_loss']:.4f}"
+                        f"  train {fmt_pct(record['train_accuracy'])}  val {fmt_pct(val)}"
+                    ),
+                )
 
         return _Cb()
 
@@ -127,8 +144,12 @@ def cmd_train(args: argparse.Namespace) -> int:
         if out is None:
             raise UserError(f"--resume: no earlier run of {args.config} under runs/; give --out")
     with ProgressBar(cfg.train.epochs) as bar:
-        result = train(cfg, out=out or default_run_dir(args.config), resume=args.resume,
-                       callbacks=[bar.callback()])
+        result = train(
+            cfg,
+            out=out or default_run_dir(args.config),
+            resume=args.resume,
+            callbacks=[bar.callback()],
+        )
     print_result(result.to_dict(), args.json)
     return 0
 
@@ -143,12 +164,17 @@ def cmd_eval(args: argparse.Namespace) -> int:
     table = Table(title=f"evaluation of {args.run_dir}")
     for col in ("data", "examples", "loss", "accuracy"):
         table.add_column(col, justify="right")
-    table.add_row(result["data"], str(result["examples"]), f"{result['loss']:.4f}",
-                  fmt_pct(result["accuracy"]))
+    table.add_row(
+        result["data"],
+        str(result["examples"]),
+        f"{result['loss']:.4f}",
+        fmt_pct(result["accuracy"]),
+    )
     out.print(table)
     if result.get("tta_accuracy") is not None:
-        out.print(f"with test-time augmentation ({result['tta']}): "
-                  f"{fmt_pct(result['tta_accuracy'])}")
+        out.print(
+            f"with test-time augmentation ({result['tta']}): {fmt_pct(result['tta_accuracy'])}"
+        )
     if args.json:
         emit_json(result)
     return 0
@@ -156,34 +182,52 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 # -------------------------------------------------------------------------------------- parser
 def add_common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--json", action="store_true",
-                   help="print exactly one JSON object on stdout (progress goes to stderr)")
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="print exactly one JSON object on stdout (progress goes to stderr)",
+    )
 
 
 def build_parser() -> Parser:
-    parser = Parser(prog="trainlab", description="Train neural networks the way CS231n's "
-                    "'Training Neural Networks II' teaches: optimizers, schedules, regularization, "
-                    "ensembles, transfer learning, hyperparameter search and the curves that "
-                    "tell you what is going on. `trainlab COMMAND --help` for each command.")
+    parser = Parser(
+        prog="trainlab",
+        description="Train neural networks the way CS231n's "
+        "'Training Neural Networks II' teaches: optimizers, schedules, regularization, "
+        "ensembles, transfer learning, hyperparameter search and the curves that "
+        "tell you what is going on. `trainlab COMMAND --help` for each command.",
+    )
     parser.add_argument("--version", action="version", version=f"trainlab {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     sub.required = True
 
     p = sub.add_parser("train", help="train one model from a YAML config")
     p.add_argument("config", help="experiment config (YAML)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config field by dotted path, e.g. optim.lr=3e-3 (repeatable)")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config field by dotted path, e.g. optim.lr=3e-3 (repeatable)",
+    )
     p.add_argument("--out", help="run directory (default runs/<config stem>-<time>)")
-    p.add_argument("--resume", action="store_true",
-                   help="continue the run in --out (or the newest run of this config)")
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the run in --out (or the newest run of this config)",
+    )
     add_common(p)
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("eval", help="evaluate a finished run on its test split or new data")
     p.add_argument("run_dir")
     p.add_argument("--data-path", help="new data of the same shape (.npz, .csv, image folder)")
-    p.add_argument("--tta", choices=["none", "flip", "ten_crop"], default=None,
-                   help="test-time augmentation (default: the run's train.tta)")
+    p.add_argument(
+        "--tta",
+        choices=["none", "flip", "ten_crop"],
+        default=None,
+        help="test-time augmentation (default: the run's train.tta)",
+    )
     add_common(p)
     p.set_defaults(func=cmd_eval)
 

@@ -167,14 +167,24 @@ OptimConfig = Annotated[
     Field(discriminator="name"),
 ]
 DEFAULT_OPTIMIZER = "adam"  # the lecture: "Adam is a good default choice in many cases"
-OPTIMIZER_NAMES = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw", "lbfgs",
-                   "newton")
+OPTIMIZER_NAMES = (
+    "sgd",
+    "momentum",
+    "nesterov",
+    "adagrad",
+    "rmsprop",
+    "adam",
+    "adamw",
+    "lbfgs",
+    "newton",
+)
 
 
 # -------------------------------------------------------------------------------------- schedule
 class ScheduleConfig(Section):
-    name: Literal["constant", "step", "exponential", "inverse_time", "cosine",
-                  "cosine_restarts"] = "constant"  # the lecture: start without decay
+    name: Literal[
+        "constant", "step", "exponential", "inverse_time", "cosine", "cosine_restarts"
+    ] = "constant"  # the lecture: start without decay
     warmup_epochs: NonNegFloat = 0.0
     milestones: list[float] = []  # step: epochs where lr *= gamma (default: 50% and 75% of the run)
     gamma: Annotated[float, Field(gt=0, le=1)] | None = None  # step: factor per milestone (0.1);
@@ -219,8 +229,11 @@ class ExperimentConfig(Section):
     @classmethod
     def _default_optimizer(cls, data: Any) -> Any:
         """`optim: {lr: 3e-3}` with no name means the default optimizer (adam)."""
-        if isinstance(data, dict) and isinstance(data.get("optim"), dict) \
-                and "name" not in data["optim"]:
+        if (
+            isinstance(data, dict)
+            and isinstance(data.get("optim"), dict)
+            and "name" not in data["optim"]
+        ):
             data = {**data, "optim": {"name": DEFAULT_OPTIMIZER, **data["optim"]}}
         return data
 
@@ -272,8 +285,9 @@ def format_validation_error(err: ValidationError) -> str:
 def validate(raw: dict[str, Any]) -> ExperimentConfig:
     """Validate a nested dict; a mistake becomes a UserError naming the field."""
     if not isinstance(raw, dict):
-        raise UserError("config: must be a mapping with sections data, model, optim, schedule, "
-                        "train")
+        raise UserError(
+            "config: must be a mapping with sections data, model, optim, schedule, train"
+        )
     try:
         return ExperimentConfig.model_validate(raw)
     except ValidationError as err:
@@ -291,10 +305,13 @@ def set_path(raw: dict[str, Any], path: str, value: Any) -> None:
         raise UserError(f"--set {path}: a dotted path like optim.lr is needed")
     node: Any = raw
     for depth, key in enumerate(keys[:-1]):
-        child = node[int(key)] if isinstance(node, list) and _is_index(key) else (
-            node.get(key) if isinstance(node, dict) else None)
+        child = (
+            node[int(key)]
+            if isinstance(node, list) and _is_index(key)
+            else (node.get(key) if isinstance(node, dict) else None)
+        )
         if child is None:
-            child = {} if not _is_index(keys[depth + 1]) else _resolved_list(raw, keys[:depth + 1])
+            child = {} if not _is_index(keys[depth + 1]) else _resolved_list(raw, keys[: depth + 1])
             _assign(node, key, child, path)
         elif isinstance(child, tuple):
             child = list(child)

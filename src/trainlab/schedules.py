@@ -51,8 +51,14 @@ def _check_int(field: str, value: object, minimum: int) -> int:
     return value
 
 
-def _check_float(field: str, value: object, low: float, high: float = math.inf,
-                 low_open: bool = False, high_open: bool = False) -> float:
+def _check_float(
+    field: str,
+    value: object,
+    low: float,
+    high: float = math.inf,
+    low_open: bool = False,
+    high_open: bool = False,
+) -> float:
     ok = isinstance(value, int | float) and not isinstance(value, bool)
     if ok:
         value = float(value)  # type: ignore[arg-type]
@@ -113,8 +119,16 @@ class Schedule(LRScheduler):
     Subclasses give ``decay(s)``; continuous decays run over the steps after the warmup.
     """
 
-    def __init__(self, optimizer: Optimizer, *, epochs: int, steps_per_epoch: int = 1,
-                 warmup_epochs: float = 0.0, per: str = "step", last_epoch: int = -1) -> None:
+    def __init__(
+        self,
+        optimizer: Optimizer,
+        *,
+        epochs: int,
+        steps_per_epoch: int = 1,
+        warmup_epochs: float = 0.0,
+        per: str = "step",
+        last_epoch: int = -1,
+    ) -> None:
         self.epochs = _check_int("epochs", epochs, 1)
         self.steps_per_epoch = _check_int("steps_per_epoch", steps_per_epoch, 1)
         self.per = _check_per(per)
@@ -161,8 +175,15 @@ class StepDecay(Schedule):
     Milestones are epochs counted from the start of training (warmup included).
     """
 
-    def __init__(self, optimizer: Optimizer, *, epochs: int, milestones: Sequence[float],
-                 gamma: float = 0.1, **kwargs) -> None:
+    def __init__(
+        self,
+        optimizer: Optimizer,
+        *,
+        epochs: int,
+        milestones: Sequence[float],
+        gamma: float = 0.1,
+        **kwargs,
+    ) -> None:
         self.gamma = _check_float("schedule.gamma", gamma, 0.0, 1.0, low_open=True)
         _check_int("epochs", epochs, 1)
         if isinstance(milestones, str | bytes) or not isinstance(milestones, Sequence):
@@ -201,7 +222,7 @@ class InverseTimeDecay(Schedule):
 
 def _cosine(fraction: float, final: float) -> float:
     """Cosine from 1 to `final` as `fraction` goes 0 -> 1:
-        lr_t = lr_min + (lr_0 - lr_min) * (1 + cos(pi * t / T)) / 2   (divided by lr_0)
+    lr_t = lr_min + (lr_0 - lr_min) * (1 + cos(pi * t / T)) / 2   (divided by lr_0)
     """
     return final + (1.0 - final) * (1.0 + math.cos(math.pi * fraction)) / 2.0
 
@@ -210,8 +231,9 @@ class CosineDecay(Schedule):
     """Cosine decay from lr_0 to final_lr_fraction * lr_0 over the epochs after warmup (T)."""
 
     def __init__(self, optimizer: Optimizer, *, final_lr_fraction: float = 0.0, **kwargs) -> None:
-        self.final_lr_fraction = _check_float("schedule.final_lr_fraction", final_lr_fraction,
-                                              0.0, 1.0)
+        self.final_lr_fraction = _check_float(
+            "schedule.final_lr_fraction", final_lr_fraction, 0.0, 1.0
+        )
         super().__init__(optimizer, **kwargs)
 
     def decay(self, s: int) -> float:
@@ -228,11 +250,13 @@ class CosineRestarts(Schedule):
     taken and the rate jumps back to lr_0.
     """
 
-    def __init__(self, optimizer: Optimizer, *, cycles: int, final_lr_fraction: float = 0.0,
-                 **kwargs) -> None:
+    def __init__(
+        self, optimizer: Optimizer, *, cycles: int, final_lr_fraction: float = 0.0, **kwargs
+    ) -> None:
         self.cycles = _check_int("schedule.cycles", cycles, 1)
-        self.final_lr_fraction = _check_float("schedule.final_lr_fraction", final_lr_fraction,
-                                              0.0, 1.0)
+        self.final_lr_fraction = _check_float(
+            "schedule.final_lr_fraction", final_lr_fraction, 0.0, 1.0
+        )
         super().__init__(optimizer, **kwargs)
 
     def _prepare(self) -> None:
@@ -250,10 +274,20 @@ class CosineRestarts(Schedule):
 # the interface the trainer and configs use
 
 
-def create(optimizer: Optimizer, *, name: str, epochs: int, steps_per_epoch: int,
-           warmup_epochs: float = 0.0, milestones: Sequence[float] = (), gamma: float = 0.1,
-           decay: float = 1.0, cycles: int = 1, final_lr_fraction: float = 0.0,
-           per: str = "step") -> LRScheduler:
+def create(
+    optimizer: Optimizer,
+    *,
+    name: str,
+    epochs: int,
+    steps_per_epoch: int,
+    warmup_epochs: float = 0.0,
+    milestones: Sequence[float] = (),
+    gamma: float = 0.1,
+    decay: float = 1.0,
+    cycles: int = 1,
+    final_lr_fraction: float = 0.0,
+    per: str = "step",
+) -> LRScheduler:
     """Build the schedule named in a config (``schedule.name``) for ``optimizer``.
 
     Call the result's ``.step()`` after every optimizer step (``per="step"``) or after every
@@ -267,8 +301,9 @@ def create(optimizer: Optimizer, *, name: str, epochs: int, steps_per_epoch: int
     _check_float("schedule.gamma", gamma, 0.0, 1.0, low_open=True)
     _check_float("schedule.decay", decay, 0.0)
     _check_float("schedule.final_lr_fraction", final_lr_fraction, 0.0, 1.0)
-    common = dict(epochs=epochs, steps_per_epoch=steps_per_epoch, warmup_epochs=warmup_epochs,
-                  per=per)
+    common = dict(
+        epochs=epochs, steps_per_epoch=steps_per_epoch, warmup_epochs=warmup_epochs, per=per
+    )
     if name == "constant":
         return Constant(optimizer, **common)
     if name == "step":
@@ -287,8 +322,9 @@ def create(optimizer: Optimizer, *, name: str, epochs: int, steps_per_epoch: int
     return CosineRestarts(optimizer, cycles=cycles, final_lr_fraction=final_lr_fraction, **common)
 
 
-def cycle_ends(epochs: int, steps_per_epoch: int, cycles: int, *, warmup_epochs: float = 0.0,
-               per: str = "step") -> list[int]:
+def cycle_ends(
+    epochs: int, steps_per_epoch: int, cycles: int, *, warmup_epochs: float = 0.0, per: str = "step"
+) -> list[int]:
     """Optimizer steps taken when each cosine_restarts cycle ends (save a snapshot there).
 
     Entry i is the global step count after the last step of cycle i (equivalently the 0-based
@@ -305,14 +341,16 @@ def cycle_ends(epochs: int, steps_per_epoch: int, cycles: int, *, warmup_epochs:
     return [b * steps_per_unit for b in bounds[1:]]
 
 
-def lr_values(name: str, *, epochs: int, steps_per_epoch: int, lr: float = 1.0,
-              per: str = "step", **kwargs) -> list[float]:
+def lr_values(
+    name: str, *, epochs: int, steps_per_epoch: int, lr: float = 1.0, per: str = "step", **kwargs
+) -> list[float]:
     """The learning rate at every scheduler step of a run (for plots and previews)."""
     import torch
 
     optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=lr)
-    schedule = create(optimizer, name=name, epochs=epochs, steps_per_epoch=steps_per_epoch,
-                      per=per, **kwargs)
+    schedule = create(
+        optimizer, name=name, epochs=epochs, steps_per_epoch=steps_per_epoch, per=per, **kwargs
+    )
     assert isinstance(schedule, Schedule)
     n = epochs * _units_per_epoch(per, steps_per_epoch)
     return [lr * schedule.factor(s) for s in range(n)]

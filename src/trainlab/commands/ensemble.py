@@ -27,8 +27,9 @@ def study_dir(name_or_dir: str, root: Path = SEARCH_ROOT) -> Path:
     named = root / name_or_dir
     if named.is_dir():
         return named
-    raise UserError(f"--study: no study directory {given} and no study named {name_or_dir!r} "
-                    f"under {root}/")
+    raise UserError(
+        f"--study: no study directory {given} and no study named {name_or_dir!r} under {root}/"
+    )
 
 
 def top_trials(study: Path, k: int) -> list[Path]:
@@ -54,8 +55,9 @@ def top_trials(study: Path, k: int) -> list[Path]:
     return [d for _, _, d in ranked[:k]]
 
 
-def run_ensemble(run_dirs: list[str], study: str | None, top: int, checkpoint: str
-                 ) -> dict[str, Any]:
+def run_ensemble(
+    run_dirs: list[str], study: str | None, top: int, checkpoint: str
+) -> dict[str, Any]:
     from trainlab.errors import UserError
     from trainlab.train.ensemble import evaluate_runs
 
@@ -90,8 +92,11 @@ def cmd_ensemble(args: argparse.Namespace) -> int:
         table.add_row(m["run_dir"], fmt_pct(m.get("val_accuracy")), fmt_pct(m["test_accuracy"]))
     table.add_section()
     table.add_row("mean of members", "", fmt_pct(out["mean_member_test_accuracy"]))
-    table.add_row("[bold]ensemble[/]", fmt_pct(out.get("val_accuracy")),
-                  f"[bold]{fmt_pct(out['test_accuracy'])}[/]")
+    table.add_row(
+        "[bold]ensemble[/]",
+        fmt_pct(out.get("val_accuracy")),
+        f"[bold]{fmt_pct(out['test_accuracy'])}[/]",
+    )
     c = console(args.json)
     c.print(table)
     if args.json:
@@ -102,16 +107,32 @@ def cmd_ensemble(args: argparse.Namespace) -> int:
 def add_parser(sub) -> None:  # noqa: ANN001
     from trainlab.cli import add_common
 
-    p = sub.add_parser("ensemble", help="average the predictions of trained runs (or the best "
-                                        "trials of a search study)")
-    p.add_argument("run_dirs", nargs="*", metavar="RUN_DIR",
-                   help="run directories (an ensemble run stands for its members)")
-    p.add_argument("--study", metavar="NAME_OR_DIR",
-                   help="ensemble the best trials of this study (a name under runs/search/)")
-    p.add_argument("--top", type=int, default=5, metavar="K",
-                   help="with --study: how many trials, best val accuracy first (default 5)")
-    p.add_argument("--checkpoint", default="best.pt",
-                   help="which weights of each run (default best.pt; ema.pt for Polyak "
-                        "averages)")
+    p = sub.add_parser(
+        "ensemble",
+        help="average the predictions of trained runs (or the best trials of a search study)",
+    )
+    p.add_argument(
+        "run_dirs",
+        nargs="*",
+        metavar="RUN_DIR",
+        help="run directories (an ensemble run stands for its members)",
+    )
+    p.add_argument(
+        "--study",
+        metavar="NAME_OR_DIR",
+        help="ensemble the best trials of this study (a name under runs/search/)",
+    )
+    p.add_argument(
+        "--top",
+        type=int,
+        default=5,
+        metavar="K",
+        help="with --study: how many trials, best val accuracy first (default 5)",
+    )
+    p.add_argument(
+        "--checkpoint",
+        default="best.pt",
+        help="which weights of each run (default best.pt; ema.pt for Polyak averages)",
+    )
     add_common(p)
     p.set_defaults(func=cmd_ensemble)

@@ -27,21 +27,38 @@ def cmd_landscape(args: argparse.Namespace) -> int:
     from trainlab.cli import console, emit_json
     from trainlab.landscape import run
 
-    result = run(surface=args.surface, optimizers=args.optimizers, steps=args.steps,
-                 lrs=parse_lrs(args.lr), out=args.out, gif=args.gif, seed=args.seed)
+    result = run(
+        surface=args.surface,
+        optimizers=args.optimizers,
+        steps=args.steps,
+        lrs=parse_lrs(args.lr),
+        out=args.out,
+        gif=args.gif,
+        seed=args.seed,
+    )
     c = console(args.json)
     table = Table(title=f"{result['surface']}: {result.get('claim', '')}", title_justify="left")
-    for col in ("optimizer", "lr", f"steps to tol ({result['tol']:g})", "final loss",
-                "path length"):
+    for col in (
+        "optimizer",
+        "lr",
+        f"steps to tol ({result['tol']:g})",
+        "final loss",
+        "path length",
+    ):
         table.add_column(col, justify="right")
     for row in result["rows"]:
-        table.add_row(row["optimizer"], f"{row['lr']:.3g}",
-                      "-" if row["steps_to_tol"] is None else str(row["steps_to_tol"]),
-                      "diverged" if row["final_loss"] is None else f"{row['final_loss']:.3g}",
-                      f"{row['path_length']:.3g}" if row["path_length"] is not None else "-")
+        table.add_row(
+            row["optimizer"],
+            f"{row['lr']:.3g}",
+            "-" if row["steps_to_tol"] is None else str(row["steps_to_tol"]),
+            "diverged" if row["final_loss"] is None else f"{row['final_loss']:.3g}",
+            f"{row['path_length']:.3g}" if row["path_length"] is not None else "-",
+        )
     c.print(table)
-    c.print(f"plot: {result['plot']}" + (f"  gif: {result['gif']}" if result.get("gif") else ""),
-            highlight=False)
+    c.print(
+        f"plot: {result['plot']}" + (f"  gif: {result['gif']}" if result.get("gif") else ""),
+        highlight=False,
+    )
     if args.json:
         emit_json(result)
     return 0
@@ -51,15 +68,24 @@ def add_parser(sub) -> None:  # noqa: ANN001
     from trainlab.cli import add_common
     from trainlab.landscape import OPTIMIZERS, SURFACES
 
-    p = sub.add_parser("landscape", help="optimizers on the lecture's loss surfaces (picture, "
-                                         "table)")
+    p = sub.add_parser(
+        "landscape", help="optimizers on the lecture's loss surfaces (picture, table)"
+    )
     p.add_argument("--surface", default="taco", help=f"one of {', '.join(SURFACES)}")
-    p.add_argument("--optimizers", default=None,
-                   help=f"comma-separated, from {','.join(OPTIMIZERS)} (default: the ones the "
-                        "surface is about)")
+    p.add_argument(
+        "--optimizers",
+        default=None,
+        help=f"comma-separated, from {','.join(OPTIMIZERS)} (default: the ones the "
+        "surface is about)",
+    )
     p.add_argument("--steps", type=int, default=None, help="steps per optimizer")
-    p.add_argument("--lr", action="append", default=[], metavar="NAME=VALUE",
-                   help="override an optimizer's tuned learning rate (repeatable)")
+    p.add_argument(
+        "--lr",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="override an optimizer's tuned learning rate (repeatable)",
+    )
     p.add_argument("--seed", type=int, default=0, help="seed of the gradient noise (noisy)")
     p.add_argument("--out", help="picture file (default runs/landscape/<surface>.png)")
     p.add_argument("--gif", action="store_true", help="also write an animated GIF beside it")

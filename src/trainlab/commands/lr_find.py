@@ -10,8 +10,9 @@ import argparse
 from pathlib import Path
 
 
-def run_lr_find(config: str, overrides: list[str], steps: int, start_lr: float, end_lr: float,
-                out: str | None) -> dict:
+def run_lr_find(
+    config: str, overrides: list[str], steps: int, start_lr: float, end_lr: float, out: str | None
+) -> dict:
     import torch
 
     from trainlab.config import load_config
@@ -24,8 +25,10 @@ def run_lr_find(config: str, overrides: list[str], steps: int, start_lr: float, 
 
     cfg = load_config(config, overrides)
     if cfg.optim.name in FULL_BATCH:
-        raise UserError(f"optim.name: lr-find runs minibatch steps; {cfg.optim.name} is "
-                        "full-batch and picks its own step with a line search")
+        raise UserError(
+            f"optim.name: lr-find runs minibatch steps; {cfg.optim.name} is "
+            "full-batch and picks its own step with a line search"
+        )
     splits = prepare(cfg.data)
     torch.manual_seed(cfg.train.seed)
     model = build_model(cfg.model, splits.input_shape, splits.num_classes)
@@ -36,7 +39,7 @@ def run_lr_find(config: str, overrides: list[str], steps: int, start_lr: float, 
         while True:
             perm = torch.randperm(n, generator=gen)
             for i in range(0, n - bs + 1 if n >= bs else 1, bs):
-                idx = perm[i:i + bs]
+                idx = perm[i : i + bs]
                 yield splits.x_train[idx], splits.y_train[idx]
 
     kwargs = {k: v for k, v in cfg.optim.kwargs().items() if k not in ("lr", "weight_decay")}
@@ -47,17 +50,23 @@ def run_lr_find(config: str, overrides: list[str], steps: int, start_lr: float, 
             g["lr"] = lr * g["lr"] / cfg.optim.lr
         return create(cfg.optim.name, groups, **{**kwargs, "lr": lr})
 
-    result = lr_range_test(model, batches(), make_optimizer, start_lr=start_lr, end_lr=end_lr,
-                           steps=steps)
+    result = lr_range_test(
+        model, batches(), make_optimizer, start_lr=start_lr, end_lr=end_lr, steps=steps
+    )
     plot = Path(out) if out else Path("runs") / "lr-find" / f"{Path(config).stem}.png"
     plot.parent.mkdir(parents=True, exist_ok=True)
     plot_lr_find(result, plot)
-    return {"config": str(config), "optimizer": cfg.optim.name,
-            "suggested_lr": result.suggested_lr, "steps": len(result.lrs),
-            "stopped_early": result.stopped_early,
-            "min_loss_lr": result.lrs[min(range(len(result.lrs)),
-                                          key=lambda i: result.smoothed[i])]
-            if result.lrs else None, "plot": str(plot)}
+    return {
+        "config": str(config),
+        "optimizer": cfg.optim.name,
+        "suggested_lr": result.suggested_lr,
+        "steps": len(result.lrs),
+        "stopped_early": result.stopped_early,
+        "min_loss_lr": result.lrs[min(range(len(result.lrs)), key=lambda i: result.smoothed[i])]
+        if result.lrs
+        else None,
+        "plot": str(plot),
+    }
 
 
 def cmd_lr_find(args: argparse.Namespace) -> int:
@@ -66,15 +75,21 @@ def cmd_lr_find(args: argparse.Namespace) -> int:
     out = run_lr_find(args.config, args.set, args.steps, args.start_lr, args.end_lr, args.out)
     c = console(args.json)
     lr = out["suggested_lr"]
-    c.print(f"learning-rate range test of {out['optimizer']} over {out['steps']} steps"
-            f"{' (stopped when the loss exploded)' if out['stopped_early'] else ''}")
+    c.print(
+        f"learning-rate range test of {out['optimizer']} over {out['steps']} steps"
+        f"{' (stopped when the loss exploded)' if out['stopped_early'] else ''}"
+    )
     if lr is None:
-        c.print("no suggestion: the loss never fell clearly below its start; widen --end-lr or "
-                "check the model and data")
+        c.print(
+            "no suggestion: the loss never fell clearly below its start; widen --end-lr or "
+            "check the model and data"
+        )
     else:
-        c.print(f"suggested lr: [bold]{lr:.3g}[/] (the lr of the lowest smoothed loss, "
-                f"{out['min_loss_lr']:.3g}, divided by 10); try "
-                f"--set optim.lr={lr:.2g}")
+        c.print(
+            f"suggested lr: [bold]{lr:.3g}[/] (the lr of the lowest smoothed loss, "
+            f"{out['min_loss_lr']:.3g}, divided by 10); try "
+            f"--set optim.lr={lr:.2g}"
+        )
     c.print(f"plot: {out['plot']}", highlight=False)
     if args.json:
         emit_json(out)

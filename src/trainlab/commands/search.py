@@ -42,8 +42,7 @@ class _Live(Display):
         from rich.live import Live
 
         self.study, self.total, self.finished = study, total, done
-        self.live = Live(self.render(), console=self.console, refresh_per_second=4,
-                         transient=True)  # fmt: skip
+        self.live = Live(self.render(), console=self.console, refresh_per_second=4, transient=True)
         self.live.start()
 
     def refresh(self) -> None:
@@ -52,8 +51,10 @@ class _Live(Display):
 
     def trial_finished(self, number: int, state: str, value: float | None) -> None:
         self.finished += 1
-        if state == "complete" and value is not None and (
-            self.best is None or value > self.best[1]
+        if (
+            state == "complete"
+            and value is not None
+            and (self.best is None or value > self.best[1])
         ):
             self.best = (number, value)
         self.refresh()
@@ -143,8 +144,13 @@ class CaviarDisplay(_Live):
         self.rows: dict[int | str, dict[str, Any]] = {}  # trials by number, re-tests by label
 
     def trial_started(self, number: int, params: dict[str, Any], epochs: int) -> None:
-        self.rows[number] = {"params": params, "epochs": epochs, "epoch": 0, "value": None,
-                             "state": "running"}  # fmt: skip
+        self.rows[number] = {
+            "params": params,
+            "epochs": epochs,
+            "epoch": 0,
+            "value": None,
+            "state": "running",
+        }
         self.refresh()
 
     def epoch(self, number: int, epoch: int, value: float | None) -> None:
@@ -161,8 +167,13 @@ class CaviarDisplay(_Live):
 
     def retest_started(self, trial: int, seed: int, epochs: int) -> None:
         params = self.rows.get(trial, {}).get("params", {})
-        self.rows[f"{trial} seed {seed}"] = {"params": params, "epochs": epochs, "epoch": 0,
-                                             "value": None, "state": "re-test"}  # fmt: skip
+        self.rows[f"{trial} seed {seed}"] = {
+            "params": params,
+            "epochs": epochs,
+            "epoch": 0,
+            "value": None,
+            "state": "re-test",
+        }
         self.refresh()
 
     def retest_epoch(self, trial: int, seed: int, epoch: int, value: float | None) -> None:
@@ -185,8 +196,9 @@ class CaviarDisplay(_Live):
         for number in list(self.rows)[-12:]:  # the latest started
             r = self.rows[number]
             value = "-" if r["value"] is None else f"{r['value']:.4f}"
-            table.add_row(str(number), r["state"], f"{r['epoch']}/{r['epochs']}", value,
-                          _params(r["params"]))  # fmt: skip
+            table.add_row(
+                str(number), r["state"], f"{r['epoch']}/{r['epochs']}", value, _params(r["params"])
+            )
         return table
 
 
@@ -199,18 +211,26 @@ def leaderboard_table(result: dict[str, Any], top: int = 15) -> Any:
         paths += [p for p in r["params"] if p not in paths]
     from rich import box
 
-    table = Table(title=f"leaderboard of {result['study']} ({len(rows)} trials)",
-                  box=box.SIMPLE_HEAD, pad_edge=False)  # fmt: skip
+    table = Table(
+        title=f"leaderboard of {result['study']} ({len(rows)} trials)",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+    )
     short = [p.split(".", 1)[-1] for p in paths]  # optim.lr -> lr, optim.betas.0 -> betas.0
     for col in ("rank", "trial", "val acc", *short, "epochs", "seconds", "state"):
         table.add_column(col, justify="right", overflow="fold")
     for r in rows[:top]:
         value = "-" if r["value"] is None else f"{r['value']:.4f}"
-        table.add_row(str(r["rank"]), str(r["trial"]), value,
-                      *[_fmt(r["params"].get(p, "-"), 3) for p in paths],
-                      str(r["epochs"] if r["epochs"] is not None else "-"),
-                      "-" if r["seconds"] is None else f"{r['seconds']:.1f}", r["state"])
-    return table  # fmt: skip
+        table.add_row(
+            str(r["rank"]),
+            str(r["trial"]),
+            value,
+            *[_fmt(r["params"].get(p, "-"), 3) for p in paths],
+            str(r["epochs"] if r["epochs"] is not None else "-"),
+            "-" if r["seconds"] is None else f"{r['seconds']:.1f}",
+            r["state"],
+        )
+    return table
 
 
 def _spread(entry: dict[str, Any], kind: str) -> str:
@@ -228,20 +248,35 @@ def retest_table(retest: list[dict[str, Any]]) -> Any:
     from rich.table import Table
 
     runs = max(len(e["seeds"]) for e in retest)
-    table = Table(title=f"re-test of the best {len(retest)} configs with {runs} new seeds each "
-                  "(mean ± std \\[min, max])", box=box.SIMPLE_HEAD, pad_edge=False)  # fmt: skip
-    for col in ("rank", "trial", "val acc", "re-test val acc", "test acc", "re-test test acc",
-                "runs"):
+    table = Table(
+        title=f"re-test of the best {len(retest)} configs with {runs} new seeds each "
+        "(mean ± std \\[min, max])",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+    )
+    for col in (
+        "rank",
+        "trial",
+        "val acc",
+        "re-test val acc",
+        "test acc",
+        "re-test test acc",
+        "runs",
+    ):
         table.add_column(col, justify="right")
     for e in retest:
         rank = str(e["rank"]) if not e["rank_changed"] else f"{e['rank']} -> {e['retest_rank']}"
         test = e["original_test_accuracy"]
         ok = sum(v is not None for v in e["values"])
-        table.add_row(rank, str(e["trial"]), f"{e['original_val_accuracy']:.4f}",
-                      _spread(e, "val"), "-" if test is None else f"{test:.4f}",
-                      _spread(e, "test"),
-                      f"{ok}/{len(e['seeds'])}" + (f" ({e['failed']} failed)" if e["failed"]
-                                                   else ""))  # fmt: skip
+        table.add_row(
+            rank,
+            str(e["trial"]),
+            f"{e['original_val_accuracy']:.4f}",
+            _spread(e, "val"),
+            "-" if test is None else f"{test:.4f}",
+            _spread(e, "test"),
+            f"{ok}/{len(e['seeds'])}" + (f" ({e['failed']} failed)" if e["failed"] else ""),
+        )
     return table
 
 
@@ -250,8 +285,11 @@ def ranking_line(retest: list[dict[str, Any]]) -> str:
     if not any(e["rank_changed"] for e in retest):
         return "ranking unchanged by the re-test"
     order = sorted(retest, key=lambda e: e["retest_rank"])
-    return ("ranking changed by the re-test (trials by re-test mean: "
-            + ", ".join(str(e["trial"]) for e in order) + ")")  # fmt: skip
+    return (
+        "ranking changed by the re-test (trials by re-test mean: "
+        + ", ".join(str(e["trial"]) for e in order)
+        + ")"
+    )
 
 
 def cmd_search(args: argparse.Namespace) -> int:
@@ -259,27 +297,42 @@ def cmd_search(args: argparse.Namespace) -> int:
     from trainlab.search.driver import Driver, SearchOptions, plan
 
     options = SearchOptions(
-        strategy=args.strategy, trials=args.trials, workers=args.workers,
-        executor=args.executor, ray_address=args.ray_address, pruner=args.pruner,
-        storage=args.storage, study=args.study, out=args.out, resume=args.resume,
-        retest=args.retest, retest_seeds=args.retest_seeds, overrides=args.set,
+        strategy=args.strategy,
+        trials=args.trials,
+        workers=args.workers,
+        executor=args.executor,
+        ray_address=args.ray_address,
+        pruner=args.pruner,
+        storage=args.storage,
+        study=args.study,
+        out=args.out,
+        resume=args.resume,
+        retest=args.retest,
+        retest_seeds=args.retest_seeds,
+        overrides=args.set,
         keep_all=args.keep_all,
-    )  # fmt: skip
+    )
     p = plan(args.config, options)
     c = console(args.json)
     display = PandaDisplay(c) if p.search.workers == 1 else CaviarDisplay(c)
     result = Driver(p, options, display).run().to_dict()
     c.print(leaderboard_table(result))
     n = result["trials"]
-    c.print(f"trials: {n['complete']} complete, {n['pruned']} pruned, {n['diverged']} diverged, "
-            f"{n['failed']} failed in {result['seconds']:.1f} s")  # fmt: skip
+    c.print(
+        f"trials: {n['complete']} complete, {n['pruned']} pruned, {n['diverged']} diverged, "
+        f"{n['failed']} failed in {result['seconds']:.1f} s"
+    )
     best = result["best"]
     if best:
         test = best.get("test_accuracy")
-        c.print(f"best: trial {best['trial']}, validation accuracy {best['value']:.4f}"
-                + (f", test accuracy {test:.4f}" if test is not None else ""))  # fmt: skip
-        c.print(f"best config: {best['config_path']} (trainlab train {best['config_path']})",
-                highlight=False)  # fmt: skip
+        c.print(
+            f"best: trial {best['trial']}, validation accuracy {best['value']:.4f}"
+            + (f", test accuracy {test:.4f}" if test is not None else "")
+        )
+        c.print(
+            f"best config: {best['config_path']} (trainlab train {best['config_path']})",
+            highlight=False,
+        )
     retest = result.get("retest")
     if retest is not None:
         if retest:
@@ -287,8 +340,9 @@ def cmd_search(args: argparse.Namespace) -> int:
             c.print(ranking_line(retest))
         else:
             c.print("re-test: no complete trial to re-test")
-    c.print(f"study directory: {result['study_dir']} (plots: params.png, curves.png)",
-            highlight=False)  # fmt: skip
+    c.print(
+        f"study directory: {result['study_dir']} (plots: params.png, curves.png)", highlight=False
+    )
     if args.json:
         emit_json(result)
     return 0
@@ -309,15 +363,28 @@ def add_parser(sub) -> None:  # noqa: ANN001
     p.add_argument("--study", help="study name (default: the config's file name)")
     p.add_argument("--out", help="study directory (default runs/search/<study>)")
     p.add_argument("--resume", action="store_true", help="continue the study to --trials")
-    p.add_argument("--retest", type=int, metavar="K",
-                   help="after the search, re-train the best K configs with new seeds and "
-                        "report each one's mean and spread")
-    p.add_argument("--retest-seeds", type=int, metavar="R",
-                   help="new seeds per re-tested config (default 3)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override the base experiment, e.g. train.epochs=5 (repeatable)")
-    p.add_argument("--keep-all", action="store_true",
-                   help="keep every file of each trial (default: best.pt, result.json, "
-                        "config.yaml, metrics.jsonl)")
+    p.add_argument(
+        "--retest",
+        type=int,
+        metavar="K",
+        help="after the search, re-train the best K configs with new seeds and "
+        "report each one's mean and spread",
+    )
+    p.add_argument(
+        "--retest-seeds", type=int, metavar="R", help="new seeds per re-tested config (default 3)"
+    )
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override the base experiment, e.g. train.epochs=5 (repeatable)",
+    )
+    p.add_argument(
+        "--keep-all",
+        action="store_true",
+        help="keep every file of each trial (default: best.pt, result.json, "
+        "config.yaml, metrics.jsonl)",
+    )
     add_common(p)
     p.set_defaults(func=cmd_search)

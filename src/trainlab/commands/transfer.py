@@ -20,22 +20,44 @@ def print_blocks(source: str, as_json: bool) -> int:
     pre = load_pretrained(source)
     rows = list_blocks(pre)
     m = pre.config.model
-    table = Table(title=f"{m.kind} from {source}: input {tuple(pre.input_shape)}, "
-                        f"{pre.num_classes} classes", title_justify="left")
-    for col, justify in (("block", "left"), ("layers", "left"), ("parameters", "right"),
-                         ("output", "right"), ("trained with --unfreeze", "right")):
+    table = Table(
+        title=f"{m.kind} from {source}: input {tuple(pre.input_shape)}, {pre.num_classes} classes",
+        title_justify="left",
+    )
+    for col, justify in (
+        ("block", "left"),
+        ("layers", "left"),
+        ("parameters", "right"),
+        ("output", "right"),
+        ("trained with --unfreeze", "right"),
+    ):
         table.add_column(col, justify=justify)
     for r in rows:
-        table.add_row(r["name"], r["layers"], f"{r['parameters']:,}",
-                      "x".join(str(d) for d in r["output_shape"]), r["unfreeze"])
+        table.add_row(
+            r["name"],
+            r["layers"],
+            f"{r['parameters']:,}",
+            "x".join(str(d) for d in r["output_shape"]),
+            r["unfreeze"],
+        )
     c = console(as_json)
     c.print(table)
-    c.print(f"{len(pre.model.blocks)} blocks; --mode linear trains fc only, --mode finetune "
-            "--unfreeze N also the last N blocks (all: the stem too)", highlight=False)
+    c.print(
+        f"{len(pre.model.blocks)} blocks; --mode linear trains fc only, --mode finetune "
+        "--unfreeze N also the last N blocks (all: the stem too)",
+        highlight=False,
+    )
     if as_json:
-        emit_json({"from": source, "model": m.model_dump(mode="json"),
-                   "input_shape": list(pre.input_shape), "num_classes": pre.num_classes,
-                   "blocks": len(pre.model.blocks), "parts": rows})
+        emit_json(
+            {
+                "from": source,
+                "model": m.model_dump(mode="json"),
+                "input_shape": list(pre.input_shape),
+                "num_classes": pre.num_classes,
+                "blocks": len(pre.model.blocks),
+                "parts": rows,
+            }
+        )
     return 0
 
 
@@ -50,38 +72,64 @@ def cmd_transfer(args: argparse.Namespace) -> int:
             raise UserError("--list-blocks: shows the pretrained network only; drop CONFIG")
         return print_blocks(args.source, args.json)
     if not args.config:
-        raise UserError("CONFIG: the experiment config of the new data is needed (or "
-                        "--list-blocks)")
+        raise UserError(
+            "CONFIG: the experiment config of the new data is needed (or --list-blocks)"
+        )
     if args.resume and not args.out:
         raise UserError("--resume: give the run directory to continue with --out")
-    mode = args.mode or ("finetune" if args.unfreeze is not None or args.lr_mult is not None
-                         else "linear")
-    setup = setup_transfer(args.source, args.config, mode=mode, unfreeze=args.unfreeze,
-                           lr_mult=args.lr_mult, normalize=args.normalize, overrides=args.set,
-                           solver=args.solver)
+    mode = args.mode or (
+        "finetune" if args.unfreeze is not None or args.lr_mult is not None else "linear"
+    )
+    setup = setup_transfer(
+        args.source,
+        args.config,
+        mode=mode,
+        unfreeze=args.unfreeze,
+        lr_mult=args.lr_mult,
+        normalize=args.normalize,
+        overrides=args.set,
+        solver=args.solver,
+    )
     if args.resume:
         check_resume(args.out, setup)
     info, c = setup.info, console(args.json)
-    what = "the new head (fc)" if mode == "linear" else (
-        f"{', '.join(info['trainable'])} ({info['unfrozen_blocks']} of {info['blocks']} blocks at "
-        f"lr x {info['lr_mult']:g}, the head at the full lr)")
+    what = (
+        "the new head (fc)"
+        if mode == "linear"
+        else (
+            f"{', '.join(info['trainable'])} "
+            f"({info['unfrozen_blocks']} of {info['blocks']} blocks"
+            f" at lr x {info['lr_mult']:g}, the head at the full lr)"
+        )
+    )
     if mode == "linear":
-        what += (f" with L-BFGS on cached features (l2 {info['l2']:g} chosen on validation)"
-                 if info["solver"] == "lbfgs" else
-                 f" with {setup.config.optim.name} "
-                 f"{'on cached features' if info['cached_features'] else 'through the body'}")
-    c.print(f"transfer from {args.source} ({mode}): training {what}, "
-            f"{info['trainable_parameters']:,} parameters; inputs normalized with the "
-            f"{info['normalize']} statistics", highlight=False)
+        what += (
+            f" with L-BFGS on cached features (l2 {info['l2']:g} chosen on validation)"
+            if info["solver"] == "lbfgs"
+            else f" with {setup.config.optim.name} "
+            f"{'on cached features' if info['cached_features'] else 'through the body'}"
+        )
+    c.print(
+        f"transfer from {args.source} ({mode}): training {what}, "
+        f"{info['trainable_parameters']:,} parameters; inputs normalized with the "
+        f"{info['normalize']} statistics",
+        highlight=False,
+    )
     c.print(f"[bold]hint[/] {info['hint']['message']}", highlight=False)
     for note in info["notes"]:
         c.print(f"[bold yellow]note[/] {note}", highlight=False)
     with ProgressBar(setup.config.train.epochs, label=mode) as bar:
         from trainlab.train import train
 
-        result = train(setup.config, out=args.out or default_run_dir(args.config),
-                       resume=args.resume, callbacks=[bar.callback(), TransferRecord(setup)],
-                       splits=setup.splits, model=setup.model, lr_mult=setup.lr_mult)
+        result = train(
+            setup.config,
+            out=args.out or default_run_dir(args.config),
+            resume=args.resume,
+            callbacks=[bar.callback(), TransferRecord(setup)],
+            splits=setup.splits,
+            model=setup.model,
+            lr_mult=setup.lr_mult,
+        )
     print_result(result.to_dict(), args.json, title=f"transfer ({mode})")
     return 0
 
@@ -89,31 +137,66 @@ def cmd_transfer(args: argparse.Namespace) -> int:
 def add_parser(sub) -> None:  # noqa: ANN001
     from trainlab.cli import add_common
 
-    p = sub.add_parser("transfer", help="transfer a trained network to new data: new head, "
-                                        "frozen or fine-tuned blocks")
-    p.add_argument("config", nargs="?", help="experiment config of the new data (YAML); its "
-                                             "model section is replaced by the pretrained one")
-    p.add_argument("--from", dest="source", required=True, metavar="RUN_DIR",
-                   help="run directory of the pretrained network (its best.pt)")
-    p.add_argument("--mode", choices=["linear", "finetune"], default=None,
-                   help="linear: train the new head only (default); finetune: also the last "
-                        "--unfreeze blocks")
-    p.add_argument("--unfreeze", default=None, metavar="N|all",
-                   help="finetune: how many of the last blocks to train (default 1; all: the "
-                        "whole network)")
-    p.add_argument("--lr-mult", type=float, default=None,
-                   help="finetune: learning-rate multiplier of the unfrozen blocks (default 0.1)")
-    p.add_argument("--solver", choices=["lbfgs", "optim"], default=None,
-                   help="linear: how the head is fitted: lbfgs (default) solves the convex "
-                        "problem on cached features, l2 chosen on validation; optim uses the "
-                        "config's optimizer, epochs and batch size")
-    p.add_argument("--normalize", choices=["pretrained", "new"], default="pretrained",
-                   help="normalize inputs with the pretraining data's statistics (default) or "
-                        "the new training split's")
-    p.add_argument("--list-blocks", action="store_true",
-                   help="show the pretrained network's blocks and exit")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config field by dotted path (repeatable)")
+    p = sub.add_parser(
+        "transfer",
+        help="transfer a trained network to new data: new head, frozen or fine-tuned blocks",
+    )
+    p.add_argument(
+        "config",
+        nargs="?",
+        help="experiment config of the new data (YAML); its "
+        "model section is replaced by the pretrained one",
+    )
+    p.add_argument(
+        "--from",
+        dest="source",
+        required=True,
+        metavar="RUN_DIR",
+        help="run directory of the pretrained network (its best.pt)",
+    )
+    p.add_argument(
+        "--mode",
+        choices=["linear", "finetune"],
+        default=None,
+        help="linear: train the new head only (default); finetune: also the last --unfreeze blocks",
+    )
+    p.add_argument(
+        "--unfreeze",
+        default=None,
+        metavar="N|all",
+        help="finetune: how many of the last blocks to train (default 1; all: the whole network)",
+    )
+    p.add_argument(
+        "--lr-mult",
+        type=float,
+        default=None,
+        help="finetune: learning-rate multiplier of the unfrozen blocks (default 0.1)",
+    )
+    p.add_argument(
+        "--solver",
+        choices=["lbfgs", "optim"],
+        default=None,
+        help="linear: how the head is fitted: lbfgs (default) solves the convex "
+        "problem on cached features, l2 chosen on validation; optim uses the "
+        "config's optimizer, epochs and batch size",
+    )
+    p.add_argument(
+        "--normalize",
+        choices=["pretrained", "new"],
+        default="pretrained",
+        help="normalize inputs with the pretraining data's statistics (default) or "
+        "the new training split's",
+    )
+    p.add_argument(
+        "--list-blocks", action="store_true", help="show the pretrained network's blocks and exit"
+    )
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config field by dotted path (repeatable)",
+    )
     p.add_argument("--out", help="run directory (default runs/<config stem>-<time>)")
     p.add_argument("--resume", action="store_true", help="continue the transfer run in --out")
     add_common(p)

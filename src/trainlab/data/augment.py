@@ -58,8 +58,9 @@ def _per_example(v: Tensor, ndim: int) -> Tensor:
 
 
 # --------------------------------------------------------------------------- parameter checks
-def _number(v: Any, where: str, lo: float | None = None, hi: float | None = None,
-            hi_open: bool = False) -> float:
+def _number(
+    v: Any, where: str, lo: float | None = None, hi: float | None = None, hi_open: bool = False
+) -> float:
     if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
         raise UserError(f"{where}: must be a finite number, got {v!r}")
     if (lo is not None and v < lo) or (hi is not None and (v >= hi if hi_open else v > hi)):
@@ -82,8 +83,12 @@ def _size(v: Any, where: str) -> tuple[int, int] | None:
     if v is None:
         return None
     items = [v, v] if isinstance(v, int) and not isinstance(v, bool) else v
-    if (not isinstance(items, Sequence) or isinstance(items, str) or len(items) != 2
-            or any(isinstance(u, bool) or not isinstance(u, int) or u < 1 for u in items)):
+    if (
+        not isinstance(items, Sequence)
+        or isinstance(items, str)
+        or len(items) != 2
+        or any(isinstance(u, bool) or not isinstance(u, int) or u < 1 for u in items)
+    ):
         raise UserError(f"{where}: must be a positive integer or [height, width], got {v!r}")
     return int(items[0]), int(items[1])
 
@@ -171,8 +176,10 @@ class Crop(Augmentation):
         if size is not None:
             _check_fits(self.size, size, f"{self.where}.size")
             if self.mode == "reflect" and self.pad >= min(size):
-                raise UserError(f"{self.where}.pad: reflect padding must be smaller than the "
-                                f"image ({size[0]}x{size[1]}), got {self.pad}")
+                raise UserError(
+                    f"{self.where}.pad: reflect padding must be smaller than the "
+                    f"image ({size[0]}x{size[1]}), got {self.pad}"
+                )
 
     def out_size(self, size: tuple[int, ...]) -> tuple[int, ...]:
         return self.size or size
@@ -195,8 +202,9 @@ class Crop(Augmentation):
 
 def _check_fits(crop: tuple[int, int] | None, image: tuple[int, ...], where: str) -> None:
     if crop is not None and (crop[0] > image[0] or crop[1] > image[1]):
-        raise UserError(f"{where}: crop {crop[0]}x{crop[1]} is larger than the image "
-                        f"{image[0]}x{image[1]}")
+        raise UserError(
+            f"{where}: crop {crop[0]}x{crop[1]} is larger than the image {image[0]}x{image[1]}"
+        )
 
 
 @dataclass
@@ -245,8 +253,7 @@ class ResizedCrop(Augmentation):
         theta = torch.stack([torch.stack([fw, zero, cx], 1), torch.stack([zero, fh, cy], 1)], 1)
         work = x if x.dtype in (torch.float32, torch.float64) else x.float()
         grid = F.affine_grid(theta.to(work.dtype), [n, c, oh, ow], align_corners=False)
-        out = F.grid_sample(work, grid, mode="bilinear", padding_mode="border",
-                            align_corners=False)
+        out = F.grid_sample(work, grid, mode="bilinear", padding_mode="border", align_corners=False)
         return out.to(x.dtype)
 
 
@@ -271,8 +278,10 @@ class ColorJitter(Augmentation):
         for key in ("brightness", "contrast", "saturation"):
             setattr(self, key, _number(getattr(self, key), f"{self.where}.{key}", 0.0))
         if self.saturation > 0 and channels != 3:
-            raise UserError(f"{self.where}.saturation: needs 3-channel (RGB) images, the data has "
-                            f"{channels} channel(s); set saturation: 0")
+            raise UserError(
+                f"{self.where}.saturation: needs 3-channel (RGB) images, the data has "
+                f"{channels} channel(s); set saturation: 0"
+            )
 
     def __call__(self, x: Tensor, g: torch.Generator) -> Tensor:
         n = x.shape[0]
@@ -309,16 +318,19 @@ class PCAColor(Augmentation):
     def check(self, channels: int, size: tuple[int, ...] | None) -> None:
         self.std = _number(self.std, f"{self.where}.std", 0.0)
         if channels != 3:
-            raise UserError(f"{self.where}: pca_color needs 3-channel (RGB) images, the data has "
-                            f"{channels} channel(s)")
+            raise UserError(
+                f"{self.where}: pca_color needs 3-channel (RGB) images, the data has "
+                f"{channels} channel(s)"
+            )
 
     def params(self) -> dict[str, Any]:
         return {"std": self.std}
 
     def fit(self, x: Tensor, chunk: int = 1024) -> None:
         if x.ndim != 4 or x.shape[1] != 3:
-            raise UserError(f"{self.where}: pca_color needs RGB images (N, 3, H, W), "
-                            f"got shape {tuple(x.shape)}")
+            raise UserError(
+                f"{self.where}: pca_color needs RGB images (N, 3, H, W), got shape {tuple(x.shape)}"
+            )
         total = torch.zeros(3, dtype=torch.float64)
         gram = torch.zeros(3, 3, dtype=torch.float64)
         count = 0
@@ -366,8 +378,10 @@ class Shift(Augmentation):
         whole = isinstance(v, int) and not isinstance(v, bool) and v >= 0
         fraction = isinstance(v, float) and math.isfinite(v) and 0.0 <= v < 1.0
         if not (whole or fraction):
-            raise UserError(f"{self.where}.max_shift: must be a whole number of samples >= 0 or a "
-                            f"fraction of the length in [0, 1), got {v!r}")
+            raise UserError(
+                f"{self.where}.max_shift: must be a whole number of samples >= 0 or a "
+                f"fraction of the length in [0, 1), got {v!r}"
+            )
         self.mode = _choice(self.mode, f"{self.where}.mode", ("circular", "zeros"))
 
     def samples(self, length: int) -> int:
@@ -413,12 +427,18 @@ class Scale(Augmentation):
         if self.time > 0:
             f = _uniform(n, 1 - self.time, 1 + self.time, g, x.device)
             zero = torch.zeros_like(f)
-            theta = torch.stack([torch.stack([1 / f, zero, zero], 1),
-                                 torch.stack([zero, zero + 1, zero], 1)], 1)
+            theta = torch.stack(
+                [torch.stack([1 / f, zero, zero], 1), torch.stack([zero, zero + 1, zero], 1)], 1
+            )
             work = x if x.dtype in (torch.float32, torch.float64) else x.float()
             grid = F.affine_grid(theta.to(work.dtype), [n, c, 1, length], align_corners=False)
-            x = F.grid_sample(work[:, :, None, :], grid, mode="bilinear", padding_mode="zeros",
-                              align_corners=False)[:, :, 0, :].to(x.dtype)
+            x = F.grid_sample(
+                work[:, :, None, :],
+                grid,
+                mode="bilinear",
+                padding_mode="zeros",
+                align_corners=False,
+            )[:, :, 0, :].to(x.dtype)
         if self.amplitude > 0:
             k = _uniform(n, 1 - self.amplitude, 1 + self.amplitude, g, x.device)
             x = x * _per_example(k.to(x.dtype), x.ndim)
@@ -436,8 +456,13 @@ AUGMENTATIONS: tuple[str, ...] = tuple(_OPS)
 class Augmenter:
     """The ops of `data.augment`, applied in order to whole batches."""
 
-    def __init__(self, ops: Sequence[Augmentation], data_kind: str, channels: int,
-                 size: tuple[int, ...] | None = None) -> None:
+    def __init__(
+        self,
+        ops: Sequence[Augmentation],
+        data_kind: str,
+        channels: int,
+        size: tuple[int, ...] | None = None,
+    ) -> None:
         self.ops = list(ops)
         self.data_kind = data_kind
         self.channels = channels
@@ -469,8 +494,10 @@ class Augmenter:
         want = 4 if self.data_kind == "image" else 3
         if x.ndim != want or x.shape[1] != self.channels:
             shape = "(N, C, H, W)" if want == 4 else "(N, C, L)"
-            raise ValueError(f"augment: expected a batch {shape} with C={self.channels}, "
-                             f"got shape {tuple(x.shape)}")
+            raise ValueError(
+                f"augment: expected a batch {shape} with C={self.channels}, "
+                f"got shape {tuple(x.shape)}"
+            )
         if not x.is_floating_point():
             raise ValueError(f"augment: expected floating-point data, got {x.dtype}")
         for op in self.ops:
@@ -496,8 +523,13 @@ class Augmenter:
 
     def resolved(self) -> list[dict[str, Any]]:
         """The spec with every parameter filled in, for the saved config."""
-        return [{"name": op.name, **{k: list(v) if isinstance(v, tuple) else v
-                                     for k, v in op.params().items()}} for op in self.ops]
+        return [
+            {
+                "name": op.name,
+                **{k: list(v) if isinstance(v, tuple) else v for k, v in op.params().items()},
+            }
+            for op in self.ops
+        ]
 
     def describe(self) -> str:
         """One line for the run's log."""
@@ -522,11 +554,14 @@ def parse_augment(
     """
     spec = [] if spec is None else spec
     if isinstance(spec, str | Mapping) or not isinstance(spec, Sequence):
-        raise UserError(f"{field_name}: must be a list of augmentation names or mappings, "
-                        f"got {spec!r}")
+        raise UserError(
+            f"{field_name}: must be a list of augmentation names or mappings, got {spec!r}"
+        )
     if spec and data_kind not in DATA_KINDS:
-        raise UserError(f"{field_name}: augmentation applies to images and signals; "
-                        f"this data is {data_kind!r}, use []")
+        raise UserError(
+            f"{field_name}: augmentation applies to images and signals; "
+            f"this data is {data_kind!r}, use []"
+        )
     size: tuple[int, ...] | None
     if image_size is None:
         size = None
@@ -553,27 +588,36 @@ def _build(item: Any, where: str, data_kind: str) -> Augmentation:
         name, params = item, {}
     elif isinstance(item, Mapping):
         if "name" not in item:
-            raise UserError(f"{where}: a mapping needs a 'name' (one of "
-                            f"{', '.join(AUGMENTATIONS)}), got {dict(item)!r} (YAML needs a "
-                            "space after each colon: {name: crop, pad: 4})")
+            raise UserError(
+                f"{where}: a mapping needs a 'name' (one of "
+                f"{', '.join(AUGMENTATIONS)}), got {dict(item)!r} (YAML needs a "
+                "space after each colon: {name: crop, pad: 4})"
+            )
         params = dict(item)
         name = params.pop("name")
     else:
         raise UserError(f"{where}: must be a name or a mapping with 'name', got {item!r}")
     if name not in _OPS:
-        raise UserError(f"{where}: unknown augmentation {name!r}; allowed: "
-                        f"{', '.join(AUGMENTATIONS)}")
+        raise UserError(
+            f"{where}: unknown augmentation {name!r}; allowed: {', '.join(AUGMENTATIONS)}"
+        )
     cls = _OPS[name]
     if data_kind not in cls.kinds:
         fitting = [n for n, c in _OPS.items() if data_kind in c.kinds]
-        raise UserError(f"{where}: {name!r} does not apply to {data_kind} data; "
-                        f"allowed: {', '.join(fitting)}")
-    allowed = [f.name for f in fields(cls) if f.init and f.name not in
-               ("where", "eigenvalues", "eigenvectors")]
+        raise UserError(
+            f"{where}: {name!r} does not apply to {data_kind} data; allowed: {', '.join(fitting)}"
+        )
+    allowed = [
+        f.name
+        for f in fields(cls)
+        if f.init and f.name not in ("where", "eigenvalues", "eigenvectors")
+    ]
     for key in params:
         if key not in allowed:
-            raise UserError(f"{where}.{key}: unknown parameter of {name}; allowed: "
-                            f"{', '.join(allowed) or 'none'}")
+            raise UserError(
+                f"{where}.{key}: unknown parameter of {name}; allowed: "
+                f"{', '.join(allowed) or 'none'}"
+            )
     return cls(where=where, **params)
 
 

@@ -69,15 +69,25 @@ class Splits:
         def redo(x: torch.Tensor) -> torch.Tensor:
             return normalizer(x * old.std + old.mean)
 
-        return Splits(redo(self.x_train), self.y_train, redo(self.x_val), self.y_val,
-                      redo(self.x_test), self.y_test, self.kind, self.num_classes, normalizer)
+        return Splits(
+            redo(self.x_train),
+            self.y_train,
+            redo(self.x_val),
+            self.y_val,
+            redo(self.x_test),
+            self.y_test,
+            self.kind,
+            self.num_classes,
+            normalizer,
+        )
 
     def normalized_as(self, normalizer: Normalizer) -> Splits:
         """These splits as a network trained with `normalizer` must see them: self when the
         statistics are the ones fitted here, else renormalized (on the splits' device)."""
         mine, dev = self.normalizer, self.x_test.device
-        if torch.equal(normalizer.mean.to(dev), mine.mean) and \
-                torch.equal(normalizer.std.to(dev), mine.std):
+        if torch.equal(normalizer.mean.to(dev), mine.mean) and torch.equal(
+            normalizer.std.to(dev), mine.std
+        ):
             return self
         return self.renormalized(Normalizer(normalizer.mean.to(dev), normalizer.std.to(dev)))
 
@@ -120,8 +130,10 @@ def prepare(cfg: DataConfig, source: Source | None = None) -> Splits:
         present = set(np.unique(y).tolist())
         missing = [c for c in cfg.classes if c not in present]
         if missing or len(set(cfg.classes)) != len(cfg.classes):
-            raise UserError(f"data.classes: {missing or cfg.classes} not among the labels "
-                            f"{sorted(present)} (or repeated)")
+            raise UserError(
+                f"data.classes: {missing or cfg.classes} not among the labels "
+                f"{sorted(present)} (or repeated)"
+            )
         x, y = _select_classes(x, y, cfg.classes)
         if xt is not None:
             xt, yt = _select_classes(xt, yt, cfg.classes)
@@ -139,17 +151,28 @@ def prepare(cfg: DataConfig, source: Source | None = None) -> Splits:
     tensors = [torch.from_numpy(np.ascontiguousarray(a)) for a in (x, xv, xt)]
     if cfg.resize is not None:
         if src.kind != "image":
-            raise UserError(f"data.resize: only images can be resized, {cfg.name} holds "
-                            f"{src.kind}s")
+            raise UserError(
+                f"data.resize: only images can be resized, {cfg.name} holds {src.kind}s"
+            )
         tensors = [resize_images(t, cfg.resize) for t in tensors]
     norm = Normalizer.fit(tensors[0], src.kind)
     x_train, x_val, x_test = (norm(t) for t in tensors)
-    return Splits(x_train, torch.from_numpy(y), x_val, torch.from_numpy(yv), x_test,
-                  torch.from_numpy(yt), src.kind, num_classes, norm)
+    return Splits(
+        x_train,
+        torch.from_numpy(y),
+        x_val,
+        torch.from_numpy(yv),
+        x_test,
+        torch.from_numpy(yt),
+        src.kind,
+        num_classes,
+        norm,
+    )
 
 
-def load_inputs_for(path: str, input_shape: tuple[int, ...], normalizer: Normalizer,
-                    resize: list[int] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def load_inputs_for(
+    path: str, input_shape: tuple[int, ...], normalizer: Normalizer, resize: list[int] | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """New data for a trained run (eval --data-path): same input shape, the run's normalization.
 
     The file's test arrays are used when it has them, else all its examples.
@@ -169,6 +192,8 @@ def load_inputs_for(path: str, input_shape: tuple[int, ...], normalizer: Normali
     if resize is not None and xt.dim() == 4:
         xt = resize_images(xt, resize)
     if tuple(xt.shape[1:]) != tuple(input_shape):
-        raise UserError(f"--data-path: examples have shape {tuple(xt.shape[1:])}, the run's model "
-                        f"takes {tuple(input_shape)}")
+        raise UserError(
+            f"--data-path: examples have shape {tuple(xt.shape[1:])}, the run's model "
+            f"takes {tuple(input_shape)}"
+        )
     return normalizer(xt), torch.from_numpy(y)

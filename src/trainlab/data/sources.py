@@ -37,7 +37,8 @@ class Source:
 def cache_dir() -> Path:
     """Where generated data sets are kept between runs (TRAINLAB_CACHE overrides)."""
     base = os.environ.get("TRAINLAB_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "trainlab")
+        os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "trainlab"
+    )
     path = Path(base)
     path.mkdir(parents=True, exist_ok=True)
     return path
@@ -60,8 +61,9 @@ def spirals(seed: int = 0, per_class: int = 500, classes: int = 3, noise: float 
         t = np.linspace(k * 4.0, (k + 1) * 4.0, per_class) + rng.normal(0, noise, per_class)
         xs.append(np.stack([r * np.sin(t), r * np.cos(t)], axis=1))
         ys.append(np.full(per_class, k))
-    return Source(np.concatenate(xs).astype(np.float32), np.concatenate(ys).astype(np.int64),
-                  "vector")
+    return Source(
+        np.concatenate(xs).astype(np.float32), np.concatenate(ys).astype(np.int64), "vector"
+    )
 
 
 def digits() -> Source:
@@ -90,8 +92,13 @@ def mnist1d() -> Source:
             np.random.set_state(np_state)
         _save_npz_atomic(path, x=d["x"], y=d["y"], x_test=d["x_test"], y_test=d["y_test"])
     with np.load(path) as d:
-        return Source(d["x"][:, None].astype(np.float32), d["y"].astype(np.int64), "signal",
-                      d["x_test"][:, None].astype(np.float32), d["y_test"].astype(np.int64))
+        return Source(
+            d["x"][:, None].astype(np.float32),
+            d["y"].astype(np.int64),
+            "signal",
+            d["x_test"][:, None].astype(np.float32),
+            d["y_test"].astype(np.int64),
+        )
 
 
 def mnist5k() -> Source:
@@ -158,8 +165,9 @@ def npz(path: Path) -> Source:
         if "x_test" in d:
             xt, kind_t = as_inputs(d["x_test"], "data.path x_test")
             if xt.shape[1:] != x.shape[1:]:
-                raise UserError(f"data.path: x_test has shape {xt.shape[1:]} per example, x has "
-                                f"{x.shape[1:]}")
+                raise UserError(
+                    f"data.path: x_test has shape {xt.shape[1:]} per example, x has {x.shape[1:]}"
+                )
             return Source(x, y, kind, xt, as_labels(d["y_test"], len(xt), "data.path y_test"))
     return Source(x, y, kind)
 
@@ -223,10 +231,15 @@ def image_folder(path: Path, resize: list[int] | None = None) -> Source:
 class _ArraysOnly(pickle.Unpickler):
     """Unpickles CIFAR batches (dicts of numpy arrays and lists) and refuses anything else."""
 
-    ALLOWED = {("numpy.core.multiarray", "_reconstruct"),
-               ("numpy._core.multiarray", "_reconstruct"),
-               ("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "scalar"),
-               ("numpy._core.multiarray", "scalar"), ("_codecs", "encode")}
+    ALLOWED = {
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+        ("numpy.core.multiarray", "scalar"),
+        ("numpy._core.multiarray", "scalar"),
+        ("_codecs", "encode"),
+    }
 
     def find_class(self, module: str, name: str):  # noqa: ANN201
         if (module, name) in self.ALLOWED:
@@ -272,20 +285,28 @@ def infer_format(path: Path) -> str:
         return "npz"
     if suffix in (".csv", ".txt"):
         return "csv"
-    raise UserError(f"data.path: cannot tell the format of {path}; set data.name to one of "
-                    f"{', '.join(USER_FORMATS)}")
+    raise UserError(
+        f"data.path: cannot tell the format of {path}; set data.name to one of "
+        f"{', '.join(USER_FORMATS)}"
+    )
 
 
-def load_source(name: str, path: str | None, seed: int, label_column: int | str = -1,
-                resize: list[int] | None = None) -> Source:
+def load_source(
+    name: str,
+    path: str | None,
+    seed: int,
+    label_column: int | str = -1,
+    resize: list[int] | None = None,
+) -> Source:
     """The raw examples of a data set named in the config."""
     if name in EMBEDDED:
         if name == "spirals":
             return spirals(seed)
         return {"digits": digits, "mnist1d": mnist1d, "mnist5k": mnist5k}[name]()
     if name not in USER_FORMATS and name != "file":
-        raise UserError(f"data.name: must be one of {', '.join(EMBEDDED + USER_FORMATS)}, "
-                        f"got {name!r}")
+        raise UserError(
+            f"data.name: must be one of {', '.join(EMBEDDED + USER_FORMATS)}, got {name!r}"
+        )
     if not path:
         raise UserError(f"data.path: needed for data.name {name}")
     p = Path(path).expanduser()

@@ -37,18 +37,23 @@ def ten_crop(x: Tensor, size: int | Sequence[int], pad: int = 0) -> Tensor:
     first zero-padded by pad pixels (the test-time twin of a `crop` with padding).
     """
     if x.ndim != 4:
-        raise UserError(f"train.tta: ten_crop needs images (N, C, H, W), "
-                        f"got shape {tuple(x.shape)}")
+        raise UserError(
+            f"train.tta: ten_crop needs images (N, C, H, W), got shape {tuple(x.shape)}"
+        )
     h, w = _hw(size)
     if pad:
         x = F.pad(x, (pad, pad, pad, pad))
     H, W = x.shape[-2:]
     if h > H or w > W or h < 1 or w < 1:
-        raise UserError(f"train.tta: crop {h}x{w} does not fit the image {H}x{W} "
-                        f"(padded by {pad})")
+        raise UserError(f"train.tta: crop {h}x{w} does not fit the image {H}x{W} (padded by {pad})")
     top, left = int(round((H - h) / 2)), int(round((W - w) / 2))
-    five = [x[..., :h, :w], x[..., :h, W - w:], x[..., H - h:, :w], x[..., H - h:, W - w:],
-            x[..., top:top + h, left:left + w]]
+    five = [
+        x[..., :h, :w],
+        x[..., :h, W - w :],
+        x[..., H - h :, :w],
+        x[..., H - h :, W - w :],
+        x[..., top : top + h, left : left + w],
+    ]
     return torch.cat(five + [v.flip(-1) for v in five])
 
 
@@ -80,11 +85,15 @@ def tta_predict(
         raise ValueError(f"tta_predict: batch_size must be >= 1, got {batch_size}")
     if mode == "ten_crop":
         if x.ndim != 4:
-            raise UserError("train.tta: ten_crop applies to images (N, C, H, W); use none or flip "
-                            f"for this data (shape {tuple(x.shape)})")
+            raise UserError(
+                "train.tta: ten_crop applies to images (N, C, H, W); use none or flip "
+                f"for this data (shape {tuple(x.shape)})"
+            )
         if crop_size is None and not pad:
-            raise UserError("train.tta: ten_crop needs a training crop smaller than the image "
-                            "(data.augment crop with size or pad); use flip otherwise")
+            raise UserError(
+                "train.tta: ten_crop needs a training crop smaller than the image "
+                "(data.augment crop with size or pad); use flip otherwise"
+            )
         size = _hw(crop_size) if crop_size is not None else tuple(x.shape[-2:])
     views = {"none": 1, "flip": 2, "ten_crop": 10}[mode]
     step = max(1, batch_size // views)

@@ -22,13 +22,16 @@ def _optimizer_names(optimizers: str | Sequence[str] | None) -> list[str]:
     names = [str(n).strip() for n in names if str(n).strip()]
     bad = [n for n in names if n not in OPTIMIZERS]
     if bad or not names:
-        raise UserError(f"--optimizers: must be a comma-separated list of {', '.join(OPTIMIZERS)}"
-                        f", got {','.join(names) if names else 'nothing'}")
+        raise UserError(
+            f"--optimizers: must be a comma-separated list of {', '.join(OPTIMIZERS)}"
+            f", got {','.join(names) if names else 'nothing'}"
+        )
     return list(dict.fromkeys(names))  # keep order, drop repeats
 
 
-def _learning_rates(surface: str, names: list[str], lrs: Mapping[str, float] | None
-                    ) -> dict[str, float]:
+def _learning_rates(
+    surface: str, names: list[str], lrs: Mapping[str, float] | None
+) -> dict[str, float]:
     chosen = {name: tuned_lr(surface, name) for name in names}
     for name, lr in (lrs or {}).items():
         if name not in OPTIMIZERS:
@@ -50,9 +53,13 @@ def _output_path(surface: str, out: str | Path | None) -> Path:
     return path
 
 
-def trajectories(surface: str = "taco", optimizers: str | Sequence[str] | None = None,
-                 steps: int | None = None, lrs: Mapping[str, float] | None = None,
-                 seed: int = 0) -> list[Trajectory]:
+def trajectories(
+    surface: str = "taco",
+    optimizers: str | Sequence[str] | None = None,
+    steps: int | None = None,
+    lrs: Mapping[str, float] | None = None,
+    seed: int = 0,
+) -> list[Trajectory]:
     """Run each optimizer (at its tuned or given lr) from the surface's start; no files."""
     s = surfaces.get(surface)
     names = _optimizer_names(optimizers)
@@ -64,9 +71,15 @@ def trajectories(surface: str = "taco", optimizers: str | Sequence[str] | None =
     return [optimize(s, name, rates[name], steps, seed=seed) for name in names]
 
 
-def run(surface: str = "taco", optimizers: str | Sequence[str] | None = None,
-        steps: int | None = None, lrs: Mapping[str, float] | None = None,
-        out: str | Path | None = None, gif: bool = False, seed: int = 0) -> dict:
+def run(
+    surface: str = "taco",
+    optimizers: str | Sequence[str] | None = None,
+    steps: int | None = None,
+    lrs: Mapping[str, float] | None = None,
+    out: str | Path | None = None,
+    gif: bool = False,
+    seed: int = 0,
+) -> dict:
     """Compare optimizers on one surface; draw the picture (and a GIF) and return the table.
 
     Returns {"surface", "claim", "steps", "tol", "min_loss", "plot", "gif", "rows"}; each row is

@@ -18,8 +18,9 @@ from trainlab.landscape.optimize import OPTIMIZERS, Trajectory
 from trainlab.landscape.surfaces import Surface
 
 # one fixed colour per optimizer, so the same optimizer looks the same on every surface
-COLOURS = dict(zip(OPTIMIZERS, ("#d62728", "#1f77b4", "#17becf", "#9467bd", "#ff7f0e",
-                                "#2ca02c", "#8c564b")))
+COLOURS = dict(
+    zip(OPTIMIZERS, ("#d62728", "#1f77b4", "#17becf", "#9467bd", "#ff7f0e", "#2ca02c", "#8c564b"))
+)
 OVERLAY_MAX = 3  # at most this many optimizers share one map
 _FLOOR = 1e-4  # contours of f - f_min start here (log scale)
 
@@ -50,11 +51,25 @@ def _draw_map(ax, surface: Surface, grid: tuple[np.ndarray, ...], small: bool) -
     ax.contour(x, y, z, levels=levels, norm=LogNorm(), colors="0.5", linewidths=0.4)
     size = 0.7 if small else 1.0
     ax.plot(*surface.start, "o", color="black", markersize=8 * size, zorder=5, label="start")
-    ax.plot(*surface.minimum, "*", color="gold", markeredgecolor="black",
-            markersize=16 * size, zorder=5, label="global minimum")
+    ax.plot(
+        *surface.minimum,
+        "*",
+        color="gold",
+        markeredgecolor="black",
+        markersize=16 * size,
+        zorder=5,
+        label="global minimum",
+    )
     for name, point in surface.landmarks:
-        ax.plot(*point, "X", color="white", markeredgecolor="black", markersize=10 * size,
-                zorder=5, label=name)
+        ax.plot(
+            *point,
+            "X",
+            color="white",
+            markeredgecolor="black",
+            markersize=10 * size,
+            zorder=5,
+            label=name,
+        )
     ax.set_xlim(*surface.xlim)
     ax.set_ylim(*surface.ylim)
     if not small:
@@ -91,12 +106,15 @@ def _layout(surface: Surface, trajectories: list[Trajectory], scale: float = 1.0
         maps = {}
         for ax, t in zip(axes, trajectories):
             _draw_map(ax, surface, grid, small=True)
-            ax.set_title(f"{t.optimizer}  lr={t.lr:.3g}\n{_outcome(t, surface)}",
-                         color=COLOURS[t.optimizer], fontsize=10)
+            ax.set_title(
+                f"{t.optimizer}  lr={t.lr:.3g}\n{_outcome(t, surface)}",
+                color=COLOURS[t.optimizer],
+                fontsize=10,
+            )
             maps[t.optimizer] = ax
         axes[0].legend(fontsize=7, loc="best", framealpha=0.9)
         loss = axes[n]
-        for ax in axes[n + 1:]:
+        for ax in axes[n + 1 :]:
             ax.set_visible(False)
     FigureCanvasAgg(fig)
     claim = "\n".join(textwrap.wrap(surface.claim, width=int(130 * scale)))
@@ -117,8 +135,9 @@ def _setup_loss_axes(ax, surface: Surface, trajectories: list[Trajectory]) -> No
     ax.set_yscale("log")
     ax.set_ylim(bottom, max(top, 10 * bottom))
     ax.set_xlim(0, max(len(g) for g in gaps) - 1)
-    ax.axhline(surface.tol, color="black", linestyle="--", linewidth=1,
-               label=f"tolerance {surface.tol:g}")
+    ax.axhline(
+        surface.tol, color="black", linestyle="--", linewidth=1, label=f"tolerance {surface.tol:g}"
+    )
     ax.set_xlabel("step")
     ax.set_ylabel("loss - minimum")
     ax.grid(True, which="major", alpha=0.3)
@@ -139,15 +158,27 @@ def _draw_paths(layout: _Layout, surface: Surface, trajectories: list[Trajectory
         colour = COLOURS[t.optimizer]
         ax = layout.maps[t.optimizer]
         label = _legend_label(t, surface) if layout.overlay else None
-        (paths[t.optimizer],) = ax.plot([], [], "-", color=colour, linewidth=1.5, marker=".",
-                                        markersize=3, alpha=0.9, label=label)
-        (heads[t.optimizer],) = ax.plot([], [], "o", color=colour, markeredgecolor="black",
-                                        markersize=6, zorder=6)
-        (curves[t.optimizer],) = layout.loss.plot([], [], color=colour, linewidth=1.4,
-                                                  label=t.optimizer)
+        (paths[t.optimizer],) = ax.plot(
+            [],
+            [],
+            "-",
+            color=colour,
+            linewidth=1.5,
+            marker=".",
+            markersize=3,
+            alpha=0.9,
+            label=label,
+        )
+        (heads[t.optimizer],) = ax.plot(
+            [], [], "o", color=colour, markeredgecolor="black", markersize=6, zorder=6
+        )
+        (curves[t.optimizer],) = layout.loss.plot(
+            [], [], color=colour, linewidth=1.4, label=t.optimizer
+        )
     if layout.overlay:
-        next(iter(layout.maps.values())).legend(prop={"family": "monospace", "size": 8},
-                                                loc="best", framealpha=0.9)
+        next(iter(layout.maps.values())).legend(
+            prop={"family": "monospace", "size": 8}, loc="best", framealpha=0.9
+        )
     layout.loss.legend(fontsize=8, loc="best", framealpha=0.9)
     return paths, heads, curves
 
@@ -172,8 +203,14 @@ def draw(surface: Surface, trajectories: list[Trajectory], out: Path) -> Path:
     return out
 
 
-def animate(surface: Surface, trajectories: list[Trajectory], out: Path,
-            frames: int = 60, fps: int = 10, dpi: int = 90) -> Path:
+def animate(
+    surface: Surface,
+    trajectories: list[Trajectory],
+    out: Path,
+    frames: int = 60,
+    fps: int = 10,
+    dpi: int = 90,
+) -> Path:
     """Write an animated GIF of the same picture growing step by step.
 
     The static part (contours, axes, text) is drawn once; each frame redraws only the paths

@@ -20,18 +20,60 @@ GRID: tuple[float, ...] = tuple(float(f"{10 ** (-4 + i / 6):.3g}") for i in rang
 # best one's neighbours; best = fewest steps to reach and stay within the surface's tolerance,
 # ties and never-reached broken by the lowest final loss.
 TUNED_LRS: dict[str, dict[str, float]] = {
-    "taco": {"sgd": 0.197, "momentum": 0.0681, "nesterov": 0.1, "adagrad": 8.08,
-             "rmsprop": 0.104, "adam": 0.316, "adamw": 10.0},
-    "saddle": {"sgd": 0.197, "momentum": 0.245, "nesterov": 0.124, "adagrad": 1.19,
-               "rmsprop": 0.0625, "adam": 0.0464, "adamw": 2.78},
-    "local-min": {"sgd": 0.135, "momentum": 0.104, "nesterov": 0.124, "adagrad": 4.84,
-                  "rmsprop": 0.375, "adam": 0.88, "adamw": 1.29},
-    "noisy": {"sgd": 0.0153, "momentum": 0.0464, "nesterov": 0.0653, "adagrad": 3.91,
-              "rmsprop": 0.303, "adam": 0.375, "adamw": 0.375},
-    "rotated": {"sgd": 0.197, "momentum": 0.0681, "nesterov": 0.1, "adagrad": 1.47,
-                "rmsprop": 0.104, "adam": 0.711, "adamw": 10.0},
-    "rosenbrock": {"sgd": 0.00197, "momentum": 0.00197, "nesterov": 0.00104, "adagrad": 1.53,
-                   "rmsprop": 0.00375, "adam": 0.153, "adamw": 0.0408},
+    "taco": {
+        "sgd": 0.197,
+        "momentum": 0.0681,
+        "nesterov": 0.1,
+        "adagrad": 8.08,
+        "rmsprop": 0.104,
+        "adam": 0.316,
+        "adamw": 10.0,
+    },
+    "saddle": {
+        "sgd": 0.197,
+        "momentum": 0.245,
+        "nesterov": 0.124,
+        "adagrad": 1.19,
+        "rmsprop": 0.0625,
+        "adam": 0.0464,
+        "adamw": 2.78,
+    },
+    "local-min": {
+        "sgd": 0.135,
+        "momentum": 0.104,
+        "nesterov": 0.124,
+        "adagrad": 4.84,
+        "rmsprop": 0.375,
+        "adam": 0.88,
+        "adamw": 1.29,
+    },
+    "noisy": {
+        "sgd": 0.0153,
+        "momentum": 0.0464,
+        "nesterov": 0.0653,
+        "adagrad": 3.91,
+        "rmsprop": 0.303,
+        "adam": 0.375,
+        "adamw": 0.375,
+    },
+    "rotated": {
+        "sgd": 0.197,
+        "momentum": 0.0681,
+        "nesterov": 0.1,
+        "adagrad": 1.47,
+        "rmsprop": 0.104,
+        "adam": 0.711,
+        "adamw": 10.0,
+    },
+    "rosenbrock": {
+        "sgd": 0.00197,
+        "momentum": 0.00197,
+        "nesterov": 0.00104,
+        "adagrad": 1.53,
+        "rmsprop": 0.00375,
+        "adam": 0.153,
+        "adamw": 0.0408,
+    },
 }
 
 
@@ -43,8 +85,9 @@ def _score(surface: Surface, name: str, lr: float, seed: int) -> tuple[float, fl
     return (math.inf if steps is None else steps, math.inf if final is None else final)
 
 
-def sweep(surface: Surface, name: str, grid: tuple[float, ...] = GRID, refine: int = 8,
-          seed: int = 0) -> tuple[float, list[tuple[float, float, float]]]:
+def sweep(
+    surface: Surface, name: str, grid: tuple[float, ...] = GRID, refine: int = 8, seed: int = 0
+) -> tuple[float, list[tuple[float, float, float]]]:
     """Tune `name` on `surface` coarse to fine: the chosen rate and (lr, steps, final) per rate.
 
     Coarse: every rate of `grid`. Fine: `refine` log-spaced rates between the best coarse

@@ -173,8 +173,14 @@ class FractionalMaxPool2d(nn.FractionalMaxPool2d):
             return super().forward(input)
         batch = input if input.ndim == 4 else input.unsqueeze(0)
         samples = batch.new_full((batch.shape[0], batch.shape[1], 2), 0.5)
-        out = F.fractional_max_pool2d(batch, self.kernel_size, self.output_size,
-                                      self.output_ratio, False, _random_samples=samples)
+        out = F.fractional_max_pool2d(
+            batch,
+            self.kernel_size,
+            self.output_size,
+            self.output_ratio,
+            False,
+            _random_samples=samples,
+        )
         return out if input.ndim == 4 else out.squeeze(0)
 
 

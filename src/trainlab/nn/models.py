@@ -20,8 +20,15 @@ ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "tanh": nn.Tanh, "leaky_relu": 
 
 
 class Net(nn.Module):
-    def __init__(self, stem: nn.Module, blocks: Sequence[nn.Module], pool: nn.Module,
-                 features: int, num_classes: int, dropout: float) -> None:
+    def __init__(
+        self,
+        stem: nn.Module,
+        blocks: Sequence[nn.Module],
+        pool: nn.Module,
+        features: int,
+        num_classes: int,
+        dropout: float,
+    ) -> None:
         super().__init__()
         self.stem = stem
         self.blocks = nn.ModuleList(blocks)
@@ -48,13 +55,28 @@ def linear(cfg: ModelConfig, n_in: int, n_out: int) -> nn.Module:
     return nn.Linear(n_in, n_out)
 
 
-def conv(cfg: ModelConfig, dims: int, c_in: int, c_out: int, kernel: int, stride: int = 1,
-         bias: bool = True) -> nn.Module:
+def conv(
+    cfg: ModelConfig,
+    dims: int,
+    c_in: int,
+    c_out: int,
+    kernel: int,
+    stride: int = 1,
+    bias: bool = True,
+) -> nn.Module:
     if cfg.drop_connect > 0:
         from trainlab.nn.layers import DropConnectConv
 
-        return DropConnectConv(dims, c_in, c_out, kernel, stride=stride, padding=kernel // 2,
-                               bias=bias, p=cfg.drop_connect)
+        return DropConnectConv(
+            dims,
+            c_in,
+            c_out,
+            kernel,
+            stride=stride,
+            padding=kernel // 2,
+            bias=bias,
+            p=cfg.drop_connect,
+        )
     layer = nn.Conv1d if dims == 1 else nn.Conv2d
     return layer(c_in, c_out, kernel, stride=stride, padding=kernel // 2, bias=bias)
 
@@ -79,8 +101,9 @@ def downsample(cfg: ModelConfig, dims: int) -> nn.Module:
         return nn.Identity()
     if cfg.pool == "fractional":  # Graham 2014: pseudo-random pooling regions, ratio 1/sqrt(2)
         if dims == 1:
-            raise UserError("model.pool: fractional pooling needs images (2-D); use max for "
-                            "signals")
+            raise UserError(
+                "model.pool: fractional pooling needs images (2-D); use max for signals"
+            )
         from trainlab.nn.layers import FractionalMaxPool2d
 
         return FractionalMaxPool2d(2, output_ratio=0.7071)  # fixed grid at eval: deterministic
@@ -92,10 +115,14 @@ def build_mlp(cfg: ModelConfig, input_shape: tuple[int, ...], num_classes: int) 
     n_in = int(torch.tensor(input_shape).prod())
     blocks, width = [], cfg.width
     for i in range(cfg.depth):
-        blocks.append(nn.Sequential(
-            linear(cfg, n_in if i == 0 else width, width), norm(cfg, 0, width),
-            ACTIVATIONS[cfg.activation](),
-            nn.Dropout(cfg.dropout) if cfg.dropout > 0 and i < cfg.depth - 1 else nn.Identity()))
+        blocks.append(
+            nn.Sequential(
+                linear(cfg, n_in if i == 0 else width, width),
+                norm(cfg, 0, width),
+                ACTIVATIONS[cfg.activation](),
+                nn.Dropout(cfg.dropout) if cfg.dropout > 0 and i < cfg.depth - 1 else nn.Identity(),
+            )
+        )
     return Net(nn.Flatten(), blocks, nn.Identity(), width, num_classes, cfg.dropout)
 
 
@@ -105,13 +132,19 @@ def build_cnn(cfg: ModelConfig, input_shape: tuple[int, ...], num_classes: int) 
     channels = [cfg.width * 2 ** min(i, 2) for i in range(cfg.depth)]
     blocks, c_in = [], input_shape[0]
     for i, c_out in enumerate(channels):
-        blocks.append(nn.Sequential(
-            downsample(cfg, dims) if i > 0 else nn.Identity(),
-            conv(cfg, dims, c_in, c_out, cfg.kernel_size, bias=cfg.norm != "batch"),
-            norm(cfg, dims, c_out), ACTIVATIONS[cfg.activation](), channel_dropout(cfg, dims)))
+        blocks.append(
+            nn.Sequential(
+                downsample(cfg, dims) if i > 0 else nn.Identity(),
+                conv(cfg, dims, c_in, c_out, cfg.kernel_size, bias=cfg.norm != "batch"),
+                norm(cfg, dims, c_out),
+                ACTIVATIONS[cfg.activation](),
+                channel_dropout(cfg, dims),
+            )
+        )
         c_in = c_out
-    pool = nn.Sequential((nn.AdaptiveAvgPool1d if dims == 1 else nn.AdaptiveAvgPool2d)(1),
-                         nn.Flatten())
+    pool = nn.Sequential(
+        (nn.AdaptiveAvgPool1d if dims == 1 else nn.AdaptiveAvgPool2d)(1), nn.Flatten()
+    )
     return Net(nn.Identity(), blocks, pool, c_in, num_classes, cfg.dropout)
 
 
@@ -123,19 +156,28 @@ class ResidualBlock(nn.Module):
     with fractional max pooling of its input (then stride 1).
     """
 
-    def __init__(self, cfg: ModelConfig, dims: int, c_in: int, c_out: int, stride: int,
-                 drop_prob: float) -> None:
+    def __init__(
+        self, cfg: ModelConfig, dims: int, c_in: int, c_out: int, stride: int, drop_prob: float
+    ) -> None:
         super().__init__()
         self.pool: nn.Module = nn.Identity()
         if stride > 1 and cfg.pool == "fractional":
             self.pool, stride = downsample(cfg, dims), 1
         self.branch = nn.Sequential(
             conv(cfg, dims, c_in, c_out, cfg.kernel_size, stride, bias=cfg.norm != "batch"),
-            norm(cfg, dims, c_out), ACTIVATIONS[cfg.activation](), channel_dropout(cfg, dims),
+            norm(cfg, dims, c_out),
+            ACTIVATIONS[cfg.activation](),
+            channel_dropout(cfg, dims),
             conv(cfg, dims, c_out, c_out, cfg.kernel_size, bias=cfg.norm != "batch"),
-            norm(cfg, dims, c_out))
-        self.shortcut = nn.Identity() if stride == 1 and c_in == c_out else nn.Sequential(
-            conv(cfg, dims, c_in, c_out, 1, stride, bias=False), norm(cfg, dims, c_out))
+            norm(cfg, dims, c_out),
+        )
+        self.shortcut = (
+            nn.Identity()
+            if stride == 1 and c_in == c_out
+            else nn.Sequential(
+                conv(cfg, dims, c_in, c_out, 1, stride, bias=False), norm(cfg, dims, c_out)
+            )
+        )
         if drop_prob > 0:
             from trainlab.nn.layers import StochasticDepth
 
@@ -159,27 +201,32 @@ def build_resnet(cfg: ModelConfig, input_shape: tuple[int, ...], num_classes: in
         drops = linear_drop_probs(cfg.stochastic_depth, cfg.depth)
     else:
         drops = [0.0] * cfg.depth
-    stem = nn.Sequential(conv(cfg, dims, input_shape[0], cfg.width, cfg.kernel_size,
-                              bias=cfg.norm != "batch"),
-                         norm(cfg, dims, cfg.width), ACTIVATIONS[cfg.activation]())
+    stem = nn.Sequential(
+        conv(cfg, dims, input_shape[0], cfg.width, cfg.kernel_size, bias=cfg.norm != "batch"),
+        norm(cfg, dims, cfg.width),
+        ACTIVATIONS[cfg.activation](),
+    )
     per_stage = max(1, -(-cfg.depth // 3))
     blocks, c_in = [], cfg.width
     for i in range(cfg.depth):
         stage = i // per_stage
-        c_out = cfg.width * 2 ** stage
+        c_out = cfg.width * 2**stage
         stride = 2 if i > 0 and i % per_stage == 0 else 1
         blocks.append(ResidualBlock(cfg, dims, c_in, c_out, stride, drops[i]))
         c_in = c_out
-    pool = nn.Sequential((nn.AdaptiveAvgPool1d if dims == 1 else nn.AdaptiveAvgPool2d)(1),
-                         nn.Flatten())
+    pool = nn.Sequential(
+        (nn.AdaptiveAvgPool1d if dims == 1 else nn.AdaptiveAvgPool2d)(1), nn.Flatten()
+    )
     return Net(stem, blocks, pool, c_in, num_classes, cfg.dropout)
 
 
 def build_model(cfg: ModelConfig, input_shape: tuple[int, ...], num_classes: int) -> Net:
     """The model named by model.kind for inputs of this shape (vector, (C, L) or (C, H, W))."""
     if cfg.kind in ("cnn", "resnet") and len(input_shape) not in (2, 3):
-        raise UserError(f"model.kind: {cfg.kind} needs signals (C, L) or images (C, H, W); "
-                        f"this data has inputs of shape {tuple(input_shape)}: use mlp")
+        raise UserError(
+            f"model.kind: {cfg.kind} needs signals (C, L) or images (C, H, W); "
+            f"this data has inputs of shape {tuple(input_shape)}: use mlp"
+        )
     if cfg.stochastic_depth > 0 and cfg.kind != "resnet":  # ModelConfig alone does not check it
         raise UserError("model.stochastic_depth: needs model.kind resnet (drops residual blocks)")
     if cfg.pool == "fractional" and len(input_shape) != 3:

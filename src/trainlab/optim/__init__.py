@@ -19,5 +19,18 @@ from trainlab.optim.sgd import SGD
 
 NAMES = tuple(OPTIMIZERS)
 
-__all__ = ["Adagrad", "Adam", "AdamW", "FULL_BATCH", "LBFGS", "NAMES", "Newton", "OPTIMIZERS",
-           "RMSprop", "SGD", "TrainlabOptimizer", "arguments", "create"]
+__all__ = [
+    "Adagrad",
+    "Adam",
+    "AdamW",
+    "FULL_BATCH",
+    "LBFGS",
+    "NAMES",
+    "Newton",
+    "OPTIMIZERS",
+    "RMSprop",
+    "SGD",
+    "TrainlabOptimizer",
+    "arguments",
+    "create",
+]

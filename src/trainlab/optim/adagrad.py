@@ -16,13 +16,31 @@ class Adagrad(TrainlabOptimizer):
     `sum`, created at construction as torch does). The sum of squared gradients only grows, so the
     effective step only shrinks: good for convex problems, often too aggressive for deep nets."""
 
-    def __init__(self, params: Any, lr: float | torch.Tensor = 1e-2, lr_decay: float = 0,
-                 weight_decay: float = 0, initial_accumulator_value: float = 0,
-                 eps: float = 1e-10, foreach: bool | None = None, *, maximize: bool = False,
-                 differentiable: bool = False, fused: bool | None = None) -> None:
-        defaults = {"lr": lr, "lr_decay": lr_decay, "eps": eps, "weight_decay": weight_decay,
-                    "initial_accumulator_value": initial_accumulator_value, "foreach": foreach,
-                    "maximize": maximize, "differentiable": differentiable, "fused": fused}
+    def __init__(
+        self,
+        params: Any,
+        lr: float | torch.Tensor = 1e-2,
+        lr_decay: float = 0,
+        weight_decay: float = 0,
+        initial_accumulator_value: float = 0,
+        eps: float = 1e-10,
+        foreach: bool | None = None,
+        *,
+        maximize: bool = False,
+        differentiable: bool = False,
+        fused: bool | None = None,
+    ) -> None:
+        defaults = {
+            "lr": lr,
+            "lr_decay": lr_decay,
+            "eps": eps,
+            "weight_decay": weight_decay,
+            "initial_accumulator_value": initial_accumulator_value,
+            "foreach": foreach,
+            "maximize": maximize,
+            "differentiable": differentiable,
+            "fused": fused,
+        }
         super().__init__(params, defaults)
         for group in self.param_groups:
             for p in group["params"]:
@@ -48,27 +66,38 @@ class Adagrad(TrainlabOptimizer):
     def _init_state(self, group: dict[str, Any], param: torch.Tensor, state: dict) -> None:
         init = float(group["initial_accumulator_value"])
         state["step"] = torch.tensor(0.0, dtype=scalar_dtype())
-        state["sum"] = torch.full_like(param, complex(init, init) if param.is_complex() else init,
-                                       memory_format=torch.preserve_format)
+        state["sum"] = torch.full_like(
+            param,
+            complex(init, init) if param.is_complex() else init,
+            memory_format=torch.preserve_format,
+        )
 
     def _hyper(self, group: dict[str, Any], phase: Hashable) -> dict[str, Any]:
         h = self._common(group)
         # the learning rate decays as 1/t when lr_decay > 0: lr / (1 + (t - 1) * lr_decay)
-        h.update(eps=float(group["eps"]),
-                 clr=h["lr"] / (1 + (float(phase) - 1) * float(group["lr_decay"])))
+        h.update(
+            eps=float(group["eps"]),
+            clr=h["lr"] / (1 + (float(phase) - 1) * float(group["lr_decay"])),
+        )
         return h
 
     @staticmethod
-    def _update(param: Tensorish, grad: Tensorish, s: dict[str, Tensorish],
-                h: dict[str, Any]) -> None:
+    def _update(
+        param: Tensorish, grad: Tensorish, s: dict[str, Tensorish], h: dict[str, Any]
+    ) -> None:
         dx = direction(param, grad, h)
         grad_squared = s["sum"]
         grad_squared.addcmul_(dx, dx, value=1)  # grad_squared += dx * dx
         # x -= learning_rate * dx / (sqrt(grad_squared) + eps)
         param.addcdiv_(dx, grad_squared.sqrt().add_(h["eps"]), value=-h["clr"])
 
-    def _inspect(self, param: torch.Tensor, dx: torch.Tensor | None, s: dict[str, torch.Tensor],
-                 h: dict[str, Any]) -> tuple[torch.Tensor | None, dict, dict]:
+    def _inspect(
+        self,
+        param: torch.Tensor,
+        dx: torch.Tensor | None,
+        s: dict[str, torch.Tensor],
+        h: dict[str, Any],
+    ) -> tuple[torch.Tensor | None, dict, dict]:
         step_size = h["clr"] / (s["sum"].sqrt() + h["eps"])
         dx = dx_of_step(dx, h, step_size)
         return (None if dx is None else step_size * dx), {}, {"effective_lr": step_size}

@@ -16,16 +16,35 @@ class Adam(TrainlabOptimizer):
     `exp_avg_sq`, `max_exp_avg_sq` with amsgrad). The lecture's defaults are torch's: beta1 0.9,
     beta2 0.999, eps 1e-8, lr 1e-3 (or 5e-4)."""
 
-    def __init__(self, params: Any, lr: float | torch.Tensor = 1e-3,
-                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
-                 weight_decay: float = 0, amsgrad: bool = False, *, foreach: bool | None = None,
-                 maximize: bool = False, capturable: bool = False, differentiable: bool = False,
-                 fused: bool | None = None, decoupled_weight_decay: bool = False) -> None:
-        defaults = {"lr": lr, "betas": checks.betas(betas, "optim.betas"), "eps": eps,
-                    "weight_decay": weight_decay, "amsgrad": amsgrad, "maximize": maximize,
-                    "foreach": foreach, "capturable": capturable,
-                    "differentiable": differentiable, "fused": fused,
-                    "decoupled_weight_decay": decoupled_weight_decay}
+    def __init__(
+        self,
+        params: Any,
+        lr: float | torch.Tensor = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0,
+        amsgrad: bool = False,
+        *,
+        foreach: bool | None = None,
+        maximize: bool = False,
+        capturable: bool = False,
+        differentiable: bool = False,
+        fused: bool | None = None,
+        decoupled_weight_decay: bool = False,
+    ) -> None:
+        defaults = {
+            "lr": lr,
+            "betas": checks.betas(betas, "optim.betas"),
+            "eps": eps,
+            "weight_decay": weight_decay,
+            "amsgrad": amsgrad,
+            "maximize": maximize,
+            "foreach": foreach,
+            "capturable": capturable,
+            "differentiable": differentiable,
+            "fused": fused,
+            "decoupled_weight_decay": decoupled_weight_decay,
+        }
         super().__init__(params, defaults)
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -54,12 +73,19 @@ class Adam(TrainlabOptimizer):
         beta1, beta2 = (float(b) for b in group["betas"])
         t = float(phase)
         decoupled = bool(group["decoupled_weight_decay"]) and h["l2"]
-        h.update(l2=h["l2"] and not decoupled, decoupled=decoupled,
-                 decay_factor=1 - h["lr"] * h["weight_decay"], beta2=beta2,
-                 one_minus_beta1=1 - beta1, one_minus_beta2=1 - beta2, eps=float(group["eps"]),
-                 amsgrad=bool(group["amsgrad"]),
-                 # bias correction: first_unbias = first_moment / (1 - beta1**t), second alike
-                 step_size=h["lr"] / (1 - beta1**t), bias_correction2_sqrt=(1 - beta2**t) ** 0.5)
+        h.update(
+            l2=h["l2"] and not decoupled,
+            decoupled=decoupled,
+            decay_factor=1 - h["lr"] * h["weight_decay"],
+            beta2=beta2,
+            one_minus_beta1=1 - beta1,
+            one_minus_beta2=1 - beta2,
+            eps=float(group["eps"]),
+            amsgrad=bool(group["amsgrad"]),
+            # bias correction: first_unbias = first_moment / (1 - beta1**t), second alike
+            step_size=h["lr"] / (1 - beta1**t),
+            bias_correction2_sqrt=(1 - beta2**t) ** 0.5,
+        )
         return h
 
     @staticmethod
@@ -68,8 +94,9 @@ class Adam(TrainlabOptimizer):
         return s["max_exp_avg_sq"] if h["amsgrad"] else s["exp_avg_sq"]
 
     @staticmethod
-    def _update(param: Tensorish, grad: Tensorish, s: dict[str, Tensorish],
-                h: dict[str, Any]) -> None:
+    def _update(
+        param: Tensorish, grad: Tensorish, s: dict[str, Tensorish], h: dict[str, Any]
+    ) -> None:
         if h["decoupled"]:  # AdamW: x *= 1 - learning_rate * weight_decay, outside the moments
             param.mul_(h["decay_factor"])
         dx = direction(param, grad, h)
@@ -84,8 +111,13 @@ class Adam(TrainlabOptimizer):
         denom = Adam._second(s, h).sqrt().div_(h["bias_correction2_sqrt"]).add_(h["eps"])
         param.addcdiv_(first_moment, denom, value=-h["step_size"])
 
-    def _inspect(self, param: torch.Tensor, dx: torch.Tensor | None, s: dict[str, torch.Tensor],
-                 h: dict[str, Any]) -> tuple[torch.Tensor | None, dict, dict]:
+    def _inspect(
+        self,
+        param: torch.Tensor,
+        dx: torch.Tensor | None,
+        s: dict[str, torch.Tensor],
+        h: dict[str, Any],
+    ) -> tuple[torch.Tensor | None, dict, dict]:
         denom = self._second(s, h).sqrt() / h["bias_correction2_sqrt"] + h["eps"]
         adam_step = s["exp_avg"] * h["step_size"] / denom
         update = adam_step
@@ -99,14 +131,35 @@ class AdamW(Adam):
     """AdamW, drop-in for torch.optim.AdamW: weight decay shrinks the weights directly instead of
     entering the gradient, so it is not rescaled by the second moment (default 1e-2)."""
 
-    def __init__(self, params: Any, lr: float | torch.Tensor = 1e-3,
-                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
-                 weight_decay: float = 1e-2, amsgrad: bool = False, *, maximize: bool = False,
-                 foreach: bool | None = None, capturable: bool = False,
-                 differentiable: bool = False, fused: bool | None = None) -> None:
-        super().__init__(params, lr, betas, eps, weight_decay, amsgrad, foreach=foreach,
-                         maximize=maximize, capturable=capturable, differentiable=differentiable,
-                         fused=fused, decoupled_weight_decay=True)
+    def __init__(
+        self,
+        params: Any,
+        lr: float | torch.Tensor = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 1e-2,
+        amsgrad: bool = False,
+        *,
+        maximize: bool = False,
+        foreach: bool | None = None,
+        capturable: bool = False,
+        differentiable: bool = False,
+        fused: bool | None = None,
+    ) -> None:
+        super().__init__(
+            params,
+            lr,
+            betas,
+            eps,
+            weight_decay,
+            amsgrad,
+            foreach=foreach,
+            maximize=maximize,
+            capturable=capturable,
+            differentiable=differentiable,
+            fused=fused,
+            decoupled_weight_decay=True,
+        )
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         super().__setstate__(state)

@@ -41,8 +41,12 @@ def direction(param: Tensorish, grad: Tensorish, h: dict[str, Any]) -> Tensorish
     return dx
 
 
-def dx_of_step(dx: torch.Tensor | None, h: dict[str, Any], step_size: float | torch.Tensor,
-               shift: torch.Tensor | None = None) -> torch.Tensor | None:
+def dx_of_step(
+    dx: torch.Tensor | None,
+    h: dict[str, Any],
+    step_size: float | torch.Tensor,
+    shift: torch.Tensor | None = None,
+) -> torch.Tensor | None:
     """The dx the last step used, from `dx` recomputed afterwards at the moved weights. With the
     L2 penalty dx = +-g + weight_decay * x_before, and x_before = x_after + step_size * dx + shift
     (shift: the part of the update that is not a multiple of dx, e.g. Nesterov's rho * velocity
@@ -79,8 +83,13 @@ class _Plan:
 
     __slots__ = ("ids", "params", "idle", "names", "phase", "counter", "how")
 
-    def __init__(self, group: dict[str, Any], params: list[torch.Tensor],
-                 names: tuple[str, ...], phase: Hashable) -> None:
+    def __init__(
+        self,
+        group: dict[str, Any],
+        params: list[torch.Tensor],
+        names: tuple[str, ...],
+        phase: Hashable,
+    ) -> None:
         self.ids = tuple(map(id, group["params"]))
         self.params = params
         self.idle = [p for p in group["params"] if p.grad is None]
@@ -93,9 +102,13 @@ class _Plan:
         """Make the states' `step` tensors views of one tensor (when all are 0-d CPU tensors of
         one dtype), so that a step advances them all with one add_."""
         steps = [s.get("step") for s in states]
-        if not steps or not all(isinstance(t, torch.Tensor) and t.dim() == 0
-                                and t.device.type == "cpu" and t.dtype == steps[0].dtype
-                                for t in steps):
+        if not steps or not all(
+            isinstance(t, torch.Tensor)
+            and t.dim() == 0
+            and t.device.type == "cpu"
+            and t.dtype == steps[0].dtype
+            for t in steps
+        ):
             return
         counter = torch.stack(steps)  # type: ignore[arg-type]
         for i, s in enumerate(states):
@@ -108,11 +121,15 @@ class TrainlabOptimizer(torch.optim.Optimizer):
 
     def __init__(self, params: Any, defaults: dict[str, Any]) -> None:
         if defaults.get("differentiable"):
-            raise UserError(f"optim.differentiable: {type(self).__name__} of trainlab.optim does "
-                            "not differentiate through its step; use torch.optim for that")
+            raise UserError(
+                f"optim.differentiable: {type(self).__name__} of trainlab.optim does "
+                "not differentiate through its step; use torch.optim for that"
+            )
         if defaults.get("capturable"):
-            raise UserError(f"optim.capturable: {type(self).__name__} of trainlab.optim does not "
-                            "support CUDA-graph capture; leave capturable=False")
+            raise UserError(
+                f"optim.capturable: {type(self).__name__} of trainlab.optim does not "
+                "support CUDA-graph capture; leave capturable=False"
+            )
         if defaults.get("foreach") and defaults.get("fused"):
             raise UserError("optim.fused: fused=True and foreach=True cannot be used together")
         super().__init__(params, defaults)
@@ -176,8 +193,9 @@ class TrainlabOptimizer(torch.optim.Optimizer):
         for name in self._buffers(group):
             state[name] = torch.zeros_like(param, memory_format=torch.preserve_format)
 
-    def _prepare(self, group: dict[str, Any], params: list[torch.Tensor],
-                 states: list[dict]) -> list[Hashable]:
+    def _prepare(
+        self, group: dict[str, Any], params: list[torch.Tensor], states: list[dict]
+    ) -> list[Hashable]:
         """Create state on a parameter's first step and advance its step count; return each
         parameter's phase: what the scalars of its update depend on (here the step number)."""
         for p, state in zip(params, states):
@@ -210,12 +228,18 @@ class TrainlabOptimizer(torch.optim.Optimizer):
         raise NotImplementedError
 
     @staticmethod
-    def _update(param: Tensorish, grad: Tensorish, s: dict[str, Tensorish],
-                h: dict[str, Any]) -> None:
+    def _update(
+        param: Tensorish, grad: Tensorish, s: dict[str, Tensorish], h: dict[str, Any]
+    ) -> None:
         raise NotImplementedError
 
-    def _inspect(self, param: torch.Tensor, dx: torch.Tensor | None, s: dict[str, torch.Tensor],
-                 h: dict[str, Any]) -> tuple[torch.Tensor | None, dict, dict]:
+    def _inspect(
+        self,
+        param: torch.Tensor,
+        dx: torch.Tensor | None,
+        s: dict[str, torch.Tensor],
+        h: dict[str, Any],
+    ) -> tuple[torch.Tensor | None, dict, dict]:
         """(the last update applied to param or None if unknown, tensors to report the norm of,
         tensors to report the mean of), recomputed from the state after the step."""
         raise NotImplementedError
@@ -227,8 +251,12 @@ class TrainlabOptimizer(torch.optim.Optimizer):
     def _common(group: dict[str, Any]) -> dict[str, Any]:
         """Scalars every update uses: lr, maximize and the L2 weight decay."""
         wd = float(group["weight_decay"])
-        return {"lr": float(group["lr"]), "maximize": bool(group["maximize"]),
-                "weight_decay": wd, "l2": wd != 0}
+        return {
+            "lr": float(group["lr"]),
+            "maximize": bool(group["maximize"]),
+            "weight_decay": wd,
+            "l2": wd != 0,
+        }
 
     # ---- the step ------------------------------------------------------------------------------
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
@@ -253,9 +281,12 @@ class TrainlabOptimizer(torch.optim.Optimizer):
         if plan is not None:
             params = plan.params
             grads = [p.grad for p in params]
-            if (not any(g is None for g in grads) and tuple(map(id, group["params"])) == plan.ids
-                    and (not plan.idle or all(p.grad is None for p in plan.idle))
-                    and self._buffers(group) == plan.names):
+            if (
+                not any(g is None for g in grads)
+                and tuple(map(id, group["params"])) == plan.ids
+                and (not plan.idle or all(p.grad is None for p in plan.idle))
+                and self._buffers(group) == plan.names
+            ):
                 state = self.state
                 states = [state[p] for p in params] if plan.names else []
                 try:
@@ -265,8 +296,16 @@ class TrainlabOptimizer(torch.optim.Optimizer):
                 else:
                     phase = plan.phase = self._advance(plan, states)
                     self._last[index] = dict(group)
-                    self._run(index, group, params, grads, buffers, self._hyper(group, phase),
-                              whole=True, how=plan.how)
+                    self._run(
+                        index,
+                        group,
+                        params,
+                        grads,
+                        buffers,
+                        self._hyper(group, phase),
+                        whole=True,
+                        how=plan.how,
+                    )
                     return
             del self._plans[index]
         self._full_step(index, group)
@@ -279,10 +318,13 @@ class TrainlabOptimizer(torch.optim.Optimizer):
             return
         grads = [p.grad for p in params]
         if any(g.is_sparse for g in grads):
-            raise UserError(f"optim: {type(self).__name__} of trainlab.optim does not take sparse "
-                            "gradients; use dense gradients or torch.optim.SparseAdam")
-        states = ([self.state[p] for p in params] if self._keeps_state(group)
-                  else [{} for _ in params])
+            raise UserError(
+                f"optim: {type(self).__name__} of trainlab.optim does not take sparse "
+                "gradients; use dense gradients or torch.optim.SparseAdam"
+            )
+        states = (
+            [self.state[p] for p in params] if self._keeps_state(group) else [{} for _ in params]
+        )
         phases = self._prepare(group, params, states)
         names = self._buffers(group)
         self._last[index] = dict(group)
@@ -306,11 +348,25 @@ class TrainlabOptimizer(torch.optim.Optimizer):
                 plan.share_steps(states)
         for phase, idx in parts:
             h = self._hyper(group, phase)
-            self._run(index, group, [params[i] for i in idx], [grads[i] for i in idx],
-                      {n: [states[i][n] for i in idx] for n in names}, h, whole=len(parts) == 1)
+            self._run(
+                index,
+                group,
+                [params[i] for i in idx],
+                [grads[i] for i in idx],
+                {n: [states[i][n] for i in idx] for n in names},
+                h,
+                whole=len(parts) == 1,
+            )
 
-    def _path(self, index: int, group: dict[str, Any], params: list[torch.Tensor],
-              h: dict[str, Any], whole: bool, how: str | None = None) -> str:
+    def _path(
+        self,
+        index: int,
+        group: dict[str, Any],
+        params: list[torch.Tensor],
+        h: dict[str, Any],
+        whole: bool,
+        how: str | None = None,
+    ) -> str:
         if group.get("foreach") is False:
             return "for-loop"
         if group.get("foreach") or not whole or not self._compilable(h):
@@ -325,31 +381,47 @@ class TrainlabOptimizer(torch.optim.Optimizer):
             return "compiled"
         return "foreach"
 
-    def _run(self, index: int, group: dict[str, Any], params: list[torch.Tensor],
-             grads: list[torch.Tensor], buffers: dict[str, list[torch.Tensor]],
-             h: dict[str, Any], whole: bool, how: str | None = None) -> None:
+    def _run(
+        self,
+        index: int,
+        group: dict[str, Any],
+        params: list[torch.Tensor],
+        grads: list[torch.Tensor],
+        buffers: dict[str, list[torch.Tensor]],
+        h: dict[str, Any],
+        whole: bool,
+        how: str | None = None,
+    ) -> None:
         path = self._path(index, group, params, h, whole, how)
         if path == "compiled":
-            left = compiled.run(self._update, params, grads, buffers, h,
-                                self._memo.setdefault(index, {}))
+            left = compiled.run(
+                self._update, params, grads, buffers, h, self._memo.setdefault(index, {})
+            )
             if len(left) < len(params):
                 if left:  # the small tensors: on the multi-tensor path
-                    self._update(TensorList([params[i] for i in left]),
-                                 TensorList([grads[i] for i in left]),
-                                 {n: TensorList([b[i] for i in left]) for n, b in buffers.items()},
-                                 h)
+                    self._update(
+                        TensorList([params[i] for i in left]),
+                        TensorList([grads[i] for i in left]),
+                        {n: TensorList([b[i] for i in left]) for n, b in buffers.items()},
+                        h,
+                    )
                 self.execution_path = "compiled"
                 return
             path = "foreach"
         start = time.perf_counter()
         if path == "foreach":
-            self._update(TensorList(params), TensorList(grads),
-                         {n: TensorList(b) for n, b in buffers.items()}, h)
+            self._update(
+                TensorList(params),
+                TensorList(grads),
+                {n: TensorList(b) for n, b in buffers.items()},
+                h,
+            )
         else:
             for i, p in enumerate(params):
                 self._update(p, grads[i], {n: b[i] for n, b in buffers.items()}, h)
-        self._eager_seconds[index] = (self._eager_seconds.get(index, 0.0)
-                                      + time.perf_counter() - start)
+        self._eager_seconds[index] = (
+            self._eager_seconds.get(index, 0.0) + time.perf_counter() - start
+        )
         self.execution_path = path
 
     # ---- diagnostics ---------------------------------------------------------------------------
@@ -369,8 +441,11 @@ class TrainlabOptimizer(torch.optim.Optimizer):
             names = group.get("param_names")
             watch = Watch()
             if last is not None and any(isinstance(v, torch.Tensor) for v in last.values()):
-                last = {k: float(v) if isinstance(v, torch.Tensor) else v
-                        for k, v in last.items() if k not in ("params", "param_names")}
+                last = {
+                    k: float(v) if isinstance(v, torch.Tensor) else v
+                    for k, v in last.items()
+                    if k not in ("params", "param_names")
+                }
             for pi, p in enumerate(group["params"]):
                 s = self.state.get(p, {})
                 if last is None or (not s and self._keeps_state(last)):
@@ -378,8 +453,11 @@ class TrainlabOptimizer(torch.optim.Optimizer):
                 h = self._hyper(last, self._diag_phase(s))
                 param, grad = _real(p), p.grad
                 dx = direction(param, _real(grad), h) if grad is not None else None
-                bufs = {n: _real(t) for n, t in s.items()
-                        if isinstance(t, torch.Tensor) and t.shape == p.shape}
+                bufs = {
+                    n: _real(t)
+                    for n, t in s.items()
+                    if isinstance(t, torch.Tensor) and t.shape == p.shape
+                }
                 update, norms, means = self._inspect(param, dx, bufs, h)
                 key = names[pi] if names else f"{gi}.{pi}"
                 out_params[key] = watch.add(param, update, norms, means)

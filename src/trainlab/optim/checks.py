@@ -16,16 +16,24 @@ def as_float(value: Any, field: str) -> float:
     """`value` as a Python float (a 1-element tensor is accepted, as torch.optim does for lr)."""
     if isinstance(value, torch.Tensor):
         if value.numel() != 1:
-            raise UserError(f"{field}: a tensor value must have 1 element, "
-                            f"got shape {tuple(value.shape)}")
+            raise UserError(
+                f"{field}: a tensor value must have 1 element, got shape {tuple(value.shape)}"
+            )
         return float(value.item())
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise UserError(f"{field}: must be a number, got {value!r}")
     return float(value)
 
 
-def finite(value: Any, field: str, *, low: float = -math.inf, high: float = math.inf,
-           low_open: bool = False, high_open: bool = False) -> float:
+def finite(
+    value: Any,
+    field: str,
+    *,
+    low: float = -math.inf,
+    high: float = math.inf,
+    low_open: bool = False,
+    high_open: bool = False,
+) -> float:
     """A finite number in the interval [low, high] (open ends where asked)."""
     x = as_float(value, field)
     lo_ok = x > low if low_open else x >= low

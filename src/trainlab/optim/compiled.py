@@ -87,8 +87,9 @@ def worth_compiling(params: list[torch.Tensor], eager_seconds: float) -> bool:
     large = [p.numel() for p in params if p.numel() >= SMALL_NUMEL]
     small = len(params) - len(large)
     compiled = len(large) + (small if small <= SMALL_IN_GRAPH else 0)
-    return (sum(large) >= COMPILE_MIN_NUMEL
-            and eager_seconds >= max(COMPILE_AFTER_SECONDS, SECONDS_PER_TENSOR * compiled))
+    return sum(large) >= COMPILE_MIN_NUMEL and eager_seconds >= max(
+        COMPILE_AFTER_SECONDS, SECONDS_PER_TENSOR * compiled
+    )
 
 
 def available() -> bool:
@@ -111,11 +112,18 @@ def _meta(t: torch.Tensor) -> tuple:
     return (tuple(t.shape), t.stride(), t.dtype, t.device, t.storage_offset())
 
 
-def _signature(i: int, params: list[torch.Tensor], grads: list[torch.Tensor],
-               buffers: dict[str, list[torch.Tensor]]) -> tuple:
+def _signature(
+    i: int,
+    params: list[torch.Tensor],
+    grads: list[torch.Tensor],
+    buffers: dict[str, list[torch.Tensor]],
+) -> tuple:
     """The layout of tensor i with its gradient and state: what its compiled code depends on."""
-    return (_meta(params[i]), _meta(grads[i]),
-            tuple((name, _meta(b[i])) for name, b in sorted(buffers.items())))
+    return (
+        _meta(params[i]),
+        _meta(grads[i]),
+        tuple((name, _meta(b[i])) for name, b in sorted(buffers.items())),
+    )
 
 
 class _Graph:
@@ -174,8 +182,13 @@ class _GroupPlan:
 
     __slots__ = ("chunks", "small", "values", "view", "getters", "ptrs", "cpu")
 
-    def __init__(self, chunks: list[tuple[_Graph, list[int]]], small: list[int],
-                 params: list[torch.Tensor], n_values: int) -> None:
+    def __init__(
+        self,
+        chunks: list[tuple[_Graph, list[int]]],
+        small: list[int],
+        params: list[torch.Tensor],
+        n_values: int,
+    ) -> None:
         self.chunks, self.small = chunks, small
         self.cpu = params[0].device.type == "cpu"
         wide = any(p.dtype == torch.float64 for p in params)
@@ -195,9 +208,13 @@ def _getter(order: list[int], idx: list[int], n: int) -> Callable[[list], tuple]
     return operator.itemgetter(*where)
 
 
-def _plan(update: Callable, flags: tuple, params: list[torch.Tensor],
-          grads: list[torch.Tensor], buffers: dict[str, list[torch.Tensor]]
-          ) -> tuple[list[tuple[_Graph, list[int]]], list[int]]:
+def _plan(
+    update: Callable,
+    flags: tuple,
+    params: list[torch.Tensor],
+    grads: list[torch.Tensor],
+    buffers: dict[str, list[torch.Tensor]],
+) -> tuple[list[tuple[_Graph, list[int]]], list[int]]:
     """Split a param group into chunks of at most CHUNK large tensors, each run by one compiled
     function (shared by every chunk of the same layouts, in this model or another), plus the
     small tensors (under SMALL_NUMEL elements: biases, norms): in the same chunk when all fit in
@@ -211,7 +228,7 @@ def _plan(update: Callable, flags: tuple, params: list[torch.Tensor],
         (small if p.numel() < SMALL_NUMEL else large).append(i)
     layouts = {i: _signature(i, params, grads, buffers) for i in large}
     large.sort(key=lambda i: repr(layouts[i]))
-    parts = [large[lo:lo + CHUNK] for lo in range(0, len(large), CHUNK)]
+    parts = [large[lo : lo + CHUNK] for lo in range(0, len(large), CHUNK)]
     if large and small and len(large) + len(small) <= CHUNK:  # one graph: one call per step
         layouts.update({i: _signature(i, params, grads, buffers) for i in small})
         parts = [sorted(large + small, key=lambda i: repr(layouts[i]))]
@@ -245,12 +262,21 @@ def _broke(exc: Exception, memo: dict) -> None:
     _broken = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
     _cache.clear()
     memo.clear()
-    warnings.warn(f"trainlab.optim: torch.compile failed ({_broken}); using the multi-tensor "
-                  f"path from now on (set {ENV_VAR}=0 to skip compiling)", stacklevel=4)
+    warnings.warn(
+        f"trainlab.optim: torch.compile failed ({_broken}); using the multi-tensor "
+        f"path from now on (set {ENV_VAR}=0 to skip compiling)",
+        stacklevel=4,
+    )
 
 
-def run(update: Callable, params: list[torch.Tensor], grads: list[torch.Tensor],
-        buffers: dict[str, list[torch.Tensor]], h: dict[str, Any], memo: dict) -> list[int]:
+def run(
+    update: Callable,
+    params: list[torch.Tensor],
+    grads: list[torch.Tensor],
+    buffers: dict[str, list[torch.Tensor]],
+    h: dict[str, Any],
+    memo: dict,
+) -> list[int]:
     """Apply `update` to the param group's large tensors by compiled calls, one per chunk.
     Returns the indices of the tensors left for the caller's multi-tensor path: the small ones,
     or all that remain once compiling turns out to be impossible (a graph that failed to compile
@@ -290,8 +316,11 @@ def run(update: Callable, params: list[torch.Tensor], grads: list[torch.Tensor],
             except AssertionError:  # inductor's size/stride asserts: nothing ran; ask dynamo
                 graph.drop_direct()
                 plan.getters = [None] * len(plan.chunks)
-        local = ([params[i] for i in idx], [grads[i] for i in idx],
-                 {name: [b[i] for i in idx] for name, b in buffers.items()})
+        local = (
+            [params[i] for i in idx],
+            [grads[i] for i in idx],
+            {name: [b[i] for i in idx] for name, b in buffers.items()},
+        )
         try:
             graph.fn(update, *local, flags, names, values)
         except Exception as exc:  # no C++ compiler, an unsupported op...
@@ -300,8 +329,9 @@ def run(update: Callable, params: list[torch.Tensor], grads: list[torch.Tensor],
         if not plan.cpu:
             continue
         if graph.order is None:
-            graph.learn([values, *local[0], *local[1],
-                         *itertools.chain.from_iterable(local[2].values())])
+            graph.learn(
+                [values, *local[0], *local[1], *itertools.chain.from_iterable(local[2].values())]
+            )
         if graph.direct is not None:
             plan.getters[k] = _getter(graph.order, idx, len(params))  # type: ignore[arg-type]
     return plan.small

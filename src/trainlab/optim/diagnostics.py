@@ -28,8 +28,13 @@ class Watch:
         self.update_known = True
         self.count = 0
 
-    def add(self, param: torch.Tensor, update: torch.Tensor | None, norms: dict[str, torch.Tensor],
-            means: dict[str, torch.Tensor]) -> dict[str, float | None]:
+    def add(
+        self,
+        param: torch.Tensor,
+        update: torch.Tensor | None,
+        norms: dict[str, torch.Tensor],
+        means: dict[str, torch.Tensor],
+    ) -> dict[str, float | None]:
         """Record one parameter; return its own figures."""
         n = param.numel()
         sq = {"param_norm": _sum_sq(param)}
@@ -53,8 +58,9 @@ class Watch:
         return _figures(norms, means, self.update_known and self.count > 0)
 
 
-def _figures(norms: dict[str, float], means: dict[str, float],
-             update_known: bool) -> dict[str, float | None]:
+def _figures(
+    norms: dict[str, float], means: dict[str, float], update_known: bool
+) -> dict[str, float | None]:
     out: dict[str, float | None] = {}
     ratio = None
     if update_known and norms.get("param_norm", 0.0) > 0:

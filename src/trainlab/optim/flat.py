@@ -26,8 +26,10 @@ class FlatParams:
         self.numel = sum(p.numel() for p in params)
 
     def _split(self, x: torch.Tensor) -> list[torch.Tensor]:
-        return [part.view_as(p) for part, p in
-                zip(torch.split(x, [p.numel() for p in self.params]), self.params)]
+        return [
+            part.view_as(p)
+            for part, p in zip(torch.split(x, [p.numel() for p in self.params]), self.params)
+        ]
 
     def get(self) -> torch.Tensor:
         return torch.cat([p.detach().reshape(-1) for p in self.params])
@@ -44,8 +46,12 @@ class FlatParams:
             p.add_(part, alpha=t)
 
     def grad(self) -> torch.Tensor:
-        return torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1)
-                          for p in self.params])
+        return torch.cat(
+            [
+                (p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1)
+                for p in self.params
+            ]
+        )
 
     def evaluate(self, closure: Callable[[], Any]) -> tuple[Any, float, torch.Tensor]:
         """Run the closure (it zeroes the gradients, computes the loss, calls backward); return

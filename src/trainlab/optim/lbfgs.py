@@ -15,8 +15,13 @@ from trainlab.optim.flat import FlatParams
 from trainlab.optim.linesearch import strong_wolfe
 
 
-def two_loop(g: torch.Tensor, s_hist: list[torch.Tensor], y_hist: list[torch.Tensor],
-             rho_hist: list[float], gamma: float) -> torch.Tensor:
+def two_loop(
+    g: torch.Tensor,
+    s_hist: list[torch.Tensor],
+    y_hist: list[torch.Tensor],
+    rho_hist: list[float],
+    gamma: float,
+) -> torch.Tensor:
     """The L-BFGS direction d = -H g, H the inverse-Hessian estimate built from the pairs (s, y)
     with rho = 1 / (y.s), starting from gamma * I, gamma = s.y / y.y of the latest pair."""
     q = g.neg()
@@ -32,8 +37,9 @@ def two_loop(g: torch.Tensor, s_hist: list[torch.Tensor], y_hist: list[torch.Ten
     return r
 
 
-def _along(flat: FlatParams, closure: Callable[[], Any],
-           d: torch.Tensor) -> Callable[[float], tuple[float, torch.Tensor]]:
+def _along(
+    flat: FlatParams, closure: Callable[[], Any], d: torch.Tensor
+) -> Callable[[float], tuple[float, torch.Tensor]]:
     """phi(t): move the parameters to x + t d (x: where they are now), return (loss, gradient)."""
     x0 = flat.get()
 
@@ -51,9 +57,17 @@ class LBFGS(torch.optim.Optimizer):
     step runs up to max_iter iterations and returns the loss at its start. line_search_fn None
     takes fixed steps of lr; "strong_wolfe" searches each step. One param group only."""
 
-    def __init__(self, params: Any, lr: float = 1, max_iter: int = 20, max_eval: int | None = None,
-                 tolerance_grad: float = 1e-7, tolerance_change: float = 1e-9,
-                 history_size: int = 100, line_search_fn: str | None = None) -> None:
+    def __init__(
+        self,
+        params: Any,
+        lr: float = 1,
+        max_iter: int = 20,
+        max_eval: int | None = None,
+        tolerance_grad: float = 1e-7,
+        tolerance_change: float = 1e-9,
+        history_size: int = 100,
+        line_search_fn: str | None = None,
+    ) -> None:
         checks.positive(lr, "optim.lr")
         for name, value in (("max_iter", max_iter), ("history_size", history_size)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -65,11 +79,18 @@ class LBFGS(torch.optim.Optimizer):
         checks.nonnegative(tolerance_grad, "optim.tolerance_grad")
         checks.nonnegative(tolerance_change, "optim.tolerance_change")
         if line_search_fn not in (None, "strong_wolfe"):
-            raise UserError(f"optim.line_search_fn: must be null or strong_wolfe, "
-                            f"got {line_search_fn!r}")
-        defaults = {"lr": lr, "max_iter": max_iter, "max_eval": max_eval,
-                    "tolerance_grad": tolerance_grad, "tolerance_change": tolerance_change,
-                    "history_size": history_size, "line_search_fn": line_search_fn}
+            raise UserError(
+                f"optim.line_search_fn: must be null or strong_wolfe, got {line_search_fn!r}"
+            )
+        defaults = {
+            "lr": lr,
+            "max_iter": max_iter,
+            "max_eval": max_eval,
+            "tolerance_grad": tolerance_grad,
+            "tolerance_change": tolerance_change,
+            "history_size": history_size,
+            "line_search_fn": line_search_fn,
+        }
         super().__init__(params, defaults)
         if len(self.param_groups) != 1:
             raise UserError("optim.param_groups: LBFGS optimizes one param group only")
@@ -119,8 +140,9 @@ class LBFGS(torch.optim.Optimizer):
             if slope > -tol_change:  # not a descent direction any more
                 break
             if group["line_search_fn"] == "strong_wolfe":
-                loss, g, t, ls_evals = strong_wolfe(_along(flat, closure, d), d, loss, g, t,
-                                                    tolerance_change=tol_change)
+                loss, g, t, ls_evals = strong_wolfe(
+                    _along(flat, closure, d), d, loss, g, t, tolerance_change=tol_change
+                )
             else:
                 flat.add_(t, d)
                 ls_evals = 0
@@ -129,11 +151,22 @@ class LBFGS(torch.optim.Optimizer):
                     ls_evals = 1
             evals += ls_evals
             state["func_evals"] += ls_evals
-            if (evals >= group["max_eval"] or float(g.abs().max()) <= tol_grad
-                    or float(d.abs().max()) * abs(t) <= tol_change
-                    or abs(loss - prev_loss) < tol_change):
+            if (
+                evals >= group["max_eval"]
+                or float(g.abs().max()) <= tol_grad
+                or float(d.abs().max()) * abs(t) <= tol_change
+                or abs(loss - prev_loss) < tol_change
+            ):
                 break
 
-        state.update(d=d, t=t, s_history=s_hist, y_history=y_hist, rho_history=rho_hist,
-                     gamma=gamma, prev_flat_grad=prev_g, prev_loss=prev_loss)
+        state.update(
+            d=d,
+            t=t,
+            s_history=s_hist,
+            y_history=y_hist,
+            rho_history=rho_hist,
+            gamma=gamma,
+            prev_flat_grad=prev_g,
+            prev_loss=prev_loss,
+        )
         return orig_loss

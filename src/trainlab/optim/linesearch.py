@@ -17,8 +17,9 @@ import torch
 Evaluate = Callable[[float], tuple[float, torch.Tensor]]
 
 
-def cubic_minimizer(t1: float, f1: float, g1: float, t2: float, f2: float, g2: float,
-                    low: float, high: float) -> float:
+def cubic_minimizer(
+    t1: float, f1: float, g1: float, t2: float, f2: float, g2: float, low: float, high: float
+) -> float:
     """The minimizer of the cubic through (t1, f1, slope g1) and (t2, f2, slope g2), clamped to
     [low, high]; the middle of that interval when the cubic has no minimum."""
     if t1 == t2:
@@ -35,9 +36,17 @@ def cubic_minimizer(t1: float, f1: float, g1: float, t2: float, f2: float, g2: f
     return min(max(t, low), high) if math.isfinite(t) else (low + high) / 2
 
 
-def strong_wolfe(evaluate: Evaluate, d: torch.Tensor, f0: float, g0: torch.Tensor, t: float,
-                 c1: float = 1e-4, c2: float = 0.9, tolerance_change: float = 1e-9,
-                 max_evals: int = 25) -> tuple[float, torch.Tensor, float, int]:
+def strong_wolfe(
+    evaluate: Evaluate,
+    d: torch.Tensor,
+    f0: float,
+    g0: torch.Tensor,
+    t: float,
+    c1: float = 1e-4,
+    c2: float = 0.9,
+    tolerance_change: float = 1e-9,
+    max_evals: int = 25,
+) -> tuple[float, torch.Tensor, float, int]:
     """A step t with f(x + t d) <= f0 + c1 t g0.d and |g(x + t d).d| <= c2 |g0.d|.
     Returns (loss, gradient, t, evaluations); the parameters are left at x + t d."""
     slope0 = float(g0.dot(d))
@@ -57,8 +66,9 @@ def strong_wolfe(evaluate: Evaluate, d: torch.Tensor, f0: float, g0: torch.Tenso
         if slope >= 0:
             bracket = [(t, f, g, slope), prev]
             break
-        t_next = cubic_minimizer(prev[0], prev[1], prev[3], t, f, slope,
-                                 t + 0.01 * (t - prev[0]), 10 * t)
+        t_next = cubic_minimizer(
+            prev[0], prev[1], prev[3], t, f, slope, t + 0.01 * (t - prev[0]), 10 * t
+        )
         prev, t = (t, f, g, slope), t_next
     if bracket is None:
         return f, g, t, evals
@@ -66,8 +76,9 @@ def strong_wolfe(evaluate: Evaluate, d: torch.Tensor, f0: float, g0: torch.Tenso
     while evals < max_evals and abs(hi[0] - lo[0]) * d_max >= tolerance_change:
         a, b = sorted((lo[0], hi[0]))
         width = b - a
-        t = cubic_minimizer(lo[0], lo[1], lo[3], hi[0], hi[1], hi[3], a + 0.1 * width,
-                            b - 0.1 * width)
+        t = cubic_minimizer(
+            lo[0], lo[1], lo[3], hi[0], hi[1], hi[3], a + 0.1 * width, b - 0.1 * width
+        )
         f, g = evaluate(t)
         evals += 1
         slope = float(g.dot(d))
@@ -86,9 +97,15 @@ def strong_wolfe(evaluate: Evaluate, d: torch.Tensor, f0: float, g0: torch.Tenso
     return lo[1], lo[2], lo[0], evals
 
 
-def backtracking(loss_at: Callable[[float], float], f0: float, slope0: float, t: float,
-                 c1: float = 1e-4, shrink: float = 0.5,
-                 max_evals: int = 40) -> tuple[float, float, int]:
+def backtracking(
+    loss_at: Callable[[float], float],
+    f0: float,
+    slope0: float,
+    t: float,
+    c1: float = 1e-4,
+    shrink: float = 0.5,
+    max_evals: int = 40,
+) -> tuple[float, float, int]:
     """Shrink t until f(x + t d) <= f0 + c1 t g0.d (Armijo). Returns (loss, t, evaluations); the
     parameters are left at x + t d (t = 0 when no step decreases the loss)."""
     for evals in range(1, max_evals + 1):

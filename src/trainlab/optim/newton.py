@@ -43,13 +43,19 @@ class _DifferentiableBackward(TorchFunctionMode):
         if func is not torch.Tensor.backward:
             return func(*args, **kwargs)
         loss = args[0]
-        grads = torch.autograd.grad(loss, self.params, grad_outputs=kwargs.get("gradient"),
-                                    create_graph=True, allow_unused=True)
+        grads = torch.autograd.grad(
+            loss,
+            self.params,
+            grad_outputs=kwargs.get("gradient"),
+            create_graph=True,
+            allow_unused=True,
+        )
         if self.grads is None:
             self.grads = list(grads)
         else:
-            self.grads = [a if b is None else (b if a is None else a + b)
-                          for a, b in zip(self.grads, grads)]
+            self.grads = [
+                a if b is None else (b if a is None else a + b) for a, b in zip(self.grads, grads)
+            ]
         with torch.no_grad():
             for p, g in zip(self.params, grads):
                 if g is not None:
@@ -68,9 +74,17 @@ class Newton(torch.optim.Optimizer):
     largest parameter count accepted (the Hessian takes max_params^2 numbers).
     """
 
-    def __init__(self, params: Any, lr: float = 1.0, damping: float = 0.0, max_iter: int = 1,
-                 tolerance_grad: float = 1e-7, tolerance_change: float = 1e-9,
-                 line_search_fn: str | None = "backtracking", max_params: int = 4096) -> None:
+    def __init__(
+        self,
+        params: Any,
+        lr: float = 1.0,
+        damping: float = 0.0,
+        max_iter: int = 1,
+        tolerance_grad: float = 1e-7,
+        tolerance_change: float = 1e-9,
+        line_search_fn: str | None = "backtracking",
+        max_params: int = 4096,
+    ) -> None:
         checks.positive(lr, "optim.lr")
         checks.nonnegative(damping, "optim.damping")
         checks.nonnegative(tolerance_grad, "optim.tolerance_grad")
@@ -79,11 +93,18 @@ class Newton(torch.optim.Optimizer):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise UserError(f"optim.{name}: must be an integer >= 1, got {value!r}")
         if line_search_fn not in (None, "backtracking"):
-            raise UserError(f"optim.line_search_fn: must be null or backtracking, "
-                            f"got {line_search_fn!r}")
-        defaults = {"lr": lr, "damping": damping, "max_iter": max_iter,
-                    "tolerance_grad": tolerance_grad, "tolerance_change": tolerance_change,
-                    "line_search_fn": line_search_fn, "max_params": max_params}
+            raise UserError(
+                f"optim.line_search_fn: must be null or backtracking, got {line_search_fn!r}"
+            )
+        defaults = {
+            "lr": lr,
+            "damping": damping,
+            "max_iter": max_iter,
+            "tolerance_grad": tolerance_grad,
+            "tolerance_change": tolerance_change,
+            "line_search_fn": line_search_fn,
+            "max_params": max_params,
+        }
         super().__init__(params, defaults)
         if len(self.param_groups) != 1:
             raise UserError("optim.param_groups: Newton optimizes one param group only")
@@ -94,7 +115,8 @@ class Newton(torch.optim.Optimizer):
                 f"optim.name: newton forms the exact {n} x {n} Hessian; this model has {n} "
                 f"parameters, above optim.max_params={max_params} (use lbfgs, or raise "
                 f"max_params if {n * n * 8 / 1e9:.2g} GB and {n} backward passes per step "
-                "are fine)")
+                "are fine)"
+            )
 
     def _derivatives(self, closure: Callable[[], Any]) -> tuple[Any, torch.Tensor, torch.Tensor]:
         """(the closure's loss, the flat gradient g, the Hessian H) at the current parameters."""
@@ -105,10 +127,13 @@ class Newton(torch.optim.Optimizer):
                 loss = closure()
             grads = mode.grads
             if grads is None:  # the closure did not call backward: differentiate its loss here
-                grads = list(torch.autograd.grad(loss, params, create_graph=True,
-                                                 allow_unused=True))
-            parts = [(g if g is not None else torch.zeros_like(p)).reshape(-1)
-                     for g, p in zip(grads, params)]
+                grads = list(
+                    torch.autograd.grad(loss, params, create_graph=True, allow_unused=True)
+                )
+            parts = [
+                (g if g is not None else torch.zeros_like(p)).reshape(-1)
+                for g, p in zip(grads, params)
+            ]
             g = torch.cat(parts)
             n = g.numel()
             if not g.requires_grad:  # the loss is linear in the parameters
@@ -117,18 +142,31 @@ class Newton(torch.optim.Optimizer):
             eye = torch.eye(n, dtype=g.dtype, device=g.device)
             for lo in range(0, n, _ROWS):  # rows in chunks: memory stays _ROWS x the graph
                 hi = min(lo + _ROWS, n)
-                rows = torch.autograd.grad(g, params, grad_outputs=eye[lo:hi],
-                                           is_grads_batched=True, allow_unused=True,
-                                           retain_graph=hi < n)
+                rows = torch.autograd.grad(
+                    g,
+                    params,
+                    grad_outputs=eye[lo:hi],
+                    is_grads_batched=True,
+                    allow_unused=True,
+                    retain_graph=hi < n,
+                )
                 hessian[lo:hi] = torch.cat(
-                    [(r if r is not None else torch.zeros(hi - lo, p.numel(), dtype=g.dtype,
-                                                           device=g.device)).reshape(hi - lo, -1)
-                     for r, p in zip(rows, params)], dim=1)
+                    [
+                        (
+                            r
+                            if r is not None
+                            else torch.zeros(hi - lo, p.numel(), dtype=g.dtype, device=g.device)
+                        ).reshape(hi - lo, -1)
+                        for r, p in zip(rows, params)
+                    ],
+                    dim=1,
+                )
         return loss, g.detach(), hessian
 
     @staticmethod
-    def _direction(hessian: torch.Tensor, g: torch.Tensor,
-                   damping: float) -> tuple[torch.Tensor, float]:
+    def _direction(
+        hessian: torch.Tensor, g: torch.Tensor, damping: float
+    ) -> tuple[torch.Tensor, float]:
         """d solving (H + damping * I) d = -g by Cholesky, in float64; damping grows x10 (from a
         tiny multiple of H's scale) until H + damping * I is positive definite."""
         h = hessian.double()

@@ -42,8 +42,9 @@ def arguments(name: str) -> list[str]:
 def _lookup(name: str) -> tuple[type[torch.optim.Optimizer], dict[str, Any]]:
     key = name.strip().lower() if isinstance(name, str) else name
     if key not in OPTIMIZERS:
-        raise UserError(f"optim.name: unknown optimizer {name!r}; choose one of "
-                        f"{', '.join(OPTIMIZERS)}")
+        raise UserError(
+            f"optim.name: unknown optimizer {name!r}; choose one of {', '.join(OPTIMIZERS)}"
+        )
     return OPTIMIZERS[key]
 
 
@@ -54,7 +55,8 @@ def create(name: str, params: Any, **kwargs: Any) -> torch.optim.Optimizer:
     allowed = arguments(name)
     unknown = sorted(set(kwargs) - set(allowed))
     if unknown:
-        raise UserError(f"optim.{unknown[0]}: not an argument of {name}; allowed: "
-                        f"{', '.join(allowed)}")
+        raise UserError(
+            f"optim.{unknown[0]}: not an argument of {name}; allowed: {', '.join(allowed)}"
+        )
     factory: Callable[..., torch.optim.Optimizer] = cls
     return factory(params, **{**preset, **kwargs})

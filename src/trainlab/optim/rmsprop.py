@@ -16,13 +16,32 @@ class RMSprop(TrainlabOptimizer):
     `square_avg`, `momentum_buffer` with momentum, `grad_avg` when centered). `alpha` is the
     lecture's decay_rate (0.9 or 0.99)."""
 
-    def __init__(self, params: Any, lr: float | torch.Tensor = 1e-2, alpha: float = 0.99,
-                 eps: float = 1e-8, weight_decay: float = 0, momentum: float = 0,
-                 centered: bool = False, capturable: bool = False, foreach: bool | None = None,
-                 maximize: bool = False, differentiable: bool = False) -> None:
-        defaults = {"lr": lr, "momentum": momentum, "alpha": alpha, "eps": eps,
-                    "centered": centered, "weight_decay": weight_decay, "capturable": capturable,
-                    "foreach": foreach, "maximize": maximize, "differentiable": differentiable}
+    def __init__(
+        self,
+        params: Any,
+        lr: float | torch.Tensor = 1e-2,
+        alpha: float = 0.99,
+        eps: float = 1e-8,
+        weight_decay: float = 0,
+        momentum: float = 0,
+        centered: bool = False,
+        capturable: bool = False,
+        foreach: bool | None = None,
+        maximize: bool = False,
+        differentiable: bool = False,
+    ) -> None:
+        defaults = {
+            "lr": lr,
+            "momentum": momentum,
+            "alpha": alpha,
+            "eps": eps,
+            "centered": centered,
+            "weight_decay": weight_decay,
+            "capturable": capturable,
+            "foreach": foreach,
+            "maximize": maximize,
+            "differentiable": differentiable,
+        }
         super().__init__(params, defaults)
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -43,14 +62,23 @@ class RMSprop(TrainlabOptimizer):
         checks.flag(group["centered"], field("centered"))
 
     def _buffers(self, group: dict[str, Any]) -> tuple[str, ...]:
-        return (("square_avg",) + (("momentum_buffer",) if group["momentum"] > 0 else ())
-                + (("grad_avg",) if group["centered"] else ()))
+        return (
+            ("square_avg",)
+            + (("momentum_buffer",) if group["momentum"] > 0 else ())
+            + (("grad_avg",) if group["centered"] else ())
+        )
 
     def _hyper(self, group: dict[str, Any], phase: Hashable) -> dict[str, Any]:
         h = self._common(group)
         alpha, momentum = float(group["alpha"]), float(group["momentum"])
-        h.update(alpha=alpha, one_minus_alpha=1 - alpha, eps=float(group["eps"]),
-                 momentum=momentum, momentum_on=momentum > 0, centered=bool(group["centered"]))
+        h.update(
+            alpha=alpha,
+            one_minus_alpha=1 - alpha,
+            eps=float(group["eps"]),
+            momentum=momentum,
+            momentum_on=momentum > 0,
+            centered=bool(group["centered"]),
+        )
         return h
 
     @staticmethod
@@ -63,8 +91,9 @@ class RMSprop(TrainlabOptimizer):
         return avg.add_(h["eps"])
 
     @staticmethod
-    def _update(param: Tensorish, grad: Tensorish, s: dict[str, Tensorish],
-                h: dict[str, Any]) -> None:
+    def _update(
+        param: Tensorish, grad: Tensorish, s: dict[str, Tensorish], h: dict[str, Any]
+    ) -> None:
         dx = direction(param, grad, h)
         # grad_squared = decay_rate * grad_squared + (1 - decay_rate) * dx * dx
         s["square_avg"].mul_(h["alpha"]).addcmul_(dx, dx, value=h["one_minus_alpha"])
@@ -81,8 +110,13 @@ class RMSprop(TrainlabOptimizer):
             # x -= learning_rate * dx / (sqrt(grad_squared) + eps)
             param.addcdiv_(dx, rms, value=-h["lr"])
 
-    def _inspect(self, param: torch.Tensor, dx: torch.Tensor | None, s: dict[str, torch.Tensor],
-                 h: dict[str, Any]) -> tuple[torch.Tensor | None, dict, dict]:
+    def _inspect(
+        self,
+        param: torch.Tensor,
+        dx: torch.Tensor | None,
+        s: dict[str, torch.Tensor],
+        h: dict[str, Any],
+    ) -> tuple[torch.Tensor | None, dict, dict]:
         step_size = h["lr"] / self._rms(s, h)
         if h["momentum_on"]:
             velocity = s["momentum_buffer"]

@@ -20,13 +20,31 @@ class SGD(TrainlabOptimizer):
     torch's convention (first velocity = dx, dampening skipped once) is the same thing.
     """
 
-    def __init__(self, params: Any, lr: float | torch.Tensor = 1e-3, momentum: float = 0,
-                 dampening: float = 0, weight_decay: float = 0, nesterov: bool = False, *,
-                 maximize: bool = False, foreach: bool | None = None,
-                 differentiable: bool = False, fused: bool | None = None) -> None:
-        defaults = {"lr": lr, "momentum": momentum, "dampening": dampening,
-                    "weight_decay": weight_decay, "nesterov": nesterov, "maximize": maximize,
-                    "foreach": foreach, "differentiable": differentiable, "fused": fused}
+    def __init__(
+        self,
+        params: Any,
+        lr: float | torch.Tensor = 1e-3,
+        momentum: float = 0,
+        dampening: float = 0,
+        weight_decay: float = 0,
+        nesterov: bool = False,
+        *,
+        maximize: bool = False,
+        foreach: bool | None = None,
+        differentiable: bool = False,
+        fused: bool | None = None,
+    ) -> None:
+        defaults = {
+            "lr": lr,
+            "momentum": momentum,
+            "dampening": dampening,
+            "weight_decay": weight_decay,
+            "nesterov": nesterov,
+            "maximize": maximize,
+            "foreach": foreach,
+            "differentiable": differentiable,
+            "fused": fused,
+        }
         super().__init__(params, defaults)
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -43,8 +61,10 @@ class SGD(TrainlabOptimizer):
         dampening = checks.finite(group["dampening"], field("dampening"))
         checks.nonnegative(group["weight_decay"], field("weight_decay"))
         if checks.flag(group["nesterov"], field("nesterov")) and (momentum <= 0 or dampening != 0):
-            raise UserError(f"{field('nesterov')}: Nesterov momentum needs momentum > 0 and "
-                            f"dampening 0, got momentum={momentum:g}, dampening={dampening:g}")
+            raise UserError(
+                f"{field('nesterov')}: Nesterov momentum needs momentum > 0 and "
+                f"dampening 0, got momentum={momentum:g}, dampening={dampening:g}"
+            )
 
     def _keeps_state(self, group: dict[str, Any]) -> bool:
         return group["momentum"] != 0
@@ -52,8 +72,9 @@ class SGD(TrainlabOptimizer):
     def _buffers(self, group: dict[str, Any]) -> tuple[str, ...]:
         return ("momentum_buffer",) if group["momentum"] != 0 else ()
 
-    def _prepare(self, group: dict[str, Any], params: list[torch.Tensor],
-                 states: list[dict]) -> list[Hashable]:
+    def _prepare(
+        self, group: dict[str, Any], params: list[torch.Tensor], states: list[dict]
+    ) -> list[Hashable]:
         """No step count here: the phase says whether the velocity is new (its first step)."""
         if group["momentum"] == 0:
             return [False] * len(params)
@@ -80,13 +101,19 @@ class SGD(TrainlabOptimizer):
     def _hyper(self, group: dict[str, Any], phase: Hashable) -> dict[str, Any]:
         h = self._common(group)
         momentum = float(group["momentum"])
-        h.update(momentum=momentum, momentum_on=momentum != 0, nesterov=bool(group["nesterov"]),
-                 one_minus_dampening=1 - float(group["dampening"]), first=bool(phase))
+        h.update(
+            momentum=momentum,
+            momentum_on=momentum != 0,
+            nesterov=bool(group["nesterov"]),
+            one_minus_dampening=1 - float(group["dampening"]),
+            first=bool(phase),
+        )
         return h
 
     @staticmethod
-    def _update(param: Tensorish, grad: Tensorish, s: dict[str, Tensorish],
-                h: dict[str, Any]) -> None:
+    def _update(
+        param: Tensorish, grad: Tensorish, s: dict[str, Tensorish], h: dict[str, Any]
+    ) -> None:
         dx = direction(param, grad, h)
         if h["momentum_on"]:
             velocity = s["momentum_buffer"]
@@ -100,8 +127,13 @@ class SGD(TrainlabOptimizer):
         # x -= learning_rate * dx
         param.add_(dx, alpha=-h["lr"])
 
-    def _inspect(self, param: torch.Tensor, dx: torch.Tensor | None, s: dict[str, torch.Tensor],
-                 h: dict[str, Any]) -> tuple[torch.Tensor | None, dict, dict]:
+    def _inspect(
+        self,
+        param: torch.Tensor,
+        dx: torch.Tensor | None,
+        s: dict[str, torch.Tensor],
+        h: dict[str, Any],
+    ) -> tuple[torch.Tensor | None, dict, dict]:
         lr = h["lr"]
         if not h["momentum_on"]:
             dx = dx_of_step(dx, h, lr)

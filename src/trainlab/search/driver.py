@@ -142,8 +142,7 @@ def plan(config: str | Path | dict[str, Any], options: SearchOptions) -> Plan:
     raw = read_yaml(config) if not isinstance(config, dict) else copy.deepcopy(config)
     raw = apply_set(raw, list(options.overrides))
     section = dict(raw.pop("search", None) or {})
-    for key in ("strategy", "trials", "workers", "executor", "pruner", "retest",
-                "retest_seeds"):
+    for key in ("strategy", "trials", "workers", "executor", "pruner", "retest", "retest_seeds"):
         value = getattr(options, key)
         if value is None or (key == "executor" and value == "inline"):
             continue
@@ -151,8 +150,10 @@ def plan(config: str | Path | dict[str, Any], options: SearchOptions) -> Plan:
     scfg = load_search_config(section)
     experiment = validate(raw)
     if experiment.data.val_fraction <= 0:
-        raise UserError("data.val_fraction: search ranks trials by validation accuracy; "
-                        "give a validation split (> 0)")  # fmt: skip
+        raise UserError(
+            "data.val_fraction: search ranks trials by validation accuracy; "
+            "give a validation split (> 0)"
+        )
     base = experiment.model_dump(mode="json")
     base.pop("search", None)
     optim_keys = set(raw.get("optim") or {}) if isinstance(raw.get("optim"), dict) else set()
@@ -166,8 +167,16 @@ def plan(config: str | Path | dict[str, Any], options: SearchOptions) -> Plan:
     if not name or "/" in name or name.startswith("."):
         raise UserError(f"--study: {name!r} is not a usable name (letters, digits, - and _)")
     study_dir = Path(options.out) if options.out else Path("runs") / "search" / name
-    return Plan(base, experiment, scfg, space, name, study_dir,
-                options.storage or studies.DEFAULT_STORAGE, optim_keys)  # fmt: skip
+    return Plan(
+        base,
+        experiment,
+        scfg,
+        space,
+        name,
+        study_dir,
+        options.storage or studies.DEFAULT_STORAGE,
+        optim_keys,
+    )
 
 
 def _applies(path: str, sampled: dict[str, Any]) -> bool:
@@ -183,8 +192,9 @@ def _check_bounds(base: dict[str, Any], space: Space, optim_keys: set[str]) -> N
             try:
                 sampled_config(base, {dim.name: value}, optim_keys=optim_keys)
             except UserError as exc:
-                raise UserError(f"search.space.{dim.name}: {value!r} makes an invalid config "
-                                f"({exc})") from None  # fmt: skip
+                raise UserError(
+                    f"search.space.{dim.name}: {value!r} makes an invalid config ({exc})"
+                ) from None
 
 
 def sampled_config(
@@ -205,8 +215,13 @@ def sampled_config(
     if name != base["optim"]["name"]:
         keys = set(base["optim"]) if optim_keys is None else optim_keys
         fresh = validate({"optim": {"name": name}}).model_dump(mode="json")["optim"]
-        fresh.update({k: v for k, v in base["optim"].items()
-                      if k in keys and k != "name" and known_path(f"optim.{k}", name)})
+        fresh.update(
+            {
+                k: v
+                for k, v in base["optim"].items()
+                if k in keys and k != "name" and known_path(f"optim.{k}", name)
+            }
+        )
         config["optim"] = fresh
         optim_values = {k: v for k, v in used.items() if k.startswith("optim.")}
         config = apply_overrides(config, optim_values)
@@ -252,13 +267,23 @@ class Driver:
             workers = p.search.workers
             try:  # every check before the study is created or changed
                 _warm_data(p.experiment)
-                self.executor = make_executor(self.options.executor or p.search.executor,
-                                              workers, address=self.options.ray_address,
-                                              threads=self.options.threads)  # fmt: skip
+                self.executor = make_executor(
+                    self.options.executor or p.search.executor,
+                    workers,
+                    address=self.options.ray_address,
+                    threads=self.options.threads,
+                )
                 try:
                     sig = studies.signature(p.space, p.search.strategy, to_yaml(p.experiment))
-                    self.study = studies.open_study(storage, p.name, p.study_dir, self.sampler,
-                                                    self.pruner, sig, self.options.resume).study
+                    self.study = studies.open_study(
+                        storage,
+                        p.name,
+                        p.study_dir,
+                        self.sampler,
+                        self.pruner,
+                        sig,
+                        self.options.resume,
+                    ).study
                 except BaseException:
                     self.executor.close(kill=True)
                     raise
@@ -337,9 +362,10 @@ class Driver:
         self.epochs[trial.number] = config["train"]["epochs"]
         self.phase_of[trial.number] = phase
         self.display.trial_started(
-            trial.number, {k: v for k, v in values.items() if k not in unused},
+            trial.number,
+            {k: v for k, v in values.items() if k not in unused},
             config["train"]["epochs"],
-        )  # fmt: skip
+        )
         self.executor.submit(Job(trial.number, config, str(out), keep=self.keep))
 
     def _handle(self, event: Event) -> bool | None:
@@ -413,11 +439,18 @@ class Driver:
         search's executor; see trainlab.search.retest."""
         from trainlab.search.retest import retest
 
-        top = [r for r in studies.leaderboard(self.study, self.p.space)
-               if r["state"] == "complete"][: self.p.search.retest]  # fmt: skip
-        out = retest(self.p.study_dir, top, study_seed=self.p.search.seed,
-                     seeds=self.p.search.retest_seeds, executor=self.executor,
-                     display=self.display, keep=self.keep)  # fmt: skip
+        top = [
+            r for r in studies.leaderboard(self.study, self.p.space) if r["state"] == "complete"
+        ][: self.p.search.retest]
+        out = retest(
+            self.p.study_dir,
+            top,
+            study_seed=self.p.search.seed,
+            seeds=self.p.search.retest_seeds,
+            executor=self.executor,
+            display=self.display,
+            keep=self.keep,
+        )
         self.study.set_user_attr("trainlab:retest", out)
         return out
 
@@ -432,22 +465,30 @@ class Driver:
         studies.write_leaderboard(rows, self.p.space, d / "leaderboard.csv")
         plots = {
             "params": str(plot_params(self.study, self.p.space, d / "params.png")),
-            "curves": str(plot_curves(curves_from_study(self.study), d / "curves.png",
-                                      title=f"{self.p.name}: every trial's validation accuracy")),
-        }  # fmt: skip
+            "curves": str(
+                plot_curves(
+                    curves_from_study(self.study),
+                    d / "curves.png",
+                    title=f"{self.p.name}: every trial's validation accuracy",
+                )
+            ),
+        }
         best = studies.best_trial(self.study)
         if best is not None:
             src = studies.trial_dir(d, best.number) / "config.yaml"
             if src.exists():
                 from trainlab.train.rundir import atomic_write_text
 
-                atomic_write_text(d / "best.yaml", f"# best trial {best.number} of study "
-                                  f"{self.p.name}: validation accuracy {best.value:.4f}\n"
-                                  + src.read_text())  # fmt: skip
+                atomic_write_text(
+                    d / "best.yaml",
+                    f"# best trial {best.number} of study "
+                    f"{self.p.name}: validation accuracy {best.value:.4f}\n" + src.read_text(),
+                )
         return plots
 
-    def _report(self, storage: Any, seconds: float, retest: list[dict[str, Any]] | None
-                ) -> SearchResult:  # fmt: skip
+    def _report(
+        self, storage: Any, seconds: float, retest: list[dict[str, Any]] | None
+    ) -> SearchResult:
         rows = studies.leaderboard(self.study, self.p.space)
         plots = self._write_outputs(rows)
         best = studies.best_trial(self.study)
@@ -496,4 +537,3 @@ def search(
     """
     options = options or SearchOptions(**kwargs)
     return Driver(plan(config, options), options, display).run()
-

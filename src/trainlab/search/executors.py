@@ -183,9 +183,11 @@ class _Worker:
     def __init__(self, ctx: Any, threads: int) -> None:
         self.conn, child = ctx.Pipe(duplex=True)
         self.process = ctx.Process(
-            target=_worker_main, args=(child, os.getpid(), threads), daemon=True,
+            target=_worker_main,
+            args=(child, os.getpid(), threads),
+            daemon=True,
             name="trainlab-search-worker",
-        )  # fmt: skip
+        )
         # spawn re-runs the driver's __main__ in each worker (a user's script, stdin, ...);
         # workers need only this module, so hide __main__ while the process is started.
         main = sys.modules["__main__"]
@@ -298,8 +300,9 @@ def _ray_run(job: Job, inbox: Any, replies: Any) -> Event:
     system is needed)."""
     out = Path(job.out)
     with tempfile.TemporaryDirectory(prefix="trainlab-trial-") as tmp:
-        local = Job(job.number, job.config, str(Path(tmp) / out.name), job.threads, job.keep,
-                    job.report)  # fmt: skip
+        local = Job(
+            job.number, job.config, str(Path(tmp) / out.name), job.threads, job.keep, job.report
+        )
 
         def ask(epoch: int, value: float | None) -> bool:
             inbox.put((job.number, epoch, value))
@@ -340,13 +343,17 @@ class RayExecutor:
         self._ray = ray
         self._started = False
         if not ray.is_initialized():
-            kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False,
-                                      "configure_logging": False}  # fmt: skip
+            kwargs: dict[str, Any] = {
+                "include_dashboard": False,
+                "log_to_driver": False,
+                "configure_logging": False,
+            }
             if address:
                 kwargs["address"] = address
             else:
-                kwargs.update(num_cpus=num_cpus or max(2, workers),
-                              object_store_memory=object_store_memory)  # fmt: skip
+                kwargs.update(
+                    num_cpus=num_cpus or max(2, workers), object_store_memory=object_store_memory
+                )
             try:
                 ray.init(**kwargs)
             except Exception as exc:

@@ -161,9 +161,16 @@ def plot_params(
             ax.scatter(xs(cut), last, s=18, marker="x", color=_PRUNED_COLOR, label="pruned")
         if best is not None and _on_axis(dim, best):
             ax.scatter(
-                xs([best]), [best.value], s=140, marker="*", color="gold", edgecolors="black",
-                linewidths=0.8, zorder=5, label="best",
-            )  # fmt: skip
+                xs([best]),
+                [best.value],
+                s=140,
+                marker="*",
+                color="gold",
+                edgecolors="black",
+                linewidths=0.8,
+                zorder=5,
+                label="best",
+            )
         if not usable and not cut:
             ax.text(
                 0.5, 0.5, "no finished trials", ha="center", va="center", transform=ax.transAxes
@@ -226,9 +233,12 @@ def plot_curves(
         values = curves[best]
         top = pick(v for v in values if not math.isnan(v))
         ax.plot(
-            np.arange(1, len(values) + 1), values, lw=2.4, color="black",
+            np.arange(1, len(values) + 1),
+            values,
+            lw=2.4,
+            color="black",
             label=f"best: trial {best} ({top:.3f})",
-        )  # fmt: skip
+        )
         ax.legend(loc="lower right", fontsize=8)
     ax.set_title(title or f"caviar view: {len(curves)} trials, one curve each", fontsize=10)
     return _save(fig, path)

@@ -87,8 +87,9 @@ def _stats(values: list[float]) -> dict[str, float | None]:
     }
 
 
-def plan_runs(study_dir: Path, top: list[dict[str, Any]], study_seed: int, count: int
-              ) -> list[_Run]:  # fmt: skip
+def plan_runs(
+    study_dir: Path, top: list[dict[str, Any]], study_seed: int, count: int
+) -> list[_Run]:
     """The R runs of each configuration in `top` (leaderboard rows), finished ones read back."""
     runs = []
     for row in top:
@@ -96,8 +97,14 @@ def plan_runs(study_dir: Path, top: list[dict[str, Any]], study_seed: int, count
         try:
             config = validate(read_yaml(source)).model_dump(mode="json")
         except Exception as exc:  # the trial's directory is gone or damaged: say so, go on
-            runs.append(_Run(row["trial"], -1, Path(study_dir) / "retest",
-                             error=f"cannot read {source} ({exc})"))  # fmt: skip
+            runs.append(
+                _Run(
+                    row["trial"],
+                    -1,
+                    Path(study_dir) / "retest",
+                    error=f"cannot read {source} ({exc})",
+                )
+            )
             continue
         for seed in retest_seeds(study_seed, config["train"]["seed"], count):
             run = _Run(row["trial"], seed, run_dir(study_dir, row["trial"], seed))
@@ -148,20 +155,22 @@ def summarize(top: list[dict[str, Any]], runs: list[_Run]) -> list[dict[str, Any
         val = [res["val_accuracy"] for res in results if res.get("val_accuracy") is not None]
         test = [res["test_accuracy"] for res in results if res.get("test_accuracy") is not None]
         v, t = _stats(val), _stats(test)
-        out.append({
-            "trial": row["trial"],
-            "params": row["params"],
-            "rank": rank,
-            "original_val_accuracy": row["value"],
-            "original_test_accuracy": row.get("test_accuracy"),
-            "seeds": [r.seed for r in mine],
-            "values": [res.get("val_accuracy") for res in results],
-            "test_values": [res.get("test_accuracy") for res in results],
-            **{f"val_{k}": x for k, x in v.items()},
-            **{f"test_{k}": x for k, x in t.items()},
-            "run_dirs": [str(r.out) for r in mine],
-            "failed": sum(1 for r in runs if r.trial == row["trial"] and r.error is not None),
-        })  # fmt: skip
+        out.append(
+            {
+                "trial": row["trial"],
+                "params": row["params"],
+                "rank": rank,
+                "original_val_accuracy": row["value"],
+                "original_test_accuracy": row.get("test_accuracy"),
+                "seeds": [r.seed for r in mine],
+                "values": [res.get("val_accuracy") for res in results],
+                "test_values": [res.get("test_accuracy") for res in results],
+                **{f"val_{k}": x for k, x in v.items()},
+                **{f"test_{k}": x for k, x in t.items()},
+                "run_dirs": [str(r.out) for r in mine],
+                "failed": sum(1 for r in runs if r.trial == row["trial"] and r.error is not None),
+            }
+        )
     # rank by re-test mean (configurations with no finished run last; ties keep the old order)
     order = sorted(out, key=lambda e: (e["val_mean"] is None, -(e["val_mean"] or 0.0), e["rank"]))
     for new_rank, entry in enumerate(order, 1):

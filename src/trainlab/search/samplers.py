@@ -499,10 +499,14 @@ class _RoundView:
     def __init__(self, study: Study, round_index: int) -> None:
         self._study, self._round = study, round_index
 
-    def get_trials(self, deepcopy: bool = True, states: Sequence[TrialState] | None = None
-                   ) -> list[FrozenTrial]:
-        return [t for t in self._study.get_trials(deepcopy=deepcopy, states=states)
-                if t.system_attrs.get(ROUND_ATTR) == self._round]
+    def get_trials(
+        self, deepcopy: bool = True, states: Sequence[TrialState] | None = None
+    ) -> list[FrozenTrial]:
+        return [
+            t
+            for t in self._study.get_trials(deepcopy=deepcopy, states=states)
+            if t.system_attrs.get(ROUND_ATTR) == self._round
+        ]
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._study, name)

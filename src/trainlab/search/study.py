@@ -56,8 +56,10 @@ def open_storage(url: str, must_exist: bool = False) -> BaseStorage:
     if url.startswith("sqlite:///"):
         path = url.removeprefix("sqlite:///")
         if must_exist and path and path != ":memory:" and not Path(path).is_file():
-            raise UserError(f"--resume: no study database {path} to continue; start the "
-                            "search without --resume (or give its --storage)")
+            raise UserError(
+                f"--resume: no study database {path} to continue; start the "
+                "search without --resume (or give its --storage)"
+            )
         if path and path != ":memory:":
             parent = Path(path).parent
             try:

@@ -70,7 +70,7 @@ def recompute_batch_norm(model: nn.Module, x: torch.Tensor, batch_size: int) -> 
     model.train()
     try:
         for i in range(0, len(x), batch_size):
-            batch = x[i:i + batch_size]
+            batch = x[i : i + batch_size]
             if len(batch) > 1:  # batch norm cannot normalize a batch of one
                 model(batch)
     finally:
@@ -125,7 +125,7 @@ class EMA(Callback):
     def corrected_decay(self, t: int) -> float:
         """d_t of the bias-corrected average at update t (1-based); 0 at t = 1."""
         d = self.decay
-        return d * (1.0 - d ** (t - 1)) / (1.0 - d ** t) if d > 0 else 0.0
+        return d * (1.0 - d ** (t - 1)) / (1.0 - d**t) if d > 0 else 0.0
 
     def update(self) -> None:
         assert self._pairs is not None
@@ -171,9 +171,16 @@ class EMA(Callback):
         result.extra["ema_val_accuracy"] = None if math.isnan(val) else val
         result.extra["ema_test_accuracy"] = evaluate(model, data.x_test, data.y_test)[1]
         result.extra["ema_decay"] = self.decay
-        save_checkpoint(trainer.run / "ema.pt", {
-            **trainer.best_weights(), "model": model.state_dict(), "epoch": trainer.state.epoch,
-            "updates": self.updates, "decay": self.decay})
+        save_checkpoint(
+            trainer.run / "ema.pt",
+            {
+                **trainer.best_weights(),
+                "model": model.state_dict(),
+                "epoch": trainer.state.epoch,
+                "updates": self.updates,
+                "decay": self.decay,
+            },
+        )
 
 
 # ---------------------------------------------------------------------------- snapshot ensembles
@@ -204,13 +211,16 @@ class Snapshots(Callback):
         from trainlab import schedules
 
         s, t = trainer.cfg.schedule, trainer.cfg.train
-        self.ends = schedules.cycle_ends(t.epochs, trainer.steps_per_epoch, self.cycles,
-                                         warmup_epochs=s.warmup_epochs, per=s.per)
+        self.ends = schedules.cycle_ends(
+            t.epochs, trainer.steps_per_epoch, self.cycles, warmup_epochs=s.warmup_epochs, per=s.per
+        )
         (trainer.run / SNAPSHOT_DIR).mkdir(exist_ok=True)
 
     def _take(self, trainer: Trainer, k: int) -> None:
-        save_checkpoint(snapshot_path(trainer.run.path, k),
-                        {**trainer.best_weights(), "step": trainer.state.step, "cycle": k})
+        save_checkpoint(
+            snapshot_path(trainer.run.path, k),
+            {**trainer.best_weights(), "step": trainer.state.step, "cycle": k},
+        )
         if k in self.taken:
             self.steps[self.taken.index(k)] = trainer.state.step
         else:
@@ -260,4 +270,5 @@ class Snapshots(Callback):
         val = accuracy_of_proba(average_proba(models, data.x_val), data.y_val)
         result.extra["snapshot_val_accuracy"] = None if math.isnan(val) else val
         result.extra["snapshot_test_accuracy"] = accuracy_of_proba(
-            average_proba(models, data.x_test), data.y_test)
+            average_proba(models, data.x_test), data.y_test
+        )

@@ -17,31 +17,40 @@ def pick_device(name: str) -> torch.device:
     if name == "cuda" and not torch.cuda.is_available():
         from trainlab.errors import UserError
 
-        raise UserError("train.device: cuda was asked for but torch sees no CUDA device; use cpu "
-                        "or auto")
+        raise UserError(
+            "train.device: cuda was asked for but torch sees no CUDA device; use cpu or auto"
+        )
     return torch.device(name)
 
 
-def split_decay(model: nn.Module, no_decay: list[str]) -> tuple[list[tuple[str, nn.Parameter]],
-                                                                list[tuple[str, nn.Parameter]]]:
+def split_decay(
+    model: nn.Module, no_decay: list[str]
+) -> tuple[list[tuple[str, nn.Parameter]], list[tuple[str, nn.Parameter]]]:
     """(decayed, exempt) named parameters. `bias` exempts biases, `norm` the parameters of
     normalization layers, any other word the parameters whose name contains it (pytorch#1402)."""
-    norm_params = {id(p) for m in model.modules() if isinstance(m, NORM_LAYERS)
-                   for p in m.parameters(recurse=False)}
+    norm_params = {
+        id(p)
+        for m in model.modules()
+        if isinstance(m, NORM_LAYERS)
+        for p in m.parameters(recurse=False)
+    }
     decay, exempt = [], []
     for name, p in model.named_parameters():
         if not p.requires_grad:
             continue
         leaf = name.rsplit(".", 1)[-1]
-        is_exempt = ("bias" in no_decay and leaf == "bias") or (
-            "norm" in no_decay and id(p) in norm_params) or any(
-            w not in ("bias", "norm") and w in name for w in no_decay)
+        is_exempt = (
+            ("bias" in no_decay and leaf == "bias")
+            or ("norm" in no_decay and id(p) in norm_params)
+            or any(w not in ("bias", "norm") and w in name for w in no_decay)
+        )
         (exempt if is_exempt else decay).append((name, p))
     return decay, exempt
 
 
-def param_groups(model: nn.Module, cfg: ExperimentConfig, lr_mult: dict[str, float] | None = None
-                 ) -> list[dict]:
+def param_groups(
+    model: nn.Module, cfg: ExperimentConfig, lr_mult: dict[str, float] | None = None
+) -> list[dict]:
     """Param groups of (name, parameter) pairs: exempt parameters get weight_decay 0. `lr_mult`
     maps a parameter-name prefix to a learning-rate multiplier (fine-tuning uses it)."""
     decay, exempt = split_decay(model, cfg.train.no_decay)
@@ -54,12 +63,16 @@ def param_groups(model: nn.Module, cfg: ExperimentConfig, lr_mult: dict[str, flo
                 if name.startswith(prefix):
                     mult = m
             groups.setdefault((group_wd, mult), []).append((name, p))
-    return [{"params": named, "weight_decay": group_wd, "lr": cfg.optim.lr * mult}
-            for (group_wd, mult), named in groups.items() if named]
+    return [
+        {"params": named, "weight_decay": group_wd, "lr": cfg.optim.lr * mult}
+        for (group_wd, mult), named in groups.items()
+        if named
+    ]
 
 
-def make_optimizer(model: nn.Module, cfg: ExperimentConfig,
-                   lr_mult: dict[str, float] | None = None) -> torch.optim.Optimizer:
+def make_optimizer(
+    model: nn.Module, cfg: ExperimentConfig, lr_mult: dict[str, float] | None = None
+) -> torch.optim.Optimizer:
     from trainlab.optim import FULL_BATCH, create
 
     kwargs = cfg.optim.kwargs()
@@ -71,8 +84,9 @@ def make_optimizer(model: nn.Module, cfg: ExperimentConfig,
     return create(cfg.optim.name, param_groups(model, cfg, lr_mult), lr=cfg.optim.lr, **kwargs)
 
 
-def make_schedule(optimizer: torch.optim.Optimizer, cfg: ExperimentConfig,
-                  steps_per_epoch: int) -> torch.optim.lr_scheduler.LRScheduler:
+def make_schedule(
+    optimizer: torch.optim.Optimizer, cfg: ExperimentConfig, steps_per_epoch: int
+) -> torch.optim.lr_scheduler.LRScheduler:
     from trainlab import schedules
 
     s = cfg.schedule
@@ -83,10 +97,19 @@ def make_schedule(optimizer: torch.optim.Optimizer, cfg: ExperimentConfig,
     from trainlab.errors import UserError
 
     try:
-        return schedules.create(optimizer, name=name, epochs=cfg.train.epochs,
-                                steps_per_epoch=steps_per_epoch, warmup_epochs=s.warmup_epochs,
-                                milestones=list(s.milestones), gamma=gamma, decay=s.decay,
-                                cycles=cycles, final_lr_fraction=s.final_lr_fraction, per=s.per)
+        return schedules.create(
+            optimizer,
+            name=name,
+            epochs=cfg.train.epochs,
+            steps_per_epoch=steps_per_epoch,
+            warmup_epochs=s.warmup_epochs,
+            milestones=list(s.milestones),
+            gamma=gamma,
+            decay=s.decay,
+            cycles=cycles,
+            final_lr_fraction=s.final_lr_fraction,
+            per=s.per,
+        )
     except UserError as err:
         if cfg.train.snapshots:  # the cycles come from train.snapshots: name that field
             raise UserError(str(err).replace("schedule.cycles", "train.snapshots")) from None

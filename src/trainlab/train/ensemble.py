@@ -32,8 +32,9 @@ TRAINING_ONLY_DATA = ("augment",)  # data fields that change training, not the e
 
 
 @torch.no_grad()
-def average_proba(models: Sequence[nn.Module], x: torch.Tensor,
-                  batch_size: int = EVAL_BATCH) -> torch.Tensor:
+def average_proba(
+    models: Sequence[nn.Module], x: torch.Tensor, batch_size: int = EVAL_BATCH
+) -> torch.Tensor:
     """The mean of the members' softmax probabilities over the whole split, (N, classes).
 
     Each model predicts the split once in batches of `batch_size` (evaluation mode, no gradients);
@@ -42,8 +43,11 @@ def average_proba(models: Sequence[nn.Module], x: torch.Tensor,
         raise ValueError("average_proba: no models")
     total: torch.Tensor | None = None
     for model in models:
-        p = predict_proba(model, x, batch_size).double() if len(x) else \
-            torch.zeros(0, 0, dtype=torch.float64)
+        p = (
+            predict_proba(model, x, batch_size).double()
+            if len(x)
+            else torch.zeros(0, 0, dtype=torch.float64)
+        )
         total = p if total is None else total + p
     assert total is not None
     return (total / len(models)).float()
@@ -71,8 +75,10 @@ def expand_run_dirs(paths: Sequence[str | Path]) -> list[Path]:
             raise UserError(f"run: {p} does not exist or is not a directory")
         members = p / MEMBERS_DIR
         if members.is_dir() and not (p / "best.pt").exists():
-            inner = sorted((d for d in members.iterdir() if d.is_dir() and d.name.isdigit()),
-                           key=lambda d: int(d.name))
+            inner = sorted(
+                (d for d in members.iterdir() if d.is_dir() and d.name.isdigit()),
+                key=lambda d: int(d.name),
+            )
             if not inner:
                 raise UserError(f"run: {p} is an ensemble run with no members yet")
             out += inner
@@ -81,8 +87,9 @@ def expand_run_dirs(paths: Sequence[str | Path]) -> list[Path]:
     return out
 
 
-def load_member(path: str | Path, checkpoint: str = "best.pt",
-                device: str | torch.device = "cpu") -> Member:
+def load_member(
+    path: str | Path, checkpoint: str = "best.pt", device: str | torch.device = "cpu"
+) -> Member:
     """Read one run directory: config, checkpoint (weights_only) and result, or a UserError."""
     from trainlab.train.run import load_run
 
@@ -93,8 +100,15 @@ def load_member(path: str | Path, checkpoint: str = "best.pt",
     model = run.model(checkpoint, device)
     ckpt = run.checkpoint(checkpoint)
     result = run.result.to_dict() if run.result is not None else {}
-    return Member(p, model, run.config, tuple(ckpt["input_shape"]), int(ckpt["num_classes"]),
-                  result, Normalizer.from_state(ckpt["normalizer"]))
+    return Member(
+        p,
+        model,
+        run.config,
+        tuple(ckpt["input_shape"]),
+        int(ckpt["num_classes"]),
+        result,
+        Normalizer.from_state(ckpt["normalizer"]),
+    )
 
 
 def data_key(cfg: ExperimentConfig) -> dict[str, Any]:
@@ -111,25 +125,31 @@ def check_compatible(members: Sequence[Member]) -> None:
         key = data_key(m.config)
         for k in ref:
             if key[k] != ref[k]:
-                raise UserError(f"ensemble: members were trained on different data (data.{k} is "
-                                f"{ref[k]!r} in {first.run_dir}, {key[k]!r} in {m.run_dir}); "
-                                "an ensemble averages predictions on one data set")
+                raise UserError(
+                    f"ensemble: members were trained on different data (data.{k} is "
+                    f"{ref[k]!r} in {first.run_dir}, {key[k]!r} in {m.run_dir}); "
+                    "an ensemble averages predictions on one data set"
+                )
         if m.input_shape != first.input_shape or m.num_classes != first.num_classes:
-            raise UserError(f"ensemble: {m.run_dir} takes inputs {list(m.input_shape)} with "
-                            f"{m.num_classes} classes, {first.run_dir} takes "
-                            f"{list(first.input_shape)} with {first.num_classes}")
+            raise UserError(
+                f"ensemble: {m.run_dir} takes inputs {list(m.input_shape)} with "
+                f"{m.num_classes} classes, {first.run_dir} takes "
+                f"{list(first.input_shape)} with {first.num_classes}"
+            )
 
 
-def member_probas(models: Sequence[nn.Module], x: torch.Tensor | Sequence[torch.Tensor]
-                  ) -> list[torch.Tensor]:
+def member_probas(
+    models: Sequence[nn.Module], x: torch.Tensor | Sequence[torch.Tensor]
+) -> list[torch.Tensor]:
     """Each model's probabilities (float64) on one split: `x` is one tensor for all members,
     or one per member (the same examples, each normalized as that member was trained)."""
     xs = [x] * len(models) if isinstance(x, torch.Tensor) else list(x)
     return [predict_proba(m, xi).double() for m, xi in zip(models, xs)]
 
 
-def evaluate_members(models: Sequence[nn.Module], x: torch.Tensor | Sequence[torch.Tensor],
-                     y: torch.Tensor) -> tuple[list[float], float]:
+def evaluate_members(
+    models: Sequence[nn.Module], x: torch.Tensor | Sequence[torch.Tensor], y: torch.Tensor
+) -> tuple[list[float], float]:
     """(each member's accuracy, the ensemble's accuracy) on one split; every model predicts it
     once and the ensemble reuses those probabilities."""
     probs = member_probas(models, x)
@@ -150,8 +170,9 @@ def member_splits(members: Sequence[Member], splits: Splits) -> list[Splits]:
     return out
 
 
-def load_members(run_dirs: Sequence[str | Path], checkpoint: str = "best.pt",
-                 device: str | torch.device = "cpu") -> list[Member]:
+def load_members(
+    run_dirs: Sequence[str | Path], checkpoint: str = "best.pt", device: str | torch.device = "cpu"
+) -> list[Member]:
     """The runs named (an ensemble run stands for its members), loaded once and checked to
     have been trained on the same data."""
     paths = expand_run_dirs(run_dirs)
@@ -162,8 +183,9 @@ def load_members(run_dirs: Sequence[str | Path], checkpoint: str = "best.pt",
     return members
 
 
-def evaluate_runs(run_dirs: Sequence[str | Path], checkpoint: str = "best.pt",
-                  splits: Splits | None = None) -> dict[str, Any]:
+def evaluate_runs(
+    run_dirs: Sequence[str | Path], checkpoint: str = "best.pt", splits: Splits | None = None
+) -> dict[str, Any]:
     """Test accuracy of each run and of the average of their probabilities (`trainlab
     ensemble`). The data set is prepared once, from the first member's config, and each member
     gets it normalized with its own saved statistics."""
@@ -174,15 +196,22 @@ def evaluate_runs(run_dirs: Sequence[str | Path], checkpoint: str = "best.pt",
     if splits is None:
         splits = prepare(members[0].config.data)
     if tuple(splits.input_shape) != members[0].input_shape:
-        raise UserError(f"ensemble: the data gives inputs {list(splits.input_shape)}, the "
-                        f"members take {list(members[0].input_shape)}")
+        raise UserError(
+            f"ensemble: the data gives inputs {list(splits.input_shape)}, the "
+            f"members take {list(members[0].input_shape)}"
+        )
     models = [m.model for m in members]
     views = member_splits(members, splits)
     test_singles, test_acc = evaluate_members(models, [v.x_test for v in views], splits.y_test)
     out: dict[str, Any] = {
-        "members": [{"run_dir": str(m.run_dir), "test_accuracy": a,
-                     "val_accuracy": m.result.get("val_accuracy")}
-                    for m, a in zip(members, test_singles)],
+        "members": [
+            {
+                "run_dir": str(m.run_dir),
+                "test_accuracy": a,
+                "val_accuracy": m.result.get("val_accuracy"),
+            }
+            for m, a in zip(members, test_singles)
+        ],
         "test_accuracy": test_acc,
         "size": len(members),
         "examples": len(splits.y_test),
@@ -203,12 +232,16 @@ def evaluate_ensemble_run(path: str | Path, data_path: str | None = None) -> dic
     members = load_members([path])
     first = members[0]
     if data_path:
-        inputs = [load_inputs_for(data_path, m.input_shape, m.normalizer,
-                                  m.config.data.resize) for m in members]
+        inputs = [
+            load_inputs_for(data_path, m.input_shape, m.normalizer, m.config.data.resize)
+            for m in members
+        ]
         xs, y = [x for x, _ in inputs], inputs[0][1]
         if len(y) and int(y.max()) >= first.num_classes:
-            raise UserError(f"--data-path: labels go up to {int(y.max())}, the models know "
-                            f"{first.num_classes} classes")
+            raise UserError(
+                f"--data-path: labels go up to {int(y.max())}, the models know "
+                f"{first.num_classes} classes"
+            )
         label = str(data_path)
     else:
         from trainlab.data import prepare
@@ -217,10 +250,19 @@ def evaluate_ensemble_run(path: str | Path, data_path: str | None = None) -> dic
         xs = [v.x_test for v in member_splits(members, splits)]
         y, label = splits.y_test, "test split"
     proba = torch.stack(member_probas([m.model for m in members], xs)).mean(0)
-    loss = float(-proba[torch.arange(len(y)), y].clamp_min(1e-12).log().mean()) if len(y) \
+    loss = (
+        float(-proba[torch.arange(len(y)), y].clamp_min(1e-12).log().mean())
+        if len(y)
         else float("nan")
-    return {"run_dir": str(path), "data": label, "examples": len(y), "loss": loss,
-            "accuracy": accuracy_of_proba(proba, y), "members": len(members)}
+    )
+    return {
+        "run_dir": str(path),
+        "data": label,
+        "examples": len(y),
+        "loss": loss,
+        "accuracy": accuracy_of_proba(proba, y),
+        "members": len(members),
+    }
 
 
 def member_configs(cfg: ExperimentConfig) -> list[ExperimentConfig]:
@@ -231,20 +273,25 @@ def member_configs(cfg: ExperimentConfig) -> list[ExperimentConfig]:
     n = cfg.train.ensemble or 0
     overrides = cfg.train.members
     if len(overrides) > n:
-        raise UserError(f"train.members: has {len(overrides)} entries, more than the "
-                        f"{n} members of train.ensemble")
+        raise UserError(
+            f"train.members: has {len(overrides)} entries, more than the "
+            f"{n} members of train.ensemble"
+        )
     out = []
     for i in range(n):
         raw = cfg.model_dump(mode="json")
         raw["train"].update(seed=cfg.train.seed + i, ensemble=None, members=[])
         extra = overrides[i] if i < len(overrides) else {}
         if not isinstance(extra, dict):
-            raise UserError(f"train.members.{i}: must be a mapping of dotted paths to values, "
-                            "e.g. {model.width: 64}")
+            raise UserError(
+                f"train.members.{i}: must be a mapping of dotted paths to values, "
+                "e.g. {model.width: 64}"
+            )
         for path in extra:
             if str(path).split(".")[0] not in ("data", "model", "optim", "schedule", "train"):
-                raise UserError(f"train.members.{i}: {path} is not a dotted config path like "
-                                "model.width")
+                raise UserError(
+                    f"train.members.{i}: {path} is not a dotted config path like model.width"
+                )
             if str(path) in ("train.ensemble", "train.members"):
                 raise UserError(f"train.members.{i}: {path} cannot be set per member")
         try:
@@ -254,8 +301,10 @@ def member_configs(cfg: ExperimentConfig) -> list[ExperimentConfig]:
             raise UserError(f"train.members.{i}: {err}") from None
         if out and data_key(member) != data_key(out[0]):
             field = next(k for k, v in data_key(member).items() if data_key(out[0])[k] != v)
-            raise UserError(f"train.members.{i}: data.{field} differs from member 0; the members "
-                            "of an ensemble share one data set (data.augment may differ)")
+            raise UserError(
+                f"train.members.{i}: data.{field} differs from member 0; the members "
+                "of an ensemble share one data set (data.augment may differ)"
+            )
         out.append(member)
     return out
 
@@ -266,9 +315,16 @@ def _yaml_value(v: Any) -> str:
     return json.dumps(v)  # JSON is YAML, so the override parser reads the value back exactly
 
 
-def train_ensemble(cfg: ExperimentConfig, *, out: str | Path, resume: bool = False,
-                   callbacks: Sequence[Callback] = (), splits: Splits | None = None,
-                   lr_mult: dict[str, float] | None = None, curves: bool = True) -> Result:
+def train_ensemble(
+    cfg: ExperimentConfig,
+    *,
+    out: str | Path,
+    resume: bool = False,
+    callbacks: Sequence[Callback] = (),
+    splits: Splits | None = None,
+    lr_mult: dict[str, float] | None = None,
+    curves: bool = True,
+) -> Result:
     """Train the members of `train.ensemble` one after another into <out>/members/<i>/ and write
     the ensemble's result in <out>. With `resume`, members that finished are read back, the one
     that was interrupted continues from its checkpoint, the rest start."""
@@ -280,10 +336,15 @@ def train_ensemble(cfg: ExperimentConfig, *, out: str | Path, resume: bool = Fal
     configs = member_configs(cfg)
     run = RunDir(out)
     resuming = run.create(resume)
-    if resuming and (run / "config.yaml").exists() and \
-            (run / "config.yaml").read_text() != to_yaml(cfg):
-        raise UserError(f"--resume: the config differs from the one saved in {run.path}/"
-                        "config.yaml; resume with the same config and --set values")
+    if (
+        resuming
+        and (run / "config.yaml").exists()
+        and (run / "config.yaml").read_text() != to_yaml(cfg)
+    ):
+        raise UserError(
+            f"--resume: the config differs from the one saved in {run.path}/"
+            "config.yaml; resume with the same config and --set values"
+        )
     atomic_write_text(run / "config.yaml", to_yaml(cfg))
     if splits is None:
         splits = prepare(configs[0].data)  # one data set for every member (member_configs)
@@ -292,26 +353,49 @@ def train_ensemble(cfg: ExperimentConfig, *, out: str | Path, resume: bool = Fal
     for i, member_cfg in enumerate(configs):
         member_dir = run / MEMBERS_DIR / str(i)
         done = member_dir / "result.json"
-        if resuming and done.exists() and \
-                RunDir(member_dir).read_json("result.json").get("stopped_reason") != "interrupted":
+        if (
+            resuming
+            and done.exists()
+            and RunDir(member_dir).read_json("result.json").get("stopped_reason") != "interrupted"
+        ):
             results.append(Result.from_dict(RunDir(member_dir).read_json("result.json")))
             continue
         started = member_dir.exists() and any(member_dir.iterdir())
-        results.append(train(member_cfg, out=member_dir, resume=started, callbacks=callbacks,
-                             splits=splits, lr_mult=lr_mult, curves=curves))
+        results.append(
+            train(
+                member_cfg,
+                out=member_dir,
+                resume=started,
+                callbacks=callbacks,
+                splits=splits,
+                lr_mult=lr_mult,
+                curves=curves,
+            )
+        )
     usable = [r for r in results if r.stopped_reason != "diverged"]
     first = results[0]
     summary = first.to_dict()
-    summary.update(run_dir=str(run.path), seconds=round(sum(r.seconds for r in results), 3),
-                   members=[{"run_dir": r.run_dir, "seed": c.train.seed,
-                             "val_accuracy": r.val_accuracy, "test_accuracy": r.test_accuracy,
-                             "stopped_reason": r.stopped_reason}
-                            for r, c in zip(results, configs)])
+    summary.update(
+        run_dir=str(run.path),
+        seconds=round(sum(r.seconds for r in results), 3),
+        members=[
+            {
+                "run_dir": r.run_dir,
+                "seed": c.train.seed,
+                "val_accuracy": r.val_accuracy,
+                "test_accuracy": r.test_accuracy,
+                "stopped_reason": r.stopped_reason,
+            }
+            for r, c in zip(results, configs)
+        ],
+    )
     if usable:
         ens = evaluate_runs([r.run_dir for r in usable], splits=splits)
-        summary.update(ensemble_test_accuracy=ens["test_accuracy"],
-                       ensemble_val_accuracy=ens.get("val_accuracy"),
-                       ensemble_size=len(usable))
+        summary.update(
+            ensemble_test_accuracy=ens["test_accuracy"],
+            ensemble_val_accuracy=ens.get("val_accuracy"),
+            ensemble_size=len(usable),
+        )
     else:
         summary.update(ensemble_test_accuracy=None, ensemble_val_accuracy=None, ensemble_size=0)
     result = Result.from_dict(summary)

@@ -14,7 +14,7 @@ def predict_logits(model: nn.Module, x: torch.Tensor, batch_size: int = EVAL_BAT
     was_training = model.training
     model.eval()
     try:
-        return torch.cat([model(x[i:i + batch_size]) for i in range(0, len(x), batch_size)])
+        return torch.cat([model(x[i : i + batch_size]) for i in range(0, len(x), batch_size)])
     finally:
         model.train(was_training)
 
@@ -39,12 +39,14 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[float,
     return loss_and_accuracy(predict_logits(model, x), y)
 
 
-def tta_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, mode: str,
-                 augment: list, kind: str) -> float:
+def tta_accuracy(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, mode: str, augment: list, kind: str
+) -> float:
     """Accuracy with test-time augmentation; ten_crop uses the training crop (data.augment)."""
     from trainlab.data.augment import parse_augment
     from trainlab.data.tta import tta_predict
 
-    crop = parse_augment(augment, kind, x.shape[1], tuple(x.shape[2:])).tta_crop() \
-        if augment else {}
+    crop = (
+        parse_augment(augment, kind, x.shape[1], tuple(x.shape[2:])).tta_crop() if augment else {}
+    )
     return accuracy_of_proba(tta_predict(model, x, mode, **crop), y)

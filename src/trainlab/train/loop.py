@@ -52,14 +52,18 @@ class Result:
     def to_dict(self) -> dict[str, Any]:
         d = {k: v for k, v in self.__dict__.items() if k != "extra"}
         d.update(self.extra)
-        return {k: (None if isinstance(v, float) and not math.isfinite(v) else v)
-                for k, v in d.items()}
+        return {
+            k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in d.items()
+        }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Result:
         names = {f for f in cls.__dataclass_fields__ if f != "extra"}
-        base = {k: (float("nan") if v is None and k.endswith(("accuracy", "loss")) else v)
-                for k, v in d.items() if k in names}
+        base = {
+            k: (float("nan") if v is None and k.endswith(("accuracy", "loss")) else v)
+            for k, v in d.items()
+            if k in names
+        }
         return cls(**base, extra={k: v for k, v in d.items() if k not in names})
 
 
@@ -93,9 +97,15 @@ class TrainState:
 
 
 class Trainer:
-    def __init__(self, cfg: ExperimentConfig, run_dir: RunDir, splits: Splits | None = None,
-                 callbacks: Sequence[Callback] = (), model: nn.Module | None = None,
-                 lr_mult: dict[str, float] | None = None) -> None:
+    def __init__(
+        self,
+        cfg: ExperimentConfig,
+        run_dir: RunDir,
+        splits: Splits | None = None,
+        callbacks: Sequence[Callback] = (),
+        model: nn.Module | None = None,
+        lr_mult: dict[str, float] | None = None,
+    ) -> None:
         from trainlab.nn.models import build_model
         from trainlab.train.monitor import DivergenceGuard
 
@@ -106,8 +116,9 @@ class Trainer:
         self.device = pick_device(t.device)
         self.data = (splits or prepare(cfg.data)).to(self.device)
         torch.manual_seed(t.seed)  # model initialization
-        self.model = (model or build_model(cfg.model, self.data.input_shape,
-                                           self.data.num_classes)).to(self.device)
+        self.model = (
+            model or build_model(cfg.model, self.data.input_shape, self.data.num_classes)
+        ).to(self.device)
         self.optimizer = make_optimizer(self.model, cfg, lr_mult)
         from trainlab.optim import FULL_BATCH
 
@@ -129,8 +140,12 @@ class Trainer:
             return None
         from trainlab.data.augment import parse_augment
 
-        aug = parse_augment(self.cfg.data.augment, self.data.kind, self.data.input_shape[0],
-                            self.data.input_shape[1:])
+        aug = parse_augment(
+            self.cfg.data.augment,
+            self.data.kind,
+            self.data.input_shape[0],
+            self.data.input_shape[1:],
+        )
         return aug.fit(self.data.x_train)
 
     def _check_tta(self) -> None:
@@ -144,8 +159,10 @@ class Trainer:
                 raise UserError("train.tta: ten_crop needs images; use flip for signals")
             crop = self.augment.tta_crop() if self.augment is not None else {"crop_size": None}
             if crop["crop_size"] is None and not crop.get("pad"):
-                raise UserError("train.tta: ten_crop needs a training crop in data.augment "
-                                "(crop or resized_crop); the crops are taken at that size")
+                raise UserError(
+                    "train.tta: ten_crop needs a training crop in data.augment "
+                    "(crop or resized_crop); the crops are taken at that size"
+                )
 
     # ---------------------------------------------------------------------------- checkpoints
     def checkpoint(self) -> dict[str, Any]:
@@ -170,18 +187,22 @@ class Trainer:
         self.guard.load_state_dict(ckpt["guard"])
         states = list(zip(ckpt.get("callback_names", []), ckpt.get("callbacks", [])))
         if len(states) != len(ckpt.get("callbacks", [])):  # an older checkpoint: by position
-            states = [(type(cb).__name__, st) for cb, st in zip(self.callbacks,
-                                                                 ckpt.get("callbacks", []))]
+            states = [
+                (type(cb).__name__, st) for cb, st in zip(self.callbacks, ckpt.get("callbacks", []))
+            ]
         for cb in self.callbacks:  # by class, so a resume with other callbacks keeps each state
-            i = next((i for i, (name, _) in enumerate(states) if name == type(cb).__name__),
-                     None)
+            i = next((i for i, (name, _) in enumerate(states) if name == type(cb).__name__), None)
             if i is not None:
                 cb.load_state_dict(states.pop(i)[1])
 
     def best_weights(self) -> dict[str, Any]:
-        return {"model": self.model.state_dict(), "normalizer": self.data.normalizer.state_dict(),
-                "input_shape": list(self.data.input_shape), "num_classes": self.data.num_classes,
-                "epoch": self.state.epoch}
+        return {
+            "model": self.model.state_dict(),
+            "normalizer": self.data.normalizer.state_dict(),
+            "input_shape": list(self.data.input_shape),
+            "num_classes": self.data.num_classes,
+            "epoch": self.state.epoch,
+        }
 
     # -------------------------------------------------------------------------------- training
     def loss(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -204,7 +225,7 @@ class Trainer:
         correct = torch.zeros((), dtype=torch.long, device=self.device)
         opt, sched, guard = self.optimizer, self.scheduler, self.guard
         for i in range(0, len(perm), bs):
-            idx = perm[i:i + bs]
+            idx = perm[i : i + bs]
             if len(idx) < 2 and self.cfg.model.norm == "batch":
                 continue  # batch norm cannot normalize a batch of one
             x, y = x_all[idx], y_all[idx]
@@ -246,20 +267,30 @@ class Trainer:
         accuracy = (logits.argmax(1) == y).float().mean().item()
         return value, accuracy, self.guard.update(value)
 
-    def epoch_record(self, epoch: int, train_loss: float, train_acc: float, seconds: float
-                     ) -> dict[str, Any]:
+    def epoch_record(
+        self, epoch: int, train_loss: float, train_acc: float, seconds: float
+    ) -> dict[str, Any]:
         val_loss, val_acc = evaluate(self.model, self.data.x_val, self.data.y_val)
-        record = {"epoch": epoch, "step": self.state.step, "train_loss": train_loss,
-                  "train_accuracy": train_acc, "val_loss": val_loss, "val_accuracy": val_acc,
-                  "lr": self.optimizer.param_groups[0]["lr"], "seconds": seconds}
+        record = {
+            "epoch": epoch,
+            "step": self.state.step,
+            "train_loss": train_loss,
+            "train_accuracy": train_acc,
+            "val_loss": val_loss,
+            "val_accuracy": val_acc,
+            "lr": self.optimizer.param_groups[0]["lr"],
+            "seconds": seconds,
+        }
         diag = getattr(self.optimizer, "diagnostics", None)
         if diag is not None and not self.full_batch:
             groups = diag().get("groups", [])
             ratios = [g["update_ratio"] for g in groups if g.get("update_ratio") is not None]
             if ratios:
                 record["update_ratio"] = float(np.median(ratios))
-        return {k: (None if isinstance(v, float) and not math.isfinite(v) else v)
-                for k, v in record.items()}
+        return {
+            k: (None if isinstance(v, float) and not math.isfinite(v) else v)
+            for k, v in record.items()
+        }
 
     def fit(self) -> str:
         """Train until the epochs run out, early stopping, divergence or a callback says stop."""
@@ -274,17 +305,26 @@ class Trainer:
             seconds = time.perf_counter() - start
             st.seconds += seconds
             st.initial_loss = self.guard.initial_loss
-            self.run.append_jsonl("steps.jsonl", [
-                {"step": st.step - len(self.step_losses) + i + 1, "loss": v}
-                for i, v in enumerate(self.step_losses) if i >= n_steps_before
-            ] if t.log_steps else [])
+            self.run.append_jsonl(
+                "steps.jsonl",
+                [
+                    {"step": st.step - len(self.step_losses) + i + 1, "loss": v}
+                    for i, v in enumerate(self.step_losses)
+                    if i >= n_steps_before
+                ]
+                if t.log_steps
+                else [],
+            )
             if diverged:
                 st.epoch = epoch
                 return "diverged"
             record = self.epoch_record(epoch, train_loss, train_acc, seconds)
             st.epoch = epoch
-            val = record["val_accuracy"] if record["val_accuracy"] is not None else -record[
-                "train_loss"]
+            val = (
+                record["val_accuracy"]
+                if record["val_accuracy"] is not None
+                else -record["train_loss"]
+            )
             improved = val > st.best_val
             if improved:
                 st.best_val, st.best_epoch, st.bad_epochs = val, epoch, 0
@@ -317,8 +357,9 @@ def callbacks_for(cfg: ExperimentConfig) -> list[Callback]:
     return found
 
 
-def as_config(config: ExperimentConfig | dict | str | Path, overrides: Sequence[str] = ()
-              ) -> ExperimentConfig:
+def as_config(
+    config: ExperimentConfig | dict | str | Path, overrides: Sequence[str] = ()
+) -> ExperimentConfig:
     if isinstance(config, ExperimentConfig):
         if overrides:
             from trainlab.config import apply_overrides
@@ -346,25 +387,39 @@ def finish(trainer: Trainer, reason: str) -> Result:
         trainer.model.load_state_dict(load_checkpoint(run / "best.pt", trainer.device)["model"])
     test_loss, test_acc = evaluate(trainer.model, trainer.data.x_test, trainer.data.y_test)
     steps = [r["loss"] for r in run.read_jsonl("steps.jsonl")] or trainer.step_losses
-    advice = advise(metrics, steps, num_classes=trainer.data.num_classes,
-                    schedule=trainer.cfg.schedule.name,
-                    milestones=list(trainer.cfg.schedule.milestones),
-                    diverged=reason == "diverged")
+    advice = advise(
+        metrics,
+        steps,
+        num_classes=trainer.data.num_classes,
+        schedule=trainer.cfg.schedule.name,
+        milestones=list(trainer.cfg.schedule.milestones),
+        diverged=reason == "diverged",
+    )
     result = Result(
-        run_dir=str(run.path), epochs=st.epoch, best_epoch=st.best_epoch,
+        run_dir=str(run.path),
+        epochs=st.epoch,
+        best_epoch=st.best_epoch,
         seconds=round(st.seconds, 3),
         train_accuracy=best["train_accuracy"] if best else float("nan"),
         val_accuracy=best["val_accuracy"] if best else float("nan"),
-        test_accuracy=test_acc if best else float("nan"), test_loss=test_loss if best else
-        float("nan"), stopped_reason=reason, steps=st.step,
+        test_accuracy=test_acc if best else float("nan"),
+        test_loss=test_loss if best else float("nan"),
+        stopped_reason=reason,
+        steps=st.step,
         parameters=sum(p.numel() for p in trainer.model.parameters()),
-        advice=[{"code": a.code, "message": a.message} for a in advice])
+        advice=[{"code": a.code, "message": a.message} for a in advice],
+    )
     if trainer.cfg.train.tta != "none" and best:
         from trainlab.train.evaluate import tta_accuracy
 
         result.extra["tta_test_accuracy"] = tta_accuracy(
-            trainer.model, trainer.data.x_test, trainer.data.y_test, trainer.cfg.train.tta,
-            trainer.cfg.data.augment, trainer.data.kind)
+            trainer.model,
+            trainer.data.x_test,
+            trainer.data.y_test,
+            trainer.cfg.train.tta,
+            trainer.cfg.data.augment,
+            trainer.data.kind,
+        )
     for cb in trainer.callbacks:
         cb.on_train_end(trainer, result)
     run.write_json("result.json", result.to_dict())
@@ -372,17 +427,29 @@ def finish(trainer: Trainer, reason: str) -> Result:
         return result
     from trainlab.report.curves import plot_curves
 
-    plot_curves(metrics, steps, run / "curves.png", advice=result.advice,
-                title=f"{trainer.cfg.model.kind} on {trainer.cfg.data.name}, "
-                      f"{trainer.cfg.optim.name} lr={trainer.cfg.optim.lr:g}")
+    plot_curves(
+        metrics,
+        steps,
+        run / "curves.png",
+        advice=result.advice,
+        title=f"{trainer.cfg.model.kind} on {trainer.cfg.data.name}, "
+        f"{trainer.cfg.optim.name} lr={trainer.cfg.optim.lr:g}",
+    )
     return result
 
 
-def train(config: ExperimentConfig | dict | str | Path, *, out: str | Path | None = None,
-          resume: bool = False, overrides: Sequence[str] = (),
-          callbacks: Sequence[Callback] = (), splits: Splits | None = None,
-          model: nn.Module | None = None, lr_mult: dict[str, float] | None = None,
-          curves: bool = True) -> Result:
+def train(
+    config: ExperimentConfig | dict | str | Path,
+    *,
+    out: str | Path | None = None,
+    resume: bool = False,
+    overrides: Sequence[str] = (),
+    callbacks: Sequence[Callback] = (),
+    splits: Splits | None = None,
+    model: nn.Module | None = None,
+    lr_mult: dict[str, float] | None = None,
+    curves: bool = True,
+) -> Result:
     """Train one model as the config says and return its Result (the Python API of `train`).
 
     `out` is the run directory (default runs/<config stem>-<time>); an existing one is refused
@@ -396,18 +463,28 @@ def train(config: ExperimentConfig | dict | str | Path, *, out: str | Path | Non
         from trainlab.train.ensemble import train_ensemble
 
         if model is not None:
-            raise UserError("train.ensemble: trains members from scratch; it cannot start from "
-                            "a given model (unset train.ensemble)")
-        return train_ensemble(cfg, out=out if out is not None else default_run_dir(config_path),
-                              resume=resume, callbacks=callbacks, splits=splits, lr_mult=lr_mult,
-                              curves=curves)
+            raise UserError(
+                "train.ensemble: trains members from scratch; it cannot start from "
+                "a given model (unset train.ensemble)"
+            )
+        return train_ensemble(
+            cfg,
+            out=out if out is not None else default_run_dir(config_path),
+            resume=resume,
+            callbacks=callbacks,
+            splits=splits,
+            lr_mult=lr_mult,
+            curves=curves,
+        )
     run = RunDir(out if out is not None else default_run_dir(config_path))
     resuming = run.create(resume)
     if resuming:
         saved = (run / "config.yaml").read_text() if (run / "config.yaml").exists() else None
         if saved is not None and saved != to_yaml(cfg):
-            raise UserError(f"--resume: the config differs from the one saved in {run.path}/"
-                            "config.yaml; resume with the same config and --set values")
+            raise UserError(
+                f"--resume: the config differs from the one saved in {run.path}/"
+                "config.yaml; resume with the same config and --set values"
+            )
     callbacks = list(callbacks) + callbacks_for(cfg)
     trainer = Trainer(cfg, run, splits=splits, callbacks=callbacks, model=model, lr_mult=lr_mult)
     trainer.write_curves = curves
@@ -417,8 +494,9 @@ def train(config: ExperimentConfig | dict | str | Path, *, out: str | Path | Non
         run.truncate_jsonl("metrics.jsonl", lambda r: r["epoch"] <= done)
         run.truncate_jsonl("steps.jsonl", lambda r: r["step"] <= trainer.state.step)
         trainer.step_losses = [r["loss"] for r in run.read_jsonl("steps.jsonl")]
-        if trainer.state.stopped_reason in ("diverged", "early_stopping", "pruned") or \
-                (done >= cfg.train.epochs):
+        if trainer.state.stopped_reason in ("diverged", "early_stopping", "pruned") or (
+            done >= cfg.train.epochs
+        ):
             return finish(trainer, trainer.state.stopped_reason)
     elif resuming:
         for name in ("metrics.jsonl", "steps.jsonl"):

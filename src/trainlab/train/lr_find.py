@@ -182,8 +182,13 @@ def plot_lr_find(result: LRFindResult, path: str | Path) -> None:
     if result.suggested_lr is not None:
         ax.axvline(result.suggested_lr, color="tab:red", linestyle="--", linewidth=1)
         k = min(range(len(result.lrs)), key=lambda i: abs(result.lrs[i] - result.suggested_lr))
-        ax.plot([result.lrs[k]], [result.smoothed[k]], "o", color="tab:red",
-                label=f"suggested lr {result.suggested_lr:.2g}")
+        ax.plot(
+            [result.lrs[k]],
+            [result.smoothed[k]],
+            "o",
+            color="tab:red",
+            label=f"suggested lr {result.suggested_lr:.2g}",
+        )
     ax.set_xscale("log")
     smoothed = [v for v in result.smoothed if math.isfinite(v)]
     raw = [v for v in result.losses if math.isfinite(v)]

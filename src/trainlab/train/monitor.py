@@ -176,8 +176,10 @@ class DivergenceGuard:
     def __post_init__(self) -> None:
         if not (math.isfinite(self.factor) and self.factor > 1.0):
             raise UserError(f"diverge_factor: must be a finite number > 1, got {self.factor}")
-        if isinstance(self.warmup_steps, bool) or not isinstance(self.warmup_steps, int) or (
-            self.warmup_steps < 0
+        if (
+            isinstance(self.warmup_steps, bool)
+            or not isinstance(self.warmup_steps, int)
+            or (self.warmup_steps < 0)
         ):
             raise UserError(f"warmup_steps: must be an integer >= 0, got {self.warmup_steps!r}")
 
@@ -187,10 +189,15 @@ class DivergenceGuard:
 
     def state_dict(self) -> dict[str, float | int | None]:
         """Everything `update` carries from step to step, so a resumed run checks the same way."""
-        return {"initial_loss": self.initial_loss, "diverged_at": self.diverged_at,
-                "steps": self.steps, "initial_sum": self._initial_sum,
-                "initial_count": self._initial_count, "avg": self._avg,
-                "avg_count": self._avg_count}
+        return {
+            "initial_loss": self.initial_loss,
+            "diverged_at": self.diverged_at,
+            "steps": self.steps,
+            "initial_sum": self._initial_sum,
+            "initial_count": self._initial_count,
+            "avg": self._avg,
+            "avg_count": self._avg_count,
+        }
 
     def load_state_dict(self, state: dict[str, float | int | None]) -> None:
         self.initial_loss = state["initial_loss"]
@@ -472,9 +479,7 @@ def rule_update_ratio(
     )
 
 
-def _decay_points(
-    epochs: Sequence[dict[str, Any]], milestones: Sequence[float]
-) -> list[float]:
+def _decay_points(epochs: Sequence[dict[str, Any]], milestones: Sequence[float]) -> list[float]:
     """When the step decays happened, in epochs elapsed (the schedule's milestones).
 
     The config's milestones when given; otherwise read from the records' lr, which the trainer

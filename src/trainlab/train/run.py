@@ -48,8 +48,10 @@ class Run:
         try:
             model.load_state_dict(ckpt["model"])
         except RuntimeError as err:
-            raise UserError(f"run: checkpoint {self.path / name} does not fit the model of its "
-                            f"config.yaml ({str(err).splitlines()[0]})") from None
+            raise UserError(
+                f"run: checkpoint {self.path / name} does not fit the model of its "
+                f"config.yaml ({str(err).splitlines()[0]})"
+            ) from None
         return model.to(device).eval()
 
     def normalizer(self, name: str = "best.pt") -> Normalizer:
@@ -74,8 +76,9 @@ def load_run(path: str | Path) -> Run:
     return Run(p)
 
 
-def evaluate_run(path: str | Path, data_path: str | None = None, tta: str | None = None
-                 ) -> dict[str, Any]:
+def evaluate_run(
+    path: str | Path, data_path: str | None = None, tta: str | None = None
+) -> dict[str, Any]:
     """Accuracy and loss of a run's best model on its test split or on new data of that shape
     (of a `train.ensemble` run: its members' averaged probabilities)."""
     from trainlab.data.dataset import load_inputs_for
@@ -83,31 +86,45 @@ def evaluate_run(path: str | Path, data_path: str | None = None, tta: str | None
     run = load_run(path)
     if not (run.path / "best.pt").exists() and (run.path / "members").is_dir():
         if tta not in (None, "none"):
-            raise UserError("--tta: not available for an ensemble run; evaluate a member "
-                            f"({run.path}/members/0) with --tta")
+            raise UserError(
+                "--tta: not available for an ensemble run; evaluate a member "
+                f"({run.path}/members/0) with --tta"
+            )
         from trainlab.train.ensemble import evaluate_ensemble_run
 
         return evaluate_ensemble_run(run.path, data_path)
     model = run.model()
     ckpt = run.checkpoint()
     if data_path:
-        x, y = load_inputs_for(data_path, tuple(ckpt["input_shape"]),
-                               Normalizer.from_state(ckpt["normalizer"]), run.config.data.resize)
+        x, y = load_inputs_for(
+            data_path,
+            tuple(ckpt["input_shape"]),
+            Normalizer.from_state(ckpt["normalizer"]),
+            run.config.data.resize,
+        )
         if len(y) and int(y.max()) >= ckpt["num_classes"]:
-            raise UserError(f"--data-path: labels go up to {int(y.max())}, the model knows "
-                            f"{ckpt['num_classes']} classes")
+            raise UserError(
+                f"--data-path: labels go up to {int(y.max())}, the model knows "
+                f"{ckpt['num_classes']} classes"
+            )
         label = str(data_path)
     else:
         splits = run.splits()
         x, y, label = splits.x_test, splits.y_test, "test split"
     loss, acc = evaluate(model, x, y)
-    out = {"run_dir": str(run.path), "data": label, "examples": len(y), "loss": loss,
-           "accuracy": acc}
+    out = {
+        "run_dir": str(run.path),
+        "data": label,
+        "examples": len(y),
+        "loss": loss,
+        "accuracy": acc,
+    }
     mode = tta if tta is not None else run.config.train.tta
     if mode != "none":
         from trainlab.train.evaluate import tta_accuracy
 
         kind = "signal" if x.dim() == 3 else "image" if x.dim() == 4 else "vector"
-        out.update(tta=mode, tta_accuracy=tta_accuracy(model, x, y, mode, run.config.data.augment,
-                                                       kind))
+        out.update(
+            tta=mode, tta_accuracy=tta_accuracy(model, x, y, mode, run.config.data.augment, kind)
+        )
     return out

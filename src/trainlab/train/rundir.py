@@ -59,8 +59,9 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
         return torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # a truncated or foreign file is the user's to fix, not a bug
         first_line = (str(err).strip().splitlines() or [""])[0]  # torch's message runs many lines
-        raise UserError(f"run: cannot read checkpoint {path} ({type(err).__name__}: {first_line})"
-                        ) from None
+        raise UserError(
+            f"run: cannot read checkpoint {path} ({type(err).__name__}: {first_line})"
+        ) from None
 
 
 def default_run_dir(config_path: str | Path | None, root: str | Path = "runs") -> Path:
@@ -78,8 +79,13 @@ def latest_run_dir(config_path: str | Path | None, root: str | Path = "runs") ->
 
 def git_commit() -> str | None:
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent,
-                             capture_output=True, text=True, timeout=5)
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=Path(__file__).parent,
+            capture_output=True,
+            text=True,
+            timeout=5,
+        )
     except (OSError, subprocess.SubprocessError):
         return None
     return out.stdout.strip() or None if out.returncode == 0 else None
@@ -89,11 +95,15 @@ def environment(device: torch.device) -> dict[str, Any]:
     import trainlab
 
     return {
-        "trainlab": trainlab.__version__, "torch": torch.__version__,
-        "python": platform.python_version(), "platform": platform.platform(),
-        "git_commit": git_commit(), "device": str(device),
+        "trainlab": trainlab.__version__,
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "git_commit": git_commit(),
+        "device": str(device),
         "cuda_device": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
-        "threads": torch.get_num_threads(), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "threads": torch.get_num_threads(),
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
 
 
@@ -110,8 +120,10 @@ class RunDir:
         """Make the directory; refuse to reuse one without resume. True when resuming."""
         if self.path.exists() and any(self.path.iterdir()):
             if not resume:
-                raise UserError(f"--out: {self.path} already exists; pass --resume to continue it "
-                                "or choose another directory")
+                raise UserError(
+                    f"--out: {self.path} already exists; pass --resume to continue it "
+                    "or choose another directory"
+                )
             return True
         if resume and not self.path.exists():
             raise UserError(f"--resume: no run directory at {self.path}")

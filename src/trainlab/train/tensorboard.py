@@ -20,10 +20,13 @@ class TensorBoardLogger(Callback):
         try:
             from torch.utils.tensorboard import SummaryWriter
         except ImportError:
-            raise UserError("train.tensorboard: needs the tensorboard package "
-                            "(pip install 'trainlab[tensorboard]')") from None
-        self.writer = SummaryWriter(log_dir=str(trainer.run / "tensorboard"),
-                                    purge_step=trainer.state.step + 1 or None)
+            raise UserError(
+                "train.tensorboard: needs the tensorboard package "
+                "(pip install 'trainlab[tensorboard]')"
+            ) from None
+        self.writer = SummaryWriter(
+            log_dir=str(trainer.run / "tensorboard"), purge_step=trainer.state.step + 1 or None
+        )
 
     def on_step_end(self, trainer: Trainer, loss: float) -> None:
         self.writer.add_scalar("train/step_loss", loss, trainer.state.step)

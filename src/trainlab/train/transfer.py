@@ -101,16 +101,19 @@ def load_pretrained(path: str | Path) -> Pretrained:
     ckpt = load_checkpoint_for(p)
     missing = [k for k in ("model", "input_shape", "num_classes", "normalizer") if k not in ckpt]
     if missing:
-        raise UserError(f"--from: {p / 'best.pt'} is not a trainlab checkpoint (no "
-                        f"{', '.join(missing)})")
+        raise UserError(
+            f"--from: {p / 'best.pt'} is not a trainlab checkpoint (no {', '.join(missing)})"
+        )
     shape, classes = tuple(int(d) for d in ckpt["input_shape"]), int(ckpt["num_classes"])
     try:
         model = build_model(config.model, shape, classes)
         model.load_state_dict(ckpt["model"])
         normalizer = Normalizer.from_state(ckpt["normalizer"])
     except (RuntimeError, KeyError, TypeError, UserError) as err:
-        raise UserError(f"--from: {p / 'best.pt'} does not fit the model in its config.yaml "
-                        f"({str(err).splitlines()[0]})") from None
+        raise UserError(
+            f"--from: {p / 'best.pt'} does not fit the model in its config.yaml "
+            f"({str(err).splitlines()[0]})"
+        ) from None
     return Pretrained(run, model.eval(), shape, classes, normalizer)
 
 
@@ -160,18 +163,39 @@ def list_blocks(pre: Pretrained) -> list[dict[str, Any]]:
 
     with torch.no_grad():
         x = model.stem(x)
-        rows.append({"name": "stem", "index": None, "layers": _describe(model.stem),
-                     "parameters": count(model.stem), "output_shape": list(x.shape[1:]),
-                     "unfreeze": "all"})
+        rows.append(
+            {
+                "name": "stem",
+                "index": None,
+                "layers": _describe(model.stem),
+                "parameters": count(model.stem),
+                "output_shape": list(x.shape[1:]),
+                "unfreeze": "all",
+            }
+        )
         for i, block in enumerate(model.blocks):
             x = block(x)
-            rows.append({"name": f"blocks.{i}", "index": i, "layers": _describe(block),
-                         "parameters": count(block), "output_shape": list(x.shape[1:]),
-                         "unfreeze": str(k - i)})
+            rows.append(
+                {
+                    "name": f"blocks.{i}",
+                    "index": i,
+                    "layers": _describe(block),
+                    "parameters": count(block),
+                    "output_shape": list(x.shape[1:]),
+                    "unfreeze": str(k - i),
+                }
+            )
         x = model.pool(x)
-    rows.append({"name": "fc", "index": None, "layers": _describe(model.fc) + " (replaced)",
-                 "parameters": count(model.fc), "output_shape": [pre.num_classes],
-                 "unfreeze": "always trained"})
+    rows.append(
+        {
+            "name": "fc",
+            "index": None,
+            "layers": _describe(model.fc) + " (replaced)",
+            "parameters": count(model.fc),
+            "output_shape": [pre.num_classes],
+            "unfreeze": "always trained",
+        }
+    )
     return rows
 
 
@@ -184,14 +208,17 @@ def parse_unfreeze(value: int | str | None, n_blocks: int) -> tuple[int, bool]:
     try:
         n = int(value)
     except (TypeError, ValueError):
-        raise UserError(f"--unfreeze: must be a number of blocks 0..{n_blocks} or all, got "
-                        f"{value!r}") from None
+        raise UserError(
+            f"--unfreeze: must be a number of blocks 0..{n_blocks} or all, got {value!r}"
+        ) from None
     if n < 0:
         raise UserError(f"--unfreeze: must be a number of blocks 0..{n_blocks} or all, got {n}")
     if n > n_blocks:
-        raise UserError(f"--unfreeze: {n} is more than the {n_blocks} blocks of the pretrained "
-                        "network (trainlab transfer --from RUN_DIR --list-blocks shows them); use "
-                        f"0..{n_blocks} or all")
+        raise UserError(
+            f"--unfreeze: {n} is more than the {n_blocks} blocks of the pretrained "
+            "network (trainlab transfer --from RUN_DIR --list-blocks shows them); use "
+            f"0..{n_blocks} or all"
+        )
     return n, False
 
 
@@ -242,27 +269,34 @@ def examples_per_class(y: torch.Tensor) -> int:
 def hint(per_class: int, threshold: int = LITTLE_DATA_PER_CLASS) -> dict[str, Any]:
     """The lecture's 2x2 table for the row the data size picks (similarity is the user's call):
 
-                        very similar data            very different data
-        very little     linear classifier on top     in trouble: linear classifiers from
-                                                     different stages
-        quite a lot     fine-tune a few layers       fine-tune a larger number of layers
+                    very similar data            very different data
+    very little     linear classifier on top     in trouble: linear classifiers from
+                                                 different stages
+    quite a lot     fine-tune a few layers       fine-tune a larger number of layers
     """
     little = per_class < threshold
     if little:
         similar = "train a linear classifier on the top layer: --mode linear"
-        different = ("the hard corner: try --mode linear, then --mode finetune --unfreeze 1 with "
-                     "a small --lr-mult (the lecture: linear classifiers on features of "
-                     "different stages); more data helps most")
+        different = (
+            "the hard corner: try --mode linear, then --mode finetune --unfreeze 1 with "
+            "a small --lr-mult (the lecture: linear classifiers on features of "
+            "different stages); more data helps most"
+        )
     else:
         similar = "fine-tune a few layers: --mode finetune --unfreeze 1 (or 2)"
         different = "fine-tune a larger number of layers: --mode finetune --unfreeze all"
     size = "very little" if little else "quite a lot of"
     return {
-        "examples_per_class": per_class, "threshold": threshold, "little_data": little,
-        "if_similar": similar, "if_different": different,
-        "message": (f"{per_class} training examples in the rarest class is {size} data "
-                    f"(threshold {threshold} per class). If the new data is similar to the "
-                    f"pretraining data, {similar}; if it is very different, {different}."),
+        "examples_per_class": per_class,
+        "threshold": threshold,
+        "little_data": little,
+        "if_similar": similar,
+        "if_different": different,
+        "message": (
+            f"{per_class} training examples in the rarest class is {size} data "
+            f"(threshold {threshold} per class). If the new data is similar to the "
+            f"pretraining data, {similar}; if it is very different, {different}."
+        ),
     }
 
 
@@ -299,20 +333,30 @@ class FeatureSplits(Splits):
 def encode(model: Net, x: torch.Tensor, device: torch.device) -> torch.Tensor:
     """`model.features(x)` in evaluation mode, in batches (the frozen body is deterministic)."""
     model.eval().to(device)
-    parts = [model.features(x[i:i + ENCODE_BATCH].to(device)).cpu()
-             for i in range(0, len(x), ENCODE_BATCH)]
+    parts = [
+        model.features(x[i : i + ENCODE_BATCH].to(device)).cpu()
+        for i in range(0, len(x), ENCODE_BATCH)
+    ]
     return torch.cat(parts) if parts else torch.zeros((0, model.fc.in_features))
 
 
 def cache_features(model: Net, splits: Splits, device: torch.device) -> FeatureSplits:
     f = {k: encode(model, getattr(splits, f"x_{k}"), device) for k in ("train", "val", "test")}
-    return FeatureSplits(f["train"], splits.y_train, f["val"], splits.y_val, f["test"],
-                         splits.y_test, splits.kind, splits.num_classes, splits.normalizer,
-                         inputs_shape=tuple(splits.input_shape))
+    return FeatureSplits(
+        f["train"],
+        splits.y_train,
+        f["val"],
+        splits.y_val,
+        f["test"],
+        splits.y_test,
+        splits.kind,
+        splits.num_classes,
+        splits.normalizer,
+        inputs_shape=tuple(splits.input_shape),
+    )
 
 
-def fit_head_lbfgs(fc: nn.Linear, f: torch.Tensor, y: torch.Tensor, cfg: ExperimentConfig
-                   ) -> None:
+def fit_head_lbfgs(fc: nn.Linear, f: torch.Tensor, y: torch.Tensor, cfg: ExperimentConfig) -> None:
     """Minimize cross-entropy + l2/2 |W|^2 (the config's train.l2, no_decay and label smoothing:
     the loss the Trainer computes) over `fc` with the config's L-BFGS, one step per epoch."""
     from trainlab.optim import create
@@ -337,15 +381,20 @@ def lbfgs_config(cfg: ExperimentConfig, l2: float) -> ExperimentConfig:
     """The config the lbfgs solver trains with (and the run records): full-batch L-BFGS with a
     strong-Wolfe line search, a constant schedule, the chosen l2; data, model, seed as given."""
     d = cfg.model_dump(mode="json")
-    d["optim"] = {"name": "lbfgs", "max_iter": LBFGS_ITERS, "line_search_fn": "strong_wolfe",
-                  "tolerance_grad": LBFGS_TOLERANCE_GRAD}
+    d["optim"] = {
+        "name": "lbfgs",
+        "max_iter": LBFGS_ITERS,
+        "line_search_fn": "strong_wolfe",
+        "tolerance_grad": LBFGS_TOLERANCE_GRAD,
+    }
     d["schedule"] = {"name": "constant"}
     d["train"] = {**d["train"], "epochs": LBFGS_EPOCHS, "l2": l2, "l1": 0.0}
     return validate(d)
 
 
-def choose_l2(model: Net, feats: FeatureSplits, cfg: ExperimentConfig
-              ) -> tuple[float, dict[str, float]]:
+def choose_l2(
+    model: Net, feats: FeatureSplits, cfg: ExperimentConfig
+) -> tuple[float, dict[str, float]]:
     """Fit the head for each l2 of the grid (from the same fresh head) and keep the one with the
     best validation accuracy (ties: the lower validation loss). Returns (l2, {l2: val acc})."""
     import copy
@@ -368,20 +417,46 @@ def resolve_solver(solver: str | None, cfg: ExperimentConfig) -> tuple[str, bool
     """(solver, whether features can be cached, a note for the user) for linear mode."""
     if solver is not None and solver not in SOLVERS:
         raise UserError(f"--solver: must be one of {', '.join(SOLVERS)}, got {solver!r}")
-    changing = [f for f, on in (("data.augment", bool(cfg.data.augment)),
-                                ("train.tta", cfg.train.tta != "none")) if on]
-    averaging = [f for f, on in (("train.ema", cfg.train.ema is not None),
-                                 ("train.snapshots", bool(cfg.train.snapshots))) if on]
+    changing = [
+        f
+        for f, on in (
+            ("data.augment", bool(cfg.data.augment)),
+            ("train.tta", cfg.train.tta != "none"),
+        )
+        if on
+    ]
+    averaging = [
+        f
+        for f, on in (
+            ("train.ema", cfg.train.ema is not None),
+            ("train.snapshots", bool(cfg.train.snapshots)),
+        )
+        if on
+    ]
     if solver == "lbfgs" and (changing or averaging):
-        why = (f"{changing[0]} changes the inputs, so their features cannot be cached"
-               if changing else f"{averaging[0]} averages minibatch iterates")
-        raise UserError(f"--solver: lbfgs fits the head on cached features in one "
-                        f"deterministic problem, and {why}; use --solver optim or unset it")
+        why = (
+            f"{changing[0]} changes the inputs, so their features cannot be cached"
+            if changing
+            else f"{averaging[0]} averages minibatch iterates"
+        )
+        raise UserError(
+            f"--solver: lbfgs fits the head on cached features in one "
+            f"deterministic problem, and {why}; use --solver optim or unset it"
+        )
     if solver is None and (changing or averaging):
-        what = ("the head trains through the frozen body with the config's optimizer"
-                if changing else "the head trains with the config's optimizer")
-        return "optim", not changing, (f"solver: {(changing or averaging)[0]} is set, so {what} "
-                                       "(--solver optim) instead of L-BFGS on cached features")
+        what = (
+            "the head trains through the frozen body with the config's optimizer"
+            if changing
+            else "the head trains with the config's optimizer"
+        )
+        return (
+            "optim",
+            not changing,
+            (
+                f"solver: {(changing or averaging)[0]} is set, so {what} "
+                "(--solver optim) instead of L-BFGS on cached features"
+            ),
+        )
     return solver or "lbfgs", not changing, None
 
 
@@ -410,20 +485,31 @@ def check_input_shape(new: tuple[int, ...], old: tuple[int, ...], kind: str) -> 
     if tuple(new) == tuple(old):
         return
     if kind == "image" and len(new) == len(old) == 3 and new[0] == old[0]:
-        raise UserError(f"data.resize: the new images are {new[1]}x{new[2]}, the pretrained "
-                        f"network was trained on {old[1]}x{old[2]}; set data.resize: "
-                        f"[{old[1]}, {old[2]}]")
+        raise UserError(
+            f"data.resize: the new images are {new[1]}x{new[2]}, the pretrained "
+            f"network was trained on {old[1]}x{old[2]}; set data.resize: "
+            f"[{old[1]}, {old[2]}]"
+        )
     if len(new) == len(old) and len(new) > 1 and new[0] != old[0]:
-        raise UserError(f"data: the new inputs have {new[0]} channels, the pretrained network "
-                        f"takes {old[0]}")
-    raise UserError(f"data: the new inputs have shape {tuple(new)}, the pretrained network "
-                    f"takes {tuple(old)}")
+        raise UserError(
+            f"data: the new inputs have {new[0]} channels, the pretrained network takes {old[0]}"
+        )
+    raise UserError(
+        f"data: the new inputs have shape {tuple(new)}, the pretrained network takes {tuple(old)}"
+    )
 
 
-def setup_transfer(source: str | Path, config: ExperimentConfig | dict | str | Path, *,
-                   mode: str = "linear", unfreeze: int | str | None = None,
-                   lr_mult: float | None = None, normalize: str = "pretrained",
-                   overrides: Sequence[str] = (), solver: str | None = None) -> TransferSetup:
+def setup_transfer(
+    source: str | Path,
+    config: ExperimentConfig | dict | str | Path,
+    *,
+    mode: str = "linear",
+    unfreeze: int | str | None = None,
+    lr_mult: float | None = None,
+    normalize: str = "pretrained",
+    overrides: Sequence[str] = (),
+    solver: str | None = None,
+) -> TransferSetup:
     """Load the pretrained run and the new data, check they fit, build the model to train.
 
     Linear mode (see the module docstring) caches the frozen body's features when it can: the
@@ -438,20 +524,24 @@ def setup_transfer(source: str | Path, config: ExperimentConfig | dict | str | P
     if mode == "linear" and lr_mult is not None:
         raise UserError("--lr-mult: only with --mode finetune (linear trains the head only)")
     if mode != "linear" and solver is not None:
-        raise UserError("--solver: only with --mode linear (finetune trains with the config's "
-                        "optimizer)")
+        raise UserError(
+            "--solver: only with --mode linear (finetune trains with the config's optimizer)"
+        )
     if lr_mult is not None and not 0 < lr_mult <= 10:
         raise UserError(f"--lr-mult: must be in (0, 10], got {lr_mult}")
     pre = load_pretrained(source)
     cfg = as_config(config, overrides)
     notes = []
     if _user_set_model(config, overrides):
-        notes.append(f"model: taken from the pretrained run ({pre.config.model.kind}, width "
-                     f"{pre.config.model.width}, depth {pre.config.model.depth}); the config's "
-                     "model settings are not used")
+        notes.append(
+            f"model: taken from the pretrained run ({pre.config.model.kind}, width "
+            f"{pre.config.model.width}, depth {pre.config.model.depth}); the config's "
+            "model settings are not used"
+        )
     # the network is the pretrained one: its config is what the run directory records
-    cfg = validate({**cfg.model_dump(mode="json"), "model": pre.config.model.model_dump(
-        mode="json")})
+    cfg = validate(
+        {**cfg.model_dump(mode="json"), "model": pre.config.model.model_dump(mode="json")}
+    )
     # linear mode: how the head is fitted (checked before any data is loaded)
     name, cached, note = resolve_solver(solver, cfg) if mode == "linear" else (None, False, None)
     notes += [note] if note else []
@@ -461,16 +551,20 @@ def setup_transfer(source: str | Path, config: ExperimentConfig | dict | str | P
     from trainlab.optim import FULL_BATCH
 
     if mode == "finetune" and cfg.optim.name in FULL_BATCH and mult != 1.0 and n_unfrozen:
-        raise UserError(f"--lr-mult: {cfg.optim.name} takes one step over all parameters at once "
-                        "(no param groups); use a minibatch optimizer or --lr-mult 1")
+        raise UserError(
+            f"--lr-mult: {cfg.optim.name} takes one step over all parameters at once "
+            "(no param groups); use a minibatch optimizer or --lr-mult 1"
+        )
     splits = prepare(cfg.data)
     check_input_shape(splits.input_shape, pre.input_shape, splits.kind)
     ratio = float((splits.normalizer.std / pre.normalizer.std).mean())
     if normalize == "pretrained":
         if not (1 / SCALE_WARNING <= ratio <= SCALE_WARNING):
-            notes.append(f"normalize: the new inputs spread {ratio:.3g}x as wide as the "
-                         "pretraining data; with the pretrained statistics they reach the network "
-                         "off-scale: rescale them or use --normalize new")
+            notes.append(
+                f"normalize: the new inputs spread {ratio:.3g}x as wide as the "
+                "pretraining data; with the pretrained statistics they reach the network "
+                "off-scale: rescale them or use --normalize new"
+            )
         splits = splits.renormalized(pre.normalizer)
     model = new_head(pre.model, splits.num_classes, cfg.train.seed)
     trainable = freeze(model, n_unfrozen, stem=whole)
@@ -491,17 +585,34 @@ def setup_transfer(source: str | Path, config: ExperimentConfig | dict | str | P
             start = time.perf_counter()
             l2, sweep = choose_l2(model, splits, cfg)
             cfg = lbfgs_config(cfg, l2)
-            head.update({"l2": l2, "l2_search": sweep,
-                         "l2_search_seconds": round(time.perf_counter() - start, 3)})
-    settings = {"from": str(Path(source).resolve()), "mode": mode, "unfrozen_blocks": n_unfrozen,
-                "stem": whole, "lr_mult": mult, "normalize": normalize,
-                "solver": head.get("solver")}
+            head.update(
+                {
+                    "l2": l2,
+                    "l2_search": sweep,
+                    "l2_search_seconds": round(time.perf_counter() - start, 3),
+                }
+            )
+    settings = {
+        "from": str(Path(source).resolve()),
+        "mode": mode,
+        "unfrozen_blocks": n_unfrozen,
+        "stem": whole,
+        "lr_mult": mult,
+        "normalize": normalize,
+        "solver": head.get("solver"),
+    }
     info = {
-        "mode": mode, "unfrozen_blocks": n_unfrozen, "blocks": k, "from": str(source),
+        "mode": mode,
+        "unfrozen_blocks": n_unfrozen,
+        "blocks": k,
+        "from": str(source),
         "trainable": trainable,
         "trainable_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
-        "lr_mult": mult, "normalize": normalize,
-        "hint": hint(examples_per_class(splits.y_train)), "notes": notes, **head,
+        "lr_mult": mult,
+        "normalize": normalize,
+        "hint": hint(examples_per_class(splits.y_train)),
+        "notes": notes,
+        **head,
     }
     return TransferSetup(cfg, splits, model, lr_map, info, settings)
 
@@ -522,9 +633,11 @@ class TransferRecord(Callback):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         saved = state.get("transfer")
         if saved != self.setup.settings:
-            raise UserError("--resume: this run was started with other transfer settings "
-                            f"({saved}); resume with the same --from, --mode, --unfreeze, "
-                            "--lr-mult and --normalize")
+            raise UserError(
+                "--resume: this run was started with other transfer settings "
+                f"({saved}); resume with the same --from, --mode, --unfreeze, "
+                "--lr-mult and --normalize"
+            )
 
 
 def check_resume(out: str | Path, setup: TransferSetup) -> None:
@@ -533,29 +646,56 @@ def check_resume(out: str | Path, setup: TransferSetup) -> None:
     last = Path(out) / "last.pt"
     if not last.exists():
         return
-    saved = [s.get("transfer") for s in load_checkpoint(last).get("callbacks", [])
-             if isinstance(s, dict) and "transfer" in s]
+    saved = [
+        s.get("transfer")
+        for s in load_checkpoint(last).get("callbacks", [])
+        if isinstance(s, dict) and "transfer" in s
+    ]
     if not saved:
         raise UserError(f"--resume: {out} is not a transfer run; resume it with trainlab train")
     TransferRecord(setup).load_state_dict({"transfer": saved[0]})
 
 
-def transfer(source: str | Path, config: ExperimentConfig | dict | str | Path, *,
-             mode: str = "linear", unfreeze: int | str | None = None,
-             lr_mult: float | None = None, normalize: str = "pretrained",
-             out: str | Path | None = None, resume: bool = False, overrides: Sequence[str] = (),
-             callbacks: Sequence[Callback] = (), curves: bool = True,
-             solver: str | None = None) -> Result:
+def transfer(
+    source: str | Path,
+    config: ExperimentConfig | dict | str | Path,
+    *,
+    mode: str = "linear",
+    unfreeze: int | str | None = None,
+    lr_mult: float | None = None,
+    normalize: str = "pretrained",
+    out: str | Path | None = None,
+    resume: bool = False,
+    overrides: Sequence[str] = (),
+    callbacks: Sequence[Callback] = (),
+    curves: bool = True,
+    solver: str | None = None,
+) -> Result:
     """Transfer the network of the run in `source` to the data of `config` and train it (the
     Python API of `trainlab transfer`); the result carries mode, unfrozen_blocks, from, hint."""
     from trainlab.train.rundir import default_run_dir
 
-    setup = setup_transfer(source, config, mode=mode, unfreeze=unfreeze, lr_mult=lr_mult,
-                           normalize=normalize, overrides=overrides, solver=solver)
+    setup = setup_transfer(
+        source,
+        config,
+        mode=mode,
+        unfreeze=unfreeze,
+        lr_mult=lr_mult,
+        normalize=normalize,
+        overrides=overrides,
+        solver=solver,
+    )
     if out is None:
         out = default_run_dir(config if isinstance(config, (str, Path)) else None)
     if resume:
         check_resume(out, setup)
-    return train(setup.config, out=out, resume=resume,
-                 callbacks=[*callbacks, TransferRecord(setup)], splits=setup.splits,
-                 model=setup.model, lr_mult=setup.lr_mult, curves=curves)
+    return train(
+        setup.config,
+        out=out,
+        resume=resume,
+        callbacks=[*callbacks, TransferRecord(setup)],
+        splits=setup.splits,
+        model=setup.model,
+        lr_mult=setup.lr_mult,
+        curves=curves,
+    )
