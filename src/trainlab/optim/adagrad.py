@@ -8,7 +8,14 @@ from typing import Any
 import torch
 
 from trainlab.optim import checks
-from trainlab.optim.base import Tensorish, TrainlabOptimizer, direction, dx_of_step, scalar_dtype
+from trainlab.optim.base import (
+    Tensorish,
+    TrainlabOptimizer,
+    direction,
+    dx_of_step,
+    scalar_dtype,
+    scalars,
+)
 
 
 class Adagrad(TrainlabOptimizer):
@@ -63,6 +70,12 @@ class Adagrad(TrainlabOptimizer):
     def _buffers(self, group: dict[str, Any]) -> tuple[str, ...]:
         return ("sum",)
 
+    def _sparse(self, group: dict[str, Any]) -> None:
+        """Sparse gradients are taken (densified: the same numbers as torch's sparse update,
+        since untouched entries move by 0), without weight decay, as in torch."""
+        if group["weight_decay"] != 0:
+            raise RuntimeError("weight_decay option is not compatible with sparse gradients")
+
     def _init_state(self, group: dict[str, Any], param: torch.Tensor, state: dict) -> None:
         init = float(group["initial_accumulator_value"])
         state["step"] = torch.tensor(0.0, dtype=scalar_dtype())
@@ -74,10 +87,11 @@ class Adagrad(TrainlabOptimizer):
 
     def _hyper(self, group: dict[str, Any], phase: Hashable) -> dict[str, Any]:
         h = self._common(group)
+        num = scalars(group)
         # the learning rate decays as 1/t when lr_decay > 0: lr / (1 + (t - 1) * lr_decay)
         h.update(
-            eps=float(group["eps"]),
-            clr=h["lr"] / (1 + (float(phase) - 1) * float(group["lr_decay"])),
+            eps=num(group["eps"]),
+            clr=h["lr"] / (1 + (float(phase) - 1) * num(group["lr_decay"])),
         )
         return h
 

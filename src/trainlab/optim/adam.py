@@ -7,8 +7,9 @@ from typing import Any
 
 import torch
 
+from trainlab.errors import UserError
 from trainlab.optim import checks
-from trainlab.optim.base import Tensorish, TrainlabOptimizer, direction
+from trainlab.optim.base import Tensorish, TrainlabOptimizer, direction, scalars
 
 
 class Adam(TrainlabOptimizer):
@@ -34,7 +35,7 @@ class Adam(TrainlabOptimizer):
     ) -> None:
         defaults = {
             "lr": lr,
-            "betas": checks.betas(betas, "optim.betas"),
+            "betas": betas,
             "eps": eps,
             "weight_decay": weight_decay,
             "amsgrad": amsgrad,
@@ -59,7 +60,19 @@ class Adam(TrainlabOptimizer):
             group.setdefault("fused", None)
 
     def _check_group(self, group: dict[str, Any], field: Callable[[str], str]) -> None:
-        group["betas"] = checks.betas(group["betas"], field("betas"))
+        betas = group["betas"]
+        checks.betas(betas, field("betas"))
+        if group.get("foreach") and not group.get("capturable"):  # as torch.optim.Adam says
+            if isinstance(group["lr"], torch.Tensor):
+                raise UserError(
+                    f"{field('lr')}: lr as a Tensor is not supported for capturable=False "
+                    "and foreach=True"
+                )
+            if isinstance(betas[0], torch.Tensor):
+                raise UserError(
+                    f"{field('betas')}: betas[0] as a Tensor is not supported for "
+                    "capturable=False and foreach=True"
+                )
         checks.positive(group["eps"], field("eps"))
         checks.nonnegative(group["weight_decay"], field("weight_decay"))
         checks.flag(group["amsgrad"], field("amsgrad"))
@@ -70,7 +83,8 @@ class Adam(TrainlabOptimizer):
 
     def _hyper(self, group: dict[str, Any], phase: Hashable) -> dict[str, Any]:
         h = self._common(group)
-        beta1, beta2 = (float(b) for b in group["betas"])
+        num = scalars(group)
+        beta1, beta2 = (num(b) for b in group["betas"])
         t = float(phase)
         decoupled = bool(group["decoupled_weight_decay"]) and h["l2"]
         h.update(
@@ -80,7 +94,7 @@ class Adam(TrainlabOptimizer):
             beta2=beta2,
             one_minus_beta1=1 - beta1,
             one_minus_beta2=1 - beta2,
-            eps=float(group["eps"]),
+            eps=num(group["eps"]),
             amsgrad=bool(group["amsgrad"]),
             # bias correction: first_unbias = first_moment / (1 - beta1**t), second alike
             step_size=h["lr"] / (1 - beta1**t),

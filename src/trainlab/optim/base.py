@@ -8,17 +8,21 @@ hooks, plus what every optimizer of the lecture shares, written once here:
   multi-tensor path (the same function on TensorLists, one torch._foreach_* call per operation)
   and the compiled path (the same function compiled into one fused pass per tensor; see
   compiled.py for when);
+- differentiable=True: the for-loop path with autograd on, hyperparameters kept as given (a
+  tensor lr, betas or weight_decay gets a gradient), as torch.optim does;
+- sparse gradients (SGD, Adagrad: densified, which gives torch's numbers) and `step` saved as a
+  plain number (converted on load), as torch.optim accepts them;
 - diagnostics() computed from the state on demand, so the step pays nothing for them;
 - a per-group plan cached between steps (_Plan), so that a step's own Python work is a few list
   comprehensions and one call per compiled chunk (see _step_group).
 
 A subclass supplies: _check_group (argument checks), _buffers (state names), _hyper (the scalars
-of one step, as Python floats and bools), _update (the equations) and _inspect (what to watch).
+of one step: floats, or the group's tensors when differentiable, and bools), _update (the
+equations) and _inspect (what to watch).
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Hashable
 from typing import Any
 
@@ -27,7 +31,7 @@ import torch
 from trainlab.errors import UserError
 from trainlab.optim import checks, compiled
 from trainlab.optim.diagnostics import Watch
-from trainlab.optim.tensorlist import TensorList
+from trainlab.optim.tensorlist import Differentiable, TensorList
 
 Tensorish = Any  # a torch.Tensor or a TensorList: the update functions take either
 
@@ -59,6 +63,20 @@ def dx_of_step(
     return dx / (1 - wd * step_size)
 
 
+def scalars(group: dict[str, Any]) -> Callable[[Any], Any]:
+    """How _hyper reads a group's numbers: as floats, or as given (tensors stay tensors, so the
+    update is differentiable with respect to them) when the group is differentiable."""
+    return _as_given if group.get("differentiable") else float
+
+
+def _as_given(x: Any) -> Any:
+    return x
+
+
+#: devices torch.optim's fused kernels run on (fused=True elsewhere raises, as in torch)
+FUSED_DEVICES = ("cpu", "cuda", "mps", "xpu", "hpu", torch._C._get_privateuse1_backend_name())
+
+
 def scalar_dtype() -> torch.dtype:
     """torch.optim's dtype for `step`: float32, or float64 when that is the default dtype."""
     return torch.float64 if torch.get_default_dtype() == torch.float64 else torch.float32
@@ -76,12 +94,13 @@ class _Plan:
     the same parameters in the same order, exactly these have gradients, the buffer names are the
     same and every state still holds its buffers. add_param_group and load_state_dict drop it.
     TRAINLAB_COMPILE is read when the plan is made (reading the environment costs microseconds).
+    `start`: the step from which the group runs compiled (None: never; see compiled.py).
     The step number is then kept here, in Python (no .item() per parameter per step), and the
     state's `step` tensors become 0-d views of one small tensor, `counter`, advanced by one add_
     (a multi-tensor add over 0-d CPU tensors costs ~2 us per tensor; torch.optim accepts such
     views, also through a state_dict)."""
 
-    __slots__ = ("ids", "params", "idle", "names", "phase", "counter", "how")
+    __slots__ = ("ids", "params", "idle", "names", "phase", "counter", "how", "start")
 
     def __init__(
         self,
@@ -97,6 +116,7 @@ class _Plan:
         self.phase = phase
         self.counter: torch.Tensor | None = None
         self.how = compiled.mode()  # TRAINLAB_COMPILE, read when the plan is made
+        self.start = compiled.compile_from(params) if self.how == "auto" else self.how
 
     def share_steps(self, states: list[dict]) -> None:
         """Make the states' `step` tensors views of one tensor (when all are 0-d CPU tensors of
@@ -120,39 +140,39 @@ class TrainlabOptimizer(torch.optim.Optimizer):
     """Shared machinery of SGD, Adagrad, RMSprop, Adam and AdamW (see the module docstring)."""
 
     def __init__(self, params: Any, defaults: dict[str, Any]) -> None:
-        if defaults.get("differentiable"):
-            raise UserError(
-                f"optim.differentiable: {type(self).__name__} of trainlab.optim does "
-                "not differentiate through its step; use torch.optim for that"
-            )
+        """Arguments are checked before `params`, as torch.optim does (same exception types)."""
+        if defaults.get("fused") and defaults.get("differentiable"):
+            raise RuntimeError("`fused` does not support `differentiable`")
+        if defaults.get("fused") and defaults.get("foreach"):
+            raise RuntimeError("`fused` and `foreach` cannot be `True` together.")
         if defaults.get("capturable"):
             raise UserError(
-                f"optim.capturable: {type(self).__name__} of trainlab.optim does not "
-                "support CUDA-graph capture; leave capturable=False"
+                "capturable: CUDA-graph capture is not supported by trainlab.optim; "
+                "leave capturable=False"
             )
-        if defaults.get("foreach") and defaults.get("fused"):
-            raise UserError("optim.fused: fused=True and foreach=True cannot be used together")
+        self._check(defaults, str)
         super().__init__(params, defaults)
         self._runtime()
 
     def _runtime(self) -> None:
         """Bookkeeping that is not part of the state_dict (and survives a pickle round trip)."""
         d = self.__dict__
-        d.setdefault("_eager_seconds", {})  # per group: seconds spent in uncompiled updates
         d.setdefault("_memo", {})  # per group: its compiled update
         d.setdefault("_last", {})  # per group: its hyperparameters at the last step
         d.setdefault("_plans", {})  # per group: its _Plan
-        d.setdefault("_compiling", set())  # groups the ski-rental rule has switched to compiling
         #: the path the last step took: "for-loop", "foreach" or "compiled" (for benchmarks, tests)
         d.setdefault("execution_path", None)
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        """Also the end of load_state_dict: new state tensors, so every cached plan goes."""
+        """Also the end of load_state_dict: new state tensors, so every cached plan goes; a
+        `step` saved as a plain number (older checkpoints) becomes torch's 0-d tensor."""
         super().__setstate__(state)
         self._runtime()
         self._plans.clear()
         self._memo.clear()
-        self._compiling.clear()
+        for s in self.state.values():
+            if "step" in s and not isinstance(s["step"], torch.Tensor):
+                s["step"] = torch.tensor(float(s["step"]), dtype=scalar_dtype())
 
     # ---- param groups --------------------------------------------------------------------------
     def add_param_group(self, param_group: dict[str, Any]) -> None:
@@ -164,13 +184,15 @@ class TrainlabOptimizer(torch.optim.Optimizer):
             self._memo.pop(index, None)
 
         def field(key: str) -> str:
-            return f"optim.param_groups[{index}].{key}" if key in explicit else f"optim.{key}"
+            return f"param_groups[{index}].{key}" if key in explicit else key
 
-        group = self.param_groups[-1]
+        self._check(self.param_groups[-1], field)
+
+    def _check(self, group: dict[str, Any], field: Callable[[str], str]) -> None:
+        """Check a group's arguments (`field` names them in messages)."""
         checks.nonnegative(group["lr"], field("lr"))
-        for key in ("maximize",):
-            checks.flag(group[key], field(key))
-        for key in ("foreach", "fused"):
+        checks.flag(group["maximize"], field("maximize"))
+        for key in ("foreach", "fused", "differentiable"):
             if group.get(key) is not None:
                 checks.flag(group[key], field(key))
         self._check_group(group, field)
@@ -209,7 +231,7 @@ class TrainlabOptimizer(torch.optim.Optimizer):
         torch._foreach_add_(steps, 1.0)
         return [s.item() for s in steps]
 
-    def _advance(self, plan: _Plan, states: list[dict]) -> Hashable:
+    def _advance(self, group: dict[str, Any], plan: _Plan, states: list[dict]) -> Hashable:
         """The next step's phase on the cached plan, advancing the state's `step` tensors as
         _prepare would (one add_ on the plan's counter)."""
         if plan.counter is not None:
@@ -250,25 +272,34 @@ class TrainlabOptimizer(torch.optim.Optimizer):
     @staticmethod
     def _common(group: dict[str, Any]) -> dict[str, Any]:
         """Scalars every update uses: lr, maximize and the L2 weight decay."""
-        wd = float(group["weight_decay"])
+        num = scalars(group)
+        wd = num(group["weight_decay"])
         return {
-            "lr": float(group["lr"]),
+            "lr": num(group["lr"]),
             "maximize": bool(group["maximize"]),
             "weight_decay": wd,
-            "l2": wd != 0,
+            "l2": bool(wd != 0),
         }
+
+    def _count(self, group: dict[str, Any], phase: Hashable) -> int:
+        """The group's step number (what the switch to the compiled path depends on)."""
+        return int(phase)  # type: ignore[call-overload]
+
+    def _sparse(self, group: dict[str, Any]) -> None:
+        """Sparse gradients: refused as torch.optim refuses them (SGD and Adagrad take them)."""
+        raise RuntimeError(f"{type(self).__name__} does not support sparse gradients")
 
     # ---- the step ------------------------------------------------------------------------------
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
         """Perform one optimization step (the closure, if given, re-evaluates the loss first).
-        The update runs without autograd (grad mode switched directly: the torch.no_grad()
-        decorator costs a context-manager object per call)."""
+        The update runs without autograd unless differentiable=True (grad mode switched
+        directly: the torch.no_grad() decorator costs a context-manager object per call)."""
         loss = None
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
         grad_was = torch.is_grad_enabled()
-        torch._C._set_grad_enabled(False)
+        torch._C._set_grad_enabled(bool(self.defaults.get("differentiable")))
         try:
             for index, group in enumerate(self.param_groups):
                 self._step_group(index, group)
@@ -294,7 +325,7 @@ class TrainlabOptimizer(torch.optim.Optimizer):
                 except KeyError:  # state cleared or replaced: the full step rebuilds it
                     pass
                 else:
-                    phase = plan.phase = self._advance(plan, states)
+                    phase = plan.phase = self._advance(group, plan, states)
                     self._last[index] = dict(group)
                     self._run(
                         index,
@@ -303,8 +334,8 @@ class TrainlabOptimizer(torch.optim.Optimizer):
                         grads,
                         buffers,
                         self._hyper(group, phase),
-                        whole=True,
-                        how=plan.how,
+                        plan.start,
+                        self._count(group, phase),
                     )
                     return
             del self._plans[index]
@@ -317,18 +348,25 @@ class TrainlabOptimizer(torch.optim.Optimizer):
         if not params:
             return
         grads = [p.grad for p in params]
+        if group.get("fused"):
+            for p in params:
+                if p.device.type not in FUSED_DEVICES or not torch.is_floating_point(p):
+                    raise RuntimeError(
+                        "`fused=True` requires all the params to be floating point Tensors "
+                        f"of supported devices: {list(FUSED_DEVICES)} but {p.dtype} and "
+                        f"{p.device.type}"
+                    )
+        cached = not group.get("differentiable")
         if any(g.is_sparse for g in grads):
-            raise UserError(
-                f"optim: {type(self).__name__} of trainlab.optim does not take sparse "
-                "gradients; use dense gradients or torch.optim.SparseAdam"
-            )
+            self._sparse(group)  # raises where not supported
+            grads = [g.to_dense() if g.is_sparse else g for g in grads]
+            cached = False
         states = (
             [self.state[p] for p in params] if self._keeps_state(group) else [{} for _ in params]
         )
         phases = self._prepare(group, params, states)
         names = self._buffers(group)
         self._last[index] = dict(group)
-        cached = True
         if any(p.is_complex() for p in params):
             cached = False
             params, grads = [_real(p) for p in params], [_real(g) for g in grads]
@@ -342,42 +380,36 @@ class TrainlabOptimizer(torch.optim.Optimizer):
                 by_phase.setdefault(ph, []).append(i)
             parts = list(by_phase.items())
             cached = False
+        start = compiled.mode()
+        if start == "auto":
+            start = compiled.compile_from(params)
         if cached:
             self._plans[index] = plan = _Plan(group, params, names, first)
+            start = plan.start
             if names:
                 plan.share_steps(states)
         for phase, idx in parts:
-            h = self._hyper(group, phase)
             self._run(
                 index,
                 group,
                 [params[i] for i in idx],
                 [grads[i] for i in idx],
                 {n: [states[i][n] for i in idx] for n in names},
-                h,
-                whole=len(parts) == 1,
+                self._hyper(group, phase),
+                start if len(parts) == 1 else 0,
+                self._count(group, phase),
             )
 
-    def _path(
-        self,
-        index: int,
-        group: dict[str, Any],
-        params: list[torch.Tensor],
-        h: dict[str, Any],
-        whole: bool,
-        how: str | None = None,
-    ) -> str:
-        if group.get("foreach") is False:
+    def _path(self, group: dict[str, Any], h: dict[str, Any], start: Any, step: int) -> str:
+        """for-loop, foreach or compiled: compiled from step `start` (see compiled.py; None:
+        never, but fused=True asks for it from the first step; 0: never, whatever fused says)."""
+        if group.get("foreach") is False or group.get("differentiable"):
             return "for-loop"
-        if group.get("foreach") or not whole or not self._compilable(h):
+        if group.get("foreach") or not self._compilable(h) or not compiled.available():
             return "foreach"
-        how = how or compiled.mode()
-        if how == "off" or not compiled.available():
+        if start == 0 or start is None and not group.get("fused"):
             return "foreach"
-        if how == "always" or group.get("fused") or index in self._compiling:
-            return "compiled"
-        if compiled.worth_compiling(params, self._eager_seconds.get(index, 0.0)):
-            self._compiling.add(index)  # for good: the bill is paid
+        if group.get("fused") or step >= start:
             return "compiled"
         return "foreach"
 
@@ -389,10 +421,10 @@ class TrainlabOptimizer(torch.optim.Optimizer):
         grads: list[torch.Tensor],
         buffers: dict[str, list[torch.Tensor]],
         h: dict[str, Any],
-        whole: bool,
-        how: str | None = None,
+        start: Any,
+        step: int,
     ) -> None:
-        path = self._path(index, group, params, h, whole, how)
+        path = self._path(group, h, start, step)
         if path == "compiled":
             left = compiled.run(
                 self._update, params, grads, buffers, h, self._memo.setdefault(index, {})
@@ -408,7 +440,6 @@ class TrainlabOptimizer(torch.optim.Optimizer):
                 self.execution_path = "compiled"
                 return
             path = "foreach"
-        start = time.perf_counter()
         if path == "foreach":
             self._update(
                 TensorList(params),
@@ -417,11 +448,11 @@ class TrainlabOptimizer(torch.optim.Optimizer):
                 h,
             )
         else:
+            wrap = Differentiable if group.get("differentiable") else _as_given
             for i, p in enumerate(params):
-                self._update(p, grads[i], {n: b[i] for n, b in buffers.items()}, h)
-        self._eager_seconds[index] = (
-            self._eager_seconds.get(index, 0.0) + time.perf_counter() - start
-        )
+                self._update(
+                    wrap(p), wrap(grads[i]), {n: wrap(b[i]) for n, b in buffers.items()}, h
+                )
         self.execution_path = path
 
     # ---- diagnostics ---------------------------------------------------------------------------

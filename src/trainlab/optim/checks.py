@@ -1,5 +1,6 @@
-"""Checks of optimizer arguments: a bad value raises UserError naming the field and what is
-allowed, e.g. "optim.lr: must be a finite number >= 0, got -1"."""
+"""Checks of optimizer arguments: a bad value raises UserError (a ValueError, as torch.optim's)
+naming the argument, with torch.optim's own words, e.g. "lr: Invalid learning rate: -1; must be
+a finite number >= 0". The config layer puts `optim.` in front (registry.create)."""
 
 from __future__ import annotations
 
@@ -11,17 +12,37 @@ import torch
 
 from trainlab.errors import UserError
 
+#: torch.optim's words for a bad value of an argument (its tests match them)
+TORCH_WORDS = {
+    "lr": "Invalid learning rate",
+    "eps": "Invalid epsilon value",
+    "momentum": "Invalid momentum value",
+    "weight_decay": "Invalid weight_decay value",
+    "alpha": "Invalid alpha value",
+    "lr_decay": "Invalid lr_decay value",
+    "initial_accumulator_value": "Invalid initial_accumulator_value value",
+    "betas.0": "Invalid beta parameter at index 0",
+    "betas.1": "Invalid beta parameter at index 1",
+}
+
+
+def _refuse(field: str, value: Any, allowed: str) -> UserError:
+    words = TORCH_WORDS.get(field.rsplit("].", 1)[-1])
+    said = f"{words}: {value}; " if words else f"got {value!r}; "
+    return UserError(f"{field}: {said}must be {allowed}")
+
 
 def as_float(value: Any, field: str) -> float:
     """`value` as a Python float (a 1-element tensor is accepted, as torch.optim does for lr)."""
     if isinstance(value, torch.Tensor):
         if value.numel() != 1:
+            name = field.rsplit("].", 1)[-1]
             raise UserError(
-                f"{field}: a tensor value must have 1 element, got shape {tuple(value.shape)}"
+                f"{field}: Tensor {name} must be 1-element, got shape {tuple(value.shape)}"
             )
         return float(value.item())
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise UserError(f"{field}: must be a number, got {value!r}")
+        raise _refuse(field, value, "a number")
     return float(value)
 
 
@@ -39,8 +60,7 @@ def finite(
     lo_ok = x > low if low_open else x >= low
     hi_ok = x < high if high_open else x <= high
     if not (math.isfinite(x) and lo_ok and hi_ok):
-        allowed = _interval(low, high, low_open, high_open)
-        raise UserError(f"{field}: must be a finite number {allowed}, got {value!r}")
+        raise _refuse(field, value, f"a finite number {_interval(low, high, low_open, high_open)}")
     return x
 
 
@@ -58,14 +78,17 @@ def beta(value: Any, field: str) -> float:
 
 
 def betas(value: Any, field: str) -> tuple[float, float]:
+    """(beta1, beta2), each in [0, 1): both numbers or both tensors, as torch.optim asks."""
     if not isinstance(value, (tuple, list)) or len(value) != 2:
-        raise UserError(f"{field}: must be a pair (beta1, beta2) in [0, 1), got {value!r}")
+        raise _refuse(field, value, "a pair (beta1, beta2) in [0, 1)")
+    if isinstance(value[0], torch.Tensor) != isinstance(value[1], torch.Tensor):
+        raise UserError(f"{field}: betas must be either both floats or both Tensors")
     return beta(value[0], f"{field}.0"), beta(value[1], f"{field}.1")
 
 
 def flag(value: Any, field: str) -> bool:
     if not isinstance(value, bool):
-        raise UserError(f"{field}: must be true or false, got {value!r}")
+        raise _refuse(field, value, "true or false")
     return value
 
 

@@ -2,21 +2,26 @@
 tensor (each element of param, grad and state read once and written once), so the step runs at
 the machine's memory bandwidth like torch's fused kernels, without being written in C++.
 
-When (measured on the 2-core CPU box this was written on): compiling costs seconds, about 3-7 s
-for a few large tensors and ~0.5 s more per large tensor when cold (74 tensors: ~14 s), a tenth
-of that when inductor's on-disk cache already holds the graphs. So by default a CPU param group
-is compiled only once it has spent about that long in uncompiled steps (the ski-rental rule: keep
-paying per step until the bill reaches the price of buying; a short run never waits for a
-compiler, a long run pays at most twice the best possible), and only if it has a tensor of
-COMPILE_MIN_NUMEL elements (16K) or more. Since compiled graphs are called directly (see _Graph),
-compiling pays on small models too: on the MNIST-1D CNN (53K parameters in 11 tensors) an Adam
-step took 82 us compiled against 273 us on the multi-tensor path (momentum: 58 against 69 us).
-On a CUDA device the multi-tensor path is about as fast (both launch-bound on an H100 at 13.6M
-parameters), so there it compiles only when asked. The environment variable TRAINLAB_COMPILE
-overrides the rule: 0 never compiles, 1 compiles every group from its first step, auto (the
-default) follows the rule; fused=True asks for it for one optimizer. If compiling fails (no C++
-compiler, for instance) we warn once and stay on the multi-tensor path for the rest of the
-process.
+When: compiling costs seconds (measured on the 2-core CPU box this was written on: about 3-7 s
+for a few large tensors and ~0.5 s more per large tensor when cold, 74 tensors: ~14 s; a tenth
+of that when inductor's on-disk cache already holds the graphs), and the compiled update rounds
+differently from the multi-tensor one (last bits). So the switch is a function of the parameters
+and the step count only, never of the clock, and a resumed run switches at the same step as an
+uninterrupted one (the step count is in the state_dict). By default (TRAINLAB_COMPILE=auto) a CPU
+param group runs compiled from step `compile_from(params)`: the ski-rental rule with modelled
+costs instead of measured ones (keep paying per step until the bill reaches the price of buying:
+a short run never waits for a compiler, a long run pays at most about twice the best possible).
+The modelled eager step is EAGER_NS_PER_ELEMENT per element plus EAGER_US_PER_TENSOR per tensor
+(measured: 0.6-2.3 ns per element on 13.6M parameters, 13-60 us per small tensor), the modelled
+compile COMPILE_SECONDS or SECONDS_PER_TENSOR per compiled tensor if more; groups whose large
+tensors hold fewer than COMPILE_MIN_NUMEL elements never compile. Examples: 13.6M parameters in
+7 tensors compile from step 117; the MNIST-1D CNN (53K parameters in 11 tensors) from step 13,390,
+so its short runs stay on the multi-tensor path. On a CUDA device the multi-tensor path is about
+as fast (both launch-bound on an H100 at 13.6M parameters), so there it compiles only when asked.
+TRAINLAB_COMPILE overrides the rule: 0 never compiles, N (an integer >= 1) compiles from step N
+(1: from the first step), auto (the default) follows the rule; fused=True asks for step 1 for one
+optimizer. If compiling fails (no C++ compiler, for instance) we warn once and stay on the
+multi-tensor path for the rest of the process.
 
 How: the float hyperparameters go in packed in one tensor, so a learning rate that changes every
 step (an LR scheduler) does not recompile; flags (bools) are baked into the graph. On the CPU
@@ -39,6 +44,7 @@ multi-tensor path rather than wait minutes for the compiler.
 from __future__ import annotations
 
 import itertools
+import math
 import operator
 import os
 import types
@@ -52,8 +58,10 @@ import torch
 from trainlab.errors import UserError
 
 COMPILE_MIN_NUMEL = 1 << 14
-COMPILE_AFTER_SECONDS = 2.0
-SECONDS_PER_TENSOR = 0.5  # cold compile cost per large tensor, measured (74 tensors: ~14 s)
+COMPILE_SECONDS = 3.0  # modelled cold compile cost of a param group
+SECONDS_PER_TENSOR = 0.5  # ... or per compiled tensor, if more (74 tensors: ~14 s measured)
+EAGER_NS_PER_ELEMENT = 1.5  # modelled multi-tensor step cost per element
+EAGER_US_PER_TENSOR = 30.0  # ... and per tensor (dispatch, Python)
 ENV_VAR = "TRAINLAB_COMPILE"
 SMALL_NUMEL = 1 << 14  # tensors below this are "small"
 SMALL_IN_GRAPH = 16  # a group's small tensors are compiled too when there are at most this many
@@ -65,31 +73,34 @@ _cache: OrderedDict[tuple, _Graph] = OrderedDict()
 _broken: str | None = None  # why compiling failed in this process, if it did
 
 
-def mode() -> str:
-    """'off', 'always' or 'auto', from TRAINLAB_COMPILE (unset means auto)."""
+def mode() -> str | int:
+    """'auto', or the step from which to compile (0: never), from TRAINLAB_COMPILE."""
     raw = os.environ.get(ENV_VAR, "auto").strip().lower()
-    if raw in ("0", "off", "false", "no"):
-        return "off"
-    if raw in ("1", "on", "true", "yes", "always"):
-        return "always"
+    if raw in ("off", "false", "no"):
+        return 0
+    if raw in ("on", "true", "yes", "always"):
+        return 1
     if raw in ("", "auto"):
         return "auto"
-    raise UserError(f"{ENV_VAR}: must be 0, 1 or auto, got {raw!r}")
+    if raw.isdigit():
+        return int(raw)
+    raise UserError(f"{ENV_VAR}: must be auto, 0 (never) or a step number N >= 1, got {raw!r}")
 
 
-def worth_compiling(params: list[torch.Tensor], eager_seconds: float) -> bool:
-    """The ski-rental rule for a CPU param group that has spent `eager_seconds` in uncompiled
-    updates: compile once that is about what compiling it will cost (COMPILE_AFTER_SECONDS, or
-    SECONDS_PER_TENSOR for each large tensor if more), and only if its large tensors are big
-    enough for fusing to pay (COMPILE_MIN_NUMEL elements)."""
-    if eager_seconds < COMPILE_AFTER_SECONDS or params[0].device.type != "cpu":
-        return False
+def compile_from(params: list[torch.Tensor]) -> int | None:
+    """The step from which TRAINLAB_COMPILE=auto runs a param group compiled (None: never): the
+    first step at which the modelled eager steps have cost the modelled compile (see above)."""
+    if params[0].device.type != "cpu":
+        return None
     large = [p.numel() for p in params if p.numel() >= SMALL_NUMEL]
+    if sum(large) < COMPILE_MIN_NUMEL:
+        return None
     small = len(params) - len(large)
     compiled = len(large) + (small if small <= SMALL_IN_GRAPH else 0)
-    return sum(large) >= COMPILE_MIN_NUMEL and eager_seconds >= max(
-        COMPILE_AFTER_SECONDS, SECONDS_PER_TENSOR * compiled
-    )
+    cost = max(COMPILE_SECONDS, SECONDS_PER_TENSOR * compiled)
+    numel = sum(p.numel() for p in params)
+    eager = 1e-9 * EAGER_NS_PER_ELEMENT * numel + 1e-6 * EAGER_US_PER_TENSOR * len(params)
+    return max(2, math.ceil(cost / eager))
 
 
 def available() -> bool:

@@ -16,17 +16,19 @@ from trainlab.optim.newton import Newton
 from trainlab.optim.rmsprop import RMSprop
 from trainlab.optim.sgd import SGD
 
-#: name -> (class, defaults the name adds on top of the class's own)
+#: name -> (class, the lecture's settings where they differ from the class's own defaults).
+#: The classes keep torch.optim's defaults (drop-in); configs and create() use these, and the
+#: config schemas read their defaults from here (defaults()). docs/optimizers.md lists each.
 OPTIMIZERS: dict[str, tuple[type[torch.optim.Optimizer], dict[str, Any]]] = {
-    "sgd": (SGD, {}),
-    "momentum": (SGD, {"momentum": 0.9}),  # the lecture's SGD+momentum, rho = 0.9
-    "nesterov": (SGD, {"momentum": 0.9, "nesterov": True}),
+    "sgd": (SGD, {"lr": 1e-2}),  # torch: 1e-3
+    "momentum": (SGD, {"lr": 1e-2, "momentum": 0.9}),  # the lecture's rho = 0.9; torch: 0
+    "nesterov": (SGD, {"lr": 1e-2, "momentum": 0.9, "nesterov": True}),
     "adagrad": (Adagrad, {}),
-    "rmsprop": (RMSprop, {}),
+    "rmsprop": (RMSprop, {"lr": 1e-3}),  # the lecture's RMSProp lr; torch: 1e-2
     "adam": (Adam, {}),
     "adamw": (AdamW, {}),
-    "lbfgs": (LBFGS, {}),
-    "newton": (Newton, {}),
+    "lbfgs": (LBFGS, {"line_search_fn": "strong_wolfe"}),  # torch: None (fixed step lr)
+    "newton": (Newton, {"damping": 1e-4}),  # keeps the Hessian invertible; class: 0
 }
 
 #: optimizers meant for full-batch, deterministic problems (one step sees the whole data set)
@@ -37,6 +39,15 @@ def arguments(name: str) -> list[str]:
     """The keyword arguments optimizer `name` accepts (besides params)."""
     cls, _ = _lookup(name)
     return [p for p in inspect.signature(cls.__init__).parameters if p not in ("self", "params")]
+
+
+def defaults(name: str) -> dict[str, Any]:
+    """Every argument of optimizer `name` with its default as a config gets it: the class's
+    (torch's) defaults, with the lecture's settings on top."""
+    cls, preset = _lookup(name)
+    params = inspect.signature(cls.__init__).parameters
+    own = {k: p.default for k, p in params.items() if k not in ("self", "params")}
+    return {**own, **preset}
 
 
 def _lookup(name: str) -> tuple[type[torch.optim.Optimizer], dict[str, Any]]:
@@ -50,7 +61,8 @@ def _lookup(name: str) -> tuple[type[torch.optim.Optimizer], dict[str, Any]]:
 
 def create(name: str, params: Any, **kwargs: Any) -> torch.optim.Optimizer:
     """Build optimizer `name` over `params` (tensors, (name, tensor) pairs or param groups);
-    kwargs are the class's constructor arguments and override the name's defaults."""
+    kwargs are the class's constructor arguments and override the name's defaults. A bad
+    argument's message names it as a config does: `optim.lr: ...`."""
     cls, preset = _lookup(name)
     allowed = arguments(name)
     unknown = sorted(set(kwargs) - set(allowed))
@@ -59,4 +71,8 @@ def create(name: str, params: Any, **kwargs: Any) -> torch.optim.Optimizer:
             f"optim.{unknown[0]}: not an argument of {name}; allowed: {', '.join(allowed)}"
         )
     factory: Callable[..., torch.optim.Optimizer] = cls
-    return factory(params, **{**preset, **kwargs})
+    try:
+        return factory(params, **{**preset, **kwargs})
+    except UserError as err:  # the class names the argument; a config calls it optim.<argument>
+        message = str(err)
+        raise UserError(message if message.startswith("optim.") else f"optim.{message}") from None

@@ -8,7 +8,7 @@ from typing import Any
 import torch
 
 from trainlab.optim import checks
-from trainlab.optim.base import Tensorish, TrainlabOptimizer, direction, dx_of_step
+from trainlab.optim.base import Tensorish, TrainlabOptimizer, direction, dx_of_step, scalars
 
 
 class RMSprop(TrainlabOptimizer):
@@ -70,13 +70,14 @@ class RMSprop(TrainlabOptimizer):
 
     def _hyper(self, group: dict[str, Any], phase: Hashable) -> dict[str, Any]:
         h = self._common(group)
-        alpha, momentum = float(group["alpha"]), float(group["momentum"])
+        num = scalars(group)
+        alpha, momentum = num(group["alpha"]), num(group["momentum"])
         h.update(
             alpha=alpha,
             one_minus_alpha=1 - alpha,
-            eps=float(group["eps"]),
+            eps=num(group["eps"]),
             momentum=momentum,
-            momentum_on=momentum > 0,
+            momentum_on=bool(momentum > 0),
             centered=bool(group["centered"]),
         )
         return h

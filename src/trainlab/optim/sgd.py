@@ -9,7 +9,10 @@ import torch
 
 from trainlab.errors import UserError
 from trainlab.optim import checks
-from trainlab.optim.base import Tensorish, TrainlabOptimizer, direction, dx_of_step
+from trainlab.optim.base import Tensorish, TrainlabOptimizer, direction, dx_of_step, scalars
+
+#: the state_dict's key for the groups' step counts (SGD's state has none; see SGD._count)
+STEPS_KEY = "trainlab_group_steps"
 
 
 class SGD(TrainlabOptimizer):
@@ -62,8 +65,9 @@ class SGD(TrainlabOptimizer):
         checks.nonnegative(group["weight_decay"], field("weight_decay"))
         if checks.flag(group["nesterov"], field("nesterov")) and (momentum <= 0 or dampening != 0):
             raise UserError(
-                f"{field('nesterov')}: Nesterov momentum needs momentum > 0 and "
-                f"dampening 0, got momentum={momentum:g}, dampening={dampening:g}"
+                f"{field('nesterov')}: Nesterov momentum requires a momentum and zero "
+                f"dampening (momentum > 0, dampening 0), got momentum={momentum:g}, "
+                f"dampening={dampening:g}"
             )
 
     def _keeps_state(self, group: dict[str, Any]) -> bool:
@@ -72,10 +76,40 @@ class SGD(TrainlabOptimizer):
     def _buffers(self, group: dict[str, Any]) -> tuple[str, ...]:
         return ("momentum_buffer",) if group["momentum"] != 0 else ()
 
+    def _sparse(self, group: dict[str, Any]) -> None:
+        """Sparse gradients are taken (densified: the same numbers as torch's sparse update)."""
+
+    def _count(self, group: dict[str, Any], phase: Hashable) -> int:
+        """torch's SGD state has no step count, so each group's is kept here and saved beside
+        torch's keys in the state_dict (STEPS_KEY; torch.optim.SGD ignores it)."""
+        return self._steps.get(self._index(group), 0)
+
+    def _tick(self, group: dict[str, Any]) -> None:
+        i = self._index(group)
+        self._steps[i] = self._steps.get(i, 0) + 1
+
+    def _index(self, group: dict[str, Any]) -> int:
+        return next(i for i, g in enumerate(self.param_groups) if g is group)
+
+    def _runtime(self) -> None:
+        super()._runtime()
+        self.__dict__.setdefault("_steps", {})  # group index -> its steps so far
+
+    def state_dict(self) -> dict[str, Any]:
+        out = super().state_dict()
+        out[STEPS_KEY] = [self._steps.get(i, 0) for i in range(len(self.param_groups))]
+        return out
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        super().load_state_dict(state_dict)
+        self._steps = dict(enumerate(state_dict.get(STEPS_KEY, ())))
+
     def _prepare(
         self, group: dict[str, Any], params: list[torch.Tensor], states: list[dict]
     ) -> list[Hashable]:
-        """No step count here: the phase says whether the velocity is new (its first step)."""
+        """No step count in the state: the phase says whether the velocity is new (its first
+        step); the group's own count goes up."""
+        self._tick(group)
         if group["momentum"] == 0:
             return [False] * len(params)
         fresh = []
@@ -86,8 +120,9 @@ class SGD(TrainlabOptimizer):
             fresh.append(new)
         return fresh
 
-    def _advance(self, plan: Any, states: list[dict]) -> Hashable:
-        """On the cached plan the velocity exists already: no first step, no step count."""
+    def _advance(self, group: dict[str, Any], plan: Any, states: list[dict]) -> Hashable:
+        """On the cached plan the velocity exists already: no first step."""
+        self._tick(group)
         return False
 
     def _diag_phase(self, state: dict) -> Hashable:
@@ -100,12 +135,13 @@ class SGD(TrainlabOptimizer):
 
     def _hyper(self, group: dict[str, Any], phase: Hashable) -> dict[str, Any]:
         h = self._common(group)
-        momentum = float(group["momentum"])
+        num = scalars(group)
+        momentum = num(group["momentum"])
         h.update(
             momentum=momentum,
-            momentum_on=momentum != 0,
+            momentum_on=bool(momentum != 0),
             nesterov=bool(group["nesterov"]),
-            one_minus_dampening=1 - float(group["dampening"]),
+            one_minus_dampening=1 - num(group["dampening"]),
             first=bool(phase),
         )
         return h
