@@ -12,7 +12,7 @@ import torch
 
 import trainlab
 from trainlab.cli import main
-from trainlab.train import load_run
+from trainlab.train import Callback, load_run
 
 SPIRALS = (
     "data: {name: spirals}\nmodel: {kind: mlp, width: 32, depth: 2}\n"
@@ -248,3 +248,69 @@ def test_tensorboard_event_files(tmp_path):
     tags = events.Tags()["scalars"]
     assert {"train/step_loss", "train/loss", "val/accuracy", "optim/lr"} <= set(tags)
     assert [e.step for e in events.Scalars("val/accuracy")] == [1, 2]
+
+
+class LrPerEpoch(Callback):
+    """Records the learning rate every optimizer step used, by epoch."""
+
+    def __init__(self) -> None:
+        self.lrs: dict[int, list[float]] = {}
+
+    def on_step_end(self, trainer, loss):  # noqa: ANN001, ANN201
+        epoch = trainer.state.epoch + 1
+        self.lrs.setdefault(epoch, []).append(trainer.optimizer.param_groups[0]["lr"])
+
+
+@pytest.mark.parametrize("per", ["step", "epoch"])
+@pytest.mark.parametrize(
+    "schedule,train_extra",
+    [
+        ({"name": "step", "milestones": [2, 4]}, {}),
+        ({"name": "cosine"}, {}),
+        ({"name": "constant"}, {"snapshots": 3}),
+    ],
+    ids=["step", "cosine", "snapshots"],
+)
+def test_schedule_per_epoch_or_per_step(tmp_path, per, schedule, train_extra):
+    """The lr each step uses follows schedule.per: constant within an epoch with `per: epoch`
+    (step decay at its milestones, cosine not stuck at 0), moving every step with `per: step`;
+    snapshots are taken at the cycle ends of that same schedule."""
+    from trainlab import schedules
+    from trainlab.train.averaging import Snapshots
+
+    epochs, lr = 6, 0.01
+    cfg = {
+        "data": {"name": "spirals"},
+        "model": {"width": 8},
+        "optim": {"name": "sgd", "lr": lr},
+        "schedule": {**schedule, "per": per},
+        "train": {"epochs": epochs, "batch_size": 128, **train_extra},
+    }
+    seen = LrPerEpoch()
+    trainlab.train(cfg, out=tmp_path / "run", callbacks=[seen], curves=False)
+    spe = len(seen.lrs[1])
+    assert spe > 1 and sorted(seen.lrs) == list(range(1, epochs + 1))
+    name = "cosine_restarts" if "snapshots" in train_extra else schedule["name"]
+    kwargs = {"cycles": train_extra["snapshots"]} if "snapshots" in train_extra else {}
+    if "milestones" in schedule:
+        kwargs["milestones"] = schedule["milestones"]
+    expected = schedules.lr_values(
+        name, epochs=epochs, steps_per_epoch=spe, lr=lr, per=per, **kwargs
+    )
+    if per == "epoch":
+        expected = [[v] * spe for v in expected]  # one lr for the whole epoch
+    else:
+        expected = [expected[e * spe : (e + 1) * spe] for e in range(epochs)]
+    for e in range(epochs):
+        assert seen.lrs[e + 1] == pytest.approx(expected[e], rel=1e-12), f"epoch {e + 1}"
+    if per == "epoch":
+        assert seen.lrs[epochs][-1] > 0.0  # cosine is not at 0 in its last epoch
+        if name == "step":
+            assert [v[0] for v in seen.lrs.values()] == pytest.approx(
+                [lr, lr, lr * 0.1, lr * 0.1, lr * 0.01, lr * 0.01]
+            )
+    if "snapshots" in train_extra:
+        ckpt = torch.load(tmp_path / "run/last.pt", weights_only=True)
+        state = ckpt["callbacks"][ckpt["callback_names"].index(Snapshots.__name__)]
+        ends = schedules.cycle_ends(epochs, spe, train_extra["snapshots"], per=per)
+        assert state["steps"] == ends

@@ -126,6 +126,9 @@ class Trainer:
         n = len(self.data.x_train)
         self.steps_per_epoch = 1 if self.full_batch else math.ceil(n / t.batch_size)
         self.scheduler = make_schedule(self.optimizer, cfg, self.steps_per_epoch)
+        # schedule.per: the scheduler moves after every optimizer step, or once after each epoch
+        # (full-batch optimizers take one step per epoch, so both are the same there)
+        self.schedule_per_step = cfg.schedule.per == "step" or self.full_batch
         self.penalty = WeightPenalty(self.model, t)
         self.augment = self._augmenter()
         self._check_tta()
@@ -235,15 +238,16 @@ class Trainer:
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            sched.step()
             correct += (logits.detach().argmax(1) == y).sum()
             seen += len(y)
             value = loss.item()
             self.state.step += 1
             self.step_losses.append(value)
             total, count = total + value, count + 1
-            for cb in self.callbacks:
+            for cb in self.callbacks:  # they see the lr this step used
                 cb.on_step_end(self, value)
+            if self.schedule_per_step:
+                sched.step()
             if guard.update(value):
                 return value, float("nan"), True
         return total / max(count, 1), correct.item() / max(seen, 1), False
@@ -302,6 +306,8 @@ class Trainer:
             start = time.perf_counter()
             n_steps_before = len(self.step_losses)
             train_loss, train_acc, diverged = self.train_epoch(epoch)
+            if not self.schedule_per_step and not diverged:
+                self.scheduler.step()  # schedule.per: epoch
             seconds = time.perf_counter() - start
             st.seconds += seconds
             st.initial_loss = self.guard.initial_loss
