@@ -115,7 +115,7 @@ def test_interrupt_then_resume_reaches_the_same_numbers(tmp_path, interrupt_at):
     assert strip == [{k: v for k, v in json.loads(line).items() if k != "seconds"} for line in b]
 
 
-def test_sigkill_then_resume(write_config, tmp_path):
+def test_sigkill_then_resume(write_config, tmp_path, capsys):
     cfg = write_config(SPIRALS.replace("epochs: 4", "epochs: 40"))
     out = tmp_path / "killed"
     env = dict(os.environ, OMP_NUM_THREADS="1")
@@ -131,6 +131,13 @@ def test_sigkill_then_resume(write_config, tmp_path):
         if metrics.exists() and len(metrics.read_text().splitlines()) >= 3:
             break
         time.sleep(0.05)
+    # a second trainlab into the running run directory: one line, exit 2, nothing written
+    before = (out / "metrics.jsonl").read_text()
+    assert main(["train", str(cfg), "--out", str(out), "--resume"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "--out" in err and "in use" in err and str(proc.pid) in err
+    assert len(err.splitlines()) == 1
+    assert (out / "metrics.jsonl").read_text().startswith(before)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     done = len((out / "metrics.jsonl").read_text().splitlines())
@@ -139,6 +146,24 @@ def test_sigkill_then_resume(write_config, tmp_path):
     full = trainlab.train(str(cfg), out=tmp_path / "full")
     assert resumed.epochs == full.epochs == 40
     assert resumed.test_accuracy == full.test_accuracy
+
+
+@pytest.mark.parametrize("ensemble", [False, True])
+def test_run_directory_in_use_is_refused(write_config, tmp_path, capsys, ensemble):
+    """While a process holds a run directory, `train --resume` into it exits 2 with one line
+    and leaves it as it was; the lock is released when the holder finishes."""
+    from trainlab.train.rundir import RunDir
+
+    text = SPIRALS + ("  ensemble: 2\n" if ensemble else "")
+    text = text.replace("train: {epochs: 4, batch_size: 64}\n", "train:\n  epochs: 1\n")
+    cfg = write_config(text)
+    out = tmp_path / "run"
+    with RunDir(out).lock():
+        assert main(["train", str(cfg), "--out", str(out), "--resume"]) == 2
+        err = capsys.readouterr().err.strip()
+        assert "in use" in err and str(os.getpid()) in err and len(err.splitlines()) == 1
+        assert [p.name for p in out.iterdir()] == [".lock"]
+    assert main(["train", str(cfg), "--out", str(out)]) == 0  # a lone .lock is an empty run dir
 
 
 def test_early_stopping_restores_best_weights(tmp_path):

@@ -328,14 +328,31 @@ def train_ensemble(
     """Train the members of `train.ensemble` one after another into <out>/members/<i>/ and write
     the ensemble's result in <out>. With `resume`, members that finished are read back, the one
     that was interrupted continues from its checkpoint, the rest start."""
+    from trainlab.train.rundir import RunDir
+
+    configs = member_configs(cfg)
+    run = RunDir(out)
+    resuming = run.create(resume)
+    with run.lock():
+        return _train_members(cfg, configs, run, resuming, callbacks, splits, lr_mult, curves)
+
+
+def _train_members(
+    cfg: ExperimentConfig,
+    configs: list[ExperimentConfig],
+    run: Any,
+    resuming: bool,
+    callbacks: Sequence[Callback],
+    splits: Splits | None,
+    lr_mult: dict[str, float] | None,
+    curves: bool,
+) -> Result:
+    """train_ensemble() with its run directory created and locked."""
     from trainlab.config import to_yaml
     from trainlab.data import prepare
     from trainlab.train.loop import Result, train
     from trainlab.train.rundir import RunDir, atomic_write_text
 
-    configs = member_configs(cfg)
-    run = RunDir(out)
-    resuming = run.create(resume)
     if (
         resuming
         and (run / "config.yaml").exists()

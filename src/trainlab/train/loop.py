@@ -484,6 +484,21 @@ def train(
         )
     run = RunDir(out if out is not None else default_run_dir(config_path))
     resuming = run.create(resume)
+    with run.lock():  # a second process writing this run directory gets one line, exit 2
+        return _train_locked(cfg, run, resuming, callbacks, splits, model, lr_mult, curves)
+
+
+def _train_locked(
+    cfg: ExperimentConfig,
+    run: RunDir,
+    resuming: bool,
+    callbacks: Sequence[Callback],
+    splits: Splits | None,
+    model: nn.Module | None,
+    lr_mult: dict[str, float] | None,
+    curves: bool,
+) -> Result:
+    """train() of one model, with the run directory created and locked."""
     if resuming:
         saved = (run / "config.yaml").read_text() if (run / "config.yaml").exists() else None
         if saved is not None and saved != to_yaml(cfg):

@@ -19,6 +19,7 @@ from typing import Any
 import torch
 
 from trainlab.errors import UserError
+from trainlab.locking import LOCK_NAME, DirLock
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -118,7 +119,7 @@ class RunDir:
 
     def create(self, resume: bool) -> bool:
         """Make the directory; refuse to reuse one without resume. True when resuming."""
-        if self.path.exists() and any(self.path.iterdir()):
+        if self.path.exists() and any(p.name != LOCK_NAME for p in self.path.iterdir()):
             if not resume:
                 raise UserError(
                     f"--out: {self.path} already exists; pass --resume to continue it "
@@ -129,6 +130,14 @@ class RunDir:
             raise UserError(f"--resume: no run directory at {self.path}")
         self.path.mkdir(parents=True, exist_ok=True)
         return False
+
+    def lock(self) -> DirLock:
+        """The lock a process holds while it writes this run (`with run.lock(): ...`)."""
+        return DirLock(
+            self.path,
+            f"--out: {self.path} is in use by a running trainlab (pid {{pid}}); wait for it to "
+            "finish or choose another --out",
+        )
 
     def write_json(self, name: str, obj: Any) -> None:
         atomic_write_text(self / name, json.dumps(obj, indent=2) + "\n")
