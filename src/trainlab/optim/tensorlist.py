@@ -81,85 +81,75 @@ class TensorList:
 
 
 class Differentiable:
-    """One tensor whose methods accept tensors where torch wants Python numbers (the `alpha` of
-    add_, the `value` of addcmul_/addcdiv_): differentiable=True keeps a tensor lr, betas or
-    weight_decay in the graph, so the same update function runs with autograd on them."""
+    """One tensor for differentiable=True: every method computes out of place, so autograd keeps
+    what it saved (and a tensor lr, betas or weight_decay may stand where torch wants a number);
+    the in-place methods of a persistent tensor (a parameter, a state buffer) then write the
+    result back with one in-place copy_, as torch.optim's differentiable path updates them."""
 
-    __slots__ = ("t",)
+    __slots__ = ("t", "persistent")
 
-    def __init__(self, t: torch.Tensor) -> None:
-        self.t = t
+    def __init__(self, t: torch.Tensor, persistent: bool = True) -> None:
+        self.t, self.persistent = t, persistent
+
+    @property
+    def v(self) -> torch.Tensor:
+        """The value to compute with: a persistent tensor is read through a clone, since
+        autograd may save what an operation reads and the tensor is written afterwards."""
+        return self.t.clone() if self.persistent else self.t
+
+    def _set(self, value: torch.Tensor) -> Differentiable:
+        if self.persistent:
+            self.t.copy_(value)
+        else:
+            self.t = value
+        return self
 
     # Out-of-place ------------------------------------------------------------------------------
     def neg(self) -> Differentiable:
-        return Differentiable(self.t.neg())
+        return Differentiable(-self.v, False)
 
     def add(self, other: Any, alpha: Any = 1) -> Differentiable:
-        if isinstance(alpha, torch.Tensor):
-            return Differentiable(self.t + _scaled(other, alpha))
-        return Differentiable(self.t.add(other.t, alpha=alpha))
+        return Differentiable(self.v + _scaled(other, alpha), False)
 
     def sqrt(self) -> Differentiable:
-        return Differentiable(self.t.sqrt())
+        return Differentiable(self.v.sqrt(), False)
 
     def addcmul(self, t1: Differentiable, t2: Differentiable, value: Any = 1) -> Differentiable:
-        if isinstance(value, torch.Tensor):
-            return Differentiable(self.t + t1.t * t2.t * value)
-        return Differentiable(self.t.addcmul(t1.t, t2.t, value=value))
+        return Differentiable(self.v + t1.v * t2.v * value, False)
 
     def clone(self) -> Differentiable:
-        return Differentiable(self.t.clone())
+        return Differentiable(self.v.clone(), False)
 
-    # In place ----------------------------------------------------------------------------------
+    # In place (each returns self, so calls chain like tensor methods) ---------------------------
     def add_(self, other: Any, alpha: Any = 1) -> Differentiable:
-        if isinstance(alpha, torch.Tensor):
-            self.t.add_(_scaled(other, alpha))
-        else:
-            self.t.add_(other.t if isinstance(other, Differentiable) else other, alpha=alpha)
-        return self
+        return self._set(self.v + _scaled(other, alpha))
 
     def mul_(self, scalar: Any) -> Differentiable:
-        self.t.mul_(scalar)
-        return self
+        return self._set(self.v * scalar)
 
     def div_(self, scalar: Any) -> Differentiable:
-        self.t.div_(scalar)
-        return self
+        return self._set(self.v / scalar)
 
     def sqrt_(self) -> Differentiable:
-        self.t.sqrt_()
-        return self
+        return self._set(self.v.sqrt())
 
     def lerp_(self, end: Differentiable, weight: Any) -> Differentiable:
-        if isinstance(weight, torch.Tensor):
-            self.t.add_((end.t - self.t) * weight)
-        else:
-            self.t.lerp_(end.t, weight)
-        return self
+        return self._set(self.v + (end.v - self.v) * weight)
 
     def addcmul_(self, t1: Differentiable, t2: Differentiable, value: Any = 1) -> Differentiable:
-        if isinstance(value, torch.Tensor):
-            self.t.add_(t1.t * t2.t * value)
-        else:
-            self.t.addcmul_(t1.t, t2.t, value=value)
-        return self
+        return self._set(self.v + t1.v * t2.v * value)
 
     def addcdiv_(self, t1: Differentiable, t2: Differentiable, value: Any = 1) -> Differentiable:
-        if isinstance(value, torch.Tensor):
-            self.t.add_(t1.t / t2.t * value)
-        else:
-            self.t.addcdiv_(t1.t, t2.t, value=value)
-        return self
+        return self._set(self.v + t1.v / t2.v * value)
 
     def clamp_min_(self, other: Differentiable) -> Differentiable:
-        self.t.copy_(torch.maximum(self.t, other.t))
-        return self
+        return self._set(torch.maximum(self.v, other.v))
 
     def copy_(self, other: Differentiable) -> Differentiable:
-        self.t.copy_(other.t)
-        return self
+        return self._set(other.v)
 
 
-def _scaled(other: Any, alpha: torch.Tensor) -> Any:
+def _scaled(other: Any, alpha: Any) -> Any:
     """alpha * other, where other is a Differentiable, a tensor or a number."""
-    return (other.t if isinstance(other, Differentiable) else other) * alpha
+    x = other.v if isinstance(other, Differentiable) else other
+    return x if isinstance(alpha, (int, float)) and alpha == 1 else x * alpha
