@@ -476,3 +476,36 @@ def test_curves_smooth_long_noisy_runs_and_leave_short_full_batch_runs_alone():
     assert smoothing_for(250) == pytest.approx(0.8)  # memory ~5 steps = 2% of the run
     assert smoothing_for(100_000) == 0.98  # memory capped at ~50 steps
     assert smooth([3.0, 2.0, 1.0], smoothing_for(3)) == [3.0, 2.0, 1.0]
+
+
+def test_advice_uses_the_runs_divergence_factor():
+    """A loss that settles at 4x its initial value is diverged for the default factor 3, not for a
+    run that set train.diverge_factor: 5 (whose trainer did not stop it)."""
+    losses = [2.0] * 3 + [8.0] * 40
+    assert "lr_too_high" in codes(advise([], losses, num_classes=10))
+    assert "lr_too_high" not in codes(advise([], losses, num_classes=10, diverge_factor=5.0))
+
+
+def test_trainer_gives_the_advice_what_the_run_did(tmp_path, monkeypatch):
+    """With train.snapshots the advice hears of the cosine restarts that ran (not the configured
+    constant schedule) and of the run's diverge_factor; step decay without milestones of its
+    default milestones."""
+    import trainlab
+    from trainlab.train import loop
+
+    seen: list[dict] = []
+    real = loop.advise
+    monkeypatch.setattr(loop, "advise", lambda *a, **kw: seen.append(kw) or real(*a, **kw))
+    base = {"data": {"name": "spirals"}, "model": {"width": 8}}
+    trainlab.train(
+        {**base, "train": {"epochs": 4, "snapshots": 2, "diverge_factor": 7.0}},
+        out=tmp_path / "snap",
+        curves=False,
+    )
+    assert seen[-1]["schedule"] == "cosine_restarts" and seen[-1]["diverge_factor"] == 7.0
+    trainlab.train(
+        {**base, "schedule": {"name": "step"}, "train": {"epochs": 4}},
+        out=tmp_path / "step",
+        curves=False,
+    )
+    assert seen[-1]["schedule"] == "step" and seen[-1]["milestones"] == [2.0, 3.0]

@@ -84,15 +84,26 @@ def make_optimizer(
     return create(cfg.optim.name, param_groups(model, cfg, lr_mult), lr=cfg.optim.lr, **kwargs)
 
 
+def schedule_used(cfg: ExperimentConfig) -> tuple[str, int, list[float]]:
+    """(name, cycles, milestones) of the schedule a run really follows: `train.snapshots: M`
+    makes it cosine with M restarts (one cycle per snapshot); step decay without milestones
+    decays after 50% and 75% of the epochs (schedules.create)."""
+    s = cfg.schedule
+    if cfg.train.snapshots:
+        return "cosine_restarts", cfg.train.snapshots, []
+    milestones = [float(m) for m in s.milestones]
+    if s.name == "step" and not milestones:
+        milestones = [0.5 * cfg.train.epochs, 0.75 * cfg.train.epochs]
+    return s.name, s.cycles, milestones
+
+
 def make_schedule(
     optimizer: torch.optim.Optimizer, cfg: ExperimentConfig, steps_per_epoch: int
 ) -> torch.optim.lr_scheduler.LRScheduler:
     from trainlab import schedules
 
     s = cfg.schedule
-    name, cycles = s.name, s.cycles
-    if cfg.train.snapshots:  # snapshot ensembles: one cosine cycle per snapshot
-        name, cycles = "cosine_restarts", cfg.train.snapshots
+    name, cycles, _ = schedule_used(cfg)
     gamma = s.gamma if s.gamma is not None else DEFAULT_GAMMA.get(name, 0.1)
     from trainlab.errors import UserError
 

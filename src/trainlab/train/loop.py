@@ -20,8 +20,15 @@ from torch import nn
 from trainlab.config import ExperimentConfig, load_config, to_yaml, validate
 from trainlab.data import Splits, prepare
 from trainlab.errors import UserError
-from trainlab.train.build import WeightPenalty, make_optimizer, make_schedule, pick_device
+from trainlab.train.build import (
+    WeightPenalty,
+    make_optimizer,
+    make_schedule,
+    pick_device,
+    schedule_used,
+)
 from trainlab.train.evaluate import evaluate
+from trainlab.train.monitor import DivergenceGuard, advise
 from trainlab.train.rundir import RunDir, environment, load_checkpoint, save_checkpoint
 
 
@@ -107,7 +114,6 @@ class Trainer:
         lr_mult: dict[str, float] | None = None,
     ) -> None:
         from trainlab.nn.models import build_model
-        from trainlab.train.monitor import DivergenceGuard
 
         self.cfg, self.run = cfg, run_dir
         t = cfg.train
@@ -384,8 +390,6 @@ def as_config(
 
 def finish(trainer: Trainer, reason: str) -> Result:
     """Restore the best weights, test them, write result.json and curves.png."""
-    from trainlab.train.monitor import advise
-
     st, run = trainer.state, trainer.run
     metrics = run.read_jsonl("metrics.jsonl")
     best = next((m for m in metrics if m["epoch"] == st.best_epoch), None)
@@ -393,13 +397,15 @@ def finish(trainer: Trainer, reason: str) -> Result:
         trainer.model.load_state_dict(load_checkpoint(run / "best.pt", trainer.device)["model"])
     test_loss, test_acc = evaluate(trainer.model, trainer.data.x_test, trainer.data.y_test)
     steps = [r["loss"] for r in run.read_jsonl("steps.jsonl")] or trainer.step_losses
+    schedule, _, milestones = schedule_used(trainer.cfg)  # what the run did, not the config
     advice = advise(
         metrics,
         steps,
         num_classes=trainer.data.num_classes,
-        schedule=trainer.cfg.schedule.name,
-        milestones=list(trainer.cfg.schedule.milestones),
+        schedule=schedule,
+        milestones=milestones,
         diverged=reason == "diverged",
+        diverge_factor=trainer.cfg.train.diverge_factor,
     )
     result = Result(
         run_dir=str(run.path),

@@ -284,11 +284,16 @@ def _mean(values: Sequence[float]) -> float:
 
 
 def rule_lr_too_high(
-    epochs: Sequence[dict[str, Any]], step_losses: Sequence[float], *, diverged: bool
+    epochs: Sequence[dict[str, Any]],
+    step_losses: Sequence[float],
+    *,
+    diverged: bool,
+    diverge_factor: float = DIVERGE_FACTOR,
 ) -> Advice | None:
     """The run diverged (the trainer's guard stopped it, or the step losses show NaN/inf or a
-    rise above DIVERGE_FACTOR x the initial loss): lower the lr."""
-    guard = DivergenceGuard()
+    rise above `diverge_factor` x the initial loss, the run's train.diverge_factor): lower the
+    lr."""
+    guard = DivergenceGuard(factor=diverge_factor)
     for loss in step_losses:
         if guard.update(loss):
             break
@@ -572,14 +577,17 @@ def advise(
     milestones: Sequence[float] = (),
     diverged: bool = False,
     update_ratios: list[float | None] | None = None,
+    diverge_factor: float = DIVERGE_FACTOR,
 ) -> list[Advice]:
     """All advice for one run, from its per-epoch records and per-step training losses.
 
     `epochs`: the trainer's records (epoch, step, train_loss, train_accuracy, val_loss,
     val_accuracy, lr after the epoch's last step, seconds, optional update_ratio; None for a
     missing or non-finite value); `update_ratios`, when given, replaces the records'
-    update_ratio (one per epoch). `milestones`: the step schedule's decay points in epochs
-    elapsed (when empty, decays are read from the records' lr).
+    update_ratio (one per epoch). `schedule`: the schedule the run followed (cosine_restarts
+    with train.snapshots), `milestones`: the step schedule's decay points in epochs elapsed
+    (when empty, decays are read from the records' lr); `diverge_factor`: the run's
+    train.diverge_factor.
 
     A diverged run gets only lr_too_high and bad_init (its later curves mean nothing);
     underfitting is left out when lr_too_low already explains the flat curves, and try_decay when
@@ -589,7 +597,7 @@ def advise(
     if num_classes < 1:
         raise UserError(f"num_classes: must be an integer >= 1, got {num_classes}")
     records = list(epochs)
-    high = rule_lr_too_high(records, step_losses, diverged=diverged)
+    high = rule_lr_too_high(records, step_losses, diverged=diverged, diverge_factor=diverge_factor)
     if high is not None:
         return [a for a in (high, rule_bad_init(step_losses, num_classes=num_classes)) if a]
     rules: list[Callable[[], Advice | None]] = [
