@@ -163,7 +163,10 @@ def test_run_directory_in_use_is_refused(write_config, tmp_path, capsys, ensembl
         err = capsys.readouterr().err.strip()
         assert "in use" in err and str(os.getpid()) in err and len(err.splitlines()) == 1
         assert [p.name for p in out.iterdir()] == [".lock"]
+    assert not (out / ".lock").exists()  # released and removed
+    (out / ".lock").write_text("12345")  # as left by a process killed with -9
     assert main(["train", str(cfg), "--out", str(out)]) == 0  # a lone .lock is an empty run dir
+    assert not (out / ".lock").exists()
 
 
 def test_early_stopping_restores_best_weights(tmp_path):

@@ -1,7 +1,8 @@
 """One process at a time in a directory: an exclusive flock on `<dir>/.lock`.
 
 The kernel drops a flock when its process dies (kill -9 included), so a lock left by a killed
-run never blocks `--resume`; the file stays behind, empty of meaning, holding the last pid.
+run never blocks `--resume` (its file stays behind, meaning nothing); a clean release removes
+the file.
 """
 
 from __future__ import annotations
@@ -29,19 +30,30 @@ class DirLock:
 
     def acquire(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
-            os.close(fd)
-            raise UserError(self.busy.replace("{pid}", holder)) from None
+        while True:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
+                os.close(fd)
+                raise UserError(self.busy.replace("{pid}", holder)) from None
+            if self._is_current(fd):
+                break
+            os.close(fd)  # the holder released and removed the file we opened: take the new one
         os.ftruncate(fd, 0)
         os.write(fd, str(os.getpid()).encode())
         self._fd = fd
 
+    def _is_current(self, fd: int) -> bool:
+        try:
+            return os.stat(self.path).st_ino == os.fstat(fd).st_ino
+        except FileNotFoundError:
+            return False
+
     def release(self) -> None:
         if self._fd is not None:
+            self.path.unlink(missing_ok=True)  # while still held: no one can have taken it
             fcntl.flock(self._fd, fcntl.LOCK_UN)
             os.close(self._fd)
             self._fd = None
