@@ -12,6 +12,7 @@ import pytest
 import torch
 
 import trainlab.optim as to
+from trainlab.config import validate
 from trainlab.errors import UserError
 from trainlab.optim import compiled
 
@@ -619,3 +620,19 @@ def test_config_layer_names_the_config_path() -> None:
         to.create("adam", p, lr=-1)
     with pytest.raises(UserError, match=r"^optim.param_groups\[0\].momentum: Invalid momentum"):
         to.create("momentum", [{"params": p, "momentum": -1}])
+
+
+def test_config_defaults_are_the_registrys() -> None:
+    """One source of truth: every optimizer name has a config schema, and each schema's default
+    is the class's (torch's) default with the lecture's settings on top (registry.defaults)."""
+    for name in to.NAMES:
+        optim = validate({"optim": {"name": name}}).optim
+        want = to.registry.defaults(name)
+        for key, value in optim.kwargs().items():
+            assert value == pytest.approx(want[key]), (name, key)
+    assert (
+        to.registry.defaults("rmsprop")["lr"]
+        == 1e-3
+        != inspect.signature(to.RMSprop).parameters["lr"].default
+    )
+    assert to.registry.defaults("momentum")["momentum"] == 0.9

@@ -23,6 +23,7 @@ from pydantic import (
 )
 
 from trainlab.errors import UserError
+from trainlab.optim.registry import OPTIMIZERS, defaults
 
 
 class Section(BaseModel):
@@ -80,6 +81,9 @@ class ModelConfig(Section):
 
 # ------------------------------------------------------------------------------------ optimizers
 Betas = tuple[Annotated[float, Field(ge=0, lt=1)], Annotated[float, Field(ge=0, lt=1)]]
+# Every default below is the optimizer's own (torch's) with the lecture's settings on top, from
+# one place: trainlab.optim.registry (docs/optimizers.md lists where they differ).
+_D = {name: defaults(name) for name in OPTIMIZERS}
 
 
 class _Optim(Section):
@@ -93,54 +97,54 @@ class _Optim(Section):
 
 class SGDConfig(_Optim):
     name: Literal["sgd"]
-    lr: PositiveFloat = 0.01
+    lr: PositiveFloat = _D["sgd"]["lr"]
 
 
 class MomentumConfig(_Optim):
     name: Literal["momentum", "nesterov"]
-    lr: PositiveFloat = 0.01
-    momentum: Probability = 0.9  # friction rho
-    dampening: Probability = 0.0
+    lr: PositiveFloat = _D["momentum"]["lr"]
+    momentum: Probability = _D["momentum"]["momentum"]  # friction rho
+    dampening: Probability = float(_D["momentum"]["dampening"])
 
 
 class AdagradConfig(_Optim):
     name: Literal["adagrad"]
-    lr: PositiveFloat = 0.01
-    lr_decay: NonNegFloat = 0.0
-    initial_accumulator_value: NonNegFloat = 0.0
-    eps: PositiveFloat = 1e-10
+    lr: PositiveFloat = _D["adagrad"]["lr"]
+    lr_decay: NonNegFloat = float(_D["adagrad"]["lr_decay"])
+    initial_accumulator_value: NonNegFloat = float(_D["adagrad"]["initial_accumulator_value"])
+    eps: PositiveFloat = _D["adagrad"]["eps"]
 
 
 class RMSpropConfig(_Optim):
     name: Literal["rmsprop"]
-    lr: PositiveFloat = 1e-3
-    alpha: Probability = 0.99  # the lecture's decay_rate
-    eps: PositiveFloat = 1e-8
-    momentum: Probability = 0.0
-    centered: bool = False
+    lr: PositiveFloat = _D["rmsprop"]["lr"]
+    alpha: Probability = _D["rmsprop"]["alpha"]  # the lecture's decay_rate
+    eps: PositiveFloat = _D["rmsprop"]["eps"]
+    momentum: Probability = float(_D["rmsprop"]["momentum"])
+    centered: bool = _D["rmsprop"]["centered"]
 
 
 class AdamConfig(_Optim):
     name: Literal["adam"]
-    lr: PositiveFloat = 1e-3
-    betas: Betas = (0.9, 0.999)
-    eps: PositiveFloat = 1e-8
-    amsgrad: bool = False
+    lr: PositiveFloat = _D["adam"]["lr"]
+    betas: Betas = _D["adam"]["betas"]
+    eps: PositiveFloat = _D["adam"]["eps"]
+    amsgrad: bool = _D["adam"]["amsgrad"]
 
 
 class AdamWConfig(AdamConfig):
     name: Literal["adamw"]  # type: ignore[assignment]
-    weight_decay: NonNegFloat = 0.01
+    weight_decay: NonNegFloat = _D["adamw"]["weight_decay"]
 
 
 class LBFGSConfig(Section):
     name: Literal["lbfgs"]
-    lr: PositiveFloat = 1.0
-    max_iter: Annotated[int, Field(ge=1)] = 20  # iterations per optimizer step (one per epoch)
-    history_size: Annotated[int, Field(ge=1)] = 100
-    line_search_fn: Literal["strong_wolfe"] | None = "strong_wolfe"
-    tolerance_grad: PositiveFloat = 1e-7
-    tolerance_change: PositiveFloat = 1e-9
+    lr: PositiveFloat = float(_D["lbfgs"]["lr"])
+    max_iter: Annotated[int, Field(ge=1)] = _D["lbfgs"]["max_iter"]  # per step (one per epoch)
+    history_size: Annotated[int, Field(ge=1)] = _D["lbfgs"]["history_size"]
+    line_search_fn: Literal["strong_wolfe"] | None = _D["lbfgs"]["line_search_fn"]
+    tolerance_grad: PositiveFloat = _D["lbfgs"]["tolerance_grad"]
+    tolerance_change: PositiveFloat = _D["lbfgs"]["tolerance_change"]
 
     def kwargs(self) -> dict[str, Any]:
         return self.model_dump(exclude={"name"})
@@ -148,8 +152,8 @@ class LBFGSConfig(Section):
 
 class NewtonConfig(Section):
     name: Literal["newton"]
-    lr: PositiveFloat = 1.0
-    damping: NonNegFloat = 1e-4
+    lr: PositiveFloat = float(_D["newton"]["lr"])
+    damping: NonNegFloat = _D["newton"]["damping"]
 
     def kwargs(self) -> dict[str, Any]:
         return self.model_dump(exclude={"name"})
@@ -167,17 +171,7 @@ OptimConfig = Annotated[
     Field(discriminator="name"),
 ]
 DEFAULT_OPTIMIZER = "adam"  # the lecture: "Adam is a good default choice in many cases"
-OPTIMIZER_NAMES = (
-    "sgd",
-    "momentum",
-    "nesterov",
-    "adagrad",
-    "rmsprop",
-    "adam",
-    "adamw",
-    "lbfgs",
-    "newton",
-)
+OPTIMIZER_NAMES = tuple(OPTIMIZERS)  # listed once, in trainlab.optim.registry
 
 
 # -------------------------------------------------------------------------------------- schedule
