@@ -24,6 +24,7 @@ from trainlab.train.monitor import (
     annotate_advice,
     smooth,
 )
+from trainlab.train.update_ratio import UpdateRatioMeter
 
 torch.set_num_threads(1)
 
@@ -117,21 +118,20 @@ def train(
     As in the trainer: `schedule(t)` (t = epochs elapsed) sets the lr after every step, a record's
     lr is the lr after the epoch's last step, train accuracy is the running accuracy over the
     epoch's minibatches, and the epoch in which the guard fires writes no record.
-    update_ratio = the epoch's mean over steps of the median over weight matrices of
-    ||w_new - w_old|| / ||w_old||.
+    update_ratio is measured by the trainer's own UpdateRatioMeter (train/update_ratio.py).
     """
     x_train, y_train, x_val, y_val = data
     optimizer = make_optimizer(model.parameters())
-    weights = [p for p in model.parameters() if p.ndim >= 2]
     gen = torch.Generator().manual_seed(seed)
     steps_per_epoch = math.ceil(len(x_train) / batch_size)
+    meter = UpdateRatioMeter(list(model.parameters()), steps_per_epoch)
     records: list[dict] = []
     step_losses: list[float] = []
     for epoch in range(1, epochs + 1):
         start = time.perf_counter()
         model.train()
         order = torch.randperm(len(x_train), generator=gen)
-        total, count, correct, ratios = 0.0, 0, 0, []
+        total, count, correct = 0.0, 0, 0
         for i in range(0, len(order), batch_size):
             index = order[i : i + batch_size]
             logits = model(x_train[index])
@@ -139,13 +139,9 @@ def train(
             correct += int((logits.detach().argmax(1) == y_train[index]).sum())
             optimizer.zero_grad()
             loss.backward()
-            before = [w.detach().clone() for w in weights]
+            meter.before_step(i // batch_size)
             optimizer.step()
-            with torch.no_grad():
-                ratio = torch.stack(
-                    [(w - b).norm() / b.norm().clamp_min(1e-12) for w, b in zip(weights, before)]
-                )
-                ratios.append(ratio.median().item())
+            meter.after_step()
             if schedule is not None:
                 for group in optimizer.param_groups:
                     group["lr"] = schedule((len(step_losses) + 1) / steps_per_epoch)
@@ -169,7 +165,7 @@ def train(
                 "val_accuracy": val_accuracy,
                 "lr": optimizer.param_groups[0]["lr"],
                 "seconds": time.perf_counter() - start,
-                "update_ratio": float(np.mean(ratios)),
+                "update_ratio": meter.epoch_value(),
             }
         )
     return records, step_losses, "completed"

@@ -342,3 +342,49 @@ def test_schedule_per_epoch_or_per_step(tmp_path, per, schedule, train_extra):
         state = ckpt["callbacks"][ckpt["callback_names"].index(Snapshots.__name__)]
         ends = schedules.cycle_ends(epochs, spe, train_extra["snapshots"], per=per)
         assert state["steps"] == ends
+
+
+class WeightsAfterEachStep(Callback):
+    def __init__(self) -> None:
+        self.weights: list[list[torch.Tensor]] = []
+
+    def grab(self, trainer) -> None:  # noqa: ANN001
+        self.weights.append([p.detach().clone() for p in trainer.model.parameters()])
+
+    def on_train_start(self, trainer):  # noqa: ANN001, ANN201
+        self.grab(trainer)
+
+    def on_step_end(self, trainer, loss):  # noqa: ANN001, ANN201
+        self.grab(trainer)
+
+
+@pytest.mark.parametrize("weight_decay", [0.0, 0.1])
+def test_update_ratio_is_the_global_ratio_median_over_the_epochs_steps(tmp_path, weight_decay):
+    """metrics.jsonl's update_ratio: ||w_t - w_{t-1}|| / ||w_{t-1}|| over all parameters at once,
+    median over the epoch's measured steps; the same with weight decay (two param groups) as
+    without (one)."""
+    import statistics
+
+    from trainlab.train.update_ratio import SAMPLES_PER_EPOCH
+
+    cfg = {
+        "data": {"name": "spirals"},
+        "model": {"width": 16},
+        "optim": {"name": "adamw", "lr": 1e-2, "weight_decay": weight_decay},
+        "train": {"epochs": 2, "batch_size": 16},
+    }
+    seen = WeightsAfterEachStep()
+    trainlab.train(cfg, out=tmp_path / "run", callbacks=[seen], curves=False)
+    records = load_run(tmp_path / "run").metrics
+    spe = records[0]["step"]
+    stride = max(1, spe // SAMPLES_PER_EPOCH)
+    assert stride > 1
+    w = seen.weights
+
+    def ratio(t: int) -> float:  # step t (1-based) moved w[t-1] to w[t]
+        num = sum(((a - b) ** 2).sum() for a, b in zip(w[t], w[t - 1])) ** 0.5
+        return float(num / sum((b**2).sum() for b in w[t - 1]) ** 0.5)
+
+    for e, record in enumerate(records):
+        steps = [e * spe + i + 1 for i in range(0, spe, stride)]
+        assert record["update_ratio"] == pytest.approx(statistics.median(map(ratio, steps)))

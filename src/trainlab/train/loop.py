@@ -30,6 +30,7 @@ from trainlab.train.build import (
 from trainlab.train.evaluate import evaluate
 from trainlab.train.monitor import DivergenceGuard, advise
 from trainlab.train.rundir import RunDir, environment, load_checkpoint, save_checkpoint
+from trainlab.train.update_ratio import UpdateRatioMeter
 
 
 def epoch_seed(seed: int, epoch: int) -> int:
@@ -142,6 +143,7 @@ class Trainer:
         self.state = TrainState()
         self.guard = DivergenceGuard(factor=t.diverge_factor)
         self.step_losses: list[float] = []
+        self.update_ratio = UpdateRatioMeter(list(self.model.parameters()), self.steps_per_epoch)
         self.write_curves = True  # curves.png at the end (train(..., curves=False) skips it)
 
     def _augmenter(self) -> Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None:
@@ -235,6 +237,7 @@ class Trainer:
         opt, sched, guard = self.optimizer, self.scheduler, self.guard
         for i in range(0, len(perm), bs):
             idx = perm[i : i + bs]
+            self.update_ratio.before_step(i // bs)
             if len(idx) < 2 and self.cfg.model.norm == "batch":
                 continue  # batch norm cannot normalize a batch of one
             x, y = x_all[idx], y_all[idx]
@@ -244,6 +247,7 @@ class Trainer:
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+            self.update_ratio.after_step()
             correct += (logits.detach().argmax(1) == y).sum()
             seen += len(y)
             value = loss.item()
@@ -291,12 +295,9 @@ class Trainer:
             "lr": self.optimizer.param_groups[0]["lr"],
             "seconds": seconds,
         }
-        diag = getattr(self.optimizer, "diagnostics", None)
-        if diag is not None and not self.full_batch:
-            groups = diag().get("groups", [])
-            ratios = [g["update_ratio"] for g in groups if g.get("update_ratio") is not None]
-            if ratios:
-                record["update_ratio"] = float(np.median(ratios))
+        ratio = None if self.full_batch else self.update_ratio.epoch_value()
+        if ratio is not None:
+            record["update_ratio"] = ratio  # train/update_ratio.py defines it
         return {
             k: (None if isinstance(v, float) and not math.isfinite(v) else v)
             for k, v in record.items()
