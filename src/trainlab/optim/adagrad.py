@@ -7,15 +7,9 @@ from typing import Any
 
 import torch
 
-from trainlab.optim import checks
-from trainlab.optim.base import (
-    Tensorish,
-    TrainlabOptimizer,
-    direction,
-    dx_of_step,
-    scalar_dtype,
-    scalars,
-)
+from trainlab.optim import checks, rules
+from trainlab.optim.base import TrainlabOptimizer, scalar_dtype, scalars
+from trainlab.optim.diagnostics import dx_of_step
 
 
 class Adagrad(TrainlabOptimizer):
@@ -95,15 +89,7 @@ class Adagrad(TrainlabOptimizer):
         )
         return h
 
-    @staticmethod
-    def _update(
-        param: Tensorish, grad: Tensorish, s: dict[str, Tensorish], h: dict[str, Any]
-    ) -> None:
-        dx = direction(param, grad, h)
-        grad_squared = s["sum"]
-        grad_squared.addcmul_(dx, dx, value=1)  # grad_squared += dx * dx
-        # x -= learning_rate * dx / (sqrt(grad_squared) + eps)
-        param.addcdiv_(dx, grad_squared.sqrt().add_(h["eps"]), value=-h["clr"])
+    _update = staticmethod(rules.adagrad)
 
     def _inspect(
         self,

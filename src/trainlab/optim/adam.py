@@ -8,8 +8,8 @@ from typing import Any
 import torch
 
 from trainlab.errors import UserError
-from trainlab.optim import checks
-from trainlab.optim.base import Tensorish, TrainlabOptimizer, direction, scalars
+from trainlab.optim import checks, rules
+from trainlab.optim.base import TrainlabOptimizer, scalars
 
 
 class Adam(TrainlabOptimizer):
@@ -102,28 +102,7 @@ class Adam(TrainlabOptimizer):
         )
         return h
 
-    @staticmethod
-    def _second(s: dict[str, Tensorish], h: dict[str, Any]) -> Tensorish:
-        """The second moment the step divides by (its running maximum with amsgrad)."""
-        return s["max_exp_avg_sq"] if h["amsgrad"] else s["exp_avg_sq"]
-
-    @staticmethod
-    def _update(
-        param: Tensorish, grad: Tensorish, s: dict[str, Tensorish], h: dict[str, Any]
-    ) -> None:
-        if h["decoupled"]:  # AdamW: x *= 1 - learning_rate * weight_decay, outside the moments
-            param.mul_(h["decay_factor"])
-        dx = direction(param, grad, h)
-        first_moment, second_moment = s["exp_avg"], s["exp_avg_sq"]
-        # first_moment = beta1 * first_moment + (1 - beta1) * dx
-        first_moment.lerp_(dx, h["one_minus_beta1"])
-        # second_moment = beta2 * second_moment + (1 - beta2) * dx * dx
-        second_moment.mul_(h["beta2"]).addcmul_(dx, dx, value=h["one_minus_beta2"])
-        if h["amsgrad"]:  # divide by the largest second moment seen so far
-            s["max_exp_avg_sq"].clamp_min_(second_moment)
-        # x -= learning_rate * first_unbias / (sqrt(second_unbias) + eps)
-        denom = Adam._second(s, h).sqrt().div_(h["bias_correction2_sqrt"]).add_(h["eps"])
-        param.addcdiv_(first_moment, denom, value=-h["step_size"])
+    _update = staticmethod(rules.adam)
 
     def _inspect(
         self,
@@ -132,7 +111,7 @@ class Adam(TrainlabOptimizer):
         s: dict[str, torch.Tensor],
         h: dict[str, Any],
     ) -> tuple[torch.Tensor | None, dict, dict]:
-        denom = self._second(s, h).sqrt() / h["bias_correction2_sqrt"] + h["eps"]
+        denom = rules.second_moment(s, h).sqrt() / h["bias_correction2_sqrt"] + h["eps"]
         adam_step = s["exp_avg"] * h["step_size"] / denom
         update = adam_step
         if h["decoupled"]:  # the decay acted on the weights before the step: recover them

@@ -1,24 +1,20 @@
 """The base of our first-order optimizers: torch.optim.Optimizer's param groups, state_dict and
 hooks, plus what every optimizer of the lecture shares, written once here:
 
+- arguments checked before `params`, with torch.optim's words and exception types (checks.py);
 - lazy per-parameter state with torch's keys (a float32 0-d `step` tensor and the buffers), so
-  checkpoints move between torch.optim and trainlab.optim;
-- the gradient `dx` (negated with maximize=True, plus weight_decay * param for the L2 penalty);
-- one update function per optimizer, run three ways: a for-loop over tensors (foreach=False), the
-  multi-tensor path (the same function on TensorLists, one torch._foreach_* call per operation)
-  and the compiled path (the same function compiled into one fused pass per tensor; see
-  compiled.py for when);
-- differentiable=True: the for-loop path with autograd on, hyperparameters kept as given (a
-  tensor lr, betas or weight_decay gets a gradient), as torch.optim does;
-- sparse gradients (SGD, Adagrad: densified, which gives torch's numbers) and `step` saved as a
-  plain number (converted on load), as torch.optim accepts them;
-- diagnostics() computed from the state on demand, so the step pays nothing for them;
-- a per-group plan cached between steps (_Plan), so that a step's own Python work is a few list
-  comprehensions and one call per compiled chunk (see _step_group).
+  checkpoints move between torch.optim and trainlab.optim (a `step` saved as a plain number is
+  converted on load, as torch does);
+- the step: gradients collected (sparse ones densified for SGD and Adagrad, which gives torch's
+  numbers; complex parameters as pairs of reals), state created, the step count advanced, then
+  the optimizer's rule (rules.py) run on the path paths.py picks; differentiable=True runs it
+  with autograd on and the hyperparameters as given (a tensor lr, betas or weight_decay gets a
+  gradient), as torch.optim does;
+- diagnostics() computed from the state on demand, so the step pays nothing for them.
 
 A subclass supplies: _check_group (argument checks), _buffers (state names), _hyper (the scalars
-of one step: floats, or the group's tensors when differentiable, and bools), _update (the
-equations) and _inspect (what to watch).
+of one step: floats, or the group's tensors when differentiable, and bools), _update (its rule
+from rules.py) and _inspect (what to watch).
 """
 
 from __future__ import annotations
@@ -29,38 +25,9 @@ from typing import Any
 import torch
 
 from trainlab.errors import UserError
-from trainlab.optim import checks, compiled
+from trainlab.optim import checks, paths
 from trainlab.optim.diagnostics import Watch
-from trainlab.optim.tensorlist import Differentiable, TensorList
-
-Tensorish = Any  # a torch.Tensor or a TensorList: the update functions take either
-
-
-def direction(param: Tensorish, grad: Tensorish, h: dict[str, Any]) -> Tensorish:
-    """dx, the direction the lecture's updates step against: the gradient of the loss (of minus
-    the loss when maximizing), plus the L2 penalty's gradient weight_decay * param."""
-    dx = grad.neg() if h["maximize"] else grad
-    if h["l2"]:
-        dx = dx.add(param, alpha=h["weight_decay"])
-    return dx
-
-
-def dx_of_step(
-    dx: torch.Tensor | None,
-    h: dict[str, Any],
-    step_size: float | torch.Tensor,
-    shift: torch.Tensor | None = None,
-) -> torch.Tensor | None:
-    """The dx the last step used, from `dx` recomputed afterwards at the moved weights. With the
-    L2 penalty dx = +-g + weight_decay * x_before, and x_before = x_after + step_size * dx + shift
-    (shift: the part of the update that is not a multiple of dx, e.g. Nesterov's rho * velocity
-    times lr), so dx = (+-g + weight_decay * (x_after + shift)) / (1 - weight_decay * step_size)."""
-    if dx is None or not h["l2"]:
-        return dx
-    wd = h["weight_decay"]
-    if shift is not None:
-        dx = dx.add(shift, alpha=wd)
-    return dx / (1 - wd * step_size)
+from trainlab.optim.rules import direction
 
 
 def scalars(group: dict[str, Any]) -> Callable[[Any], Any]:
@@ -85,55 +52,6 @@ def scalar_dtype() -> torch.dtype:
 def _real(t: torch.Tensor) -> torch.Tensor:
     """Complex tensors are updated as pairs of reals, as torch.optim does."""
     return torch.view_as_real(t) if t.is_complex() else t
-
-
-class _Plan:
-    """What a param group's step needs, kept between steps: the parameters that have gradients
-    (`params`; `idle`: those that have none), their state's buffer names and the phase (the step
-    number) they all share. Built by a full step; a later step uses it while the group still has
-    the same parameters in the same order, exactly these have gradients, the buffer names are the
-    same and every state still holds its buffers. add_param_group and load_state_dict drop it.
-    TRAINLAB_COMPILE is read when the plan is made (reading the environment costs microseconds).
-    `start`: the step from which the group runs compiled (None: never; see compiled.py).
-    The step number is then kept here, in Python (no .item() per parameter per step), and the
-    state's `step` tensors become 0-d views of one small tensor, `counter`, advanced by one add_
-    (a multi-tensor add over 0-d CPU tensors costs ~2 us per tensor; torch.optim accepts such
-    views, also through a state_dict)."""
-
-    __slots__ = ("ids", "params", "idle", "names", "phase", "counter", "how", "start")
-
-    def __init__(
-        self,
-        group: dict[str, Any],
-        params: list[torch.Tensor],
-        names: tuple[str, ...],
-        phase: Hashable,
-    ) -> None:
-        self.ids = tuple(map(id, group["params"]))
-        self.params = params
-        self.idle = [p for p in group["params"] if p.grad is None]
-        self.names = names
-        self.phase = phase
-        self.counter: torch.Tensor | None = None
-        self.how = compiled.mode()  # TRAINLAB_COMPILE, read when the plan is made
-        self.start = compiled.compile_from(params) if self.how == "auto" else self.how
-
-    def share_steps(self, states: list[dict]) -> None:
-        """Make the states' `step` tensors views of one tensor (when all are 0-d CPU tensors of
-        one dtype), so that a step advances them all with one add_."""
-        steps = [s.get("step") for s in states]
-        if not steps or not all(
-            isinstance(t, torch.Tensor)
-            and t.dim() == 0
-            and t.device.type == "cpu"
-            and t.dtype == steps[0].dtype
-            for t in steps
-        ):
-            return
-        counter = torch.stack(steps)  # type: ignore[arg-type]
-        for i, s in enumerate(states):
-            s["step"] = counter[i]
-        self.counter = counter
 
 
 class TrainlabOptimizer(torch.optim.Optimizer):
@@ -231,7 +149,7 @@ class TrainlabOptimizer(torch.optim.Optimizer):
         torch._foreach_add_(steps, 1.0)
         return [s.item() for s in steps]
 
-    def _advance(self, group: dict[str, Any], plan: _Plan, states: list[dict]) -> Hashable:
+    def _advance(self, group: dict[str, Any], plan: paths.StepPlan, states: list[dict]) -> Hashable:
         """The next step's phase on the cached plan, advancing the state's `step` tensors as
         _prepare would (one add_ on the plan's counter)."""
         if plan.counter is not None:
@@ -249,11 +167,8 @@ class TrainlabOptimizer(torch.optim.Optimizer):
         compiled, so changing them does not recompile) and bools (fixed in the compiled graph)."""
         raise NotImplementedError
 
-    @staticmethod
-    def _update(
-        param: Tensorish, grad: Tensorish, s: dict[str, Tensorish], h: dict[str, Any]
-    ) -> None:
-        raise NotImplementedError
+    #: the update rule: a pure function of (param, grad, state, h) from rules.py
+    _update: Callable[..., None]
 
     def _inspect(
         self,
@@ -380,14 +295,13 @@ class TrainlabOptimizer(torch.optim.Optimizer):
                 by_phase.setdefault(ph, []).append(i)
             parts = list(by_phase.items())
             cached = False
-        start = compiled.mode()
-        if start == "auto":
-            start = compiled.compile_from(params)
         if cached:
-            self._plans[index] = plan = _Plan(group, params, names, first)
+            self._plans[index] = plan = paths.StepPlan(group, params, names, first)
             start = plan.start
             if names:
                 plan.share_steps(states)
+        else:
+            start = paths.compile_start(params)
         for phase, idx in parts:
             self._run(
                 index,
@@ -400,19 +314,6 @@ class TrainlabOptimizer(torch.optim.Optimizer):
                 self._count(group, phase),
             )
 
-    def _path(self, group: dict[str, Any], h: dict[str, Any], start: Any, step: int) -> str:
-        """for-loop, foreach or compiled: compiled from step `start` (see compiled.py; None:
-        never, but fused=True asks for it from the first step; 0: never, whatever fused says)."""
-        if group.get("foreach") is False or group.get("differentiable"):
-            return "for-loop"
-        if group.get("foreach") or not self._compilable(h) or not compiled.available():
-            return "foreach"
-        if start == 0 or start is None and not group.get("fused"):
-            return "foreach"
-        if group.get("fused") or step >= start:
-            return "compiled"
-        return "foreach"
-
     def _run(
         self,
         index: int,
@@ -421,39 +322,16 @@ class TrainlabOptimizer(torch.optim.Optimizer):
         grads: list[torch.Tensor],
         buffers: dict[str, list[torch.Tensor]],
         h: dict[str, Any],
-        start: Any,
+        start: int | None,
         step: int,
     ) -> None:
-        path = self._path(group, h, start, step)
-        if path == "compiled":
-            left = compiled.run(
-                self._update, params, grads, buffers, h, self._memo.setdefault(index, {})
-            )
-            if len(left) < len(params):
-                if left:  # the small tensors: on the multi-tensor path
-                    self._update(
-                        TensorList([params[i] for i in left]),
-                        TensorList([grads[i] for i in left]),
-                        {n: TensorList([b[i] for i in left]) for n, b in buffers.items()},
-                        h,
-                    )
-                self.execution_path = "compiled"
-                return
-            path = "foreach"
-        if path == "foreach":
-            self._update(
-                TensorList(params),
-                TensorList(grads),
-                {n: TensorList(b) for n, b in buffers.items()},
-                h,
-            )
-        else:
-            wrap = Differentiable if group.get("differentiable") else _as_given
-            for i, p in enumerate(params):
-                self._update(
-                    wrap(p), wrap(grads[i]), {n: wrap(b[i]) for n, b in buffers.items()}, h
-                )
-        self.execution_path = path
+        """Run the update on the path paths.choose picks (see paths.py)."""
+        path = paths.choose(group, self._compilable(h), start, step)
+        memo = self._memo.setdefault(index, {})
+        differentiable = bool(group.get("differentiable"))
+        self.execution_path = paths.run(
+            self._update, path, params, grads, buffers, h, memo, differentiable
+        )
 
     # ---- diagnostics ---------------------------------------------------------------------------
     @torch.no_grad()

@@ -6,6 +6,7 @@ the step itself pays nothing for it."""
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 
@@ -16,6 +17,24 @@ def _sum_sq(t: torch.Tensor) -> float:
 
 def _mean(t: torch.Tensor) -> float:
     return float(t.mean(dtype=torch.float64)) if t.numel() else 0.0
+
+
+def dx_of_step(
+    dx: torch.Tensor | None,
+    h: dict[str, Any],
+    step_size: float | torch.Tensor,
+    shift: torch.Tensor | None = None,
+) -> torch.Tensor | None:
+    """The dx the last step used, from `dx` recomputed afterwards at the moved weights. With the
+    L2 penalty dx = +-g + weight_decay * x_before, and x_before = x_after + step_size * dx + shift
+    (shift: the part of the update that is not a multiple of dx, e.g. Nesterov's rho * velocity
+    times lr), so dx = (+-g + weight_decay * (x_after + shift)) / (1 - weight_decay * step_size)."""
+    if dx is None or not h["l2"]:
+        return dx
+    wd = h["weight_decay"]
+    if shift is not None:
+        dx = dx.add(shift, alpha=wd)
+    return dx / (1 - wd * step_size)
 
 
 class Watch:

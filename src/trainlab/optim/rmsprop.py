@@ -7,8 +7,9 @@ from typing import Any
 
 import torch
 
-from trainlab.optim import checks
-from trainlab.optim.base import Tensorish, TrainlabOptimizer, direction, dx_of_step, scalars
+from trainlab.optim import checks, rules
+from trainlab.optim.base import TrainlabOptimizer, scalars
+from trainlab.optim.diagnostics import dx_of_step
 
 
 class RMSprop(TrainlabOptimizer):
@@ -82,34 +83,7 @@ class RMSprop(TrainlabOptimizer):
         )
         return h
 
-    @staticmethod
-    def _rms(s: dict[str, Tensorish], h: dict[str, Any]) -> Tensorish:
-        """sqrt(grad_squared) + eps; centered: sqrt(grad_squared - grad_avg**2) + eps."""
-        if h["centered"]:
-            avg = s["square_avg"].addcmul(s["grad_avg"], s["grad_avg"], value=-1).sqrt_()
-        else:
-            avg = s["square_avg"].sqrt()
-        return avg.add_(h["eps"])
-
-    @staticmethod
-    def _update(
-        param: Tensorish, grad: Tensorish, s: dict[str, Tensorish], h: dict[str, Any]
-    ) -> None:
-        dx = direction(param, grad, h)
-        # grad_squared = decay_rate * grad_squared + (1 - decay_rate) * dx * dx
-        s["square_avg"].mul_(h["alpha"]).addcmul_(dx, dx, value=h["one_minus_alpha"])
-        if h["centered"]:  # grad_avg = decay_rate * grad_avg + (1 - decay_rate) * dx
-            s["grad_avg"].lerp_(dx, h["one_minus_alpha"])
-        rms = RMSprop._rms(s, h)
-        if h["momentum_on"]:
-            # velocity = rho * velocity + dx / (sqrt(grad_squared) + eps)
-            # x -= learning_rate * velocity
-            velocity = s["momentum_buffer"]
-            velocity.mul_(h["momentum"]).addcdiv_(dx, rms)
-            param.add_(velocity, alpha=-h["lr"])
-        else:
-            # x -= learning_rate * dx / (sqrt(grad_squared) + eps)
-            param.addcdiv_(dx, rms, value=-h["lr"])
+    _update = staticmethod(rules.rmsprop)
 
     def _inspect(
         self,
@@ -118,7 +92,7 @@ class RMSprop(TrainlabOptimizer):
         s: dict[str, torch.Tensor],
         h: dict[str, Any],
     ) -> tuple[torch.Tensor | None, dict, dict]:
-        step_size = h["lr"] / self._rms(s, h)
+        step_size = h["lr"] / rules.rms(s, h)
         if h["momentum_on"]:
             velocity = s["momentum_buffer"]
             return velocity * h["lr"], {"velocity": velocity}, {"effective_lr": step_size}

@@ -8,8 +8,9 @@ from typing import Any
 import torch
 
 from trainlab.errors import UserError
-from trainlab.optim import checks
-from trainlab.optim.base import Tensorish, TrainlabOptimizer, direction, dx_of_step, scalars
+from trainlab.optim import checks, rules
+from trainlab.optim.base import TrainlabOptimizer, scalars
+from trainlab.optim.diagnostics import dx_of_step
 
 #: the state_dict's key for the groups' step counts (SGD's state has none; see SGD._count)
 STEPS_KEY = "trainlab_group_steps"
@@ -146,22 +147,7 @@ class SGD(TrainlabOptimizer):
         )
         return h
 
-    @staticmethod
-    def _update(
-        param: Tensorish, grad: Tensorish, s: dict[str, Tensorish], h: dict[str, Any]
-    ) -> None:
-        dx = direction(param, grad, h)
-        if h["momentum_on"]:
-            velocity = s["momentum_buffer"]
-            if h["first"]:
-                velocity.copy_(dx)  # velocity = dx   (= rho * 0 + dx: it starts at 0)
-            else:
-                # velocity = rho * velocity + (1 - dampening) * dx      (rho: momentum, "friction")
-                velocity.mul_(h["momentum"]).add_(dx, alpha=h["one_minus_dampening"])
-            # Nesterov: step from the look-ahead point, dx + rho * velocity; else by the velocity
-            dx = dx.add(velocity, alpha=h["momentum"]) if h["nesterov"] else velocity
-        # x -= learning_rate * dx
-        param.add_(dx, alpha=-h["lr"])
+    _update = staticmethod(rules.sgd)
 
     def _inspect(
         self,
