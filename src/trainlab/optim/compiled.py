@@ -13,9 +13,9 @@ costs instead of measured ones (keep paying per step until the bill reaches the 
 a short run never waits for a compiler, a long run pays at most about twice the best possible).
 The modelled eager step is EAGER_NS_PER_ELEMENT per element plus EAGER_US_PER_TENSOR per tensor
 (measured: 0.6-2.3 ns per element on 13.6M parameters, 13-60 us per small tensor), the modelled
-compile COMPILE_SECONDS or SECONDS_PER_TENSOR per compiled tensor if more; groups whose large
-tensors hold fewer than COMPILE_MIN_NUMEL elements never compile. Examples: 13.6M parameters in
-7 tensors compile from step 117; the MNIST-1D CNN (53K parameters in 11 tensors) from step 13,390,
+compile COMPILE_SECONDS or SECONDS_PER_TENSOR per compiled tensor if more; groups with no tensor
+of COMPILE_MIN_NUMEL elements or more never compile. Examples: 13.6M parameters in
+7 tensors compile from step 170; the MNIST-1D CNN (53K parameters in 11 tensors) from step 13,427,
 so its short runs stay on the multi-tensor path. On a CUDA device the multi-tensor path is about
 as fast (both launch-bound on an H100 at 13.6M parameters), so there it compiles only when asked.
 TRAINLAB_COMPILE overrides the rule: 0 never compiles, N (an integer >= 1) compiles from step N
