@@ -5,6 +5,7 @@ the clock, and a resumed run switches where the uninterrupted one did."""
 
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 import sys
@@ -112,3 +113,44 @@ def test_the_switch_ignores_the_clock(monkeypatch: pytest.MonkeyPatch) -> None:
             p.grad = torch.ones_like(p)
         opt.step()
         assert opt.execution_path == "foreach"
+
+
+@pytest.mark.parametrize("name", ["SGD", "Adam"])
+def test_a_loaded_state_dict_switches_at_the_same_step(
+    name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The step count the switch depends on travels in the state_dict: Adam's in torch's `step`,
+    SGD's (torch keeps none) in `trainlab_group_steps`. An optimizer rebuilt from a state_dict
+    saved after step 3 takes the compiled path at step 5, as the uninterrupted one does."""
+    monkeypatch.setenv(compiled.ENV_VAR, "5")
+    ran: list[int] = []
+
+    def fake_run(update, params, grads, buffers, h, memo):  # noqa: ANN001, ANN202
+        ran.append(len(params))  # the compiled path, without paying for a compile here
+        return list(range(len(params)))  # ...then done on the multi-tensor path
+
+    monkeypatch.setattr(compiled, "run", fake_run)
+    kwargs = {"lr": 0.1, "momentum": 0.9} if name == "SGD" else {"lr": 0.1}
+    params = [torch.zeros(compiled.COMPILE_MIN_NUMEL, requires_grad=True)]
+
+    def step(opt: torch.optim.Optimizer) -> None:
+        params[0].grad = torch.ones_like(params[0])
+        opt.step()
+
+    first = getattr(to, name)(params, **kwargs)
+    for _ in range(3):
+        step(first)
+    assert ran == []
+    second = getattr(to, name)(params, **kwargs)
+    second.load_state_dict(torch.load(_saved(first.state_dict()), weights_only=True))
+    step(second)  # step 4
+    assert ran == []
+    step(second)  # step 5: compiled from here
+    assert ran == [1]
+
+
+def _saved(state_dict: dict) -> io.BytesIO:
+    buffer = io.BytesIO()
+    torch.save(state_dict, buffer)
+    buffer.seek(0)
+    return buffer
