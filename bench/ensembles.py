@@ -29,7 +29,7 @@ import torch
 import trainlab
 from trainlab.config import load_config
 from trainlab.data import prepare
-from trainlab.train.ensemble import evaluate_runs
+from trainlab.experiments.ensemble import evaluate_runs
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 

@@ -37,7 +37,7 @@ import torch
 
 import trainlab
 from trainlab.config import load_config, validate
-from trainlab.train.transfer import transfer
+from trainlab.experiments.transfer import transfer
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 PRETRAIN = EXAMPLES / "mnist5k-digits0to4.yaml"

@@ -38,8 +38,8 @@ def seeded_one_thread():
 @pytest.fixture
 def interrupt_at():
     """`interrupt_at(epoch)`: a trainer callback that raises KeyboardInterrupt (Ctrl-C) at the
-    end of that epoch, after its checkpoint is written."""
-    from trainlab.train.loop import Callback
+    end of that epoch, before its record and checkpoint are written (a resume redoes it)."""
+    from trainlab.train import Callback
 
     class InterruptAt(Callback):
         def __init__(self, epoch: int) -> None:

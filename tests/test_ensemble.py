@@ -13,9 +13,11 @@ import trainlab
 from trainlab import schedules
 from trainlab.cli import main
 from trainlab.errors import UserError
+from trainlab.experiments.ensemble import evaluate_members
+from trainlab.smoothing import debiased_decay
 from trainlab.train import load_run
 from trainlab.train.averaging import EMA, ema_update, recompute_batch_norm
-from trainlab.train.ensemble import average_proba, evaluate_members
+from trainlab.train.evaluate import average_proba
 from trainlab.train.rundir import load_checkpoint
 
 SPIRALS = (
@@ -79,7 +81,7 @@ def test_ema_update_is_the_polyak_average_by_hand():
     again.load_state_dict(ema.state_dict())
     assert torch.equal(again.averaged["weight"], ema.averaged["weight"]) and again.updates == 2
     # long after the start the correction fades and the step is the plain Polyak average
-    assert ema.corrected_decay(10_000) == pytest.approx(0.9)
+    assert debiased_decay(ema.decay, 10_000) == pytest.approx(0.9)
 
 
 def test_ema_update_foreach_matches_formula_on_many_tensors():

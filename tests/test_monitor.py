@@ -14,16 +14,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from trainlab.divergence import DivergenceGuard
 from trainlab.errors import UserError
-from trainlab.train.lr_find import LRFindResult, lr_range_test, plot_lr_find
-from trainlab.train.monitor import (
-    ADVICE_CODES,
-    Advice,
-    DivergenceGuard,
-    advise,
-    annotate_advice,
-    smooth,
-)
+from trainlab.experiments.lr_find import LRFindResult, lr_range_test
+from trainlab.report.advice import ADVICE_CODES, Advice, advise
+from trainlab.report.lr_find import plot_lr_find
+from trainlab.smoothing import smooth
 from trainlab.train.update_ratio import UpdateRatioMeter
 
 torch.set_num_threads(1)
@@ -347,17 +343,6 @@ def test_healthy_digits_run_gets_no_advice(make_optimizer):
     assert advise(records, losses, num_classes=10) == []
 
 
-def test_annotate_advice_writes_the_codes_on_the_axes():
-    from matplotlib.figure import Figure
-
-    ax = Figure().subplots()
-    ax.plot([1, 2, 3], [1.0, 0.5, 0.4])
-    assert annotate_advice(ax, []) is None
-    text = annotate_advice(ax, [Advice("overfitting", "overfitting: more data", epoch=2)])
-    assert "overfitting: more data" in text.get_text()
-    assert Advice("a", "b", 3).as_dict() == {"code": "a", "message": "b"}
-
-
 # --- lr-find ----------------------------------------------------------------------------------
 
 
@@ -487,11 +472,11 @@ def test_trainer_gives_the_advice_what_the_run_did(tmp_path, monkeypatch):
     constant schedule) and of the run's diverge_factor; step decay without milestones of its
     default milestones."""
     import trainlab
-    from trainlab.train import loop
+    from trainlab.experiments import single
 
     seen: list[dict] = []
-    real = loop.advise
-    monkeypatch.setattr(loop, "advise", lambda *a, **kw: seen.append(kw) or real(*a, **kw))
+    real = single.advise
+    monkeypatch.setattr(single, "advise", lambda *a, **kw: seen.append(kw) or real(*a, **kw))
     base = {"data": {"name": "spirals"}, "model": {"width": 8}}
     trainlab.train(
         {**base, "train": {"epochs": 4, "snapshots": 2, "diverge_factor": 7.0}},

@@ -29,8 +29,8 @@ from trainlab.nn.layers import (
 )
 from trainlab.nn.models import build_model
 from trainlab.train.build import WeightPenalty, make_optimizer, split_decay
-from trainlab.train.loop import Trainer
 from trainlab.train.rundir import RunDir
+from trainlab.train.trainer import Trainer
 
 pytestmark = pytest.mark.usefixtures("seeded_one_thread")
 
@@ -486,7 +486,7 @@ def test_bad_regularization_settings_are_one_line_exit_2(
 def test_overrides_leave_the_callers_config_dict_untouched():
     """Sweeping one technique at a time over a shared base dict (as bench/regularization.py does)
     must not leak one run's `--set` into the next."""
-    from trainlab.train.loop import as_config
+    from trainlab.experiments.single import as_config
 
     base = {"model": {"kind": "resnet", "width": 8}}
     cfg = as_config(base, ["model.stochastic_depth=0.2", "model.kind=resnet"])

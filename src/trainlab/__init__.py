@@ -6,6 +6,9 @@ Python API: `trainlab.train(config) -> Result`, `trainlab.load_run(dir)`, the op
 
 __version__ = "0.1.0"
 
-from trainlab.train import Result, load_run, train  # noqa: E402  (rebinds the name `train`)
+from trainlab.train import Callback, Result, load_run  # noqa: E402
 
-__all__ = ["Result", "__version__", "load_run", "train"]
+# isort: split
+from trainlab.experiments import train  # noqa: E402  (last: rebinds the name `train`)
+
+__all__ = ["Callback", "Result", "__version__", "load_run", "train"]

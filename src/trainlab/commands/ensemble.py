@@ -59,7 +59,7 @@ def run_ensemble(
     run_dirs: list[str], study: str | None, top: int, checkpoint: str
 ) -> dict[str, Any]:
     from trainlab.errors import UserError
-    from trainlab.train.ensemble import evaluate_runs
+    from trainlab.experiments.ensemble import evaluate_runs
 
     if study is not None:
         if run_dirs:

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import argparse
 
+from trainlab.commands.output import add_common, console, emit_json
+from trainlab.errors import UserError
+from trainlab.landscape import OPTIMIZERS, SURFACES, run
+
 
 def parse_lrs(items: list[str]) -> dict[str, float]:
-    from trainlab.errors import UserError
-
     lrs = {}
     for item in items:
         name, sep, value = item.partition("=")
@@ -23,9 +25,6 @@ def parse_lrs(items: list[str]) -> dict[str, float]:
 
 def cmd_landscape(args: argparse.Namespace) -> int:
     from rich.table import Table
-
-    from trainlab.cli import console, emit_json
-    from trainlab.landscape import run
 
     result = run(
         surface=args.surface,
@@ -65,8 +64,6 @@ def cmd_landscape(args: argparse.Namespace) -> int:
 
 
 def add_parser(sub) -> None:  # noqa: ANN001
-    from trainlab.cli import add_common
-    from trainlab.landscape import OPTIMIZERS, SURFACES
 
     p = sub.add_parser(
         "landscape", help="optimizers on the lecture's loss surfaces (picture, table)"

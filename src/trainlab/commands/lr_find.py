@@ -7,71 +7,12 @@ data, until the loss explodes; the plot shows loss against lr and the suggestion
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
-
-def run_lr_find(
-    config: str, overrides: list[str], steps: int, start_lr: float, end_lr: float, out: str | None
-) -> dict:
-    import torch
-
-    from trainlab.config import load_config
-    from trainlab.data import prepare
-    from trainlab.errors import UserError
-    from trainlab.nn.models import build_model
-    from trainlab.optim import FULL_BATCH, create
-    from trainlab.train.build import param_groups
-    from trainlab.train.lr_find import lr_range_test, plot_lr_find
-
-    cfg = load_config(config, overrides)
-    if cfg.optim.name in FULL_BATCH:
-        raise UserError(
-            f"optim.name: lr-find runs minibatch steps; {cfg.optim.name} is "
-            "full-batch and picks its own step with a line search"
-        )
-    splits = prepare(cfg.data)
-    torch.manual_seed(cfg.train.seed)
-    model = build_model(cfg.model, splits.input_shape, splits.num_classes)
-    gen = torch.Generator().manual_seed(cfg.train.seed)
-    bs, n = cfg.train.batch_size, len(splits.x_train)
-
-    def batches():
-        while True:
-            perm = torch.randperm(n, generator=gen)
-            for i in range(0, n - bs + 1 if n >= bs else 1, bs):
-                idx = perm[i : i + bs]
-                yield splits.x_train[idx], splits.y_train[idx]
-
-    kwargs = {k: v for k, v in cfg.optim.kwargs().items() if k not in ("lr", "weight_decay")}
-
-    def make_optimizer(_params, lr):
-        groups = param_groups(model, cfg)
-        for g in groups:  # keep each group's multiplier of the base lr
-            g["lr"] = lr * g["lr"] / cfg.optim.lr
-        return create(cfg.optim.name, groups, **{**kwargs, "lr": lr})
-
-    result = lr_range_test(
-        model, batches(), make_optimizer, start_lr=start_lr, end_lr=end_lr, steps=steps
-    )
-    plot = Path(out) if out else Path("runs") / "lr-find" / f"{Path(config).stem}.png"
-    plot.parent.mkdir(parents=True, exist_ok=True)
-    plot_lr_find(result, plot)
-    return {
-        "config": str(config),
-        "optimizer": cfg.optim.name,
-        "suggested_lr": result.suggested_lr,
-        "steps": len(result.lrs),
-        "stopped_early": result.stopped_early,
-        "min_loss_lr": result.lrs[min(range(len(result.lrs)), key=lambda i: result.smoothed[i])]
-        if result.lrs
-        else None,
-        "plot": str(plot),
-    }
+from trainlab.commands.output import add_common, console, emit_json
+from trainlab.experiments.lr_find import run_lr_find
 
 
 def cmd_lr_find(args: argparse.Namespace) -> int:
-    from trainlab.cli import console, emit_json
-
     out = run_lr_find(args.config, args.set, args.steps, args.start_lr, args.end_lr, args.out)
     c = console(args.json)
     lr = out["suggested_lr"]
@@ -97,8 +38,6 @@ def cmd_lr_find(args: argparse.Namespace) -> int:
 
 
 def add_parser(sub) -> None:  # noqa: ANN001
-    from trainlab.cli import add_common
-
     p = sub.add_parser("lr-find", help="learning-rate range test: plot loss vs lr, suggest an lr")
     p.add_argument("config")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")

@@ -10,12 +10,19 @@ from __future__ import annotations
 
 import argparse
 
+from trainlab.commands.output import ProgressBar, add_common, console, emit_json, print_result
+from trainlab.errors import UserError
+from trainlab.experiments.transfer import (
+    list_blocks,
+    load_pretrained,
+    setup_transfer,
+    train_transfer,
+)
+from trainlab.train.rundir import default_run_dir
+
 
 def print_blocks(source: str, as_json: bool) -> int:
     from rich.table import Table
-
-    from trainlab.cli import console, emit_json
-    from trainlab.train.transfer import list_blocks, load_pretrained
 
     pre = load_pretrained(source)
     rows = list_blocks(pre)
@@ -62,11 +69,6 @@ def print_blocks(source: str, as_json: bool) -> int:
 
 
 def cmd_transfer(args: argparse.Namespace) -> int:
-    from trainlab.cli import ProgressBar, console, print_result
-    from trainlab.errors import UserError
-    from trainlab.train.rundir import default_run_dir
-    from trainlab.train.transfer import TransferRecord, check_resume, setup_transfer
-
     if args.list_blocks:
         if args.config:
             raise UserError("--list-blocks: shows the pretrained network only; drop CONFIG")
@@ -90,8 +92,6 @@ def cmd_transfer(args: argparse.Namespace) -> int:
         overrides=args.set,
         solver=args.solver,
     )
-    if args.resume:
-        check_resume(args.out, setup)
     info, c = setup.info, console(args.json)
     what = (
         "the new head (fc)"
@@ -119,24 +119,17 @@ def cmd_transfer(args: argparse.Namespace) -> int:
     for note in info["notes"]:
         c.print(f"[bold yellow]note[/] {note}", highlight=False)
     with ProgressBar(setup.config.train.epochs, label=mode) as bar:
-        from trainlab.train import train
-
-        result = train(
-            setup.config,
+        result = train_transfer(
+            setup,
             out=args.out or default_run_dir(args.config),
             resume=args.resume,
-            callbacks=[bar.callback(), TransferRecord(setup)],
-            splits=setup.splits,
-            model=setup.model,
-            lr_mult=setup.lr_mult,
+            callbacks=[bar.callback()],
         )
     print_result(result.to_dict(), args.json, title=f"transfer ({mode})")
     return 0
 
 
 def add_parser(sub) -> None:  # noqa: ANN001
-    from trainlab.cli import add_common
-
     p = sub.add_parser(
         "transfer",
         help="transfer a trained network to new data: new head, frozen or fine-tuned blocks",

@@ -11,7 +11,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from trainlab.train.monitor import smooth  # noqa: E402
+from trainlab.smoothing import smooth  # noqa: E402
 
 
 def smoothing_for(n_steps: int) -> float:

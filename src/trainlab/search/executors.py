@@ -71,7 +71,8 @@ def run_job(job: Job, report: Callable[[int, float | None], bool]) -> Event:
     import torch
 
     from trainlab.errors import UserError
-    from trainlab.train import Callback, train
+    from trainlab.experiments import train
+    from trainlab.train import Callback
 
     class _Reporter(Callback):
         def on_epoch_end(self, trainer: Any, record: dict[str, Any]) -> bool:
@@ -150,7 +151,7 @@ def _worker_main(conn: Connection, parent: int, threads: int) -> None:
     import torch
     import torch._dynamo  # noqa: F401  (torch.optim imports it on first use: ~2 s, do it now)
 
-    import trainlab.train  # noqa: F401
+    import trainlab.experiments  # noqa: F401
 
     torch.set_num_threads(threads)
     try:

@@ -1,6 +1,8 @@
-"""Training: the loop and its callbacks, run directories, reading runs back."""
+"""The training engine: the trainer, its callbacks and state, run directories, reading runs back.
+The `train()` API that drives it lives above, in trainlab.experiments."""
 
-from trainlab.train.loop import Callback, Result, Trainer, train
-from trainlab.train.run import Run, evaluate_run, load_run
+from trainlab.train.run import Run, load_run
+from trainlab.train.state import Callback, Result, TrainState
+from trainlab.train.trainer import Trainer
 
-__all__ = ["Callback", "Result", "Run", "Trainer", "evaluate_run", "load_run", "train"]
+__all__ = ["Callback", "Result", "Run", "TrainState", "Trainer", "load_run"]

@@ -16,19 +16,21 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
-from trainlab.train.evaluate import accuracy_of_proba, evaluate
-from trainlab.train.loop import Callback, Result
+from trainlab import schedules
+from trainlab.smoothing import debiased_decay
+from trainlab.train.evaluate import accuracy_of_proba, average_proba, evaluate
 from trainlab.train.rundir import load_checkpoint, save_checkpoint
+from trainlab.train.state import Callback, Result
 
 if TYPE_CHECKING:
     from trainlab.config import ExperimentConfig
-    from trainlab.train.loop import Trainer
+    from trainlab.train.trainer import Trainer
 
 SNAPSHOT_DIR = "snapshots"
 
 
 def averaging_callbacks(cfg: ExperimentConfig) -> list[Callback]:
-    """The callbacks `train.ema` and `train.snapshots` ask for (the loop calls this)."""
+    """The callbacks `train.ema` and `train.snapshots` ask for."""
     found: list[Callback] = []
     if cfg.train.ema is not None:
         found.append(EMA(cfg.train.ema))
@@ -83,16 +85,11 @@ def recompute_batch_norm(model: nn.Module, x: torch.Tensor, batch_size: int) -> 
 class EMA(Callback):
     """Polyak averaging: an exponential moving average of the weights, updated after every
     optimizer step and used at test time (the averaged network is evaluated beside the single
-    one). With the lecture's Adam bias correction, so that the average does not start at the
-    random initial weights:
-
-        averaged_raw = decay * averaged_raw + (1 - decay) * weights       (starts at 0)
-        averaged     = averaged_raw / (1 - decay ** t)                     (t updates so far)
-
-    kept in the corrected form directly: averaged = d_t * averaged + (1 - d_t) * weights with
-    d_t = decay * (1 - decay ** (t - 1)) / (1 - decay ** t), so d_1 = 0 (the first average is
-    the weights after step 1) and d_t -> decay. The average spans about 1 / (1 - decay) steps
-    (1000 for 0.999): a run should be several times longer than that.
+    one). Bias-corrected as Adam's moments are, so that the average does not start at the random
+    initial weights: the debiased average of trainlab.smoothing, kept in place with its decay
+    d_t (d_1 = 0: the first average is the weights after step 1; d_t -> decay). The average
+    spans about 1 / (1 - decay) steps (1000 for 0.999): a run should be several times longer
+    than that.
 
     Buffers (batch-norm running mean and variance) are not averaged. The running statistics of
     the live model describe the activations of the live weights, not those of the average, which
@@ -122,15 +119,10 @@ class EMA(Callback):
     def on_train_start(self, trainer: Trainer) -> None:
         self._init(trainer.model)
 
-    def corrected_decay(self, t: int) -> float:
-        """d_t of the bias-corrected average at update t (1-based); 0 at t = 1."""
-        d = self.decay
-        return d * (1.0 - d ** (t - 1)) / (1.0 - d**t) if d > 0 else 0.0
-
     def update(self) -> None:
         assert self._pairs is not None
         self.updates += 1
-        ema_update(self._pairs[0], self._pairs[1], self.corrected_decay(self.updates))
+        ema_update(self._pairs[0], self._pairs[1], debiased_decay(self.decay, self.updates))
 
     def on_step_end(self, trainer: Trainer, loss: float) -> None:
         self.update()
@@ -208,8 +200,6 @@ class Snapshots(Callback):
         self.ends: list[int] = []
 
     def on_train_start(self, trainer: Trainer) -> None:
-        from trainlab import schedules
-
         s, t = trainer.cfg.schedule, trainer.cfg.train
         self.ends = schedules.cycle_ends(
             t.epochs, trainer.steps_per_epoch, self.cycles, warmup_epochs=s.warmup_epochs, per=s.per
@@ -247,8 +237,6 @@ class Snapshots(Callback):
         self.steps = [int(s) for s in state.get("steps", [])]
 
     def on_train_end(self, trainer: Trainer, result: Result) -> None:
-        from trainlab.train.ensemble import average_proba
-
         paths = [snapshot_path(trainer.run.path, k) for k in sorted(self.taken)]
         paths = [p for p in paths if p.exists()]
         result.extra["snapshots"] = len(paths)

@@ -1,10 +1,16 @@
-"""Batched evaluation: probabilities, loss and accuracy of a model on a split."""
+"""Batched evaluation: probabilities, loss and accuracy of a model (or the average of several
+models' probabilities) on a split."""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from trainlab.data.augment import parse_augment
+from trainlab.data.tta import tta_predict
 
 EVAL_BATCH = 1024  # examples per forward pass at evaluation (no gradients, so large is cheap)
 
@@ -43,10 +49,29 @@ def tta_accuracy(
     model: nn.Module, x: torch.Tensor, y: torch.Tensor, mode: str, augment: list, kind: str
 ) -> float:
     """Accuracy with test-time augmentation; ten_crop uses the training crop (data.augment)."""
-    from trainlab.data.augment import parse_augment
-    from trainlab.data.tta import tta_predict
-
     crop = (
         parse_augment(augment, kind, x.shape[1], tuple(x.shape[2:])).tta_crop() if augment else {}
     )
     return accuracy_of_proba(tta_predict(model, x, mode, **crop), y)
+
+
+@torch.no_grad()
+def average_proba(
+    models: Sequence[nn.Module], x: torch.Tensor, batch_size: int = EVAL_BATCH
+) -> torch.Tensor:
+    """The mean of the members' softmax probabilities over the whole split, (N, classes).
+
+    Each model predicts the split once in batches of `batch_size` (evaluation mode, no gradients);
+    the sum is accumulated in float64 so the mean does not depend on the members' order."""
+    if not models:
+        raise ValueError("average_proba: no models")
+    total: torch.Tensor | None = None
+    for model in models:
+        p = (
+            predict_proba(model, x, batch_size).double()
+            if len(x)
+            else torch.zeros(0, 0, dtype=torch.float64)
+        )
+        total = p if total is None else total + p
+    assert total is not None
+    return (total / len(models)).float()

@@ -1,4 +1,4 @@
-"""Reading a finished run back: its config, metrics, result and best model; evaluating it."""
+"""Reading a finished run back: its config, metrics, result, checkpoints and best model."""
 
 from __future__ import annotations
 
@@ -11,11 +11,11 @@ import torch
 from torch import nn
 
 from trainlab.config import ExperimentConfig, read_yaml, validate
-from trainlab.data import Normalizer, Splits
+from trainlab.data import Normalizer, Splits, prepare
 from trainlab.errors import UserError
-from trainlab.train.evaluate import evaluate
-from trainlab.train.loop import Result
+from trainlab.nn.models import build_model
 from trainlab.train.rundir import RunDir, load_checkpoint
+from trainlab.train.state import Result
 
 
 @dataclass
@@ -41,8 +41,6 @@ class Run:
         return load_checkpoint(self.path / name)
 
     def model(self, name: str = "best.pt", device: str | torch.device = "cpu") -> nn.Module:
-        from trainlab.nn.models import build_model
-
         ckpt = load_checkpoint(self.path / name, device)
         model = build_model(self.config.model, tuple(ckpt["input_shape"]), ckpt["num_classes"])
         try:
@@ -60,8 +58,6 @@ class Run:
     def splits(self) -> Splits:
         """The run's data, normalized with the statistics saved with its model (a transfer run
         keeps the pretrained network's, which a fresh fit on its data would not give)."""
-        from trainlab.data import prepare
-
         splits = prepare(self.config.data)
         if (self.path / "best.pt").exists():
             splits = splits.normalized_as(self.normalizer())
@@ -74,57 +70,3 @@ def load_run(path: str | Path) -> Run:
     if not (p / "config.yaml").is_file():
         raise UserError(f"run: {p} is not a run directory (no config.yaml)")
     return Run(p)
-
-
-def evaluate_run(
-    path: str | Path, data_path: str | None = None, tta: str | None = None
-) -> dict[str, Any]:
-    """Accuracy and loss of a run's best model on its test split or on new data of that shape
-    (of a `train.ensemble` run: its members' averaged probabilities)."""
-    from trainlab.data.dataset import load_inputs_for
-
-    run = load_run(path)
-    if not (run.path / "best.pt").exists() and (run.path / "members").is_dir():
-        if tta not in (None, "none"):
-            raise UserError(
-                "--tta: not available for an ensemble run; evaluate a member "
-                f"({run.path}/members/0) with --tta"
-            )
-        from trainlab.train.ensemble import evaluate_ensemble_run
-
-        return evaluate_ensemble_run(run.path, data_path)
-    model = run.model()
-    ckpt = run.checkpoint()
-    if data_path:
-        x, y = load_inputs_for(
-            data_path,
-            tuple(ckpt["input_shape"]),
-            Normalizer.from_state(ckpt["normalizer"]),
-            run.config.data.resize,
-        )
-        if len(y) and int(y.max()) >= ckpt["num_classes"]:
-            raise UserError(
-                f"--data-path: labels go up to {int(y.max())}, the model knows "
-                f"{ckpt['num_classes']} classes"
-            )
-        label = str(data_path)
-    else:
-        splits = run.splits()
-        x, y, label = splits.x_test, splits.y_test, "test split"
-    loss, acc = evaluate(model, x, y)
-    out = {
-        "run_dir": str(run.path),
-        "data": label,
-        "examples": len(y),
-        "loss": loss,
-        "accuracy": acc,
-    }
-    mode = tta if tta is not None else run.config.train.tta
-    if mode != "none":
-        from trainlab.train.evaluate import tta_accuracy
-
-        kind = "signal" if x.dim() == 3 else "image" if x.dim() == 4 else "vector"
-        out.update(
-            tta=mode, tta_accuracy=tta_accuracy(model, x, y, mode, run.config.data.augment, kind)
-        )
-    return out

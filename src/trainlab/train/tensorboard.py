@@ -6,18 +6,23 @@ to <run>/tensorboard/; `tensorboard --logdir runs` shows every run side by side.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from trainlab.errors import UserError
-from trainlab.train.loop import Callback, Result, Trainer
+from trainlab.train.state import Callback, Result
+
+if TYPE_CHECKING:
+    from trainlab.train.trainer import Trainer
 
 
 class TensorBoardLogger(Callback):
+    """Writes the step losses and epoch records as TensorBoard scalars."""
+
     def __init__(self) -> None:
         self.writer = None
 
     def on_train_start(self, trainer: Trainer) -> None:
-        try:
+        try:  # optional package (trainlab[tensorboard]), imported only when asked for
             from torch.utils.tensorboard import SummaryWriter
         except ImportError:
             raise UserError(

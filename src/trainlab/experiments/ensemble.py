@@ -1,7 +1,6 @@
 """Model ensembles (CS231n lecture 7): train several independent models and average their
 predicted probabilities at test time, "typically about 2% extra performance".
 
-- `average_proba(models, x)`: the ensemble's prediction, p(y|x) = (1/N) sum_i p_i(y|x), batched.
 - `evaluate_runs(run_dirs)`: the ensemble of finished runs (each loaded once; members may differ
   in size, optimizer and regularization, not in data), for `trainlab ensemble`.
 - `train_ensemble(cfg, ...)`: `train.ensemble: N` trains N members with seeds seed, seed+1, ...
@@ -10,47 +9,27 @@ predicted probabilities at test time, "typically about 2% extra performance".
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from torch import nn
 
-from trainlab.data.dataset import Normalizer
+from trainlab.config import ExperimentConfig, apply_overrides, to_yaml, validate
+from trainlab.data import Splits, prepare
+from trainlab.data.dataset import Normalizer, load_inputs_for
 from trainlab.errors import UserError
-from trainlab.train.evaluate import EVAL_BATCH, accuracy_of_proba, predict_proba
-
-if TYPE_CHECKING:
-    from trainlab.config import ExperimentConfig
-    from trainlab.data import Splits
-    from trainlab.train.loop import Callback, Result
+from trainlab.experiments.single import train_single
+from trainlab.train.evaluate import accuracy_of_proba, predict_proba
+from trainlab.train.run import load_run
+from trainlab.train.rundir import RunDir, atomic_write_text
+from trainlab.train.state import Callback, Result
 
 MEMBERS_DIR = "members"
 TRAINING_ONLY_DATA = ("augment",)  # data fields that change training, not the evaluated split
-
-
-@torch.no_grad()
-def average_proba(
-    models: Sequence[nn.Module], x: torch.Tensor, batch_size: int = EVAL_BATCH
-) -> torch.Tensor:
-    """The mean of the members' softmax probabilities over the whole split, (N, classes).
-
-    Each model predicts the split once in batches of `batch_size` (evaluation mode, no gradients);
-    the sum is accumulated in float64 so the mean does not depend on the members' order."""
-    if not models:
-        raise ValueError("average_proba: no models")
-    total: torch.Tensor | None = None
-    for model in models:
-        p = (
-            predict_proba(model, x, batch_size).double()
-            if len(x)
-            else torch.zeros(0, 0, dtype=torch.float64)
-        )
-        total = p if total is None else total + p
-    assert total is not None
-    return (total / len(models)).float()
 
 
 # ------------------------------------------------------------------------------- finished runs
@@ -91,8 +70,6 @@ def load_member(
     path: str | Path, checkpoint: str = "best.pt", device: str | torch.device = "cpu"
 ) -> Member:
     """Read one run directory: config, checkpoint (weights_only) and result, or a UserError."""
-    from trainlab.train.run import load_run
-
     p = Path(path)
     if not p.is_dir():
         raise UserError(f"run: {p} does not exist or is not a directory")
@@ -189,8 +166,6 @@ def evaluate_runs(
     """Test accuracy of each run and of the average of their probabilities (`trainlab
     ensemble`). The data set is prepared once, from the first member's config, and each member
     gets it normalized with its own saved statistics."""
-    from trainlab.data import prepare
-
     device = splits.x_test.device if splits is not None else torch.device("cpu")
     members = load_members(run_dirs, checkpoint, device)
     if splits is None:
@@ -227,8 +202,6 @@ def evaluate_runs(
 def evaluate_ensemble_run(path: str | Path, data_path: str | None = None) -> dict[str, Any]:
     """`trainlab eval` of a `train.ensemble` run: its members' averaged probabilities on the
     test split, or on new data of the same shape (each member normalizes it as it was trained)."""
-    from trainlab.data.dataset import load_inputs_for
-
     members = load_members([path])
     first = members[0]
     if data_path:
@@ -244,8 +217,6 @@ def evaluate_ensemble_run(path: str | Path, data_path: str | None = None) -> dic
             )
         label = str(data_path)
     else:
-        from trainlab.data import prepare
-
         splits = prepare(first.config.data)
         xs = [v.x_test for v in member_splits(members, splits)]
         y, label = splits.y_test, "test split"
@@ -268,8 +239,6 @@ def evaluate_ensemble_run(path: str | Path, data_path: str | None = None) -> dic
 def member_configs(cfg: ExperimentConfig) -> list[ExperimentConfig]:
     """The N members' configs: seed + i, then the i-th entry of train.members (dotted overrides).
     Every config is validated before anything trains."""
-    from trainlab.config import apply_overrides, validate
-
     n = cfg.train.ensemble or 0
     overrides = cfg.train.members
     if len(overrides) > n:
@@ -310,8 +279,6 @@ def member_configs(cfg: ExperimentConfig) -> list[ExperimentConfig]:
 
 
 def _yaml_value(v: Any) -> str:
-    import json
-
     return json.dumps(v)  # JSON is YAML, so the override parser reads the value back exactly
 
 
@@ -328,8 +295,6 @@ def train_ensemble(
     """Train the members of `train.ensemble` one after another into <out>/members/<i>/ and write
     the ensemble's result in <out>. With `resume`, members that finished are read back, the one
     that was interrupted continues from its checkpoint, the rest start."""
-    from trainlab.train.rundir import RunDir
-
     configs = member_configs(cfg)
     run = RunDir(out)
     resuming = run.create(resume)
@@ -340,7 +305,7 @@ def train_ensemble(
 def _train_members(
     cfg: ExperimentConfig,
     configs: list[ExperimentConfig],
-    run: Any,
+    run: RunDir,
     resuming: bool,
     callbacks: Sequence[Callback],
     splits: Splits | None,
@@ -348,11 +313,6 @@ def _train_members(
     curves: bool,
 ) -> Result:
     """train_ensemble() with its run directory created and locked."""
-    from trainlab.config import to_yaml
-    from trainlab.data import prepare
-    from trainlab.train.loop import Result, train
-    from trainlab.train.rundir import RunDir, atomic_write_text
-
     if (
         resuming
         and (run / "config.yaml").exists()
@@ -379,7 +339,7 @@ def _train_members(
             continue
         started = member_dir.exists() and any(member_dir.iterdir())
         results.append(
-            train(
+            train_single(
                 member_cfg,
                 out=member_dir,
                 resume=started,

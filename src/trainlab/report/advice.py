@@ -1,4 +1,4 @@
-"""Babysitting the learning process: a divergence guard and rules that turn curves into advice.
+"""Babysitting the learning process: rules that turn a run's curves into advice.
 
 The lecture's checks (CS231n lecture 7, "monitoring"): a loss that explodes means the learning rate
 is too high, a flat loss means it is too low (or a bug), the loss at init should be log(C) for a
@@ -15,11 +15,11 @@ advice. Each rule is a small function; `advise` runs them in order.
 from __future__ import annotations
 
 import math
-import textwrap
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
+from trainlab.divergence import DIVERGE_FACTOR, DivergenceGuard
 from trainlab.errors import UserError
 
 ADVICE_CODES = (
@@ -31,17 +31,6 @@ ADVICE_CODES = (
     "update_ratio",
     "try_decay",
 )
-
-# --- divergence -------------------------------------------------------------------------------
-# A run diverges when the loss is NaN/inf, or its short moving average exceeds this many times the
-# initial loss (dimensionless ratio of losses). 3x follows the issue. Measured on digits: SGD lr 10
-# goes 2.3 -> 4.7 -> 132 and is stopped at step 3; Adam lr 0.05 (too high, but it learns) has
-# single minibatches at 1.8-4.4x the initial loss while its moving average never passes 1.0x.
-DIVERGE_FACTOR = 3.0
-# The guard compares a debiased moving average of the per-step loss with memory ~1/(1-beta)
-# = 10 steps, so one unlucky minibatch does not stop a run, while a real explosion (geometric
-# growth) is caught within a step or two of crossing the line.
-GUARD_BETA = 0.9
 
 # --- lr_too_low -------------------------------------------------------------------------------
 # "The loss hardly moves in the first epochs": the relative drop of the loss over the first
@@ -131,109 +120,6 @@ class Advice:
     def as_dict(self) -> dict[str, str]:
         """The `{code, message}` object of the result JSON's `advice` list."""
         return {"code": self.code, "message": self.message}
-
-
-def smooth(losses: Sequence[float], beta: float = 0.98) -> list[float]:
-    """Debiased exponential moving average of a loss curve (as fastai plots it).
-
-    avg_t = beta * avg_{t-1} + (1 - beta) * loss_t;  smoothed_t = avg_t / (1 - beta^n_t),
-    with n_t the number of finite losses so far. Non-finite losses give NaN and are skipped.
-    """
-    if not 0.0 <= beta < 1.0:
-        raise UserError(f"smooth beta: must be in [0, 1), got {beta}")
-    out: list[float] = []
-    avg, n = 0.0, 0
-    for loss in losses:
-        value = float(loss)
-        if not math.isfinite(value):
-            out.append(math.nan)
-            continue
-        n += 1
-        avg = beta * avg + (1.0 - beta) * value
-        out.append(avg / (1.0 - beta**n))
-    return out
-
-
-@dataclass
-class DivergenceGuard:
-    """Per-step divergence check: call `update(loss)` after every optimizer step.
-
-    It fires (returns True, and keeps returning True) when the loss is NaN/inf, or when the
-    debiased moving average of the loss (beta=GUARD_BETA) exceeds `factor` x `initial_loss`.
-    `initial_loss` is the mean of the finite losses of the first max(1, warmup_steps) steps (with
-    warmup_steps=0: the very first loss, measured before any update). While those steps are still
-    coming in, the mean so far is the reference. `diverged_at` is the 1-based step number.
-    """
-
-    factor: float = DIVERGE_FACTOR
-    warmup_steps: int = 0
-    initial_loss: float | None = field(default=None, init=False)
-    diverged_at: int | None = field(default=None, init=False)
-    steps: int = field(default=0, init=False)
-    _initial_sum: float = field(default=0.0, init=False, repr=False)
-    _initial_count: int = field(default=0, init=False, repr=False)
-    _avg: float = field(default=0.0, init=False, repr=False)
-    _avg_count: int = field(default=0, init=False, repr=False)
-
-    def __post_init__(self) -> None:
-        if not (math.isfinite(self.factor) and self.factor > 1.0):
-            raise UserError(f"diverge_factor: must be a finite number > 1, got {self.factor}")
-        if (
-            isinstance(self.warmup_steps, bool)
-            or not isinstance(self.warmup_steps, int)
-            or (self.warmup_steps < 0)
-        ):
-            raise UserError(f"warmup_steps: must be an integer >= 0, got {self.warmup_steps!r}")
-
-    @property
-    def diverged(self) -> bool:
-        return self.diverged_at is not None
-
-    def state_dict(self) -> dict[str, float | int | None]:
-        """Everything `update` carries from step to step, so a resumed run checks the same way."""
-        return {
-            "initial_loss": self.initial_loss,
-            "diverged_at": self.diverged_at,
-            "steps": self.steps,
-            "initial_sum": self._initial_sum,
-            "initial_count": self._initial_count,
-            "avg": self._avg,
-            "avg_count": self._avg_count,
-        }
-
-    def load_state_dict(self, state: dict[str, float | int | None]) -> None:
-        self.initial_loss = state["initial_loss"]
-        self.diverged_at = state.get("diverged_at")
-        self.steps = int(state.get("steps", 0))
-        # a checkpoint with only initial_loss: keep it as the reference, not the next loss
-        done = max(1, self.warmup_steps) if self.initial_loss is not None else 0
-        self._initial_count = int(state.get("initial_count", done))
-        self._initial_sum = float(state.get("initial_sum", (self.initial_loss or 0.0) * done))
-        self._avg = float(state.get("avg", 0.0))
-        self._avg_count = int(state.get("avg_count", 0))
-
-    def update(self, loss: float) -> bool:
-        """Record one step's training loss; True when the run has diverged."""
-        self.steps += 1
-        if self.diverged_at is not None:
-            return True
-        value = float(loss)
-        if not math.isfinite(value):
-            self.diverged_at = self.steps
-            return True
-        if self._initial_count < max(1, self.warmup_steps):
-            self._initial_sum += value
-            self._initial_count += 1
-            self.initial_loss = self._initial_sum / self._initial_count
-        self._avg_count += 1
-        self._avg = GUARD_BETA * self._avg + (1.0 - GUARD_BETA) * value
-        smoothed = self._avg / (1.0 - GUARD_BETA**self._avg_count)
-        # A zero or negative initial loss gives no scale to compare against.
-        if self.initial_loss is not None and self.initial_loss > 0.0:
-            if smoothed > self.factor * self.initial_loss:
-                self.diverged_at = self.steps
-                return True
-        return False
 
 
 # --- helpers over the trainer's records ---------------------------------------------------------
@@ -617,36 +503,3 @@ def advise(
     if found & {"lr_too_low", "underfitting", "lr_too_high"}:
         advice = [a for a in advice if a.code != "try_decay"]
     return advice
-
-
-def annotate_advice(
-    ax: Any, advice: Sequence[Advice], *, mark_epochs: bool = True, below: bool = False
-) -> Any:
-    """Write the advice into a matplotlib Axes as a box of text, and mark its epochs (when the x
-    axis counts epochs) with dotted lines.
-
-    The text sits in the upper left corner inside the axes, or under them with `below=True`
-    (then save the figure with bbox_inches="tight" so it is kept). Returns the text artist, or
-    None when there is no advice.
-    """
-    if not advice:
-        return None
-    if mark_epochs:
-        for item in advice:
-            if item.epoch is not None:
-                ax.axvline(item.epoch, color="tab:red", linestyle=":", linewidth=1, alpha=0.6)
-    lines = [
-        textwrap.fill(f"{item.code}: {item.message}", width=100, subsequent_indent="    ")
-        for item in advice
-    ]
-    return ax.text(
-        0.0 if below else 0.01,
-        -0.12 if below else 0.99,
-        "\n".join(lines),
-        transform=ax.transAxes,
-        va="top",
-        ha="left",
-        fontsize=6,
-        family="monospace",
-        bbox=None if below else {"boxstyle": "round", "facecolor": "lightyellow", "alpha": 0.85},
-    )

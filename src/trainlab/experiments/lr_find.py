@@ -1,4 +1,5 @@
-"""The learning-rate range test ("learning rate first", in one command).
+"""The learning-rate range test ("learning rate first", in one command): `lr_range_test` on any
+model and batches, `run_lr_find` on a config.
 
 Train for a few hundred steps while the learning rate grows exponentially from `start_lr` to
 `end_lr`, record the smoothed loss, stop once it explodes, and suggest a learning rate from the
@@ -18,7 +19,14 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.optim import Optimizer
 
+from trainlab.config import load_config
+from trainlab.data import prepare
 from trainlab.errors import UserError
+from trainlab.nn.models import build_model
+from trainlab.optim import FULL_BATCH, create
+from trainlab.report.lr_find import plot_lr_find
+from trainlab.smoothing import DebiasedEMA
+from trainlab.train.build import param_groups
 
 SMOOTH_BETA = 0.98  # the smoothing fastai and Lightning use for this curve (memory ~50 steps)
 MIN_POINTS = 10  # steps: fewer recorded points give no suggestion
@@ -34,15 +42,6 @@ class LRFindResult:
     smoothed: list[float]
     suggested_lr: float | None
     stopped_early: bool
-
-    def as_dict(self) -> dict[str, object]:
-        return {
-            "suggested_lr": self.suggested_lr,
-            "stopped_early": self.stopped_early,
-            "steps": len(self.lrs),
-            "lrs": self.lrs,
-            "losses": self.losses,
-        }
 
 
 def suggest_lr(lrs: list[float], smoothed: list[float]) -> float | None:
@@ -134,7 +133,7 @@ def lr_range_test(
     smoothed: list[float] = []
     stopped_early = False
     best = math.inf
-    avg = 0.0
+    ema = DebiasedEMA(SMOOTH_BETA)
     try:
         with torch.random.fork_rng(devices=cuda_devices):
             model.train()
@@ -153,9 +152,7 @@ def lr_range_test(
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
-                # debiased moving average: the same curve as monitor.smooth, kept incrementally
-                avg = SMOOTH_BETA * avg + (1.0 - SMOOTH_BETA) * value
-                current = avg / (1.0 - SMOOTH_BETA ** (k + 1))
+                current = ema.update(value)  # the smoothed curve, as trainlab.smoothing.smooth
                 lrs.append(lr)
                 losses.append(value)
                 smoothed.append(current)
@@ -169,38 +166,52 @@ def lr_range_test(
     return LRFindResult(lrs, losses, smoothed, suggest_lr(lrs, smoothed), stopped_early)
 
 
-def plot_lr_find(result: LRFindResult, path: str | Path) -> None:
-    """Save loss vs learning rate (log axis), raw and smoothed, with the suggested lr marked."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    figure = Figure(figsize=(6.0, 4.0), dpi=120)
-    FigureCanvasAgg(figure)
-    ax = figure.subplots()
-    ax.plot(result.lrs, result.losses, color="tab:blue", alpha=0.3, linewidth=0.8, label="loss")
-    ax.plot(result.lrs, result.smoothed, color="tab:blue", linewidth=1.8, label="smoothed loss")
-    if result.suggested_lr is not None:
-        ax.axvline(result.suggested_lr, color="tab:red", linestyle="--", linewidth=1)
-        k = min(range(len(result.lrs)), key=lambda i: abs(result.lrs[i] - result.suggested_lr))
-        ax.plot(
-            [result.lrs[k]],
-            [result.smoothed[k]],
-            "o",
-            color="tab:red",
-            label=f"suggested lr {result.suggested_lr:.2g}",
+def run_lr_find(
+    config: str, overrides: list[str], steps: int, start_lr: float, end_lr: float, out: str | None
+) -> dict:
+    """`trainlab lr-find`: the range test on the config's model, optimizer and data; the plot
+    is saved to `out` (default runs/lr-find/<config stem>.png)."""
+    cfg = load_config(config, overrides)
+    if cfg.optim.name in FULL_BATCH:
+        raise UserError(
+            f"optim.name: lr-find runs minibatch steps; {cfg.optim.name} is "
+            "full-batch and picks its own step with a line search"
         )
-    ax.set_xscale("log")
-    smoothed = [v for v in result.smoothed if math.isfinite(v)]
-    raw = [v for v in result.losses if math.isfinite(v)]
-    if smoothed:  # keep the explosion at the end from squashing the interesting part
-        low = min(smoothed + raw)
-        high = max(smoothed[: max(1, len(smoothed) * 9 // 10)])
-        pad = high - low + 1e-12
-        ax.set_ylim(low - 0.05 * pad, high + 0.25 * pad)
-    ax.set_xlabel("learning rate")
-    ax.set_ylabel("training loss")
-    ax.set_title("learning-rate range test")
-    ax.grid(True, alpha=0.3)
-    ax.legend(loc="best", fontsize=8)
-    figure.tight_layout()
-    figure.savefig(Path(path))
+    splits = prepare(cfg.data)
+    torch.manual_seed(cfg.train.seed)
+    model = build_model(cfg.model, splits.input_shape, splits.num_classes)
+    gen = torch.Generator().manual_seed(cfg.train.seed)
+    bs, n = cfg.train.batch_size, len(splits.x_train)
+
+    def batches():
+        while True:
+            perm = torch.randperm(n, generator=gen)
+            for i in range(0, n - bs + 1 if n >= bs else 1, bs):
+                idx = perm[i : i + bs]
+                yield splits.x_train[idx], splits.y_train[idx]
+
+    kwargs = {k: v for k, v in cfg.optim.kwargs().items() if k not in ("lr", "weight_decay")}
+
+    def make_optimizer(_params, lr):
+        groups = param_groups(model, cfg)
+        for g in groups:  # keep each group's multiplier of the base lr
+            g["lr"] = lr * g["lr"] / cfg.optim.lr
+        return create(cfg.optim.name, groups, **{**kwargs, "lr": lr})
+
+    result = lr_range_test(
+        model, batches(), make_optimizer, start_lr=start_lr, end_lr=end_lr, steps=steps
+    )
+    plot = Path(out) if out else Path("runs") / "lr-find" / f"{Path(config).stem}.png"
+    plot.parent.mkdir(parents=True, exist_ok=True)
+    plot_lr_find(result, plot)
+    return {
+        "config": str(config),
+        "optimizer": cfg.optim.name,
+        "suggested_lr": result.suggested_lr,
+        "steps": len(result.lrs),
+        "stopped_early": result.stopped_early,
+        "min_loss_lr": result.lrs[min(range(len(result.lrs)), key=lambda i: result.smoothed[i])]
+        if result.lrs
+        else None,
+        "plot": str(plot),
+    }

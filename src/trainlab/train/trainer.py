@@ -1,4 +1,4 @@
-"""The training loop: minibatches, cross-entropy, optimizer step, schedule step, per-epoch
+"""The training engine: minibatches, cross-entropy, optimizer step, schedule step, per-epoch
 evaluation, callbacks. Every epoch ends with a checkpoint, so a killed run resumes where it was
 and reaches the same numbers (randomness is re-derived from the seed and the epoch).
 """
@@ -8,8 +8,6 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -17,19 +15,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from trainlab.config import ExperimentConfig, load_config, to_yaml, validate
+from trainlab.config import ExperimentConfig
 from trainlab.data import Splits, prepare
+from trainlab.data.augment import parse_augment
+from trainlab.divergence import DivergenceGuard
 from trainlab.errors import UserError
-from trainlab.train.build import (
-    WeightPenalty,
-    make_optimizer,
-    make_schedule,
-    pick_device,
-    schedule_used,
-)
+from trainlab.nn.models import build_model
+from trainlab.optim import FULL_BATCH
+from trainlab.train.build import WeightPenalty, make_optimizer, make_schedule, pick_device
 from trainlab.train.evaluate import evaluate
-from trainlab.train.monitor import DivergenceGuard, advise
-from trainlab.train.rundir import RunDir, environment, load_checkpoint, save_checkpoint
+from trainlab.train.rundir import RunDir, save_checkpoint
+from trainlab.train.state import Callback, TrainState
 from trainlab.train.update_ratio import UpdateRatioMeter
 
 
@@ -39,72 +35,10 @@ def epoch_seed(seed: int, epoch: int) -> int:
     return int(np.random.SeedSequence([seed & 0xFFFFFFFF, epoch]).generate_state(1)[0])
 
 
-@dataclass
-class Result:
-    """What a run reports (result.json and `--json`); accuracies are fractions in [0, 1]."""
-
-    run_dir: str
-    epochs: int
-    best_epoch: int
-    seconds: float
-    train_accuracy: float
-    val_accuracy: float
-    test_accuracy: float
-    test_loss: float
-    stopped_reason: str  # completed | early_stopping | diverged | interrupted | pruned (search)
-    steps: int = 0
-    parameters: int = 0
-    advice: list[dict[str, Any]] = field(default_factory=list)
-    extra: dict[str, Any] = field(default_factory=dict)  # ema_test_accuracy, tta_test_accuracy...
-
-    def to_dict(self) -> dict[str, Any]:
-        d = {k: v for k, v in self.__dict__.items() if k != "extra"}
-        d.update(self.extra)
-        return {
-            k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in d.items()
-        }
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> Result:
-        names = {f for f in cls.__dataclass_fields__ if f != "extra"}
-        base = {
-            k: (float("nan") if v is None and k.endswith(("accuracy", "loss")) else v)
-            for k, v in d.items()
-            if k in names
-        }
-        return cls(**base, extra={k: v for k, v in d.items() if k not in names})
-
-
-class Callback:
-    """Hooks into the loop; `on_epoch_end` returning True stops the run (pruning, for instance)."""
-
-    def on_train_start(self, trainer: Trainer) -> None: ...
-
-    def on_step_end(self, trainer: Trainer, loss: float) -> None: ...
-
-    def on_epoch_end(self, trainer: Trainer, record: dict[str, Any]) -> bool | None: ...
-
-    def on_train_end(self, trainer: Trainer, result: Result) -> None: ...
-
-    def state_dict(self) -> dict[str, Any]:
-        return {}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None: ...
-
-
-@dataclass
-class TrainState:
-    epoch: int = 0  # last completed epoch
-    step: int = 0
-    best_val: float = -1.0
-    best_epoch: int = 0
-    bad_epochs: int = 0
-    seconds: float = 0.0
-    initial_loss: float | None = None
-    stopped_reason: str = "completed"
-
-
 class Trainer:
+    """The engine: epochs of minibatch (or full-batch) steps, the schedule, the divergence guard,
+    callbacks at each hook, a checkpoint after every epoch. `fit()` returns the stopped reason."""
+
     def __init__(
         self,
         cfg: ExperimentConfig,
@@ -114,8 +48,6 @@ class Trainer:
         model: nn.Module | None = None,
         lr_mult: dict[str, float] | None = None,
     ) -> None:
-        from trainlab.nn.models import build_model
-
         self.cfg, self.run = cfg, run_dir
         t = cfg.train
         if t.threads:
@@ -127,8 +59,6 @@ class Trainer:
             model or build_model(cfg.model, self.data.input_shape, self.data.num_classes)
         ).to(self.device)
         self.optimizer = make_optimizer(self.model, cfg, lr_mult)
-        from trainlab.optim import FULL_BATCH
-
         self.full_batch = cfg.optim.name in FULL_BATCH
         n = len(self.data.x_train)
         self.steps_per_epoch = 1 if self.full_batch else math.ceil(n / t.batch_size)
@@ -149,8 +79,6 @@ class Trainer:
     def _augmenter(self) -> Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None:
         if not self.cfg.data.augment:
             return None
-        from trainlab.data.augment import parse_augment
-
         aug = parse_augment(
             self.cfg.data.augment,
             self.data.kind,
@@ -353,193 +281,3 @@ class Trainer:
             if t.patience is not None and st.bad_epochs >= t.patience:
                 return "early_stopping"
         return "completed"
-
-
-# ------------------------------------------------------------------------------------------- API
-def callbacks_for(cfg: ExperimentConfig) -> list[Callback]:
-    """The callbacks a config switches on (weight averaging, snapshots, TensorBoard)."""
-    found: list[Callback] = []
-    if cfg.train.ema is not None or cfg.train.snapshots:
-        from trainlab.train.averaging import averaging_callbacks
-
-        found += averaging_callbacks(cfg)
-    if cfg.train.tensorboard:
-        from trainlab.train.tensorboard import TensorBoardLogger
-
-        found.append(TensorBoardLogger())
-    return found
-
-
-def as_config(
-    config: ExperimentConfig | dict | str | Path, overrides: Sequence[str] = ()
-) -> ExperimentConfig:
-    if isinstance(config, ExperimentConfig):
-        if overrides:
-            from trainlab.config import apply_overrides
-
-            return validate(apply_overrides(config.model_dump(mode="json"), list(overrides)))
-        return config
-    if isinstance(config, dict):
-        import copy
-
-        from trainlab.config import apply_overrides
-
-        # a deep copy: --set writes into nested sections, and the caller's dict must stay as it was
-        return validate(apply_overrides(copy.deepcopy(config), list(overrides)))
-    return load_config(config, overrides)
-
-
-def finish(trainer: Trainer, reason: str) -> Result:
-    """Restore the best weights, test them, write result.json and curves.png."""
-    st, run = trainer.state, trainer.run
-    metrics = run.read_jsonl("metrics.jsonl")
-    best = next((m for m in metrics if m["epoch"] == st.best_epoch), None)
-    if (run / "best.pt").exists():
-        trainer.model.load_state_dict(load_checkpoint(run / "best.pt", trainer.device)["model"])
-    test_loss, test_acc = evaluate(trainer.model, trainer.data.x_test, trainer.data.y_test)
-    steps = [r["loss"] for r in run.read_jsonl("steps.jsonl")] or trainer.step_losses
-    schedule, _, milestones = schedule_used(trainer.cfg)  # what the run did, not the config
-    advice = advise(
-        metrics,
-        steps,
-        num_classes=trainer.data.num_classes,
-        schedule=schedule,
-        milestones=milestones,
-        diverged=reason == "diverged",
-        diverge_factor=trainer.cfg.train.diverge_factor,
-    )
-    result = Result(
-        run_dir=str(run.path),
-        epochs=st.epoch,
-        best_epoch=st.best_epoch,
-        seconds=round(st.seconds, 3),
-        train_accuracy=best["train_accuracy"] if best else float("nan"),
-        val_accuracy=best["val_accuracy"] if best else float("nan"),
-        test_accuracy=test_acc if best else float("nan"),
-        test_loss=test_loss if best else float("nan"),
-        stopped_reason=reason,
-        steps=st.step,
-        parameters=sum(p.numel() for p in trainer.model.parameters()),
-        advice=[{"code": a.code, "message": a.message} for a in advice],
-    )
-    if trainer.cfg.train.tta != "none" and best:
-        from trainlab.train.evaluate import tta_accuracy
-
-        result.extra["tta_test_accuracy"] = tta_accuracy(
-            trainer.model,
-            trainer.data.x_test,
-            trainer.data.y_test,
-            trainer.cfg.train.tta,
-            trainer.cfg.data.augment,
-            trainer.data.kind,
-        )
-    for cb in trainer.callbacks:
-        cb.on_train_end(trainer, result)
-    run.write_json("result.json", result.to_dict())
-    if not trainer.write_curves:  # search trials skip the plot
-        return result
-    from trainlab.report.curves import plot_curves
-
-    plot_curves(
-        metrics,
-        steps,
-        run / "curves.png",
-        advice=result.advice,
-        title=f"{trainer.cfg.model.kind} on {trainer.cfg.data.name}, "
-        f"{trainer.cfg.optim.name} lr={trainer.cfg.optim.lr:g}",
-    )
-    return result
-
-
-def train(
-    config: ExperimentConfig | dict | str | Path,
-    *,
-    out: str | Path | None = None,
-    resume: bool = False,
-    overrides: Sequence[str] = (),
-    callbacks: Sequence[Callback] = (),
-    splits: Splits | None = None,
-    model: nn.Module | None = None,
-    lr_mult: dict[str, float] | None = None,
-    curves: bool = True,
-) -> Result:
-    """Train one model as the config says and return its Result (the Python API of `train`).
-
-    `out` is the run directory (default runs/<config stem>-<time>); an existing one is refused
-    unless `resume`, which continues from its last checkpoint. `curves=False` skips curves.png.
-    """
-    from trainlab.train.rundir import default_run_dir
-
-    cfg = as_config(config, overrides)
-    config_path = config if isinstance(config, (str, Path)) else None
-    if cfg.train.ensemble:  # N members into <run>/members/<i>/, then their ensemble
-        from trainlab.train.ensemble import train_ensemble
-
-        if model is not None:
-            raise UserError(
-                "train.ensemble: trains members from scratch; it cannot start from "
-                "a given model (unset train.ensemble)"
-            )
-        return train_ensemble(
-            cfg,
-            out=out if out is not None else default_run_dir(config_path),
-            resume=resume,
-            callbacks=callbacks,
-            splits=splits,
-            lr_mult=lr_mult,
-            curves=curves,
-        )
-    run = RunDir(out if out is not None else default_run_dir(config_path))
-    resuming = run.create(resume)
-    with run.lock():  # a second process writing this run directory gets one line, exit 2
-        return _train_locked(cfg, run, resuming, callbacks, splits, model, lr_mult, curves)
-
-
-def _train_locked(
-    cfg: ExperimentConfig,
-    run: RunDir,
-    resuming: bool,
-    callbacks: Sequence[Callback],
-    splits: Splits | None,
-    model: nn.Module | None,
-    lr_mult: dict[str, float] | None,
-    curves: bool,
-) -> Result:
-    """train() of one model, with the run directory created and locked."""
-    if resuming:
-        saved = (run / "config.yaml").read_text() if (run / "config.yaml").exists() else None
-        if saved is not None and saved != to_yaml(cfg):
-            raise UserError(
-                f"--resume: the config differs from the one saved in {run.path}/"
-                "config.yaml; resume with the same config and --set values"
-            )
-    callbacks = list(callbacks) + callbacks_for(cfg)
-    trainer = Trainer(cfg, run, splits=splits, callbacks=callbacks, model=model, lr_mult=lr_mult)
-    trainer.write_curves = curves
-    if resuming and (run / "last.pt").exists():
-        trainer.restore(load_checkpoint(run / "last.pt", trainer.device))
-        done = trainer.state.epoch
-        run.truncate_jsonl("metrics.jsonl", lambda r: r["epoch"] <= done)
-        run.truncate_jsonl("steps.jsonl", lambda r: r["step"] <= trainer.state.step)
-        trainer.step_losses = [r["loss"] for r in run.read_jsonl("steps.jsonl")]
-        if trainer.state.stopped_reason in ("diverged", "early_stopping", "pruned") or (
-            done >= cfg.train.epochs
-        ):
-            return finish(trainer, trainer.state.stopped_reason)
-    elif resuming:
-        for name in ("metrics.jsonl", "steps.jsonl"):
-            (run / name).unlink(missing_ok=True)
-    if not resuming or not (run / "config.yaml").exists():
-        from trainlab.train.rundir import atomic_write_text
-
-        atomic_write_text(run / "config.yaml", to_yaml(cfg))
-    run.write_json("env.json", environment(trainer.device))
-    try:
-        reason = trainer.fit()
-    except KeyboardInterrupt:
-        finish(trainer, "interrupted")
-        raise
-    trainer.state.stopped_reason = reason
-    if reason in ("diverged", "pruned", "early_stopping"):
-        save_checkpoint(run / "last.pt", trainer.checkpoint())
-    return finish(trainer, reason)

@@ -1,0 +1,115 @@
+"""The Python API above the engine: `train(config)` (one model, or the members of
+`train.ensemble` and their ensemble) and `evaluate_run(dir)`."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from trainlab.config import ExperimentConfig
+from trainlab.data import Normalizer, Splits
+from trainlab.data.dataset import load_inputs_for
+from trainlab.errors import UserError
+from trainlab.experiments.ensemble import evaluate_ensemble_run, train_ensemble
+from trainlab.experiments.single import as_config, train_single
+from trainlab.train.evaluate import evaluate, tta_accuracy
+from trainlab.train.run import load_run
+from trainlab.train.rundir import default_run_dir
+from trainlab.train.state import Callback, Result
+
+
+def train(
+    config: ExperimentConfig | dict | str | Path,
+    *,
+    out: str | Path | None = None,
+    resume: bool = False,
+    overrides: Sequence[str] = (),
+    callbacks: Sequence[Callback] = (),
+    splits: Splits | None = None,
+    model: nn.Module | None = None,
+    lr_mult: dict[str, float] | None = None,
+    curves: bool = True,
+) -> Result:
+    """Train one model as the config says and return its Result (the Python API of `train`).
+
+    `out` is the run directory (default runs/<config stem>-<time>); an existing one is refused
+    unless `resume`, which continues from its last checkpoint. `curves=False` skips curves.png.
+    """
+    cfg = as_config(config, overrides)
+    config_path = config if isinstance(config, (str, Path)) else None
+    if cfg.train.ensemble:  # N members into <run>/members/<i>/, then their ensemble
+        if model is not None:
+            raise UserError(
+                "train.ensemble: trains members from scratch; it cannot start from "
+                "a given model (unset train.ensemble)"
+            )
+        return train_ensemble(
+            cfg,
+            out=out if out is not None else default_run_dir(config_path),
+            resume=resume,
+            callbacks=callbacks,
+            splits=splits,
+            lr_mult=lr_mult,
+            curves=curves,
+        )
+    return train_single(
+        cfg,
+        out=out if out is not None else default_run_dir(config_path),
+        resume=resume,
+        callbacks=callbacks,
+        splits=splits,
+        model=model,
+        lr_mult=lr_mult,
+        curves=curves,
+    )
+
+
+def evaluate_run(
+    path: str | Path, data_path: str | None = None, tta: str | None = None
+) -> dict[str, Any]:
+    """Accuracy and loss of a run's best model on its test split or on new data of that shape
+    (of a `train.ensemble` run: its members' averaged probabilities)."""
+    run = load_run(path)
+    if not (run.path / "best.pt").exists() and (run.path / "members").is_dir():
+        if tta not in (None, "none"):
+            raise UserError(
+                "--tta: not available for an ensemble run; evaluate a member "
+                f"({run.path}/members/0) with --tta"
+            )
+        return evaluate_ensemble_run(run.path, data_path)
+    model = run.model()
+    ckpt = run.checkpoint()
+    if data_path:
+        x, y = load_inputs_for(
+            data_path,
+            tuple(ckpt["input_shape"]),
+            Normalizer.from_state(ckpt["normalizer"]),
+            run.config.data.resize,
+        )
+        if len(y) and int(y.max()) >= ckpt["num_classes"]:
+            raise UserError(
+                f"--data-path: labels go up to {int(y.max())}, the model knows "
+                f"{ckpt['num_classes']} classes"
+            )
+        label = str(data_path)
+    else:
+        splits = run.splits()
+        x, y, label = splits.x_test, splits.y_test, "test split"
+    loss, acc = evaluate(model, x, y)
+    out = {
+        "run_dir": str(run.path),
+        "data": label,
+        "examples": len(y),
+        "loss": loss,
+        "accuracy": acc,
+    }
+    mode = tta if tta is not None else run.config.train.tta
+    if mode != "none":
+        kind = "signal" if x.dim() == 3 else "image" if x.dim() == 4 else "vector"
+        out.update(
+            tta=mode, tta_accuracy=tta_accuracy(model, x, y, mode, run.config.data.augment, kind)
+        )
+    return out

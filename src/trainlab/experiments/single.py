@@ -1,0 +1,178 @@
+"""One training run above the engine: the config's callbacks, resume, the finish (best weights
+tested, advice, result.json, curves.png)."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+from pathlib import Path
+
+from torch import nn
+
+from trainlab.config import ExperimentConfig, apply_overrides, load_config, to_yaml, validate
+from trainlab.data import Splits
+from trainlab.errors import UserError
+from trainlab.report.advice import advise
+from trainlab.report.curves import plot_curves
+from trainlab.train.averaging import averaging_callbacks
+from trainlab.train.build import schedule_used
+from trainlab.train.evaluate import evaluate, tta_accuracy
+from trainlab.train.rundir import (
+    RunDir,
+    atomic_write_text,
+    environment,
+    load_checkpoint,
+    save_checkpoint,
+)
+from trainlab.train.state import Callback, Result
+from trainlab.train.tensorboard import TensorBoardLogger
+from trainlab.train.trainer import Trainer
+
+
+def callbacks_for(cfg: ExperimentConfig) -> list[Callback]:
+    """The callbacks a config switches on (weight averaging, snapshots, TensorBoard)."""
+    found: list[Callback] = []
+    if cfg.train.ema is not None or cfg.train.snapshots:
+        found += averaging_callbacks(cfg)
+    if cfg.train.tensorboard:
+        found.append(TensorBoardLogger())
+    return found
+
+
+def as_config(
+    config: ExperimentConfig | dict | str | Path, overrides: Sequence[str] = ()
+) -> ExperimentConfig:
+    """A validated config from a config object, a dict or a YAML path, with --set overrides."""
+    if isinstance(config, ExperimentConfig):
+        if overrides:
+            return validate(apply_overrides(config.model_dump(mode="json"), list(overrides)))
+        return config
+    if isinstance(config, dict):
+        # a deep copy: --set writes into nested sections, and the caller's dict must stay as it was
+        return validate(apply_overrides(copy.deepcopy(config), list(overrides)))
+    return load_config(config, overrides)
+
+
+def finish(trainer: Trainer, reason: str) -> Result:
+    """Restore the best weights, test them, write result.json and curves.png."""
+    st, run = trainer.state, trainer.run
+    metrics = run.read_jsonl("metrics.jsonl")
+    best = next((m for m in metrics if m["epoch"] == st.best_epoch), None)
+    if (run / "best.pt").exists():
+        trainer.model.load_state_dict(load_checkpoint(run / "best.pt", trainer.device)["model"])
+    test_loss, test_acc = evaluate(trainer.model, trainer.data.x_test, trainer.data.y_test)
+    steps = [r["loss"] for r in run.read_jsonl("steps.jsonl")] or trainer.step_losses
+    schedule, _, milestones = schedule_used(trainer.cfg)  # what the run did, not the config
+    advice = advise(
+        metrics,
+        steps,
+        num_classes=trainer.data.num_classes,
+        schedule=schedule,
+        milestones=milestones,
+        diverged=reason == "diverged",
+        diverge_factor=trainer.cfg.train.diverge_factor,
+    )
+    result = Result(
+        run_dir=str(run.path),
+        epochs=st.epoch,
+        best_epoch=st.best_epoch,
+        seconds=round(st.seconds, 3),
+        train_accuracy=best["train_accuracy"] if best else float("nan"),
+        val_accuracy=best["val_accuracy"] if best else float("nan"),
+        test_accuracy=test_acc if best else float("nan"),
+        test_loss=test_loss if best else float("nan"),
+        stopped_reason=reason,
+        steps=st.step,
+        parameters=sum(p.numel() for p in trainer.model.parameters()),
+        advice=[a.as_dict() for a in advice],
+    )
+    if trainer.cfg.train.tta != "none" and best:
+        result.extra["tta_test_accuracy"] = tta_accuracy(
+            trainer.model,
+            trainer.data.x_test,
+            trainer.data.y_test,
+            trainer.cfg.train.tta,
+            trainer.cfg.data.augment,
+            trainer.data.kind,
+        )
+    for cb in trainer.callbacks:
+        cb.on_train_end(trainer, result)
+    run.write_json("result.json", result.to_dict())
+    if not trainer.write_curves:  # search trials skip the plot
+        return result
+    plot_curves(
+        metrics,
+        steps,
+        run / "curves.png",
+        advice=result.advice,
+        title=f"{trainer.cfg.model.kind} on {trainer.cfg.data.name}, "
+        f"{trainer.cfg.optim.name} lr={trainer.cfg.optim.lr:g}",
+    )
+    return result
+
+
+def train_single(
+    cfg: ExperimentConfig,
+    *,
+    out: str | Path,
+    resume: bool = False,
+    callbacks: Sequence[Callback] = (),
+    splits: Splits | None = None,
+    model: nn.Module | None = None,
+    lr_mult: dict[str, float] | None = None,
+    curves: bool = True,
+) -> Result:
+    """Train one model into the run directory `out` (locked while it trains): start, or continue
+    from its last checkpoint with `resume`; finish with the best weights tested."""
+    run = RunDir(out)
+    resuming = run.create(resume)
+    with run.lock():  # a second process writing this run directory gets one line, exit 2
+        return _train_in(cfg, run, resuming, callbacks, splits, model, lr_mult, curves)
+
+
+def _train_in(
+    cfg: ExperimentConfig,
+    run: RunDir,
+    resuming: bool,
+    callbacks: Sequence[Callback],
+    splits: Splits | None,
+    model: nn.Module | None,
+    lr_mult: dict[str, float] | None,
+    curves: bool,
+) -> Result:
+    """train_single() with the run directory created and locked."""
+    if resuming:
+        saved = (run / "config.yaml").read_text() if (run / "config.yaml").exists() else None
+        if saved is not None and saved != to_yaml(cfg):
+            raise UserError(
+                f"--resume: the config differs from the one saved in {run.path}/"
+                "config.yaml; resume with the same config and --set values"
+            )
+    callbacks = list(callbacks) + callbacks_for(cfg)
+    trainer = Trainer(cfg, run, splits=splits, callbacks=callbacks, model=model, lr_mult=lr_mult)
+    trainer.write_curves = curves
+    if resuming and (run / "last.pt").exists():
+        trainer.restore(load_checkpoint(run / "last.pt", trainer.device))
+        done = trainer.state.epoch
+        run.truncate_jsonl("metrics.jsonl", lambda r: r["epoch"] <= done)
+        run.truncate_jsonl("steps.jsonl", lambda r: r["step"] <= trainer.state.step)
+        trainer.step_losses = [r["loss"] for r in run.read_jsonl("steps.jsonl")]
+        if trainer.state.stopped_reason in ("diverged", "early_stopping", "pruned") or (
+            done >= cfg.train.epochs
+        ):
+            return finish(trainer, trainer.state.stopped_reason)
+    elif resuming:
+        for name in ("metrics.jsonl", "steps.jsonl"):
+            (run / name).unlink(missing_ok=True)
+    if not resuming or not (run / "config.yaml").exists():
+        atomic_write_text(run / "config.yaml", to_yaml(cfg))
+    run.write_json("env.json", environment(trainer.device))
+    try:
+        reason = trainer.fit()
+    except KeyboardInterrupt:
+        finish(trainer, "interrupted")
+        raise
+    trainer.state.stopped_reason = reason
+    if reason in ("diverged", "pruned", "early_stopping"):
+        save_checkpoint(run / "last.pt", trainer.checkpoint())
+    return finish(trainer, reason)

@@ -1,0 +1,77 @@
+"""What the engine and its callbacks share: the callback hooks, the train state, the Result."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from trainlab.train.trainer import Trainer
+
+
+@dataclass
+class Result:
+    """What a run reports (result.json and `--json`); accuracies are fractions in [0, 1]."""
+
+    run_dir: str
+    epochs: int
+    best_epoch: int
+    seconds: float
+    train_accuracy: float
+    val_accuracy: float
+    test_accuracy: float
+    test_loss: float
+    stopped_reason: str  # completed | early_stopping | diverged | interrupted | pruned (search)
+    steps: int = 0
+    parameters: int = 0
+    advice: list[dict[str, Any]] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)  # ema_test_accuracy, tta_test_accuracy...
+
+    def to_dict(self) -> dict[str, Any]:
+        d = {k: v for k, v in self.__dict__.items() if k != "extra"}
+        d.update(self.extra)
+        return {
+            k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in d.items()
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Result:
+        names = {f for f in cls.__dataclass_fields__ if f != "extra"}
+        base = {
+            k: (float("nan") if v is None and k.endswith(("accuracy", "loss")) else v)
+            for k, v in d.items()
+            if k in names
+        }
+        return cls(**base, extra={k: v for k, v in d.items() if k not in names})
+
+
+class Callback:
+    """Hooks into the loop; `on_epoch_end` returning True stops the run (pruning, for instance)."""
+
+    def on_train_start(self, trainer: Trainer) -> None: ...
+
+    def on_step_end(self, trainer: Trainer, loss: float) -> None: ...
+
+    def on_epoch_end(self, trainer: Trainer, record: dict[str, Any]) -> bool | None: ...
+
+    def on_train_end(self, trainer: Trainer, result: Result) -> None: ...
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
+
+@dataclass
+class TrainState:
+    """Where a run is: saved in every checkpoint, so a resumed run continues from it."""
+
+    epoch: int = 0  # last completed epoch
+    step: int = 0
+    best_val: float = -1.0
+    best_epoch: int = 0
+    bad_epochs: int = 0
+    seconds: float = 0.0
+    initial_loss: float | None = None
+    stopped_reason: str = "completed"
