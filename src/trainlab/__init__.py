@@ -4,9 +4,8 @@ Python API: `trainlab.train(config) -> Result`, `trainlab.load_run(dir)`, the op
 `trainlab.optim`, the schedules in `trainlab.schedules`.
 """
 
-__version__ = "0.1.0"
-
 from trainlab.train import Callback, Result, load_run  # noqa: E402
+from trainlab.version import __version__
 
 # isort: split
 from trainlab.experiments import train  # noqa: E402  (last: rebinds the name `train`)

@@ -11,7 +11,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from trainlab import __version__, commands
+from trainlab import commands
 from trainlab.commands.output import (
     ProgressBar,
     add_common,
@@ -24,6 +24,7 @@ from trainlab.config import load_config
 from trainlab.errors import UserError
 from trainlab.experiments import evaluate_run, train
 from trainlab.train.rundir import default_run_dir, latest_run_dir
+from trainlab.version import __version__
 
 
 class Parser(argparse.ArgumentParser):

@@ -5,7 +5,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from trainlab import schedules
 from trainlab.config import ExperimentConfig, TrainConfig
+from trainlab.errors import UserError
+from trainlab.optim import FULL_BATCH, create
 
 DEFAULT_GAMMA = {"step": 0.1, "exponential": 0.95}  # x0.1 per milestone (ResNet); x0.95 per epoch
 NORM_LAYERS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.LayerNorm, nn.GroupNorm)
@@ -15,8 +18,6 @@ def pick_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
-        from trainlab.errors import UserError
-
         raise UserError(
             "train.device: cuda was asked for but torch sees no CUDA device; use cpu or auto"
         )
@@ -73,8 +74,6 @@ def param_groups(
 def make_optimizer(
     model: nn.Module, cfg: ExperimentConfig, lr_mult: dict[str, float] | None = None
 ) -> torch.optim.Optimizer:
-    from trainlab.optim import FULL_BATCH, create
-
     kwargs = cfg.optim.kwargs()
     if cfg.optim.name in FULL_BATCH:  # one flat problem: no groups
         params = [p for p in model.parameters() if p.requires_grad]
@@ -100,13 +99,9 @@ def schedule_used(cfg: ExperimentConfig) -> tuple[str, int, list[float]]:
 def make_schedule(
     optimizer: torch.optim.Optimizer, cfg: ExperimentConfig, steps_per_epoch: int
 ) -> torch.optim.lr_scheduler.LRScheduler:
-    from trainlab import schedules
-
     s = cfg.schedule
     name, cycles, _ = schedule_used(cfg)
     gamma = s.gamma if s.gamma is not None else DEFAULT_GAMMA.get(name, 0.1)
-    from trainlab.errors import UserError
-
     try:
         return schedules.create(
             optimizer,

@@ -1,6 +1,6 @@
 """The run directory: what a run leaves on disk, written so that a crash loses nothing.
 
-Layout (DESIGN.md, Contracts): config.yaml, metrics.jsonl, steps.jsonl, result.json, last.pt,
+Layout: config.yaml, metrics.jsonl, steps.jsonl, result.json, last.pt,
 best.pt, curves.png, env.json, and members/ or snapshots/ where used. Checkpoints and JSON files
 are written to a temporary file first and renamed into place.
 """
@@ -20,6 +20,7 @@ import torch
 
 from trainlab.errors import UserError
 from trainlab.locking import LOCK_NAME, DirLock
+from trainlab.version import __version__
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -93,10 +94,9 @@ def git_commit() -> str | None:
 
 
 def environment(device: torch.device) -> dict[str, Any]:
-    import trainlab
-
+    """env.json: what produced the run (versions, commit, device, threads)."""
     return {
-        "trainlab": trainlab.__version__,
+        "trainlab": __version__,
         "torch": torch.__version__,
         "python": platform.python_version(),
         "platform": platform.platform(),
