@@ -4,7 +4,7 @@ Both train the same model (same initialization) on the same prepared MNIST-1D te
 same optimizer class, batch size and epochs, and evaluate on the validation split every epoch and
 on the test split at the end; they alternate in one process and the medians are compared. What
 trainlab does on top: per-step divergence check and step log, running accuracy, per-epoch
-checkpoints (last.pt, best.pt, written atomically), metrics.jsonl, optimizer diagnostics, and at
+checkpoints (last.pt, best.pt, written atomically), metrics.jsonl, the update/weight ratio, and at
 the end result.json, the advice rules and curves.png.
 
     python bench/loop_overhead.py [--epochs 8] [--repeats 3] [--threads 2] [--json]
