@@ -1,9 +1,22 @@
 """L-BFGS: a quasi-Newton method for full-batch, deterministic problems. It never forms the
-Hessian: the last `history_size` steps s = x_new - x and gradient changes y = g_new - g describe
-its curvature, and the two-loop recursion turns them into the direction -H^-1 g."""
+Hessian: the last `history_size` steps and gradient changes
+
+    s_k = x_{k+1} - x_k        y_k = g_{k+1} - g_k        rho_k = 1 / (y_k . s_k)
+
+describe its curvature, and the two-loop recursion (two_loop below) turns them into the direction
+d = -H g, H the inverse-Hessian estimate, starting from H_0 = gamma I, gamma = s.y / y.y of the
+latest pair. A pair is kept only when y.s > 1e-10 (positive curvature keeps H positive definite).
+
+The state is torch.optim.LBFGS's, key for key and type for type, so a state_dict moves between the
+two classes and the next step is the same with either (torch's names: `old_dirs` holds the y_k,
+`old_stps` the s_k, `ro` the rho_k, `H_diag` gamma, `al` the first loop's alphas, `d` and `t` the
+last direction and step length, `prev_flat_grad`/`prev_loss` the gradient and loss before it,
+`n_iter`/`func_evals` the iterations and closure calls so far).
+"""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -12,55 +25,64 @@ import torch
 from trainlab.errors import UserError
 from trainlab.optim import checks
 from trainlab.optim.flat import FlatParams
-from trainlab.optim.linesearch import strong_wolfe
+from trainlab.optim.linesearch import Point, strong_wolfe
 
 
 def two_loop(
     g: torch.Tensor,
-    s_hist: list[torch.Tensor],
-    y_hist: list[torch.Tensor],
-    rho_hist: list[float],
-    gamma: float,
+    old_dirs: list[torch.Tensor],
+    old_stps: list[torch.Tensor],
+    ro: list[torch.Tensor],
+    H_diag: Any,  # noqa: N803 (torch's state key)
+    al: list[Any],
 ) -> torch.Tensor:
-    """The L-BFGS direction d = -H g, H the inverse-Hessian estimate built from the pairs (s, y)
-    with rho = 1 / (y.s), starting from gamma * I, gamma = s.y / y.y of the latest pair."""
+    """The L-BFGS direction d = -H g from the pairs (s_i = old_stps[i], y_i = old_dirs[i]):
+
+        q = -g;   for i = k-1 ... k-m:  alpha_i = rho_i s_i.q,   q = q - alpha_i y_i
+        r = gamma q;  for i = k-m ... k-1:  beta_i = rho_i y_i.r,  r = r + (alpha_i - beta_i) s_i
+
+    The alphas go into `al` (torch keeps that buffer in the state)."""
     q = g.neg()
-    alphas = []
-    for s, y, rho in zip(reversed(s_hist), reversed(y_hist), reversed(rho_hist)):
-        alpha = rho * float(s.dot(q))
-        q.add_(y, alpha=-alpha)
-        alphas.append(alpha)
-    r = q.mul_(gamma)
-    for s, y, rho, alpha in zip(s_hist, y_hist, rho_hist, reversed(alphas)):
-        beta = rho * float(y.dot(r))
-        r.add_(s, alpha=alpha - beta)
+    for i in reversed(range(len(old_dirs))):
+        al[i] = old_stps[i].dot(q) * ro[i]
+        q.add_(old_dirs[i], alpha=-al[i])
+    r = torch.mul(q, H_diag)
+    for i in range(len(old_dirs)):
+        beta = old_dirs[i].dot(r) * ro[i]
+        r.add_(old_stps[i], alpha=al[i] - beta)
     return r
 
 
-def _along(
-    flat: FlatParams, closure: Callable[[], Any], d: torch.Tensor
-) -> Callable[[float], tuple[float, torch.Tensor]]:
-    """phi(t): move the parameters to x + t d (x: where they are now), return (loss, gradient)."""
-    x0 = flat.get()
+def positive_int(value: Any, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise UserError(f"{name}: must be an integer >= 1, got {value!r}")
+    return value
 
-    def evaluate(t: float) -> tuple[float, torch.Tensor]:
-        flat.set_(x0.add(d, alpha=t))
-        _, value, grad = flat.evaluate(closure)
-        return value, grad
 
-    return evaluate
+def tolerance(value: Any, name: str) -> float:
+    """A stopping tolerance: any number but NaN (inf stops at once, -inf never), as torch's."""
+    x = checks.as_float(value, name)
+    if math.isnan(x):
+        raise UserError(f"{name}: must be a number, got nan")
+    return x
+
+
+def _scalar(x: Any) -> Any:
+    """A 1-element tensor hyperparameter as a 0-d tensor (as torch.optim does), else as is."""
+    return x.squeeze() if isinstance(x, torch.Tensor) and x.dim() != 0 else x
 
 
 class LBFGS(torch.optim.Optimizer):
-    """L-BFGS with torch.optim.LBFGS's arguments, defaults and closure API: `opt.step(closure)`,
-    the closure zeroes the gradients, computes the loss, calls backward and returns the loss; one
-    step runs up to max_iter iterations and returns the loss at its start. line_search_fn None
-    takes fixed steps of lr; "strong_wolfe" searches each step. One param group only."""
+    """L-BFGS with torch.optim.LBFGS's arguments, defaults, closure API and state: `opt.step(
+    closure)`, the closure zeroes the gradients, computes the loss, calls backward and returns the
+    loss; one step runs up to max_iter iterations and returns the loss at its start.
+    line_search_fn None takes fixed steps of lr; "strong_wolfe" searches each step. One param
+    group; complex parameters count as their real and imaginary parts."""
 
     def __init__(
         self,
         params: Any,
-        lr: float = 1,
+        lr: float | torch.Tensor = 1,
         max_iter: int = 20,
         max_eval: int | None = None,
         tolerance_grad: float = 1e-7,
@@ -68,19 +90,15 @@ class LBFGS(torch.optim.Optimizer):
         history_size: int = 100,
         line_search_fn: str | None = None,
     ) -> None:
-        checks.positive(lr, "optim.lr")
-        for name, value in (("max_iter", max_iter), ("history_size", history_size)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise UserError(f"optim.{name}: must be an integer >= 1, got {value!r}")
-        if max_eval is None:
-            max_eval = max_iter * 5 // 4
-        if isinstance(max_eval, bool) or not isinstance(max_eval, int) or max_eval < 1:
-            raise UserError(f"optim.max_eval: must be an integer >= 1, got {max_eval!r}")
-        checks.nonnegative(tolerance_grad, "optim.tolerance_grad")
-        checks.nonnegative(tolerance_change, "optim.tolerance_change")
+        checks.nonnegative(lr, "lr")
+        positive_int(max_iter, "max_iter")
+        positive_int(history_size, "history_size")
+        max_eval = positive_int(max_iter * 5 // 4 if max_eval is None else max_eval, "max_eval")
+        tolerance(tolerance_grad, "tolerance_grad")
+        tolerance(tolerance_change, "tolerance_change")
         if line_search_fn not in (None, "strong_wolfe"):
             raise UserError(
-                f"optim.line_search_fn: must be null or strong_wolfe, got {line_search_fn!r}"
+                f"line_search_fn: must be None or 'strong_wolfe', got {line_search_fn!r}"
             )
         defaults = {
             "lr": lr,
@@ -93,79 +111,108 @@ class LBFGS(torch.optim.Optimizer):
         }
         super().__init__(params, defaults)
         if len(self.param_groups) != 1:
-            raise UserError("optim.param_groups: LBFGS optimizes one param group only")
-        self._flat = FlatParams(self.param_groups[0]["params"], "lbfgs")
+            raise UserError(
+                "param_groups: LBFGS doesn't support per-parameter options (parameter groups)"
+            )
 
     @torch.no_grad()
     def step(self, closure: Callable[[], Any]) -> Any:  # type: ignore[override]
         """Up to max_iter L-BFGS iterations; returns the loss the closure gave at the start."""
         if closure is None:
-            raise UserError("optim: LBFGS.step needs a closure that re-evaluates the loss")
+            raise TypeError("LBFGS.step needs a closure that re-evaluates the loss")
+        closure = torch.enable_grad()(closure)
         group = self.param_groups[0]
-        flat = self._flat
-        lr, history = float(group["lr"]), group["history_size"]
+        lr, max_iter, max_eval = _scalar(group["lr"]), group["max_iter"], group["max_eval"]
         tol_grad, tol_change = group["tolerance_grad"], group["tolerance_change"]
+        flat = FlatParams(group["params"])
+        # LBFGS's state is global; it lives under the first parameter, as in torch
         state = self.state[flat.params[0]]
         state.setdefault("func_evals", 0)
         state.setdefault("n_iter", 0)
 
-        orig_loss, loss, g = flat.evaluate(closure)
+        orig_loss = closure()
+        loss = float(orig_loss)
         evals = 1
         state["func_evals"] += 1
-        if float(g.abs().max()) <= tol_grad:
+        g = flat.grad()
+        if g.abs().max() <= tol_grad:  # already optimal
             return orig_loss
 
         d, t = state.get("d"), state.get("t")
-        s_hist, y_hist = state.get("s_history", []), state.get("y_history", [])
-        rho_hist, gamma = state.get("rho_history", []), state.get("gamma", 1.0)
+        old_dirs, old_stps, ro = state.get("old_dirs"), state.get("old_stps"), state.get("ro")
+        H_diag = state.get("H_diag")  # noqa: N806 (torch's state key)
         prev_g, prev_loss = state.get("prev_flat_grad"), state.get("prev_loss")
 
-        for it in range(group["max_iter"]):
+        for it in range(1, max_iter + 1):
             state["n_iter"] += 1
-            if state["n_iter"] == 1:
-                d, s_hist, y_hist, rho_hist, gamma = g.neg(), [], [], [], 1.0
+            if state["n_iter"] == 1:  # the very first iteration: steepest descent, no history
+                d, old_dirs, old_stps, ro, H_diag = g.neg(), [], [], [], 1  # noqa: N806
             else:
-                y, s = g.sub(prev_g), d.mul(t)  # gradient change and step of the last iteration
-                ys = float(y.dot(s))
-                if ys > 1e-10:  # keep only pairs with positive curvature
-                    if len(s_hist) == history:
-                        s_hist.pop(0), y_hist.pop(0), rho_hist.pop(0)
-                    s_hist.append(s), y_hist.append(y), rho_hist.append(1.0 / ys)
-                    gamma = ys / float(y.dot(y))
-                d = two_loop(g, s_hist, y_hist, rho_hist, gamma)
-            prev_g, prev_loss = g.clone(), loss
-            # first iteration: a step of length lr in the 1-norm, as the gradient's scale is unknown
-            t = min(1.0, 1.0 / float(g.abs().sum())) * lr if state["n_iter"] == 1 else lr
-            slope = float(g.dot(d))
-            if slope > -tol_change:  # not a descent direction any more
+                y, s = g.sub(prev_g), d.mul(t)  # the last iteration's gradient change and step
+                ys = y.dot(s)
+                if ys > 1e-10:  # positive curvature: keep the pair (drop the oldest when full)
+                    if len(old_dirs) == group["history_size"]:
+                        old_dirs.pop(0), old_stps.pop(0), ro.pop(0)
+                    old_dirs.append(y), old_stps.append(s), ro.append(1.0 / ys)
+                    H_diag = ys / y.dot(y)  # noqa: N806 (gamma = s.y / y.y)
+                al = state.setdefault("al", [None] * group["history_size"])
+                d = two_loop(g, old_dirs, old_stps, ro, H_diag, al)
+            if prev_g is None:
+                prev_g = g.clone(memory_format=torch.contiguous_format)
+            else:
+                prev_g.copy_(g)
+            prev_loss = loss
+
+            # step length: lr, except on the very first iteration a step of lr in the 1-norm
+            # (at most), as the gradient's scale is not known yet
+            t = min(1.0, 1.0 / g.abs().sum()) * lr if state["n_iter"] == 1 else lr
+            slope = g.dot(d)
+            if slope > -tol_change:  # no longer a descent direction
                 break
+
             if group["line_search_fn"] == "strong_wolfe":
-                loss, g, t, ls_evals = strong_wolfe(
-                    _along(flat, closure, d), d, loss, g, t, tolerance_change=tol_change
+                x0 = flat.save()
+
+                def along(step: Any, x0: list[torch.Tensor] = x0, d: torch.Tensor = d) -> tuple:
+                    flat.add_(step, d)
+                    value = float(closure())
+                    grad = flat.grad()
+                    flat.restore(x0)
+                    return value, grad
+
+                found, ls_evals = strong_wolfe(
+                    along, d, Point(0, loss, g, slope), t, max_evals=max_eval - evals
                 )
+                loss, g, t = found.f, found.g, found.t
+                flat.add_(t, d)
+                optimal = g.abs().max() <= tol_grad
             else:
                 flat.add_(t, d)
-                ls_evals = 0
-                if it + 1 != group["max_iter"]:
-                    _, loss, g = flat.evaluate(closure)
+                ls_evals, optimal = 0, False
+                if it != max_iter:  # no use evaluating after the last iteration
+                    loss = float(closure())
+                    g = flat.grad()
+                    optimal = g.abs().max() <= tol_grad
                     ls_evals = 1
             evals += ls_evals
             state["func_evals"] += ls_evals
+
             if (
-                evals >= group["max_eval"]
-                or float(g.abs().max()) <= tol_grad
-                or float(d.abs().max()) * abs(t) <= tol_change
-                or abs(loss - prev_loss) < tol_change
+                it == max_iter
+                or evals >= max_eval
+                or optimal
+                or d.mul(t).abs().max() <= tol_change  # x barely moves
+                or abs(loss - prev_loss) < tol_change  # the loss barely changes
             ):
                 break
 
         state.update(
             d=d,
             t=t,
-            s_history=s_hist,
-            y_history=y_hist,
-            rho_history=rho_hist,
-            gamma=gamma,
+            old_dirs=old_dirs,
+            old_stps=old_stps,
+            ro=ro,
+            H_diag=H_diag,
             prev_flat_grad=prev_g,
             prev_loss=prev_loss,
         )

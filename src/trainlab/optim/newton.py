@@ -25,6 +25,7 @@ from torch.overrides import TorchFunctionMode
 from trainlab.errors import UserError
 from trainlab.optim import checks
 from trainlab.optim.flat import FlatParams, as_float
+from trainlab.optim.lbfgs import positive_int, tolerance
 from trainlab.optim.linesearch import backtracking
 
 _ROWS = 256  # Hessian rows computed per batched backward pass
@@ -85,16 +86,18 @@ class Newton(torch.optim.Optimizer):
         line_search_fn: str | None = "backtracking",
         max_params: int = 4096,
     ) -> None:
-        checks.positive(lr, "optim.lr")
-        checks.nonnegative(damping, "optim.damping")
-        checks.nonnegative(tolerance_grad, "optim.tolerance_grad")
-        checks.nonnegative(tolerance_change, "optim.tolerance_change")
+        checks.positive(lr, "lr")
+        checks.nonnegative(damping, "damping")
+        for name, value in (
+            ("tolerance_grad", tolerance_grad),
+            ("tolerance_change", tolerance_change),
+        ):
+            tolerance(value, name)
         for name, value in (("max_iter", max_iter), ("max_params", max_params)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise UserError(f"optim.{name}: must be an integer >= 1, got {value!r}")
+            positive_int(value, name)
         if line_search_fn not in (None, "backtracking"):
             raise UserError(
-                f"optim.line_search_fn: must be null or backtracking, got {line_search_fn!r}"
+                f"line_search_fn: must be None or 'backtracking', got {line_search_fn!r}"
             )
         defaults = {
             "lr": lr,
@@ -107,13 +110,17 @@ class Newton(torch.optim.Optimizer):
         }
         super().__init__(params, defaults)
         if len(self.param_groups) != 1:
-            raise UserError("optim.param_groups: Newton optimizes one param group only")
-        self._flat = FlatParams(self.param_groups[0]["params"], "newton")
+            raise UserError(
+                "param_groups: Newton doesn't support per-parameter options (parameter groups)"
+            )
+        self._flat = FlatParams(self.param_groups[0]["params"])
+        if any(p.is_complex() for p in self._flat.params):
+            raise UserError("params: Newton works on real parameters only (use LBFGS)")
         n = self._flat.numel
         if n > max_params:
             raise UserError(
-                f"optim.name: newton forms the exact {n} x {n} Hessian; this model has {n} "
-                f"parameters, above optim.max_params={max_params} (use lbfgs, or raise "
+                f"max_params: Newton forms the exact {n} x {n} Hessian; this model has {n} "
+                f"parameters, above max_params={max_params} (use LBFGS, or raise "
                 f"max_params if {n * n * 8 / 1e9:.2g} GB and {n} backward passes per step "
                 "are fine)"
             )
@@ -185,7 +192,7 @@ class Newton(torch.optim.Optimizer):
     def step(self, closure: Callable[[], Any]) -> Any:  # type: ignore[override]
         """Up to max_iter Newton iterations; returns the loss the closure gave at the start."""
         if closure is None:
-            raise UserError("optim: Newton.step needs a closure that re-evaluates the loss")
+            raise TypeError("Newton.step needs a closure that re-evaluates the loss")
         group = self.param_groups[0]
         flat = self._flat
         state = self.state[flat.params[0]]
