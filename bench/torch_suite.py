@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import inspect
 import json
 import os
 import re
@@ -110,11 +111,14 @@ def pytest_collection_modifyitems(config: Any, items: list) -> None:
         config.hook.pytest_deselected(items=drop)
     items[:] = keep
     if os.environ.get(ENV_IMPL) == "trainlab":
-        module = sys.modules.get("optim.test_optim")
-        if module is not None:
-            for name, cls in _ours().items():
-                if hasattr(module, name):
-                    setattr(module, name, cls)
+        ours = _ours()
+        for item in keep:  # the globals of the test's own function (under torch's decorators)
+            function = inspect.unwrap(getattr(item.obj, "__func__", item.obj))
+            names = getattr(function, "__globals__", {})
+            for name in ours.keys() & names.keys():
+                names[name] = ours[name]
+            if item.name in _DIFFERENTIABLE and not ours.keys() & names.keys():
+                raise RuntimeError(f"torch_suite: cannot point {item.name} at trainlab.optim")
 
 
 # --- the harness -------------------------------------------------------------------------------
