@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import importlib
 
-MODULES = ("lr_find", "landscape", "transfer", "ensemble", "search")
+MODULES = ("lr_find", "landscape", "transfer", "ensemble", "search", "compare")
 
 
 def add_all(subparsers) -> None:  # noqa: ANN001

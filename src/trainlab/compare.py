@@ -1,0 +1,395 @@
+"""Is A really better than B? Train every config with the same seeds and compare them pairwise.
+
+`compare(["a.yaml", "b.yaml"], seeds=10)` trains each config with train.seed = 0..9 (same data
+split, and per seed the same initialization and batch order where the configs allow), in
+DIR/<config>/seed-<s>/, through the search's executors (`workers` processes); a run with a
+finished result.json is read back, never trained again. It returns the object `trainlab compare
+--json` prints: each config's mean and spread, each pair's mean difference b - a with its t
+interval, the paired t-test (Holm-adjusted over the pairs), and a verdict in words.
+
+`until_decided=True` adds seeds in batches until every pair is decided (significantly better,
+or equivalent: the interval inside +/- `margin`) or `cap` seeds ran. Looking after every batch
+would inflate the false-"better" rate, so the level is split over the planned looks
+(Bonferroni: each look tests at (1 - confidence) / looks).
+
+A config may be given as `path@metric` to read another result key of the same runs (the
+`ema_test_accuracy` of the EMA runs against their own `test_accuracy`, say).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import shutil
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from trainlab.config import load_config
+from trainlab.errors import UserError
+from trainlab.report.compare_plot import plot_compare
+from trainlab.report.stats import holm, mean_std, paired, seeds_needed
+from trainlab.search.executors import KEEP, Event, InlineExecutor, Job, LocalExecutor
+
+METRIC = re.compile(r"^[a-z][a-z0-9_]*_(accuracy|loss)$")
+DEFAULT_OUT = Path("runs") / "compare"
+Progress = Callable[[str, int, int], None]  # (message, runs done, runs planned)
+
+
+@dataclass
+class Entry:
+    """One config of the comparison: its label, where its runs live and the result key read."""
+
+    name: str  # label in tables and JSON: the file stem (with @metric if given)
+    path: str
+    metric: str
+    key: str  # run folder under DIR (entries with the same resolved config share runs)
+    config: dict[str, Any]  # resolved, train.seed set per run
+    values: dict[int, float] = field(default_factory=dict)  # seed -> metric
+
+
+def _higher_is_better(metric: str) -> bool:
+    return metric.endswith("_accuracy")
+
+
+def _scale(metric: str) -> tuple[float, str]:
+    """Accuracies are reported in points (x100), losses as they are."""
+    return (100.0, " points") if _higher_is_better(metric) else (1.0, "")
+
+
+def parse_entries(
+    configs: Sequence[str | Path], overrides: Sequence[str], metric: str
+) -> list[Entry]:
+    """Read and validate the configs; give each a unique name and a run folder."""
+    if len(configs) < 2:
+        raise UserError("CONFIG: give at least two configs to compare (A.yaml B.yaml ...)")
+    entries: list[Entry] = []
+    keys: dict[str, str] = {}  # run folder -> its resolved config (yaml)
+    for spec in configs:
+        path, _, own_metric = str(spec).partition("@")
+        m = own_metric or metric
+        if not METRIC.match(m):
+            raise UserError(
+                f"--metric: {m!r} is not a result key; use test_accuracy, val_accuracy, "
+                "ema_test_accuracy, snapshot_test_accuracy, tta_test_accuracy, ... (or *_loss)"
+            )
+        cfg = load_config(path, list(overrides)).model_dump(mode="json")
+        cfg["train"]["seed"] = 0  # set per run; not part of what the config is
+        text = yaml.safe_dump(cfg, sort_keys=True)
+        stem = Path(path).stem  # a run's or trial's config.yaml is named after its folder
+        stem = Path(path).resolve().parent.name if stem == "config" else stem
+        key = stem
+        n = 2
+        while key in keys and keys[key] != text:
+            key, n = f"{stem}-{n}", n + 1
+        keys[key] = text
+        name = f"{stem}@{own_metric}" if own_metric else key
+        if any(e.name == name for e in entries):
+            raise UserError(f"CONFIG: {spec} is given twice")
+        entries.append(Entry(name, path, m, key, cfg))
+    if len({_higher_is_better(e.metric) for e in entries}) > 1:
+        raise UserError("--metric: compare accuracies with accuracies and losses with losses")
+    return entries
+
+
+def finished_result(out: Path) -> dict[str, Any] | None:
+    """A run's result.json if it finished (an interrupted or half-written run counts as missing)."""
+    try:
+        result = json.loads((out / "result.json").read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(result, dict) or result.get("stopped_reason") in (None, "interrupted"):
+        return None
+    return result
+
+
+def _check_folder(out: Path, entries: list[Entry]) -> None:
+    """DIR/<key>/config.yaml records the config of the runs there; a changed config is refused
+    (its old runs would be mixed with new ones)."""
+    for e in entries:
+        saved = out / e.key / "config.yaml"
+        text = yaml.safe_dump(e.config, sort_keys=True)
+        if saved.is_file():
+            if yaml.safe_load(saved.read_text()) != yaml.safe_load(text):
+                raise UserError(
+                    f"--out: {saved.parent} holds runs of a different config than {e.path}; "
+                    "use another --out"
+                )
+        else:
+            saved.parent.mkdir(parents=True, exist_ok=True)
+            saved.write_text(text)
+
+
+def _metric_of(result: dict[str, Any], e: Entry, run: Path) -> float:
+    value = result.get(e.metric)
+    if not isinstance(value, (int, float)) or not math.isfinite(value):
+        keys = sorted(k for k in result if METRIC.match(k) and result[k] is not None)
+        raise UserError(
+            f"--metric: the runs of {e.path} have no {e.metric} ({run}); they have "
+            + ", ".join(keys)
+        )
+    return float(value)
+
+
+def run_seeds(
+    entries: list[Entry],
+    seeds: Sequence[int],
+    out: Path,
+    executor: Callable[[], Any],
+    progress: Progress | None = None,
+) -> None:
+    """Train the missing (config, seed) runs on `executor()` (called only if a run is missing);
+    read every run's metric."""
+    todo: dict[tuple[str, int], Path] = {}
+    results: dict[tuple[str, int], dict[str, Any]] = {}
+    config_of = {e.key: e.config for e in entries}
+    for key in config_of:
+        for s in seeds:
+            run = out / key / f"seed-{s}"
+            result = finished_result(run)
+            if result is None:
+                todo[(key, s)] = run
+            else:
+                results[(key, s)] = result
+    jobs = list(todo)
+    total, done = len(config_of) * len(seeds), len(results)
+    if progress:
+        progress(f"{done} of {total} runs already done", done, total)
+    failed: list[str] = []
+
+    def handle(event: Event) -> bool | None:
+        nonlocal done
+        if event.kind == "epoch":
+            return False
+        key, s = jobs[event.number]
+        if event.kind == "done":
+            results[(key, s)] = event.result or {}
+        else:
+            failed.append(f"{key}/seed-{s}: {event.message}")
+        done += 1
+        if progress:
+            progress(f"{key} seed {s}", done, total)
+        return None
+
+    pending = list(range(len(jobs)))
+    for i in pending:
+        shutil.rmtree(todo[jobs[i]], ignore_errors=True)  # an unfinished run starts over
+    ex = executor() if pending else None
+    while len(results) + len(failed) < total:
+        while pending and ex.free() > 0:
+            i = pending.pop(0)
+            key, s = jobs[i]
+            cfg = {**config_of[key], "train": {**config_of[key]["train"], "seed": s}}
+            ex.submit(Job(i, cfg, str(todo[(key, s)]), keep=KEEP, report=False))
+        ex.step(handle, timeout=0.5)
+        if failed:
+            break
+    if failed:
+        first = failed[0]
+        if "Traceback" in first:
+            raise RuntimeError(f"a comparison run failed: {first}")
+        raise UserError(first)
+    for e in entries:
+        e.values = {s: _metric_of(results[(e.key, s)], e, out / e.key / f"seed-{s}") for s in seeds}
+
+
+def _fmt(x: float, metric: str) -> str:
+    scale, _ = _scale(metric)
+    return f"{x * scale:.2f}" if scale != 1.0 else f"{x:.4g}"
+
+
+def _verdict(
+    a: Entry, b: Entry, p: dict[str, Any], level: float, margin: float, m: int, seeds: int
+) -> str:
+    metric = a.metric
+    scale, unit = _scale(metric)
+    conf = f"{100 * level:g}% CI"
+    adj = f", Holm-adjusted over {m} pairs" if m > 1 else ""
+    if p["better"] is not None:
+        win, lose = (b, a) if p["better"] == "b" else (a, b)
+        sign = 1.0 if p["better"] == "b" else -1.0
+        lo, hi = sorted((sign * p["ci_low"], sign * p["ci_high"]))
+        gap = abs(p["diff"])
+        word = "higher" if _higher_is_better(metric) else "lower"
+        return (
+            f"{win.name} is better than {lose.name} by {_fmt(gap, metric)}{unit} ({word} "
+            f"{metric}), {conf} [{_fmt(lo, metric)}, {_fmt(hi, metric)}], {seeds} paired seeds "
+            f"(p = {p['p_value']:.2g}{adj})"
+        )
+    if p["sd"] == 0.0 and p["diff"] == 0.0:
+        return f"no difference: {a.name} and {b.name} gave the same {metric} on all {seeds} seeds"
+    ci = f"{conf} [{_fmt(p['ci_low'], metric)}, {_fmt(p['ci_high'], metric)}]"
+    if p["equivalent"]:
+        return (
+            f"no difference between {a.name} and {b.name} larger than {_fmt(margin, metric)}"
+            f"{unit}: {b.name} - {a.name} = {_fmt(p['diff'], metric)}{unit}, {ci}, "
+            f"{seeds} paired seeds"
+        )
+    need = p["seeds_needed"]
+    more = (
+        f"about {need} would be needed to see {_fmt(abs(p['diff']), metric)}{unit}"
+        if need is not None
+        else f"a difference of {_fmt(abs(p['diff']), metric)}{unit} is too small to "
+        "detect with any practical number"
+    )
+    return (
+        f"no difference between {a.name} and {b.name} detectable with {seeds} seeds "
+        f"({b.name} - {a.name} = {_fmt(p['diff'], metric)}{unit}, {ci}); {more}"
+    )
+
+
+def analyze(
+    entries: list[Entry],
+    seeds: Sequence[int],
+    *,
+    confidence: float = 0.95,
+    baseline: bool = False,
+    margin: float = 0.0,
+) -> dict[str, Any]:
+    """The comparison object (the --json contract) from the entries' per-seed values."""
+    configs = []
+    for e in entries:
+        values = [e.values[s] for s in seeds]
+        mean, sd = mean_std(values)
+        configs.append(
+            {
+                "name": e.name,
+                "mean": mean,
+                "std": sd,
+                "n": len(values),
+                "values": values,
+                "config": e.path,
+                "metric": e.metric,
+                "runs": e.key,
+            }
+        )
+    if baseline:
+        index_pairs = [(0, j) for j in range(1, len(entries))]
+    else:
+        index_pairs = [(i, j) for i in range(len(entries)) for j in range(i + 1, len(entries))]
+    alpha = 1.0 - confidence
+    stats = [
+        paired(
+            [entries[i].values[s] for s in seeds], [entries[j].values[s] for s in seeds], confidence
+        )
+        for i, j in index_pairs
+    ]
+    adjusted = holm([st.p_value for st in stats])
+    m = len(index_pairs)
+    pairs = []
+    for (i, j), st, p_adj in zip(index_pairs, stats, adjusted, strict=True):
+        a, b = entries[i], entries[j]
+        better = None
+        if p_adj is not None and p_adj < alpha and st.diff != 0.0:
+            b_wins = (st.diff > 0) == _higher_is_better(a.metric)
+            better = "b" if b_wins else "a"
+        equivalent = (
+            better is None
+            and st.ci_low is not None
+            and st.ci_high is not None
+            and -margin <= st.ci_low
+            and st.ci_high <= margin
+        )
+        need = seeds_needed(st.sd, st.diff, 1.0 - alpha / m) if st.sd is not None else None
+        pair = {
+            "a": a.name,
+            "b": b.name,
+            "diff": st.diff,
+            "ci_low": st.ci_low,
+            "ci_high": st.ci_high,
+            "p_value": p_adj,
+            "better": better,
+            "p_unadjusted": st.p_value,
+            "n": st.n,
+            "sd": st.sd,
+            "equivalent": equivalent,
+            "seeds_needed": need,
+        }
+        pair["verdict"] = _verdict(a, b, pair, confidence, margin, m, len(seeds))
+        pairs.append(pair)
+    return {
+        "configs": configs,
+        "pairs": pairs,
+        "seeds": list(seeds),
+        "confidence": confidence,
+        "correction": "holm" if m > 1 else "none",
+        "margin": margin,
+    }
+
+
+def compare(
+    configs: Sequence[str | Path],
+    *,
+    overrides: Sequence[str] = (),
+    seeds: int = 5,
+    until_decided: bool = False,
+    cap: int = 30,
+    metric: str = "test_accuracy",
+    confidence: float = 0.95,
+    margin: float = 0.005,
+    baseline: bool = False,
+    workers: int = 1,
+    out: str | Path | None = None,
+    progress: Progress | None = None,
+    executor: Any = None,
+) -> dict[str, Any]:
+    """Train `configs` (paths, `path@metric` for another result key) with paired seeds and
+    compare them; the returned dict is what `trainlab compare --json` prints.
+
+    `baseline=True` compares the first config with each other one instead of every pair.
+    `margin` (a fraction: 0.005 = 0.5 points of accuracy) is the difference below which two
+    configs count as equivalent, which lets `until_decided` stop on a "no difference".
+    """
+    if seeds < 2:
+        raise UserError(f"--seeds: at least 2 (a paired test needs two seeds), got {seeds}")
+    if workers < 1:
+        raise UserError(f"--workers: at least 1, got {workers}")
+    if not 0.5 <= confidence < 1.0:
+        raise UserError(f"--confidence: between 0.5 and 1 (e.g. 0.95), got {confidence}")
+    if margin < 0:
+        raise UserError(f"--margin: 0 or more, got {margin}")
+    if until_decided and cap < seeds:
+        raise UserError(f"--cap: at least --seeds ({seeds}), got {cap}")
+    entries = parse_entries(configs, overrides, metric)
+    folder = (
+        Path(out)
+        if out is not None
+        else DEFAULT_OUT / "-vs-".join(dict.fromkeys(e.key for e in entries))
+    )
+    _check_folder(folder, entries)
+    looks = math.ceil((cap - seeds) / seeds) + 1 if until_decided else 1
+    level = 1.0 - (1.0 - confidence) / looks
+    made: list[Any] = []
+
+    def get_executor() -> Any:
+        if not made:
+            made.append(executor or (InlineExecutor() if workers == 1 else LocalExecutor(workers)))
+        return made[0]
+
+    n, ok = seeds, False
+    try:
+        while True:
+            run_seeds(entries, range(n), folder, get_executor, progress)
+            report = analyze(entries, range(n), confidence=level, baseline=baseline, margin=margin)
+            decided = all(p["better"] is not None or p["equivalent"] for p in report["pairs"])
+            if not until_decided or decided or n >= cap:
+                break
+            n = min(cap, n + seeds)
+        ok = True
+    finally:
+        if made:
+            made[0].close(kill=not ok)  # a failed or interrupted comparison stops its workers
+    report.update(
+        metric=metric,
+        out=str(folder),
+        decided=decided,
+        looks=looks,
+        nominal_confidence=confidence,
+    )
+    report["picture"] = str(plot_compare(report, folder / "compare.png"))
+    (folder / "compare.json").write_text(json.dumps(report, indent=1) + "\n")
+    return report
