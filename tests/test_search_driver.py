@@ -224,7 +224,7 @@ def test_a_dead_worker_process_fails_its_trial_and_is_replaced(tmp_path):
     def handle(event):
         events.append(event)
         if event.kind == "epoch" and event.number == 0 and event.epoch == 1:
-            os.kill(executor.pids[0], signal.SIGKILL)
+            os.kill(_workers_of(os.getpid())[0], signal.SIGKILL)
         return False
 
     try:
@@ -258,6 +258,15 @@ def _children(pid: int) -> list[int]:
             if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
                 found.append(int(entry.name))
     return found
+
+
+def _workers_of(pid: int) -> list[int]:
+    """The spawned worker processes among `pid`'s children (not multiprocessing's helpers)."""
+    return [
+        child
+        for child in _children(pid)
+        if b"spawn_main" in Path(f"/proc/{child}/cmdline").read_bytes()
+    ]
 
 
 def _alive(pid: int) -> bool:

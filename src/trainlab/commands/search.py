@@ -11,19 +11,19 @@ import argparse
 import math
 from typing import Any
 
+from trainlab.commands.tables import frac, num, print_table, readable, seconds, table
 from trainlab.search.driver import Display
 
 _BAR = 40
 
 
-def _fmt(value: Any, digits: int = 4) -> str:
-    if isinstance(value, float):
-        return f"{value:.{digits}g}"
-    return str(value)
+def _short(path: str) -> str:
+    """optim.lr -> lr, optim.betas.0 -> betas.0 (the section is clear from the name)."""
+    return path.split(".", 1)[-1]
 
 
 def _params(params: dict[str, Any]) -> str:
-    return "  ".join(f"{k.split('.', 1)[-1]}={_fmt(v)}" for k, v in params.items())
+    return "  ".join(f"{_short(k)}={num(v)}" for k, v in params.items())
 
 
 class _Live(Display):
@@ -37,6 +37,9 @@ class _Live(Display):
         self.best: tuple[int, float] | None = None
         self.study = ""
         self.retests: tuple[int, int] | None = None  # (done, total) once the re-test starts
+
+    def note(self, message: str) -> None:
+        self.console.print(f"note: {message}", highlight=False)
 
     def start(self, study: str, total: int, done: int, workers: int) -> None:
         from rich.live import Live
@@ -57,6 +60,12 @@ class _Live(Display):
             and (self.best is None or value > self.best[1])
         ):
             self.best = (number, value)
+        if not self.console.is_terminal:  # a log has no live region: one line per trial
+            self.console.print(
+                f"trial {number}: {state}, val acc {frac(value)} "
+                f"({self.finished}/{self.total} trials)",
+                highlight=False,
+            )
         self.refresh()
 
     def retest_begin(self, total: int, done: int) -> None:
@@ -69,7 +78,7 @@ class _Live(Display):
         self.refresh()
 
     def headline(self) -> str:
-        best = f"best: trial {self.best[0]} ({self.best[1]:.4f})" if self.best else "best: -"
+        best = f"best: trial {self.best[0]} ({frac(self.best[1])})" if self.best else "best: -"
         line = f"[bold]{self.study}[/]  {self.finished}/{self.total} trials  {best}"
         if self.retests is not None:
             line += f"  re-tests: {self.retests[0]}/{self.retests[1]}"
@@ -129,7 +138,7 @@ class PandaDisplay(_Live):
                 r = ref[i] if i < len(ref) else None
                 if r is not None and math.isfinite(r):
                     bar[min(_BAR - 1, round(r * _BAR))] = "|"
-                value = "-" if v is None else f"{v:.4f}"
+                value = frac(v)
                 lines.append(f"epoch {i + 1:>3}/{self.epochs}  {''.join(bar)}  {value}")
             if ref:
                 lines.append("[dim]| the best trial's validation accuracy at the same epoch[/]")
@@ -188,49 +197,42 @@ class CaviarDisplay(_Live):
         super().retest_finished(trial, seed, value)
 
     def render(self) -> Any:
-        from rich.table import Table
-
-        table = Table(title=self.headline(), title_justify="left")
-        for col in ("trial", "state", "epoch", "val acc", "params"):
-            table.add_column(col, justify="left" if col == "params" else "right")
+        out = table(
+            self.headline(), ("trial", ("state", "left"), "epoch", "val acc", ("params", "left"))
+        )
         for number in list(self.rows)[-12:]:  # the latest started
             r = self.rows[number]
-            value = "-" if r["value"] is None else f"{r['value']:.4f}"
-            table.add_row(
-                str(number), r["state"], f"{r['epoch']}/{r['epochs']}", value, _params(r["params"])
+            out.add_row(
+                str(number),
+                r["state"],
+                f"{r['epoch']}/{r['epochs']}",
+                frac(r["value"]),
+                _params(r["params"]),
             )
-        return table
+        return out
 
 
 def leaderboard_table(result: dict[str, Any], top: int = 15) -> Any:
-    from rich.table import Table
-
+    """The best `top` rows of the study's leaderboard: rank, trial, validation accuracy, the
+    searched values, seconds and state (epochs only where trials trained for different
+    numbers of epochs, as coarse to fine does)."""
     rows = result["leaderboard"]
     paths: list[str] = []
     for r in rows:
         paths += [p for p in r["params"] if p not in paths]
-    from rich import box
-
-    table = Table(
-        title=f"leaderboard of {result['study']} ({len(rows)} trials)",
-        box=box.SIMPLE_HEAD,
-        pad_edge=False,
-    )
-    short = [p.split(".", 1)[-1] for p in paths]  # optim.lr -> lr, optim.betas.0 -> betas.0
-    for col in ("rank", "trial", "val acc", *short, "epochs", "seconds", "state"):
-        table.add_column(col, justify="right", overflow="fold")
+    epochs = {r["epochs"] for r in rows}
+    varied = len(epochs) > 1
+    each = f", {next(iter(epochs))} epochs each" if len(epochs) == 1 and None not in epochs else ""
+    title = f"leaderboard of {result['study']} ({len(rows)} trials{each})"
+    columns = ["rank", "trial", "val acc", *map(_short, paths)]
+    out = table(title, [*columns, *(["epochs"] if varied else []), "s", ("state", "left")])
     for r in rows[:top]:
-        value = "-" if r["value"] is None else f"{r['value']:.4f}"
-        table.add_row(
-            str(r["rank"]),
-            str(r["trial"]),
-            value,
-            *[_fmt(r["params"].get(p, "-"), 3) for p in paths],
-            str(r["epochs"] if r["epochs"] is not None else "-"),
-            "-" if r["seconds"] is None else f"{r['seconds']:.1f}",
-            r["state"],
-        )
-    return table
+        cells = [str(r["rank"]), str(r["trial"]), frac(r["value"])]
+        cells += [num(r["params"].get(p)) for p in paths]
+        if varied:
+            cells.append(num(r["epochs"]))
+        out.add_row(*cells, seconds(r["seconds"]), r["state"])
+    return out
 
 
 def _spread(entry: dict[str, Any], kind: str) -> str:
@@ -238,46 +240,32 @@ def _spread(entry: dict[str, Any], kind: str) -> str:
     mean, std = entry[f"{kind}_mean"], entry[f"{kind}_std"]
     if mean is None:
         return "-"
-    pm = f" ± {std:.4f}" if std is not None else ""
-    return f"{mean:.4f}{pm} [{entry[f'{kind}_min']:.4f}, {entry[f'{kind}_max']:.4f}]"
+    pm = f" ± {std:.3f}" if std is not None else ""
+    return f"{frac(mean)}{pm} [{frac(entry[f'{kind}_min'])}, {frac(entry[f'{kind}_max'])}]"
 
 
 def retest_table(retest: list[dict[str, Any]]) -> Any:
     """Each re-tested configuration: its original accuracies beside the re-test's spread."""
-    from rich import box
-    from rich.table import Table
-
     runs = max(len(e["seeds"]) for e in retest)
-    table = Table(
-        title=f"re-test of the best {len(retest)} configs with {runs} new seeds each "
+    out = table(
+        f"re-test of the best {len(retest)} configs with {runs} new seeds each "
         "(mean ± std \\[min, max])",
-        box=box.SIMPLE_HEAD,
-        pad_edge=False,
+        ("rank", "trial", "val acc", "re-test val acc", "test acc", "re-test test acc", "runs"),
     )
-    for col in (
-        "rank",
-        "trial",
-        "val acc",
-        "re-test val acc",
-        "test acc",
-        "re-test test acc",
-        "runs",
-    ):
-        table.add_column(col, justify="right")
     for e in retest:
         rank = str(e["rank"]) if not e["rank_changed"] else f"{e['rank']} -> {e['retest_rank']}"
         test = e["original_test_accuracy"]
         ok = sum(v is not None for v in e["values"])
-        table.add_row(
+        out.add_row(
             rank,
             str(e["trial"]),
-            f"{e['original_val_accuracy']:.4f}",
+            frac(e["original_val_accuracy"]),
             _spread(e, "val"),
-            "-" if test is None else f"{test:.4f}",
+            frac(test),
             _spread(e, "test"),
             f"{ok}/{len(e['seeds'])}" + (f" ({e['failed']} failed)" if e["failed"] else ""),
         )
-    return table
+    return out
 
 
 def ranking_line(retest: list[dict[str, Any]]) -> str:
@@ -313,10 +301,10 @@ def cmd_search(args: argparse.Namespace) -> int:
         keep_all=args.keep_all,
     )
     p = plan(args.config, options)
-    c = console(args.json)
+    c = readable(console(args.json))
     display = PandaDisplay(c) if p.search.workers == 1 else CaviarDisplay(c)
     result = Driver(p, options, display).run().to_dict()
-    c.print(leaderboard_table(result))
+    print_table(c, leaderboard_table(result))
     n = result["trials"]
     c.print(
         f"trials: {n['complete']} complete, {n['pruned']} pruned, {n['diverged']} diverged, "
@@ -326,8 +314,8 @@ def cmd_search(args: argparse.Namespace) -> int:
     if best:
         test = best.get("test_accuracy")
         c.print(
-            f"best: trial {best['trial']}, validation accuracy {best['value']:.4f}"
-            + (f", test accuracy {test:.4f}" if test is not None else "")
+            f"best: trial {best['trial']}, validation accuracy {frac(best['value'])}"
+            + (f", test accuracy {frac(test)}" if test is not None else "")
         )
         c.print(
             f"best config: {best['config_path']} (trainlab train {best['config_path']})",
@@ -336,7 +324,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     retest = result.get("retest")
     if retest is not None:
         if retest:
-            c.print(retest_table(retest))
+            print_table(c, retest_table(retest))
             c.print(ranking_line(retest))
         else:
             c.print("re-test: no complete trial to re-test")

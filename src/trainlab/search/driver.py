@@ -9,15 +9,20 @@ validation accuracy; a pruned run is PRUNED; a diverged run (loss NaN/inf or abo
 the lecture's "learning rate too high") is PRUNED with user attr ``outcome: diverged``; a run
 that raised, or whose worker died, is FAIL with ``outcome: crashed`` and the search goes on.
 
-`--resume` continues a study to its total of `trials`: trials left RUNNING by a killed driver
-are marked FAIL (``outcome: interrupted``) and their slots re-run; finished trials are never
-counted twice.
+`--resume` continues a study to its total of `trials`: a trial left RUNNING by a killed driver
+whose run had finished (result.json written) is recorded as it would have been and kept; the
+others are marked FAIL (``outcome: interrupted``) and their slots re-run; finished trials are
+never counted twice.
+
+Workers: never more than the trials left to run (re-tests included), started when a trial is
+handed to them; above the machine's CPU cores the display gets a one-line note.
 """
 
 from __future__ import annotations
 
 import copy
 import math
+import os
 import shutil
 import time
 from collections.abc import Sequence
@@ -33,7 +38,7 @@ from trainlab.config import apply_overrides as apply_set
 from trainlab.errors import UserError
 from trainlab.search import study as studies
 from trainlab.search.config import SearchConfig, load_search_config
-from trainlab.search.executors import KEEP, Event, Job, make_executor
+from trainlab.search.executors import KEEP, Event, Job, make_executor, prune_run_dir
 from trainlab.search.samplers import (
     BlockCoordinateSampler,
     CoarseToFineSampler,
@@ -78,6 +83,7 @@ class SearchResult:
     seconds: float
     loop_seconds: float = 0.0  # from the workers being ready to the last trial's end
     leaderboard: list[dict[str, Any]] = field(default_factory=list)
+    workers: int = 0  # the workers the search used (search.workers, capped at the work left)
     retest: list[dict[str, Any]] | None = None  # one entry per re-tested configuration
     plots: dict[str, str] = field(default_factory=dict)
 
@@ -90,6 +96,7 @@ class SearchResult:
             "best": self.best,
             "seconds": self.seconds,
             "loop_seconds": self.loop_seconds,
+            "workers": self.workers,
             "leaderboard": self.leaderboard,
             "plots": self.plots,
         }
@@ -100,6 +107,9 @@ class SearchResult:
 
 class Display:
     """What the driver tells a user interface (the CLI's live curve or table); no-ops here."""
+
+    def note(self, message: str) -> None:
+        """A one-line remark for the user before the search starts (workers capped, ...)."""
 
     def start(self, study: str, total: int, done: int, workers: int) -> None: ...
 
@@ -248,6 +258,7 @@ class Driver:
         self.phase_of: dict[int, int | None] = {}  # round or block phase of each running trial
         self.keep = None if options.keep_all else KEEP
         self.loop_seconds = 0.0
+        self.workers = 0
 
     # -- budget
 
@@ -264,41 +275,42 @@ class Driver:
         lock = studies.StudyLock(p.study_dir)
         lock.acquire()
         try:
-            workers = p.search.workers
-            try:  # every check before the study is created or changed
+            try:  # every check before the study is created (or, resuming, changed)
                 _warm_data(p.experiment)
-                self.executor = make_executor(
-                    self.options.executor or p.search.executor,
-                    workers,
-                    address=self.options.ray_address,
-                    threads=self.options.threads,
+                sig = studies.signature(p.space, p.search.strategy, to_yaml(p.experiment))
+                opened = studies.open_study(
+                    storage,
+                    p.name,
+                    p.study_dir,
+                    self.sampler,
+                    self.pruner,
+                    sig,
+                    self.options.resume,
                 )
-                try:
-                    sig = studies.signature(p.space, p.search.strategy, to_yaml(p.experiment))
-                    self.study = studies.open_study(
-                        storage,
-                        p.name,
-                        p.study_dir,
-                        self.sampler,
-                        self.pruner,
-                        sig,
-                        self.options.resume,
-                    ).study
-                except BaseException:
-                    self.executor.close(kill=True)
+                self.study = opened.study
+                try:  # the workers are capped at the study's runs left, so it comes first
+                    kind = self.options.executor or p.search.executor
+                    self.workers = self._workers(kind)
+                    self.executor = make_executor(
+                        kind,
+                        self.workers,
+                        address=self.options.ray_address,
+                        threads=self.options.threads,
+                    )
+                except BaseException:  # no Ray, say: a new study is taken back
+                    if not self.options.resume:
+                        optuna.delete_study(study_name=p.name, storage=storage)
                     raise
             except UserError:
                 if created:
                     lock.release()
                     shutil.rmtree(p.study_dir, ignore_errors=True)
                 raise
+            for number in opened.recovered:  # finished runs the killed driver had not recorded
+                prune_run_dir(studies.trial_dir(p.study_dir, number), self.keep)
             try:
-                self.display.start(p.name, p.search.trials, self.counted(), workers)
-                if hasattr(self.executor, "wait_ready"):
-                    self.executor.wait_ready()
-                loop_start = time.perf_counter()
+                self.display.start(p.name, p.search.trials, self.counted(), self.workers)
                 self._loop()
-                self.loop_seconds = time.perf_counter() - loop_start
                 retest = self._retest() if p.search.retest else None
             except KeyboardInterrupt:
                 self._interrupt()
@@ -309,6 +321,24 @@ class Driver:
             return self._report(storage, time.perf_counter() - start, retest)
         finally:
             lock.release()
+
+    def _workers(self, kind: str) -> int:
+        """``search.workers`` capped at the runs left (trials, then re-tests); a note when that
+        is more processes than this machine has cores (local workers)."""
+        s = self.p.search
+        left = max(0, s.trials - self.counted()) + (s.retest or 0) * (s.retest_seeds or 0)
+        workers = max(1, min(s.workers, left))
+        if workers < s.workers:
+            self.display.note(
+                f"search.workers: {s.workers} asked, {left} runs left: starting at most {workers}"
+            )
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+        if kind == "local" and cores and workers > cores:
+            self.display.note(
+                f"search.workers: {workers} workers on {cores} CPU cores; trials will compete "
+                "for cores, each running slower"
+            )
+        return workers
 
     def _phase(self, slot: int) -> int | None:
         """The round (coarse to fine) or block phase of the trial in budget position `slot`."""
@@ -332,13 +362,21 @@ class Driver:
         )
 
     def _loop(self) -> None:
-        total = self.p.search.trials
-        while True:
-            while self.executor.free() > 0 and self.counted() < total and not self._must_wait():
-                self._launch()
-            if not self.running:
-                return
+        """Launch trials into free slots until the budget is spent; the search loop's time
+        (`loop_seconds`) starts when the first wave's workers are ready (torch imported)."""
+        self._fill()
+        if hasattr(self.executor, "wait_ready"):
+            self.executor.wait_ready()
+        loop_start = time.perf_counter()
+        while self.running:
             self.executor.step(self._handle, timeout=0.5)
+            self._fill()
+        self.loop_seconds = time.perf_counter() - loop_start
+
+    def _fill(self) -> None:
+        total = self.p.search.trials
+        while self.executor.free() > 0 and self.counted() < total and not self._must_wait():
+            self._launch()
 
     def _launch(self) -> None:
         phase = self._phase(self._next_slot())
@@ -391,27 +429,16 @@ class Driver:
             self.study.tell(trial, state=TrialState.FAIL)
             self.display.trial_finished(event.number, "failed", None)
             return None
-        result = event.result or {}
-        trial.set_user_attr("epochs", result.get("epochs"))
-        trial.set_user_attr("seconds", result.get("seconds"))
-        trial.set_user_attr("test_accuracy", result.get("test_accuracy"))
-        reason = result.get("stopped_reason")
-        value = result.get("val_accuracy")
-        if reason == "diverged":
-            trial.set_user_attr(studies.OUTCOME, "diverged")
-            self.study.tell(trial, state=TrialState.PRUNED)
-            self.display.trial_finished(event.number, "diverged", None)
-        elif reason == "pruned":
-            self.study.tell(trial, state=TrialState.PRUNED)
-            self.display.trial_finished(event.number, "pruned", self.last.pop(event.number, None))
-        elif value is None:
-            trial.set_user_attr(studies.OUTCOME, "crashed")
-            trial.set_user_attr("error", "the run reported no validation accuracy")
-            self.study.tell(trial, state=TrialState.FAIL)
-            self.display.trial_finished(event.number, "failed", None)
+        done = studies.outcome(event.result or {})
+        for key, value in done.attrs.items():
+            trial.set_user_attr(key, value)
+        last = self.last.pop(event.number, None)
+        if done.state == TrialState.COMPLETE:
+            self.study.tell(trial, done.value)
         else:
-            self.study.tell(trial, float(value))
-            self.display.trial_finished(event.number, "complete", float(value))
+            self.study.tell(trial, state=done.state)
+        shown = done.value if done.label == "complete" else last if done.label == "pruned" else None
+        self.display.trial_finished(event.number, done.label, shown)
         return None
 
     def _write_error(self, event: Event) -> None:
@@ -439,9 +466,7 @@ class Driver:
         search's executor; see trainlab.search.retest."""
         from trainlab.search.retest import retest
 
-        top = [
-            r for r in studies.leaderboard(self.study, self.p.space) if r["state"] == "complete"
-        ][: self.p.search.retest]
+        top = studies.ranked_trials(self.study, self.p.space)[: self.p.search.retest]
         out = retest(
             self.p.study_dir,
             top,
@@ -510,6 +535,7 @@ class Driver:
             best=best_out,
             seconds=round(seconds, 3),
             loop_seconds=round(self.loop_seconds, 3),
+            workers=self.workers,
             leaderboard=rows,
             retest=retest,
             plots=plots,

@@ -199,10 +199,12 @@ class _Worker:
             sys.modules["__main__"] = main
         child.close()
         self.job: Job | None = None
+        self.ready = False  # its ("ready",) message was read
 
 
 class LocalExecutor:
-    """N worker processes on this machine (spawn), one torch thread each by default."""
+    """Up to `workers` worker processes on this machine (spawn), one torch thread each by
+    default; a worker is started when a job is submitted and no started one is idle."""
 
     def __init__(self, workers: int, threads: int = 1) -> None:
         import multiprocessing
@@ -210,30 +212,34 @@ class LocalExecutor:
         self._ctx = multiprocessing.get_context("spawn")
         self.slots = workers
         self.threads = threads
-        self._workers = [_Worker(self._ctx, threads) for _ in range(workers)]
-
-    @property
-    def pids(self) -> list[int]:
-        return [w.process.pid for w in self._workers if w.process.pid is not None]
+        self._workers: list[_Worker] = []
 
     def free(self) -> int:
-        return sum(1 for w in self._workers if w.job is None)
+        return self.slots - sum(1 for w in self._workers if w.job is not None)
 
     def wait_ready(self, timeout: float = 300.0) -> None:
-        """Block until every worker has imported torch and trainlab (so timings of the search
-        itself leave out the start-up); a worker that died is left to `step` to report."""
+        """Block until every started worker has imported torch and trainlab (so timings of the
+        search itself leave out the start-up); a worker that died is left to `step` to report."""
         deadline = time.monotonic() + timeout
         for w in self._workers:
-            while w.process.is_alive() and time.monotonic() < deadline:
+            while not w.ready and w.process.is_alive() and time.monotonic() < deadline:
                 if w.conn.poll(0.2):
                     try:
-                        w.conn.recv()  # ("ready",)
+                        w.conn.recv()  # ("ready",): always a worker's first message
                     except (EOFError, OSError):
                         pass
-                    break
+                    w.ready = True
 
     def submit(self, job: Job) -> None:
-        worker = next(w for w in self._workers if w.job is None)
+        for dead in [w for w in self._workers if w.job is None and not w.process.is_alive()]:
+            dead.conn.close()
+            self._workers.remove(dead)
+        worker = next((w for w in self._workers if w.job is None), None)
+        if worker is None:
+            if len(self._workers) >= self.slots:
+                raise RuntimeError("submit: no free worker slot (check free() first)")
+            worker = _Worker(self._ctx, self.threads)
+            self._workers.append(worker)
         job.threads = self.threads
         worker.job = job
         worker.conn.send(job)
@@ -256,6 +262,7 @@ class LocalExecutor:
                 except (EOFError, OSError):
                     continue  # the sentinel says why
                 if message[0] == "ready":
+                    w.ready = True
                     continue
                 if message[0] == "epoch":
                     stop = handle(Event("epoch", w.job.number, message[1], message[2]))
@@ -266,13 +273,9 @@ class LocalExecutor:
             elif not w.process.is_alive():
                 job, w.job = w.job, None
                 code = w.process.exitcode
-                self._replace(w)
+                w.conn.close()
+                self._workers.remove(w)  # the next job that needs a worker starts a new one
                 handle(Event("error", job.number, message=f"worker process died (exit {code})"))
-
-    def _replace(self, dead: _Worker) -> None:
-        dead.conn.close()
-        i = self._workers.index(dead)
-        self._workers[i] = _Worker(self._ctx, self.threads)
 
     def close(self, kill: bool = False) -> None:
         for w in self._workers:

@@ -17,7 +17,6 @@ accuracy, and the configuration's rank among the K by re-test mean beside its or
 
 from __future__ import annotations
 
-import json
 import random
 import shutil
 import statistics
@@ -48,18 +47,6 @@ def retest_seeds(study_seed: int, original: int, count: int) -> list[int]:
 def run_dir(study_dir: Path, trial: int, seed: int) -> Path:
     """Where the re-test of trial `trial` with training seed `seed` runs."""
     return Path(study_dir) / "retest" / f"{trial:04d}-seed{seed}"
-
-
-def finished_result(out: Path) -> dict[str, Any] | None:
-    """The run's result.json if the run finished (an interrupted run counts as missing)."""
-    path = out / "result.json"
-    if not path.is_file():
-        return None
-    try:
-        result = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    return None if result.get("stopped_reason") == "interrupted" else result
 
 
 @dataclass
@@ -108,7 +95,7 @@ def plan_runs(
             continue
         for seed in retest_seeds(study_seed, config["train"]["seed"], count):
             run = _Run(row["trial"], seed, run_dir(study_dir, row["trial"], seed))
-            run.result = finished_result(run.out)
+            run.result = studies.finished_result(run.out)
             if run.result is None:
                 run.config = {**config, "train": {**config["train"], "seed": seed}}
             runs.append(run)

@@ -383,13 +383,6 @@ class Space:
             if d.param_name in params
         }
 
-    def optuna_params(self, values: Mapping[str, Any]) -> dict[str, Any]:
-        """Dotted path -> config value  ->  Optuna params (for ``study.enqueue_trial``)."""
-        return {
-            self.by_path[p].param_name: self.by_path[p].to_optuna_value(v)
-            for p, v in values.items()
-        }
-
 
 def parse_space(space: Mapping[str, str], known_path: Callable[[str], bool]) -> Space:
     """Build a `Space` from ``{dotted path: distribution string}``.

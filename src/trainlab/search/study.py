@@ -18,11 +18,12 @@ from __future__ import annotations
 
 import csv
 import fcntl
+import json
 import math
 import os
 import shutil
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,8 +32,9 @@ from optuna.storages import BaseStorage
 from optuna.study import Study
 from optuna.trial import FrozenTrial, TrialState
 
+from trainlab.config import known_path
 from trainlab.errors import UserError
-from trainlab.search.space import Space
+from trainlab.search.space import Space, parse_space
 
 DEFAULT_STORAGE = "sqlite:///runs/trainlab.db"
 SIGNATURE_ATTR = "trainlab:signature"
@@ -120,6 +122,49 @@ class StudyLock:
         self.release()
 
 
+# --------------------------------------------------------------------------- a trial's result
+
+
+def finished_result(run_dir: Path) -> dict[str, Any] | None:
+    """The run's result.json if the run finished (an interrupted run counts as missing)."""
+    path = Path(run_dir) / "result.json"
+    if not path.is_file():
+        return None
+    try:
+        result = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(result, dict) or result.get("stopped_reason") in (None, INTERRUPTED):
+        return None
+    return result
+
+
+@dataclass
+class Outcome:
+    """How a finished run is recorded in Optuna: state, value, user attrs, and its label."""
+
+    state: TrialState
+    value: float | None  # the trial's value (COMPLETE only): the best epoch's val accuracy
+    attrs: dict[str, Any]
+    label: str  # complete | pruned | diverged | failed
+
+
+def outcome(result: Mapping[str, Any]) -> Outcome:
+    """The one rule from a run's result (result.json) to the trial's record, used when a worker
+    reports and when `--resume` finds a result the killed driver never recorded."""
+    attrs = {k: result.get(k) for k in ("epochs", "seconds", "test_accuracy")}
+    reason = result.get("stopped_reason")
+    value = result.get("val_accuracy")
+    if reason == "diverged":
+        return Outcome(TrialState.PRUNED, None, {**attrs, OUTCOME: "diverged"}, "diverged")
+    if reason == "pruned":
+        return Outcome(TrialState.PRUNED, None, attrs, "pruned")
+    if not isinstance(value, (int, float)) or not math.isfinite(value):
+        attrs.update({OUTCOME: "crashed", "error": "the run reported no validation accuracy"})
+        return Outcome(TrialState.FAIL, None, attrs, "failed")
+    return Outcome(TrialState.COMPLETE, float(value), attrs, "complete")
+
+
 # --------------------------------------------------------------------------- open / resume
 
 
@@ -158,6 +203,7 @@ def _changes(saved: Mapping[str, Any], now: Mapping[str, Any]) -> str | None:
 class Opened:
     study: Study
     stale: list[int]  # numbers of RUNNING trials of a dead driver, now FAIL (interrupted)
+    recovered: list[int] = field(default_factory=list)  # ... whose result.json was written
 
 
 def open_study(
@@ -172,7 +218,9 @@ def open_study(
     """Create the study, or load it with `resume`; call with the study lock held.
 
     Every check runs before the first write, so a refused resume leaves the study untouched.
-    On resume, RUNNING trials (left by a killed driver: no other driver holds the lock) are
+    On resume, RUNNING trials (left by a killed driver: no other driver holds the lock) whose
+    run finished (result.json written) are recorded as the driver would have recorded them
+    (`outcome`: COMPLETE with the best epoch's validation accuracy, ...) and kept; the others are
     marked FAIL with ``outcome: interrupted`` and their run directories removed, so their slots
     are re-run and nothing of theirs is counted.
     """
@@ -202,13 +250,22 @@ def open_study(
         problem = _changes(saved, sig)
         if problem:
             raise UserError(f"{problem}; resume with the same settings or start a new --study")
-    stale = []
+    stale, recovered = [], []
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING, TrialState.WAITING)):
+        result = finished_result(trial_dir(study_dir, t.number))
+        if result is not None and t.state == TrialState.RUNNING:
+            done = outcome(result)
+            for key, value in done.attrs.items():
+                storage.set_trial_user_attr(t._trial_id, key, value)
+            values = [done.value] if done.value is not None else None
+            storage.set_trial_state_values(t._trial_id, done.state, values)
+            recovered.append(t.number)
+            continue
         storage.set_trial_user_attr(t._trial_id, OUTCOME, INTERRUPTED)
         storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
         shutil.rmtree(trial_dir(study_dir, t.number), ignore_errors=True)
         stale.append(t.number)
-    return Opened(study, stale)
+    return Opened(study, stale, recovered)
 
 
 # --------------------------------------------------------------------------- reading back
@@ -301,6 +358,41 @@ def leaderboard(study: Study, space: Space) -> list[dict[str, Any]]:
     for rank, row in enumerate(rows, 1):
         row["rank"] = rank
     return rows
+
+
+def ranked_trials(
+    study: Study, space: Space, states: tuple[str, ...] = ("complete",)
+) -> list[dict[str, Any]]:
+    """The study's leaderboard rows in `states`, best first: the one ranking of a study (the
+    printed leaderboard, `--retest`, `trainlab ensemble --study`)."""
+    return [row for row in leaderboard(study, space) if row["state"] in states]
+
+
+def searched_space(study: Study) -> Space:
+    """The space a study searched, rebuilt from its signature (to read its trials' params)."""
+    saved = (study.user_attrs.get(SIGNATURE_ATTR) or {}).get("space") or {}
+    return parse_space(saved, known_path) if saved else Space([])
+
+
+def find_study(url: str, name_or_dir: str) -> tuple[Study, Path]:
+    """A study and its directory, by study name or by its directory, in the storage `url`."""
+    if url.startswith("sqlite:///"):
+        path = url.removeprefix("sqlite:///")
+        if path and path != ":memory:" and not Path(path).is_file():
+            raise UserError(f"--storage: no study database {path}; give the search's --storage")
+    storage = open_storage(url)
+    summaries = storage.get_all_studies()
+    found = next((s for s in summaries if s.study_name == name_or_dir), None)
+    if found is None and Path(name_or_dir).is_dir():
+        where = str(Path(name_or_dir).resolve())
+        found = next((s for s in summaries if s.user_attrs.get(DIR_ATTR) == where), None)
+    if found is None:
+        raise UserError(
+            f"--study: no study named {name_or_dir!r} (or searched into that directory) in "
+            f"{url}; give the study's name and the search's --storage"
+        )
+    study = optuna.load_study(storage=storage, study_name=found.study_name)
+    return study, Path(study.user_attrs.get(DIR_ATTR) or Path("runs") / "search" / found.study_name)
 
 
 def write_leaderboard(rows: list[dict[str, Any]], space: Space, path: Path) -> Path:
