@@ -185,16 +185,27 @@ def _outcomes(xml: Path) -> dict[str, tuple[str, str]]:
                 break
             if child.tag == "skipped":
                 outcome = "skipped"
+                cause = (
+                    (child.get("message") or "").splitlines()[0][:120]
+                    if child.get("message")
+                    else ""
+                )
         result[name] = (outcome, cause)
     return result
 
 
 def compare(runs: dict[str, dict[str, tuple[str, str]]]) -> dict[str, Any]:
     """Counts per implementation, and the tests that pass for torch and fail for trainlab."""
-    summary: dict[str, Any] = {}
+    summary: dict[str, Any] = {"by_optimizer": {}, "skip_reasons": {}}
     for impl, outcomes in runs.items():
         counts = collections.Counter(outcome for outcome, _ in outcomes.values())
         summary[impl] = {k: counts.get(k, 0) for k in ("passed", "failed", "skipped")}
+        per: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
+        for test, (outcome, _) in outcomes.items():
+            per[optimizer_of(test.split("::")[-1]) or "?"][outcome] += 1
+        summary["by_optimizer"][impl] = {o: dict(c) for o, c in sorted(per.items())}
+        reasons = collections.Counter(c for o, c in outcomes.values() if o == "skipped")
+        summary["skip_reasons"][impl] = dict(reasons.most_common())
     if {"torch", "trainlab"} <= runs.keys():
         ours, theirs = runs["trainlab"], runs["torch"]
         regressions = sorted(
@@ -227,6 +238,20 @@ def render(summary: dict[str, Any], seconds: dict[str, float]) -> str:
                 f"{impl:<9} {c['passed']:>7} {c['failed']:>7} {c['skipped']:>8} "
                 f"{seconds.get(impl, 0):>8.0f}"
             )
+    by_optimizer = summary["by_optimizer"]
+    out.append("\npassed/failed/skipped by optimizer")
+    for optimizer in OPTIMIZERS:
+        cells = []
+        for impl in ("torch", "trainlab"):
+            if impl in by_optimizer:
+                c = by_optimizer[impl].get(optimizer, {})
+                cells.append(
+                    f"{impl} {c.get('passed', 0)}/{c.get('failed', 0)}/{c.get('skipped', 0)}"
+                )
+        out.append(f"  {optimizer:<8} " + "   ".join(cells))
+    for impl, reasons in summary["skip_reasons"].items():
+        out.append(f"\nskipped for {impl}, by reason:")
+        out.extend(f"  {n:>3} x {reason or '?'}" for reason, n in reasons.items())
     groups = summary.get("only_torch_passes")
     if groups is not None:
         total = sum(len(t) for causes in groups.values() for t in causes.values())
