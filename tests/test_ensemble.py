@@ -224,25 +224,50 @@ def test_train_ensemble_members_and_resume(write_config, tmp_path, capsys):
     assert again["ensemble_test_accuracy"] == pytest.approx(res["ensemble_test_accuracy"])
 
 
-def test_ensemble_of_study_top_trials(runs, tmp_path, capsys):
-    study = tmp_path / "search" / "mystudy"
-    for i, (src, val, reason) in enumerate(
-        [
-            ("a", 0.5, "completed"),
-            ("b", 0.9, "completed"),
-            ("a", 0.99, "diverged"),
-            ("b", 0.7, "pruned"),
-        ]
-    ):
-        d = study / "trials" / f"{i:04d}"
+def test_ensemble_of_study_top_trials_follows_the_study_leaderboard(runs, tmp_path, capsys):
+    """The top K come from the study's leaderboard (complete trials by value, then pruned ones;
+    diverged ones left out), not re-ranked from the trials' result.json files."""
+    import optuna
+    from optuna.trial import TrialState, create_trial
+
+    from trainlab.search import study as studies
+
+    study_dir = tmp_path / "search" / "mystudy"
+    url = f"sqlite:///{tmp_path}/studies.db"
+    study = optuna.create_study(storage=url, study_name="mystudy", direction="maximize")
+    study.set_user_attr(studies.DIR_ATTR, str(study_dir.resolve()))
+    complete, pruned = TrialState.COMPLETE, TrialState.PRUNED
+    cases = [
+        ("a", complete, 0.5, {}),
+        ("b", complete, 0.9, {}),
+        ("a", pruned, 0.99, {"outcome": "diverged"}),
+        ("b", pruned, 0.7, {}),
+    ]
+    for i, (src, state, value, attrs) in enumerate(cases):
+        study.add_trial(
+            create_trial(
+                state=state,
+                value=value if state == complete else None,
+                intermediate_values={1: value},
+                user_attrs=attrs,
+            )
+        )
+        d = study_dir / "trials" / f"{i:04d}"
         d.mkdir(parents=True)
         for name in ("config.yaml", "best.pt"):
             shutil.copy(runs.root / src / name, d / name)
-        result = {**getattr(runs, src).to_dict(), "val_accuracy": val, "stopped_reason": reason}
+        # result.json ranks them the other way: a filesystem ranking would pick 0000 and 0002
+        result = {**getattr(runs, src).to_dict(), "val_accuracy": 1 - value}
         (d / "result.json").write_text(json.dumps(result))
-    rc, out, _ = run_json(capsys, ["ensemble", "--study", str(study), "--top", "2", "--json"])
+    argv = ["ensemble", "--study", str(study_dir), "--storage", url, "--json"]
+    rc, out, _ = run_json(capsys, [*argv, "--top", "3"])
     assert rc == 0
-    assert [m["run_dir"].rsplit("/", 1)[-1] for m in out["members"]] == ["0001", "0003"]
+    assert [m["run_dir"].rsplit("/", 1)[-1] for m in out["members"]] == ["0001", "0000", "0003"]
+    rc, out, _ = run_json(capsys, ["ensemble", "--study", "mystudy", "--storage", url, "--json"])
+    assert rc == 0 and [m["run_dir"][-4:] for m in out["members"]] == ["0001", "0000", "0003"]
+    (study_dir / "trials/0001/best.pt").unlink()  # no checkpoint: the next one in the ranking
+    rc, out, _ = run_json(capsys, [*argv, "--top", "1"])
+    assert rc == 0 and [m["run_dir"][-4:] for m in out["members"]] == ["0000"]
 
 
 @pytest.mark.parametrize(

@@ -10,10 +10,10 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from trainlab.commands.ensemble import study_dir, top_trials
 from trainlab.commands.output import add_common, console, emit_json, progress_console
 from trainlab.compare import compare
 from trainlab.errors import UserError
+from trainlab.search.study import DEFAULT_STORAGE, top_run_dirs
 
 
 def configs_of(args: argparse.Namespace) -> list[str]:
@@ -24,7 +24,8 @@ def configs_of(args: argparse.Namespace) -> list[str]:
         raise UserError("--study: give config files or --study, not both")
     if args.top < 2:
         raise UserError(f"--top: at least 2 trials to compare, got {args.top}")
-    return [str(d / "config.yaml") for d in top_trials(study_dir(args.study), args.top)]
+    _, dirs = top_run_dirs(DEFAULT_STORAGE, args.study, args.top)  # the study's leaderboard
+    return [str(d / "config.yaml") for d in dirs]
 
 
 def _table(report: dict[str, Any]):  # noqa: ANN202

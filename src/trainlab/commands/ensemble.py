@@ -1,73 +1,37 @@
 """`trainlab ensemble RUN_DIR [RUN_DIR ...]`: average the predicted probabilities of trained runs
 (the lecture's model ensembles) and report each member's and the ensemble's test accuracy.
 
-`trainlab ensemble --study NAME_OR_DIR --top K` takes the K trials of a search study with the
-best validation accuracy (diverged and interrupted trials left out): the lecture's "maybe with
+`trainlab ensemble --study NAME_OR_DIR [--storage URL] --top K` takes the K best trials of a
+search study by the study's own leaderboard (complete trials by validation accuracy, then
+pruned ones; diverged, failed and interrupted ones left out): the lecture's "maybe with
 different hyperparameters", the models a search leaves behind.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-from pathlib import Path
 from typing import Any
 
-SEARCH_ROOT = Path("runs") / "search"
-UNUSABLE = ("diverged", "interrupted")
-
-
-def study_dir(name_or_dir: str, root: Path = SEARCH_ROOT) -> Path:
-    """A study directory: a path as given when it exists, else NAME under runs/search/."""
-    from trainlab.errors import UserError
-
-    given = Path(name_or_dir)
-    if given.is_dir():
-        return given
-    named = root / name_or_dir
-    if named.is_dir():
-        return named
-    raise UserError(
-        f"--study: no study directory {given} and no study named {name_or_dir!r} under {root}/"
-    )
-
-
-def top_trials(study: Path, k: int) -> list[Path]:
-    """The k trial run directories of a study with the highest val_accuracy, best first."""
-    from trainlab.errors import UserError
-
-    trials = study / "trials"
-    if not trials.is_dir():
-        raise UserError(f"--study: {study} holds no trials/ folder (is it a search study?)")
-    ranked: list[tuple[float, str, Path]] = []
-    for d in sorted(p for p in trials.iterdir() if p.is_dir()):
-        try:
-            res = json.loads((d / "result.json").read_text())
-        except (OSError, ValueError):
-            continue  # a trial that never finished
-        val = res.get("val_accuracy")
-        if res.get("stopped_reason") in UNUSABLE or val is None or not (d / "best.pt").exists():
-            continue
-        ranked.append((-float(val), d.name, d))
-    if not ranked:
-        raise UserError(f"--study: {study} has no finished trial with a checkpoint to ensemble")
-    ranked.sort()
-    return [d for _, _, d in ranked[:k]]
+from trainlab.commands.output import add_common, console, emit_json
+from trainlab.commands.tables import pct, print_table, readable, table
+from trainlab.errors import UserError
+from trainlab.experiments.ensemble import evaluate_runs
+from trainlab.search import study as studies
 
 
 def run_ensemble(
-    run_dirs: list[str], study: str | None, top: int, checkpoint: str
+    run_dirs: list[str],
+    study: str | None,
+    top: int,
+    checkpoint: str,
+    storage: str = studies.DEFAULT_STORAGE,
 ) -> dict[str, Any]:
-    from trainlab.errors import UserError
-    from trainlab.experiments.ensemble import evaluate_runs
-
     if study is not None:
         if run_dirs:
             raise UserError("--study: give run directories or --study, not both")
         if top < 1:
             raise UserError(f"--top: must be at least 1, got {top}")
-        found = study_dir(study)
-        paths = top_trials(found, top)
+        found, paths = studies.top_run_dirs(storage, study, top)
         out = evaluate_runs(paths, checkpoint)
         out.update(study=str(found), top=top)
         return out
@@ -77,36 +41,26 @@ def run_ensemble(
 
 
 def cmd_ensemble(args: argparse.Namespace) -> int:
-    from rich.table import Table
-
-    from trainlab.cli import console, emit_json, fmt_pct
-
-    out = run_ensemble(args.run_dirs, args.study, args.top, args.checkpoint)
+    out = run_ensemble(args.run_dirs, args.study, args.top, args.checkpoint, args.storage)
     title = f"ensemble of {out['size']} ({out['checkpoint']}, {out['examples']} test examples)"
     if out.get("study"):
-        title += f", top {out['size']} of study {out['study']} by val accuracy"
-    table = Table(title=title)
-    for col, justify in (("member", "left"), ("val acc", "right"), ("test acc", "right")):
-        table.add_column(col, justify=justify)
+        title += f", top {out['size']} of study {out['study']} by its leaderboard"
+    rows = table(title, [("member", "left"), "val acc", "test acc"])
     for m in out["members"]:
-        table.add_row(m["run_dir"], fmt_pct(m.get("val_accuracy")), fmt_pct(m["test_accuracy"]))
-    table.add_section()
-    table.add_row("mean of members", "", fmt_pct(out["mean_member_test_accuracy"]))
-    table.add_row(
-        "[bold]ensemble[/]",
-        fmt_pct(out.get("val_accuracy")),
-        f"[bold]{fmt_pct(out['test_accuracy'])}[/]",
+        rows.add_row(m["run_dir"], pct(m.get("val_accuracy")), pct(m["test_accuracy"]))
+    rows.add_section()
+    rows.add_row("mean of members", "", pct(out["mean_member_test_accuracy"]))
+    rows.add_row(
+        "[bold]ensemble[/]", pct(out.get("val_accuracy")), f"[bold]{pct(out['test_accuracy'])}[/]"
     )
-    c = console(args.json)
-    c.print(table)
+    c = readable(console(args.json))
+    print_table(c, rows)
     if args.json:
         emit_json(out)
     return 0
 
 
 def add_parser(sub) -> None:  # noqa: ANN001
-    from trainlab.cli import add_common
-
     p = sub.add_parser(
         "ensemble",
         help="average the predictions of trained runs (or the best trials of a search study)",
@@ -120,14 +74,20 @@ def add_parser(sub) -> None:  # noqa: ANN001
     p.add_argument(
         "--study",
         metavar="NAME_OR_DIR",
-        help="ensemble the best trials of this study (a name under runs/search/)",
+        help="ensemble the best trials of this study (its name, or its directory)",
+    )
+    p.add_argument(
+        "--storage",
+        default=studies.DEFAULT_STORAGE,
+        help=f"the study's Optuna storage URL (default {studies.DEFAULT_STORAGE})",
     )
     p.add_argument(
         "--top",
         type=int,
         default=5,
         metavar="K",
-        help="with --study: how many trials, best val accuracy first (default 5)",
+        help="with --study: how many trials, in the order of the study's leaderboard "
+        "(complete trials by val accuracy, then pruned ones; default 5)",
     )
     p.add_argument(
         "--checkpoint",

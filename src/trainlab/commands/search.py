@@ -11,8 +11,9 @@ import argparse
 import math
 from typing import Any
 
+from trainlab.commands.output import add_common, console, emit_json
 from trainlab.commands.tables import frac, num, print_table, readable, seconds, table
-from trainlab.search.driver import Display
+from trainlab.search.driver import Display, Driver, SearchOptions, plan
 
 _BAR = 40
 
@@ -281,9 +282,6 @@ def ranking_line(retest: list[dict[str, Any]]) -> str:
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    from trainlab.cli import console, emit_json
-    from trainlab.search.driver import Driver, SearchOptions, plan
-
     options = SearchOptions(
         strategy=args.strategy,
         trials=args.trials,
@@ -337,8 +335,6 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 
 def add_parser(sub) -> None:  # noqa: ANN001
-    from trainlab.cli import add_common
-
     p = sub.add_parser("search", help="hyperparameter search (random, coarse-to-fine, ...)")
     p.add_argument("config", help="experiment config with a search: section (YAML)")
     p.add_argument("--strategy", choices=["grid", "random", "coarse-to-fine", "block", "tpe"])

@@ -35,10 +35,12 @@ from optuna.trial import Trial, TrialState
 
 from trainlab.config import ExperimentConfig, known_path, read_yaml, to_yaml, validate
 from trainlab.config import apply_overrides as apply_set
+from trainlab.data import prepare
 from trainlab.errors import UserError
 from trainlab.search import study as studies
 from trainlab.search.config import SearchConfig, load_search_config
 from trainlab.search.executors import KEEP, Event, Job, make_executor, prune_run_dir
+from trainlab.search.retest import retest
 from trainlab.search.samplers import (
     BlockCoordinateSampler,
     CoarseToFineSampler,
@@ -46,6 +48,7 @@ from trainlab.search.samplers import (
     make_sampler,
 )
 from trainlab.search.space import Space, apply_overrides, drop_unused, parse_space
+from trainlab.train.rundir import atomic_write_text
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -464,8 +467,6 @@ class Driver:
     def _retest(self) -> list[dict[str, Any]]:
         """Re-train each of the best `retest` configs with `retest_seeds` new seeds, on the
         search's executor; see trainlab.search.retest."""
-        from trainlab.search.retest import retest
-
         top = studies.ranked_trials(self.study, self.p.space)[: self.p.search.retest]
         out = retest(
             self.p.study_dir,
@@ -483,7 +484,11 @@ class Driver:
 
     def _write_outputs(self, rows: list[dict[str, Any]] | None = None) -> dict[str, str]:
         """leaderboard.csv (of `rows`, the study's leaderboard), the plots and best.yaml."""
-        from trainlab.search.plots import curves_from_study, plot_curves, plot_params
+        from trainlab.search.plots import (  # matplotlib loads only when plots are drawn
+            curves_from_study,
+            plot_curves,
+            plot_params,
+        )
 
         d = self.p.study_dir
         rows = studies.leaderboard(self.study, self.p.space) if rows is None else rows
@@ -502,8 +507,6 @@ class Driver:
         if best is not None:
             src = studies.trial_dir(d, best.number) / "config.yaml"
             if src.exists():
-                from trainlab.train.rundir import atomic_write_text
-
                 atomic_write_text(
                     d / "best.yaml",
                     f"# best trial {best.number} of study "
@@ -545,8 +548,6 @@ class Driver:
 def _warm_data(cfg: ExperimentConfig) -> None:
     """Build the data once here: a data mistake is one line before any trial runs, and
     generated sets (MNIST-1D) land in the cache before the workers race to make them."""
-    from trainlab.data import prepare
-
     prepare(cfg.data)
 
 

@@ -14,6 +14,8 @@ its next job or for the answer to a report. Workers ignore Ctrl-C; the driver de
 
 from __future__ import annotations
 
+import json
+import multiprocessing
 import os
 import shutil
 import signal
@@ -28,6 +30,12 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any
+
+import torch
+
+from trainlab.errors import UserError
+from trainlab.experiments import train
+from trainlab.train import Callback
 
 KEEP = ("best.pt", "result.json", "config.yaml", "metrics.jsonl")
 """Files a trial's run directory keeps by default (what `trainlab ensemble --study` reads)."""
@@ -68,11 +76,6 @@ def run_job(job: Job, report: Callable[[int, float | None], bool]) -> Event:
     Returns a ``done`` event with the result dict, or an ``error`` event with the message
     (a user's mistake in one line, anything else with its traceback).
     """
-    import torch
-
-    from trainlab.errors import UserError
-    from trainlab.experiments import train
-    from trainlab.train import Callback
 
     class _Reporter(Callback):
         def on_epoch_end(self, trainer: Any, record: dict[str, Any]) -> bool:
@@ -148,10 +151,7 @@ def _worker_main(conn: Connection, parent: int, threads: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
     os.environ.setdefault("OMP_NUM_THREADS", str(threads))
-    import torch
     import torch._dynamo  # noqa: F401  (torch.optim imports it on first use: ~2 s, do it now)
-
-    import trainlab.experiments  # noqa: F401
 
     torch.set_num_threads(threads)
     try:
@@ -207,8 +207,6 @@ class LocalExecutor:
     default; a worker is started when a job is submitted and no started one is idle."""
 
     def __init__(self, workers: int, threads: int = 1) -> None:
-        import multiprocessing
-
         self._ctx = multiprocessing.get_context("spawn")
         self.slots = workers
         self.threads = threads
@@ -338,8 +336,6 @@ class RayExecutor:
             import ray
             from ray.util.queue import Queue
         except ImportError:
-            from trainlab.errors import UserError
-
             raise UserError(
                 "--executor: ray is not installed; pip install 'trainlab[ray]' or use "
                 "--executor local"
@@ -361,8 +357,6 @@ class RayExecutor:
             try:
                 ray.init(**kwargs)
             except Exception as exc:
-                from trainlab.errors import UserError
-
                 where = address or "a local Ray"
                 raise UserError(f"--ray-address: cannot connect to {where} ({exc})") from None
             self._started = True
@@ -409,8 +403,6 @@ class RayExecutor:
                 for name, data in event.files.items():
                     (out / name).write_bytes(data)
                 if event.result is not None:  # point result.json at the study directory
-                    import json
-
                     (out / "result.json").write_text(json.dumps(event.result))
             handle(event)
 

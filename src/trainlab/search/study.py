@@ -379,7 +379,10 @@ def find_study(url: str, name_or_dir: str) -> tuple[Study, Path]:
     if url.startswith("sqlite:///"):
         path = url.removeprefix("sqlite:///")
         if path and path != ":memory:" and not Path(path).is_file():
-            raise UserError(f"--storage: no study database {path}; give the search's --storage")
+            raise UserError(
+                f"--study: no study database {path} to find {name_or_dir!r} in; "
+                "give the search's --storage"
+            )
     storage = open_storage(url)
     summaries = storage.get_all_studies()
     found = next((s for s in summaries if s.study_name == name_or_dir), None)
@@ -393,6 +396,23 @@ def find_study(url: str, name_or_dir: str) -> tuple[Study, Path]:
         )
     study = optuna.load_study(storage=storage, study_name=found.study_name)
     return study, Path(study.user_attrs.get(DIR_ATTR) or Path("runs") / "search" / found.study_name)
+
+
+def top_run_dirs(
+    url: str, name_or_dir: str, k: int, states: tuple[str, ...] = ("complete", "pruned")
+) -> tuple[Path, list[Path]]:
+    """The study directory and the run directories of its `k` best trials that kept a
+    checkpoint, best first by the study's leaderboard (complete trials, then pruned ones:
+    trained models too, stopped early)."""
+    study, directory = find_study(url, name_or_dir)
+    rows = ranked_trials(study, searched_space(study), states)
+    dirs = [trial_dir(directory, row["trial"]) for row in rows]
+    dirs = [d for d in dirs if (d / "best.pt").is_file()][:k]
+    if not dirs:
+        raise UserError(
+            f"--study: {study.study_name} ({directory}) has no finished trial with a checkpoint"
+        )
+    return directory, dirs
 
 
 def write_leaderboard(rows: list[dict[str, Any]], space: Space, path: Path) -> Path:
