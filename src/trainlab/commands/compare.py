@@ -2,7 +2,8 @@
 with the same seeds; the table gives each config's mean and spread, each pair's paired
 difference with its confidence interval and test, and a verdict in words (trainlab.compare).
 
-`trainlab compare --study NAME --top K` compares the configs of a search study's K best trials.
+`trainlab compare --study NAME [--storage URL] --top K` compares the configs of a search study's
+K best trials (its leaderboard's order, trainlab.search.study.top_run_dirs).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ def configs_of(args: argparse.Namespace) -> list[str]:
         raise UserError("--study: give config files or --study, not both")
     if args.top < 2:
         raise UserError(f"--top: at least 2 trials to compare, got {args.top}")
-    _, dirs = top_run_dirs(DEFAULT_STORAGE, args.study, args.top)  # the study's leaderboard
+    _, dirs = top_run_dirs(args.storage, args.study, args.top)  # the study's leaderboard
     return [str(d / "config.yaml") for d in dirs]
 
 
@@ -167,5 +168,10 @@ def add_parser(sub) -> None:  # noqa: ANN001
     )
     p.add_argument("--study", metavar="NAME_OR_DIR", help="compare the best trials of a study")
     p.add_argument("--top", type=int, default=3, metavar="K", help="with --study (default 3)")
+    p.add_argument(
+        "--storage",
+        default=DEFAULT_STORAGE,
+        help=f"with --study: the study's Optuna storage URL (default {DEFAULT_STORAGE})",
+    )
     add_common(p)
     p.set_defaults(func=cmd_compare)
