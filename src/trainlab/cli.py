@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from collections.abc import Sequence
 
 from trainlab import commands
@@ -21,7 +22,7 @@ from trainlab.commands.output import (
     print_result,
 )
 from trainlab.config import load_config
-from trainlab.errors import UserError
+from trainlab.errors import DataWarning, UserError
 from trainlab.experiments import evaluate_run, train
 from trainlab.train.rundir import default_run_dir, latest_run_dir
 from trainlab.version import __version__
@@ -127,11 +128,26 @@ def build_parser() -> Parser:
     return parser
 
 
+def _warning_printer(command: str):  # noqa: ANN202
+    """`warnings.showwarning` for main(): a DataWarning is one line on stderr."""
+
+    def show(message, category, filename, lineno, file=None, line=None):  # noqa: ANN001, ANN202
+        if issubclass(category, DataWarning):
+            sys.stderr.write(f"trainlab {command}: warning: {message}\n")
+        else:
+            sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
+
+    return show
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return int(args.func(args) or 0)
+        with warnings.catch_warnings():  # a DataWarning is one line, like a UserError
+            warnings.simplefilter("default", DataWarning)
+            warnings.showwarning = _warning_printer(args.command)
+            return int(args.func(args) or 0)
     except UserError as err:
         sys.stderr.write(f"trainlab {args.command}: {err}\n")
         return 2

@@ -22,7 +22,7 @@ from pydantic import (
     model_validator,
 )
 
-from trainlab.errors import UserError
+from trainlab.errors import UserError, excerpt
 from trainlab.optim.registry import OPTIMIZERS, defaults
 
 
@@ -30,8 +30,20 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
-PositiveFloat = Annotated[float, Field(gt=0, allow_inf_nan=False)]
-NonNegFloat = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+MAX_SCALAR = 1e30  # hyperparameters become float32 scalars (max 3.4e38), times 1/(1 - beta)
+
+
+def _representable(value: float) -> float:
+    if value > MAX_SCALAR:
+        raise ValueError(
+            f"must be at most {MAX_SCALAR:g} (beyond it float32 arithmetic overflows), "
+            f"got {value:g}"
+        )
+    return value
+
+
+PositiveFloat = Annotated[float, Field(gt=0, allow_inf_nan=False), AfterValidator(_representable)]
+NonNegFloat = Annotated[float, Field(ge=0, allow_inf_nan=False), AfterValidator(_representable)]
 
 
 def _probability(value: float) -> float:
@@ -43,12 +55,21 @@ def _probability(value: float) -> float:
 Probability = Annotated[float, Field(allow_inf_nan=False), AfterValidator(_probability)]
 
 
+def _val_fraction(value: float) -> float:
+    if not 0.0 < value < 1.0:
+        raise ValueError(
+            f"must be in (0, 1), got {value:g}: the validation split picks the best epoch and "
+            "stops early"
+        )
+    return value
+
+
 # ----------------------------------------------------------------------------------------- data
 class DataConfig(Section):
     name: str = "mnist1d"  # spirals | digits | mnist1d | mnist5k | npz | csv | image_folder | cifar
     path: str | None = None  # file or folder for user data
     seed: int = 0  # data generation and split seed (the same data set for every training seed)
-    val_fraction: Annotated[float, Field(ge=0, lt=1)] = 0.1  # of the training split
+    val_fraction: Annotated[float, AfterValidator(_val_fraction)] = 0.1  # of the training split
     test_fraction: Annotated[float, Field(gt=0, lt=1)] = 0.2  # for sets without a fixed test split
     classes: list[int] | None = None  # keep these labels only, relabelled 0..k-1
     per_class: Annotated[int, Field(ge=1)] | None = None  # at most this many train examples/class
@@ -249,10 +270,11 @@ def _optimizer_fields(name: str) -> list[str]:
     return []
 
 
-def format_validation_error(err: ValidationError) -> str:
-    """One line naming the first offending field and what is allowed."""
+def format_validation_error(err: ValidationError, prefix: str = "") -> str:
+    """One line naming the first offending field and what is allowed, with at most an excerpt
+    of the bad value (`prefix` names the section of a model validated on its own: search)."""
     e = err.errors()[0]
-    loc = [str(p) for p in e["loc"]]
+    loc = [p for p in (prefix, *map(str, e["loc"])) if p]
     optimizer = None
     if len(loc) >= 2 and loc[0] == "optim" and loc[1] in OPTIMIZER_NAMES:
         optimizer = loc[1]
@@ -272,8 +294,8 @@ def format_validation_error(err: ValidationError) -> str:
             return msg
         return f"{field}: {msg}"
     got = e.get("input")
-    got_s = "" if isinstance(got, dict) else f" (got {got!r})"
-    return f"{field}: {e['msg'].lower()}{got_s}"
+    got_s = "" if isinstance(got, dict) else f" (got {excerpt(got)})"
+    return f"{field}: {e['msg'][:1].lower()}{e['msg'][1:]}{got_s}"
 
 
 def validate(raw: dict[str, Any]) -> ExperimentConfig:
@@ -341,7 +363,7 @@ def _assign(node: Any, key: str, value: Any, path: str) -> None:
 def parse_value(text: str) -> Any:
     """A --set value is YAML (so 3e-3, [1, 2], true work); `1e-3` becomes a float, as in configs."""
     try:
-        value = yaml.safe_load(text)
+        value = safe_load_bounded(text, "--set")
     except yaml.YAMLError:
         return text
     if isinstance(value, str):
@@ -363,12 +385,57 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
     return raw
 
 
+MAX_YAML_VALUES = 100_000  # values after expanding aliases; a real config has hundreds
+
+
+def safe_load_bounded(text: str, what: str) -> Any:
+    """yaml.safe_load that refuses documents whose aliases (*name) expand to more than
+    MAX_YAML_VALUES values (a "billion laughs" would take minutes and gigabytes), in a second."""
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        if _expanded_size(node, {}, what) > MAX_YAML_VALUES:
+            raise UserError(
+                f"{what}: expands to more than {MAX_YAML_VALUES} values through YAML aliases "
+                "(*name repeats what &name marks); write the values out"
+            )
+        return loader.construct_document(node)
+    except RecursionError:
+        raise UserError(f"{what}: nested too deeply") from None
+    finally:
+        loader.dispose()
+
+
+def _expanded_size(node: yaml.Node, sizes: dict[int, int | None], what: str) -> int:
+    """How many values `node` stands for once aliases are expanded (counting stops past the
+    bound); each node is counted once, so this costs the size of the text."""
+    if id(node) in sizes:
+        size = sizes[id(node)]
+        if size is None:
+            raise UserError(f"{what}: a YAML alias (*name) refers to a value that holds it")
+        return size
+    sizes[id(node)] = None
+    if isinstance(node, yaml.MappingNode):
+        children = [child for pair in node.value for child in pair]
+    else:
+        children = node.value if isinstance(node, yaml.SequenceNode) else []
+    total = 1
+    for child in children:
+        total += _expanded_size(child, sizes, what)
+        if total > MAX_YAML_VALUES:
+            break
+    sizes[id(node)] = total
+    return total
+
+
 def read_yaml(path: str | Path) -> dict[str, Any]:
     p = Path(path)
     if not p.is_file():
         raise UserError(f"config: file not found: {p}")
     try:
-        raw = yaml.safe_load(p.read_text()) or {}
+        raw = safe_load_bounded(p.read_text(), "config") or {}
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""

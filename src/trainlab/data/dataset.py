@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from trainlab.config import DataConfig
+from trainlab.data.checks import count_classes, require_finite
 from trainlab.data.sources import Source, load_source
 from trainlab.errors import UserError
 
@@ -126,6 +127,9 @@ def prepare(cfg: DataConfig, source: Source | None = None) -> Splits:
     src = source or load_source(cfg.name, cfg.path, cfg.seed, cfg.label_column, cfg.resize)
     rng = np.random.default_rng(cfg.seed)
     x, y, xt, yt = src.x, src.y, src.x_test, src.y_test
+    require_finite(x, "x", src.origin)
+    if xt is not None:
+        require_finite(xt, "x_test", src.origin)
     if cfg.classes is not None:
         present = set(np.unique(y).tolist())
         missing = [c for c in cfg.classes if c not in present]
@@ -147,7 +151,19 @@ def prepare(cfg: DataConfig, source: Source | None = None) -> Splits:
         x, y = x[pick], y[pick]
     if len(x) == 0:
         raise UserError("data: no training examples left after the splits and data.per_class")
-    num_classes = int(max(y.max(), yv.max() if len(yv) else 0, yt.max() if len(yt) else 0)) + 1
+    if len(xt) == 0:
+        raise UserError(
+            "data.test_fraction: no test example left; use more data or a larger fraction"
+            if src.x_test is None
+            else "data: the test split is empty (x_test has no examples of the classes kept)"
+        )
+    if len(xv) == 0:  # early stopping and the best epoch are chosen on it
+        raise UserError(
+            f"data.val_fraction: {cfg.val_fraction:g} of {len(x)} training examples leaves no "
+            "validation example; use more data or a larger fraction"
+        )
+    field = "data.path" if src.origin else "data"
+    num_classes = count_classes(y, [yv, yt], field, relabelled=cfg.classes is not None)
     tensors = [torch.from_numpy(np.ascontiguousarray(a)) for a in (x, xv, xt)]
     if cfg.resize is not None:
         if src.kind != "image":

@@ -13,16 +13,18 @@ import os
 import pickle
 import random
 import tempfile
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from trainlab.errors import UserError
+from trainlab.errors import UserError, warn
 
 EMBEDDED = ("spirals", "digits", "mnist1d", "mnist5k")
 USER_FORMATS = ("npz", "csv", "image_folder", "cifar")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
+MAX_CLASSES = 100_000  # labels are output indices: a label of 10**9 would allocate 10**9 logits
 
 
 @dataclass
@@ -32,6 +34,7 @@ class Source:
     kind: str  # "vector" | "signal" | "image"
     x_test: np.ndarray | None = None
     y_test: np.ndarray | None = None
+    origin: str = ""  # the user's file or folder, named in messages about its contents
 
 
 def cache_dir() -> Path:
@@ -136,16 +139,21 @@ def as_inputs(x: np.ndarray, field: str) -> tuple[np.ndarray, str]:
 
 
 def as_labels(y: np.ndarray, n: int, field: str) -> np.ndarray:
+    """Integer class labels 0..K-1 (whole floats accepted), one per example."""
     y = np.asarray(y).reshape(-1)
     if len(y) != n:
         raise UserError(f"{field}: has {len(y)} labels for {n} examples")
     if not np.issubdtype(y.dtype, np.integer):
-        if np.issubdtype(y.dtype, np.floating) and np.all(y == np.round(y)):
-            y = y.astype(np.int64)
-        else:
-            raise UserError(f"{field}: labels must be integers 0..K-1")
+        whole = np.issubdtype(y.dtype, np.floating) and np.all(np.isfinite(y) & (y == np.round(y)))
+        if not whole:
+            raise UserError(f"{field}: labels must be integers 0..K-1, got dtype {y.dtype}")
     if len(y) and y.min() < 0:
-        raise UserError(f"{field}: labels must be integers 0..K-1, found {y.min()}")
+        raise UserError(f"{field}: labels must be integers 0..K-1, found {y.min():g}")
+    if len(y) and y.max() >= MAX_CLASSES:
+        raise UserError(
+            f"{field}: label {y.max():g} would make {y.max() + 1:g} classes (at most "
+            f"{MAX_CLASSES}); labels are class indices 0..K-1"
+        )
     return y.astype(np.int64)
 
 
@@ -153,23 +161,38 @@ def npz(path: Path) -> Source:
     """A .npz file with `x` and `y`, and optionally `x_test` and `y_test`."""
     try:
         d = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as err:
-        raise UserError(f"data.path: cannot read {path} as .npz ({err})") from None
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
+        raise UserError(f"data.path: cannot read {path} as .npz ({err or 'empty file'})") from None
+    if not isinstance(d, np.lib.npyio.NpzFile):  # np.load also reads a single .npy array
+        raise UserError(f"data.path: {path} must be an .npz archive with arrays x and y")
     with d:
         if "x" not in d or "y" not in d:
             raise UserError(f"data.path: {path} must hold arrays x and y, found {list(d.keys())}")
-        x, kind = as_inputs(d["x"], "data.path x")
-        y = as_labels(d["y"], len(x), "data.path y")
+
+        def array(name: str) -> np.ndarray:
+            try:
+                return d[name]
+            except ValueError:  # numpy refuses object arrays without allow_pickle
+                raise UserError(
+                    f"data.path: {name} in {path} is an object array (pickled Python objects); "
+                    "save numbers, e.g. np.savez(path, x=np.asarray(x, dtype=np.float32), y=y)"
+                ) from None
+            except (OSError, EOFError, zipfile.BadZipFile) as err:
+                raise UserError(f"data.path: cannot read {name} in {path} ({err})") from None
+
+        x, kind = as_inputs(array("x"), f"data.path: x in {path}")
+        y = as_labels(array("y"), len(x), f"data.path: y in {path}")
         if ("x_test" in d) != ("y_test" in d):
             raise UserError(f"data.path: {path} must hold both x_test and y_test, or neither")
         if "x_test" in d:
-            xt, kind_t = as_inputs(d["x_test"], "data.path x_test")
+            xt, kind_t = as_inputs(array("x_test"), f"data.path: x_test in {path}")
             if xt.shape[1:] != x.shape[1:]:
                 raise UserError(
                     f"data.path: x_test has shape {xt.shape[1:]} per example, x has {x.shape[1:]}"
                 )
-            return Source(x, y, kind, xt, as_labels(d["y_test"], len(xt), "data.path y_test"))
-    return Source(x, y, kind)
+            yt = as_labels(array("y_test"), len(xt), f"data.path: y_test in {path}")
+            return Source(x, y, kind, xt, yt, origin=str(path))
+    return Source(x, y, kind, origin=str(path))
 
 
 def csv_table(path: Path, label_column: int | str) -> Source:
@@ -199,7 +222,7 @@ def csv_table(path: Path, label_column: int | str) -> Source:
         raise UserError(f"data.label_column: {col} is out of range for {table.shape[1]} columns")
     y = as_labels(table[:, col], len(table), "data.label_column")
     x = np.delete(table, col % table.shape[1], axis=1).astype(np.float32)
-    return Source(x, y, "vector")
+    return Source(x, y, "vector", origin=str(path))
 
 
 def image_folder(path: Path, resize: list[int] | None = None) -> Source:
@@ -209,23 +232,35 @@ def image_folder(path: Path, resize: list[int] | None = None) -> Source:
     classes = sorted(p for p in path.iterdir() if p.is_dir())
     if not classes:
         raise UserError(f"data.path: {path} must hold one subfolder of images per class")
-    images, labels = [], []
+    images, labels, unreadable = [], [], []
     for label, folder in enumerate(classes):
         for file in sorted(folder.iterdir()):
             if file.suffix.lower() in IMAGE_SUFFIXES:
-                with Image.open(file) as im:
-                    im = im.convert("RGB")
-                    if resize:
-                        im = im.resize((resize[1], resize[0]), Image.BILINEAR)
-                    images.append(np.asarray(im, dtype=np.float32))
+                try:
+                    with Image.open(file) as im:
+                        im = im.convert("RGB")
+                        if resize:
+                            im = im.resize((resize[1], resize[0]), Image.BILINEAR)
+                        images.append(np.asarray(im, dtype=np.float32))
+                except (OSError, ValueError, Image.DecompressionBombError) as err:
+                    unreadable.append((file.relative_to(path), err))
+                    continue
                 labels.append(label)
+    if unreadable:  # e.g. macOS "._name.png" files: skip them, and say so
+        first, err = unreadable[0]
+        warn(
+            f"data.path: skipped {len(unreadable)} unreadable image file(s) under {path}, "
+            f"first {first} ({type(err).__name__})"
+        )
     if not images:
         raise UserError(f"data.path: no images ({', '.join(IMAGE_SUFFIXES)}) under {path}")
     shapes = {im.shape for im in images}
     if len(shapes) > 1:
         raise UserError(f"data.resize: images under {path} differ in size; set data.resize: [H, W]")
     x = np.stack(images).transpose(0, 3, 1, 2)
-    return Source(np.ascontiguousarray(x), np.array(labels, dtype=np.int64), "image")
+    return Source(
+        np.ascontiguousarray(x), np.array(labels, dtype=np.int64), "image", origin=str(path)
+    )
 
 
 class _ArraysOnly(pickle.Unpickler):
@@ -260,8 +295,14 @@ def cifar(path: Path) -> Source:
         labels = d.get("labels", d.get("fine_labels"))
         if "data" not in d or labels is None:
             raise UserError(f"data.path: {file} lacks 'data' or 'labels'")
-        x = np.asarray(d["data"], dtype=np.float32).reshape(-1, 3, 32, 32)
-        return x, np.asarray(labels, dtype=np.int64)
+        data = np.asarray(d["data"])
+        if not np.issubdtype(data.dtype, np.number) or data.ndim != 2 or data.shape[1] != 3072:
+            raise UserError(
+                f"data.path: 'data' in {file} has shape {data.shape} ({data.dtype}); a CIFAR "
+                "batch holds one row of 3072 numbers (3x32x32) per image"
+            )
+        y = as_labels(labels, len(data), f"data.path: labels in {file}")
+        return data.astype(np.float32).reshape(-1, 3, 32, 32), y
 
     batches = sorted(path.glob("data_batch*")) or sorted(path.glob("train"))
     if not batches:
@@ -271,8 +312,8 @@ def cifar(path: Path) -> Source:
     test = path / "test_batch" if (path / "test_batch").exists() else path / "test"
     if test.exists():
         xt, yt = read(test)
-        return Source(x, y, "image", xt, yt)
-    return Source(x, y, "image")
+        return Source(x, y, "image", xt, yt, origin=str(path))
+    return Source(x, y, "image", origin=str(path))
 
 
 def infer_format(path: Path) -> str:
