@@ -86,6 +86,30 @@ def test_state_dict_moves_both_ways(kwargs: dict, source: str, target: str) -> N
         assert_same(params2, params)
 
 
+def test_earlier_trainlab_checkpoints_still_load() -> None:
+    """A state saved by trainlab before it took torch's layout (s_history, y_history,
+    rho_history as floats, gamma) resumes with the same steps."""
+    params, opt, closure = problem(to.LBFGS, max_iter=4)
+    for _ in range(3):
+        opt.step(closure)
+    saved = copy.deepcopy(opt.state_dict())
+    state = saved["state"][0]
+    state["s_history"], state["y_history"] = state.pop("old_stps"), state.pop("old_dirs")
+    state["rho_history"] = [float(r) for r in state.pop("ro")]
+    state["gamma"] = float(state.pop("H_diag"))
+    del state["al"]
+    params2, opt2, closure2 = problem(to.LBFGS, max_iter=4)
+    with torch.no_grad():
+        for p2, p in zip(params2, params):
+            p2.copy_(p)
+    opt2.load_state_dict(saved)
+    assert {"old_dirs", "old_stps", "ro", "H_diag"} <= opt2.state[params2[0]].keys()
+    for _ in range(2):
+        opt.step(closure)
+        opt2.step(closure2)
+        assert_same(params2, params)
+
+
 @pytest.mark.parametrize("kwargs", SETTINGS[:2], ids=str)
 def test_complex_parameters_are_their_real_and_imaginary_parts(kwargs: dict) -> None:
     """A complex parameter is optimized as torch.view_as_real of it: the same steps as on the real

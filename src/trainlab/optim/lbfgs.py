@@ -16,6 +16,7 @@ last direction and step length, `prev_flat_grad`/`prev_loss` the gradient and lo
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from typing import Any
@@ -67,6 +68,17 @@ def tolerance(value: Any, name: str) -> float:
     return x
 
 
+def _upgrade(state: dict[str, Any]) -> None:
+    """An L-BFGS state of trainlab's earlier layout, in torch's (in place)."""
+    old_stps, old_dirs = state.pop("s_history"), state.pop("y_history")
+    like = old_dirs[0] if old_dirs else state.get("d")
+    as_tensor = functools.partial(torch.as_tensor, dtype=like.dtype, device=like.device)
+    state["old_stps"], state["old_dirs"] = list(old_stps), list(old_dirs)
+    state["ro"] = [as_tensor(rho) for rho in state.pop("rho_history")]
+    gamma = state.pop("gamma")
+    state["H_diag"] = as_tensor(gamma) if old_dirs else 1
+
+
 def _scalar(x: Any) -> Any:
     """A 1-element tensor hyperparameter as a 0-d tensor (as torch.optim does), else as is."""
     return x.squeeze() if isinstance(x, torch.Tensor) and x.dim() != 0 else x
@@ -114,6 +126,14 @@ class LBFGS(torch.optim.Optimizer):
             raise UserError(
                 "param_groups: LBFGS doesn't support per-parameter options (parameter groups)"
             )
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """load_state_dict ends here: it also takes the state of earlier trainlab checkpoints,
+        whose history was s_history, y_history, rho_history (floats) and gamma (a float)."""
+        super().__setstate__(state)
+        for param_state in self.state.values():
+            if "s_history" in param_state:
+                _upgrade(param_state)
 
     @torch.no_grad()
     def step(self, closure: Callable[[], Any]) -> Any:  # type: ignore[override]
