@@ -17,7 +17,7 @@ import yaml
 from trainlab.cli import main
 from trainlab.config import load_config
 from trainlab.errors import UserError
-from trainlab.search import driver
+from trainlab.search import driver, executors
 from trainlab.search.driver import search
 from trainlab.search.executors import Event, Job, LocalExecutor, run_job
 from trainlab.search.samplers import boxes
@@ -307,6 +307,7 @@ def test_resume_after_a_killed_driver_runs_each_slot_once_and_leaves_no_orphans(
         assert len(workers) >= 2
         driver.send_signal(signal.SIGKILL)
         driver.wait()
+        finished = {int(d.name) for d in trials.glob("*") if (d / "result.json").exists()}
     finally:
         if driver.poll() is None:
             driver.kill()
@@ -325,7 +326,7 @@ def test_resume_after_a_killed_driver_runs_each_slot_once_and_leaves_no_orphans(
     for t in study.trials:
         by_state.setdefault(t.state.name, []).append(t)
     assert len(by_state["COMPLETE"]) == 4  # the study's total, nothing counted twice
-    assert sorted(t.number for t in by_state["FAIL"]) == running
+    assert sorted(t.number for t in by_state["FAIL"]) == [n for n in running if n not in finished]
     assert all(t.user_attrs["outcome"] == "interrupted" for t in by_state["FAIL"])
     assert "RUNNING" not in by_state
     assert sorted(int(d.name) for d in trials.iterdir()) == sorted(
@@ -448,3 +449,85 @@ def test_retest_retrains_each_best_config_with_new_seeds_and_resumes(tmp_path, c
     assert (d / "retest" / lost / "result.json").is_file()
     assert [e["seeds"] for e in again["retest"]] == [e["seeds"] for e in rt]
     assert again["trials"] == out["trials"]  # the search itself ran nothing more
+
+
+class CountingWorker(executors._Worker):
+    """A local worker process that counts how many were started."""
+
+    started = 0
+
+    def __init__(self, *args, **kwargs):
+        CountingWorker.started += 1
+        super().__init__(*args, **kwargs)
+
+
+def test_workers_are_capped_at_the_trials_left_and_started_when_needed(
+    tmp_path, capsys, monkeypatch
+):
+    monkeypatch.setattr(executors, "_Worker", CountingWorker)
+    monkeypatch.setattr(driver.os, "sched_getaffinity", lambda pid: {0})  # a one-core machine
+    CountingWorker.started = 0
+    idle = LocalExecutor(4)
+    assert idle.free() == 4 and CountingWorker.started == 0  # no process before a job
+    idle.close()
+    spec = {"trials": 2, "space": {"optim.lr": "loguniform(1e-3, 1e-1)"}}
+    cfg = write(tmp_path, spec, BASE.replace("epochs: 2", "epochs: 1"))
+    assert main(["search", str(cfg), "--workers", "100", "--json"]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["workers"] == 2 and CountingWorker.started == 2
+    notes = [line for line in captured.err.splitlines() if line.startswith("note: ")]
+    assert notes == [
+        "note: search.workers: 100 asked, 2 runs left: starting at most 2",
+        "note: search.workers: 2 workers on 1 CPU cores; trials will compete for cores, "
+        "each running slower",
+    ]
+    CountingWorker.started = 0  # one trial left of 3: one worker
+    assert main(["search", str(cfg), "--resume", "--trials", "3", "--workers", "4"]) == 0
+    assert CountingWorker.started == 1
+    assert "note: search.workers: 4 asked, 1 runs left" in capsys.readouterr().out
+
+
+class Killed(BaseException):
+    """The driver dies (kill -9) between a trial's result.json and the record in the study."""
+
+
+def test_resume_keeps_a_finished_trial_the_killed_driver_had_not_recorded(tmp_path, monkeypatch):
+    spec = {"trials": 3, "seed": 5, "space": {"optim.lr": "loguniform(1e-3, 1e-1)"}}
+    cfg = write(tmp_path, spec, BASE.replace("epochs: 2", "epochs: 3"))
+    handle = driver.Driver._handle
+
+    def dying(self, event):
+        if event.kind == "done" and event.number == 1:
+            raise Killed
+        return handle(self, event)
+
+    monkeypatch.setattr(driver.Driver, "_handle", dying)
+    with pytest.raises(Killed):
+        search(cfg, executor="inline")
+    monkeypatch.setattr(driver.Driver, "_handle", handle)
+    study = load_study(tmp_path, "exp")
+    assert [t.state.name for t in study.trials] == ["COMPLETE", "RUNNING"]
+    # and a trial that had not finished: asked, half trained, no result.json
+    study.ask({"optim.lr": optuna.distributions.FloatDistribution(1e-3, 1e-1, log=True)})
+    trials = tmp_path / "runs/search/exp/trials"
+    (trials / "0002").mkdir()
+    (trials / "0002/metrics.jsonl").write_text('{"epoch": 1}\n')
+    result = json.loads((trials / "0001/result.json").read_text())
+    stamp = (trials / "0001/best.pt").stat().st_mtime_ns
+
+    res = search(cfg, executor="inline", resume=True)
+    study = load_study(tmp_path, "exp")
+    assert [t.state.name for t in study.trials] == ["COMPLETE", "COMPLETE", "FAIL", "COMPLETE"]
+    kept = study.trials[1]
+    assert kept.value == result["val_accuracy"]  # the best epoch's validation accuracy
+    attrs = {k: kept.user_attrs[k] for k in ("epochs", "seconds", "test_accuracy")}
+    assert attrs == {k: result[k] for k in ("epochs", "seconds", "test_accuracy")}
+    assert set(kept.user_attrs) == set(study.trials[0].user_attrs)  # as a recorded trial
+    assert len(kept.intermediate_values) == 3  # its curve, reported before the kill
+    assert (trials / "0001/best.pt").stat().st_mtime_ns == stamp  # not trained again
+    assert study.trials[2].user_attrs["outcome"] == "interrupted"
+    assert not (trials / "0002").exists()  # its slot was re-run as trial 3
+    assert res.trials == {"complete": 3, "pruned": 0, "diverged": 0, "failed": 0}
+    assert [r["trial"] for r in res.leaderboard] == sorted(
+        (0, 1, 3), key=lambda n: -study.trials[n].value
+    )
