@@ -55,6 +55,7 @@ def two_loop(
 
 
 def positive_int(value: Any, name: str) -> int:
+    """An argument that counts something (iterations, evaluations, pairs): an int >= 1."""
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise UserError(f"{name}: must be an integer >= 1, got {value!r}")
     return value
