@@ -207,7 +207,7 @@ def _verdict(
 ) -> str:
     metric = a.metric
     scale, unit = _scale(metric)
-    conf = f"{100 * level:g}% CI"
+    conf = f"{100 * level:.4g}% CI"
     adj = f", Holm-adjusted over {m} pairs" if m > 1 else ""
     if p["better"] is not None:
         win, lose = (b, a) if p["better"] == "b" else (a, b)
