@@ -95,3 +95,68 @@ def test_switching_optimizer_names_the_key_the_new_one_lacks_and_lists_its_keys(
     message = str(err.value)
     assert message.startswith("optim.momentum: unknown key for optim.name lbfgs")
     assert "max_iter" in message and "\n" not in message
+
+
+# ------------------------------------------------------------------- one dotted-path module
+@pytest.mark.parametrize(
+    "path, message",
+    [
+        ("optim.betas.x", "optim.betas is a list; use an index such as optim.betas.0"),
+        ("optim.betas.5", "index 5 is past the end of optim.betas (length 2)"),
+        ("optim.name.x", "optim.name is a value ('adam'), not a section or list"),
+        ("model..width", "not a dotted path such as optim.lr or optim.betas.0"),
+    ],
+)
+def test_set_and_search_space_share_one_dotted_path_semantics(path, message):
+    """`--set` and a search space's values go through trainlab.dotted: the same mistakes give
+    the same message, each naming its own field."""
+    from trainlab.search.space import apply_overrides as space_overrides
+
+    base = {"optim": {"name": "adam", "betas": [0.9, 0.999]}}
+    with pytest.raises(UserError) as by_set:
+        apply_overrides(dict(base), [f"{path}=1"])
+    with pytest.raises(UserError) as by_space:
+        space_overrides(base, {path: 1})
+    assert str(by_set.value) == f"{path}: {message}"
+    assert str(by_space.value) == f"search.space.{path}: {message}"
+
+
+def test_dotted_get_and_set():
+    from trainlab.dotted import get_path, set_path, with_values
+
+    root = {"optim": {"betas": (0.9, 0.999)}, "train": {"members": [{"a": 1}]}}
+    assert get_path(root, "optim.betas.1") == 0.999 and get_path(root, "train.members.0.a") == 1
+    assert get_path(root, "optim.nope", None) is None
+    with pytest.raises(KeyError):
+        get_path(root, "train.members.1")
+    out = with_values(root, {"optim.betas.0": 0.8, "train.members.0.a": 2, "model.width": 8})
+    assert out == {
+        "optim": {"betas": [0.8, 0.999]},
+        "train": {"members": [{"a": 2}]},
+        "model": {"width": 8},
+    }
+    assert root["optim"]["betas"] == (0.9, 0.999) and root["train"]["members"][0]["a"] == 1
+    with pytest.raises(UserError, match="the config has no list at optim.betas"):
+        set_path({"optim": {}}, "optim.betas.0", 0.8)
+    filled = {"optim": {}}
+    set_path(filled, "optim.betas.0", 0.8, missing_list=lambda at: [0.9, 0.999])
+    assert filled == {"optim": {"betas": [0.8, 0.999]}}
+
+
+def test_one_validation_error_format_with_a_bounded_excerpt():
+    from pydantic import ValidationError
+
+    from trainlab.config import ExperimentConfig, format_validation_error
+    from trainlab.search import config as search_config
+
+    assert search_config.format_validation_error is format_validation_error
+    with pytest.raises(ValidationError) as err:
+        ExperimentConfig.model_validate({"train": {"members": [["x" * 10_000] * 10_000]}})
+    line = format_validation_error(err.value)
+    assert line.startswith("train.members.0: input should be a valid dictionary (got [")
+    assert len(line) < 200
+    with pytest.raises(ValidationError) as err:
+        search_config.SearchConfig.model_validate({"strategy": "Bayes"})
+    assert format_validation_error(err.value, "search").startswith(
+        "search.strategy: input should be 'grid'"
+    )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -22,6 +23,7 @@ from pydantic import (
     model_validator,
 )
 
+from trainlab.dotted import get_path, set_path
 from trainlab.errors import UserError, excerpt
 from trainlab.optim.registry import OPTIMIZERS, defaults
 
@@ -310,54 +312,17 @@ def validate(raw: dict[str, Any]) -> ExperimentConfig:
         raise UserError(format_validation_error(err)) from None
 
 
-def _is_index(key: str) -> bool:
-    return key.lstrip("-").isdigit()
+def _default_list(raw: dict[str, Any]) -> Callable[[str], list[Any]]:
+    """For `--set optim.betas.0=0.8` on a config without betas: the list the field has after
+    validation (its default), so one element of it can be set."""
 
+    def default(path: str) -> list[Any]:
+        value = get_path(validate(raw).model_dump(mode="json"), path, None)
+        if not isinstance(value, list):
+            raise UserError(f"{path}: is not a list, so it has no elements to set")
+        return value
 
-def set_path(raw: dict[str, Any], path: str, value: Any) -> None:
-    """Set `a.b.0=v` in a nested dict; a missing list is taken from the resolved config."""
-    keys = path.split(".")
-    if not all(keys):
-        raise UserError(f"--set {path}: a dotted path like optim.lr is needed")
-    node: Any = raw
-    for depth, key in enumerate(keys[:-1]):
-        child = (
-            node[int(key)]
-            if isinstance(node, list) and _is_index(key)
-            else (node.get(key) if isinstance(node, dict) else None)
-        )
-        if child is None:
-            child = {} if not _is_index(keys[depth + 1]) else _resolved_list(raw, keys[: depth + 1])
-            _assign(node, key, child, path)
-        elif isinstance(child, tuple):
-            child = list(child)
-            _assign(node, key, child, path)
-        node = child
-    _assign(node, keys[-1], value, path)
-
-
-def _resolved_list(raw: dict[str, Any], keys: list[str]) -> list[Any]:
-    """The value a list field has after validation (its default), to set one element of it."""
-    resolved: Any = validate(raw).model_dump(mode="json")
-    for k in keys:
-        if isinstance(resolved, dict) and k in resolved:
-            resolved = resolved[k]
-        else:
-            raise UserError(f"{'.'.join(keys)}: unknown key")
-    if not isinstance(resolved, (list, tuple)):
-        raise UserError(f"{'.'.join(keys)}: is not a list, so it has no elements to set")
-    return list(resolved)
-
-
-def _assign(node: Any, key: str, value: Any, path: str) -> None:
-    if isinstance(node, list):
-        if not _is_index(key) or not -len(node) <= int(key) < len(node):
-            raise UserError(f"{path}: index {key} is out of range (length {len(node)})")
-        node[int(key)] = value
-    elif isinstance(node, dict):
-        node[key] = value
-    else:
-        raise UserError(f"{path}: cannot set a key inside a value of type {type(node).__name__}")
+    return default
 
 
 def parse_value(text: str) -> Any:
@@ -381,7 +346,7 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
         if "=" not in item:
             raise UserError(f"--set {item}: expected key=value, e.g. optim.lr=3e-3")
         path, text = item.split("=", 1)
-        set_path(raw, path.strip(), parse_value(text.strip()))
+        set_path(raw, path.strip(), parse_value(text.strip()), missing_list=_default_list(raw))
     return raw
 
 
@@ -456,21 +421,16 @@ def to_yaml(cfg: ExperimentConfig) -> str:
     return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)
 
 
+_ABSENT = object()
+
+
 def known_path(path: str, name: str | None = None) -> bool:
     """Whether a dotted path names a field of the config schema (for search spaces)."""
     keys = path.split(".")
     if keys[0] == "optim" and len(keys) >= 2:
         names = [name] if name else list(OPTIMIZER_NAMES)
-        return any(_path_in(validate({"optim": {"name": n}}).model_dump(), keys) for n in names)
-    return _path_in(ExperimentConfig().model_dump(), keys)
-
-
-def _path_in(node: Any, keys: list[str]) -> bool:
-    for key in keys:
-        if isinstance(node, dict) and key in node:
-            node = node[key]
-        elif isinstance(node, (list, tuple)) and _is_index(key) and int(key) < len(node):
-            node = node[int(key)]
-        else:
-            return False
-    return True
+        return any(
+            get_path(validate({"optim": {"name": n}}).model_dump(), path, _ABSENT) is not _ABSENT
+            for n in names
+        )
+    return get_path(ExperimentConfig().model_dump(), path, _ABSENT) is not _ABSENT

@@ -475,11 +475,6 @@ class Augmenter:
     def names(self) -> list[str]:
         return [op.name for op in self.ops]
 
-    @property
-    def needs_fit(self) -> bool:
-        """True if an op needs training-set statistics (call `fit(x_train)` before use)."""
-        return any(isinstance(op, PCAColor) for op in self.ops)
-
     def fit(self, x_train: Tensor) -> Augmenter:
         """Learn training-set statistics (PCA colour's eigenvectors) from the normalized train x."""
         x_train = torch.as_tensor(x_train)

@@ -3,7 +3,7 @@
 Every check names its field (``search.trials: must be >= 1, got 0``). Checks that depend on an
 earlier field (``epochs_per_round`` needs ``rounds``) are field validators reading the earlier
 fields, so the error location is always the field at fault. `load_search_config` turns a
-pydantic error into one `UserError` line; `format_validation_error` does it for any model.
+pydantic error into one `UserError` line with the config's `format_validation_error`.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from pydantic import (
     field_validator,
 )
 
+from trainlab.config import format_validation_error
 from trainlab.errors import UserError
 from trainlab.search.space import parse_distribution
 
@@ -191,17 +192,6 @@ class SearchConfig(BaseModel):
     def block_size(self, n_blocks: int) -> int:
         """Block-coordinate: trials per block (default: trials // number of blocks, at least 1)."""
         return self.trials_per_block or max(1, self.trials // n_blocks)
-
-
-def format_validation_error(exc: ValidationError, prefix: str = "") -> str:
-    """One line naming the first failing field, e.g. ``search.trials: must be >= 1, got 0``."""
-    error = exc.errors()[0]
-    loc = ".".join(str(part) for part in error["loc"])
-    field = ".".join(p for p in (prefix, loc) if p)
-    message = error["msg"].removeprefix("Value error, ")
-    if error["type"] == "extra_forbidden":
-        message = "unknown key"
-    return f"{field}: {message}" if field else message
 
 
 def load_search_config(data: dict[str, Any] | None) -> SearchConfig:

@@ -41,6 +41,7 @@ from optuna.distributions import (
     IntDistribution,
 )
 
+from trainlab.dotted import set_path, with_values
 from trainlab.errors import UserError
 
 KINDS = ("uniform", "loguniform", "int", "logint", "choice", "beta")
@@ -416,58 +417,12 @@ def parse_space(space: Mapping[str, str], known_path: Callable[[str], bool]) -> 
 def apply_overrides(
     config_dict: Mapping[str, Any], values: Mapping[str, Any], *, where: str = "search.space"
 ) -> dict[str, Any]:
-    """Return a copy of `config_dict` with each dotted path set to its value.
+    """A copy of `config_dict` with each dotted path set to its value (trainlab.dotted).
 
-    Integer segments index lists (``optim.betas.0``); missing dict keys on the way are created.
-    Tuples become lists. A path that cannot be set raises `UserError` naming ``<where>.<path>``.
-    The input is not modified.
+    A list the config does not have cannot be indexed (give the whole list in the config); a
+    path that cannot be set raises `UserError` naming ``<where>.<path>``.
     """
-    result = _thaw(copy.deepcopy(dict(config_dict)))
-    for path, value in values.items():
-        _set_path(result, path, value, f"{where}.{path}")
-    return result
-
-
-def _thaw(node: Any) -> Any:
-    if isinstance(node, dict):
-        return {k: _thaw(v) for k, v in node.items()}
-    if isinstance(node, list | tuple):
-        return [_thaw(v) for v in node]
-    return node
-
-
-def _set_path(root: dict[str, Any], path: str, value: Any, field: str) -> None:
-    parts = path.split(".")
-    node: Any = root
-    for depth, part in enumerate(parts):
-        last = depth == len(parts) - 1
-        where = ".".join(parts[:depth]) or "the config"
-        if isinstance(node, dict):
-            if last:
-                node[part] = value
-            else:
-                if node.get(part) is None:
-                    if parts[depth + 1].isdigit():
-                        raise UserError(
-                            f"{field}: the config has no list at {'.'.join(parts[: depth + 1])} "
-                            f"to index; give the whole list in the config"
-                        )
-                    node[part] = {}
-                node = node[part]
-        elif isinstance(node, list):
-            if not part.isdigit():
-                raise UserError(f"{field}: {where} is a list; use an index such as {where}.0")
-            index = int(part)
-            if index >= len(node):
-                raise UserError(
-                    f"{field}: index {index} is past the end of {where} (length {len(node)})"
-                )
-            if last:
-                node[index] = value
-            else:
-                node = node[index]
-        else:
-            raise UserError(f"{field}: {where} is a value ({node!r}), not a section or a list")
+    return with_values(config_dict, values, prefix=where)
 
 
 def drop_unused(
@@ -481,10 +436,10 @@ def drop_unused(
     (those that can be set), so a key such as ``optim.betas.0`` is judged against the sampled
     ``optim.name``. Unused values are not an error: the caller records them on the trial.
     """
-    sampled = _thaw(copy.deepcopy(dict(config_dict)))
+    sampled = copy.deepcopy(dict(config_dict))
     for path, value in values.items():
         try:
-            _set_path(sampled, path, value, path)
+            set_path(sampled, path, value)
         except UserError:
             pass  # its container does not exist in this config; `applies` decides
     used: dict[str, Any] = {}
