@@ -190,3 +190,15 @@ def test_an_alias_bomb_through_set_is_refused(run):
     bomb = alias_bomb(9).split("\ndata:")[0].replace("\n", ", ")
     line = one_error(*run("{name: spirals}", "--set", f"train.members={{{bomb}}}"), "--set:")
     assert "expands to more than" in line
+
+
+def test_eval_on_new_data_with_nan_is_refused(tmp_path, run, capsys):
+    assert run("{name: spirals}")[0] == 0
+    x = np.zeros((20, 2), np.float32)
+    x[11, 1] = np.nan
+    np.savez(tmp_path / "new.npz", x=x, y=np.arange(20) % 3)
+    code = main(["eval", str(tmp_path / "run"), "--data-path", str(tmp_path / "new.npz")])
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(lines) == 1, lines
+    assert lines[0].startswith("trainlab eval: --data-path: 1 of 40 input values in x of")
+    assert "first in example 11" in lines[0]

@@ -11,7 +11,7 @@ import numpy as np
 from trainlab.errors import UserError, excerpt, warn
 
 
-def require_finite(x: np.ndarray, array: str, origin: str) -> None:
+def require_finite(x: np.ndarray, array: str, origin: str, field: str = "data.path") -> None:
     """Refuse inputs with NaN or inf, saying how many, in which array and where the first is."""
     if not np.issubdtype(x.dtype, np.floating):
         return  # integer arrays cannot hold NaN or inf
@@ -21,7 +21,7 @@ def require_finite(x: np.ndarray, array: str, origin: str) -> None:
         return
     nan = int(np.isnan(x).sum())
     first = int(np.flatnonzero(bad.reshape(len(x), -1).any(axis=1))[0])
-    field = "data.path" if origin else "data"
+    field = field if origin else "data"
     where = f"{array} of {origin}" if origin else array
     raise UserError(
         f"{field}: {count} of {x.size} input values in {where} are not finite ({nan} NaN, "

@@ -8,6 +8,7 @@ same numbers at evaluation time; they are stored with the run.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -15,7 +16,7 @@ import torch.nn.functional as F
 
 from trainlab.config import DataConfig
 from trainlab.data.checks import count_classes, require_finite
-from trainlab.data.sources import Source, load_source
+from trainlab.data.sources import Source, infer_format, load_source
 from trainlab.errors import UserError
 
 STD_FLOOR = 1e-6  # constant features keep their value instead of dividing by zero
@@ -193,15 +194,15 @@ def load_inputs_for(
 
     The file's test arrays are used when it has them, else all its examples.
     """
-    from pathlib import Path
-
-    from trainlab.data.sources import infer_format
-
     p = Path(path).expanduser()
     if not p.exists():
         raise UserError(f"--data-path: not found: {p}")
     src = load_source(infer_format(p), str(p), 0, -1, resize)
+    name = "x_test" if src.x_test is not None else "x"
     x, y = (src.x_test, src.y_test) if src.x_test is not None else (src.x, src.y)
+    if len(x) == 0:
+        raise UserError(f"--data-path: {p} holds no examples")
+    require_finite(x, name, str(p), "--data-path")
     if len(input_shape) == 2:  # a signal run takes (N, C, L); accept (N, L) and (N, 1, 1, L)
         x = x.reshape(len(x), input_shape[0], -1) if x.size == len(x) * np.prod(input_shape) else x
     xt = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
