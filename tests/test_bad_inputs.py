@@ -202,3 +202,50 @@ def test_eval_on_new_data_with_nan_is_refused(tmp_path, run, capsys):
     assert code == 2 and len(lines) == 1, lines
     assert lines[0].startswith("trainlab eval: --data-path: 1 of 40 input values in x of")
     assert "first in example 11" in lines[0]
+
+
+@pytest.mark.parametrize(
+    "content, start",
+    [
+        (b"\xff\xfe\x00garbage\x80", "data.path: cannot read"),
+        (b"1,2,0\n3,4\n5,6,1\n", "data.path: row 2 of"),
+    ],
+)
+def test_a_csv_that_is_not_text_or_is_ragged(tmp_path, run, content, start):
+    (tmp_path / "t.csv").write_bytes(content)
+    one_error(*run(f"{{name: csv, path: {tmp_path / 't.csv'}}}"), start)
+
+
+def test_a_csv_path_that_is_a_folder(tmp_path, run):
+    (tmp_path / "t.csv").mkdir()
+    one_error(*run(f"{{name: csv, path: {tmp_path / 't.csv'}}}"), "data.path: cannot read")
+
+
+@pytest.mark.parametrize(
+    "x, what",
+    [
+        (np.ones((50, 3), np.complex64), "real numbers"),
+        (np.ones((50, 0), np.float32), "no input values per example"),
+    ],
+)
+def test_complex_or_empty_inputs_are_refused(tmp_path, run, x, what):
+    assert what in one_error(*run(npz(tmp_path, x=x, y=np.arange(50) % 2)), "data.path: x in")
+
+
+def test_inputs_that_overflow_when_standardized(tmp_path, run):
+    x = np.full((50, 3), 1e38, np.float32)
+    line = one_error(*run(npz(tmp_path, x=x, y=np.arange(50) % 2)), "data.path: inputs up to")
+    assert "rescale" in line
+
+
+def test_a_config_that_is_not_utf8(tmp_path, capsys):
+    (tmp_path / "exp.yaml").write_bytes(b"\xff\xfe\x00data: 1\x80")
+    code = main(["train", str(tmp_path / "exp.yaml"), "--out", str(tmp_path / "run")])
+    one_error(code, capsys.readouterr().err.strip().splitlines(), "config:")
+
+
+@pytest.mark.parametrize(
+    "setting", ["train.seed=-1", "train.seed=99999999999999999999999", "data.seed=-1"]
+)
+def test_seeds_out_of_the_generators_range(run, setting):
+    one_error(*run("{name: spirals}", "--set", setting), setting.split("=")[0] + ":")

@@ -55,6 +55,7 @@ def _probability(value: float) -> float:
 
 
 Probability = Annotated[float, Field(allow_inf_nan=False), AfterValidator(_probability)]
+Seed = Annotated[int, Field(ge=0, lt=2**32)]  # what numpy and torch generators all accept
 
 
 def _val_fraction(value: float) -> float:
@@ -70,7 +71,7 @@ def _val_fraction(value: float) -> float:
 class DataConfig(Section):
     name: str = "mnist1d"  # spirals | digits | mnist1d | mnist5k | npz | csv | image_folder | cifar
     path: str | None = None  # file or folder for user data
-    seed: int = 0  # data generation and split seed (the same data set for every training seed)
+    seed: Seed = 0  # data generation and split seed (the same data set for every training seed)
     val_fraction: Annotated[float, AfterValidator(_val_fraction)] = 0.1  # of the training split
     test_fraction: Annotated[float, Field(gt=0, lt=1)] = 0.2  # for sets without a fixed test split
     classes: list[int] | None = None  # keep these labels only, relabelled 0..k-1
@@ -216,7 +217,7 @@ class ScheduleConfig(Section):
 class TrainConfig(Section):
     epochs: Annotated[int, Field(ge=1)] = 20
     batch_size: Annotated[int, Field(ge=1)] = 128
-    seed: int = 0
+    seed: Seed = 0
     patience: Annotated[int, Field(ge=1)] | None = None  # early stopping on val accuracy (epochs)
     device: Literal["cpu", "cuda", "auto"] = "cpu"
     threads: Annotated[int, Field(ge=1)] | None = None  # torch intra-op threads (default: all)
@@ -400,7 +401,9 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     if not p.is_file():
         raise UserError(f"config: file not found: {p}")
     try:
-        raw = safe_load_bounded(p.read_text(), "config") or {}
+        raw = safe_load_bounded(p.read_text(encoding="utf-8"), "config") or {}
+    except UnicodeDecodeError:
+        raise UserError(f"config: {p} is not UTF-8 text (a YAML file is)") from None
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""

@@ -174,6 +174,12 @@ def prepare(cfg: DataConfig, source: Source | None = None) -> Splits:
         tensors = [resize_images(t, cfg.resize) for t in tensors]
     norm = Normalizer.fit(tensors[0], src.kind)
     x_train, x_val, x_test = (norm(t) for t in tensors)
+    if not all(bool(torch.isfinite(t).all()) for t in (x_train, x_val, x_test, norm.std)):
+        largest = max(float(t.abs().max()) for t in tensors)
+        raise UserError(
+            f"{field}: inputs up to {largest:.3g} overflow float32 when standardized; "
+            "rescale them (divide by a constant) before training"
+        )
     return Splits(
         x_train,
         torch.from_numpy(y),

@@ -125,8 +125,10 @@ def mnist5k() -> Source:
 def as_inputs(x: np.ndarray, field: str) -> tuple[np.ndarray, str]:
     """Accept (N, D) vectors and images as (N, H, W), (N, C, H, W) or channels-last (N, H, W, C)."""
     x = np.asarray(x)
-    if x.dtype == object or not np.issubdtype(x.dtype, np.number):
-        raise UserError(f"{field}: must be a numeric array, got dtype {x.dtype}")
+    if x.dtype == object or not np.issubdtype(x.dtype, np.number) or np.iscomplexobj(x):
+        raise UserError(f"{field}: must be an array of real numbers, got dtype {x.dtype}")
+    if x.ndim >= 2 and 0 in x.shape[1:]:
+        raise UserError(f"{field}: has no input values per example (shape {x.shape})")
     if x.ndim == 2:
         return x.astype(np.float32), "vector"
     if x.ndim == 3:
@@ -197,10 +199,21 @@ def npz(path: Path) -> Source:
 
 def csv_table(path: Path, label_column: int | str) -> Source:
     """A CSV of numbers, one example a row; a header row is detected; the label column is chosen."""
-    text = path.read_text()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        raise UserError(
+            f"data.path: cannot read {path} as CSV text ({type(err).__name__})"
+        ) from None
     rows = [r for r in csv.reader(io.StringIO(text)) if r]
     if not rows:
         raise UserError(f"data.path: {path} is empty")
+    widths = [len(r) for r in rows]
+    if min(widths) != max(widths):
+        row = next(i for i, w in enumerate(widths) if w != widths[0])
+        raise UserError(
+            f"data.path: row {row + 1} of {path} has {widths[row]} values, row 1 has {widths[0]}"
+        )
     header = None
     try:
         [float(v) for v in rows[0]]
