@@ -17,7 +17,6 @@ before anything is touched. The study directory (`runs/search/<study>/`) holds:
 from __future__ import annotations
 
 import csv
-import fcntl
 import json
 import math
 import os
@@ -34,6 +33,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from trainlab.config import known_path
 from trainlab.errors import UserError
+from trainlab.locking import DirLock
 from trainlab.search.space import Space, parse_space
 
 DEFAULT_STORAGE = "sqlite:///runs/trainlab.db"
@@ -85,41 +85,16 @@ def _engine_kwargs(url: str) -> dict[str, Any]:
 # --------------------------------------------------------------------------- lock
 
 
-class StudyLock:
-    """An exclusive flock on ``<study dir>/.lock``; the kernel drops it when the driver dies."""
+class StudyLock(DirLock):
+    """The running driver's flock on ``<study dir>/.lock``; the kernel drops it when the driver
+    dies (see trainlab.locking)."""
 
     def __init__(self, study_dir: Path) -> None:
-        self.path = Path(study_dir) / ".lock"
-        self._fd: int | None = None
-
-    def acquire(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.read(fd, 32).decode(errors="replace").strip() or "another process"
-            os.close(fd)
-            raise UserError(
-                f"--study: {self.path.parent} is being searched by a running trainlab search "
-                f"(pid {holder}); wait for it or choose another --study/--out"
-            ) from None
-        os.ftruncate(fd, 0)
-        os.write(fd, str(os.getpid()).encode())
-        self._fd = fd
-
-    def release(self) -> None:
-        if self._fd is not None:
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
-            os.close(self._fd)
-            self._fd = None
-
-    def __enter__(self) -> StudyLock:
-        self.acquire()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.release()
+        super().__init__(
+            study_dir,
+            f"--study: {study_dir} is being searched by a running trainlab search (pid {{pid}}); "
+            "wait for it or choose another --study/--out",
+        )
 
 
 # --------------------------------------------------------------------------- a trial's result
