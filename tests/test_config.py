@@ -160,3 +160,12 @@ def test_one_validation_error_format_with_a_bounded_excerpt():
     assert format_validation_error(err.value, "search").startswith(
         "search.strategy: input should be 'grid'"
     )
+
+
+def test_a_huge_unknown_key_or_value_is_cut_in_the_message():
+    with pytest.raises(UserError) as err:
+        validate({"train": {"x" * 10**6: 1}})
+    assert str(err.value) == f"train.{'x' * 37}...: unknown key"
+    with pytest.raises(UserError) as err:
+        validate({"model": {"kind": "y" * 10**6}})
+    assert str(err.value).startswith("model.kind: input should be") and len(str(err.value)) < 150

@@ -277,7 +277,7 @@ def format_validation_error(err: ValidationError, prefix: str = "") -> str:
     """One line naming the first offending field and what is allowed, with at most an excerpt
     of the bad value (`prefix` names the section of a model validated on its own: search)."""
     e = err.errors()[0]
-    loc = [p for p in (prefix, *map(str, e["loc"])) if p]
+    loc = [p if len(p) <= 40 else p[:37] + "..." for p in (prefix, *map(str, e["loc"])) if p]
     optimizer = None
     if len(loc) >= 2 and loc[0] == "optim" and loc[1] in OPTIMIZER_NAMES:
         optimizer = loc[1]

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from trainlab.config import DataConfig
 from trainlab.data.checks import count_classes, require_finite
 from trainlab.data.sources import Source, infer_format, load_source
-from trainlab.errors import UserError
+from trainlab.errors import UserError, excerpt
 
 STD_FLOOR = 1e-6  # constant features keep their value instead of dividing by zero
 
@@ -136,8 +136,8 @@ def prepare(cfg: DataConfig, source: Source | None = None) -> Splits:
         missing = [c for c in cfg.classes if c not in present]
         if missing or len(set(cfg.classes)) != len(cfg.classes):
             raise UserError(
-                f"data.classes: {missing or cfg.classes} not among the labels "
-                f"{sorted(present)} (or repeated)"
+                f"data.classes: {excerpt(missing or cfg.classes)} not among the labels "
+                f"{excerpt(sorted(present))} (or repeated)"
             )
         x, y = _select_classes(x, y, cfg.classes)
         if xt is not None:
