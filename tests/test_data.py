@@ -93,7 +93,7 @@ def test_cifar_python_batches(tmp_path):
             pickle.dump(
                 {
                     b"data": rng.integers(0, 255, (10, 3072), dtype=np.uint8),
-                    b"labels": list(rng.integers(0, 10, 10)),
+                    b"labels": [int(v) for v in rng.permutation(10)],  # every class
                 },
                 f,
             )
