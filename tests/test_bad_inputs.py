@@ -67,7 +67,7 @@ def test_nan_in_a_csv_feature_is_refused(tmp_path, run):
 
 def test_a_single_class_is_refused(tmp_path, run):
     line = one_error(*run(npz(tmp_path, y=np.full(100, 4))), "data.path:")
-    assert "every training example has label [4]" in line and "two or more classes" in line
+    assert "every training example has label 4;" in line and "two or more classes" in line
 
 
 def test_data_classes_keeping_one_class_is_refused(run):

@@ -43,8 +43,8 @@ def count_classes(
         if relabelled:
             raise UserError("data.classes: keeps one class; a classifier needs two or more")
         raise UserError(
-            f"{field}: every training example has label {excerpt(present_train.tolist())}; a "
-            "classifier needs two or more classes"
+            f"{field}: every training example has label {int(present_train[0])}; a classifier "
+            "needs two or more classes"
         )
     present = np.unique(np.concatenate([y_train, *y_held]))
     num_classes = int(present.max()) + 1
