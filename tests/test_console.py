@@ -102,6 +102,13 @@ def test_print_table_widens_a_console_that_is_not_a_terminal_and_restores_it():
     row = next(line for line in lines if "/a/long" in line)
     assert cells(row) == ["/a/long/run/directory/" + "x" * 70, "0.000701", "complete"]
     assert console.width == 80
+    assert lines[0].strip() == "wide"  # a title that fits stays the table's
+    titled = tables.table("a title longer than its table: " + "t" * 80, ["x"])
+    titled.add_row("1")
+    out.seek(0)
+    out.truncate(0)
+    tables.print_table(console, titled)
+    assert out.getvalue().splitlines()[0] == "a title longer than its table: " + "t" * 80
     huge = tables.table("huge", ["x"])
     huge.add_row("y" * 1000)
     out.seek(0)

@@ -223,7 +223,10 @@ def leaderboard_table(result: dict[str, Any], top: int = 15) -> Any:
         paths += [p for p in r["params"] if p not in paths]
     epochs = {r["epochs"] for r in rows}
     varied = len(epochs) > 1
-    each = f", {next(iter(epochs))} epochs each" if len(epochs) == 1 and None not in epochs else ""
+    each = ""
+    if len(epochs) == 1 and None not in epochs:
+        n = next(iter(epochs))
+        each = f", {n} epoch{'s' if n != 1 else ''} each"
     title = f"leaderboard of {result['study']} ({len(rows)} trials{each})"
     columns = ["rank", "trial", "val acc", *map(_short, paths)]
     out = table(title, [*columns, *(["epochs"] if varied else []), "s", ("state", "left")])

@@ -71,6 +71,10 @@ def print_table(console: Any, renderable: Any) -> None:
     from rich.measure import Measurement
 
     need = Measurement.get(console, console.options.update_width(MAX_WIDTH), renderable).maximum
+    title = getattr(renderable, "title", None)
+    if isinstance(title, str) and console.measure(title).maximum > need:  # would wrap: a line
+        console.print(title, soft_wrap=True)
+        renderable.title = None
     width = console.width
     console.width = max(width, need)
     try:
