@@ -40,7 +40,7 @@ def _table(report: dict[str, Any]):  # noqa: ANN202
     for c in report["configs"]:
         sd = "-" if c["std"] is None else f"{scale * c['std']:.2f}"
         table.add_row(c["name"], f"{scale * c['mean']:.2f}", sd, str(c["n"]))
-    pairs = Table(title=f"paired differences b - a, {100 * report['confidence']:g}% CI")
+    pairs = Table(title=f"paired differences b - a, {100 * report['confidence']:.4g}% CI")
     for col in ("a", "b", "diff", "CI", "p", "better"):
         pairs.add_column(col, justify="left" if col in ("a", "b") else "right")
     for p in report["pairs"]:

@@ -43,7 +43,7 @@ def plot_compare(report: dict[str, Any], path: Path) -> Path:
 
     level = f"{100 * report['confidence']:g}%"
     for i, p in enumerate(pairs):
-        color = "tab:green" if p["better"] else "tab:gray"
+        color = {"b": "tab:green", "a": "tab:red", None: "tab:gray"}[p["better"]]
         d = scale * p["diff"]
         if p["ci_low"] is not None:
             lo, hi = scale * p["ci_low"], scale * p["ci_high"]
@@ -54,7 +54,7 @@ def plot_compare(report: dict[str, Any], path: Path) -> Path:
     ax_diff.set_yticks(range(len(pairs)), [f"{p['b']} - {p['a']}" for p in pairs], fontsize=8)
     ax_diff.invert_yaxis()
     ax_diff.set_xlabel(f"mean difference{unit}, {level} CI")
-    title = "differences (green: significant"
+    title = "b - a (green: b better, red: a better"
     title += ", Holm)" if report.get("correction") == "holm" else ")"
     ax_diff.set_title(title)
     ax_diff.grid(alpha=0.3)
