@@ -15,6 +15,13 @@ from torch import nn
 
 from trainlab.config import ModelConfig
 from trainlab.errors import UserError
+from trainlab.nn.layers import (
+    DropConnectConv,
+    DropConnectLinear,
+    FractionalMaxPool2d,
+    StochasticDepth,
+    linear_drop_probs,
+)
 
 ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "tanh": nn.Tanh, "leaky_relu": nn.LeakyReLU}
 
@@ -49,8 +56,6 @@ class Net(nn.Module):
 # ----------------------------------------------------------------------------------- components
 def linear(cfg: ModelConfig, n_in: int, n_out: int) -> nn.Module:
     if cfg.drop_connect > 0:
-        from trainlab.nn.layers import DropConnectLinear
-
         return DropConnectLinear(n_in, n_out, p=cfg.drop_connect)
     return nn.Linear(n_in, n_out)
 
@@ -65,8 +70,6 @@ def conv(
     bias: bool = True,
 ) -> nn.Module:
     if cfg.drop_connect > 0:
-        from trainlab.nn.layers import DropConnectConv
-
         return DropConnectConv(
             dims,
             c_in,
@@ -104,8 +107,6 @@ def downsample(cfg: ModelConfig, dims: int) -> nn.Module:
             raise UserError(
                 "model.pool: fractional pooling needs images (2-D); use max for signals"
             )
-        from trainlab.nn.layers import FractionalMaxPool2d
-
         return FractionalMaxPool2d(2, output_ratio=0.7071)  # fixed grid at eval: deterministic
     return (nn.MaxPool1d if dims == 1 else nn.MaxPool2d)(2, ceil_mode=True)
 
@@ -179,8 +180,6 @@ class ResidualBlock(nn.Module):
             )
         )
         if drop_prob > 0:
-            from trainlab.nn.layers import StochasticDepth
-
             self.drop: nn.Module = StochasticDepth(drop_prob)
         else:
             self.drop = nn.Identity()
@@ -196,8 +195,6 @@ def build_resnet(cfg: ModelConfig, input_shape: tuple[int, ...], num_classes: in
     and double the channels."""
     dims = len(input_shape) - 1
     if cfg.stochastic_depth > 0:
-        from trainlab.nn.layers import linear_drop_probs
-
         drops = linear_drop_probs(cfg.stochastic_depth, cfg.depth)
     else:
         drops = [0.0] * cfg.depth
