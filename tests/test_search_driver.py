@@ -17,9 +17,11 @@ import yaml
 from trainlab.cli import main
 from trainlab.config import load_config
 from trainlab.errors import UserError
+from trainlab.report.stats import compare_pairs, holm, paired
 from trainlab.search import driver, executors
 from trainlab.search.driver import search
 from trainlab.search.executors import Event, Job, LocalExecutor, run_job
+from trainlab.search.retest import retest_seeds
 from trainlab.search.samplers import boxes
 from trainlab.search.study import StudyLock, open_storage
 
@@ -531,3 +533,49 @@ def test_resume_keeps_a_finished_trial_the_killed_driver_had_not_recorded(tmp_pa
     assert [r["trial"] for r in res.leaderboard] == sorted(
         (0, 1, 3), key=lambda n: -study.trials[n].value
     )
+
+
+def test_retest_seeds_are_shared_and_avoid_every_retested_trials_own_seed():
+    alone = retest_seeds(4, 0, 3)
+    assert retest_seeds(4, [0, 0, 0], 3) == alone  # no collision: the seeds a run had before
+    # a config whose own seed is a candidate no longer gets a list of its own: all skip it
+    shared = retest_seeds(4, [0, alone[1]], 3)
+    assert alone[1] not in shared and shared[:1] == alone[:1] and len(set(shared)) == 3
+
+
+def test_retest_compares_the_best_with_each_other_config_paired_by_seed(
+    tmp_path, capsys, monkeypatch
+):
+    monkeypatch.setattr(driver, "make_executor", lambda *a, **k: TwoAtOnce())
+    spec = {"trials": 3, "workers": 2, "seed": 5, "space": {"optim.lr": "loguniform(1e-3, 1e-1)"}}
+    cfg = write(tmp_path, spec, BASE.replace("epochs: 2", "epochs: 1"))
+    assert main(["search", str(cfg), "--retest", "3", "--retest-seeds", "3", "--json"]) == 0
+    captured = capsys.readouterr()
+    rt = json.loads(captured.out)["retest"]
+    assert len(rt) == 3
+    assert rt[0]["seeds"] == rt[1]["seeds"] == rt[2]["seeds"]  # the same seeds: paired
+    assert rt[0]["val_vs_best"] is None and rt[0]["test_vs_best"] is None
+    for kind, key in (("val", "values"), ("test", "test_values")):
+        a = rt[0][key]
+        expected = compare_pairs(
+            [(f"trial {rt[0]['trial']}", f"trial {e['trial']}", a, e[key]) for e in rt[1:]],
+            f"{kind}_accuracy",
+            confidence=0.95,
+            margin=0.005,
+        )
+        for e, want in zip(rt[1:], expected):
+            got = e[f"{kind}_vs_best"]
+            assert got["seeds"] == e["seeds"] and got["n"] == 3
+            for field in ("diff", "ci_low", "ci_high", "p_value", "p_unadjusted", "sd"):
+                assert got[field] == pytest.approx(want[field]), (kind, field)
+            assert (got["better"], got["verdict"]) == (want["better"], want["verdict"])
+            # and straight from report.stats: the paired t-test, Holm over the two pairs
+            direct = paired(a, e[key])
+            assert got["diff"] == pytest.approx(sum(e[key]) / 3 - sum(a) / 3)
+            assert got["p_unadjusted"] == pytest.approx(direct.p_value)
+            assert (got["ci_low"], got["ci_high"]) == pytest.approx((direct.ci_low, direct.ci_high))
+        ps = [paired(a, e[key]).p_value for e in rt[1:]]
+        assert [e[f"{kind}_vs_best"]["p_value"] for e in rt[1:]] == pytest.approx(holm(ps))
+    assert "paired by seed" in captured.err
+    assert captured.err.count("verdict (val acc):") == 2
+    assert captured.err.count("verdict (test acc):") == 2

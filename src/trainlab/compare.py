@@ -32,7 +32,7 @@ import yaml
 from trainlab.config import load_config
 from trainlab.errors import UserError
 from trainlab.report.compare_plot import plot_compare
-from trainlab.report.stats import holm, mean_std, paired, seeds_needed
+from trainlab.report.stats import compare_pairs, higher_is_better, mean_std
 from trainlab.search.executors import KEEP, Event, InlineExecutor, Job, LocalExecutor
 
 METRIC = re.compile(r"^[a-z][a-z0-9_]*_(accuracy|loss)$")
@@ -50,15 +50,6 @@ class Entry:
     key: str  # run folder under DIR (entries with the same resolved config share runs)
     config: dict[str, Any]  # resolved, train.seed set per run
     values: dict[int, float] = field(default_factory=dict)  # seed -> metric
-
-
-def _higher_is_better(metric: str) -> bool:
-    return metric.endswith("_accuracy")
-
-
-def _scale(metric: str) -> tuple[float, str]:
-    """Accuracies are reported in points (x100), losses as they are."""
-    return (100.0, " points") if _higher_is_better(metric) else (1.0, "")
 
 
 def parse_entries(
@@ -91,7 +82,7 @@ def parse_entries(
         if any(e.name == name for e in entries):
             raise UserError(f"CONFIG: {spec} is given twice")
         entries.append(Entry(name, path, m, key, cfg))
-    if len({_higher_is_better(e.metric) for e in entries}) > 1:
+    if len({higher_is_better(e.metric) for e in entries}) > 1:
         raise UserError("--metric: compare accuracies with accuracies and losses with losses")
     return entries
 
@@ -197,51 +188,6 @@ def run_seeds(
         e.values = {s: _metric_of(results[(e.key, s)], e, out / e.key / f"seed-{s}") for s in seeds}
 
 
-def _fmt(x: float, metric: str) -> str:
-    scale, _ = _scale(metric)
-    return f"{x * scale:.2f}" if scale != 1.0 else f"{x:.4g}"
-
-
-def _verdict(
-    a: Entry, b: Entry, p: dict[str, Any], level: float, margin: float, m: int, seeds: int
-) -> str:
-    metric = a.metric
-    scale, unit = _scale(metric)
-    conf = f"{100 * level:.4g}% CI"
-    adj = f", Holm-adjusted over {m} pairs" if m > 1 else ""
-    if p["better"] is not None:
-        win, lose = (b, a) if p["better"] == "b" else (a, b)
-        sign = 1.0 if p["better"] == "b" else -1.0
-        lo, hi = sorted((sign * p["ci_low"], sign * p["ci_high"]))
-        gap = abs(p["diff"])
-        word = "higher" if _higher_is_better(metric) else "lower"
-        return (
-            f"{win.name} is better than {lose.name} by {_fmt(gap, metric)}{unit} ({word} "
-            f"{metric}), {conf} [{_fmt(lo, metric)}, {_fmt(hi, metric)}], {seeds} paired seeds "
-            f"(p = {p['p_value']:.2g}{adj})"
-        )
-    if p["sd"] == 0.0 and p["diff"] == 0.0:
-        return f"no difference: {a.name} and {b.name} gave the same {metric} on all {seeds} seeds"
-    ci = f"{conf} [{_fmt(p['ci_low'], metric)}, {_fmt(p['ci_high'], metric)}]"
-    if p["equivalent"]:
-        return (
-            f"no difference between {a.name} and {b.name} larger than {_fmt(margin, metric)}"
-            f"{unit}: {b.name} - {a.name} = {_fmt(p['diff'], metric)}{unit}, {ci}, "
-            f"{seeds} paired seeds"
-        )
-    need = p["seeds_needed"]
-    more = (
-        f"about {need} would be needed to see {_fmt(abs(p['diff']), metric)}{unit}"
-        if need is not None
-        else f"a difference of {_fmt(abs(p['diff']), metric)}{unit} is too small to "
-        "detect with any practical number"
-    )
-    return (
-        f"no difference between {a.name} and {b.name} detectable with {seeds} seeds "
-        f"({b.name} - {a.name} = {_fmt(p['diff'], metric)}{unit}, {ci}); {more}"
-    )
-
-
 def analyze(
     entries: list[Entry],
     seeds: Sequence[int],
@@ -271,46 +217,21 @@ def analyze(
         index_pairs = [(0, j) for j in range(1, len(entries))]
     else:
         index_pairs = [(i, j) for i in range(len(entries)) for j in range(i + 1, len(entries))]
-    alpha = 1.0 - confidence
-    stats = [
-        paired(
-            [entries[i].values[s] for s in seeds], [entries[j].values[s] for s in seeds], confidence
-        )
-        for i, j in index_pairs
-    ]
-    adjusted = holm([st.p_value for st in stats])
     m = len(index_pairs)
-    pairs = []
-    for (i, j), st, p_adj in zip(index_pairs, stats, adjusted, strict=True):
-        a, b = entries[i], entries[j]
-        better = None
-        if p_adj is not None and p_adj < alpha and st.diff != 0.0:
-            b_wins = (st.diff > 0) == _higher_is_better(a.metric)
-            better = "b" if b_wins else "a"
-        equivalent = (
-            better is None
-            and st.ci_low is not None
-            and st.ci_high is not None
-            and -margin <= st.ci_low
-            and st.ci_high <= margin
-        )
-        need = seeds_needed(st.sd, st.diff, 1.0 - alpha / m) if st.sd is not None else None
-        pair = {
-            "a": a.name,
-            "b": b.name,
-            "diff": st.diff,
-            "ci_low": st.ci_low,
-            "ci_high": st.ci_high,
-            "p_value": p_adj,
-            "better": better,
-            "p_unadjusted": st.p_value,
-            "n": st.n,
-            "sd": st.sd,
-            "equivalent": equivalent,
-            "seeds_needed": need,
-        }
-        pair["verdict"] = _verdict(a, b, pair, confidence, margin, m, len(seeds))
-        pairs.append(pair)
+    pairs = compare_pairs(
+        [
+            (
+                entries[i].name,
+                entries[j].name,
+                [entries[i].values[s] for s in seeds],
+                [entries[j].values[s] for s in seeds],
+            )
+            for i, j in index_pairs
+        ],
+        [entries[i].metric for i, _ in index_pairs],
+        confidence=confidence,
+        margin=margin,
+    )
     return {
         "configs": configs,
         "pairs": pairs,

@@ -272,6 +272,57 @@ def retest_table(retest: list[dict[str, Any]]) -> Any:
     return out
 
 
+def paired_table(retest: list[dict[str, Any]]) -> Any | None:
+    """The search's best against each other re-tested config, paired by seed (b - a in points,
+    its interval, the Holm-adjusted p-value, which is better): `trainlab compare`'s numbers."""
+    rows = [
+        (kind, p)
+        for kind in ("val", "test")
+        for e in retest
+        if (p := e.get(f"{kind}_vs_best")) is not None
+    ]
+    if not rows:
+        return None
+    level = rows[0][1]["confidence"]
+    out = table(
+        f"re-test paired by seed, a = trial {retest[0]['trial']} (the search's best), points",
+        (
+            ("metric", "left"),
+            ("a", "left"),
+            ("b", "left"),
+            "b - a",
+            f"{100 * level:.4g}% CI",
+            "p (Holm)",
+            "n",
+            "better",
+        ),
+    )
+    for kind, p in rows:
+        ci = "-" if p["ci_low"] is None else f"[{100 * p['ci_low']:.2f}, {100 * p['ci_high']:.2f}]"
+        winner = {"a": p["a"], "b": p["b"], None: "-"}[p["better"]]
+        out.add_row(
+            f"{kind} acc",
+            p["a"],
+            p["b"],
+            f"{100 * p['diff']:+.2f}",
+            ci,
+            num(p["p_value"]),
+            str(p["n"]),
+            winner,
+        )
+    return out
+
+
+def verdict_lines(retest: list[dict[str, Any]]) -> list[str]:
+    """compare's verdict in words for each pair of the re-test's paired comparison."""
+    return [
+        f"verdict ({kind} acc): {p['verdict']}"
+        for kind in ("val", "test")
+        for e in retest
+        if (p := e.get(f"{kind}_vs_best")) is not None
+    ]
+
+
 def ranking_line(retest: list[dict[str, Any]]) -> str:
     """Whether the re-test ranks the configurations as the search did."""
     if not any(e["rank_changed"] for e in retest):
@@ -327,6 +378,11 @@ def cmd_search(args: argparse.Namespace) -> int:
         if retest:
             print_table(c, retest_table(retest))
             c.print(ranking_line(retest))
+            paired = paired_table(retest)
+            if paired is not None:
+                print_table(c, paired)
+                for line in verdict_lines(retest):
+                    c.print(line, highlight=False)
         else:
             c.print("re-test: no complete trial to re-test")
     c.print(

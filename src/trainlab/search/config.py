@@ -123,9 +123,10 @@ class SearchConfig(BaseModel):
 
     # re-test the best settings (the lecture's "re-test occasionally", a guard against a lucky
     # seed): after the search, each of the best `retest` configs is trained again with
-    # `retest_seeds` new training seeds (derived from `seed`, none equal to the trial's own), on
-    # the same workers, in <study dir>/retest/<NNNN>-seed<S>/; the report gives each config's
-    # mean, std, min and max of validation and test accuracy and its rank by re-test mean
+    # `retest_seeds` new training seeds (derived from `seed`, the same for every config, none
+    # equal to a re-tested trial's own), on the same workers, in <study dir>/retest/<NNNN>-seed<S>/;
+    # the report gives each config's mean, std, min and max of validation and test accuracy, its
+    # rank by re-test mean, and the best against each other config paired by seed (as compare)
     retest: AtLeast0 = 0  # K: how many of the best complete trials (0: no re-test)
     retest_seeds: AtLeast1 = 3  # R: new seeds per re-tested config
 

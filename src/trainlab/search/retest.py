@@ -2,10 +2,10 @@
 hyperparameters occasionally", and a guard against a configuration that won on a lucky seed.
 
 Each of the best K complete trials is trained again R times (``search.retest_seeds``), with
-training seeds derived from the study's ``search.seed``, distinct from the trial's own
-``train.seed`` and from each other; the data split (``data.seed``) stays, so only the
-initialization, the batch order and the dropout masks change. The runs go through the search's
-executor, so N workers re-test N runs at once. Each run lives in
+training seeds derived from the study's ``search.seed``, distinct from the re-tested trials'
+own ``train.seed`` and from each other, the same seeds for every configuration; the data split
+(``data.seed``) stays, so only the initialization, the batch order and the dropout masks change.
+The runs go through the search's executor, so N workers re-test N runs at once. Each run lives in
 ``<study dir>/retest/<NNNN>-seed<S>/`` (trial number, seed); a run with a finished result.json
 is read back rather than trained again, so resuming an interrupted re-test runs only the
 missing ones.
@@ -13,33 +13,40 @@ missing ones.
 Per configuration the report holds the original validation (and test) accuracy, the re-test
 mean, sample standard deviation (n - 1; None for one run), min and max of validation and test
 accuracy, and the configuration's rank among the K by re-test mean beside its original rank.
+Every configuration is re-tested with the same seeds, so each one after the search's best also
+carries `val_vs_best` and `test_vs_best`: the best against it, paired by seed, with the same
+statistics and verdict as `trainlab compare` (trainlab.report.stats.compare_pairs).
 """
 
 from __future__ import annotations
 
 import random
 import shutil
-import statistics
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from trainlab.config import read_yaml, validate
+from trainlab.report.stats import compare_pairs, mean_std
 from trainlab.search import study as studies
 from trainlab.search.executors import Event, Job
 
 
-def retest_seeds(study_seed: int, original: int, count: int) -> list[int]:
-    """`count` training seeds from the study seed, none equal to `original` or to each other.
+def retest_seeds(study_seed: int, original: int | Iterable[int], count: int) -> list[int]:
+    """`count` training seeds from the study seed, none equal to `original` (a seed, or the
+    seeds of all the re-tested configurations) or to each other.
 
-    The candidates depend on the study seed only, so every configuration is re-tested with
-    the same seeds (a paired comparison) unless its own seed is among them.
+    The candidates depend on the study seed only; passing every re-tested configuration's own
+    seed gives all of them the same list (a paired comparison), and the same list as one
+    configuration alone would get unless a candidate is one of the others' seeds.
     """
+    avoid = {original} if isinstance(original, int) else set(original)
     rng = random.Random(f"trainlab-retest:{study_seed}")  # its own generator, never the global
     seeds: list[int] = []
     while len(seeds) < count:
         seed = rng.getrandbits(31)
-        if seed != original and seed not in seeds:
+        if seed not in avoid and seed not in seeds:
             seeds.append(seed)
     return seeds
 
@@ -47,6 +54,10 @@ def retest_seeds(study_seed: int, original: int, count: int) -> list[int]:
 def run_dir(study_dir: Path, trial: int, seed: int) -> Path:
     """Where the re-test of trial `trial` with training seed `seed` runs."""
     return Path(study_dir) / "retest" / f"{trial:04d}-seed{seed}"
+
+
+CONFIDENCE = 0.95  # of the re-test's paired comparisons, as `trainlab compare`'s default
+MARGIN = 0.005  # differences inside +/- half a point count as none (compare's default too)
 
 
 @dataclass
@@ -66,34 +77,33 @@ class _Run:
 def _stats(values: list[float]) -> dict[str, float | None]:
     if not values:
         return {"mean": None, "std": None, "min": None, "max": None}
-    return {
-        "mean": statistics.fmean(values),
-        "std": statistics.stdev(values) if len(values) > 1 else None,
-        "min": min(values),
-        "max": max(values),
-    }
+    mean, std = mean_std(values)
+    return {"mean": mean, "std": std, "min": min(values), "max": max(values)}
 
 
 def plan_runs(
     study_dir: Path, top: list[dict[str, Any]], study_seed: int, count: int
 ) -> list[_Run]:
-    """The R runs of each configuration in `top` (leaderboard rows), finished ones read back."""
-    runs = []
+    """The R runs of each configuration in `top` (leaderboard rows), finished ones read back.
+    Every configuration gets the same R seeds, so the re-test compares them seed by seed."""
+    configs: dict[int, dict[str, Any]] = {}
+    broken: dict[int, str] = {}
     for row in top:
         source = studies.trial_dir(study_dir, row["trial"]) / "config.yaml"
         try:
-            config = validate(read_yaml(source)).model_dump(mode="json")
+            configs[row["trial"]] = validate(read_yaml(source)).model_dump(mode="json")
         except Exception as exc:  # the trial's directory is gone or damaged: say so, go on
+            broken[row["trial"]] = f"cannot read {source} ({exc})"
+    seeds = retest_seeds(study_seed, [c["train"]["seed"] for c in configs.values()], count)
+    runs = []
+    for row in top:
+        if row["trial"] in broken:
             runs.append(
-                _Run(
-                    row["trial"],
-                    -1,
-                    Path(study_dir) / "retest",
-                    error=f"cannot read {source} ({exc})",
-                )
+                _Run(row["trial"], -1, Path(study_dir) / "retest", error=broken[row["trial"]])
             )
             continue
-        for seed in retest_seeds(study_seed, config["train"]["seed"], count):
+        config = configs[row["trial"]]
+        for seed in seeds:
             run = _Run(row["trial"], seed, run_dir(study_dir, row["trial"], seed))
             run.result = studies.finished_result(run.out)
             if run.result is None:
@@ -163,6 +173,37 @@ def summarize(top: list[dict[str, Any]], runs: list[_Run]) -> list[dict[str, Any
     for new_rank, entry in enumerate(order, 1):
         entry["retest_rank"] = new_rank
         entry["rank_changed"] = new_rank != entry["rank"]
+    for kind in ("val", "test"):
+        out[0][f"{kind}_vs_best"] = None  # the best is what the others are compared with
+        for entry, pair in zip(out[1:], against_best(out, kind), strict=True):
+            entry[f"{kind}_vs_best"] = pair
+    return out
+
+
+def against_best(entries: list[dict[str, Any]], kind: str) -> list[dict[str, Any] | None]:
+    """The search's best configuration (`entries[0]`) against each other one on the re-test's
+    `kind` accuracy (val or test), paired by seed over the seeds where both runs finished:
+    trainlab.report.stats.compare_pairs (the paired t interval of b - a, Holm-adjusted over the
+    K - 1 pairs, verdict in words), as `trainlab compare` reports. None where no seed pairs."""
+    key = "values" if kind == "val" else "test_values"
+
+    def by_seed(entry: dict[str, Any]) -> dict[int, float]:
+        return {s: v for s, v in zip(entry["seeds"], entry[key], strict=True) if v is not None}
+
+    best = by_seed(entries[0])
+    pairs, shared_seeds, where = [], [], []
+    for i, entry in enumerate(entries[1:]):
+        mine = by_seed(entry)
+        shared = [s for s in best if s in mine]
+        if shared:
+            a, b = f"trial {entries[0]['trial']}", f"trial {entry['trial']}"
+            pairs.append((a, b, [best[s] for s in shared], [mine[s] for s in shared]))
+            shared_seeds.append(shared)
+            where.append(i)
+    found = compare_pairs(pairs, f"{kind}_accuracy", confidence=CONFIDENCE, margin=MARGIN)
+    out: list[dict[str, Any] | None] = [None] * (len(entries) - 1)
+    for i, pair, shared in zip(where, found, shared_seeds, strict=True):
+        out[i] = {**pair, "seeds": shared, "confidence": CONFIDENCE, "margin": MARGIN}
     return out
 
 
