@@ -25,7 +25,7 @@ from pydantic import (
 
 from trainlab.dotted import get_path, set_path
 from trainlab.errors import UserError, excerpt
-from trainlab.optim.registry import OPTIMIZERS, defaults
+from trainlab.optim.registry import FULL_BATCH, OPTIMIZERS, defaults
 
 
 class Section(BaseModel):
@@ -56,6 +56,18 @@ def _probability(value: float) -> float:
 
 Probability = Annotated[float, Field(allow_inf_nan=False), AfterValidator(_probability)]
 Seed = Annotated[int, Field(ge=0, lt=2**32)]  # what numpy and torch generators all accept
+
+
+def _at_least_one(value: int) -> int:
+    if value < 1:
+        raise ValueError(f"must be an integer >= 1, got {value}")
+    return value
+
+
+def _positive_norm(value: float) -> float:
+    if not value > 0:
+        raise ValueError(f"must be a number > 0 (or null: no clipping), got {value:g}")
+    return _representable(value)
 
 
 def _val_fraction(value: float) -> float:
@@ -233,6 +245,11 @@ class TrainConfig(Section):
     ensemble: Annotated[int, Field(ge=2)] | None = None  # train N members with different seeds
     members: list[dict[str, Any]] = []  # per-member overrides, {dotted.path: value}
     tensorboard: bool = False
+    # clip the global gradient norm (all trainable parameters) to this before each optimizer step
+    clip_grad_norm: (
+        Annotated[float, Field(allow_inf_nan=False), AfterValidator(_positive_norm)] | None
+    ) = None
+    accumulate: Annotated[int, AfterValidator(_at_least_one)] = 1  # minibatches per optimizer step
 
 
 class ExperimentConfig(Section):
@@ -260,6 +277,17 @@ class ExperimentConfig(Section):
         if self.model.stochastic_depth > 0 and self.model.kind != "resnet":
             raise ValueError(
                 "model.stochastic_depth: needs model.kind resnet (drops residual blocks)"
+            )
+        full_batch = self.optim.name in FULL_BATCH
+        if full_batch and self.train.clip_grad_norm is not None:
+            raise ValueError(
+                f"train.clip_grad_norm: {self.optim.name} sets its own step length from the "
+                "full-batch gradient; use null"
+            )
+        if self.train.accumulate > 1 and full_batch:
+            raise ValueError(
+                f"train.accumulate: {self.optim.name} takes full-batch steps, so there is "
+                f"nothing to accumulate; use 1 (got {self.train.accumulate})"
             )
         return self
 

@@ -6,6 +6,7 @@ and reaches the same numbers (randomness is re-derived from the seed and the epo
 from __future__ import annotations
 
 import math
+import statistics
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -61,7 +62,10 @@ class Trainer:
         self.optimizer = make_optimizer(self.model, cfg, lr_mult)
         self.full_batch = cfg.optim.name in FULL_BATCH
         n = len(self.data.x_train)
-        self.steps_per_epoch = 1 if self.full_batch else math.ceil(n / t.batch_size)
+        # optimizer steps per epoch: one per train.accumulate minibatches (a partial last group
+        # steps too); schedules, the update-ratio meter and snapshots count these steps
+        batches = math.ceil(n / t.batch_size)
+        self.steps_per_epoch = 1 if self.full_batch else math.ceil(batches / t.accumulate)
         self.scheduler = make_schedule(self.optimizer, cfg, self.steps_per_epoch)
         # schedule.per: the scheduler moves after every optimizer step, or once after each epoch
         # (full-batch optimizers take one step per epoch, so both are the same there)
@@ -73,6 +77,8 @@ class Trainer:
         self.state = TrainState()
         self.guard = DivergenceGuard(factor=t.diverge_factor)
         self.step_losses: list[float] = []
+        self.trainable = [p for p in self.model.parameters() if p.requires_grad]
+        self._grad_norms: list[torch.Tensor] = []  # pre-clip global norms of this epoch's steps
         self.update_ratio = UpdateRatioMeter(list(self.model.parameters()), self.steps_per_epoch)
         self.write_curves = True  # curves.png at the end (train(..., curves=False) skips it)
 
@@ -161,34 +167,62 @@ class Trainer:
             return self._full_batch_step(x_all, y_all)
         perm = torch.randperm(len(x_all), generator=gen).to(self.device)
         bs, total, count, seen = self.cfg.train.batch_size, 0.0, 0, 0
+        starts = [
+            i
+            for i in range(0, len(perm), bs)
+            if not (len(perm) - i < 2 and self.cfg.model.norm == "batch")
+        ]  # batch norm cannot normalize a batch of one
+        acc = self.cfg.train.accumulate
         correct = torch.zeros((), dtype=torch.long, device=self.device)
         opt, sched, guard = self.optimizer, self.scheduler, self.guard
-        for i in range(0, len(perm), bs):
-            idx = perm[i : i + bs]
-            self.update_ratio.before_step(i // bs)
-            if len(idx) < 2 and self.cfg.model.norm == "batch":
-                continue  # batch norm cannot normalize a batch of one
-            x, y = x_all[idx], y_all[idx]
-            if self.augment is not None:
-                x = self.augment(x, gen)
-            loss, logits = self.loss(x, y)
+        for g in range(0, len(starts), acc):
+            group = starts[g : g + acc]  # one optimizer step; the last group may be shorter
             opt.zero_grad(set_to_none=True)
-            loss.backward()
+            group_loss = 0.0
+            for i in group:
+                idx = perm[i : i + bs]
+                x, y = x_all[idx], y_all[idx]
+                if self.augment is not None:
+                    x = self.augment(x, gen)
+                loss, logits = self.loss(x, y)
+                # the mean of the group's minibatch gradients (equal batches: one batch of k*B)
+                (loss / len(group)).backward()
+                correct += (logits.detach().argmax(1) == y).sum()
+                seen += len(y)
+                value = loss.item()
+                group_loss += value / len(group)
+                total, count = total + value, count + 1
+            self.update_ratio.before_step(g // acc)
+            self._clip()
             opt.step()
             self.update_ratio.after_step()
-            correct += (logits.detach().argmax(1) == y).sum()
-            seen += len(y)
-            value = loss.item()
             self.state.step += 1
-            self.step_losses.append(value)
-            total, count = total + value, count + 1
+            self.step_losses.append(group_loss)
             for cb in self.callbacks:  # they see the lr this step used
-                cb.on_step_end(self, value)
+                cb.on_step_end(self, group_loss)
             if self.schedule_per_step:
                 sched.step()
-            if guard.update(value):
-                return value, float("nan"), True
+            if guard.update(group_loss):
+                return group_loss, float("nan"), True
         return total / max(count, 1), correct.item() / max(seen, 1), False
+
+    def _clip(self) -> None:
+        """train.clip_grad_norm: scale the gradients so their global norm (all trainable
+        parameters together) is at most the limit; the pre-clip norm goes to `grad_norm`. A
+        non-finite norm turns the weights non-finite and the divergence guard stops the run."""
+        limit = self.cfg.train.clip_grad_norm
+        if limit is None:
+            return
+        norm = torch.nn.utils.clip_grad_norm_(self.trainable, limit, error_if_nonfinite=False)
+        self._grad_norms.append(norm.detach())
+
+    def grad_norm(self) -> float | None:
+        """The median pre-clip global gradient norm over the epoch's steps (None without
+        clipping, or when none was finite); resets."""
+        values = torch.stack(self._grad_norms).tolist() if self._grad_norms else []
+        self._grad_norms = []
+        finite = [v for v in values if math.isfinite(v)]
+        return statistics.median(finite) if finite else None
 
     def _full_batch_step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float, bool]:
         """L-BFGS and Newton: one optimizer step per epoch on the whole training split."""
@@ -226,6 +260,9 @@ class Trainer:
         ratio = None if self.full_batch else self.update_ratio.epoch_value()
         if ratio is not None:
             record["update_ratio"] = ratio  # train/update_ratio.py defines it
+        grad_norm = self.grad_norm()
+        if grad_norm is not None:
+            record["grad_norm"] = grad_norm  # pre-clip, only with train.clip_grad_norm
         return {
             k: (None if isinstance(v, float) and not math.isfinite(v) else v)
             for k, v in record.items()
