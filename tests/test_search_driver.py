@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import optuna
 import pytest
 import yaml
@@ -579,3 +580,19 @@ def test_retest_compares_the_best_with_each_other_config_paired_by_seed(
     assert "paired by seed" in captured.err
     assert captured.err.count("verdict (val acc):") == 2
     assert captured.err.count("verdict (test acc):") == 2
+
+
+def test_a_data_warning_is_shown_once_as_one_line_not_by_every_worker(tmp_path, capfd):
+    """The driver loads the data first and shows its warnings; the workers (other processes,
+    hence capfd) load it again for every trial and must not repeat them in Python's format."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(200, 4)).astype(np.float32)
+    np.savez(tmp_path / "d.npz", x=x, y=np.array([3, 7, 100])[np.arange(200) % 3])
+    base = BASE.replace("{name: spirals}", f"{{name: npz, path: {tmp_path / 'd.npz'}}}")
+    space = {"optim.lr": "loguniform(1e-3, 1e-1)"}
+    cfg = write(tmp_path, {"strategy": "random", "trials": 2, "workers": 1, "space": space}, base)
+    assert main(["search", str(cfg), "--json"]) == 0
+    err = capfd.readouterr().err
+    assert "DataWarning" not in err, err
+    warned = [line for line in err.splitlines() if "warning" in line]
+    assert len(warned) == 1 and warned[0].startswith("trainlab search: warning: data.path:")

@@ -26,6 +26,7 @@ import threading
 import time
 import traceback
 import types
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
@@ -34,7 +35,7 @@ from typing import Any, NoReturn
 
 import torch
 
-from trainlab.errors import UserError
+from trainlab.errors import DataWarning, UserError
 from trainlab.experiments import train
 from trainlab.train import Callback
 
@@ -150,6 +151,8 @@ def _watch_parent(parent: int) -> None:
 def _worker_main(conn: Connection, parent: int, threads: int) -> None:
     """A local worker: take jobs from the pipe until it closes; report epochs, send results."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # the driver loaded the same data and showed its warnings once, as one line each
+    warnings.simplefilter("ignore", DataWarning)
     threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
     os.environ.setdefault("OMP_NUM_THREADS", str(threads))
     import torch._dynamo  # noqa: F401  (torch.optim imports it on first use: ~2 s, do it now)
@@ -320,7 +323,9 @@ def _ray_run(job: Job, inbox: Any, replies: Any) -> Event:
             inbox.put((job.number, epoch, value))
             return bool(replies.get(timeout=3600))
 
-        event = run_job(local, ask)
+        with warnings.catch_warnings():  # the driver showed the data's warnings once
+            warnings.simplefilter("ignore", DataWarning)
+            event = run_job(local, ask)
         run_dir = Path(local.out)
         if run_dir.is_dir():
             event.files = {p.name: p.read_bytes() for p in run_dir.iterdir() if p.is_file()}
