@@ -40,31 +40,16 @@ def train(
     """
     cfg = as_config(config, overrides)
     config_path = config if isinstance(config, (str, Path)) else None
+    out = out if out is not None else default_run_dir(config_path)
+    common = dict(resume=resume, callbacks=callbacks, splits=splits, lr_mult=lr_mult, curves=curves)
     if cfg.train.ensemble:  # N members into <run>/members/<i>/, then their ensemble
         if model is not None:
             raise UserError(
                 "train.ensemble: trains members from scratch; it cannot start from "
                 "a given model (unset train.ensemble)"
             )
-        return train_ensemble(
-            cfg,
-            out=out if out is not None else default_run_dir(config_path),
-            resume=resume,
-            callbacks=callbacks,
-            splits=splits,
-            lr_mult=lr_mult,
-            curves=curves,
-        )
-    return train_single(
-        cfg,
-        out=out if out is not None else default_run_dir(config_path),
-        resume=resume,
-        callbacks=callbacks,
-        splits=splits,
-        model=model,
-        lr_mult=lr_mult,
-        curves=curves,
-    )
+        return train_ensemble(cfg, out=out, **common)
+    return train_single(cfg, out=out, model=model, **common)
 
 
 def evaluate_run(
