@@ -168,4 +168,31 @@ def test_a_huge_unknown_key_or_value_is_cut_in_the_message():
     assert str(err.value) == f"train.{'x' * 37}...: unknown key"
     with pytest.raises(UserError) as err:
         validate({"model": {"kind": "y" * 10**6}})
-    assert str(err.value).startswith("model.kind: input should be") and len(str(err.value)) < 150
+    assert str(err.value).startswith("model.kind: must be one of") and len(str(err.value)) < 200
+
+
+def test_plugin_names_and_their_args():
+    cfg = validate({"model": {"kind": "mymodels:build", "args": {"hidden": 64}}})
+    assert cfg.model.kind == "mymodels:build" and cfg.model.args == {"hidden": 64}
+    cfg = validate({"data": {"name": "mydata:load", "args": {"n": 10}}})
+    assert cfg.data.args == {"n": 10} and cfg.data.loader.workers == 0
+    # a saved, fully written config of a plugin run loads again
+    assert validate(cfg.model_dump(mode="json")) == cfg
+    for raw, start in [
+        ({"model": {"kind": "mymodels:build", "width": 64}}, "model.width: a plugin model"),
+        ({"model": {"kind": "mymodels:build", "dropout": 0.5}}, "model.dropout: a plugin model"),
+        ({"model": {"kind": "mlp", "args": {"a": 1}}}, "model.args: only for a plugin"),
+        ({"model": {"kind": ":build"}}, "model.kind: an import path is"),
+        ({"model": {"kind": "transformer"}}, "model.kind: must be one of mlp, cnn, resnet"),
+        ({"data": {"name": "digits", "args": {"a": 1}}}, "data.args: only for a plugin"),
+        ({"data": {"name": "mnist"}}, "data.name: must be one of spirals"),
+        ({"data": {"name": "mydata:"}}, "data.name: an import path is"),
+        ({"data": {"loader": {"workers": -1}}}, "data.loader.workers: input should be"),
+        ({"train": {"precision": "fp16"}}, "train.precision: fp16 needs train.device cuda"),
+        ({"train": {"precision": "int8"}}, "train.precision: input should be"),
+    ]:
+        with pytest.raises(UserError) as err:
+            validate(raw)
+        assert str(err.value).startswith(start), str(err.value)
+    assert validate({"train": {"precision": "bf16"}}).train.precision == "bf16"
+    assert known_path("model.args.hidden") and known_path("data.args.n")

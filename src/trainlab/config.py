@@ -79,9 +79,35 @@ def _val_fraction(value: float) -> float:
     return value
 
 
+def is_plugin(name: str) -> bool:
+    """`package.module:attribute` names the user's own code (a model factory or data function)."""
+    return ":" in name
+
+
+def _plugin_path(value: str) -> str:
+    module, _, attr = value.partition(":")
+    if not module.strip() or not attr.strip() or ":" in attr:
+        raise ValueError(f"an import path is package.module:attribute, got {excerpt(value)}")
+    return value
+
+
 # ----------------------------------------------------------------------------------------- data
+class LoaderConfig(Section):
+    """How a streamed data set (a plugin's torch Dataset, an image folder) reaches the model."""
+
+    workers: Annotated[int, Field(ge=0)] = 0  # DataLoader worker processes (0: in the trainer)
+    prefetch: Annotated[int, Field(ge=1)] = 2  # batches loaded ahead per worker
+    stats_examples: Annotated[int, Field(ge=1)] = 10_000  # examples read for mean/std
+
+
+DATA_NAMES = ("spirals", "digits", "mnist1d", "mnist5k", "npz", "csv", "image_folder", "cifar")
+
+
 class DataConfig(Section):
-    name: str = "mnist1d"  # spirals | digits | mnist1d | mnist5k | npz | csv | image_folder | cifar
+    # a built-in name (DATA_NAMES), or "package.module:function" returning the user's data
+    name: str = "mnist1d"
+    args: dict[str, Any] = {}  # keyword arguments of a plugin data function
+    loader: LoaderConfig = LoaderConfig()
     path: str | None = None  # file or folder for user data
     seed: Seed = 0  # data generation and split seed (the same data set for every training seed)
     val_fraction: Annotated[float, AfterValidator(_val_fraction)] = 0.1  # of the training split
@@ -92,6 +118,24 @@ class DataConfig(Section):
     label_column: int | str = -1  # CSV: index or header name of the label column
     augment: list[str | dict[str, Any]] = []  # batch augmentations, see trainlab.data.augment
 
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if is_plugin(v):
+            return _plugin_path(v)
+        if v not in DATA_NAMES and v != "file":
+            raise ValueError(
+                f"must be one of {', '.join(DATA_NAMES)} or package.module:function, "
+                f"got {excerpt(v)}"
+            )
+        return v
+
+    @model_validator(mode="after")
+    def _args_for_plugins(self) -> DataConfig:
+        if self.args and not is_plugin(self.name):
+            raise ValueError("data.args: only for a plugin data.name (package.module:function)")
+        return self
+
     @field_validator("resize")
     @classmethod
     def _resize(cls, v: list[int] | None) -> list[int] | None:
@@ -101,8 +145,14 @@ class DataConfig(Section):
 
 
 # ---------------------------------------------------------------------------------------- model
+MODEL_KINDS = ("mlp", "cnn", "resnet")
+
+
 class ModelConfig(Section):
-    kind: Literal["mlp", "cnn", "resnet"] = "mlp"
+    # a built-in family (MODEL_KINDS), or "package.module:factory" called as
+    # factory(input_shape, num_classes, **args) -> nn.Module giving (N, num_classes) logits
+    kind: str = "mlp"
+    args: dict[str, Any] = {}  # keyword arguments of a plugin factory (searchable: model.args.x)
     width: Annotated[int, Field(ge=1)] = 128  # hidden units (mlp) or channels of the first stage
     depth: Annotated[int, Field(ge=1)] = 2  # hidden layers (mlp), conv stages (cnn), res. blocks
     kernel_size: Annotated[int, Field(ge=1)] = 5  # conv kernel (cnn, resnet)
@@ -113,6 +163,37 @@ class ModelConfig(Section):
     drop_connect: Probability = 0.0  # drop probability of single weights (DropConnect)
     stochastic_depth: Probability = 0.0  # drop probability of the last residual block
     pool: Literal["max", "fractional", "none"] = "max"  # downsampling between conv stages
+
+    @field_validator("kind")
+    @classmethod
+    def _kind(cls, v: str) -> str:
+        if is_plugin(v):
+            return _plugin_path(v)
+        if v not in MODEL_KINDS:
+            raise ValueError(
+                f"must be one of {', '.join(MODEL_KINDS)} or package.module:factory, "
+                f"got {excerpt(v)}"
+            )
+        return v
+
+    @model_validator(mode="after")
+    def _plugin_fields(self) -> ModelConfig:
+        """A plugin builds its own layers: a built-in field it cannot honour is refused, not
+        ignored (compared with the default, so a saved, fully written config loads again)."""
+        if not is_plugin(self.kind):
+            if self.args:
+                raise ValueError(
+                    "model.args: only for a plugin model.kind (package.module:factory); "
+                    f"{self.kind} takes width, depth, ..."
+                )
+            return self
+        for name, field in type(self).model_fields.items():
+            if name not in ("kind", "args") and getattr(self, name) != field.default:
+                raise ValueError(
+                    f"model.{name}: a plugin model ({self.kind}) builds its own layers; pass "
+                    f"settings to it as model.args.<name> instead"
+                )
+        return self
 
 
 # ------------------------------------------------------------------------------------ optimizers
@@ -250,6 +331,9 @@ class TrainConfig(Section):
         Annotated[float, Field(allow_inf_nan=False), AfterValidator(_positive_norm)] | None
     ) = None
     accumulate: Annotated[int, AfterValidator(_at_least_one)] = 1  # minibatches per optimizer step
+    # arithmetic of the forward/backward pass: fp32, bf16 (autocast, CPU and CUDA) or fp16
+    # (autocast with a gradient scaler, CUDA only); weights and optimizer state stay fp32
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
 
 
 class ExperimentConfig(Section):
@@ -283,6 +367,11 @@ class ExperimentConfig(Section):
             raise ValueError(
                 f"train.clip_grad_norm: {self.optim.name} sets its own step length from the "
                 "full-batch gradient; use null"
+            )
+        if self.train.precision == "fp16" and self.train.device == "cpu":
+            raise ValueError(
+                "train.precision: fp16 needs train.device cuda (its gradient scaler is CUDA's); "
+                "use bf16 on the CPU"
             )
         if self.train.accumulate > 1 and full_batch:
             raise ValueError(
@@ -456,8 +545,11 @@ _ABSENT = object()
 
 
 def known_path(path: str, name: str | None = None) -> bool:
-    """Whether a dotted path names a field of the config schema (for search spaces)."""
+    """Whether a dotted path names a field of the config schema (for search spaces); anything
+    under model.args / data.args is the plugin's own keyword argument."""
     keys = path.split(".")
+    if keys[0] in ("model", "data") and len(keys) >= 3 and keys[1] == "args":
+        return True
     if keys[0] == "optim" and len(keys) >= 2:
         names = [name] if name else list(OPTIMIZER_NAMES)
         return any(
