@@ -1,0 +1,70 @@
+"""The user's own code, named in a config as `package.module:attribute` (a model factory, a data
+function): found on sys.path, in the config file's folder or the current directory, imported
+once, and every way it can fail said in one line naming the config field.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from trainlab.errors import UserError
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {text[0]}" if text else type(err).__name__
+
+
+def load_object(path: str, field: str, search_dirs: Iterable[str | Path] = ()) -> Any:
+    """The object `package.module:attr` names (attr may be dotted: `Class.method`).
+
+    The module is looked up on sys.path, then in `search_dirs` (the config's folder) and the
+    current directory; a mistake is a UserError naming `field`.
+    """
+    module_name, _, attr = path.partition(":")
+    dirs = [str(Path(d).resolve()) for d in (*search_dirs, Path.cwd())]
+    added = [d for d in dirs if d not in sys.path]
+    sys.path.extend(added)  # after sys.path: an installed package wins over a local file
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as err:
+        if (
+            err.name
+            and module_name.startswith(err.name)
+            and module_name.split(".")[0] == (err.name.split(".")[0])
+        ):
+            raise UserError(
+                f"{field}: cannot import module {module_name!r} (looked on sys.path and in "
+                f"{', '.join(dict.fromkeys(dirs))})"
+            ) from None
+        raise UserError(f"{field}: importing {module_name!r} failed: {_first_line(err)}") from None
+    except Exception as err:  # the user's module itself raised on import
+        raise UserError(f"{field}: importing {module_name!r} failed: {_first_line(err)}") from None
+    finally:
+        for d in added:
+            if d in sys.path:
+                sys.path.remove(d)
+    obj: Any = module
+    for part in attr.split("."):
+        if not hasattr(obj, part):
+            raise UserError(f"{field}: module {module_name!r} has no attribute {attr!r}")
+        obj = getattr(obj, part)
+    return obj
+
+
+def import_path_of(obj: Any) -> str | None:
+    """`module:qualname` when `obj` can be imported back by that name in another process (so a
+    run directory or a search worker can rebuild it); None for lambdas, local functions and
+    objects defined in a script run as __main__."""
+    module, qualname = getattr(obj, "__module__", None), getattr(obj, "__qualname__", None)
+    if not module or not qualname or module == "__main__" or "<" in qualname:
+        return None
+    try:
+        found = load_object(f"{module}:{qualname}", "plugin")
+    except UserError:
+        return None
+    return f"{module}:{qualname}" if found is obj else None
