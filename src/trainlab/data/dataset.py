@@ -14,37 +14,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from trainlab.config import DataConfig
+from trainlab.config import DataConfig, is_plugin
 from trainlab.data.checks import count_classes, require_finite
+from trainlab.data.images import stream_folder
+from trainlab.data.normalize import Normalizer
+from trainlab.data.plugins import load_plugin
 from trainlab.data.sources import Source, infer_format, load_source
+from trainlab.data.streaming import StreamedSplits, TensorSplit, split_indices
 from trainlab.errors import UserError, excerpt
-
-STD_FLOOR = 1e-6  # constant features keep their value instead of dividing by zero
-
-
-@dataclass
-class Normalizer:
-    """x -> (x - mean) / std, with mean/std shaped to broadcast over (N, ...) batches."""
-
-    mean: torch.Tensor
-    std: torch.Tensor
-
-    @classmethod
-    def fit(cls, x: torch.Tensor, kind: str) -> Normalizer:
-        dims = (0,) if kind == "vector" else tuple(d for d in range(x.dim()) if d != 1)
-        mean = x.mean(dim=dims, keepdim=True)[0]
-        std = x.std(dim=dims, keepdim=True)[0].clamp_min(STD_FLOOR)
-        return cls(mean, std)
-
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        return (x - self.mean) / self.std
-
-    def state_dict(self) -> dict[str, torch.Tensor]:
-        return {"mean": self.mean, "std": self.std}
-
-    @classmethod
-    def from_state(cls, state: dict[str, torch.Tensor]) -> Normalizer:
-        return cls(state["mean"], state["std"])
 
 
 @dataclass
@@ -59,9 +36,27 @@ class Splits:
     num_classes: int
     normalizer: Normalizer
 
+    streamed = False  # in memory (StreamedSplits: read from Datasets batch by batch)
+
     @property
     def input_shape(self) -> tuple[int, ...]:
         return tuple(self.x_train.shape[1:])
+
+    @property
+    def train(self) -> TensorSplit:
+        return TensorSplit(self.x_train, self.y_train)
+
+    @property
+    def val(self) -> TensorSplit:
+        return TensorSplit(self.x_val, self.y_val)
+
+    @property
+    def test(self) -> TensorSplit:
+        return TensorSplit(self.x_test, self.y_test)
+
+    def fit_sample(self) -> torch.Tensor:
+        """The normalized training examples augmenters fit on (all of them, in memory)."""
+        return self.x_train
 
     def renormalized(self, normalizer: Normalizer) -> Splits:
         """The same examples normalized with other statistics (a pretrained network's, or the
@@ -105,13 +100,6 @@ def _select_classes(x: np.ndarray, y: np.ndarray, classes: list[int]) -> tuple[n
     return x[keep], np.array([remap[int(v)] for v in y[keep]], dtype=np.int64)
 
 
-def _split(n: int, fraction: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """A seeded random split: (indices kept, indices held out), the held-out part `fraction`."""
-    order = rng.permutation(n)
-    held = int(round(n * fraction))
-    return np.sort(order[held:]), np.sort(order[:held])
-
-
 def _at_most_per_class(y: np.ndarray, per_class: int, rng: np.random.Generator) -> np.ndarray:
     picks = [rng.permutation(np.flatnonzero(y == c))[:per_class] for c in np.unique(y)]
     return np.sort(np.concatenate(picks))
@@ -123,14 +111,28 @@ def resize_images(x: torch.Tensor, size: list[int]) -> torch.Tensor:
     return F.interpolate(x, size=tuple(size), mode="bilinear", antialias=True, align_corners=False)
 
 
-def prepare(cfg: DataConfig, source: Source | None = None) -> Splits:
-    """Load (or take) a source and build normalized train/val/test tensors, seeded by data.seed."""
+AnySplits = Splits | StreamedSplits
+
+
+def prepare(
+    cfg: DataConfig, source: Source | StreamedSplits | None = None, search_dirs: tuple = ()
+) -> AnySplits:
+    """Load (or take) a source and build normalized train/val/test tensors, seeded by data.seed;
+    a data plugin's Datasets and a large image folder give streamed splits instead."""
+    if source is None and is_plugin(cfg.name):
+        source = load_plugin(cfg, search_dirs)
+    if source is None:
+        source = stream_folder(cfg)
+    if isinstance(source, StreamedSplits):
+        return source
     src = source or load_source(cfg.name, cfg.path, cfg.seed, cfg.label_column, cfg.resize)
     rng = np.random.default_rng(cfg.seed)
-    x, y, xt, yt = src.x, src.y, src.x_test, src.y_test
+    x, y, xt, yt, xv, yv = src.x, src.y, src.x_test, src.y_test, src.x_val, src.y_val
     require_finite(x, "x", src.origin)
     if xt is not None:
         require_finite(xt, "x_test", src.origin)
+    if xv is not None:
+        require_finite(xv, "x_val", src.origin)
     if cfg.classes is not None:
         present = set(np.unique(y).tolist())
         missing = [c for c in cfg.classes if c not in present]
@@ -142,11 +144,14 @@ def prepare(cfg: DataConfig, source: Source | None = None) -> Splits:
         x, y = _select_classes(x, y, cfg.classes)
         if xt is not None:
             xt, yt = _select_classes(xt, yt, cfg.classes)
+        if xv is not None:
+            xv, yv = _select_classes(xv, yv, cfg.classes)
     if xt is None:
-        keep, held = _split(len(x), cfg.test_fraction, rng)
+        keep, held = split_indices(len(x), cfg.test_fraction, rng)
         x, y, xt, yt = x[keep], y[keep], x[held], y[held]
-    keep, held = _split(len(x), cfg.val_fraction, rng)
-    x, y, xv, yv = x[keep], y[keep], x[held], y[held]
+    if xv is None:
+        keep, held = split_indices(len(x), cfg.val_fraction, rng)
+        x, y, xv, yv = x[keep], y[keep], x[held], y[held]
     if cfg.per_class is not None:
         pick = _at_most_per_class(y, cfg.per_class, rng)
         x, y = x[pick], y[pick]

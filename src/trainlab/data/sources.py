@@ -35,6 +35,8 @@ class Source:
     x_test: np.ndarray | None = None
     y_test: np.ndarray | None = None
     origin: str = ""  # the user's file or folder, named in messages about its contents
+    x_val: np.ndarray | None = None  # a fixed validation split (a data plugin's), else split off
+    y_val: np.ndarray | None = None
 
 
 def cache_dir() -> Path:
@@ -238,27 +240,51 @@ def csv_table(path: Path, label_column: int | str) -> Source:
     return Source(x, y, "vector", origin=str(path))
 
 
-def image_folder(path: Path, resize: list[int] | None = None) -> Source:
-    """A folder with one subfolder of PNG/JPEG images per class (sorted names give labels)."""
-    from PIL import Image
-
+def image_files(path: Path) -> tuple[list[Path], list[int]]:
+    """The image files of a folder with one subfolder per class, and their labels (the index of
+    the subfolder's name in sorted order)."""
     classes = sorted(p for p in path.iterdir() if p.is_dir())
     if not classes:
         raise UserError(f"data.path: {path} must hold one subfolder of images per class")
-    images, labels, unreadable = [], [], []
+    files, labels = [], []
     for label, folder in enumerate(classes):
         for file in sorted(folder.iterdir()):
             if file.suffix.lower() in IMAGE_SUFFIXES:
-                try:
-                    with Image.open(file) as im:
-                        im = im.convert("RGB")
-                        if resize:
-                            im = im.resize((resize[1], resize[0]), Image.BILINEAR)
-                        images.append(np.asarray(im, dtype=np.float32))
-                except (OSError, ValueError, Image.DecompressionBombError) as err:
-                    unreadable.append((file.relative_to(path), err))
-                    continue
+                files.append(file)
                 labels.append(label)
+    if not files:
+        raise UserError(f"data.path: no images ({', '.join(IMAGE_SUFFIXES)}) under {path}")
+    return files, labels
+
+
+def read_image(file: Path, resize: list[int] | None) -> np.ndarray:
+    """One image as float32 (H, W, 3), resized to [H, W] when asked (raises on a bad file)."""
+    from PIL import Image
+
+    try:
+        with Image.open(file) as im:
+            im = im.convert("RGB")
+            if resize:
+                im = im.resize((resize[1], resize[0]), Image.BILINEAR)
+            return np.asarray(im, dtype=np.float32)
+    except Image.DecompressionBombError as err:
+        raise ValueError(str(err)) from None
+
+
+UNREADABLE = (OSError, ValueError)  # what read_image raises on a file that is not an image
+
+
+def image_folder(path: Path, resize: list[int] | None = None) -> Source:
+    """A folder with one subfolder of PNG/JPEG images per class (sorted names give labels)."""
+    files, all_labels = image_files(path)
+    images, labels, unreadable = [], [], []
+    for file, label in zip(files, all_labels):
+        try:
+            images.append(read_image(file, resize))
+        except UNREADABLE as err:
+            unreadable.append((file.relative_to(path), err))
+            continue
+        labels.append(label)
     if unreadable:  # e.g. macOS "._name.png" files: skip them, and say so
         first, err = unreadable[0]
         warn(

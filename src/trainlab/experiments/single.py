@@ -10,13 +10,13 @@ from pathlib import Path
 from torch import nn
 
 from trainlab.config import ExperimentConfig, apply_overrides, load_config, to_yaml, validate
-from trainlab.data import Splits
+from trainlab.data import AnySplits
 from trainlab.errors import UserError
 from trainlab.report.advice import advise
 from trainlab.report.curves import plot_curves
 from trainlab.train.averaging import averaging_callbacks
 from trainlab.train.build import schedule_used
-from trainlab.train.evaluate import evaluate, tta_accuracy
+from trainlab.train.evaluate import evaluate_split, tta_accuracy_split
 from trainlab.train.rundir import (
     RunDir,
     atomic_write_text,
@@ -60,7 +60,7 @@ def finish(trainer: Trainer, reason: str) -> Result:
     best = next((m for m in metrics if m["epoch"] == st.best_epoch), None)
     if (run / "best.pt").exists():
         trainer.model.load_state_dict(load_checkpoint(run / "best.pt", trainer.device)["model"])
-    test_loss, test_acc = evaluate(trainer.model, trainer.data.x_test, trainer.data.y_test)
+    test_loss, test_acc = evaluate_split(trainer.model, trainer.data.test)
     steps = [r["loss"] for r in run.read_jsonl("steps.jsonl")] or trainer.step_losses
     schedule, _, milestones = schedule_used(trainer.cfg)  # what the run did, not the config
     advice = advise(
@@ -87,10 +87,9 @@ def finish(trainer: Trainer, reason: str) -> Result:
         advice=[a.as_dict() for a in advice],
     )
     if trainer.cfg.train.tta != "none" and best:
-        result.extra["tta_test_accuracy"] = tta_accuracy(
+        result.extra["tta_test_accuracy"] = tta_accuracy_split(
             trainer.model,
-            trainer.data.x_test,
-            trainer.data.y_test,
+            trainer.data.test,
             trainer.cfg.train.tta,
             trainer.cfg.data.augment,
             trainer.data.kind,
@@ -117,7 +116,7 @@ def train_single(
     out: str | Path,
     resume: bool = False,
     callbacks: Sequence[Callback] = (),
-    splits: Splits | None = None,
+    splits: AnySplits | None = None,
     model: nn.Module | None = None,
     lr_mult: dict[str, float] | None = None,
     curves: bool = True,
@@ -135,7 +134,7 @@ def _train_in(
     run: RunDir,
     resuming: bool,
     callbacks: Sequence[Callback],
-    splits: Splits | None,
+    splits: AnySplits | None,
     model: nn.Module | None,
     lr_mult: dict[str, float] | None,
     curves: bool,

@@ -17,8 +17,9 @@ import torch
 from torch import nn
 
 from trainlab import schedules
+from trainlab.data.streaming import Split, TensorSplit
 from trainlab.smoothing import debiased_decay
-from trainlab.train.evaluate import accuracy_of_proba, average_proba, evaluate
+from trainlab.train.evaluate import accuracy_of_proba, average_proba_split, evaluate_split
 from trainlab.train.rundir import load_checkpoint, save_checkpoint
 from trainlab.train.state import Callback, Result
 
@@ -56,10 +57,11 @@ def ema_update(averaged: list[torch.Tensor], weights: list[torch.Tensor], decay:
 
 
 @torch.no_grad()
-def recompute_batch_norm(model: nn.Module, x: torch.Tensor, batch_size: int) -> bool:
+def recompute_batch_norm(model: nn.Module, data: torch.Tensor | Split, batch_size: int) -> bool:
     """Re-estimate the running mean/variance of every batch-norm layer for the model's current
-    weights with one pass over `x` (a cumulative average over batches, as
-    torch.optim.swa_utils.update_bn does). False when the model has no batch norm."""
+    weights with one pass over `data` (inputs or a split, in memory or streamed; a cumulative
+    average over batches, as torch.optim.swa_utils.update_bn does). False when the model has
+    no batch norm."""
     bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     if not bns:
         return False
@@ -70,11 +72,10 @@ def recompute_batch_norm(model: nn.Module, x: torch.Tensor, batch_size: int) -> 
         bn.momentum = None  # None: cumulative moving average, i.e. the plain mean over batches
     was_training = model.training
     model.train()
+    split = TensorSplit(data, data) if isinstance(data, torch.Tensor) else data
     try:
-        for i in range(0, len(x), batch_size):
-            batch = x[i : i + batch_size]
-            if len(batch) > 1:  # batch norm cannot normalize a batch of one
-                model(batch)
+        for batch, _ in split.batches(batch_size, min_size=2):  # not a batch of one
+            model(batch)
     finally:
         for bn, m in momenta.items():
             bn.momentum = m
@@ -150,7 +151,7 @@ class EMA(Callback):
             for name, p in model.named_parameters():
                 p.copy_(self.averaged[name])
         torch.manual_seed(trainer.cfg.train.seed)  # dropout masks during the statistics pass
-        recompute_batch_norm(model, trainer.data.x_train, trainer.cfg.train.batch_size)
+        recompute_batch_norm(model, trainer.data.train, trainer.cfg.train.batch_size)
         return model.eval()
 
     def on_train_end(self, trainer: Trainer, result: Result) -> None:
@@ -159,9 +160,9 @@ class EMA(Callback):
             return  # a diverged run: the average holds inf/nan
         model = self.averaged_model(trainer)
         data = trainer.data
-        val = evaluate(model, data.x_val, data.y_val)[1] if len(data.y_val) else float("nan")
+        val = evaluate_split(model, data.val)[1] if len(data.val) else float("nan")
         result.extra["ema_val_accuracy"] = None if math.isnan(val) else val
-        result.extra["ema_test_accuracy"] = evaluate(model, data.x_test, data.y_test)[1]
+        result.extra["ema_test_accuracy"] = evaluate_split(model, data.test)[1]
         result.extra["ema_decay"] = self.decay
         save_checkpoint(
             trainer.run / "ema.pt",
@@ -255,8 +256,8 @@ class Snapshots(Callback):
         if not models:
             result.extra.update(snapshot_val_accuracy=None, snapshot_test_accuracy=None)
             return
-        val = accuracy_of_proba(average_proba(models, data.x_val), data.y_val)
+        val = accuracy_of_proba(*average_proba_split(models, data.val))
         result.extra["snapshot_val_accuracy"] = None if math.isnan(val) else val
         result.extra["snapshot_test_accuracy"] = accuracy_of_proba(
-            average_proba(models, data.x_test), data.y_test
+            *average_proba_split(models, data.test)
         )

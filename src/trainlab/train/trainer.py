@@ -17,14 +17,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from trainlab.config import ExperimentConfig
-from trainlab.data import Splits, prepare
+from trainlab.data import AnySplits, prepare
 from trainlab.data.augment import parse_augment
+from trainlab.data.streaming import batch_count
 from trainlab.divergence import DivergenceGuard
 from trainlab.errors import UserError
 from trainlab.nn.models import build_model
 from trainlab.optim import FULL_BATCH
 from trainlab.train.build import WeightPenalty, make_optimizer, make_schedule, pick_device
-from trainlab.train.evaluate import evaluate
+from trainlab.train.evaluate import evaluate_split
 from trainlab.train.rundir import RunDir, save_checkpoint
 from trainlab.train.state import Callback, TrainState
 from trainlab.train.update_ratio import UpdateRatioMeter
@@ -44,7 +45,7 @@ class Trainer:
         self,
         cfg: ExperimentConfig,
         run_dir: RunDir,
-        splits: Splits | None = None,
+        splits: AnySplits | None = None,
         callbacks: Sequence[Callback] = (),
         model: nn.Module | None = None,
         lr_mult: dict[str, float] | None = None,
@@ -61,10 +62,17 @@ class Trainer:
         ).to(self.device)
         self.optimizer = make_optimizer(self.model, cfg, lr_mult)
         self.full_batch = cfg.optim.name in FULL_BATCH
-        n = len(self.data.x_train)
+        if self.full_batch and self.data.streamed:
+            raise UserError(
+                f"optim.name: {cfg.optim.name} takes full-batch steps on the whole training "
+                "split in memory; a streamed Dataset is read in minibatches: use a minibatch "
+                "optimizer (adam, momentum, ...) or return arrays"
+            )
+        # batch norm cannot normalize a batch of one: a last batch of one is skipped
+        self.min_batch = 2 if cfg.model.norm == "batch" else 1
         # optimizer steps per epoch: one per train.accumulate minibatches (a partial last group
         # steps too); schedules, the update-ratio meter and snapshots count these steps
-        batches = math.ceil(n / t.batch_size)
+        batches = batch_count(len(self.data.train), t.batch_size, self.min_batch)
         self.steps_per_epoch = 1 if self.full_batch else math.ceil(batches / t.accumulate)
         self.scheduler = make_schedule(self.optimizer, cfg, self.steps_per_epoch)
         # schedule.per: the scheduler moves after every optimizer step, or once after each epoch
@@ -91,7 +99,7 @@ class Trainer:
             self.data.input_shape[0],
             self.data.input_shape[1:],
         )
-        return aug.fit(self.data.x_train)
+        return aug.fit(self.data.fit_sample())
 
     def _check_tta(self) -> None:
         mode, kind = self.cfg.train.tta, self.data.kind
@@ -162,26 +170,21 @@ class Trainer:
         torch.manual_seed(seed)  # dropout, DropConnect, stochastic depth masks
         gen = torch.Generator(device="cpu").manual_seed(seed)
         self.model.train()
-        x_all, y_all = self.data.x_train, self.data.y_train
         if self.full_batch:
-            return self._full_batch_step(x_all, y_all)
-        perm = torch.randperm(len(x_all), generator=gen).to(self.device)
+            return self._full_batch_step(self.data.x_train, self.data.y_train)
         bs, total, count, seen = self.cfg.train.batch_size, 0.0, 0, 0
-        starts = [
-            i
-            for i in range(0, len(perm), bs)
-            if not (len(perm) - i < 2 and self.cfg.model.norm == "batch")
-        ]  # batch norm cannot normalize a batch of one
+        split = self.data.train
+        n_batches = batch_count(len(split), bs, self.min_batch)
+        batches = split.batches(bs, gen, self.min_batch)  # shuffled by the epoch's generator
         acc = self.cfg.train.accumulate
         correct = torch.zeros((), dtype=torch.long, device=self.device)
         opt, sched, guard = self.optimizer, self.scheduler, self.guard
-        for g in range(0, len(starts), acc):
-            group = starts[g : g + acc]  # one optimizer step; the last group may be shorter
+        for g in range(0, n_batches, acc):
+            group = range(g, min(g + acc, n_batches))  # one optimizer step; the last may be shorter
             opt.zero_grad(set_to_none=True)
             group_loss = 0.0
-            for i in group:
-                idx = perm[i : i + bs]
-                x, y = x_all[idx], y_all[idx]
+            for _ in group:
+                x, y = next(batches)
                 if self.augment is not None:
                     x = self.augment(x, gen)
                 loss, logits = self.loss(x, y)
@@ -203,6 +206,7 @@ class Trainer:
             if self.schedule_per_step:
                 sched.step()
             if guard.update(group_loss):
+                batches.close()  # a streamed split's loader workers stop now
                 return group_loss, float("nan"), True
         return total / max(count, 1), correct.item() / max(seen, 1), False
 
@@ -246,7 +250,7 @@ class Trainer:
     def epoch_record(
         self, epoch: int, train_loss: float, train_acc: float, seconds: float
     ) -> dict[str, Any]:
-        val_loss, val_acc = evaluate(self.model, self.data.x_val, self.data.y_val)
+        val_loss, val_acc = evaluate_split(self.model, self.data.val)
         record = {
             "epoch": epoch,
             "step": self.state.step,

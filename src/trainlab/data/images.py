@@ -1,0 +1,59 @@
+"""Image folders too large for memory, streamed: each batch decodes its files.
+
+The rule (no wall-clock timing in it, so a run is the same on any machine): a folder whose
+decoded float32 images would take more than STREAM_BYTES is streamed; a smaller one is loaded
+into memory once (faster per epoch). The size is the count of image files times the decoded size
+of the first (after data.resize).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from trainlab.config import DataConfig
+from trainlab.data.sources import UNREADABLE, image_files, infer_format, read_image
+from trainlab.data.streaming import StreamedSplits, stream_splits
+from trainlab.errors import UserError
+
+STREAM_BYTES = 1 << 30  # 1 GiB of decoded images: above it a folder streams
+
+
+class ImageFiles(Dataset):
+    """(C, H, W) float32 images decoded from their files on each read, with their labels."""
+
+    def __init__(self, files: list[Path], labels: list[int], resize: list[int] | None) -> None:
+        self.files, self.labels, self.resize = files, labels, resize
+        self.num_classes = max(labels) + 1
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        try:
+            image = read_image(self.files[i], self.resize)
+        except UNREADABLE as err:
+            raise UserError(
+                f"data.path: cannot read image {self.files[i]} ({type(err).__name__}); "
+                "remove it from the folder"
+            ) from None
+        return torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))), self.labels[i]
+
+
+def stream_folder(cfg: DataConfig) -> StreamedSplits | None:
+    """Streamed splits of an image folder above STREAM_BYTES; None for everything else."""
+    if cfg.name not in ("image_folder", "file") or not cfg.path:
+        return None
+    path = Path(cfg.path).expanduser()
+    if not path.is_dir() or infer_format(path) != "image_folder":
+        return None
+    files, labels = image_files(path)
+    first = ImageFiles(files, labels, cfg.resize)
+    if len(files) * first[0][0].numel() * 4 <= STREAM_BYTES:
+        return None
+    if cfg.resize is not None:
+        cfg = cfg.model_copy(update={"resize": None})  # applied while decoding
+    return stream_splits(first, None, None, cfg, what="data.path")
