@@ -58,6 +58,10 @@ class Splits:
         """The normalized training examples augmenters fit on (all of them, in memory)."""
         return self.x_train
 
+    @property
+    def device(self) -> torch.device:
+        return self.x_test.device
+
     def renormalized(self, normalizer: Normalizer) -> Splits:
         """The same examples normalized with other statistics (a pretrained network's, or the
         ones saved with a run), so the inputs look like those the network was trained on."""

@@ -236,6 +236,10 @@ class StreamedSplits:
     def input_shape(self) -> tuple[int, ...]:
         return tuple(self.sample.shape[1:])
 
+    @property
+    def device(self) -> torch.device:
+        return self.train.device
+
     def fit_sample(self) -> torch.Tensor:
         """Normalized training examples to fit augmenters on (the statistics sample)."""
         return self.normalizer(self.sample).to(self.train.device)

@@ -10,12 +10,13 @@ from typing import Any
 from torch import nn
 
 from trainlab.config import ExperimentConfig
-from trainlab.data import Normalizer, Splits
+from trainlab.data import AnySplits, Normalizer
 from trainlab.data.dataset import load_inputs_for
+from trainlab.data.given import given_data
 from trainlab.errors import UserError
 from trainlab.experiments.ensemble import evaluate_ensemble_run, train_ensemble
 from trainlab.experiments.single import as_config, train_single
-from trainlab.train.evaluate import evaluate, tta_accuracy
+from trainlab.train.evaluate import evaluate, evaluate_split, tta_accuracy, tta_accuracy_split
 from trainlab.train.run import load_run
 from trainlab.train.rundir import default_run_dir
 from trainlab.train.state import Callback, Result
@@ -28,17 +29,24 @@ def train(
     resume: bool = False,
     overrides: Sequence[str] = (),
     callbacks: Sequence[Callback] = (),
-    splits: Splits | None = None,
+    splits: AnySplits | None = None,
     model: nn.Module | None = None,
     lr_mult: dict[str, float] | None = None,
     curves: bool = True,
+    data: Any = None,
 ) -> Result:
     """Train one model as the config says and return its Result (the Python API of `train`).
 
     `out` is the run directory (default runs/<config stem>-<time>); an existing one is refused
     unless `resume`, which continues from its last checkpoint. `curves=False` skips curves.png.
+    `data` is the user's data instead of data.name: a function (called with data.args), (x, y)
+    arrays, a torch Dataset or a mapping of train/val/test (trainlab.data.plugins).
     """
     cfg = as_config(config, overrides)
+    if data is not None:
+        if splits is not None:
+            raise UserError("data: give data= or splits=, not both")
+        cfg, splits = given_data(cfg, data)
     config_path = config if isinstance(config, (str, Path)) else None
     out = out if out is not None else default_run_dir(config_path)
     common = dict(resume=resume, callbacks=callbacks, splits=splits, lr_mult=lr_mult, curves=curves)
@@ -80,21 +88,26 @@ def evaluate_run(
                 f"{ckpt['num_classes']} classes"
             )
         label = str(data_path)
+        loss, acc = evaluate(model, x, y)
+        kind = "signal" if x.dim() == 3 else "image" if x.dim() == 4 else "vector"
     else:
         splits = run.splits()
-        x, y, label = splits.x_test, splits.y_test, "test split"
-    loss, acc = evaluate(model, x, y)
+        split, label, kind = splits.test, "test split", splits.kind
+        loss, acc = evaluate_split(model, split)
     out = {
         "run_dir": str(run.path),
         "data": label,
-        "examples": len(y),
+        "examples": len(y) if data_path else len(split),
         "loss": loss,
         "accuracy": acc,
     }
     mode = tta if tta is not None else run.config.train.tta
     if mode != "none":
-        kind = "signal" if x.dim() == 3 else "image" if x.dim() == 4 else "vector"
+        augment = run.config.data.augment
         out.update(
-            tta=mode, tta_accuracy=tta_accuracy(model, x, y, mode, run.config.data.augment, kind)
+            tta=mode,
+            tta_accuracy=tta_accuracy(model, x, y, mode, augment, kind)
+            if data_path
+            else tta_accuracy_split(model, split, mode, augment, kind),
         )
     return out

@@ -19,11 +19,12 @@ import torch
 from torch import nn
 
 from trainlab.config import ExperimentConfig, apply_overrides, to_yaml, validate
-from trainlab.data import Splits, prepare
+from trainlab.data import AnySplits, prepare
 from trainlab.data.dataset import Normalizer, load_inputs_for
+from trainlab.data.streaming import Split
 from trainlab.errors import UserError
 from trainlab.experiments.single import train_single
-from trainlab.train.evaluate import accuracy_of_proba, predict_proba
+from trainlab.train.evaluate import accuracy_of_proba, predict_proba, predict_split
 from trainlab.train.run import load_run
 from trainlab.train.rundir import RunDir, atomic_write_text
 from trainlab.train.state import Callback, Result
@@ -124,6 +125,27 @@ def member_probas(
     return [predict_proba(m, xi).double() for m, xi in zip(models, xs)]
 
 
+def split_probas(
+    models: Sequence[nn.Module], splits: Sequence[Split]
+) -> tuple[list[torch.Tensor], torch.Tensor]:
+    """(each model's probabilities (float64), the labels) on one split, given as each member
+    sees it (in memory or streamed: a streamed split is read once per member)."""
+    probs, y = [], torch.zeros(0, dtype=torch.long)
+    for model, split in zip(models, splits):
+        logits, y = predict_split(model, split)
+        probs.append(logits.softmax(dim=1).double())
+    return probs, y
+
+
+def evaluate_split_members(
+    models: Sequence[nn.Module], splits: Sequence[Split]
+) -> tuple[list[float], float, int]:
+    """(each member's accuracy, the ensemble's accuracy, examples) on one split."""
+    probs, y = split_probas(models, splits)
+    singles = [accuracy_of_proba(p, y) for p in probs]
+    return singles, accuracy_of_proba(torch.stack(probs).mean(0), y), len(y)
+
+
 def evaluate_members(
     models: Sequence[nn.Module], x: torch.Tensor | Sequence[torch.Tensor], y: torch.Tensor
 ) -> tuple[list[float], float]:
@@ -134,10 +156,10 @@ def evaluate_members(
     return singles, accuracy_of_proba(torch.stack(probs).mean(0), y)
 
 
-def member_splits(members: Sequence[Member], splits: Splits) -> list[Splits]:
+def member_splits(members: Sequence[Member], splits: AnySplits) -> list[AnySplits]:
     """The data as each member sees it: normalized with the statistics saved with its weights
     (a transfer run keeps its pretrained network's); members that share statistics share one."""
-    seen: dict[bytes, Splits] = {}
+    seen: dict[bytes, AnySplits] = {}
     out = []
     for m in members:
         key = m.normalizer.mean.numpy().tobytes() + m.normalizer.std.numpy().tobytes()
@@ -161,12 +183,12 @@ def load_members(
 
 
 def evaluate_runs(
-    run_dirs: Sequence[str | Path], checkpoint: str = "best.pt", splits: Splits | None = None
+    run_dirs: Sequence[str | Path], checkpoint: str = "best.pt", splits: AnySplits | None = None
 ) -> dict[str, Any]:
     """Test accuracy of each run and of the average of their probabilities (`trainlab
     ensemble`). The data set is prepared once, from the first member's config, and each member
     gets it normalized with its own saved statistics."""
-    device = splits.x_test.device if splits is not None else torch.device("cpu")
+    device = splits.device if splits is not None else torch.device("cpu")
     members = load_members(run_dirs, checkpoint, device)
     if splits is None:
         splits = prepare(members[0].config.data)
@@ -177,7 +199,7 @@ def evaluate_runs(
         )
     models = [m.model for m in members]
     views = member_splits(members, splits)
-    test_singles, test_acc = evaluate_members(models, [v.x_test for v in views], splits.y_test)
+    test_singles, test_acc, examples = evaluate_split_members(models, [v.test for v in views])
     out: dict[str, Any] = {
         "members": [
             {
@@ -189,11 +211,11 @@ def evaluate_runs(
         ],
         "test_accuracy": test_acc,
         "size": len(members),
-        "examples": len(splits.y_test),
+        "examples": examples,
         "checkpoint": checkpoint,
     }
-    if len(splits.y_val):
-        val_singles, val_acc = evaluate_members(models, [v.x_val for v in views], splits.y_val)
+    if len(splits.val):
+        val_acc = evaluate_split_members(models, [v.val for v in views])[1]
         out["val_accuracy"] = val_acc
     out["mean_member_test_accuracy"] = sum(test_singles) / len(test_singles)
     return out
@@ -215,12 +237,12 @@ def evaluate_ensemble_run(path: str | Path, data_path: str | None = None) -> dic
                 f"--data-path: labels go up to {int(y.max())}, the models know "
                 f"{first.num_classes} classes"
             )
-        label = str(data_path)
+        probs, label = member_probas([m.model for m in members], xs), str(data_path)
     else:
-        splits = prepare(first.config.data)
-        xs = [v.x_test for v in member_splits(members, splits)]
-        y, label = splits.y_test, "test split"
-    proba = torch.stack(member_probas([m.model for m in members], xs)).mean(0)
+        views = member_splits(members, prepare(first.config.data))
+        probs, y = split_probas([m.model for m in members], [v.test for v in views])
+        label = "test split"
+    proba = torch.stack(probs).mean(0)
     loss = (
         float(-proba[torch.arange(len(y)), y].clamp_min(1e-12).log().mean())
         if len(y)
@@ -288,7 +310,7 @@ def train_ensemble(
     out: str | Path,
     resume: bool = False,
     callbacks: Sequence[Callback] = (),
-    splits: Splits | None = None,
+    splits: AnySplits | None = None,
     lr_mult: dict[str, float] | None = None,
     curves: bool = True,
 ) -> Result:
@@ -308,7 +330,7 @@ def _train_members(
     run: RunDir,
     resuming: bool,
     callbacks: Sequence[Callback],
-    splits: Splits | None,
+    splits: AnySplits | None,
     lr_mult: dict[str, float] | None,
     curves: bool,
 ) -> Result:

@@ -181,14 +181,11 @@ def run_lr_find(
     torch.manual_seed(cfg.train.seed)
     model = build_model(cfg.model, splits.input_shape, splits.num_classes)
     gen = torch.Generator().manual_seed(cfg.train.seed)
-    bs, n = cfg.train.batch_size, len(splits.x_train)
+    bs, n = cfg.train.batch_size, len(splits.train)
 
-    def batches():
+    def batches():  # full batches only (one smaller set: all of it), reshuffled each pass
         while True:
-            perm = torch.randperm(n, generator=gen)
-            for i in range(0, n - bs + 1 if n >= bs else 1, bs):
-                idx = perm[i : i + bs]
-                yield splits.x_train[idx], splits.y_train[idx]
+            yield from splits.train.batches(bs, gen, min_size=min(bs, n))
 
     kwargs = {k: v for k, v in cfg.optim.kwargs().items() if k not in ("lr", "weight_decay")}
 

@@ -11,7 +11,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from trainlab.config import ExperimentConfig, validate
-from trainlab.data import Splits
+from trainlab.data import AnySplits, Splits
+from trainlab.data.streaming import Split, TensorSplit
 from trainlab.errors import UserError
 from trainlab.nn.models import Net
 from trainlab.optim import create
@@ -79,15 +80,27 @@ def encode(model: Net, x: torch.Tensor, device: torch.device) -> torch.Tensor:
     return torch.cat(parts) if parts else torch.zeros((0, model.fc.in_features))
 
 
-def cache_features(model: Net, splits: Splits, device: torch.device) -> FeatureSplits:
-    f = {k: encode(model, getattr(splits, f"x_{k}"), device) for k in ("train", "val", "test")}
+@torch.no_grad()
+def encode_split(
+    model: Net, split: Split, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(features, labels) of a split; a streamed one is encoded batch by batch (the features of
+    the whole split are kept: they are what the head trains on)."""
+    if isinstance(split, TensorSplit):
+        return encode(model, split.x, device), split.y
+    model.eval().to(device)
+    parts = [(model.features(x.to(device)).cpu(), y.cpu()) for x, y in split.batches(ENCODE_BATCH)]
+    if not parts:
+        return torch.zeros((0, model.fc.in_features)), torch.zeros(0, dtype=torch.long)
+    return torch.cat([f for f, _ in parts]), torch.cat([y for _, y in parts])
+
+
+def cache_features(model: Net, splits: AnySplits, device: torch.device) -> FeatureSplits:
+    f = {k: encode_split(model, getattr(splits, k), device) for k in ("train", "val", "test")}
     return FeatureSplits(
-        f["train"],
-        splits.y_train,
-        f["val"],
-        splits.y_val,
-        f["test"],
-        splits.y_test,
+        *f["train"],
+        *f["val"],
+        *f["test"],
         splits.kind,
         splits.num_classes,
         splits.normalizer,
