@@ -271,10 +271,11 @@ def test_large_image_folder_streams(tmp_path, capsys, monkeypatch):
     assert splits.num_classes == 3 and splits.kind == "image"
     path = config(tmp_path, train={"epochs": 6, "batch_size": 16})
     cfg = yaml.safe_load(path.read_text())
-    cfg["data"] = {**data, "augment": ["flip"]}
+    cfg["data"] = {**data, "augment": ["flip", "pca_color"]}  # pca_color fits on the sample
+    cfg["train"]["tta"] = "flip"
     path.write_text(yaml.safe_dump(cfg))
     res = run_json(["train", str(path), "--out", str(tmp_path / "run")], capsys)
-    assert res["test_accuracy"] > 0.8
+    assert res["test_accuracy"] > 0.8 and res["tta_test_accuracy"] > 0.8
 
 
 MEMORY_SCRIPT = """
@@ -303,3 +304,13 @@ def test_a_streamed_data_set_larger_than_memory_used(tmp_path):
     result = json.loads((tmp_path / "run" / "result.json").read_text())
     assert result["test_accuracy"] > 0.5  # 4 classes: chance is 0.25
     print(f"peak RSS {peak / 2**20:.0f} MiB for {data_bytes / 2**30:.0f} GiB of training data")
+
+
+@pytest.mark.parametrize("mode", ["linear", "finetune"])
+def test_transfer_onto_streamed_data(tmp_path, capsys, mode):
+    pre = config(tmp_path, args={"n": 300}, train={"epochs": 2})
+    assert main(["train", str(pre), "--out", str(tmp_path / "pre")]) == 0
+    capsys.readouterr()
+    argv = ["transfer", "--from", str(tmp_path / "pre"), str(pre), "--mode", mode]
+    res = run_json([*argv, "--out", str(tmp_path / "new")], capsys)
+    assert res["test_accuracy"] > 0.8

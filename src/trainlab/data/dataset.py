@@ -62,6 +62,11 @@ class Splits:
     def device(self) -> torch.device:
         return self.x_test.device
 
+    def rarest_class_count(self) -> int:
+        """Training examples of the rarest class present (what limits what can be learned)."""
+        counts = torch.bincount(self.y_train.cpu())
+        return int(counts[counts > 0].min()) if len(counts) else 0
+
     def renormalized(self, normalizer: Normalizer) -> Splits:
         """The same examples normalized with other statistics (a pretrained network's, or the
         ones saved with a run), so the inputs look like those the network was trained on."""

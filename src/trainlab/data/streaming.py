@@ -229,6 +229,7 @@ class StreamedSplits:
     num_classes: int
     normalizer: Normalizer
     sample: torch.Tensor  # the raw statistics sample (CPU): augmenters fit on it
+    sample_labels: torch.Tensor  # its labels
 
     streamed = True
 
@@ -243,6 +244,13 @@ class StreamedSplits:
     def fit_sample(self) -> torch.Tensor:
         """Normalized training examples to fit augmenters on (the statistics sample)."""
         return self.normalizer(self.sample).to(self.train.device)
+
+    def rarest_class_count(self) -> int:
+        """Training examples of the rarest class present, estimated from the sample (reading
+        every label of a streamed split would decode all of it)."""
+        counts = torch.bincount(self.sample_labels)
+        scale = len(self.train) / max(len(self.sample_labels), 1)
+        return int(round(float(counts[counts > 0].min()) * scale)) if len(counts) else 0
 
     def renormalized(self, normalizer: Normalizer) -> StreamedSplits:
         """The same Datasets read with other statistics (a pretrained network's, a run's)."""
@@ -347,4 +355,6 @@ def stream_splits(
         s = split(ds, name)
         s.normalizer, s.num_classes = norm, num_classes
         out[name] = s
-    return StreamedSplits(out["train"], out["val"], out["test"], kind, num_classes, norm, x)
+    return StreamedSplits(
+        out["train"], out["val"], out["test"], kind, num_classes, norm, x, torch.from_numpy(y)
+    )

@@ -39,8 +39,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from trainlab.config import ExperimentConfig, read_yaml, validate
 from trainlab.data import Splits, prepare
 from trainlab.errors import UserError
@@ -76,12 +74,6 @@ LITTLE_DATA_PER_CLASS = 100
 
 
 SCALE_WARNING = 3.0  # note when the new inputs' std differs from the pretraining data's by this
-
-
-def examples_per_class(y: torch.Tensor) -> int:
-    """Training examples of the rarest class present (what limits what can be learned)."""
-    counts = torch.bincount(y.cpu())
-    return int(counts[counts > 0].min()) if len(counts) else 0
 
 
 def hint(per_class: int, threshold: int = LITTLE_DATA_PER_CLASS) -> dict[str, Any]:
@@ -261,7 +253,7 @@ def setup_transfer(
         "trainable_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
         "lr_mult": mult,
         "normalize": normalize,
-        "hint": hint(examples_per_class(splits.y_train)),
+        "hint": hint(splits.rarest_class_count()),
         "notes": notes,
         **head,
     }
