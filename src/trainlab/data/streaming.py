@@ -11,12 +11,12 @@ from __future__ import annotations
 import contextlib
 import sys
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, Subset
+from torch.utils.data import DataLoader, Dataset, Sampler, Subset
 
 from trainlab.config import DataConfig
 from trainlab.data.checks import count_classes, require_finite
@@ -150,6 +150,19 @@ def _on_path(dirs: Sequence[str]) -> Iterator[None]:
             sys.path.remove(d)
 
 
+class _Order(Sampler):
+    """The indices a kept DataLoader reads this pass (set before each pass)."""
+
+    def __init__(self) -> None:
+        self.indices: Sequence[int] = ()
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.indices)
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+
 @dataclass
 class StreamSplit:
     """A split read from a Dataset through a DataLoader (data.loader: workers, prefetch), batch
@@ -164,34 +177,44 @@ class StreamSplit:
     num_classes: int | None = None
     import_dirs: tuple[str, ...] = ()
     device: torch.device = torch.device("cpu")
+    _loaders: dict = field(default_factory=dict, repr=False, compare=False)
 
     streamed = True
 
     def __len__(self) -> int:
         return len(self.dataset)
 
+    def _loader(self, batch_size: int) -> tuple[DataLoader, _Order]:
+        """One DataLoader per batch size, kept: its worker processes (spawned, one thread each)
+        persist across epochs, and only the order it reads changes."""
+        key = (batch_size, self.device.type)
+        if key not in self._loaders:
+            order = _Order()
+            loader = DataLoader(
+                CheckedDataset(self.dataset, self.what, self.shape),
+                batch_size=batch_size,
+                sampler=order,
+                num_workers=self.workers,
+                prefetch_factor=self.prefetch if self.workers else None,
+                persistent_workers=self.workers > 0,
+                collate_fn=collate,
+                multiprocessing_context="spawn" if self.workers else None,
+                worker_init_fn=_one_thread if self.workers else None,
+                generator=torch.Generator().manual_seed(0),  # never the global RNG
+                pin_memory=self.device.type == "cuda",
+            )
+            self._loaders[key] = (loader, order)
+        return self._loaders[key]
+
     def batches(
         self, batch_size: int, generator: torch.Generator | None = None, min_size: int = 1
     ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """Shuffled with `generator` (the epoch's), else in order; the workers' own seeds come
-        from it too, so the order and a resumed epoch are the same with any number of workers."""
+        """Shuffled with `generator` (the epoch's: one randperm, as a tensor split draws),
+        else in order; the order is the same with any number of workers, and on resume."""
         n = len(self.dataset)
-        order: Any = range(n)
-        seed = 0
-        if generator is not None:
-            order = torch.randperm(n, generator=generator).tolist()
-            seed = int(torch.randint(0, 2**62, (1,), generator=generator))
-        loader = DataLoader(
-            CheckedDataset(self.dataset, self.what, self.shape),
-            batch_size=batch_size,
-            sampler=order,
-            num_workers=self.workers,
-            prefetch_factor=self.prefetch if self.workers else None,
-            collate_fn=collate,
-            multiprocessing_context="spawn" if self.workers else None,
-            worker_init_fn=_one_thread if self.workers else None,
-            generator=torch.Generator().manual_seed(seed),  # never the global RNG
-            pin_memory=self.device.type == "cuda",
+        loader, order = self._loader(batch_size)
+        order.indices = (
+            range(n) if generator is None else torch.randperm(n, generator=generator).tolist()
         )
         norm = self.normalizer
         if norm is not None:
