@@ -11,6 +11,7 @@ import argparse
 import sys
 import warnings
 from collections.abc import Sequence
+from pathlib import Path
 
 from trainlab import commands
 from trainlab.commands.output import (
@@ -51,6 +52,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             out=out or default_run_dir(args.config),
             resume=args.resume,
             callbacks=[bar.callback()],
+            search_dirs=[Path(args.config).parent],  # plugins next to the config
         )
     print_result(result.to_dict(), args.json)
     return 0

@@ -13,8 +13,13 @@ from typing import Any
 
 from trainlab.errors import UserError
 
+# the module part of a plugin name recorded for a run trained on a Python object that cannot be
+# imported back (a lambda, a local function): the hyphen keeps it from naming a real module
+UNIMPORTABLE = "python-object"
 
-def _first_line(err: BaseException) -> str:
+
+def first_line(err: BaseException) -> str:
+    """`Type: first line of the message` (a user's exception in one line)."""
     text = str(err).strip().splitlines()
     return f"{type(err).__name__}: {text[0]}" if text else type(err).__name__
 
@@ -41,9 +46,9 @@ def load_object(path: str, field: str, search_dirs: Iterable[str | Path] = ()) -
                 f"{field}: cannot import module {module_name!r} (looked on sys.path and in "
                 f"{', '.join(dict.fromkeys(dirs))})"
             ) from None
-        raise UserError(f"{field}: importing {module_name!r} failed: {_first_line(err)}") from None
+        raise UserError(f"{field}: importing {module_name!r} failed: {first_line(err)}") from None
     except Exception as err:  # the user's module itself raised on import
-        raise UserError(f"{field}: importing {module_name!r} failed: {_first_line(err)}") from None
+        raise UserError(f"{field}: importing {module_name!r} failed: {first_line(err)}") from None
     finally:
         for d in added:
             if d in sys.path:

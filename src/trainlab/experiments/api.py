@@ -15,7 +15,9 @@ from trainlab.data.dataset import load_inputs_for
 from trainlab.data.given import given_data
 from trainlab.errors import UserError
 from trainlab.experiments.ensemble import evaluate_ensemble_run, train_ensemble
-from trainlab.experiments.single import as_config, train_single
+from trainlab.experiments.given_model import config_for_model
+from trainlab.experiments.single import train_single
+from trainlab.nn.plugins import Factory
 from trainlab.train.evaluate import evaluate, evaluate_split, tta_accuracy, tta_accuracy_split
 from trainlab.train.run import load_run
 from trainlab.train.rundir import default_run_dir
@@ -30,10 +32,11 @@ def train(
     overrides: Sequence[str] = (),
     callbacks: Sequence[Callback] = (),
     splits: AnySplits | None = None,
-    model: nn.Module | None = None,
+    model: nn.Module | Factory | None = None,
     lr_mult: dict[str, float] | None = None,
     curves: bool = True,
     data: Any = None,
+    search_dirs: Sequence[str | Path] = (),
 ) -> Result:
     """Train one model as the config says and return its Result (the Python API of `train`).
 
@@ -41,20 +44,33 @@ def train(
     unless `resume`, which continues from its last checkpoint. `curves=False` skips curves.png.
     `data` is the user's data instead of data.name: a function (called with data.args), (x, y)
     arrays, a torch Dataset or a mapping of train/val/test (trainlab.data.plugins).
+    `model` is the user's model instead of model.kind: a factory (called as
+    `factory(input_shape, num_classes, **model.args)`) or an nn.Module trained as is
+    (experiments.given_model says what the run records). Plugins are looked up on sys.path, in
+    `search_dirs`, the config file's folder and the current directory.
     """
-    cfg = as_config(config, overrides)
+    cfg, model = config_for_model(config, overrides, model)
     if data is not None:
         if splits is not None:
             raise UserError("data: give data= or splits=, not both")
         cfg, splits = given_data(cfg, data)
     config_path = config if isinstance(config, (str, Path)) else None
     out = out if out is not None else default_run_dir(config_path)
+    if config_path is not None:
+        search_dirs = [*search_dirs, Path(config_path).parent]
     common = dict(resume=resume, callbacks=callbacks, splits=splits, lr_mult=lr_mult, curves=curves)
+    common["search_dirs"] = search_dirs
     if cfg.train.ensemble:  # N members into <run>/members/<i>/, then their ensemble
-        if model is not None:
+        if isinstance(model, nn.Module):
             raise UserError(
                 "train.ensemble: trains members from scratch; it cannot start from "
                 "a given model (unset train.ensemble)"
+            )
+        if model is not None:
+            raise UserError(
+                "train.ensemble: its members are rebuilt from the run directory, which needs a "
+                "factory importable by module:name; define it in a module (not __main__, not a "
+                "lambda or local function)"
             )
         return train_ensemble(cfg, out=out, **common)
     return train_single(cfg, out=out, model=model, **common)

@@ -191,7 +191,9 @@ def evaluate_runs(
     device = splits.device if splits is not None else torch.device("cpu")
     members = load_members(run_dirs, checkpoint, device)
     if splits is None:
-        splits = prepare(members[0].config.data)
+        splits = prepare(
+            members[0].config.data, search_dirs=RunDir(members[0].run_dir).plugin_dirs()
+        )
     if tuple(splits.input_shape) != members[0].input_shape:
         raise UserError(
             f"ensemble: the data gives inputs {list(splits.input_shape)}, the "
@@ -239,7 +241,8 @@ def evaluate_ensemble_run(path: str | Path, data_path: str | None = None) -> dic
             )
         probs, label = member_probas([m.model for m in members], xs), str(data_path)
     else:
-        views = member_splits(members, prepare(first.config.data))
+        dirs = RunDir(first.run_dir).plugin_dirs()
+        views = member_splits(members, prepare(first.config.data, search_dirs=dirs))
         probs, y = split_probas([m.model for m in members], [v.test for v in views])
         label = "test split"
     proba = torch.stack(probs).mean(0)
@@ -313,15 +316,18 @@ def train_ensemble(
     splits: AnySplits | None = None,
     lr_mult: dict[str, float] | None = None,
     curves: bool = True,
+    search_dirs: Sequence[str | Path] = (),
 ) -> Result:
     """Train the members of `train.ensemble` one after another into <out>/members/<i>/ and write
     the ensemble's result in <out>. With `resume`, members that finished are read back, the one
-    that was interrupted continues from its checkpoint, the rest start."""
+    that was interrupted continues from its checkpoint, the rest start. `search_dirs`: where
+    plugins are looked up besides sys.path (recorded in each member's plugins.json)."""
     configs = member_configs(cfg)
     run = RunDir(out)
     resuming = run.create(resume)
     with run.lock():
-        return _train_members(cfg, configs, run, resuming, callbacks, splits, lr_mult, curves)
+        dirs = run.search_dirs(search_dirs, resuming)
+        return _train_members(cfg, configs, run, resuming, callbacks, splits, lr_mult, curves, dirs)
 
 
 def _train_members(
@@ -333,6 +339,7 @@ def _train_members(
     splits: AnySplits | None,
     lr_mult: dict[str, float] | None,
     curves: bool,
+    search_dirs: tuple[str, ...],
 ) -> Result:
     """train_ensemble() with its run directory created and locked."""
     if (
@@ -345,8 +352,10 @@ def _train_members(
             "config.yaml; resume with the same config and --set values"
         )
     atomic_write_text(run / "config.yaml", to_yaml(cfg))
+    run.record_plugin_dirs(search_dirs, (cfg.model.kind, cfg.data.name))
     if splits is None:
-        splits = prepare(configs[0].data)  # one data set for every member (member_configs)
+        # one data set for every member (member_configs)
+        splits = prepare(configs[0].data, search_dirs=search_dirs)
     (run / MEMBERS_DIR).mkdir(exist_ok=True)
     results: list[Result] = []
     for i, member_cfg in enumerate(configs):
@@ -369,6 +378,7 @@ def _train_members(
                 splits=splits,
                 lr_mult=lr_mult,
                 curves=curves,
+                search_dirs=search_dirs,
             )
         )
     usable = [r for r in results if r.stopped_reason != "diverged"]

@@ -4,8 +4,9 @@ tested, advice, result.json, curves.png)."""
 from __future__ import annotations
 
 import copy
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from torch import nn
 
@@ -117,16 +118,22 @@ def train_single(
     resume: bool = False,
     callbacks: Sequence[Callback] = (),
     splits: AnySplits | None = None,
-    model: nn.Module | None = None,
+    model: nn.Module | Callable[..., Any] | None = None,
     lr_mult: dict[str, float] | None = None,
     curves: bool = True,
+    search_dirs: Sequence[str | Path] = (),
 ) -> Result:
     """Train one model into the run directory `out` (locked while it trains): start, or continue
-    from its last checkpoint with `resume`; finish with the best weights tested."""
+    from its last checkpoint with `resume`; finish with the best weights tested.
+
+    `model` is a network to train as is or a factory (called like a plugin model.kind);
+    `search_dirs` are where plugins are looked up besides sys.path (the config file's folder),
+    recorded in the run's plugins.json together with those of the run being resumed."""
     run = RunDir(out)
     resuming = run.create(resume)
     with run.lock():  # a second process writing this run directory gets one line, exit 2
-        return _train_in(cfg, run, resuming, callbacks, splits, model, lr_mult, curves)
+        dirs = run.search_dirs(search_dirs, resuming)
+        return _train_in(cfg, run, resuming, callbacks, splits, model, lr_mult, curves, dirs)
 
 
 def _train_in(
@@ -135,9 +142,10 @@ def _train_in(
     resuming: bool,
     callbacks: Sequence[Callback],
     splits: AnySplits | None,
-    model: nn.Module | None,
+    model: nn.Module | Callable[..., Any] | None,
     lr_mult: dict[str, float] | None,
     curves: bool,
+    search_dirs: Sequence[str],
 ) -> Result:
     """train_single() with the run directory created and locked."""
     if resuming:
@@ -148,7 +156,15 @@ def _train_in(
                 "config.yaml; resume with the same config and --set values"
             )
     callbacks = list(callbacks) + callbacks_for(cfg)
-    trainer = Trainer(cfg, run, splits=splits, callbacks=callbacks, model=model, lr_mult=lr_mult)
+    trainer = Trainer(
+        cfg,
+        run,
+        splits=splits,
+        callbacks=callbacks,
+        model=model,
+        lr_mult=lr_mult,
+        search_dirs=search_dirs,
+    )
     trainer.write_curves = curves
     if resuming and (run / "last.pt").exists():
         trainer.restore(load_checkpoint(run / "last.pt", trainer.device))
@@ -165,6 +181,7 @@ def _train_in(
             (run / name).unlink(missing_ok=True)
     if not resuming or not (run / "config.yaml").exists():
         atomic_write_text(run / "config.yaml", to_yaml(cfg))
+    run.record_plugin_dirs(search_dirs, (cfg.model.kind, cfg.data.name))
     run.write_json("env.json", environment(trainer.device))
     try:
         reason = trainer.fit()

@@ -1,4 +1,5 @@
-"""The three model families, built from the config: mlp, cnn and resnet.
+"""The three model families, built from the config: mlp, cnn and resnet (or the user's own:
+nn.plugins).
 
 Every model is `stem -> blocks -> pool -> dropout -> fc`. A *block* is one hidden layer of the MLP,
 one conv stage of the CNN or one residual block of the ResNet: transfer learning freezes and
@@ -8,12 +9,13 @@ accept any input length or image size (ten-crop test-time augmentation relies on
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from pathlib import Path
 
 import torch
 from torch import nn
 
-from trainlab.config import ModelConfig
+from trainlab.config import ModelConfig, is_plugin
 from trainlab.errors import UserError
 from trainlab.nn.layers import (
     DropConnectConv,
@@ -22,6 +24,7 @@ from trainlab.nn.layers import (
     StochasticDepth,
     linear_drop_probs,
 )
+from trainlab.nn.plugins import Factory, build_plugin_model
 
 ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "tanh": nn.Tanh, "leaky_relu": nn.LeakyReLU}
 
@@ -217,8 +220,18 @@ def build_resnet(cfg: ModelConfig, input_shape: tuple[int, ...], num_classes: in
     return Net(stem, blocks, pool, c_in, num_classes, cfg.dropout)
 
 
-def build_model(cfg: ModelConfig, input_shape: tuple[int, ...], num_classes: int) -> Net:
-    """The model named by model.kind for inputs of this shape (vector, (C, L) or (C, H, W))."""
+def build_model(
+    cfg: ModelConfig,
+    input_shape: tuple[int, ...],
+    num_classes: int,
+    search_dirs: Iterable[str | Path] = (),
+    factory: Factory | None = None,
+) -> nn.Module:
+    """The model named by model.kind for inputs of this shape (vector, (C, L) or (C, H, W)): a
+    built-in `Net`, or the user's (a plugin model.kind looked up also in `search_dirs`, the
+    config's folder, or a `factory` given directly)."""
+    if factory is not None or is_plugin(cfg.kind):
+        return build_plugin_model(cfg, tuple(input_shape), num_classes, search_dirs, factory)
     if cfg.kind in ("cnn", "resnet") and len(input_shape) not in (2, 3):
         raise UserError(
             f"model.kind: {cfg.kind} needs signals (C, L) or images (C, H, W); "

@@ -37,12 +37,19 @@ class Run:
         p = self.path / "result.json"
         return Result.from_dict(RunDir(self.path).read_json("result.json")) if p.exists() else None
 
+    @property
+    def search_dirs(self) -> tuple[str, ...]:
+        """Where the run's plugins were looked up besides sys.path (its plugins.json)."""
+        return RunDir(self.path).plugin_dirs()
+
     def checkpoint(self, name: str = "best.pt") -> dict[str, Any]:
         return load_checkpoint(self.path / name)
 
     def model(self, name: str = "best.pt", device: str | torch.device = "cpu") -> nn.Module:
         ckpt = load_checkpoint(self.path / name, device)
-        model = build_model(self.config.model, tuple(ckpt["input_shape"]), ckpt["num_classes"])
+        model = build_model(
+            self.config.model, tuple(ckpt["input_shape"]), ckpt["num_classes"], self.search_dirs
+        )
         try:
             model.load_state_dict(ckpt["model"])
         except RuntimeError as err:
@@ -58,7 +65,7 @@ class Run:
     def splits(self) -> Splits:
         """The run's data, normalized with the statistics saved with its model (a transfer run
         keeps the pretrained network's, which a fresh fit on its data would not give)."""
-        splits = prepare(self.config.data)
+        splits = prepare(self.config.data, search_dirs=self.search_dirs)
         if (self.path / "best.pt").exists():
             splits = splits.normalized_as(self.normalizer())
         return splits

@@ -1,7 +1,8 @@
 """The run directory: what a run leaves on disk, written so that a crash loses nothing.
 
 Layout: config.yaml, metrics.jsonl, steps.jsonl, result.json, last.pt,
-best.pt, curves.png, env.json, and members/ or snapshots/ where used. Checkpoints and JSON files
+best.pt, curves.png, env.json, plugins.json (where the run's plugins were looked up), and
+members/ or snapshots/ where used. Checkpoints and JSON files
 are written to a temporary file first and renamed into place.
 """
 
@@ -13,14 +14,18 @@ import platform
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from trainlab.config import is_plugin
 from trainlab.errors import UserError
 from trainlab.locking import LOCK_NAME, DirLock
 from trainlab.version import __version__
+
+PLUGINS_FILE = "plugins.json"
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -151,6 +156,25 @@ class RunDir:
                 f.write("".join(json.dumps(r) + "\n" for r in rows))
                 f.flush()
                 os.fsync(f.fileno())
+
+    def plugin_dirs(self) -> tuple[str, ...]:
+        """The folders plugins.json records (none for a run without one)."""
+        if not (self / PLUGINS_FILE).is_file():
+            return ()
+        return tuple(str(d) for d in self.read_json(PLUGINS_FILE).get("search_dirs", []))
+
+    def search_dirs(self, given: Iterable[str | Path], resuming: bool) -> tuple[str, ...]:
+        """Where this run's plugins are looked up besides sys.path: the `given` folders (the
+        config file's), absolute, and when resuming also those the run recorded."""
+        dirs = [str(Path(d).resolve()) for d in given]
+        return tuple(dict.fromkeys([*dirs, *(self.plugin_dirs() if resuming else ())]))
+
+    def record_plugin_dirs(self, dirs: Sequence[str], cfg_names: Iterable[str]) -> None:
+        """plugins.json, when the config names a plugin (`cfg_names`: model.kind, data.name):
+        the folders its plugins were looked up in, so eval, ensemble, transfer and --resume of
+        this run find them from any current directory."""
+        if dirs and any(is_plugin(n) for n in cfg_names):
+            self.write_json(PLUGINS_FILE, {"search_dirs": list(dirs)})
 
     def read_jsonl(self, name: str) -> list[dict[str, Any]]:
         path = self / name

@@ -47,19 +47,24 @@ class Trainer:
         run_dir: RunDir,
         splits: AnySplits | None = None,
         callbacks: Sequence[Callback] = (),
-        model: nn.Module | None = None,
+        model: nn.Module | Callable[..., Any] | None = None,
         lr_mult: dict[str, float] | None = None,
+        search_dirs: Sequence[str] = (),
     ) -> None:
+        """`model`: a network to train as is, or a factory called like a plugin model.kind;
+        `search_dirs`: folders besides sys.path where the config's plugins are looked up."""
         self.cfg, self.run = cfg, run_dir
         t = cfg.train
         if t.threads:
             torch.set_num_threads(t.threads)
         self.device = pick_device(t.device)
-        self.data = (splits or prepare(cfg.data)).to(self.device)
+        self.data = (splits or prepare(cfg.data, search_dirs=tuple(search_dirs))).to(self.device)
         torch.manual_seed(t.seed)  # model initialization
-        self.model = (
-            model or build_model(cfg.model, self.data.input_shape, self.data.num_classes)
-        ).to(self.device)
+        if not isinstance(model, nn.Module):
+            model = build_model(
+                cfg.model, self.data.input_shape, self.data.num_classes, search_dirs, model
+            )
+        self.model = model.to(self.device)
         self.optimizer = make_optimizer(self.model, cfg, lr_mult)
         self.full_batch = cfg.optim.name in FULL_BATCH
         if self.full_batch and self.data.streamed:
@@ -69,7 +74,8 @@ class Trainer:
                 "optimizer (adam, momentum, ...) or return arrays"
             )
         # batch norm cannot normalize a batch of one: a last batch of one is skipped
-        self.min_batch = 2 if cfg.model.norm == "batch" else 1
+        batch_norm = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
+        self.min_batch = 2 if batch_norm else 1
         # optimizer steps per epoch: one per train.accumulate minibatches (a partial last group
         # steps too); schedules, the update-ratio meter and snapshots count these steps
         batches = batch_count(len(self.data.train), t.batch_size, self.min_batch)
