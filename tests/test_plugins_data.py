@@ -208,8 +208,10 @@ def test_search_over_a_data_plugin(tmp_path, capsys):
     cfg = yaml.safe_load(path.read_text())
     cfg["search"] = {"strategy": "random", "trials": 2, "seed": 0}
     cfg["search"]["space"] = {"optim.lr": "loguniform(1e-3, 1e-1)"}
+    cfg["data"]["loader"] = {"workers": 1}  # search workers are daemons: they read in process
     path.write_text(yaml.safe_dump(cfg))
-    out = run_json(["search", str(path), "--storage", f"sqlite:///{tmp_path}/s.db"], capsys)
+    argv = ["search", str(path), "--workers", "2", "--storage", f"sqlite:///{tmp_path}/s.db"]
+    out = run_json(argv, capsys)
     assert out["trials"]["complete"] == 2
 
 

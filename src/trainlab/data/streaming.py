@@ -9,6 +9,7 @@ label below num_classes) and normalized on the device with statistics of a bound
 from __future__ import annotations
 
 import contextlib
+import multiprocessing
 import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
@@ -188,18 +189,21 @@ class StreamSplit:
         """One DataLoader per batch size, kept: its worker processes (spawned, one thread each)
         persist across epochs, and only the order it reads changes."""
         key = (batch_size, self.device.type)
+        # a search worker is a daemon process, which may not start processes: it reads in
+        # process (the same batches: the order does not depend on the workers)
+        workers = 0 if multiprocessing.current_process().daemon else self.workers
         if key not in self._loaders:
             order = _Order()
             loader = DataLoader(
                 CheckedDataset(self.dataset, self.what, self.shape),
                 batch_size=batch_size,
                 sampler=order,
-                num_workers=self.workers,
-                prefetch_factor=self.prefetch if self.workers else None,
-                persistent_workers=self.workers > 0,
+                num_workers=workers,
+                prefetch_factor=self.prefetch if workers else None,
+                persistent_workers=workers > 0,
                 collate_fn=collate,
-                multiprocessing_context="spawn" if self.workers else None,
-                worker_init_fn=_one_thread if self.workers else None,
+                multiprocessing_context="spawn" if workers else None,
+                worker_init_fn=_one_thread if workers else None,
                 generator=torch.Generator().manual_seed(0),  # never the global RNG
                 pin_memory=self.device.type == "cuda",
             )
