@@ -14,8 +14,8 @@ from torch.utils.data import Dataset
 
 from trainlab.config import ExperimentConfig, validate
 from trainlab.data.dataset import AnySplits, prepare
-from trainlab.data.plugins import UNIMPORTABLE, call_data_function, from_object, import_dirs_of
-from trainlab.plugins import import_path_of
+from trainlab.data.plugins import call_data_function, from_object, import_dirs_of
+from trainlab.plugins import UNIMPORTABLE, import_path_of
 
 
 def given_data(cfg: ExperimentConfig, data: Any) -> tuple[ExperimentConfig, AnySplits]:

@@ -23,17 +23,9 @@ from trainlab.config import DataConfig
 from trainlab.data.sources import MAX_CLASSES, Source
 from trainlab.data.streaming import KINDS, StreamedSplits, stream_splits
 from trainlab.errors import UserError
-from trainlab.plugins import load_object
+from trainlab.plugins import UNIMPORTABLE, first_line, load_object
 
 SPLITS = ("train", "val", "test")
-# data.name of a run trained on a Python object that cannot be imported back (a lambda, arrays
-# passed in): the hyphen keeps it from ever naming a real module
-UNIMPORTABLE = "python-object"
-
-
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip().splitlines()
-    return f"{type(err).__name__}: {text[0]}" if text else type(err).__name__
 
 
 def import_dirs_of(obj: Any) -> tuple[str, ...]:
@@ -58,7 +50,7 @@ def call_data_function(fn: Callable[..., Any], args: Mapping[str, Any], name: st
     except UserError:
         raise
     except Exception as err:
-        raise UserError(f"data.name: {name}(**data.args) raised {_first_line(err)}") from None
+        raise UserError(f"data.name: {name}(**data.args) raised {first_line(err)}") from None
 
 
 def load_plugin(cfg: DataConfig, search_dirs: Iterable[str | Path] = ()) -> Source | StreamedSplits:

@@ -23,6 +23,7 @@ from trainlab.config import DataConfig
 from trainlab.data.checks import count_classes, require_finite
 from trainlab.data.normalize import Normalizer
 from trainlab.errors import UserError
+from trainlab.plugins import first_line
 
 KINDS = {1: "vector", 2: "signal", 3: "image"}  # dimensions of one example -> kind of input
 SPLIT_NAMES = ("train", "val", "test")
@@ -70,11 +71,6 @@ class TensorSplit:
 
 
 # ------------------------------------------------------------------------- checking examples
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip().splitlines()
-    return f"{type(err).__name__}: {text[0]}" if text else type(err).__name__
-
-
 def as_example(item: Any, where: str, shape: tuple[int, ...] | None) -> tuple[torch.Tensor, int]:
     """One Dataset item as (float32 tensor, int label), or a UserError naming what is wrong."""
     if not isinstance(item, (tuple, list)) or len(item) != 2:
@@ -124,7 +120,7 @@ class CheckedDataset(Dataset):
         except UserError as err:
             return str(err)
         except Exception as err:  # the user's __getitem__ raised: one line, not a traceback
-            return f"{where}: reading it raised {_first_line(err)}"
+            return f"{where}: reading it raised {first_line(err)}"
 
 
 def collate(items: list[tuple[torch.Tensor, int] | str]) -> tuple[torch.Tensor, torch.Tensor] | str:
