@@ -57,3 +57,17 @@ def config_for_model(
     name = getattr(model, "__qualname__", type(model).__name__)
     cfg = as_config(config, [*overrides, _set_model(path or f"{UNIMPORTABLE}:{name}")])
     return cfg, None if path else model
+
+
+def factory_override(model: Any) -> str:
+    """The --set item naming a factory by its import path, for `trainlab.search(config,
+    model=factory)`: its workers import the model by name, so a factory that cannot be imported
+    back (a lambda, a local function, one defined in __main__) is refused in one line."""
+    path = import_path_of(model) if callable(model) and not isinstance(model, nn.Module) else None
+    if path is None:
+        raise UserError(
+            "model: a search's workers import the model by name; pass a factory defined in an "
+            "importable module (not __main__, not a lambda or local function), or set "
+            "model.kind: module:factory in the config"
+        )
+    return _set_model(path)

@@ -177,9 +177,10 @@ def run_lr_find(
             f"optim.name: lr-find runs minibatch steps; {cfg.optim.name} is "
             "full-batch and picks its own step with a line search"
         )
-    splits = prepare(cfg.data)
+    dirs = (str(Path(config).parent),)  # plugins next to the config
+    splits = prepare(cfg.data, search_dirs=dirs)
     torch.manual_seed(cfg.train.seed)
-    model = build_model(cfg.model, splits.input_shape, splits.num_classes)
+    model = build_model(cfg.model, splits.input_shape, splits.num_classes, dirs)
     gen = torch.Generator().manual_seed(cfg.train.seed)
     bs, n = cfg.train.batch_size, len(splits.train)
 

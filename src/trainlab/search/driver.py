@@ -26,7 +26,7 @@ import os
 import shutil
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,7 @@ from trainlab.config import ExperimentConfig, known_path, read_yaml, to_yaml, va
 from trainlab.config import apply_overrides as apply_set
 from trainlab.data import prepare
 from trainlab.errors import UserError
+from trainlab.experiments.given_model import factory_override
 from trainlab.search import study as studies
 from trainlab.search.config import SearchConfig, load_search_config
 from trainlab.search.executors import KEEP, Event, Job, make_executor, prune_run_dir
@@ -148,6 +149,7 @@ class Plan:
     study_dir: Path
     storage_url: str
     optim_keys: set[str]  # optimizer keys the user wrote (kept when optim.name is sampled)
+    search_dirs: tuple[str, ...] = ()  # where workers look up plugins: the config's folder
 
 
 def plan(config: str | Path | dict[str, Any], options: SearchOptions) -> Plan:
@@ -189,6 +191,7 @@ def plan(config: str | Path | dict[str, Any], options: SearchOptions) -> Plan:
         study_dir,
         options.storage or studies.DEFAULT_STORAGE,
         optim_keys,
+        () if isinstance(config, dict) else (str(Path(config).resolve().parent),),
     )
 
 
@@ -279,7 +282,7 @@ class Driver:
         lock.acquire()
         try:
             try:  # every check before the study is created (or, resuming, changed)
-                _warm_data(p.experiment)
+                _warm_data(p.experiment, p.search_dirs)
                 sig = studies.signature(p.space, p.search.strategy, to_yaml(p.experiment))
                 opened = studies.open_study(
                     storage,
@@ -407,7 +410,8 @@ class Driver:
             {k: v for k, v in values.items() if k not in unused},
             config["train"]["epochs"],
         )
-        self.executor.submit(Job(trial.number, config, str(out), keep=self.keep))
+        dirs = self.p.search_dirs
+        self.executor.submit(Job(trial.number, config, str(out), keep=self.keep, search_dirs=dirs))
 
     def _handle(self, event: Event) -> bool | None:
         trial = self.running.get(event.number)
@@ -476,6 +480,7 @@ class Driver:
             executor=self.executor,
             display=self.display,
             keep=self.keep,
+            search_dirs=self.p.search_dirs,
         )
         self.study.set_user_attr("trainlab:retest", out)
         return out
@@ -545,22 +550,26 @@ class Driver:
         )
 
 
-def _warm_data(cfg: ExperimentConfig) -> None:
+def _warm_data(cfg: ExperimentConfig, search_dirs: tuple[str, ...] = ()) -> None:
     """Build the data once here: a data mistake is one line before any trial runs, and
     generated sets (MNIST-1D) land in the cache before the workers race to make them."""
-    prepare(cfg.data)
+    prepare(cfg.data, search_dirs=search_dirs)
 
 
 def search(
     config: str | Path | dict[str, Any],
     options: SearchOptions | None = None,
     display: Display | None = None,
+    model: Any = None,
     **kwargs: Any,
 ) -> SearchResult:
     """Run (or with ``resume=True`` continue) a hyperparameter search; the Python API.
 
     `config` is an experiment config with a ``search:`` section (a YAML path or a dict);
-    keyword arguments set `SearchOptions` fields (``trials=8, workers=2, out=...``).
+    keyword arguments set `SearchOptions` fields (``trials=8, workers=2, out=...``). `model` is
+    a model factory importable by name (it becomes model.kind; model.args.* can be searched).
     """
     options = options or SearchOptions(**kwargs)
+    if model is not None:
+        options = replace(options, overrides=[*options.overrides, factory_override(model)])
     return Driver(plan(config, options), options, display).run()

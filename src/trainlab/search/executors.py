@@ -39,7 +39,7 @@ from trainlab.errors import DataWarning, UserError
 from trainlab.experiments import train
 from trainlab.train import Callback
 
-KEEP = ("best.pt", "result.json", "config.yaml", "metrics.jsonl")
+KEEP = ("best.pt", "result.json", "config.yaml", "metrics.jsonl", "plugins.json")
 """Files a trial's run directory keeps by default (what `trainlab ensemble --study` reads)."""
 
 
@@ -53,6 +53,7 @@ class Job:
     threads: int = 1  # torch intra-op threads of the worker
     keep: tuple[str, ...] | None = KEEP  # files kept in the run directory; None keeps all
     report: bool = True  # send per-epoch values (pruning; re-tests: the live display only)
+    search_dirs: tuple[str, ...] = ()  # absolute folders where plugins are looked up (config's)
 
 
 @dataclass
@@ -85,7 +86,13 @@ def run_job(job: Job, report: Callable[[int, float | None], bool]) -> Event:
 
     torch.set_num_threads(job.threads)
     try:
-        result = train(job.config, out=job.out, callbacks=[_Reporter()], curves=job.keep is None)
+        result = train(
+            job.config,
+            out=job.out,
+            callbacks=[_Reporter()],
+            curves=job.keep is None,
+            search_dirs=job.search_dirs,
+        )
     except UserError as exc:
         return Event("error", job.number, message=str(exc))
     except Exception:

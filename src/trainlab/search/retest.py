@@ -112,7 +112,13 @@ def plan_runs(
     return runs
 
 
-def execute(runs: list[_Run], executor: Any, display: Any, keep: tuple[str, ...] | None) -> None:
+def execute(
+    runs: list[_Run],
+    executor: Any,
+    display: Any,
+    keep: tuple[str, ...] | None,
+    search_dirs: tuple[str, ...] = (),
+) -> None:
     """Train the unfinished `runs` on `executor` (as many at once as it has free slots)."""
     pending = [i for i, r in enumerate(runs) if not r.finished]
     for i in pending:
@@ -139,7 +145,7 @@ def execute(runs: list[_Run], executor: Any, display: Any, keep: tuple[str, ...]
             run = runs[i]
             assert run.config is not None
             display.retest_started(run.trial, run.seed, run.config["train"]["epochs"])
-            executor.submit(Job(i, run.config, str(run.out), keep=keep))
+            executor.submit(Job(i, run.config, str(run.out), keep=keep, search_dirs=search_dirs))
         executor.step(handle, timeout=0.5)
 
 
@@ -216,8 +222,10 @@ def retest(
     executor: Any,
     display: Any,
     keep: tuple[str, ...] | None,
+    search_dirs: tuple[str, ...] = (),
 ) -> list[dict[str, Any]]:
-    """Re-test the configurations of `top` (leaderboard rows, best first) `seeds` times each."""
+    """Re-test the configurations of `top` (leaderboard rows, best first) `seeds` times each
+    (`search_dirs`: where the workers look up plugins)."""
     runs = plan_runs(study_dir, top, study_seed, seeds)
-    execute(runs, executor, display, keep)
+    execute(runs, executor, display, keep, search_dirs)
     return summarize(top, runs)
