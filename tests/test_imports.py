@@ -173,6 +173,12 @@ RULES = [
         ("trainlab.search", "trainlab.dashboard", "trainlab.cli", "trainlab.commands"),
         "search uses the experiments, never the other way",
     ),
+    (
+        ("trainlab.dashboard",),
+        "not",
+        ("trainlab.cli", "trainlab.commands", "trainlab.experiments", "trainlab.landscape"),
+        "the dashboard only reads runs and studies; it runs nothing",
+    ),
 ]
 
 
@@ -197,6 +203,17 @@ def test_nothing_below_imports_the_cli():
         if not in_area(name, *cli)
         for target, line, _, _ in GRAPH[name]
         if in_area(target, *cli)
+    ]
+    assert wrong == []
+
+
+def test_only_its_command_imports_the_dashboard():
+    wrong = [
+        f"{name}:{line} imports {target}"
+        for name in MODULES
+        if not in_area(name, "trainlab.dashboard", "trainlab.commands.dashboard")
+        for target, line, _, _ in GRAPH[name]
+        if in_area(target, "trainlab.dashboard")
     ]
     assert wrong == []
 

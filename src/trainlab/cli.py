@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from trainlab import commands
+from trainlab.commands.dashboard import hint as dashboard_hint
 from trainlab.commands.output import (
     ProgressBar,
     add_common,
@@ -46,10 +47,12 @@ def cmd_train(args: argparse.Namespace) -> int:
         out = latest_run_dir(args.config)
         if out is None:
             raise UserError(f"--resume: no earlier run of {args.config} under runs/; give --out")
+    out = out or default_run_dir(args.config)
+    sys.stderr.write(dashboard_hint(str(Path(out).parent)) + "\n")
     with ProgressBar(cfg.train.epochs) as bar:
         result = train(
             cfg,
-            out=out or default_run_dir(args.config),
+            out=out,
             resume=args.resume,
             callbacks=[bar.callback()],
             search_dirs=[Path(args.config).parent],  # plugins next to the config

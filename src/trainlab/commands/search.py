@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
+import sys
 from typing import Any
 
+from trainlab.commands.dashboard import hint as dashboard_hint
 from trainlab.commands.output import add_common, console, emit_json
 from trainlab.commands.tables import frac, num, print_table, readable, seconds, table
 from trainlab.search.driver import Display, Driver, SearchOptions, plan
@@ -354,6 +357,9 @@ def cmd_search(args: argparse.Namespace) -> int:
     )
     p = plan(args.config, options)
     c = readable(console(args.json))
+    if p.storage_url.startswith("sqlite:///"):  # the dashboard reads the study's SQLite folder
+        db_dir = os.path.dirname(p.storage_url.removeprefix("sqlite:///")) or "."
+        sys.stderr.write(dashboard_hint(db_dir) + "\n")
     display = PandaDisplay(c) if p.search.workers == 1 else CaviarDisplay(c)
     result = Driver(p, options, display).run().to_dict()
     print_table(c, leaderboard_table(result))

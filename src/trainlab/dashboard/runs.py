@@ -1,0 +1,178 @@
+"""The runs under the served directory: the index (/api/runs) and one run's detail.
+
+A run is a directory with a config.yaml. The index lists the runs outside study directories
+(a study's trials appear on its page), one row per run; the detail carries its per-epoch metrics,
+its per-step loss raw and smoothed (downsampled on the server to at most MAX_POINTS points,
+keeping each bucket's lowest and highest point, so a spike survives), the advice, the config, the
+pictures it left, and ensemble members and averaged models.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from trainlab.dashboard.files import FileCache, read_json, read_jsonl, read_text, relative_name
+from trainlab.dashboard.liveness import held_flock_inodes, lock_held, recently_changed
+from trainlab.report.advice import ADVICE_CODES
+from trainlab.smoothing import smooth
+
+MAX_POINTS = 2000  # points of a downsampled step curve (two per bucket)
+SMOOTH_BETA = 0.98  # the smoothed loss, as `trainlab train` plots it in curves.png
+PICTURES = (".png", ".svg", ".jpg")
+MEMBER_DIRS = ("members",)
+STATUSES = ("running", "completed", "early_stopping", "diverged", "interrupted")
+
+
+def is_run(path: Path) -> bool:
+    return (path / "config.yaml").is_file()
+
+
+def is_study_dir(path: Path) -> bool:
+    """A study directory (runs/search/<study>/): its trials are shown by the study page."""
+    return (path / "trials").is_dir()
+
+
+def find_runs(root: Path) -> list[Path]:
+    """Every run under root, not descending into runs (members) or study directories."""
+    found: list[Path] = []
+    for dirpath, dirnames, _ in os.walk(root, followlinks=False):
+        here = Path(dirpath)
+        if is_run(here):
+            found.append(here)
+            dirnames.clear()
+        elif is_study_dir(here):
+            dirnames.clear()
+        else:
+            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+    return sorted(found)
+
+
+def downsample(x: np.ndarray, *ys: np.ndarray, max_points: int = MAX_POINTS) -> np.ndarray:
+    """Indices (sorted) of at most `max_points` points: the lowest and highest of `ys[0]` in each
+    of max_points // 2 equal buckets, plus the last point. All points when there are few."""
+    n = len(x)
+    if n <= max_points:
+        return np.arange(n)
+    y = ys[0]
+    buckets = max_points // 2 - 1
+    edges = np.linspace(0, n - 1, buckets + 1).astype(int)
+    keep = [0, n - 1]
+    safe = np.where(np.isfinite(y), y, np.inf)
+    high = np.where(np.isfinite(y), y, -np.inf)
+    for a, b in zip(edges[:-1], edges[1:]):
+        b = max(b, a + 1)
+        keep.append(a + int(np.argmin(safe[a:b])))
+        keep.append(a + int(np.argmax(high[a:b])))
+    return np.unique(np.array(keep))
+
+
+def _finite(v: Any) -> float | None:
+    return float(v) if isinstance(v, (int, float)) and math.isfinite(v) else None
+
+
+class RunReader:
+    """Reads runs under `root`, caching parsed files until they change."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.cache = FileCache()
+
+    # ----------------------------------------------------------------- one row of the index
+
+    def status(self, path: Path, result: dict[str, Any] | None, held: set[int] | None) -> str:
+        if lock_held(path, held):
+            return "running"
+        if result and result.get("stopped_reason") in STATUSES:
+            return result["stopped_reason"]
+        if result is None and recently_changed(path / "metrics.jsonl"):
+            return "running"
+        return "interrupted"
+
+    def summary(self, path: Path, held: set[int] | None = None) -> dict[str, Any]:
+        metrics = self.cache.get(path / "metrics.jsonl", read_jsonl, [])
+        result = self.cache.get(path / "result.json", read_json)
+        result = result if isinstance(result, dict) else None
+        vals = [_finite(m.get("val_accuracy")) for m in metrics]
+        vals = [v for v in vals if v is not None]
+        best_val = _finite(result.get("val_accuracy")) if result else None
+        return {
+            "name": relative_name(self.root, path),
+            "status": self.status(path, result, held),
+            "epoch": metrics[-1].get("epoch") if metrics else None,
+            "val_accuracy": best_val if best_val is not None else (max(vals) if vals else None),
+            "test_accuracy": _finite(result.get("test_accuracy")) if result else None,
+            "advice": [a.get("code") for a in (result or {}).get("advice", [])],
+            "modified": _mtime(path / "metrics.jsonl") or _mtime(path / "config.yaml"),
+        }
+
+    def index(self) -> list[dict[str, Any]]:
+        held = held_flock_inodes()
+        return [self.summary(p, held) for p in find_runs(self.root)]
+
+    # ----------------------------------------------------------------- one run
+
+    def steps(self, path: Path) -> dict[str, Any]:
+        """The per-step loss, raw and smoothed, downsampled; `total` is the steps recorded."""
+        rows = self.cache.get(path / "steps.jsonl", read_jsonl, [])
+        step = np.array([r.get("step", i + 1) for i, r in enumerate(rows)], dtype=float)
+        loss = np.array([_finite(r.get("loss")) or math.nan for r in rows], dtype=float)
+        smoothed = np.array(smooth(loss.tolist(), SMOOTH_BETA), dtype=float) if len(rows) else loss
+        keep = downsample(step, loss)
+        return {
+            "total": len(rows),
+            "step": step[keep].tolist(),
+            "loss": _nan_to_none(loss[keep]),
+            "smoothed": _nan_to_none(smoothed[keep]),
+        }
+
+    def detail(self, path: Path) -> dict[str, Any]:
+        held = held_flock_inodes()
+        result = self.cache.get(path / "result.json", read_json)
+        members = [
+            self.summary(d, held)
+            for sub in MEMBER_DIRS
+            for d in sorted((path / sub).glob("*"))
+            if d.is_dir() and is_run(d)
+        ]
+        averaged = {
+            k: v
+            for k, v in (result or {}).items()
+            if k.endswith("_accuracy") and k.split("_")[0] in ("ema", "snapshot", "ensemble", "tta")
+        }
+        return {
+            **self.summary(path, held),
+            "metrics": self.cache.get(path / "metrics.jsonl", read_jsonl, []),
+            "steps": self.steps(path),
+            "result": result,
+            "advice_all": (result or {}).get("advice", []),
+            "advice_codes": list(ADVICE_CODES),
+            "config": self.cache.get(path / "config.yaml", read_text, ""),
+            "pictures": self.pictures(path),
+            "members": members,
+            "averaged": averaged,
+            "snapshots": sorted(p.name for p in (path / "snapshots").glob("*.pt")),
+        }
+
+    def pictures(self, path: Path) -> list[str]:
+        """The images a run or command left in the run directory (curves, landscapes, lr-find)."""
+        return [
+            relative_name(self.root, p)
+            for p in sorted(path.iterdir())
+            if p.is_file() and p.suffix in PICTURES
+        ]
+
+
+def _mtime(path: Path) -> float | None:
+    try:
+        return os.stat(path).st_mtime
+    except OSError:
+        return None
+
+
+def _nan_to_none(a: np.ndarray) -> list[float | None]:
+    return [None if not math.isfinite(v) else float(v) for v in a.tolist()]

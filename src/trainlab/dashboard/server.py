@@ -1,0 +1,173 @@
+"""The dashboard's web server: the JSON API, the pictures under DIR and the static front-end.
+
+Only GET (and HEAD) routes exist, so nothing can change a file. `/files/<name>` serves pictures
+and text records from under DIR only (trainlab.dashboard.files.inside); the page is one HTML
+file whose script draws the route it is opened on (home, run, compare, study).
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import math
+import socket
+import threading
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from trainlab.dashboard.files import OutsideRoot, inside
+from trainlab.dashboard.runs import RunReader, is_run
+from trainlab.dashboard.studies import StudyReader
+from trainlab.errors import UserError
+
+STATIC = Path(__file__).parent / "static"
+SERVED_FILES = {
+    ".png": "image/png",
+    ".svg": "image/svg+xml",
+    ".jpg": "image/jpeg",
+    ".yaml": "text/plain; charset=utf-8",
+    ".json": "application/json",
+    ".jsonl": "text/plain; charset=utf-8",
+    ".csv": "text/plain; charset=utf-8",
+}
+NO_STORE = {"Cache-Control": "no-store"}
+
+
+def _clean(obj: Any) -> Any:
+    """JSON has no NaN or infinity: they become null."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {str(k): _clean(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_clean(v) for v in obj]
+    return obj
+
+
+def _json(obj: Any, status: int = 200) -> Response:
+    body = json.dumps(_clean(obj), separators=(",", ":"), allow_nan=False)
+    return Response(body, status, headers=NO_STORE, media_type="application/json")
+
+
+def _error(status: int, message: str) -> Response:
+    return JSONResponse({"error": message}, status, headers=NO_STORE)
+
+
+def create_app(root: str | Path) -> Starlette:
+    """The dashboard over `root` (a runs directory)."""
+    root = Path(root)
+    runs, studies = RunReader(root), StudyReader(root)
+
+    def api_runs(request: Request) -> Response:
+        return _json(runs.index())
+
+    def api_run(request: Request) -> Response:
+        try:
+            path = inside(root, request.path_params["name"])
+        except OutsideRoot:
+            return _error(403, "outside the served directory")
+        if not is_run(path):
+            return _error(404, "no run of that name")
+        return _json(runs.detail(path))
+
+    def api_studies(request: Request) -> Response:
+        return _json(studies.index())
+
+    def api_study(request: Request) -> Response:
+        found = studies.detail(request.path_params["name"])
+        return _error(404, "no study of that name") if found is None else _json(found)
+
+    def files(request: Request) -> Response:
+        try:
+            path = inside(root, request.path_params["name"])
+        except OutsideRoot:
+            return _error(403, "outside the served directory")
+        if path.suffix not in SERVED_FILES or not path.is_file():
+            return _error(404, "no such picture or record")
+        return FileResponse(path, media_type=SERVED_FILES[path.suffix], headers=NO_STORE)
+
+    def page(request: Request) -> Response:
+        return FileResponse(STATIC / "index.html", headers=NO_STORE)
+
+    return Starlette(
+        routes=[
+            Route("/api/runs", api_runs),
+            Route("/api/runs/{name:path}", api_run),
+            Route("/api/studies", api_studies),
+            Route("/api/studies/{name:path}", api_study),
+            Route("/files/{name:path}", files),
+            Mount("/static", StaticFiles(directory=STATIC), name="static"),
+            Route("/", page),
+            Route("/compare", page),
+            Route("/run/{name:path}", page),
+            Route("/study/{name:path}", page),
+        ]
+    )
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """The listening socket; a port in use or a host that cannot be bound is one line."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise UserError(f"--port: {port} is in use on {host}; choose another --port") from None
+        raise UserError(f"--host: cannot listen on {host}:{port} ({exc.strerror})") from None
+    sock.listen(128)
+    sock.set_inheritable(True)
+    return sock
+
+
+def check_root(root: str | Path) -> Path:
+    root = Path(root)
+    if not root.is_dir():
+        raise UserError(
+            f"DIR: {root} is not a directory; give the runs directory (default runs/, made by "
+            "trainlab train and trainlab search)"
+        )
+    return root
+
+
+class Dashboard:
+    """A dashboard server on a bound socket: `run()` serves until stopped (Ctrl-C), `start()`
+    serves in a thread (tests, notebooks) and `stop()` ends it."""
+
+    def __init__(self, root: str | Path, host: str = "127.0.0.1", port: int = 8050) -> None:
+        self.root = check_root(root)
+        self.socket = bind(host, port)
+        self.host, self.port = host, self.socket.getsockname()[1]
+        config = uvicorn.Config(create_app(self.root), log_level="warning", access_log=False)
+        self.server = uvicorn.Server(config)
+        self.thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}/"
+
+    def run(self) -> None:
+        self.server.run(sockets=[self.socket])
+
+    def start(self) -> Dashboard:
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+        while not self.server.started and self.thread.is_alive():
+            self.thread.join(0.02)
+        return self
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        if self.thread is not None:
+            self.thread.join(10)
+        self.socket.close()
