@@ -3,7 +3,8 @@
 `--mode linear` trains the new last layer only (by default with L-BFGS on cached features, l2
 chosen on validation; `--solver optim` uses the config's optimizer); `--mode finetune` also trains
 the last N blocks (`--unfreeze N|all`) with the learning rate times `--lr-mult`. `--list-blocks`
-shows the blocks.
+shows the blocks. A plugin model's blocks are its top-level children and its head is its last
+nn.Linear, or the module `--head NAME` names.
 """
 
 from __future__ import annotations
@@ -18,14 +19,16 @@ from trainlab.experiments.transfer import (
     setup_transfer,
     train_transfer,
 )
+from trainlab.experiments.transfer.surgery import blocks_of, head_name, is_plugin_model
 from trainlab.train.rundir import default_run_dir
 
 
-def print_blocks(source: str, as_json: bool) -> int:
+def print_blocks(source: str, as_json: bool, head: str | None = None) -> int:
     from rich.table import Table
 
     pre = load_pretrained(source)
-    rows = list_blocks(pre)
+    rows = list_blocks(pre, head)
+    blocks = len(blocks_of(pre.model))
     m = pre.config.model
     table = Table(
         title=f"{m.kind} from {source}: input {tuple(pre.input_shape)}, {pre.num_classes} classes",
@@ -44,14 +47,16 @@ def print_blocks(source: str, as_json: bool) -> int:
             r["name"],
             r["layers"],
             f"{r['parameters']:,}",
-            "x".join(str(d) for d in r["output_shape"]),
+            "x".join(str(d) for d in r["output_shape"]) if r["output_shape"] else "-",
             r["unfreeze"],
         )
     c = console(as_json)
     c.print(table)
+    plugin = is_plugin_model(pre.model)
     c.print(
-        f"{len(pre.model.blocks)} blocks; --mode linear trains fc only, --mode finetune "
-        "--unfreeze N also the last N blocks (all: the stem too)",
+        f"{blocks} blocks; --mode linear trains the new head "
+        f"({head_name(pre.model, head)}) only, --mode finetune --unfreeze N also the last N "
+        f"blocks{' (top-level children)' if plugin else ' (all: the stem too)'}",
         highlight=False,
     )
     if as_json:
@@ -61,7 +66,8 @@ def print_blocks(source: str, as_json: bool) -> int:
                 "model": m.model_dump(mode="json"),
                 "input_shape": list(pre.input_shape),
                 "num_classes": pre.num_classes,
-                "blocks": len(pre.model.blocks),
+                "blocks": blocks,
+                "head": head_name(pre.model, head),
                 "parts": rows,
             }
         )
@@ -72,7 +78,7 @@ def cmd_transfer(args: argparse.Namespace) -> int:
     if args.list_blocks:
         if args.config:
             raise UserError("--list-blocks: shows the pretrained network only; drop CONFIG")
-        return print_blocks(args.source, args.json)
+        return print_blocks(args.source, args.json, args.head)
     if not args.config:
         raise UserError(
             "CONFIG: the experiment config of the new data is needed (or --list-blocks)"
@@ -91,10 +97,11 @@ def cmd_transfer(args: argparse.Namespace) -> int:
         normalize=args.normalize,
         overrides=args.set,
         solver=args.solver,
+        head=args.head,
     )
     info, c = setup.info, console(args.json)
     what = (
-        "the new head (fc)"
+        f"the new head ({info.get('head', 'fc')})"
         if mode == "linear"
         else (
             f"{', '.join(info['trainable'])} "
@@ -182,6 +189,13 @@ def add_parser(sub) -> None:  # noqa: ANN001
     )
     p.add_argument(
         "--list-blocks", action="store_true", help="show the pretrained network's blocks and exit"
+    )
+    p.add_argument(
+        "--head",
+        default=None,
+        metavar="NAME",
+        help="plugin models: the nn.Linear replaced by the new head, a dotted module name "
+        "(default: the model's last nn.Linear)",
     )
     p.add_argument(
         "--set",

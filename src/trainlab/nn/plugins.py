@@ -61,10 +61,14 @@ def call_factory(
 
 
 def check_output(
-    model: nn.Module, name: str, input_shape: tuple[int, ...], num_classes: int
+    model: nn.Module,
+    name: str,
+    input_shape: tuple[int, ...],
+    num_classes: int,
+    field: str = "model.kind",
 ) -> None:
     """A dry forward pass on a batch of two zeros (eval mode, no gradients, on the CPU): the
-    logits must be (2, num_classes). The model's training mode is left as it was."""
+    logits must be (2, num_classes); a mistake names `field`. The training mode is kept."""
     was_training = model.training
     model.eval()
     try:
@@ -72,19 +76,19 @@ def check_output(
             out = model(torch.zeros((2, *input_shape)))
     except Exception as err:
         raise UserError(
-            f"model.kind: {name}'s model fails on a batch of shape {(2, *input_shape)}: "
+            f"{field}: {name}'s model fails on a batch of shape {(2, *input_shape)}: "
             f"{first_line(err)}"
         ) from None
     finally:
         model.train(was_training)
     if not isinstance(out, torch.Tensor):
         raise UserError(
-            f"model.kind: {name}'s model returns a {type(out).__name__}; it must return a "
+            f"{field}: {name}'s model returns a {type(out).__name__}; it must return a "
             f"tensor of logits (N, {num_classes})"
         )
     if tuple(out.shape) != (2, num_classes):
         raise UserError(
-            f"model.kind: {name} returns logits of shape {tuple(out.shape)} for {num_classes} "
+            f"{field}: {name} returns logits of shape {tuple(out.shape)} for {num_classes} "
             f"classes; expected (2, {num_classes})"
         )
 

@@ -8,12 +8,13 @@ new data's classes, and then
   full learning rate. `unfreeze="all"` trains every block and the stem: the whole network.
 
 A block is one entry of `Net.blocks`: one hidden layer of the MLP, one conv stage of the CNN, one
-residual block of the ResNet (`list_blocks` shows them). Inputs are normalized with the pretrained
-run's statistics by default, as with any pretrained network: its first layer expects inputs on
-that scale. Frozen batch-norm layers run in evaluation mode while the rest trains: they normalize
-with their running statistics and never update them (keras-team/keras#9965: a frozen BN layer in
-training mode normalizes with batch statistics, so the head learns on features that evaluation
-never produces).
+residual block of the ResNet (`list_blocks` shows them). A plugin model's blocks are its
+top-level children and its head is its last nn.Linear (or the module `head` names). Inputs are
+normalized with the pretrained run's statistics by default, as with any pretrained network: its
+first layer expects inputs on that scale. Frozen batch-norm layers run in evaluation mode while
+the rest trains: they normalize with their running statistics and never update them
+(keras-team/keras#9965: a frozen BN layer in training mode normalizes with batch statistics, so
+the head learns on features that evaluation never produces).
 
 Linear mode fits the head on cached features. The frozen body runs in evaluation mode, so it is
 a fixed function: its features (after global average pooling) are computed once for the
@@ -39,6 +40,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from torch import nn
+
 from trainlab.config import ExperimentConfig, read_yaml, validate
 from trainlab.data import Splits, prepare
 from trainlab.errors import UserError
@@ -51,8 +54,15 @@ from trainlab.experiments.transfer.head import (
     resolve_solver,
 )
 from trainlab.experiments.transfer.pretrained import load_pretrained
-from trainlab.experiments.transfer.surgery import freeze, new_head, parse_unfreeze
-from trainlab.nn.models import Net
+from trainlab.experiments.transfer.surgery import (
+    blocks_of,
+    freeze,
+    head_name,
+    is_plugin_model,
+    new_head,
+    parse_unfreeze,
+)
+from trainlab.nn.plugins import check_output
 from trainlab.optim import FULL_BATCH
 from trainlab.train.build import pick_device
 from trainlab.train.rundir import default_run_dir, load_checkpoint
@@ -116,10 +126,11 @@ class TransferSetup:
 
     config: ExperimentConfig
     splits: Splits
-    model: Net
+    model: nn.Module
     lr_mult: dict[str, float] | None
     info: dict[str, Any]  # mode, unfrozen_blocks, from, hint, ... (added to the result)
     settings: dict[str, Any] = field(default_factory=dict)  # what --resume must repeat
+    search_dirs: tuple[str, ...] = ()  # where plugins are looked up (recorded in plugins.json)
 
 
 def _user_set_model(config: Any, overrides: Sequence[str]) -> bool:
@@ -158,12 +169,14 @@ def setup_transfer(
     normalize: str = "pretrained",
     overrides: Sequence[str] = (),
     solver: str | None = None,
+    head: str | None = None,
 ) -> TransferSetup:
     """Load the pretrained run and the new data, check they fit, build the model to train.
 
     Linear mode (see the module docstring) caches the frozen body's features when it can: the
     setup's splits then hold features and its model is a `HeadOnFeatures`; with the lbfgs solver
-    its config is `lbfgs_config` with the l2 chosen on validation."""
+    its config is `lbfgs_config` with the l2 chosen on validation. A plugin model's head (its
+    last nn.Linear, or `head`) trains through the frozen body with the config's optimizer."""
     if mode not in MODES:
         raise UserError(f"--mode: must be one of {', '.join(MODES)}, got {mode!r}")
     if normalize not in NORMALIZE:
@@ -179,12 +192,19 @@ def setup_transfer(
     if lr_mult is not None and not 0 < lr_mult <= 10:
         raise UserError(f"--lr-mult: must be in (0, 10], got {lr_mult}")
     pre = load_pretrained(source)
+    plugin = is_plugin_model(pre.model)
+    head = head_name(pre.model, head)
     cfg = as_config(config, overrides)
     notes = []
     if _user_set_model(config, overrides):
+        described = (
+            f"{pre.config.model.kind}, args {pre.config.model.args}"
+            if plugin
+            else f"{pre.config.model.kind}, width {pre.config.model.width}, depth "
+            f"{pre.config.model.depth}"
+        )
         notes.append(
-            f"model: taken from the pretrained run ({pre.config.model.kind}, width "
-            f"{pre.config.model.width}, depth {pre.config.model.depth}); the config's "
+            f"model: taken from the pretrained run ({described}); the config's "
             "model settings are not used"
         )
     # the network is the pretrained one: its config is what the run directory records
@@ -193,8 +213,15 @@ def setup_transfer(
     )
     # linear mode: how the head is fitted (checked before any data is loaded)
     name, cached, note = resolve_solver(solver, cfg) if mode == "linear" else (None, False, None)
+    if plugin and mode == "linear":
+        if solver == "lbfgs":
+            raise UserError(
+                "--solver: lbfgs fits the head on cached features of a trainlab model; a "
+                "plugin model's head trains through the frozen body: use --solver optim"
+            )
+        name, cached, note = "optim", False, None
     notes += [note] if note else []
-    k = len(pre.model.blocks)
+    k = len(blocks_of(pre.model))
     n_unfrozen, whole = (0, False) if mode == "linear" else parse_unfreeze(unfreeze, k)
     mult = None if mode == "linear" else (DEFAULT_LR_MULT if lr_mult is None else lr_mult)
     if mode == "finetune" and cfg.optim.name in FULL_BATCH and mult != 1.0 and n_unfrozen:
@@ -202,7 +229,15 @@ def setup_transfer(
             f"--lr-mult: {cfg.optim.name} takes one step over all parameters at once "
             "(no param groups); use a minibatch optimizer or --lr-mult 1"
         )
-    splits = prepare(cfg.data)
+    dirs = tuple(
+        dict.fromkeys(
+            [
+                *pre.run.search_dirs,
+                *([str(Path(config).resolve().parent)] if isinstance(config, (str, Path)) else []),
+            ]
+        )
+    )
+    splits = prepare(cfg.data, search_dirs=dirs)
     check_input_shape(splits.input_shape, pre.input_shape, splits.kind)
     ratio = float((splits.normalizer.std / pre.normalizer.std).mean())
     if normalize == "pretrained":
@@ -213,22 +248,27 @@ def setup_transfer(
                 "off-scale: rescale them or use --normalize new"
             )
         splits = splits.renormalized(pre.normalizer)
-    model = new_head(pre.model, splits.num_classes, cfg.train.seed)
-    trainable = freeze(model, n_unfrozen, stem=whole)
-    lr_map = None if mult is None else {f"{name}.": mult for name in trainable if name != "fc"}
-    head: dict[str, Any] = {}
+    model = new_head(pre.model, splits.num_classes, cfg.train.seed, head)
+    if plugin:  # the new head must give the logits
+        what = f"{pre.config.model.kind} with a new head {head}"
+        check_output(model, what, pre.input_shape, splits.num_classes, "--head")
+    trainable = freeze(model, n_unfrozen, stem=whole, head=head)
+    lr_map = None
+    if mult is not None:  # the last matching prefix wins: the head keeps the full lr
+        lr_map = {f"{part}.": mult for part in trainable if part != head} | {f"{head}.": 1.0}
+    head_info: dict[str, Any] = {}
     if mode == "linear":
-        head = {"solver": name, "cached_features": cached}
+        head_info = {"solver": name, "cached_features": cached}
         if cached:
             start = time.perf_counter()
             splits = cache_features(model, splits, pick_device(cfg.train.device))
-            head["features_seconds"] = round(time.perf_counter() - start, 3)
+            head_info["features_seconds"] = round(time.perf_counter() - start, 3)
             model = HeadOnFeatures(model, dropout=name != "lbfgs")
         if name == "lbfgs":
             start = time.perf_counter()
             l2, sweep = choose_l2(model, splits, cfg)
             cfg = lbfgs_config(cfg, l2)
-            head.update(
+            head_info.update(
                 {
                     "l2": l2,
                     "l2_search": sweep,
@@ -242,7 +282,8 @@ def setup_transfer(
         "stem": whole,
         "lr_mult": mult,
         "normalize": normalize,
-        "solver": head.get("solver"),
+        "solver": head_info.get("solver"),
+        **({"head": head} if plugin else {}),
     }
     info = {
         "mode": mode,
@@ -255,9 +296,10 @@ def setup_transfer(
         "normalize": normalize,
         "hint": hint(splits.rarest_class_count()),
         "notes": notes,
-        **head,
+        **({"head": head} if plugin else {}),
+        **head_info,
     }
-    return TransferSetup(cfg, splits, model, lr_map, info, settings)
+    return TransferSetup(cfg, splits, model, lr_map, info, settings, dirs)
 
 
 class TransferRecord(Callback):
@@ -313,6 +355,7 @@ def transfer(
     callbacks: Sequence[Callback] = (),
     curves: bool = True,
     solver: str | None = None,
+    head: str | None = None,
 ) -> Result:
     """Transfer the network of the run in `source` to the data of `config` and train it (the
     Python API of `trainlab transfer`); the result carries mode, unfrozen_blocks, from, hint."""
@@ -325,6 +368,7 @@ def transfer(
         normalize=normalize,
         overrides=overrides,
         solver=solver,
+        head=head,
     )
     if out is None:
         out = default_run_dir(config if isinstance(config, (str, Path)) else None)
@@ -352,4 +396,5 @@ def train_transfer(
         model=setup.model,
         lr_mult=setup.lr_mult,
         curves=curves,
+        search_dirs=setup.search_dirs,
     )

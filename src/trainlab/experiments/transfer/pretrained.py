@@ -13,6 +13,7 @@ from torch import nn
 from trainlab.config import ExperimentConfig
 from trainlab.data import Normalizer
 from trainlab.errors import UserError
+from trainlab.experiments.transfer.surgery import head_name
 from trainlab.nn.models import Net, build_model
 from trainlab.train.run import Run, load_run
 from trainlab.train.rundir import load_checkpoint
@@ -23,7 +24,7 @@ class Pretrained:
     """A trained run's network (best weights), the input shape and statistics it was trained on."""
 
     run: Run
-    model: Net
+    model: nn.Module  # a trainlab Net or the user's plugin model
     input_shape: tuple[int, ...]
     num_classes: int
     normalizer: Normalizer
@@ -51,10 +52,17 @@ def load_pretrained(path: str | Path) -> Pretrained:
         )
     shape, classes = tuple(int(d) for d in ckpt["input_shape"]), int(ckpt["num_classes"])
     try:
-        model = build_model(config.model, shape, classes)
+        model = build_model(config.model, shape, classes, run.search_dirs)
         model.load_state_dict(ckpt["model"])
         normalizer = Normalizer.from_state(ckpt["normalizer"])
-    except (RuntimeError, KeyError, TypeError, UserError) as err:
+    except UserError as err:
+        if str(err).startswith("model.kind:"):  # the plugin cannot be rebuilt: its own line
+            raise UserError(f"--from: {p}: {err}") from None
+        raise UserError(
+            f"--from: {p / 'best.pt'} does not fit the model in its config.yaml "
+            f"({str(err).splitlines()[0]})"
+        ) from None
+    except (RuntimeError, KeyError, TypeError) as err:
         raise UserError(
             f"--from: {p / 'best.pt'} does not fit the model in its config.yaml "
             f"({str(err).splitlines()[0]})"
@@ -95,9 +103,37 @@ def _describe(module: nn.Module) -> str:
     return ", ".join(parts) or "-"
 
 
-def list_blocks(pre: Pretrained) -> list[dict[str, Any]]:
+def list_plugin_blocks(pre: Pretrained, head: str | None = None) -> list[dict[str, Any]]:
+    """The top-level children of a plugin model (what `--unfreeze N` counts from the end): type,
+    layers, parameters and the smallest `--unfreeze` that trains it; the head is marked."""
+    replaced = head_name(pre.model, head)
+    children = list(pre.model.named_children())
+    rows = []
+    for i, (name, child) in enumerate(children):
+        inside = replaced == name or replaced.startswith(f"{name}.")
+        layers = _describe(child)
+        if any(True for _ in child.children()) or layers == "-":
+            layers = type(child).__name__ + ("" if layers == "-" else f": {layers}")
+        rows.append(
+            {
+                "name": name,
+                "index": i,
+                "type": type(child).__name__,
+                "layers": layers + (f" (head {replaced} replaced)" if inside else ""),
+                "parameters": sum(p.numel() for p in child.parameters()),
+                "output_shape": None,
+                "unfreeze": str(len(children) - i),
+            }
+        )
+    return rows
+
+
+def list_blocks(pre: Pretrained, head: str | None = None) -> list[dict[str, Any]]:
     """The stem, the blocks and the head of a pretrained network: layers, parameters, the shape of
-    what each produces for one example, and the smallest `--unfreeze` that trains it."""
+    what each produces for one example, and the smallest `--unfreeze` that trains it (of a plugin
+    model: its top-level children, list_plugin_blocks)."""
+    if not isinstance(pre.model, Net):
+        return list_plugin_blocks(pre, head)
     model, k = pre.model, len(pre.model.blocks)
     x = torch.zeros((2, *pre.input_shape))
     rows = []
