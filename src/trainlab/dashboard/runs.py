@@ -15,10 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import yaml
 
 from trainlab.dashboard.files import FileCache, read_json, read_jsonl, read_text, relative_name
 from trainlab.dashboard.liveness import held_flock_inodes, lock_held, recently_changed
-from trainlab.report.advice import ADVICE_CODES
+from trainlab.report.advice import UPDATE_RATIO_FAR, UPDATE_RATIO_TARGET
 from trainlab.smoothing import smooth
 
 MAX_POINTS = 2000  # points of a downsampled step curve (two per bucket)
@@ -150,8 +151,13 @@ class RunReader:
             "steps": self.steps(path),
             "result": result,
             "advice_all": (result or {}).get("advice", []),
-            "advice_codes": list(ADVICE_CODES),
+            "update_ratio_band": [
+                UPDATE_RATIO_TARGET / UPDATE_RATIO_FAR,
+                UPDATE_RATIO_TARGET,
+                UPDATE_RATIO_TARGET * UPDATE_RATIO_FAR,
+            ],
             "config": self.cache.get(path / "config.yaml", read_text, ""),
+            "config_values": flatten(self.cache.get(path / "config.yaml", read_yaml, None) or {}),
             "pictures": self.pictures(path),
             "members": members,
             "averaged": averaged,
@@ -165,6 +171,21 @@ class RunReader:
             for p in sorted(path.iterdir())
             if p.is_file() and p.suffix in PICTURES
         ]
+
+
+def read_yaml(path: Path) -> Any:
+    return yaml.safe_load(path.read_text())
+
+
+def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """{"optim": {"lr": 0.1}} -> {"optim.lr": 0.1}: what compare's differences table lists."""
+    out: dict[str, Any] = {}
+    for key, value in tree.items():
+        if isinstance(value, dict) and value:
+            out.update(flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
 
 
 def _mtime(path: Path) -> float | None:
