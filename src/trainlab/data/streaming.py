@@ -114,7 +114,10 @@ class CheckedDataset(Dataset):
         return len(self.dataset)
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int] | str:
-        where = f"{self.what} example {i}"
+        ds, index = self.dataset, i
+        while isinstance(ds, Subset):  # name the index in the user's own Dataset
+            ds, index = ds.dataset, ds.indices[index]
+        where = f"{self.what} example {index}"
         try:
             return as_example(self.dataset[i], where, self.shape)
         except UserError as err:
@@ -206,6 +209,15 @@ class StreamSplit:
             self._loaders[key] = (loader, order)
         return self._loaders[key]
 
+    def close(self) -> None:
+        """Stop the kept loaders' worker processes now (after a mistake in the data, rather
+        than at interpreter exit)."""
+        for loader, _ in self._loaders.values():
+            running = getattr(loader, "_iterator", None)
+            if running is not None and hasattr(running, "_shutdown_workers"):
+                running._shutdown_workers()
+        self._loaders.clear()
+
     def batches(
         self, batch_size: int, generator: torch.Generator | None = None, min_size: int = 1
     ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
@@ -223,11 +235,13 @@ class StreamSplit:
             batches = iter(loader)
         for i, batch in enumerate(batches):
             if isinstance(batch, str):
+                self.close()
                 raise UserError(batch)
             if n - i * batch_size < min_size:
                 return
             x, y = (t.to(self.device, non_blocking=True) for t in batch)
             if self.num_classes is not None and len(y) and int(y.max()) >= self.num_classes:
+                self.close()
                 raise UserError(
                     f"{self.what}: label {int(y.max())} in batch {i}, but the data has "
                     f"{self.num_classes} classes (labels seen in the statistics sample, or the "
