@@ -32,8 +32,22 @@ def inside(root: Path, name: str) -> Path:
 
 
 def relative_name(root: Path, path: Path) -> str:
-    """The name a run or file has in URLs: its path under root, with `/`."""
-    return path.resolve().relative_to(root.resolve()).as_posix()
+    """The name a run or file has in URLs: its path under root, with `/` (ValueError when it
+    is not under root)."""
+    return Path(os.path.abspath(path)).relative_to(os.path.abspath(root)).as_posix()
+
+
+def served_files(root: Path, directory: Path, suffixes: tuple[str, ...]) -> list[str]:
+    """Names of the files in `directory` with these suffixes that `inside` would serve."""
+    names = []
+    for p in sorted(directory.glob("*")):
+        if p.suffix not in suffixes or not p.is_file():
+            continue
+        try:
+            names.append(relative_name(root, inside(root, relative_name(root, p))))
+        except (OutsideRoot, ValueError):
+            continue  # a symlink out of DIR, or a folder outside it: never offered
+    return names
 
 
 def stat_key(path: Path) -> tuple[int, int] | None:

@@ -17,7 +17,14 @@ from typing import Any
 import numpy as np
 import yaml
 
-from trainlab.dashboard.files import FileCache, read_json, read_jsonl, read_text, relative_name
+from trainlab.dashboard.files import (
+    FileCache,
+    read_json,
+    read_jsonl,
+    read_text,
+    relative_name,
+    served_files,
+)
 from trainlab.dashboard.liveness import held_flock_inodes, lock_held, recently_changed
 from trainlab.report.advice import UPDATE_RATIO_FAR, UPDATE_RATIO_TARGET
 from trainlab.smoothing import smooth
@@ -166,11 +173,7 @@ class RunReader:
 
     def pictures(self, path: Path) -> list[str]:
         """The images a run or command left in the run directory (curves, landscapes, lr-find)."""
-        return [
-            relative_name(self.root, p)
-            for p in sorted(path.iterdir())
-            if p.is_file() and p.suffix in PICTURES
-        ]
+        return served_files(self.root, path, PICTURES)
 
 
 def read_yaml(path: Path) -> Any:

@@ -18,7 +18,7 @@ import optuna
 from optuna.storages import RDBStorage
 from optuna.study import Study
 
-from trainlab.dashboard.files import FileCache, read_text, relative_name
+from trainlab.dashboard.files import FileCache, read_text, relative_name, served_files
 from trainlab.dashboard.liveness import held_flock_inodes, lock_held
 from trainlab.search import study as studies
 from trainlab.search.samplers import BLOCK_ATTR, ROUND_ATTR, boxes
@@ -180,9 +180,5 @@ class StudyReader:
                 "params": studies.trial_params(best, space),
             },
             "best_yaml": best_yaml,
-            "pictures": [
-                relative_name(self.root, p)
-                for p in sorted(directory.glob("*"))
-                if shown and p.is_file() and p.suffix in PICTURES
-            ],
+            "pictures": served_files(self.root, directory, PICTURES) if shown else [],
         }
