@@ -114,7 +114,8 @@ def freeze(model: nn.Module, unfreeze: int, stem: bool = False, head: str = "fc"
             p.requires_grad_(False)
     if not is_plugin_model(model):
         trainable.sort(key=lambda n: -1 if n == "stem" else int(n.split(".")[1]))
-    return trainable + ([] if head in trainable else [head])
+    inside = any(head == part or head.startswith(f"{part}.") for part in trainable)
+    return trainable + ([] if inside else [head])
 
 
 def new_head(model: nn.Module, num_classes: int, seed: int, head: str = "fc") -> nn.Module:
