@@ -1,0 +1,150 @@
+"""The dashboard in a real browser (Playwright driving Debian's Chromium): the home page lists a
+finished run and a study, a run started during the test appears and its chart gains epochs
+while the test watches, compare overlays two runs, the study page draws its parameter plots.
+
+Screenshots go to test-artifacts/dashboard/ (and to docs/img/ with TRAINLAB_DOCS_IMG=1).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+if not os.path.exists(CHROMIUM):
+    pytest.skip("no Chromium: apt-get install chromium", allow_module_level=True)
+sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright")
+
+from trainlab import train  # noqa: E402
+from trainlab.cli import main  # noqa: E402
+from trainlab.dashboard.server import Dashboard  # noqa: E402
+from trainlab.train import Callback  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+ARTIFACTS = REPO / "test-artifacts" / "dashboard"
+DOCS_IMG = REPO / "docs" / "img"
+
+
+class Slow(Callback):
+    """Spaces the epochs out so the test can watch them arrive."""
+
+    def on_epoch_end(self, trainer, record):  # noqa: ANN001, ANN201
+        time.sleep(0.6)
+
+
+def shot(page, name: str) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"dashboard-{name}.png"), full_page=True)
+    if os.environ.get("TRAINLAB_DOCS_IMG") == "1":
+        page.screenshot(path=str(DOCS_IMG / f"dashboard-{name}.png"), full_page=True)
+
+
+@pytest.fixture(scope="module")
+def board(tmp_path_factory):
+    root = tmp_path_factory.mktemp("browser") / "runs"
+    spirals = str(REPO / "examples" / "spirals-mlp.yaml")
+    assert main(["train", spirals, "--set", "train.epochs=3", "--out", str(root / "done")]) == 0
+    search = str(REPO / "examples" / "spirals-search.yaml")
+    args = ["search", search, "--trials", "4", "--set", "train.epochs=2"]
+    args += ["--storage", f"sqlite:///{root}/trainlab.db", "--out", str(root / "search" / "spi")]
+    assert main([*args, "--study", "spi"]) == 0
+    server = Dashboard(root, port=0).start()
+    yield server, root
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def page(board):
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        pg = browser.new_page(viewport={"width": 1280, "height": 900})
+        errors: list[str] = []
+        pg.on("pageerror", lambda e: errors.append(str(e)))
+        yield pg
+        browser.close()
+        assert errors == []
+
+
+def points(page, selector: str) -> int:
+    return int(page.get_attribute(selector, "data-points") or 0)
+
+
+def test_home_lists_the_finished_run_and_the_study(board, page):
+    server, _ = board
+    page.goto(server.url)
+    page.wait_for_selector('a[href="/run/done"]', timeout=10_000)
+    page.wait_for_selector('a[href="/study/spi"]', timeout=10_000)
+    assert "completed" in page.inner_text("#runs")
+    page.fill("#filter", "spi")
+    page.wait_for_function("!document.querySelector('a[href=\"/run/done\"]')", timeout=5000)
+    assert page.is_visible('a[href="/study/spi"]')
+    page.fill("#filter", "")
+    shot(page, "home")
+
+
+def test_a_run_started_now_appears_and_its_chart_gains_epochs(board, page):
+    server, root = board
+    spirals = REPO / "examples" / "spirals-mlp.yaml"
+    result: dict = {}
+
+    def run() -> None:
+        result["r"] = train(
+            spirals, out=root / "live", overrides=["train.epochs=8"], callbacks=[Slow()]
+        )
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    try:
+        page.goto(server.url)
+        page.wait_for_selector('a[href="/run/live"]', timeout=15_000)
+        page.click('a[href="/run/live"]')
+        page.wait_for_function(
+            "Number(document.querySelector('#acc-chart')?.dataset.points || 0) >= 1",
+            timeout=15_000,
+        )
+        assert "running" in page.inner_text("#status")
+        first = points(page, "#acc-chart")
+        assert thread.is_alive() and first < 8
+        t0 = time.monotonic()
+        page.wait_for_function(
+            f"Number(document.querySelector('#acc-chart').dataset.points) > {first}",
+            timeout=5_000,
+        )
+        assert time.monotonic() - t0 < 4.0  # an epoch every ~0.7 s, shown within 2 s
+        shot(page, "run")
+    finally:
+        thread.join()
+    page.wait_for_function(
+        "Number(document.querySelector('#acc-chart').dataset.points) == 8", timeout=10_000
+    )
+    page.wait_for_selector(".badge.completed", timeout=10_000)
+
+
+def test_compare_overlays_two_runs_and_lists_config_differences(board, page):
+    server, _ = board
+    page.goto(server.url + "compare?runs=done,live")
+    page.wait_for_selector("#diff-table", timeout=10_000)
+    legend = page.inner_text("#compare-val")
+    assert "done" in legend and "live" in legend
+    assert points(page, "#compare-val") == 8  # epochs 1..8 joined over both runs
+    assert "train.epochs" in page.inner_text("#diff-table")
+    shot(page, "compare")
+
+
+def test_study_page_draws_every_curve_and_the_parameter_plots(board, page):
+    server, _ = board
+    page.goto(server.url + "study/spi")
+    page.wait_for_selector("#params canvas", timeout=10_000)
+    canvases = page.query_selector_all("#params canvas")
+    assert len(canvases) == 5  # one per searched parameter of spirals-search.yaml
+    lr_points = int(canvases[0].get_attribute("data-points"))
+    assert 1 <= lr_points <= 4
+    assert points(page, "#caviar") >= 1
+    assert int(page.get_attribute("#pc svg", "data-lines")) >= 1
+    assert "best trial" in page.inner_text("#best")
+    shot(page, "study")
