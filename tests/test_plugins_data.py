@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 import yaml
 
 import trainlab
@@ -172,7 +173,7 @@ def test_streamed_resume_matches_and_workers_give_the_same_numbers(tmp_path, int
         "data": {"name": "h2_blobs:datasets", "args": {"n": 300}},
         "model": {"kind": "mlp", "width": 16, "depth": 1, "dropout": 0.2},
         "optim": {"name": "momentum", "lr": 0.05},
-        "train": {"epochs": 3, "batch_size": 32},
+        "train": {"epochs": 2, "batch_size": 32},
     }
     full = trainlab.train(cfg, out=tmp_path / "full", curves=False)
     with pytest.raises(KeyboardInterrupt):
@@ -301,7 +302,7 @@ def test_a_streamed_data_set_larger_than_memory_used(tmp_path):
     env = dict(os.environ, PYTHONPATH=str(ROOT / "examples" / "plugins"), OMP_NUM_THREADS="1")
     argv = [sys.executable, "-c", MEMORY_SCRIPT, "train", str(example), "--out"]
     argv += [str(tmp_path / "run"), "--set", "train.epochs=1", "--set", "train.threads=1"]
-    argv += ["--set", "data.loader.workers=0", "--set", "data.loader.stats_examples=512"]
+    argv += ["--set", "data.loader.workers=0"]  # one process: its peak is all the memory used
     done = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=300)
     line = [ln for ln in done.stdout.splitlines() if ln.startswith("PEAK_RSS_BYTES")]
     assert line, done.stderr[-2000:]
@@ -322,3 +323,17 @@ def test_transfer_onto_streamed_data(tmp_path, capsys, mode):
     argv = ["transfer", "--from", str(tmp_path / "pre"), str(pre), "--mode", mode]
     res = run_json([*argv, "--out", str(tmp_path / "new")], capsys)
     assert res["test_accuracy"] > 0.8
+
+
+@pytest.mark.parametrize(("kind", "shape"), [("vector", (5,)), ("image", (3, 4, 4))])
+def test_running_moments_match_the_in_memory_fit(kind, shape):
+    from trainlab.data.normalize import Normalizer, RunningMoments
+
+    gen = torch.Generator().manual_seed(0)
+    x = 1000.0 + 3.0 * torch.randn(700, *shape, generator=gen)  # a large mean, a small spread
+    moments = RunningMoments(kind)
+    for i in range(0, len(x), 256):
+        moments.update(x[i : i + 256])
+    got, want = moments.normalizer(), Normalizer.fit(x, kind)
+    assert torch.allclose(got.mean, want.mean, rtol=1e-6)
+    assert torch.allclose(got.std, want.std, rtol=1e-4)

@@ -9,6 +9,7 @@ label below num_classes) and normalized on the device with statistics of a bound
 from __future__ import annotations
 
 import contextlib
+import math
 import multiprocessing
 import sys
 from collections.abc import Iterator, Sequence
@@ -21,13 +22,23 @@ from torch.utils.data import DataLoader, Dataset, Sampler, Subset
 
 from trainlab.config import DataConfig
 from trainlab.data.checks import count_classes, require_finite
-from trainlab.data.normalize import Normalizer
+from trainlab.data.normalize import Normalizer, RunningMoments
 from trainlab.errors import UserError
 from trainlab.plugins import first_line
 
 KINDS = {1: "vector", 2: "signal", 3: "image"}  # dimensions of one example -> kind of input
 SPLIT_NAMES = ("train", "val", "test")
 STATS_BATCH = 256  # examples per read while drawing the statistics sample
+FIT_EXAMPLES = 1024  # of the sample kept in memory: augmenters that need fitting fit on them
+BATCH_BYTES = 64 << 20  # a streamed read that is not a training batch stays under this
+
+
+def bounded_batch(batch_size: int, shape: tuple[int, ...] | None) -> int:
+    """`batch_size`, made smaller where that many float32 examples of `shape` would take more
+    than BATCH_BYTES (evaluation and statistics reads of large examples)."""
+    if not shape:
+        return batch_size
+    return max(1, min(batch_size, BATCH_BYTES // (4 * math.prod(shape))))
 
 
 def split_indices(
@@ -265,8 +276,8 @@ class StreamedSplits:
     kind: str
     num_classes: int
     normalizer: Normalizer
-    sample: torch.Tensor  # the raw statistics sample (CPU): augmenters fit on it
-    sample_labels: torch.Tensor  # its labels
+    sample: torch.Tensor  # raw examples of the statistics sample (CPU): augmenters fit on them
+    sample_labels: torch.Tensor  # the labels of the whole statistics sample
 
     streamed = True
 
@@ -366,10 +377,15 @@ def stream_splits(
         len(train), size=min(loader.stats_examples, len(train)), replace=False
     )
     sample_split = split(Subset(train, np.sort(picked).tolist()), "train")
-    parts = list(sample_split.batches(STATS_BATCH))
-    x = torch.cat([b[0] for b in parts])
-    y = torch.cat([b[1] for b in parts]).numpy()
-    require_finite(x.numpy(), "the statistics sample", f"the train Dataset of {what}", what)
+    kind = KINDS[len(shape)]
+    moments, labels, kept = RunningMoments(kind), [], []
+    for x, y in sample_split.batches(bounded_batch(STATS_BATCH, shape)):
+        require_finite(x.numpy(), "the statistics sample", f"the train Dataset of {what}", what)
+        moments.update(x)
+        labels.append(y)
+        if sum(len(k) for k in kept) < FIT_EXAMPLES:
+            kept.append(x[: FIT_EXAMPLES - sum(len(k) for k in kept)])
+    y = torch.cat(labels).numpy()
     if declared is not None:
         if isinstance(declared, bool) or not isinstance(declared, (int, np.integer)):
             declared = None if declared is None else repr(declared)[:40]
@@ -385,13 +401,13 @@ def stream_splits(
             )
     else:
         num_classes = count_classes(y, [], what, relabelled=False)
-    kind = KINDS[len(shape)]
-    norm = Normalizer.fit(x, kind)
+    norm = moments.normalizer()
     out = {}
     for name, ds in (("train", train), ("val", val), ("test", test)):
         s = split(ds, name)
         s.normalizer, s.num_classes = norm, num_classes
         out[name] = s
+    sample = torch.cat(kept)
     return StreamedSplits(
-        out["train"], out["val"], out["test"], kind, num_classes, norm, x, torch.from_numpy(y)
+        out["train"], out["val"], out["test"], kind, num_classes, norm, sample, torch.from_numpy(y)
     )

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from trainlab.data.augment import parse_augment
-from trainlab.data.streaming import Split, TensorSplit
+from trainlab.data.streaming import Split, TensorSplit, bounded_batch
 from trainlab.data.tta import tta_predict
 
 EVAL_BATCH = 1024  # examples per forward pass at evaluation (no gradients, so large is cheap)
@@ -37,7 +37,7 @@ def predict_split(
     was_training = model.training
     model.eval()
     try:
-        parts = [(model(x), y) for x, y in split.batches(batch_size)]
+        parts = [(model(x), y) for x, y in split.batches(bounded_batch(batch_size, split.shape))]
     finally:
         model.train(was_training)
     if not parts:
@@ -87,7 +87,7 @@ def tta_accuracy_split(
     if isinstance(split, TensorSplit):
         return tta_accuracy(model, split.x, split.y, mode, augment, kind)
     right = total = 0.0
-    for x, y in split.batches(EVAL_BATCH):
+    for x, y in split.batches(bounded_batch(EVAL_BATCH, split.shape)):
         right += tta_accuracy(model, x, y, mode, augment, kind) * len(y)
         total += len(y)
     return right / total if total else float("nan")

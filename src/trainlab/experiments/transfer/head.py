@@ -12,7 +12,7 @@ from torch import nn
 
 from trainlab.config import ExperimentConfig, validate
 from trainlab.data import AnySplits, Splits
-from trainlab.data.streaming import Split, TensorSplit
+from trainlab.data.streaming import Split, TensorSplit, bounded_batch
 from trainlab.errors import UserError
 from trainlab.nn.models import Net
 from trainlab.optim import create
@@ -89,7 +89,8 @@ def encode_split(
     if isinstance(split, TensorSplit):
         return encode(model, split.x, device), split.y
     model.eval().to(device)
-    parts = [(model.features(x.to(device)).cpu(), y.cpu()) for x, y in split.batches(ENCODE_BATCH)]
+    batches = split.batches(bounded_batch(ENCODE_BATCH, split.shape))
+    parts = [(model.features(x.to(device)).cpu(), y.cpu()) for x, y in batches]
     if not parts:
         return torch.zeros((0, model.fc.in_features)), torch.zeros(0, dtype=torch.long)
     return torch.cat([f for f, _ in parts]), torch.cat([y for _, y in parts])
