@@ -18,6 +18,8 @@ import trainlab.data.images
 from trainlab.cli import main
 from trainlab.config import DataConfig
 from trainlab.data import StreamedSplits, prepare
+from trainlab.data.given import given_splits
+from trainlab.search.driver import search
 
 ROOT = Path(__file__).resolve().parent.parent
 PLUGIN = textwrap.dedent(
@@ -193,22 +195,37 @@ def test_python_api_data_objects_and_functions(tmp_path, capsys):
         import h2_blobs
     finally:
         sys.path.remove(os.getcwd())
-    cfg = {
-        "model": {"kind": "mlp", "width": 16, "depth": 1},
-        "train": {"epochs": 4, "batch_size": 32},
-    }
-    cfg["optim"] = {"name": "adam", "lr": 1e-2}
+    cfg = {"model": {"kind": "mlp", "width": 16, "depth": 1}, "optim": {"name": "adam", "lr": 1e-2}}
+    cfg["train"] = {"epochs": 4, "batch_size": 32}
+    cfg["data"] = {"args": {"n": 240}}  # the function's arguments, beside data=
     by_fn = trainlab.train(cfg, out=tmp_path / "fn", data=h2_blobs.arrays, curves=False)
-    saved = yaml.safe_load((tmp_path / "fn/config.yaml").read_text())
-    assert saved["data"]["name"] == "h2_blobs:arrays"
-    assert run_json(["eval", str(tmp_path / "fn")], capsys)["accuracy"] == by_fn.test_accuracy
+    saved = yaml.safe_load((tmp_path / "fn/config.yaml").read_text())["data"]
+    assert saved["name"] == "h2_blobs:arrays" and saved["args"] == {"n": 240}
+    ev = run_json(["eval", str(tmp_path / "fn")], capsys)
+    assert ev["accuracy"] == by_fn.test_accuracy and ev["examples"] == 48  # 0.2 of 240
+    del cfg["data"]
     obj = trainlab.train(cfg, out=tmp_path / "obj", data=h2_blobs.datasets(), curves=False)
     assert obj.test_accuracy > 0.8
     assert main(["eval", str(tmp_path / "obj")]) == 2
-    err = error_line(capsys)
-    assert "cannot be rebuilt" in err
+    assert "cannot be rebuilt" in error_line(capsys)
     tup = trainlab.train(cfg, out=tmp_path / "tup", data=h2_blobs.arrays(200), curves=False)
     assert tup.test_accuracy > 0.8
+    given = h2_blobs.arrays(300)
+    val = h2_blobs.arrays(50, seed=1)
+    splits = given_splits(DataConfig(), {"train": given, "val": val})  # in memory, val kept
+    assert not splits.streamed and len(splits.y_val) == 50 and len(splits.y_test) == 60
+    run = trainlab.train(cfg, out=tmp_path / "map", data={"train": given, "val": val}, curves=False)
+    assert run.val_accuracy > 0.8
+    cfg["search"] = {
+        "strategy": "random",
+        "trials": 2,
+        "space": {"data.args.n": "choice([150, 200])"},
+    }
+    store = f"sqlite:///{tmp_path}/s.db"
+    found = search(cfg, data=h2_blobs.arrays, out=str(tmp_path / "study"), storage=store)
+    assert found.trials["complete"] == 2
+    with pytest.raises(ValueError, match="import the data by name"):
+        search(cfg, data=lambda: given, out=str(tmp_path / "s2"), storage=store)
 
 
 def test_search_over_a_data_plugin(tmp_path, capsys):

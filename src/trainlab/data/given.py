@@ -1,4 +1,5 @@
-"""Data handed to `trainlab.train(config, data=...)` directly, and how the run records it.
+"""Data handed over in Python, `trainlab.train(config, data=...)` or `trainlab.search(config,
+data=...)`, and the data.name its run records.
 
 A function importable by name is recorded as data.name `module:qualname` (with data.args), so
 `eval`, `ensemble` and `--resume` rebuild the data from the run directory alone. Anything else
@@ -8,26 +9,51 @@ run's data back says in one line that it cannot be rebuilt.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from torch.utils.data import Dataset
 
-from trainlab.config import ExperimentConfig, validate
+from trainlab.config import DataConfig
 from trainlab.data.dataset import AnySplits, prepare
 from trainlab.data.plugins import call_data_function, from_object, import_dirs_of
+from trainlab.errors import UserError
 from trainlab.plugins import UNIMPORTABLE, import_path_of
 
 
-def given_data(cfg: ExperimentConfig, data: Any) -> tuple[ExperimentConfig, AnySplits]:
-    """(the config with data.name naming `data`, the splits built from it)."""
-    if callable(data) and not isinstance(data, Dataset):
+def _is_function(data: Any) -> bool:
+    return callable(data) and not isinstance(data, Dataset)
+
+
+def data_name(data: Any) -> str:
+    """The data.name a run trained on `data` records: its import path, or python-object:..."""
+    if _is_function(data):
         path = import_path_of(data)
-        name = path or f"{UNIMPORTABLE}:{getattr(data, '__qualname__', 'function')}"
-        out = call_data_function(data, cfg.data.args, name)
-        dirs = import_dirs_of(data)
+        if path:
+            return path
+        name = getattr(data, "__qualname__", "function")
     else:
-        name, out, dirs = f"{UNIMPORTABLE}:{type(data).__name__}", data, ()
-    raw = cfg.model_dump(mode="json")
-    raw["data"]["name"] = name.replace("<", "").replace(">", "")
-    cfg = validate(raw)
-    return cfg, prepare(cfg.data, source=from_object(out, cfg.data, dirs))
+        name = type(data).__name__
+    return f"{UNIMPORTABLE}:{name.replace('<', '').replace('>', '')}"
+
+
+def data_override(data: Any, searching: bool = False) -> str:
+    """The --set item recording `data` as data.name (applied before the config is validated,
+    so data.args may be set beside it). A search's workers import the data by name: there an
+    object that cannot be imported back is refused in one line."""
+    name = data_name(data)
+    if searching and name.startswith(f"{UNIMPORTABLE}:"):
+        raise UserError(
+            "data: a search's workers import the data by name; pass a data function defined "
+            "in an importable module (not __main__, not a lambda or local function), or set "
+            "data.name in the config"
+        )
+    return f"data.name={json.dumps(name)}"
+
+
+def given_splits(cfg: DataConfig, data: Any) -> AnySplits:
+    """The splits of `data`: a function is called with data.args, other objects taken as are."""
+    if _is_function(data):
+        out = call_data_function(data, cfg.args, cfg.name)
+        return prepare(cfg, source=from_object(out, cfg, import_dirs_of(data)))
+    return prepare(cfg, source=from_object(data, cfg))

@@ -12,7 +12,7 @@ from torch import nn
 from trainlab.config import ExperimentConfig
 from trainlab.data import AnySplits, Normalizer
 from trainlab.data.dataset import load_inputs_for
-from trainlab.data.given import given_data
+from trainlab.data.given import data_override, given_splits
 from trainlab.errors import UserError
 from trainlab.experiments.ensemble import evaluate_ensemble_run, train_ensemble
 from trainlab.experiments.given_model import config_for_model
@@ -49,11 +49,13 @@ def train(
     (experiments.given_model says what the run records). Plugins are looked up on sys.path, in
     `search_dirs`, the config file's folder and the current directory.
     """
-    cfg, model = config_for_model(config, overrides, model)
     if data is not None:
         if splits is not None:
             raise UserError("data: give data= or splits=, not both")
-        cfg, splits = given_data(cfg, data)
+        overrides = [*overrides, data_override(data)]
+    cfg, model = config_for_model(config, overrides, model)
+    if data is not None:
+        splits = given_splits(cfg.data, data)
     config_path = config if isinstance(config, (str, Path)) else None
     out = out if out is not None else default_run_dir(config_path)
     if config_path is not None:

@@ -36,6 +36,7 @@ from optuna.trial import Trial, TrialState
 from trainlab.config import ExperimentConfig, known_path, read_yaml, to_yaml, validate
 from trainlab.config import apply_overrides as apply_set
 from trainlab.data import prepare
+from trainlab.data.given import data_override
 from trainlab.errors import UserError
 from trainlab.experiments.given_model import factory_override
 from trainlab.search import study as studies
@@ -561,15 +562,19 @@ def search(
     options: SearchOptions | None = None,
     display: Display | None = None,
     model: Any = None,
+    data: Any = None,
     **kwargs: Any,
 ) -> SearchResult:
     """Run (or with ``resume=True`` continue) a hyperparameter search; the Python API.
 
     `config` is an experiment config with a ``search:`` section (a YAML path or a dict);
     keyword arguments set `SearchOptions` fields (``trials=8, workers=2, out=...``). `model` is
-    a model factory importable by name (it becomes model.kind; model.args.* can be searched).
+    a model factory importable by name (it becomes model.kind; model.args.* can be searched),
+    `data` a data function importable by name (it becomes data.name; data.args.* likewise).
     """
     options = options or SearchOptions(**kwargs)
     if model is not None:
         options = replace(options, overrides=[*options.overrides, factory_override(model)])
+    if data is not None:
+        options = replace(options, overrides=[*options.overrides, data_override(data, True)])
     return Driver(plan(config, options), options, display).run()
