@@ -82,16 +82,20 @@ class FileCache:
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    """One object per line; a last line cut short by a live writer is left for the next read."""
+    """One object per line; a last line cut short by a live writer is left for the next read.
+    Parsed as one JSON array (one C call: 200,000 step lines in a fraction of a second)."""
+    data = path.read_bytes()
+    data = data[: data.rfind(b"\n") + 1]
+    try:
+        return json.loads(b"[" + data.rstrip(b"\n").replace(b"\n", b",") + b"]")
+    except ValueError:
+        pass
     rows = []
-    with open(path, "rb") as f:
-        for line in f:
-            if not line.endswith(b"\n"):
-                break
-            try:
-                rows.append(json.loads(line))
-            except ValueError:
-                break
+    for line in data.splitlines():
+        try:
+            rows.append(json.loads(line))
+        except ValueError:
+            break  # a damaged line: what follows it is not trusted (as RunDir.read_jsonl)
     return rows
 
 

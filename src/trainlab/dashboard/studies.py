@@ -25,6 +25,7 @@ from trainlab.search.samplers import BLOCK_ATTR, ROUND_ATTR, boxes
 
 DEFAULT_DB = "trainlab.db"
 PICTURES = (".png", ".svg", ".jpg")
+LEADERBOARD_ROWS = 100  # the page shows the top of it; leaderboard.csv has every row
 
 
 def read_only_url(db: Path) -> str:
@@ -43,6 +44,7 @@ class StudyReader:
         self.root = root
         self.cache = FileCache()
         self._storages: dict[Path, RDBStorage] = {}
+        self._studies: dict[tuple[Path, str], Study] = {}  # kept: Optuna caches finished trials
         self._lock = threading.Lock()  # one reader at a time per dashboard: short queries
 
     def databases(self) -> list[Path]:
@@ -78,6 +80,11 @@ class StudyReader:
                 out[key] = (storage, name, db)
         return out
 
+    def _study(self, storage: RDBStorage, name: str, db: Path) -> Study:
+        if (db, name) not in self._studies:
+            self._studies[(db, name)] = optuna.load_study(storage=storage, study_name=name)
+        return self._studies[(db, name)]
+
     def _directory(self, study: Study) -> Path:
         where = study.user_attrs.get(studies.DIR_ATTR)
         return Path(where) if where else self.root / "search" / study.study_name
@@ -93,7 +100,7 @@ class StudyReader:
         rows = []
         with self._lock:
             for key, (storage, name, db) in self._found().items():
-                study = optuna.load_study(storage=storage, study_name=name)
+                study = self._study(storage, name, db)
                 trials = study.get_trials(deepcopy=False)
                 best = studies.best_trial(study)
                 states = [studies.state_name(t) for t in trials]
@@ -122,7 +129,7 @@ class StudyReader:
             return None
         storage, name, db = found[key]
         with self._lock:
-            study = optuna.load_study(storage=storage, study_name=name)
+            study = self._study(storage, name, db)
             return self._detail(study, key, db)
 
     def _detail(self, study: Study, key: str, db: Path) -> dict[str, Any]:
@@ -147,6 +154,7 @@ class StudyReader:
                 }
             )
         best = studies.best_trial(study)
+        board = studies.leaderboard(study, space)
         best_yaml = self.cache.get(directory / "best.yaml", read_text) if shown else None
         return {
             "name": key,
@@ -170,7 +178,8 @@ class StudyReader:
             ],
             "trials": trials,
             "boxes": [{p: list(v) for p, v in box.items()} for box in boxes(study)],
-            "leaderboard": studies.leaderboard(study, space),
+            "leaderboard": board[:LEADERBOARD_ROWS],
+            "leaderboard_total": len(board),
             "retest": study.user_attrs.get("trainlab:retest") or [],
             "best": None
             if best is None

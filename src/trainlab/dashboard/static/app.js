@@ -195,7 +195,7 @@ function studyPage(name) {
   main.innerHTML = `<h1>Study ${esc(name)} <span id="status"></span></h1><div id="summary" class="muted"></div>`;
   const charts = section("Every trial's validation curve (caviar)", "curves");
   charts.className = "charts";
-  const curves = new LineChart(charts, "validation accuracy per epoch, one line per trial", { x: "epoch", w: 760, h: 320, width: 1 });
+  const curves = new ManyLines(charts, "validation accuracy per epoch, one line per trial (colour: round or block)");
   curves.el.id = "caviar";
   const params = section("Validation accuracy against each parameter", "params");
   params.className = "charts";
@@ -215,8 +215,7 @@ function studyPage(name) {
     document.getElementById("summary").textContent =
       `${s.trials.length} trials · database ${s.database} · best ${s.best ? pct(s.best.value) + " (trial " + s.best.trial + ")" : "-"}`;
     const withCurve = done.filter(t => t.curve.length);
-    const data = withCurve.length ? uPlot.join(withCurve.map(t => [t.curve.map(p => p[0]), t.curve.map(p => p[1])])) : [[]];
-    curves.update(data, withCurve.map(t => "trial " + t.number), withCurve.map(t => colorOf(t.group == null ? t.number : t.group)));
+    curves.update(withCurve.map(t => ({ points: t.curve, color: colorOf(t.group == null ? t.number : t.group) })));
     params.innerHTML = "";
     s.space.forEach(d => paramScatter(params, d, done, s.boxes));
     pc.innerHTML = "";
@@ -224,7 +223,7 @@ function studyPage(name) {
     const paths = s.space.map(d => d.path);
     board.innerHTML = `<table><tr><th>rank</th><th>trial</th><th>state</th><th>val acc</th><th>test acc</th><th>epochs</th>${paths.map(p => `<th>${esc(p)}</th>`).join("")}</tr>${
       s.leaderboard.slice(0, 50).map(r => `<tr><td class="num">${r.rank}</td><td><a href="/run/${enc(s.directory + "/trials/" + String(r.trial).padStart(4, "0"))}">${r.trial}</a></td><td>${esc(r.state)}</td><td class="num">${pct(r.value)}</td><td class="num">${pct(r.test_accuracy)}</td><td class="num">${num(r.epochs)}</td>${paths.map(p => `<td class="num">${num(r.params[p])}</td>`).join("")}</tr>`).join("")}</table>` +
-      (s.leaderboard.length > 50 ? `<p class="muted">${s.leaderboard.length - 50} more in leaderboard.csv</p>` : "");
+      (s.leaderboard_total > 50 ? `<p class="muted">${s.leaderboard_total - 50} more in leaderboard.csv</p>` : "");
     retest.innerHTML = s.retest.length ? `<table><tr><th>trial</th><th>search val</th><th>re-test val mean</th><th>spread (std)</th><th>test mean</th><th>seeds</th><th>new rank</th></tr>${
       s.retest.map(e => `<tr><td>${e.trial}</td><td class="num">${pct(e.original_val_accuracy)}</td><td class="num">${pct(e.val_mean)}</td><td class="num">${pct(e.val_std)}</td><td class="num">${pct(e.test_mean)}</td><td>${esc((e.seeds || []).join(", "))}</td><td class="num">${e.retest_rank}</td></tr>`).join("")}</table>` : `<p class="muted">none (trainlab search --retest K)</p>`;
     best.innerHTML = s.best_yaml ? `<button id="copy">copy</button><pre id="best-yaml">${esc(s.best_yaml)}</pre>`

@@ -152,3 +152,47 @@ function parallelCoordinates(el, dims, trials) {
   el.appendChild(svg);
   return svg;
 }
+
+// Many curves on one canvas (a study's trials: uPlot slows down past a few hundred series).
+// curves: [{points: [[x, y], ...], color}]; redraws in place on update.
+function ManyLines(el, title) {
+  const box = document.createElement("div");
+  box.className = "chart";
+  box.innerHTML = `<div class="title"></div>`;
+  box.querySelector(".title").textContent = title;
+  const c = document.createElement("canvas");
+  c.width = 760; c.height = 320;
+  box.appendChild(c);
+  el.appendChild(box);
+  this.el = box;
+  this.update = function (curves) {
+    const g = c.getContext("2d"), W = c.width, H = c.height, L = 50, R = 12, T = 10, B = 30;
+    const xs = curves.flatMap(k => k.points.map(p => p[0]));
+    const ys = curves.flatMap(k => k.points.map(p => p[1]).filter(v => v != null));
+    g.fillStyle = "#fff"; g.fillRect(0, 0, W, H);
+    box.dataset.points = new Set(xs).size;
+    box.dataset.lines = curves.length;
+    if (!xs.length) return;
+    let x0 = Math.min(...xs), x1 = Math.max(...xs), y0 = Math.min(...ys), y1 = Math.max(...ys);
+    if (x1 === x0) x1 = x0 + 1;
+    if (y1 - y0 < 1e-9) { y0 -= 0.05; y1 += 0.05; }
+    const px = x => L + (x - x0) / (x1 - x0) * (W - L - R), py = y => T + (1 - (y - y0) / (y1 - y0)) * (H - T - B);
+    g.strokeStyle = "#555"; g.strokeRect(L, T, W - L - R, H - T - B);
+    g.fillStyle = "#333"; g.font = "11px sans-serif"; g.textAlign = "right";
+    for (let k = 0; k <= 4; k++) { const y = y0 + (y1 - y0) * k / 4; g.fillText(y.toFixed(3), L - 4, py(y) + 4); }
+    g.textAlign = "center";
+    for (let k = 0; k <= 4; k++) { const x = x0 + (x1 - x0) * k / 4; g.fillText(Number(x.toPrecision(3)), px(x), H - B + 14); }
+    g.fillText("epoch", (L + W) / 2, H - 4);
+    g.globalAlpha = curves.length > 100 ? 0.35 : 0.85;
+    curves.forEach(k => {
+      g.strokeStyle = k.color; g.beginPath();
+      let on = false;
+      k.points.forEach(([x, y]) => {
+        if (y == null) { on = false; return; }
+        on ? g.lineTo(px(x), py(y)) : g.moveTo(px(x), py(y)); on = true;
+      });
+      g.stroke();
+    });
+    g.globalAlpha = 1;
+  };
+}
