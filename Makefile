@@ -19,6 +19,7 @@ demo: $(STAMP)
 	$(BIN)/trainlab search examples/mnist1d-search.yaml \
 		$$(test -d runs/search/mnist1d-search/trials && echo --resume)
 	$(BIN)/trainlab ensemble --study mnist1d-search --top 3
+	@echo "watch the runs and the study live: $(BIN)/trainlab dashboard runs  (http://127.0.0.1:8050/)"
 
 test: $(STAMP)
 	$(BIN)/ruff check src tests bench
