@@ -190,6 +190,12 @@ def test_unknown_factory_argument_names_model_args(plug, elsewhere, capsys):
     assert "unexpected keyword argument 'width'" in err
 
 
+def test_training_crops_the_model_cannot_take_are_one_line(plug, elsewhere, capsys):
+    argv = ["train", str(plug / "mlp.yaml"), "--set", "data.augment=[{name: crop, size: 6}]"]
+    err = one_line_error(capsys, [*argv, "--out", "never"], "data.augment")
+    assert "h1models:mlp" in err and "(2, 1, 6, 6)" in err
+
+
 def test_ensemble_run_and_command(plug, elsewhere, capsys):
     argv = ["train", str(plug / "mlp.yaml"), "--set", "train.ensemble=2", "--out", "ens"]
     rc, _, err = cli(capsys, [*argv, "--json"])

@@ -66,17 +66,20 @@ def check_output(
     input_shape: tuple[int, ...],
     num_classes: int,
     field: str = "model.kind",
+    why: str = "",
 ) -> None:
-    """A dry forward pass on a batch of two zeros (eval mode, no gradients, on the CPU): the
-    logits must be (2, num_classes); a mistake names `field`. The training mode is kept."""
+    """A dry forward pass on a batch of two zeros (eval mode, no gradients, on the model's
+    device): the logits must be (2, num_classes); a mistake names `field`. The training mode is
+    kept."""
     was_training = model.training
+    device = next(model.parameters(), torch.empty(0)).device
     model.eval()
     try:
         with torch.no_grad():
-            out = model(torch.zeros((2, *input_shape)))
+            out = model(torch.zeros((2, *input_shape), device=device))
     except Exception as err:
         raise UserError(
-            f"{field}: {name}'s model fails on a batch of shape {(2, *input_shape)}: "
+            f"{field}: {name}'s model fails on a batch of shape {(2, *input_shape)}{why}: "
             f"{first_line(err)}"
         ) from None
     finally:

@@ -23,6 +23,7 @@ from trainlab.data.streaming import batch_count
 from trainlab.divergence import DivergenceGuard
 from trainlab.errors import UserError
 from trainlab.nn.models import build_model
+from trainlab.nn.plugins import check_output
 from trainlab.optim import FULL_BATCH
 from trainlab.train.build import WeightPenalty, make_optimizer, make_schedule, pick_device
 from trainlab.train.evaluate import evaluate_split
@@ -87,6 +88,7 @@ class Trainer:
         self.penalty = WeightPenalty(self.model, t)
         self.augment = self._augmenter()
         self._check_tta()
+        self._check_crop_size()
         self.callbacks = list(callbacks)
         self.state = TrainState()
         self.guard = DivergenceGuard(factor=t.diverge_factor)
@@ -122,6 +124,20 @@ class Trainer:
                     "train.tta: ten_crop needs a training crop in data.augment "
                     "(crop or resized_crop); the crops are taken at that size"
                 )
+
+    def _check_crop_size(self) -> None:
+        """Training crops (and ten-crop views) smaller than the inputs must suit the model: a
+        model of the user's own (or an MLP) may take one input size only; one line if not."""
+        crop = self.augment.tta_crop()["crop_size"] if self.augment is not None else None
+        if crop is None:
+            return
+        dims = len(self.data.input_shape) - 1
+        size = (crop,) * dims if isinstance(crop, int) else tuple(int(c) for c in crop)
+        shape = (self.data.input_shape[0], *size)
+        why = " (the size of the training crops)"
+        check_output(
+            self.model, self.cfg.model.kind, shape, self.data.num_classes, "data.augment", why
+        )
 
     # ---------------------------------------------------------------------------- checkpoints
     def checkpoint(self) -> dict[str, Any]:
