@@ -295,6 +295,10 @@ def test_large_image_folder_streams(tmp_path, capsys, monkeypatch):
     splits = prepare(DataConfig(**data))
     assert isinstance(splits, StreamedSplits) and splits.input_shape == (3, 6, 6)
     assert splits.num_classes == 3 and splits.kind == "image"
+    two = prepare(DataConfig(**data, classes=[2, 0], resize=[4, 5]))  # in the streamed mode too
+    assert two.num_classes == 2 and two.input_shape == (3, 4, 5)
+    x, y = next(two.test.batches(100))
+    assert len(y) == 8 and set(y.tolist()) == {0, 1}  # 0.2 of 40 images
     path = config(tmp_path, train={"epochs": 6, "batch_size": 16})
     cfg = yaml.safe_load(path.read_text())
     cfg["data"] = {**data, "augment": ["flip", "pca_color"]}  # pca_color fits on the sample

@@ -17,7 +17,7 @@ from torch.utils.data import Dataset
 from trainlab.config import DataConfig
 from trainlab.data.sources import UNREADABLE, image_files, infer_format, read_image
 from trainlab.data.streaming import StreamedSplits, stream_splits
-from trainlab.errors import UserError
+from trainlab.errors import UserError, excerpt
 
 STREAM_BYTES = 1 << 30  # 1 GiB of decoded images: above it a folder streams
 
@@ -54,6 +54,19 @@ def stream_folder(cfg: DataConfig) -> StreamedSplits | None:
     first = ImageFiles(files, labels, cfg.resize)
     if len(files) * first[0][0].numel() * 4 <= STREAM_BYTES:
         return None
-    if cfg.resize is not None:
-        cfg = cfg.model_copy(update={"resize": None})  # applied while decoding
-    return stream_splits(first, None, None, cfg, what="data.path")
+    if cfg.classes is not None:  # keep these class folders, relabelled 0..k-1
+        missing = [c for c in cfg.classes if c not in set(labels)]
+        if missing or len(set(cfg.classes)) != len(cfg.classes):
+            raise UserError(
+                f"data.classes: {excerpt(missing or cfg.classes)} not among the labels "
+                f"0..{max(labels)} of the class folders (or repeated)"
+            )
+        remap = {c: i for i, c in enumerate(cfg.classes)}
+        kept = [(f, remap[y]) for f, y in zip(files, labels) if y in remap]
+        files, labels = [f for f, _ in kept], [y for _, y in kept]
+    if len(set(labels)) < 2:
+        raise UserError(f"data.path: {path} holds one class; a classifier needs two or more")
+    images = ImageFiles(files, labels, cfg.resize)
+    # resize and classes are applied here, while listing and decoding
+    cfg = cfg.model_copy(update={"resize": None, "classes": None})
+    return stream_splits(images, None, None, cfg, what="data.path")
