@@ -208,6 +208,10 @@ def test_python_api_data_objects_and_functions(tmp_path, capsys):
     assert obj.test_accuracy > 0.8
     assert main(["eval", str(tmp_path / "obj")]) == 2
     assert "cannot be rebuilt" in error_line(capsys)
+    x, y = h2_blobs.arrays(90, seed=5)
+    np.savez(tmp_path / "new.npz", x=x, y=y)
+    new = ["eval", str(tmp_path / "obj"), "--data-path", str(tmp_path / "new.npz")]
+    assert run_json(new, capsys)["accuracy"] > 0.8  # new data of the run's shape still works
     tup = trainlab.train(cfg, out=tmp_path / "tup", data=h2_blobs.arrays(200), curves=False)
     assert tup.test_accuracy > 0.8
     given = h2_blobs.arrays(300)
