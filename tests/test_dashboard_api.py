@@ -275,3 +275,15 @@ def test_command_mistakes_are_one_line(tmp_path, capsys):
         assert main(["dashboard", str(tmp_path), "--port", str(port)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and f"--port: {port} is in use" in err
+
+
+def test_another_host_is_said_and_train_prints_the_command(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(Dashboard, "run", lambda self: None)  # bind, announce, do not serve
+    assert main(["dashboard", str(tmp_path), "--host", "0.0.0.0", "--port", "0"]) == 0
+    err = capsys.readouterr().err
+    assert "warning: listening on 0.0.0.0" in err and "(read-only)" in err
+    spirals = Path(__file__).resolve().parents[1] / "examples" / "spirals-mlp.yaml"
+    out = tmp_path / "mine" / "r1"
+    assert main(["train", str(spirals), "--set", "train.epochs=1", "--out", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert f"trainlab dashboard {tmp_path / 'mine'}" in err

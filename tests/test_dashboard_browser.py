@@ -48,7 +48,8 @@ def shot(page, name: str) -> None:
 def board(tmp_path_factory):
     root = tmp_path_factory.mktemp("browser") / "runs"
     spirals = str(REPO / "examples" / "spirals-mlp.yaml")
-    assert main(["train", spirals, "--set", "train.epochs=3", "--out", str(root / "done")]) == 0
+    args = ["train", spirals, "--set", "train.epochs=3", "--set", "optim.lr=3e-3"]
+    assert main([*args, "--out", str(root / "done")]) == 0
     search = str(REPO / "examples" / "spirals-search.yaml")
     args = ["search", search, "--trials", "4", "--set", "train.epochs=2"]
     args += ["--storage", f"sqlite:///{root}/trainlab.db", "--out", str(root / "search" / "spi")]
@@ -132,7 +133,9 @@ def test_compare_overlays_two_runs_and_lists_config_differences(board, page):
     legend = page.inner_text("#compare-val")
     assert "done" in legend and "live" in legend
     assert points(page, "#compare-val") == 8  # epochs 1..8 joined over both runs
-    assert "train.epochs" in page.inner_text("#diff-table")
+    assert page.get_attribute("#compare-val", "data-series") == "2"  # both curves drawn
+    diffs = page.inner_text("#diff-table")
+    assert "train.epochs" in diffs and "optim.lr" in diffs and "data.name" not in diffs
     shot(page, "compare")
 
 

@@ -96,7 +96,7 @@ def create_app(root: str | Path) -> Starlette:
     def page(request: Request) -> Response:
         return FileResponse(STATIC / "index.html", headers=NO_STORE)
 
-    return Starlette(
+    app = Starlette(
         routes=[
             Route("/api/runs", api_runs),
             Route("/api/runs/{name:path}", api_run),
@@ -110,6 +110,19 @@ def create_app(root: str | Path) -> Starlette:
             Route("/study/{name:path}", page),
         ]
     )
+    app.state.runs, app.state.studies = runs, studies
+    return app
+
+
+def warm(app: Starlette) -> None:
+    """Read the index and every study once (a thread at start-up), so the first page a user
+    opens is served from the caches. Reading only; a failure here is left for the request."""
+    try:
+        app.state.runs.index()
+        for row in app.state.studies.index():
+            app.state.studies.detail(row["name"])
+    except Exception:  # noqa: BLE001 (the same read in a request reports it)
+        pass
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -147,7 +160,8 @@ class Dashboard:
         self.root = check_root(root)
         self.socket = bind(host, port)
         self.host, self.port = host, self.socket.getsockname()[1]
-        config = uvicorn.Config(create_app(self.root), log_level="warning", access_log=False)
+        self.app = create_app(self.root)
+        config = uvicorn.Config(self.app, log_level="warning", access_log=False)
         self.server = uvicorn.Server(config)
         self.thread: threading.Thread | None = None
 
@@ -157,6 +171,7 @@ class Dashboard:
         return f"http://{host}:{self.port}/"
 
     def run(self) -> None:
+        threading.Thread(target=warm, args=(self.app,), daemon=True).start()
         self.server.run(sockets=[self.socket])
 
     def start(self) -> Dashboard:

@@ -20,6 +20,7 @@ function LineChart(el, title, opts) {
   this.update = function (data, labels, colors) {
     const k = labels.join("\u0001");
     box.dataset.points = data[0].length;
+    box.dataset.series = data.slice(1).filter(ys => ys.some(v => v != null)).length;
     if (plot && k === key) { plot.setData(data); return; }
     if (plot) plot.destroy();
     key = k;
@@ -62,6 +63,7 @@ function paramScatter(el, dim, trials, boxes) {
   let ylo = Math.min(...vals, 1), yhi = Math.max(...vals, 0);
   if (!vals.length) { ylo = 0; yhi = 1; }
   if (yhi - ylo < 1e-6) { ylo -= 0.05; yhi += 0.05; }
+  const pad = (yhi - ylo) * 0.05; ylo -= pad; yhi += pad;
   const px = x => L + (x - lo) / (hi - lo) * (W - L - R);
   const py = y => T + (1 - (y - ylo) / (yhi - ylo)) * (H - T - B);
   g.fillStyle = "#fff"; g.fillRect(0, 0, W, H);
@@ -176,6 +178,7 @@ function ManyLines(el, title) {
     let x0 = Math.min(...xs), x1 = Math.max(...xs), y0 = Math.min(...ys), y1 = Math.max(...ys);
     if (x1 === x0) x1 = x0 + 1;
     if (y1 - y0 < 1e-9) { y0 -= 0.05; y1 += 0.05; }
+    const pad = (y1 - y0) * 0.05; y0 -= pad; y1 += pad;
     const px = x => L + (x - x0) / (x1 - x0) * (W - L - R), py = y => T + (1 - (y - y0) / (y1 - y0)) * (H - T - B);
     g.strokeStyle = "#555"; g.strokeRect(L, T, W - L - R, H - T - B);
     g.fillStyle = "#333"; g.font = "11px sans-serif"; g.textAlign = "right";
