@@ -27,6 +27,7 @@ from trainlab.nn.plugins import check_output
 from trainlab.optim import FULL_BATCH
 from trainlab.train.build import WeightPenalty, make_optimizer, make_schedule, pick_device
 from trainlab.train.evaluate import evaluate_split
+from trainlab.train.precision import Precision
 from trainlab.train.rundir import RunDir, save_checkpoint
 from trainlab.train.state import Callback, TrainState
 from trainlab.train.update_ratio import UpdateRatioMeter
@@ -68,6 +69,7 @@ class Trainer:
         self.model = model.to(self.device)
         self.optimizer = make_optimizer(self.model, cfg, lr_mult)
         self.full_batch = cfg.optim.name in FULL_BATCH
+        self.precision = Precision(t.precision, self.device, self.full_batch)
         if self.full_batch and self.data.streamed:
             raise UserError(
                 f"optim.name: {cfg.optim.name} takes full-batch steps on the whole training "
@@ -147,6 +149,7 @@ class Trainer:
             "scheduler": self.scheduler.state_dict(),
             "state": dict(self.state.__dict__),
             "guard": self.guard.state_dict(),
+            "precision": self.precision.state_dict(),
             "callbacks": [cb.state_dict() for cb in self.callbacks],
             "callback_names": [type(cb).__name__ for cb in self.callbacks],
             "normalizer": self.data.normalizer.state_dict(),
@@ -160,6 +163,7 @@ class Trainer:
         self.scheduler.load_state_dict(ckpt["scheduler"])
         self.state = TrainState(**ckpt["state"])
         self.guard.load_state_dict(ckpt["guard"])
+        self.precision.load_state_dict(ckpt.get("precision", {}))
         states = list(zip(ckpt.get("callback_names", []), ckpt.get("callbacks", [])))
         if len(states) != len(ckpt.get("callbacks", [])):  # an older checkpoint: by position
             states = [
@@ -181,9 +185,12 @@ class Trainer:
 
     # -------------------------------------------------------------------------------- training
     def loss(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(data loss + regularization, logits)."""
-        logits = self.model(x)
-        loss = F.cross_entropy(logits, y, label_smoothing=self.cfg.train.label_smoothing)
+        """(data loss + regularization, logits); the forward pass under train.precision's
+        autocast, the loss in float32."""
+        with self.precision.autocast():
+            logits = self.model(x)
+        smoothing = self.cfg.train.label_smoothing
+        loss = F.cross_entropy(logits.float(), y, label_smoothing=smoothing)
         return (loss + self.penalty() if self.penalty.active else loss), logits
 
     def train_epoch(self, epoch: int) -> tuple[float, float, bool]:
@@ -211,7 +218,7 @@ class Trainer:
                     x = self.augment(x, gen)
                 loss, logits = self.loss(x, y)
                 # the mean of the group's minibatch gradients (equal batches: one batch of k*B)
-                (loss / len(group)).backward()
+                self.precision.backward(loss / len(group))
                 correct += (logits.detach().argmax(1) == y).sum()
                 seen += len(y)
                 value = loss.item()
@@ -219,7 +226,7 @@ class Trainer:
                 total, count = total + value, count + 1
             self.update_ratio.before_step(g // acc)
             self._clip()
-            opt.step()
+            self.precision.step(opt)  # fp16 may skip it (inf/nan gradients): counted
             self.update_ratio.after_step()
             self.state.step += 1
             self.step_losses.append(group_loss)
@@ -239,6 +246,7 @@ class Trainer:
         limit = self.cfg.train.clip_grad_norm
         if limit is None:
             return
+        self.precision.unscale(self.optimizer)  # fp16: clip the true gradients
         norm = torch.nn.utils.clip_grad_norm_(self.trainable, limit, error_if_nonfinite=False)
         self._grad_norms.append(norm.detach())
 
@@ -289,6 +297,8 @@ class Trainer:
         grad_norm = self.grad_norm()
         if grad_norm is not None:
             record["grad_norm"] = grad_norm  # pre-clip, only with train.clip_grad_norm
+        if self.precision.scaler is not None:
+            record["skipped_steps"] = self.precision.take_skipped()  # fp16: inf/nan gradients
         return {
             k: (None if isinstance(v, float) and not math.isfinite(v) else v)
             for k, v in record.items()
