@@ -23,7 +23,8 @@ from torch.utils.data import DataLoader, Dataset, Sampler, Subset
 from trainlab.config import DataConfig
 from trainlab.data.checks import count_classes, require_finite
 from trainlab.data.normalize import Normalizer, RunningMoments
-from trainlab.errors import UserError
+from trainlab.data.sources import MAX_CLASSES
+from trainlab.errors import UserError, excerpt
 from trainlab.plugins import first_line
 
 KINDS = {1: "vector", 2: "signal", 3: "image"}  # dimensions of one example -> kind of input
@@ -109,8 +110,8 @@ def as_example(item: Any, where: str, shape: tuple[int, ...] | None) -> tuple[to
         y = int(y)
     if isinstance(y, bool) or not isinstance(y, int):
         raise UserError(f"{where}: the label must be an int class index, got {y!r:.40}")
-    if y < 0:
-        raise UserError(f"{where}: labels are class indices 0..K-1, got {y}")
+    if not 0 <= y < MAX_CLASSES:
+        raise UserError(f"{where}: labels are class indices 0..K-1 (K <= {MAX_CLASSES}), got {y}")
     return x.float(), y
 
 
@@ -385,13 +386,14 @@ def stream_splits(
         labels.append(y)
         if sum(len(k) for k in kept) < FIT_EXAMPLES:
             kept.append(x[: FIT_EXAMPLES - sum(len(k) for k in kept)])
+    sample_split.close()
     y = torch.cat(labels).numpy()
     if declared is not None:
-        if isinstance(declared, bool) or not isinstance(declared, (int, np.integer)):
-            declared = None if declared is None else repr(declared)[:40]
-        if not isinstance(declared, (int, np.integer)) or declared < 2:
+        whole = isinstance(declared, (int, np.integer)) and not isinstance(declared, bool)
+        if not whole or not 2 <= declared <= MAX_CLASSES:
             raise UserError(
-                f"{what}: the train Dataset's num_classes must be an int >= 2, got {declared}"
+                f"{what}: the train Dataset's num_classes must be an int in 2..{MAX_CLASSES}, "
+                f"got {excerpt(declared)}"
             )
         num_classes = int(declared)
         if int(y.max()) >= num_classes:
