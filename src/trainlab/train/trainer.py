@@ -235,7 +235,7 @@ class Trainer:
             if self.schedule_per_step:
                 sched.step()
             if guard.update(group_loss):
-                batches.close()  # a streamed split's loader workers stop now
+                batches.close()  # ends this epoch's read of the split
                 return group_loss, float("nan"), True
         return total / max(count, 1), correct.item() / max(seen, 1), False
 
