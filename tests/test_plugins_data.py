@@ -248,6 +248,10 @@ def test_ensemble_and_lr_find_read_streamed_splits(tmp_path, capsys):
     cfg = config(tmp_path, args={"n": 300}, train={"epochs": 2, "ensemble": 2, "ema": 0.9})
     res = run_json(["train", str(cfg), "--out", str(tmp_path / "ens")], capsys)
     assert res["ensemble_test_accuracy"] > 0.8 and res["ensemble_size"] == 2
+    members = [str(tmp_path / "ens" / "members" / str(i)) for i in range(2)]
+    again = run_json(["ensemble", *members], capsys)  # the data rebuilt from the members' config
+    assert again["test_accuracy"] == res["ensemble_test_accuracy"]
+    assert run_json(["eval", str(tmp_path / "ens")], capsys)["examples"] == 60
     plot = tmp_path / "lr.png"
     lr = run_json(["lr-find", str(cfg), "--steps", "20", "--out", str(plot)], capsys)
     assert lr["steps"] > 0 and plot.is_file()
