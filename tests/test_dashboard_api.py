@@ -92,6 +92,8 @@ def served(tmp_path_factory):
     study_dir = root / "search" / "toy"
     write_run(study_dir / "trials" / "0000", epochs=2, steps=10)
     add_trials(f"sqlite:///{root}/trainlab.db", "toy", 6, study_dir)
+    (root / "lr-find").mkdir()
+    (root / "lr-find" / "exp.png").write_bytes(b"\x89PNG\r\n\x1a\nlr-find")
     outside = root.parent / "secret.png"
     outside.write_bytes(b"\x89PNG\r\n\x1a\nTOP-SECRET")
     (root / "alpha" / "leak.png").symlink_to(outside)
@@ -206,6 +208,7 @@ def test_nothing_outside_dir_is_served(served, path):
 
 def test_pictures_under_dir_are_served_and_nothing_writes(served):
     board, root = served
+    assert get_json(board, "/api/pictures") == ["lr-find/exp.png"]  # not the runs' own
     status, body = get(board, "/files/alpha/curves.png")
     assert status == 200 and body.endswith(b"run-picture")
     assert get(board, "/files/alpha/best.pt")[0] == 404  # only pictures and text records

@@ -47,17 +47,25 @@ def is_study_dir(path: Path) -> bool:
 
 def find_runs(root: Path) -> list[Path]:
     """Every run under root, not descending into runs (members) or study directories."""
-    found: list[Path] = []
+    return walk(root)[0]
+
+
+def walk(root: Path) -> tuple[list[Path], list[Path]]:
+    """(runs, folders outside runs and studies): the latter may hold the pictures of commands
+    that are no runs (runs/lr-find/, runs/landscape/)."""
+    runs: list[Path] = []
+    others: list[Path] = []
     for dirpath, dirnames, _ in os.walk(root, followlinks=False):
         here = Path(dirpath)
         if is_run(here):
-            found.append(here)
+            runs.append(here)
             dirnames.clear()
         elif is_study_dir(here):
             dirnames.clear()
         else:
+            others.append(here)
             dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-    return sorted(found)
+    return sorted(runs), others
 
 
 def downsample(x: np.ndarray, *ys: np.ndarray, max_points: int = MAX_POINTS) -> np.ndarray:
@@ -121,6 +129,10 @@ class RunReader:
     def index(self) -> list[dict[str, Any]]:
         held = held_flock_inodes()
         return [self.summary(p, held) for p in find_runs(self.root)]
+
+    def loose_pictures(self) -> list[str]:
+        """Pictures under root outside runs and studies (lr-find, landscapes)."""
+        return [name for d in walk(self.root)[1] for name in served_files(self.root, d, PICTURES)]
 
     # ----------------------------------------------------------------- one run
 

@@ -77,6 +77,9 @@ def create_app(root: str | Path) -> Starlette:
             return _error(404, "no run of that name")
         return _json(runs.detail(path))
 
+    def api_pictures(request: Request) -> Response:
+        return _json(runs.loose_pictures())
+
     def api_studies(request: Request) -> Response:
         return _json(studies.index())
 
@@ -100,6 +103,7 @@ def create_app(root: str | Path) -> Starlette:
         routes=[
             Route("/api/runs", api_runs),
             Route("/api/runs/{name:path}", api_run),
+            Route("/api/pictures", api_pictures),
             Route("/api/studies", api_studies),
             Route("/api/studies/{name:path}", api_study),
             Route("/files/{name:path}", files),

@@ -64,6 +64,7 @@ function home() {
   const selected = new Set();
   const studiesEl = section("Studies (caviar)", "studies");
   const runsEl = section("Runs (panda)", "runs");
+  const picturesEl = section("Pictures (lr-find, landscapes)", "loose-pictures");
   const studies = new SortTable(studiesEl, [
     { key: "name", label: "study", fmt: (v) => `<a href="/study/${enc(v)}">${esc(v)}</a>` },
     { key: "status", label: "status", fmt: badge },
@@ -101,9 +102,10 @@ function home() {
     location.href = "/compare?runs=" + names.map(encodeURIComponent).join(",");
   };
   poll(async () => {
-    const [r, s] = await Promise.all([getJSON("/api/runs"), getJSON("/api/studies")]);
-    if (JSON.stringify([r, s]) === JSON.stringify([data.runs, data.studies])) return;
-    data = { runs: r, studies: s };
+    const [r, s, p] = await Promise.all([getJSON("/api/runs"), getJSON("/api/studies"), getJSON("/api/pictures")]);
+    if (JSON.stringify([r, s, p]) === JSON.stringify([data.runs, data.studies, data.pictures])) return;
+    data = { runs: r, studies: s, pictures: p };
+    picturesEl.innerHTML = p.length ? p.map(n => `<a href="/files/${enc(n)}"><img class="picture" src="/files/${enc(n)}" alt="${esc(n)}" title="${esc(n)}"></a>`).join("") : `<p class="muted">none (trainlab lr-find, trainlab landscape)</p>`;
     redraw();
   });
 }
