@@ -230,6 +230,8 @@ def test_search_over_factory_args_in_worker_processes(plug, elsewhere, capsys):
     argv = ["ensemble", "--study", "search", "--storage", "sqlite:///cwd/s.db", "--top", "2"]
     rc, res, err = cli(capsys, [*argv, "--json"])
     assert rc == 0 and res["size"] == 2, err
+    rc, res, err = cli(capsys, ["train", "cwd/st/best.yaml", "--out", "best", "--json"])
+    assert rc == 0 and res["epochs"] == 1, err  # best.yaml finds the plugin from its study
 
 
 def test_transfer_list_blocks_head_and_unfreeze(pretrained, plug, elsewhere, capsys):

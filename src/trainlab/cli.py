@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from trainlab import commands
-from trainlab.commands.dashboard import hint as dashboard_hint
+from trainlab.commands.dashboard import DashboardHint
 from trainlab.commands.output import (
     ProgressBar,
     add_common,
@@ -26,7 +26,7 @@ from trainlab.commands.output import (
 from trainlab.config import load_config
 from trainlab.errors import DataWarning, UserError
 from trainlab.experiments import evaluate_run, train
-from trainlab.train.rundir import default_run_dir, latest_run_dir
+from trainlab.train.rundir import config_dirs, default_run_dir, latest_run_dir
 from trainlab.version import __version__
 
 
@@ -48,14 +48,13 @@ def cmd_train(args: argparse.Namespace) -> int:
         if out is None:
             raise UserError(f"--resume: no earlier run of {args.config} under runs/; give --out")
     out = out or default_run_dir(args.config)
-    sys.stderr.write(dashboard_hint(str(Path(out).parent)) + "\n")
     with ProgressBar(cfg.train.epochs) as bar:
         result = train(
             cfg,
             out=out,
             resume=args.resume,
-            callbacks=[bar.callback()],
-            search_dirs=[Path(args.config).parent],  # plugins next to the config
+            callbacks=[bar.callback(), DashboardHint(Path(out).parent)],
+            search_dirs=config_dirs(args.config),  # plugins next to the config
         )
     print_result(result.to_dict(), args.json)
     return 0

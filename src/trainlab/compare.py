@@ -34,6 +34,7 @@ from trainlab.errors import UserError
 from trainlab.report.compare_plot import plot_compare
 from trainlab.report.stats import compare_pairs, higher_is_better, mean_std
 from trainlab.search.executors import KEEP, Event, InlineExecutor, Job, LocalExecutor
+from trainlab.train.rundir import config_dirs
 
 METRIC = re.compile(r"^[a-z][a-z0-9_]*_(accuracy|loss)$")
 DEFAULT_OUT = Path("runs") / "compare"
@@ -138,6 +139,7 @@ def run_seeds(
     todo: dict[tuple[str, int], Path] = {}
     results: dict[tuple[str, int], dict[str, Any]] = {}
     config_of = {e.key: e.config for e in entries}
+    path_of = {e.key: e.path for e in entries}
     for key in config_of:
         for s in seeds:
             run = out / key / f"seed-{s}"
@@ -175,7 +177,8 @@ def run_seeds(
             i = pending.pop(0)
             key, s = jobs[i]
             cfg = {**config_of[key], "train": {**config_of[key]["train"], "seed": s}}
-            ex.submit(Job(i, cfg, str(todo[(key, s)]), keep=KEEP, report=False))
+            dirs = config_dirs(path_of[key])  # where its plugins are found
+            ex.submit(Job(i, cfg, str(todo[(key, s)]), keep=KEEP, report=False, search_dirs=dirs))
         ex.step(handle, timeout=0.5)
         if failed:
             break

@@ -20,7 +20,7 @@ from trainlab.experiments.single import train_single
 from trainlab.nn.plugins import Factory
 from trainlab.train.evaluate import evaluate, evaluate_split, tta_accuracy, tta_accuracy_split
 from trainlab.train.run import load_run
-from trainlab.train.rundir import default_run_dir
+from trainlab.train.rundir import config_dirs, default_run_dir
 from trainlab.train.state import Callback, Result
 
 
@@ -59,7 +59,7 @@ def train(
     config_path = config if isinstance(config, (str, Path)) else None
     out = out if out is not None else default_run_dir(config_path)
     if config_path is not None:
-        search_dirs = [*search_dirs, Path(config_path).parent]
+        search_dirs = [*search_dirs, *config_dirs(config_path)]
     common = dict(resume=resume, callbacks=callbacks, splits=splits, lr_mult=lr_mult, curves=curves)
     common["search_dirs"] = search_dirs
     if cfg.train.ensemble:  # N members into <run>/members/<i>/, then their ensemble

@@ -27,6 +27,7 @@ from trainlab.optim import FULL_BATCH, create
 from trainlab.report.lr_find import plot_lr_find
 from trainlab.smoothing import DebiasedEMA
 from trainlab.train.build import param_groups
+from trainlab.train.rundir import config_dirs
 
 SMOOTH_BETA = 0.98  # the smoothing fastai and Lightning use for this curve (memory ~50 steps)
 MIN_POINTS = 10  # steps: fewer recorded points give no suggestion
@@ -177,7 +178,7 @@ def run_lr_find(
             f"optim.name: lr-find runs minibatch steps; {cfg.optim.name} is "
             "full-batch and picks its own step with a line search"
         )
-    dirs = (str(Path(config).parent),)  # plugins next to the config
+    dirs = config_dirs(config)  # plugins next to the config
     splits = prepare(cfg.data, search_dirs=dirs)
     torch.manual_seed(cfg.train.seed)
     model = build_model(cfg.model, splits.input_shape, splits.num_classes, dirs)

@@ -50,7 +50,7 @@ from trainlab.search.samplers import (
     make_sampler,
 )
 from trainlab.search.space import Space, apply_overrides, drop_unused, parse_space
-from trainlab.train.rundir import atomic_write_text
+from trainlab.train.rundir import PLUGINS_FILE, atomic_write_text, config_dirs
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -192,7 +192,7 @@ def plan(config: str | Path | dict[str, Any], options: SearchOptions) -> Plan:
         study_dir,
         options.storage or studies.DEFAULT_STORAGE,
         optim_keys,
-        () if isinstance(config, dict) else (str(Path(config).resolve().parent),),
+        () if isinstance(config, dict) else config_dirs(config),
     )
 
 
@@ -518,6 +518,9 @@ class Driver:
                     f"# best trial {best.number} of study "
                     f"{self.p.name}: validation accuracy {best.value:.4f}\n" + src.read_text(),
                 )
+                plugins = src.parent / PLUGINS_FILE  # where best.yaml's plugins are found
+                if plugins.exists():
+                    atomic_write_text(d / PLUGINS_FILE, plugins.read_text())
         return plots
 
     def _report(

@@ -84,6 +84,13 @@ def latest_run_dir(config_path: str | Path | None, root: str | Path = "runs") ->
     return found[-1] if found else None
 
 
+def config_dirs(config_path: str | Path) -> tuple[str, ...]:
+    """Where a config file's plugins are looked up besides sys.path: its folder, and those a
+    plugins.json beside it records (a search's best.yaml, a run's config.yaml)."""
+    folder = Path(config_path).resolve().parent
+    return tuple(dict.fromkeys([str(folder), *RunDir(folder).plugin_dirs()]))
+
+
 def git_commit() -> str | None:
     try:
         out = subprocess.run(

@@ -65,7 +65,7 @@ from trainlab.experiments.transfer.surgery import (
 from trainlab.nn.plugins import check_output
 from trainlab.optim import FULL_BATCH
 from trainlab.train.build import pick_device
-from trainlab.train.rundir import default_run_dir, load_checkpoint
+from trainlab.train.rundir import config_dirs, default_run_dir, load_checkpoint
 from trainlab.train.state import Callback, Result
 
 MODES = ("linear", "finetune")
@@ -233,7 +233,7 @@ def setup_transfer(
         dict.fromkeys(
             [
                 *pre.run.search_dirs,
-                *([str(Path(config).resolve().parent)] if isinstance(config, (str, Path)) else []),
+                *(config_dirs(config) if isinstance(config, (str, Path)) else ()),
             ]
         )
     )
