@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
+
+from trainlab.train.state import Callback
 
 DEFAULT_DIR = "runs"
 DEFAULT_PORT = 8050
@@ -16,6 +19,16 @@ def hint(root: str = DEFAULT_DIR) -> str:
     """The one line `trainlab train` and `trainlab search` print so a user knows where to look."""
     arg = "" if root.rstrip("/") == DEFAULT_DIR else f" {root}"
     return f"watch it live: trainlab dashboard{arg}  (then open http://127.0.0.1:{DEFAULT_PORT}/)"
+
+
+class DashboardHint(Callback):
+    """Prints `hint` on stderr when training starts (not before: a mistake stays one line)."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = str(root)
+
+    def on_train_start(self, trainer) -> None:  # noqa: ANN001
+        sys.stderr.write(hint(self.root) + "\n")
 
 
 def cmd_dashboard(args: argparse.Namespace) -> int:

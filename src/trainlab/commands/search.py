@@ -41,6 +41,7 @@ class _Live(Display):
         self.best: tuple[int, float] | None = None
         self.study = ""
         self.retests: tuple[int, int] | None = None  # (done, total) once the re-test starts
+        self.hint = ""  # the dashboard command, printed when the search starts
 
     def note(self, message: str) -> None:
         self.console.print(f"note: {message}", highlight=False)
@@ -49,6 +50,8 @@ class _Live(Display):
         from rich.live import Live
 
         self.study, self.total, self.finished = study, total, done
+        if self.hint:
+            sys.stderr.write(self.hint + "\n")
         self.live = Live(self.render(), console=self.console, refresh_per_second=4, transient=True)
         self.live.start()
 
@@ -357,10 +360,9 @@ def cmd_search(args: argparse.Namespace) -> int:
     )
     p = plan(args.config, options)
     c = readable(console(args.json))
-    if p.storage_url.startswith("sqlite:///"):  # the dashboard reads the study's SQLite folder
-        db_dir = os.path.dirname(p.storage_url.removeprefix("sqlite:///")) or "."
-        sys.stderr.write(dashboard_hint(db_dir) + "\n")
     display = PandaDisplay(c) if p.search.workers == 1 else CaviarDisplay(c)
+    if p.storage_url.startswith("sqlite:///"):  # the dashboard reads the study's SQLite folder
+        display.hint = dashboard_hint(os.path.dirname(p.storage_url.removeprefix("sqlite:///")))
     result = Driver(p, options, display).run().to_dict()
     print_table(c, leaderboard_table(result))
     n = result["trials"]
