@@ -65,6 +65,20 @@ MODELS = textwrap.dedent(
         return nn.Linear(3, num_classes)
 
 
+    class Doubled(nn.Module):
+        def __init__(self, n, num_classes):
+            super().__init__()
+            self.body = nn.Sequential(nn.Flatten(), nn.Linear(n, 8), nn.ReLU())
+            self.fc = nn.Linear(8, num_classes)
+
+        def forward(self, x):
+            return 2.0 * self.fc(self.body(x))
+
+
+    def doubled(input_shape, num_classes):
+        return Doubled(math.prod(input_shape), num_classes)
+
+
     NOT_CALLABLE = 3
     """
 )
@@ -245,6 +259,9 @@ def test_transfer_list_blocks_head_and_unfreeze(pretrained, plug, elsewhere, cap
     assert rc == 0, err
     lin = json.loads((elsewhere / "lin/result.json").read_text())
     assert lin["trainable"] == ["classifier.1"] and lin["trainable_parameters"] == 8 * 5 + 5
+    assert lin["solver"] == "lbfgs" and lin["cached_features"]  # the head's input, cached
+    rc, res, _ = cli(capsys, ["eval", "lin", "--json"])
+    assert rc == 0 and res["accuracy"] == pytest.approx(lin["test_accuracy"])
     before, after = (
         load_checkpoint(pretrained / "best.pt"),
         load_checkpoint(elsewhere / "lin/best.pt"),
@@ -262,6 +279,19 @@ def test_transfer_list_blocks_head_and_unfreeze(pretrained, plug, elsewhere, cap
     assert "is a Conv2d, not an nn.Linear" in one_line_error(capsys, argv, "--head")
     argv = ["transfer", "--from", str(pretrained), target, "--head", "pool.9", "--out", "x"]
     one_line_error(capsys, argv, "--head")
+
+
+def test_transfer_when_the_logits_are_not_the_heads_output(plug, elsewhere, capsys):
+    argv = ["train", str(plug / "mlp.yaml"), "--set", "model.kind=h1models:doubled"]
+    assert main([*argv, "--set", "model.args={}", "--out", "pre"]) == 0
+    capsys.readouterr()
+    target = str(plug / "target.yaml")
+    rc, res, err = cli(capsys, ["transfer", "--from", "pre", target, "--out", "t", "--json"])
+    assert rc == 0 and res["solver"] == "optim" and not res["cached_features"], err
+    assert res["trainable"] == ["fc"]
+    assert any("not the output of its head fc" in n for n in res["notes"])
+    argv = ["transfer", "--from", "pre", target, "--out", "t2", "--solver", "lbfgs"]
+    one_line_error(capsys, argv, "--solver")
 
 
 def test_python_api_with_a_factory_a_lambda_and_a_module(plug, elsewhere, capsys):

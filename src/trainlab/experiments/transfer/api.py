@@ -48,8 +48,10 @@ from trainlab.errors import UserError
 from trainlab.experiments.single import as_config, train_single
 from trainlab.experiments.transfer.head import (
     HeadOnFeatures,
+    PluginHeadOnFeatures,
     cache_features,
     choose_l2,
+    head_gives_logits,
     lbfgs_config,
     resolve_solver,
 )
@@ -213,14 +215,19 @@ def setup_transfer(
     )
     # linear mode: how the head is fitted (checked before any data is loaded)
     name, cached, note = resolve_solver(solver, cfg) if mode == "linear" else (None, False, None)
-    if plugin and mode == "linear":
+    notes += [note] if note else []
+    if plugin and cached and not head_gives_logits(pre.model, head, pre.input_shape):
         if solver == "lbfgs":
             raise UserError(
-                "--solver: lbfgs fits the head on cached features of a trainlab model; a "
-                "plugin model's head trains through the frozen body: use --solver optim"
+                f"--solver: lbfgs fits the head on cached features, and this model's logits are "
+                f"not the output of its head {head} unchanged; use --solver optim (or name the "
+                "last layer with --head)"
             )
-        name, cached, note = "optim", False, None
-    notes += [note] if note else []
+        name, cached = "optim", False
+        notes.append(
+            f"solver: the model's logits are not the output of its head {head}, so the head "
+            "trains through the frozen body with the config's optimizer"
+        )
     k = len(blocks_of(pre.model))
     n_unfrozen, whole = (0, False) if mode == "linear" else parse_unfreeze(unfreeze, k)
     mult = None if mode == "linear" else (DEFAULT_LR_MULT if lr_mult is None else lr_mult)
@@ -261,12 +268,15 @@ def setup_transfer(
         head_info = {"solver": name, "cached_features": cached}
         if cached:
             start = time.perf_counter()
-            splits = cache_features(model, splits, pick_device(cfg.train.device))
+            splits = cache_features(model, splits, pick_device(cfg.train.device), head)
             head_info["features_seconds"] = round(time.perf_counter() - start, 3)
-            model = HeadOnFeatures(model, dropout=name != "lbfgs")
+            if plugin:  # the head's input in eval mode: the body's dropout is off
+                model = PluginHeadOnFeatures(model, head)
+            else:
+                model = HeadOnFeatures(model, dropout=name != "lbfgs")
         if name == "lbfgs":
             start = time.perf_counter()
-            l2, sweep = choose_l2(model, splits, cfg)
+            l2, sweep = choose_l2(model, splits, cfg, head)
             cfg = lbfgs_config(cfg, l2)
             head_info.update(
                 {

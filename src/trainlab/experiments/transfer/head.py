@@ -1,9 +1,16 @@
 """Transfer learning, linear mode: the head fitted on cached features of the frozen body, as
-multinomial logistic regression with full-batch L-BFGS and an L2 strength chosen on validation."""
+multinomial logistic regression with full-batch L-BFGS and an L2 strength chosen on validation.
+
+The features are what the head takes: `Net.features` for trainlab's networks; for a plugin
+model, the input of its head module, captured by a forward hook, which is valid when the model's
+logits are the head's output unchanged (`head_gives_logits` checks it).
+"""
 
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -57,6 +64,74 @@ class HeadOnFeatures(Net):
         return self.fc(self.dropout(f) if self.use_dropout else f)
 
 
+class PluginHeadOnFeatures(nn.Module):
+    """A plugin model trained on cached features: `forward` applies its head (the module named
+    `head`) to the head's input. It holds the model's very children, parameters and buffers under
+    their names, so its state dict is the model's (best.pt loads into the plugin's model)."""
+
+    def __init__(self, model: nn.Module, head: str) -> None:
+        super().__init__()
+        for name, child in model.named_children():
+            self.add_module(name, child)
+        for name, p in model.named_parameters(recurse=False):
+            self.register_parameter(name, p)
+        for name, b in model.named_buffers(recurse=False):
+            self.register_buffer(name, b)
+        self._trainlab_head = head
+
+    def forward(self, f: torch.Tensor) -> torch.Tensor:
+        return self.get_submodule(self._trainlab_head)(f)
+
+
+@contextmanager
+def _tapped(model: nn.Module, head: str) -> Iterator[Callable[[torch.Tensor], torch.Tensor]]:
+    """A function x -> the input of `head` when the model runs on x (eval mode, no grad); it
+    raises if the model's output is not the head's output unchanged."""
+    seen: dict[str, torch.Tensor] = {}
+
+    def hook(module: nn.Module, args: tuple, out: torch.Tensor) -> None:
+        seen["features"], seen["out"] = args[0], out
+
+    handle = model.get_submodule(head).register_forward_hook(hook)
+
+    def features(x: torch.Tensor) -> torch.Tensor:
+        seen.clear()
+        out = model(x)
+        if seen.get("out") is not out:
+            raise UserError(f"--head: the model's logits are not the output of {head}")
+        return seen["features"]
+
+    try:
+        yield features
+    finally:
+        handle.remove()
+
+
+@torch.no_grad()
+def head_gives_logits(model: nn.Module, head: str, input_shape: tuple[int, ...]) -> bool:
+    """Whether the model's logits are the output of `head` unchanged (then the head can be
+    fitted on its input, cached): one dry forward pass in eval mode."""
+    was_training = model.training
+    device = next(model.parameters(), torch.empty(0)).device
+    try:
+        with _tapped(model.eval(), head) as features:
+            features(torch.zeros((2, *input_shape), device=device))
+        return True
+    except UserError:
+        return False
+    finally:
+        model.train(was_training)
+
+
+@contextmanager
+def _features_of(model: nn.Module, head: str) -> Iterator[Callable[[torch.Tensor], torch.Tensor]]:
+    if isinstance(model, Net):
+        yield model.features
+    else:
+        with _tapped(model, head) as features:
+            yield features
+
+
 @dataclass
 class FeatureSplits(Splits):
     """Splits whose x are the frozen body's features; the run still records the shape of the
@@ -70,34 +145,44 @@ class FeatureSplits(Splits):
 
 
 @torch.no_grad()
-def encode(model: Net, x: torch.Tensor, device: torch.device) -> torch.Tensor:
-    """`model.features(x)` in evaluation mode, in batches (the frozen body is deterministic)."""
+def encode(
+    model: nn.Module, x: torch.Tensor, device: torch.device, head: str = "fc"
+) -> torch.Tensor:
+    """The head's input for x (`model.features(x)` of a Net) in evaluation mode, in batches (the
+    frozen body is deterministic)."""
     model.eval().to(device)
-    parts = [
-        model.features(x[i : i + ENCODE_BATCH].to(device)).cpu()
-        for i in range(0, len(x), ENCODE_BATCH)
-    ]
-    return torch.cat(parts) if parts else torch.zeros((0, model.fc.in_features))
+    with _features_of(model, head) as features:
+        parts = [
+            features(x[i : i + ENCODE_BATCH].to(device)).cpu()
+            for i in range(0, len(x), ENCODE_BATCH)
+        ]
+    width = model.get_submodule(head).in_features
+    return torch.cat(parts) if parts else torch.zeros((0, width))
 
 
 @torch.no_grad()
 def encode_split(
-    model: Net, split: Split, device: torch.device
+    model: nn.Module, split: Split, device: torch.device, head: str = "fc"
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(features, labels) of a split; a streamed one is encoded batch by batch (the features of
     the whole split are kept: they are what the head trains on)."""
     if isinstance(split, TensorSplit):
-        return encode(model, split.x, device), split.y
+        return encode(model, split.x, device, head), split.y
     model.eval().to(device)
     batches = split.batches(bounded_batch(ENCODE_BATCH, split.shape))
-    parts = [(model.features(x.to(device)).cpu(), y.cpu()) for x, y in batches]
+    with _features_of(model, head) as features:
+        parts = [(features(x.to(device)).cpu(), y.cpu()) for x, y in batches]
     if not parts:
-        return torch.zeros((0, model.fc.in_features)), torch.zeros(0, dtype=torch.long)
+        width = model.get_submodule(head).in_features
+        return torch.zeros((0, width)), torch.zeros(0, dtype=torch.long)
     return torch.cat([f for f, _ in parts]), torch.cat([y for _, y in parts])
 
 
-def cache_features(model: Net, splits: AnySplits, device: torch.device) -> FeatureSplits:
-    f = {k: encode_split(model, getattr(splits, k), device) for k in ("train", "val", "test")}
+def cache_features(
+    model: nn.Module, splits: AnySplits, device: torch.device, head: str = "fc"
+) -> FeatureSplits:
+    """The train/val/test splits as features of the frozen body (what the head `head` takes)."""
+    f = {k: encode_split(model, getattr(splits, k), device, head) for k in ("train", "val", "test")}
     return FeatureSplits(
         *f["train"],
         *f["val"],
@@ -143,7 +228,7 @@ def lbfgs_config(cfg: ExperimentConfig, l2: float) -> ExperimentConfig:
 
 
 def choose_l2(
-    model: Net, feats: FeatureSplits, cfg: ExperimentConfig
+    model: nn.Module, feats: FeatureSplits, cfg: ExperimentConfig, head: str = "fc"
 ) -> tuple[float, dict[str, float]]:
     """Fit the head for each l2 of the grid (from the same fresh head) and keep the one with the
     best validation accuracy (ties: the lower validation loss). Returns (l2, {l2: val acc})."""
@@ -151,7 +236,7 @@ def choose_l2(
     scores: dict[float, tuple[float, float]] = {}
     for rel in L2_GRID:
         l2 = float(f"{rel * scale:.3g}")
-        fc = copy.deepcopy(model.fc)
+        fc = copy.deepcopy(model.get_submodule(head))
         fit_head_lbfgs(fc, feats.x_train, feats.y_train, lbfgs_config(cfg, l2))
         loss, acc = evaluate(fc, feats.x_val, feats.y_val)
         scores[l2] = (acc, -loss if loss == loss else float("-inf"))
