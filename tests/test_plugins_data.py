@@ -73,6 +73,16 @@ PLUGIN = textwrap.dedent(
         num_classes = 3
 
 
+    class Unpicklable(Blobs):
+        def __init__(self, n, seed):
+            super().__init__(n, seed)
+            self.label = lambda i: i % 3
+
+
+    def unpicklable():
+        return {"train": Unpicklable(300, 0)}
+
+
     def datasets(n=600, val=True, test=True, bad=None):
         out = {"train": Blobs(n, 0, bad)}
         if val:
@@ -280,6 +290,17 @@ def test_bad_data_plugins_get_one_line(tmp_path, capsys, name, args, match):
     assert main(["train", str(cfg), "--out", str(tmp_path / "run")]) == 2
     err = error_line(capsys)
     assert match in err and "data.name" in err, err
+
+
+def test_a_dataset_that_cannot_reach_loader_workers_is_one_line(tmp_path, capsys):
+    path = config(tmp_path, "h2_blobs:unpicklable", train={"epochs": 1})
+    cfg = yaml.safe_load(path.read_text())
+    cfg["data"]["loader"] = {"workers": 1}
+    path.write_text(yaml.safe_dump(cfg))
+    assert main(["train", str(path), "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.splitlines()[-1].startswith("trainlab train: data.loader.workers: the train")
+    assert "Traceback" not in err and "UserWarning" not in err, err
 
 
 def test_full_batch_optimizers_refuse_a_streamed_split(tmp_path, capsys):

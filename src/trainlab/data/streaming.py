@@ -11,7 +11,9 @@ from __future__ import annotations
 import contextlib
 import math
 import multiprocessing
+import pickle
 import sys
+import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -243,8 +245,18 @@ class StreamSplit:
         norm = self.normalizer
         if norm is not None:
             norm = Normalizer(norm.mean.to(self.device), norm.std.to(self.device))
-        with _on_path(self.import_dirs):
-            batches = iter(loader)
+        try:
+            with _on_path(self.import_dirs), warnings.catch_warnings():
+                warnings.filterwarnings("ignore", "Got pickle error")  # said below, in one line
+                batches = iter(loader)  # starts the worker processes on the first pass
+        except (pickle.PicklingError, AttributeError, TypeError) as err:
+            if "pickle" not in str(err):
+                raise
+            self.close()
+            raise UserError(
+                f"data.loader.workers: the {self.what.split(': ')[-1]} cannot be sent to "
+                f"worker processes ({first_line(err)}); make it picklable or set workers: 0"
+            ) from None
         for i, batch in enumerate(batches):
             if isinstance(batch, str):
                 self.close()
