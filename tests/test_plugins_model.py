@@ -322,6 +322,16 @@ def test_python_api_with_a_factory_a_lambda_and_a_module(plug, elsewhere, capsys
         search({**config("h1models:mlp"), "search": {"trials": 1}}, model=lambda s, n: None)
 
 
+def test_a_plugin_found_in_the_current_directory_is_recorded(tmp_path, monkeypatch):
+    folder = tmp_path / "here"
+    folder.mkdir()
+    (folder / "cwd_models.py").write_text(MODELS)
+    monkeypatch.chdir(folder)
+    trainlab.train({**config("cwd_models:mlp"), "train": {"epochs": 1}}, out=tmp_path / "run")
+    recorded = json.loads((tmp_path / "run/plugins.json").read_text())["search_dirs"]
+    assert recorded == [str(folder.resolve())]  # eval from elsewhere finds it
+
+
 def test_a_deleted_plugin_module_is_one_line(plug, elsewhere, tmp_path, capsys):
     (tmp_path / "gone_models.py").write_text(MODELS)
     (tmp_path / "gone.yaml").write_text(yaml.safe_dump(config("gone_models:mlp")))

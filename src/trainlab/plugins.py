@@ -61,6 +61,19 @@ def load_object(path: str, field: str, search_dirs: Iterable[str | Path] = ()) -
     return obj
 
 
+def source_dir(path: str) -> str | None:
+    """The folder that the module of an imported plugin `package.module:attr` was found in (the
+    one holding its top-level package), for a run to record; None when it is not imported."""
+    name = path.partition(":")[0]
+    file = getattr(sys.modules.get(name), "__file__", None)
+    if not file:
+        return None
+    root = Path(file).resolve().parent
+    for _ in range(name.count(".")):
+        root = root.parent
+    return str(root)
+
+
 def import_path_of(obj: Any) -> str | None:
     """`module:qualname` when `obj` can be imported back by that name in another process (so a
     run directory or a search worker can rebuild it); None for lambdas, local functions and

@@ -10,9 +10,17 @@ from typing import Any
 
 from torch import nn
 
-from trainlab.config import ExperimentConfig, apply_overrides, load_config, to_yaml, validate
+from trainlab.config import (
+    ExperimentConfig,
+    apply_overrides,
+    is_plugin,
+    load_config,
+    to_yaml,
+    validate,
+)
 from trainlab.data import AnySplits
 from trainlab.errors import UserError
+from trainlab.plugins import source_dir
 from trainlab.report.advice import advise
 from trainlab.report.curves import plot_curves
 from trainlab.train.averaging import averaging_callbacks
@@ -181,7 +189,9 @@ def _train_in(
             (run / name).unlink(missing_ok=True)
     if not resuming or not (run / "config.yaml").exists():
         atomic_write_text(run / "config.yaml", to_yaml(cfg))
-    run.record_plugin_dirs(search_dirs, (cfg.model.kind, cfg.data.name))
+    names = (cfg.model.kind, cfg.data.name)
+    found = [d for n in names if is_plugin(n) and (d := source_dir(n))]  # also via cwd, sys.path
+    run.record_plugin_dirs(tuple(dict.fromkeys([*search_dirs, *found])), names)
     run.write_json("env.json", environment(trainer.device))
     try:
         reason = trainer.fit()
