@@ -6,6 +6,7 @@ import json
 import os
 import sys
 import textwrap
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -13,9 +14,11 @@ import yaml
 
 import trainlab
 from trainlab.cli import main
+from trainlab.config import validate
 from trainlab.errors import UserError
 from trainlab.experiments import evaluate_run
 from trainlab.search.driver import search
+from trainlab.search.executors import Job, _ray_run
 from trainlab.train.rundir import load_checkpoint
 
 MODELS = textwrap.dedent(
@@ -246,6 +249,20 @@ def test_search_over_factory_args_in_worker_processes(plug, elsewhere, capsys):
     assert rc == 0 and res["size"] == 2, err
     rc, res, err = cli(capsys, ["train", "cwd/st/best.yaml", "--out", "best", "--json"])
     assert rc == 0 and res["epochs"] == 1, err  # best.yaml finds the plugin from its study
+
+
+def test_a_ray_task_looks_up_plugins_in_the_jobs_folders(tmp_path, elsewhere):
+    """What a Ray worker runs (`_ray_run`, here in process with stand-in queues) keeps the
+    config's folder of the job: the module sits only there."""
+    folder = tmp_path / "ray_plug"
+    folder.mkdir()
+    (folder / "ray_models.py").write_text(MODELS)
+    cfg = validate({**config("ray_models:mlp"), "train": {"epochs": 1}}).model_dump(mode="json")
+    job = Job(0, cfg, str(tmp_path / "trial"), report=False, search_dirs=(str(folder),))
+    replies = SimpleNamespace(get=lambda timeout: False)
+    event = _ray_run(job, SimpleNamespace(put=lambda item: None), replies)
+    assert event.kind == "done", event.message
+    assert json.loads(event.files["plugins.json"])["search_dirs"] == [str(folder.resolve())]
 
 
 def test_transfer_list_blocks_head_and_unfreeze(pretrained, plug, elsewhere, capsys):

@@ -28,7 +28,7 @@ import traceback
 import types
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any, NoReturn
@@ -322,9 +322,7 @@ def _ray_run(job: Job, inbox: Any, replies: Any) -> Event:
     system is needed)."""
     out = Path(job.out)
     with tempfile.TemporaryDirectory(prefix="trainlab-trial-") as tmp:
-        local = Job(
-            job.number, job.config, str(Path(tmp) / out.name), job.threads, job.keep, job.report
-        )
+        local = replace(job, out=str(Path(tmp) / out.name))  # every other field as sent
 
         def ask(epoch: int, value: float | None) -> bool:
             inbox.put((job.number, epoch, value))
