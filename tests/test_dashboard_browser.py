@@ -7,6 +7,8 @@ Screenshots go to test-artifacts/dashboard/ (and to docs/img/ with TRAINLAB_DOCS
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import shutil
 import threading
@@ -53,7 +55,9 @@ def board(tmp_path_factory):
     search = str(REPO / "examples" / "spirals-search.yaml")
     args = ["search", search, "--trials", "4", "--set", "train.epochs=2"]
     args += ["--storage", f"sqlite:///{root}/trainlab.db", "--out", str(root / "search" / "spi")]
-    assert main([*args, "--study", "spi"]) == 0
+    with contextlib.redirect_stderr(io.StringIO()) as err:
+        assert main([*args, "--study", "spi"]) == 0
+    assert f"trainlab dashboard {root}" in err.getvalue()  # search says where to look
     server = Dashboard(root, port=0).start()
     yield server, root
     server.stop()
