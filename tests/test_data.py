@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from trainlab.config import DataConfig
+from trainlab.config import DataConfig, load_config
 from trainlab.data import prepare
 from trainlab.data.sources import mnist1d, mnist5k, spirals
 from trainlab.errors import UserError
@@ -124,7 +124,8 @@ def test_bad_user_files(tmp_path, arrays, match):
 
 
 def test_unknown_data_set_and_missing_path():
-    with pytest.raises(UserError, match="data.name"):
-        prepare(DataConfig(name="imagenet"))
+    # an unknown name is refused while the config is read, before any data is touched
+    with pytest.raises(UserError, match="data.name: must be one of .* got 'imagenet'"):
+        load_config(overrides=["data.name=imagenet"])
     with pytest.raises(UserError, match="data.path"):
         prepare(DataConfig(name="npz"))

@@ -43,6 +43,17 @@ class ImageFiles(Dataset):
         return torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))), self.labels[i]
 
 
+def _decoded_bytes(files: list[Path], resize: list[int] | None) -> int:
+    """Bytes of the first readable image decoded as float32 (a folder's unreadable files, such as
+    macOS "._name.png", are skipped here as the in-memory loader skips them)."""
+    for file in files:
+        try:
+            return read_image(file, resize).size * 4
+        except UNREADABLE:
+            continue
+    raise UserError(f"data.path: no readable image among the {len(files)} files")
+
+
 def stream_folder(cfg: DataConfig) -> StreamedSplits | None:
     """Streamed splits of an image folder above STREAM_BYTES; None for everything else."""
     if cfg.name not in ("image_folder", "file") or not cfg.path:
@@ -51,9 +62,8 @@ def stream_folder(cfg: DataConfig) -> StreamedSplits | None:
     if not path.is_dir() or infer_format(path) != "image_folder":
         return None
     files, labels = image_files(path)
-    first = ImageFiles(files, labels, cfg.resize)
-    if len(files) * first[0][0].numel() * 4 <= STREAM_BYTES:
-        return None
+    if len(files) * _decoded_bytes(files, cfg.resize) <= STREAM_BYTES:
+        return None  # loaded in memory by sources.image_folder (which skips unreadable files)
     if cfg.classes is not None:  # keep these class folders, relabelled 0..k-1
         missing = [c for c in cfg.classes if c not in set(labels)]
         if missing or len(set(cfg.classes)) != len(cfg.classes):
