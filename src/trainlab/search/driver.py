@@ -44,10 +44,10 @@ from trainlab.search.config import SearchConfig, load_search_config
 from trainlab.search.executors import KEEP, Event, Job, make_executor, prune_run_dir
 from trainlab.search.retest import retest
 from trainlab.search.samplers import (
-    BlockCoordinateSampler,
     CoarseToFineSampler,
     make_pruner,
     make_sampler,
+    must_wait,
 )
 from trainlab.search.space import Space, apply_overrides, drop_unused, parse_space
 from trainlab.train.rundir import PLUGINS_FILE, atomic_write_text, config_dirs
@@ -262,7 +262,6 @@ class Driver:
         self.running: dict[int, Trial] = {}
         self.last: dict[int, float] = {}  # last reported value per running trial
         self.epochs: dict[int, int] = {}  # epochs each running trial trains for
-        self.phase_of: dict[int, int | None] = {}  # round or block phase of each running trial
         self.keep = None if options.keep_all else KEEP
         self.loop_seconds = 0.0
         self.workers = 0
@@ -347,26 +346,12 @@ class Driver:
             )
         return workers
 
-    def _phase(self, slot: int) -> int | None:
-        """The round (coarse to fine) or block phase of the trial in budget position `slot`."""
-        if isinstance(self.sampler, CoarseToFineSampler):
-            return min(self.sampler.rounds - 1, slot // self.sampler.trials_per_round)
-        if isinstance(self.sampler, BlockCoordinateSampler):
-            return slot // self.sampler.trials_per_block
-        return None
-
-    def _next_slot(self) -> int:
-        """As the samplers count: trials that did not fail hold a slot (see samplers._slot)."""
-        return sum(1 for t in self.study.get_trials(deepcopy=False) if t.state != TrialState.FAIL)
-
     def _must_wait(self) -> bool:
         """A round (or block) starts once the previous one has finished: its box (or the values
-        it holds) comes from those results. This also makes a parallel coarse-to-fine search
-        independent of the order trials finish in."""
-        phase = self._phase(self._next_slot())
-        return phase is not None and any(
-            r is not None and r < phase for r in self.phase_of.values()
-        )
+        it holds) comes from those results (the rule is the samplers', `samplers.must_wait`).
+        This also makes a parallel coarse-to-fine search independent of the order trials finish
+        in."""
+        return must_wait(self.study, self.sampler)
 
     def _loop(self) -> None:
         """Launch trials into free slots until the budget is spent; the search loop's time
@@ -386,7 +371,6 @@ class Driver:
             self._launch()
 
     def _launch(self) -> None:
-        phase = self._phase(self._next_slot())
         trial = self.study.ask()
         values = self.p.space.suggest(trial)
         epochs = None
@@ -405,7 +389,6 @@ class Driver:
         out = studies.trial_dir(self.p.study_dir, trial.number)
         self.running[trial.number] = trial
         self.epochs[trial.number] = config["train"]["epochs"]
-        self.phase_of[trial.number] = phase
         self.display.trial_started(
             trial.number,
             {k: v for k, v in values.items() if k not in unused},
@@ -428,7 +411,6 @@ class Driver:
                 return False  # pruning after the last epoch saves nothing and loses a result
             return trial.should_prune()
         del self.running[event.number]
-        self.phase_of.pop(event.number, None)
         self.epochs.pop(event.number, None)
         if event.kind == "error":
             trial.set_user_attr(studies.OUTCOME, "crashed")

@@ -13,12 +13,22 @@ shown by the dashboard and ``trials_dataframe``):
 - grid: system attr ``trainlab:grid_id`` (index of the grid point);
 - coarse-to-fine: user attr ``round``, system attrs ``trainlab:round`` and ``trainlab:box`` (the
   box the trial was drawn from, in config values: ``{path: {"low", "high"} | {"choices"}}``);
-- block: user attr ``block``, system attr ``trainlab:block``.
+- block: user attr ``block``, system attr ``trainlab:block``;
+- coarse-to-fine and block: system attr ``trainlab:phase`` (the round, or the block phase).
+
+Round barriers live here, so every driver gets them right (trainlab's search driver, Optuna's
+``study.optimize(n_jobs=...)``, several processes on one storage, `trainlab.search.Search`):
+a phased sampler (coarse-to-fine rounds, block phases) numbers each trial's *slot* (`_slot`)
+and its phase (``phase_of_slot``); a trial of phase p may only be sampled once no trial of an
+earlier phase is RUNNING, since its box (or held values) comes from those results. A driver asks
+`must_wait(study, sampler)` before it asks for a trial; a sampler asked anyway (``study.optimize``
+with threads) waits inside ``sample_relative`` until the earlier phase has finished.
 """
 
 from __future__ import annotations
 
 import math
+import time
 import zlib
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -38,6 +48,8 @@ GRID_ATTR = "trainlab:grid_id"
 ROUND_ATTR = "trainlab:round"
 BOX_ATTR = "trainlab:box"
 BLOCK_ATTR = "trainlab:block"
+PHASE_ATTR = "trainlab:phase"
+BARRIER_POLL_SECONDS = 0.02
 
 Box = dict[str, tuple[Any, ...]]
 """Per dotted path: ``(low, high)`` in config values for numeric dims, the kept choices for
@@ -97,6 +109,48 @@ def _midpoint(dim: Dimension) -> Any:
     return dim.untransform((low + high) / 2)
 
 
+# --------------------------------------------------------------------------- round barriers
+
+
+def next_slot(study: Study) -> int:
+    """The budget position of the next trial asked: trials that did not fail hold a slot."""
+    return sum(1 for t in study.get_trials(deepcopy=False) if t.state != TrialState.FAIL)
+
+
+def _blocked(study: Study, phase: int | None, before: int | None = None) -> bool:
+    """Whether a RUNNING trial (numbered below `before`, if given) is of a phase before `phase`.
+
+    A trial asked but not yet sampled has no phase and blocks nothing.
+    """
+    if phase is None:
+        return False
+    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        if before is not None and t.number >= before:
+            continue
+        earlier = t.system_attrs.get(PHASE_ATTR)
+        if earlier is not None and earlier < phase:
+            return True
+    return False
+
+
+def must_wait(study: Study, sampler: BaseSampler) -> bool:
+    """Whether the next trial must wait for running trials of an earlier round or block phase.
+
+    Always False for samplers without phases (random, grid, Optuna's own).
+    """
+    phase_of_slot = getattr(sampler, "phase_of_slot", None)
+    if phase_of_slot is None:
+        return False
+    return _blocked(study, phase_of_slot(next_slot(study)))
+
+
+def _await_phase(study: Study, trial: FrozenTrial, phase: int) -> None:
+    """Block until no earlier trial of an earlier phase is RUNNING (threads of one study, or
+    processes sharing a storage; a dead process's trials are failed by its heartbeat)."""
+    while _blocked(study, phase, before=trial.number):
+        time.sleep(BARRIER_POLL_SECONDS)
+
+
 # --------------------------------------------------------------------------- random
 
 
@@ -109,6 +163,10 @@ class RandomSampler(BaseSampler):
 
     def __init__(self, seed: int = 0) -> None:
         self.seed = seed
+
+    def phase_of_slot(self, slot: int) -> int | None:
+        """The phase of the trial in budget position `slot` (None: this sampler has none)."""
+        return None
 
     def infer_relative_search_space(
         self, study: Study, trial: FrozenTrial
@@ -279,6 +337,10 @@ class CoarseToFineSampler(_SpaceSampler):
 
     # -- rounds
 
+    def phase_of_slot(self, slot: int) -> int:
+        """The round of the trial in budget position `slot` (past the last: the last)."""
+        return min(self.rounds - 1, slot // self.trials_per_round)
+
     def round_of(self, trial: optuna.trial.Trial | FrozenTrial | int) -> int:
         """The round a trial belongs to (sampled trials: the recorded one)."""
         attrs: Mapping[str, Any] = {}
@@ -350,13 +412,18 @@ class CoarseToFineSampler(_SpaceSampler):
     ) -> dict[str, Any]:
         if not search_space:
             return {}
-        round_index = min(self.rounds - 1, _slot(study, trial) // self.trials_per_round)
+        round_index = self.phase_of_slot(_slot(study, trial))
+        _await_phase(study, trial, round_index)
         box = self.box_for_round(study, round_index)
         self._round_of_number[trial.number] = round_index
         _set_attrs(
             study,
             trial,
-            {ROUND_ATTR: round_index, BOX_ATTR: _box_to_json(box, self.space)},
+            {
+                ROUND_ATTR: round_index,
+                PHASE_ATTR: round_index,
+                BOX_ATTR: _box_to_json(box, self.space),
+            },
             {"round": round_index},
         )
         return {d.param_name: self._draw(trial, d, box) for d in self.space}
@@ -419,8 +486,12 @@ class BlockCoordinateSampler(_SpaceSampler):
         self.blocks = [list(b) for b in blocks if b] + ([missing] if missing else [])
         self.trials_per_block = trials_per_block
 
+    def phase_of_slot(self, slot: int) -> int:
+        """The block phase of the trial in budget position `slot` (phases cycle the blocks)."""
+        return slot // self.trials_per_block
+
     def block_of_slot(self, slot: int) -> int:
-        return (slot // self.trials_per_block) % len(self.blocks)
+        return self.phase_of_slot(slot) % len(self.blocks)
 
     def held_values(self, study: Study) -> dict[str, Any]:
         """Optuna params the non-tuned dims are held at: the best trial's, else the defaults."""
@@ -441,13 +512,16 @@ class BlockCoordinateSampler(_SpaceSampler):
     ) -> dict[str, Any]:
         if not search_space:
             return {}
-        block = self.block_of_slot(_slot(study, trial))
+        slot = _slot(study, trial)
+        phase = self.phase_of_slot(slot)
+        _await_phase(study, trial, phase)
+        block = self.block_of_slot(slot)
         tuned = set(self.blocks[block])
         params = self.held_values(study)
         for d in self.space:
             if d.name in tuned:
                 params[d.param_name] = self._draw(trial, d)
-        _set_attrs(study, trial, {BLOCK_ATTR: block}, {"block": block})
+        _set_attrs(study, trial, {BLOCK_ATTR: block, PHASE_ATTR: phase}, {"block": block})
         return params
 
 
