@@ -114,7 +114,7 @@ class Display:
     """What the driver tells a user interface (the CLI's live curve or table); no-ops here."""
 
     def note(self, message: str) -> None:
-        """A one-line remark for the user before the search starts (workers capped, ...)."""
+        """A one-line remark for the user (workers capped, a Ray trial re-run on another node)."""
 
     def start(self, study: str, total: int, done: int, workers: int) -> None: ...
 
@@ -302,6 +302,7 @@ class Driver:
                         self.workers,
                         address=self.options.ray_address,
                         threads=self.options.threads,
+                        note=self.display.note,
                     )
                 except BaseException:  # no Ray, say: a new study is taken back
                     if not self.options.resume:

@@ -316,16 +316,17 @@ class LocalExecutor:
 # --------------------------------------------------------------------------- ray
 
 
-def _ray_run(job: Job, inbox: Any, replies: Any) -> Event:
+def _ray_run(job: Job, inbox: Any, replies: Any, attempt: int = 0) -> Event:
     """A Ray task: train in a temporary directory on whichever node runs it; send back results
     and the kept files (the driver writes them into the study directory, so no shared file
-    system is needed)."""
+    system is needed). Epoch reports carry the `attempt`, so the driver can tell a re-run's
+    messages from those a lost attempt left behind."""
     out = Path(job.out)
     with tempfile.TemporaryDirectory(prefix="trainlab-trial-") as tmp:
         local = replace(job, out=str(Path(tmp) / out.name))  # every other field as sent
 
         def ask(epoch: int, value: float | None) -> bool:
-            inbox.put((job.number, epoch, value))
+            inbox.put((job.number, attempt, epoch, value))
             return bool(replies.get(timeout=3600))
 
         with warnings.catch_warnings():  # the driver showed the data's warnings once
@@ -339,9 +340,60 @@ def _ray_run(job: Job, inbox: Any, replies: Any) -> Event:
     return event
 
 
+def _lost_worker(ray: Any, exc: BaseException) -> bool:
+    """Whether a task failed because its worker process or node went away (the trial itself
+    did not fail: run_job turns every exception of the training into an ``error`` event)."""
+    errors = ray.exceptions
+    return isinstance(
+        exc,
+        errors.NodeDiedError
+        | errors.WorkerCrashedError
+        | errors.LocalRayletDiedError
+        | errors.ObjectLostError
+        | errors.OutOfMemoryError,
+    )
+
+
+def _ray_messages_to_stderr(ray: Any) -> None:
+    """Ray's driver prints the cluster's error messages (a node marked dead, a worker killed)
+    to stdout; here stdout is the command's output (``--json``), so they go to stderr."""
+    worker = getattr(getattr(ray, "_private", None), "worker", None)
+    original = getattr(worker, "print_to_stdstream", None)
+    if original is None or getattr(original, "trainlab_stderr", False):
+        return
+
+    def to_stderr(data: dict[str, Any], ignore_prefix: bool) -> None:
+        original({**data, "is_err": True}, ignore_prefix)
+
+    to_stderr.trainlab_stderr = True  # type: ignore[attr-defined]
+    worker.print_to_stdstream = to_stderr
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+@dataclass
+class _RayTrial:
+    job: Job
+    slot: int  # which reply queue the task reads
+    attempt: int = 0
+    reported: int = 0  # the last epoch passed to the driver (a re-run repeats the earlier ones)
+
+
 class RayExecutor:
     """Trials as Ray tasks (one CPU each) on a Ray cluster: `address`, or a local one started
-    small (2 CPUs unless told, no dashboard, a small object store, usage stats off)."""
+    small (2 CPUs unless told, no dashboard, a small object store, usage stats off).
+
+    The queues that carry epoch reports and the driver's answers are actors pinned to the
+    driver's node with no CPU, so losing any other node loses no queue. A task whose worker or
+    node died (NodeDiedError, WorkerCrashedError, ...) is submitted again, up to `retries` times,
+    with a fresh reply queue; the re-run trains the same config and seed from the start, its
+    epochs up to the last one already reported are answered "go on" without reaching the driver
+    (the pruner saw them once), and a note says so. After `retries` re-runs the trial fails
+    (``error``), as any crashed trial does.
+    """
 
     def __init__(
         self,
@@ -350,11 +402,13 @@ class RayExecutor:
         threads: int = 1,
         num_cpus: int | None = None,
         object_store_memory: int = 100 * 1024 * 1024,
+        retries: int = 2,
+        note: Callable[[str], None] | None = None,
     ) -> None:
         os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
         try:
             import ray
-            from ray.util.queue import Queue
+            from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
         except ImportError:
             raise UserError(
                 "--executor: ray is not installed; pip install 'trainlab[ray]' or use "
@@ -374,49 +428,94 @@ class RayExecutor:
                 kwargs.update(
                     num_cpus=num_cpus or max(2, workers), object_store_memory=object_store_memory
                 )
+            _ray_messages_to_stderr(ray)
             try:
                 ray.init(**kwargs)
             except Exception as exc:
                 where = address or "a local Ray"
-                raise UserError(f"--ray-address: cannot connect to {where} ({exc})") from None
+                hint = ""
+                if isinstance(exc, ray.exceptions.AuthenticationError):
+                    hint = "; set RAY_AUTH_MODE=token and the cluster's RAY_AUTH_TOKEN here"
+                raise UserError(
+                    f"--ray-address: cannot connect to {where} ({_first_line(exc)}){hint}"
+                ) from None
             self._started = True
         self.slots = workers
         self.threads = threads
+        self.retries = retries
+        self._note = note or (lambda message: print(f"note: {message}", file=sys.stderr))
         self._task = ray.remote(num_cpus=1, max_retries=0)(_ray_run)
-        self._inbox = Queue()
-        self._replies = [Queue() for _ in range(workers)]
-        self._running: dict[Any, tuple[int, Job]] = {}  # ref -> (slot, job)
+        here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
+        self._queue_options = {"num_cpus": 0, "scheduling_strategy": here}
+        self._inbox = self._queue()
+        self._replies = [self._queue() for _ in range(workers)]
+        self._running: dict[Any, _RayTrial] = {}  # ref -> trial
+
+    def _queue(self) -> Any:
+        from ray.util.queue import Queue
+
+        return Queue(actor_options=self._queue_options)
 
     def free(self) -> int:
         return self.slots - len(self._running)
 
     def submit(self, job: Job) -> None:
-        used = {slot for slot, _ in self._running.values()}
+        used = {t.slot for t in self._running.values()}
         slot = next(i for i in range(self.slots) if i not in used)
         job.threads = self.threads
-        ref = self._task.remote(job, self._inbox, self._replies[slot])
-        self._running[ref] = (slot, job)
+        self._start(_RayTrial(job, slot))
+
+    def _start(self, trial: _RayTrial) -> None:
+        ref = self._task.remote(trial.job, self._inbox, self._replies[trial.slot], trial.attempt)
+        self._running[ref] = trial
+
+    def _retry(self, trial: _RayTrial, exc: BaseException) -> None:
+        """Run a trial whose task lost its worker again, with a reply queue of its own (the
+        old one may hold an answer the lost attempt never read)."""
+        self._ray.kill(self._replies[trial.slot].actor, no_restart=True)
+        self._replies[trial.slot] = self._queue()
+        trial.attempt += 1
+        self._note(
+            f"trial {trial.job.number} lost its Ray worker ({type(exc).__name__}): re-running it "
+            f"(attempt {trial.attempt + 1} of {self.retries + 1})"
+        )
+        self._start(trial)
 
     def step(self, handle: Handler, timeout: float = 0.5) -> None:
         if not self._running:
             return
         ray = self._ray
-        slot_of = {job.number: slot for slot, job in self._running.values()}
+        by_number = {t.job.number: t for t in self._running.values()}
         try:
             first = self._inbox.get(timeout=timeout)
             messages = [first] + self._inbox.get_nowait_batch(self._inbox.qsize())
         except Exception:  # ray.util.queue.Empty
             messages = []
-        for number, epoch, value in messages:
-            stop = handle(Event("epoch", number, epoch, value))
-            self._replies[slot_of[number]].put(bool(stop))
+        for number, attempt, epoch, value in messages:
+            trial = by_number.get(number)
+            if trial is None or attempt != trial.attempt:
+                continue  # left by an attempt that lost its worker: nobody waits for the answer
+            stop = False
+            if epoch > trial.reported:
+                trial.reported = epoch
+                stop = bool(handle(Event("epoch", number, epoch, value)))
+            self._replies[trial.slot].put(stop)
         done, _ = ray.wait(list(self._running), num_returns=len(self._running), timeout=0)
         for ref in done:
-            _, job = self._running.pop(ref)
+            trial = self._running.pop(ref)
+            job = trial.job
             try:
                 event = ray.get(ref)
             except Exception as exc:
-                event = Event("error", job.number, message=f"ray task failed: {exc}")
+                if _lost_worker(ray, exc) and trial.attempt < self.retries:
+                    self._retry(trial, exc)
+                    continue
+                event = Event(
+                    "error",
+                    job.number,
+                    message=f"ray task failed after {trial.attempt + 1} attempt(s): "
+                    f"{type(exc).__name__}: {_first_line(exc)}",
+                )
             if event.files:
                 out = Path(job.out)
                 out.mkdir(parents=True, exist_ok=True)
@@ -436,11 +535,17 @@ class RayExecutor:
 
 
 def make_executor(
-    kind: str, workers: int, *, address: str | None = None, threads: int = 1
+    kind: str,
+    workers: int,
+    *,
+    address: str | None = None,
+    threads: int = 1,
+    note: Callable[[str], None] | None = None,
 ) -> InlineExecutor | LocalExecutor | RayExecutor:
-    """The executor of ``search.executor`` (``inline`` runs in the driver: Python API only)."""
+    """The executor of ``search.executor`` (``inline`` runs in the driver: Python API only);
+    `note` gets one-line remarks for the user (a Ray trial re-run after its node died)."""
     if kind == "ray":
-        return RayExecutor(workers, address=address, threads=threads)
+        return RayExecutor(workers, address=address, threads=threads, note=note)
     if kind == "inline":
         return InlineExecutor()
     return LocalExecutor(workers, threads=threads)
