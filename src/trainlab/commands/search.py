@@ -341,6 +341,16 @@ def ranking_line(retest: list[dict[str, Any]]) -> str:
     )
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of seconds >= 1")
+    return value
+
+
 def cmd_search(args: argparse.Namespace) -> int:
     options = SearchOptions(
         strategy=args.strategy,
@@ -357,6 +367,8 @@ def cmd_search(args: argparse.Namespace) -> int:
         retest_seeds=args.retest_seeds,
         overrides=args.set,
         keep_all=args.keep_all,
+        heartbeat=args.heartbeat,
+        artifacts=args.artifacts,
     )
     p = plan(args.config, options)
     c = readable(console(args.json))
@@ -410,7 +422,26 @@ def add_parser(sub) -> None:  # noqa: ANN001
     p.add_argument("--executor", choices=["local", "ray"])
     p.add_argument("--ray-address", help="a Ray cluster (default: start a local one)")
     p.add_argument("--pruner", choices=["none", "median", "halving"])
-    p.add_argument("--storage", help="Optuna storage URL (default sqlite:///runs/trainlab.db)")
+    p.add_argument(
+        "--storage",
+        help="study storage: sqlite:///FILE (default sqlite:///runs/trainlab.db), "
+        "postgresql://USER@HOST:PORT/DB or journal:///ABS/PATH/FILE.log (several drivers, "
+        "on several machines, share a PostgreSQL or journal study; docs/scaling.md)",
+    )
+    p.add_argument(
+        "--heartbeat",
+        type=_positive_int,
+        default=30,
+        metavar="S",
+        help="shared storage: seconds between a running trial's heartbeats; a trial silent "
+        "for 3 beats (its driver died) is re-run by the other drivers (default 30)",
+    )
+    p.add_argument(
+        "--artifacts",
+        metavar="DIR",
+        help="folder of the study's artifact store (trials' files for every machine; default: "
+        "beside a journal's log, else the study directory)",
+    )
     p.add_argument("--study", help="study name (default: the config's file name)")
     p.add_argument("--out", help="study directory (default runs/search/<study>)")
     p.add_argument("--resume", action="store_true", help="continue the study to --trials")

@@ -39,6 +39,8 @@ from trainlab.data import prepare
 from trainlab.data.given import data_override
 from trainlab.errors import UserError
 from trainlab.experiments.given_model import factory_override
+from trainlab.search import artifacts as stored
+from trainlab.search import cooperate
 from trainlab.search import study as studies
 from trainlab.search.config import SearchConfig, load_search_config
 from trainlab.search.executors import KEEP, Event, Job, make_executor, prune_run_dir
@@ -74,6 +76,8 @@ class SearchOptions:
     overrides: Sequence[str] = ()
     keep_all: bool = False
     threads: int = 1  # torch threads per worker
+    heartbeat: int = 30  # seconds between a running trial's heartbeats (shared storages)
+    artifacts: str | None = None  # the artifact store's folder (trainlab.search.artifacts)
 
 
 @dataclass
@@ -265,20 +269,27 @@ class Driver:
         self.keep = None if options.keep_all else KEEP
         self.loop_seconds = 0.0
         self.workers = 0
+        self.shared = studies.is_shared(p.storage_url)  # drivers cooperate (cooperate.py)
+        self.heartbeat: cooperate.Heartbeat | None = None
+        self.stale_watch: cooperate.StaleWatch | None = None
+        self.store: Any = None  # the artifact store, when trials' files are uploaded
+        self._last_watch = -math.inf
 
     # -- budget
 
     def counted(self) -> int:
-        return sum(
-            1 for t in self.study.get_trials(deepcopy=False) if studies.counts_toward_budget(t)
-        )
+        return cooperate.counted(self.study)
 
     def run(self) -> SearchResult:
         p = self.p
         start = time.perf_counter()
-        storage = studies.open_storage(p.storage_url, must_exist=bool(self.options.resume))
+        storage = studies.open_storage(
+            p.storage_url, must_exist=bool(self.options.resume), heartbeat=self.options.heartbeat
+        )
+        self.storage = storage
         created = not p.study_dir.exists()
-        lock = studies.StudyLock(p.study_dir)
+        # one driver per SQLite study; on a shared storage drivers cooperate instead
+        lock = studies.StudyLock(p.study_dir) if not self.shared else studies.NoLock()
         lock.acquire()
         try:
             try:  # every check before the study is created (or, resuming, changed)
@@ -292,8 +303,10 @@ class Driver:
                     self.pruner,
                     sig,
                     self.options.resume,
+                    shared=self.shared,
                 )
                 self.study = opened.study
+                self._cooperate(storage)
                 try:  # the workers are capped at the study's runs left, so it comes first
                     kind = self.options.executor or p.search.executor
                     self.workers = self._workers(kind)
@@ -305,7 +318,7 @@ class Driver:
                         note=self.display.note,
                     )
                 except BaseException:  # no Ray, say: a new study is taken back
-                    if not self.options.resume:
+                    if not self.options.resume and not self.shared:
                         optuna.delete_study(study_name=p.name, storage=storage)
                     raise
             except UserError:
@@ -327,7 +340,26 @@ class Driver:
                 self.display.stop()
             return self._report(storage, time.perf_counter() - start, retest)
         finally:
+            if self.heartbeat is not None:
+                self.heartbeat.stop()
             lock.release()
+
+    def _cooperate(self, storage: Any) -> None:
+        """On a shared storage: heartbeats for this driver's trials, a watch for dead drivers'
+        ones; there or with --artifacts: the artifact store trials' files are uploaded to."""
+        if self.shared:
+            self.heartbeat = cooperate.Heartbeat(storage, self.options.heartbeat)
+            self.heartbeat.start()
+            self.stale_watch = cooperate.StaleWatch(storage, self.options.heartbeat)
+        if self.shared or self.options.artifacts:
+            where = (
+                self.options.artifacts
+                or self.study.user_attrs.get(stored.ARTIFACTS_ATTR)
+                or stored.default_dir(self.p.storage_url, self.p.study_dir, self.p.name)
+            )
+            self.store = stored.store_for(Path(where).resolve())
+            if stored.ARTIFACTS_ATTR not in self.study.user_attrs:
+                self.study.set_user_attr(stored.ARTIFACTS_ATTR, str(Path(where).resolve()))
 
     def _workers(self, kind: str) -> int:
         """``search.workers`` capped at the runs left (trials, then re-tests); a note when that
@@ -361,18 +393,53 @@ class Driver:
         if hasattr(self.executor, "wait_ready"):
             self.executor.wait_ready()
         loop_start = time.perf_counter()
-        while self.running:
-            self.executor.step(self._handle, timeout=0.5)
+        while self.running or self._others_running():
+            if self.running:
+                self.executor.step(self._handle, timeout=0.5)
+            else:  # other drivers' trials: wait for them (or for their retries to hand out)
+                time.sleep(0.5)
             self._fill()
         self.loop_seconds = time.perf_counter() - loop_start
 
+    def _others_running(self) -> bool:
+        """Shared storage: trials of other drivers still RUNNING, or retries WAITING."""
+        if not self.shared:
+            return False
+        states = (TrialState.RUNNING, TrialState.WAITING)
+        return any(
+            t.number not in self.running
+            for t in self.study.get_trials(deepcopy=False, states=states)
+        )
+
     def _fill(self) -> None:
         total = self.p.search.trials
-        while self.executor.free() > 0 and self.counted() < total and not self._must_wait():
-            self._launch()
+        self._recover_stale()
+        while self.executor.free() > 0:
+            with cooperate.budget_lock(self.storage, self.p.storage_url, self.p.name):
+                if self.counted() >= total or self._must_wait():
+                    return
+                self._launch()
+
+    def _recover_stale(self) -> None:
+        """Shared storage, once a heartbeat interval: dead drivers' trials become interrupted
+        and are enqueued again (cooperate.recover), under the budget lock."""
+        now = time.monotonic()
+        if self.stale_watch is None or now - self._last_watch < self.options.heartbeat:
+            return
+        self._last_watch = now
+        own = {t._trial_id for t in self.running.values()}
+        stale = self.stale_watch.stale(self.study, own)
+        if not stale:
+            return
+        with cooperate.budget_lock(self.storage, self.p.storage_url, self.p.name):
+            for t in stale:
+                if cooperate.recover(self.study, t):
+                    self.display.note(f"trial {t.number}: its driver stopped beating; re-run")
 
     def _launch(self) -> None:
         trial = self.study.ask()
+        if self.heartbeat is not None:
+            self.heartbeat.add(trial._trial_id)
         values = self.p.space.suggest(trial)
         epochs = None
         if isinstance(self.sampler, CoarseToFineSampler):
@@ -383,6 +450,7 @@ class Driver:
             trial.set_user_attr(studies.OUTCOME, "invalid")
             trial.set_user_attr("error", str(exc))
             self.study.tell(trial, state=TrialState.FAIL)
+            self._forget(trial)
             self.display.trial_finished(trial.number, "failed", None)
             return
         if unused:
@@ -406,13 +474,29 @@ class Driver:
             self.display.epoch(event.number, event.epoch, event.value)
             if event.value is None or not math.isfinite(event.value):
                 return False
-            trial.report(float(event.value), step=event.epoch)
+            try:
+                trial.report(float(event.value), step=event.epoch)
+            except optuna.exceptions.UpdateFinishedTrialError:
+                return True  # judged dead by another driver (its retry runs): stop this run
             self.last[event.number] = float(event.value)
             if event.epoch >= self.epochs.get(event.number, math.inf):
                 return False  # pruning after the last epoch saves nothing and loses a result
             return trial.should_prune()
         del self.running[event.number]
         self.epochs.pop(event.number, None)
+        try:
+            return self._record(trial, event)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            return None  # judged dead by another driver meanwhile: its retry counts instead
+        finally:
+            self._forget(trial)
+
+    def _forget(self, trial: Trial) -> None:
+        if self.heartbeat is not None:
+            self.heartbeat.discard(trial._trial_id)
+
+    def _record(self, trial: Trial, event: Event) -> None:
+        """Tell the study a finished trial's outcome (its files uploaded first, if stored)."""
         if event.kind == "error":
             trial.set_user_attr(studies.OUTCOME, "crashed")
             trial.set_user_attr("error", event.message[-2000:])
@@ -424,6 +508,8 @@ class Driver:
         for key, value in done.attrs.items():
             trial.set_user_attr(key, value)
         last = self.last.pop(event.number, None)
+        if self.store is not None:  # before tell: a finished trial takes no more attrs
+            stored.upload(self.store, trial, studies.trial_dir(self.p.study_dir, event.number))
         if done.state == TrialState.COMPLETE:
             self.study.tell(trial, done.value)
         else:
@@ -440,9 +526,12 @@ class Driver:
     def _interrupt(self) -> None:
         """Ctrl-C: running trials become FAIL (interrupted), so --resume re-runs their slots."""
         for number, trial in list(self.running.items()):
+            shutil.rmtree(studies.trial_dir(self.p.study_dir, number), ignore_errors=True)
+            if self.shared:  # the other drivers re-run its slot with the same parameters
+                cooperate.recover(self.study, self.study._storage.get_trial(trial._trial_id))
+                continue
             trial.set_user_attr(studies.OUTCOME, studies.INTERRUPTED)
             self.study.tell(trial, state=TrialState.FAIL)
-            shutil.rmtree(studies.trial_dir(self.p.study_dir, number), ignore_errors=True)
         self.running.clear()
         self.executor.close(kill=True)
         try:
@@ -456,6 +545,7 @@ class Driver:
         """Re-train each of the best `retest` configs with `retest_seeds` new seeds, on the
         search's executor; see trainlab.search.retest."""
         top = studies.ranked_trials(self.study, self.p.space)[: self.p.search.retest]
+        stored.fetch_missing(self.study, self.p.study_dir, [r["trial"] for r in top], "config.yaml")
         out = retest(
             self.p.study_dir,
             top,
@@ -494,6 +584,7 @@ class Driver:
         }
         best = studies.best_trial(self.study)
         if best is not None:
+            stored.fetch_missing(self.study, d, [best.number], "config.yaml")  # another's trial
             src = studies.trial_dir(d, best.number) / "config.yaml"
             if src.exists():
                 atomic_write_text(

@@ -21,6 +21,7 @@ import json
 import math
 import os
 import shutil
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,11 +52,33 @@ def trial_dir(study_dir: Path, number: int) -> Path:
 # --------------------------------------------------------------------------- storage
 
 
-def open_storage(url: str, must_exist: bool = False) -> BaseStorage:
-    """Open an Optuna RDB storage; an SQLite file's folder is created, unless `must_exist`
-    (`--resume`: a missing file is a mistake, and no empty database is left behind).
-    Mistakes: one line."""
-    if url.startswith("sqlite:///"):
+SHARED_SCHEMES = ("postgresql://", "postgresql+psycopg://", "journal:///")
+"""Storages several drivers (on several machines) share: they cooperate on one study."""
+
+
+def is_shared(url: str) -> bool:
+    """PostgreSQL and journal storages are shared by cooperating drivers; SQLite has one."""
+    return url.startswith(SHARED_SCHEMES)
+
+
+def open_storage(url: str, must_exist: bool = False, heartbeat: int | None = None) -> BaseStorage:
+    """Open the study storage `url`: ``sqlite:///FILE`` (one driver), ``postgresql://USER@HOST:
+    PORT/DB`` (psycopg 3) or ``journal:///ABS/PATH/FILE.log`` (Optuna's journal on a shared disk).
+
+    An SQLite file's folder is created, unless `must_exist` (`--resume`: a missing file is a
+    mistake, and no empty database is left behind). `heartbeat` (seconds) turns on Optuna's
+    heartbeat on PostgreSQL (the journal's is trainlab.search.cooperate's). Mistakes: one line.
+    """
+    if url.startswith("journal:"):
+        return _open_journal(url, must_exist)
+    if url.startswith("postgresql"):
+        scheme, sep, rest = url.partition("://")
+        if scheme not in ("postgresql", "postgresql+psycopg") or not sep or not rest:
+            raise UserError(
+                f"--storage: {url} is not a PostgreSQL URL (postgresql://USER@HOST:PORT/DB)"
+            )
+        url = "postgresql+psycopg://" + rest
+    elif url.startswith("sqlite:///"):
         path = url.removeprefix("sqlite:///")
         if must_exist and path and path != ":memory:" and not Path(path).is_file():
             raise UserError(
@@ -70,16 +93,62 @@ def open_storage(url: str, must_exist: bool = False) -> BaseStorage:
                 raise UserError(
                     f"--storage: cannot create {parent} for {url} ({exc.strerror})"
                 ) from None
+    elif "://" not in url:
+        raise UserError(
+            f"--storage: {url} is not a storage URL (sqlite:///FILE, "
+            "postgresql://USER@HOST:PORT/DB or journal:///ABS/PATH/FILE.log)"
+        )
+    beat = {}
+    if heartbeat and url.startswith("postgresql"):
+        beat = {"heartbeat_interval": heartbeat, "grace_period": grace_period(heartbeat)}
     try:
-        return optuna.storages.RDBStorage(url, engine_kwargs=_engine_kwargs(url))
+        with warnings.catch_warnings():  # heartbeats are "experimental" since Optuna 2.9
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.storages.RDBStorage(url, engine_kwargs=_engine_kwargs(url), **beat)
     except Exception as exc:  # sqlalchemy/alembic raise many kinds; the user sees one line
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise UserError(f"--storage: cannot open {url} ({reason[:160]})") from None
 
 
+def grace_period(heartbeat: int) -> int:
+    """How long a RUNNING trial may go without a heartbeat before it counts as dead: three
+    beats (one late beat from a busy machine is not a death)."""
+    return 3 * heartbeat
+
+
+def journal_path(url: str) -> Path:
+    """The log file of ``journal:///ABS/PATH/FILE.log``."""
+    path = url.removeprefix("journal://")
+    if not url.startswith("journal:///") or path in ("", "/") or path.endswith("/"):
+        raise UserError(
+            f"--storage: {url} is not a journal URL (journal:///ABS/PATH/FILE.log, "
+            "an absolute path on a disk every machine mounts)"
+        )
+    return Path(path)
+
+
+def _open_journal(url: str, must_exist: bool) -> BaseStorage:
+    from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
+
+    path = journal_path(url)
+    if must_exist and not path.is_file():
+        raise UserError(
+            f"--resume: no journal {path} to continue; start the search without --resume "
+            "(or give its --storage)"
+        )
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        backend = JournalFileBackend(str(path), lock_obj=JournalFileOpenLock(str(path)))
+        return optuna.storages.JournalStorage(backend)
+    except OSError as exc:
+        raise UserError(f"--storage: cannot open {path} ({exc.strerror or exc})") from None
+
+
 def _engine_kwargs(url: str) -> dict[str, Any]:
-    # One writer, but readers (optuna-dashboard) may hold the file: wait for them, not fail.
-    return {"connect_args": {"timeout": 30}} if url.startswith("sqlite") else {}
+    if url.startswith("sqlite"):
+        # One writer, but readers (optuna-dashboard) may hold the file: wait for them, not fail.
+        return {"connect_args": {"timeout": 30}}
+    return {"connect_args": {"connect_timeout": 10}}  # an unreachable server: one line, soon
 
 
 # --------------------------------------------------------------------------- lock
@@ -95,6 +164,16 @@ class StudyLock(DirLock):
             f"--study: {study_dir} is being searched by a running trainlab search (pid {{pid}}); "
             "wait for it or choose another --study/--out",
         )
+
+
+class NoLock:
+    """A shared storage's stand-in for StudyLock: drivers cooperate (search.cooperate)."""
+
+    def acquire(self) -> None:
+        pass
+
+    def release(self) -> None:
+        pass
 
 
 # --------------------------------------------------------------------------- a trial's result
@@ -189,6 +268,7 @@ def open_study(
     pruner: optuna.pruners.BasePruner,
     sig: dict[str, Any],
     resume: bool,
+    shared: bool = False,
 ) -> Opened:
     """Create the study, or load it with `resume`; call with the study lock held.
 
@@ -198,8 +278,14 @@ def open_study(
     (`outcome`: COMPLETE with the best epoch's validation accuracy, ...) and kept; the others are
     marked FAIL with ``outcome: interrupted`` and their run directories removed, so their slots
     are re-run and nothing of theirs is counted.
+
+    On a `shared` storage (PostgreSQL, journal) a driver joins the study if it exists (same
+    signature), without `--resume`; other drivers' RUNNING trials are theirs, left to the
+    heartbeat (trainlab.search.cooperate) to recover if their driver died.
     """
     names = {s.study_name for s in storage.get_all_studies()}
+    if shared and (name in names or not resume):
+        return _join_study(storage, name, study_dir, sampler, pruner, sig, names)
     if not resume:
         if name in names:
             raise UserError(
@@ -241,6 +327,39 @@ def open_study(
         shutil.rmtree(trial_dir(study_dir, t.number), ignore_errors=True)
         stale.append(t.number)
     return Opened(study, stale, recovered)
+
+
+def _join_study(
+    storage: BaseStorage,
+    name: str,
+    study_dir: Path,
+    sampler: optuna.samplers.BaseSampler,
+    pruner: optuna.pruners.BasePruner,
+    sig: dict[str, Any],
+    names: set[str],
+) -> Opened:
+    """Create the shared study, or join it (another driver created it first)."""
+    if name not in names:
+        try:
+            study = optuna.create_study(
+                storage=storage,
+                study_name=name,
+                direction="maximize",
+                sampler=sampler,
+                pruner=pruner,
+            )
+            study.set_user_attr(SIGNATURE_ATTR, sig)
+            study.set_user_attr(DIR_ATTR, str(Path(study_dir).resolve()))
+            return Opened(study, [])
+        except optuna.exceptions.DuplicatedStudyError:
+            pass  # another driver created it in the meantime: join it
+    study = optuna.load_study(storage=storage, study_name=name, sampler=sampler, pruner=pruner)
+    saved = study.user_attrs.get(SIGNATURE_ATTR)
+    if saved is not None:
+        problem = _changes(saved, sig)
+        if problem:
+            raise UserError(f"{problem}; join the study with its settings or start a new --study")
+    return Opened(study, [])
 
 
 # --------------------------------------------------------------------------- reading back
@@ -370,7 +489,11 @@ def find_study(url: str, name_or_dir: str) -> tuple[Study, Path]:
             f"{url}; give the study's name and the search's --storage"
         )
     study = optuna.load_study(storage=storage, study_name=found.study_name)
-    return study, Path(study.user_attrs.get(DIR_ATTR) or Path("runs") / "search" / found.study_name)
+    directory = study.user_attrs.get(DIR_ATTR)
+    if not directory or (is_shared(url) and not Path(directory).is_dir()):
+        # another machine's directory: this machine's own, filled from the artifact store
+        directory = Path("runs") / "search" / found.study_name
+    return study, Path(directory)
 
 
 def top_run_dirs(
@@ -381,8 +504,15 @@ def top_run_dirs(
     trained models too, stopped early)."""
     study, directory = find_study(url, name_or_dir)
     rows = ranked_trials(study, searched_space(study), states)
-    dirs = [trial_dir(directory, row["trial"]) for row in rows]
-    dirs = [d for d in dirs if (d / "best.pt").is_file()][:k]
+    from trainlab.search.artifacts import fetch_missing  # trials another machine ran
+
+    dirs: list[Path] = []
+    for row in rows:
+        if len(dirs) >= k:
+            break
+        fetch_missing(study, directory, [row["trial"]], "best.pt")
+        if (trial_dir(directory, row["trial"]) / "best.pt").is_file():
+            dirs.append(trial_dir(directory, row["trial"]))
     if not dirs:
         raise UserError(
             f"--study: {study.study_name} ({directory}) has no finished trial with a checkpoint"

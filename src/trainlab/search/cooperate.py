@@ -1,0 +1,175 @@
+"""Several drivers on one study (PostgreSQL or journal storage, one driver per machine).
+
+The rules, all enforced through the shared storage (no driver talks to another):
+
+- Budget: `trials` is the study's total. A driver asks for a trial only inside the study's
+  budget lock (a PostgreSQL advisory lock; on a journal, an O_EXCL lock file beside the log, as
+  Optuna's journal itself uses), after counting the trials that count (every trial but WAITING
+  ones, which `ask` hands out next, and interrupted ones): the total is exact.
+- Heartbeat: every RUNNING trial's driver beats every `heartbeat` seconds from a thread
+  (PostgreSQL: Optuna's heartbeat table, timed by the server's clock; journal: a counter in the
+  trial's system attrs, whose changes each driver times on its own monotonic clock, so clocks of
+  different machines never meet). A RUNNING trial silent for the grace period
+  (`study.grace_period`, three beats) belonged to a dead driver.
+- Recovery: a stale trial is marked FAIL (``outcome: interrupted``, not counted) by whichever
+  driver wins the state change, and that driver enqueues a retry with the same parameters
+  (user attr ``retry_of``), which the next `ask` of any driver runs. A finished trial cannot be
+  made stale (its state is final), so it is never re-run. Timing decides only *when* a retry
+  runs, never its numbers: same parameters, same config seed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import optuna
+from optuna.storages import BaseStorage, RDBStorage
+from optuna.study import Study
+from optuna.trial import FrozenTrial, TrialState
+
+from trainlab.search import study as studies
+
+BEAT_ATTR = "trainlab:beat"  # journal storage: the trial's heartbeat counter
+RETRY_OF = "retry_of"  # user attr of a retry: the number of the stale trial it re-runs
+
+
+def counted(study: Study) -> int:
+    """Trials that use the study's budget: all but WAITING (handed out by the next ask) and
+    interrupted ones (their slot is re-run)."""
+    return sum(
+        1
+        for t in study.get_trials(deepcopy=False)
+        if t.state != TrialState.WAITING and studies.counts_toward_budget(t)
+    )
+
+
+@contextlib.contextmanager
+def budget_lock(storage: BaseStorage, url: str, name: str) -> Iterator[None]:
+    """The study's budget lock across drivers (none needed on SQLite: one driver)."""
+    if not studies.is_shared(url):
+        yield
+    elif isinstance(storage, RDBStorage):
+        import sqlalchemy
+
+        key = int.from_bytes(hashlib.sha256(f"trainlab:{name}".encode()).digest()[:8], "big")
+        key -= 1 << 63  # a signed bigint, as pg_advisory_lock takes
+        with storage.engine.connect() as conn:
+            conn.execute(sqlalchemy.text("SELECT pg_advisory_lock(:k)"), {"k": key})
+            try:
+                yield
+            finally:
+                conn.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+                conn.commit()
+    else:
+        from optuna.storages.journal import JournalFileOpenLock
+
+        # a killed holder's lock file is taken over after the lock's grace period
+        lock = JournalFileOpenLock(f"{studies.journal_path(url)}.{name}.budget", grace_period=10)
+        lock.acquire()
+        try:
+            yield
+        finally:
+            lock.release()
+
+
+class Heartbeat:
+    """Beats for this driver's RUNNING trials from a daemon thread, every `interval` seconds
+    (a thread, so a busy driver loop — workers starting, plots — never looks dead)."""
+
+    def __init__(self, storage: BaseStorage, interval: int) -> None:
+        self.storage = storage
+        self.interval = interval
+        self.trials: dict[int, int] = {}  # trial id -> beats sent
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def add(self, trial_id: int) -> None:
+        with self._lock:
+            self.trials[trial_id] = 0
+        self.beat(trial_id)
+
+    def discard(self, trial_id: int) -> None:
+        with self._lock:
+            self.trials.pop(trial_id, None)
+
+    def beat(self, trial_id: int) -> None:
+        with self._lock:
+            if trial_id not in self.trials:
+                return
+            self.trials[trial_id] += 1
+            count = self.trials[trial_id]
+        try:
+            if isinstance(self.storage, RDBStorage):
+                self.storage.record_heartbeat(trial_id)
+            else:
+                self.storage.set_trial_system_attr(trial_id, BEAT_ATTR, count)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            self.discard(trial_id)  # finished meanwhile (or recovered by another driver)
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="trainlab-heartbeat", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            with self._lock:
+                ids = list(self.trials)
+            for trial_id in ids:
+                try:
+                    self.beat(trial_id)
+                except Exception:  # a storage hiccup: the next beat tries again
+                    pass
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+
+class StaleWatch:
+    """Finds the RUNNING trials of dead drivers (see the module docstring)."""
+
+    def __init__(self, storage: BaseStorage, interval: int) -> None:
+        self.storage = storage
+        self.grace = studies.grace_period(interval)
+        self.seen: dict[int, tuple[Any, float]] = {}  # journal: trial id -> (beat, since)
+
+    def stale(self, study: Study, own: set[int]) -> list[FrozenTrial]:
+        running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+        running = [t for t in running if t._trial_id not in own]
+        if isinstance(self.storage, RDBStorage):
+            ids = set(self.storage._get_stale_trial_ids(study._study_id))
+            return [t for t in running if t._trial_id in ids]
+        now = time.monotonic()
+        out = []
+        alive = {t._trial_id for t in running}
+        self.seen = {k: v for k, v in self.seen.items() if k in alive}
+        for t in running:
+            beat = t.system_attrs.get(BEAT_ATTR)
+            last = self.seen.get(t._trial_id)
+            if last is None or last[0] != beat:
+                self.seen[t._trial_id] = (beat, now)
+            elif now - last[1] > self.grace:
+                out.append(t)
+        return out
+
+
+def recover(study: Study, trial: FrozenTrial) -> bool:
+    """Mark a stale trial interrupted and enqueue its retry; False when another driver (or the
+    trial's own, late) finished it first."""
+    storage = study._storage
+    try:
+        storage.set_trial_user_attr(trial._trial_id, studies.OUTCOME, studies.INTERRUPTED)
+        if not storage.set_trial_state_values(trial._trial_id, TrialState.FAIL):
+            return False
+    except optuna.exceptions.UpdateFinishedTrialError:
+        return False
+    attrs = {k: v for k, v in trial.user_attrs.items() if k == RETRY_OF}
+    study.enqueue_trial(dict(trial.params), user_attrs={RETRY_OF: trial.number, **attrs})
+    return True

@@ -1,0 +1,175 @@
+"""Several drivers on one study, on a real PostgreSQL 15 server and on a journal file: the
+study's budget is exact, a SIGKILLed driver's trial is re-run by the other one (heartbeats),
+and every finished trial's files are readable from the other driver (artifact store)."""
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+import yaml
+
+from trainlab.cli import main
+from trainlab.errors import UserError
+from trainlab.search import artifacts
+from trainlab.search.study import open_storage
+
+PG_BIN = Path("/usr/lib/postgresql/15/bin")
+
+BASE = """
+data: {name: spirals}
+model: {kind: mlp, width: 16, depth: 1}
+optim: {name: adam, lr: 1e-2}
+train: {epochs: 6, batch_size: 64}
+"""
+SEARCH = {
+    "strategy": "random",
+    "trials": 5,
+    "workers": 1,
+    "seed": 3,
+    "space": {"optim.lr": "loguniform(1e-3, 1e-1)"},
+}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _as_postgres(args: list[str]) -> list[str]:
+    """PostgreSQL refuses to run as root: run its tools as the postgres user then."""
+    return ["runuser", "-u", "postgres", "--", *args] if os.getuid() == 0 else args
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    """A throw-away PostgreSQL 15 server on 127.0.0.1 and a free port (initdb + pg_ctl)."""
+    if not (PG_BIN / "initdb").exists():
+        pytest.skip(f"PostgreSQL 15 is not installed ({PG_BIN}); .ci/run installs it")
+    root = Path(tempfile.mkdtemp(prefix="trainlab-pg-"))
+    if os.getuid() == 0:
+        shutil.chown(root, "postgres")
+    data, port = root / "data", _free_port()
+    subprocess.run(
+        _as_postgres([str(PG_BIN / "initdb"), "-D", str(data), "-U", "trainlab"])
+        + ["--auth=trust", "--no-sync", "-E", "UTF8"],
+        check=True,
+        capture_output=True,
+    )
+    opts = f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off"
+    ctl = [str(PG_BIN / "pg_ctl"), "-D", str(data), "-l", str(root / "log"), "-w"]
+    subprocess.run(_as_postgres([*ctl, "-o", opts, "start"]), check=True, capture_output=True)
+    try:
+        yield f"postgresql://trainlab@127.0.0.1:{port}/postgres"
+    finally:
+        subprocess.run(_as_postgres([*ctl, "-m", "immediate", "stop"]), capture_output=True)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(autouse=True)
+def in_tmp(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+
+
+def _driver(cfg: Path, url: str, study: str, out: Path, store: Path) -> subprocess.Popen:
+    cmd = [sys.executable, "-m", "trainlab", "search", str(cfg), "--storage", url]
+    cmd += ["--study", study, "--out", str(out), "--artifacts", str(store), "--heartbeat", "1"]
+    return subprocess.Popen(
+        cmd,
+        cwd=cfg.parent,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "TRAINLAB_COMPILE": "0"},
+    )
+
+
+def _two_drivers_one_killed(tmp_path: Path, url: str, study: str, capsys) -> None:
+    """Drivers A and B (two "machines": their own --out) share `study`; A is SIGKILLed once its
+    trial has trained an epoch; B finishes the study's budget, re-running A's trial."""
+    cfg = tmp_path / "exp.yaml"
+    cfg.write_text(BASE + yaml.safe_dump({"search": SEARCH}))
+    store = tmp_path / "shared-artifacts"
+    a = _driver(cfg, url, study, tmp_path / "a", store)
+    b = _driver(cfg, url, study, tmp_path / "b", store)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:  # A finished a trial and is mid-way in the next
+            runs = list((tmp_path / "a/trials").glob("*"))
+            done = [d for d in runs if (d / "result.json").exists()]
+            if done and any((d / "metrics.jsonl").exists() for d in set(runs) - set(done)):
+                break
+            assert a.poll() is None, a.stderr.read().decode()
+            time.sleep(0.05)
+        a.send_signal(signal.SIGKILL)
+        a.wait()
+        assert b.wait(timeout=90) == 0, b.stderr.read().decode()
+    finally:
+        for p in (a, b):
+            if p.poll() is None:
+                p.kill()
+    loaded = optuna.load_study(study_name=study, storage=open_storage(url))
+    by_state: dict[str, list] = {}
+    for t in loaded.trials:
+        by_state.setdefault(t.state.name, []).append(t)
+    assert len(by_state["COMPLETE"]) == SEARCH["trials"]  # the study's total, exactly
+    assert set(by_state) == {"COMPLETE", "FAIL"}  # no RUNNING, no WAITING left
+    failed = by_state["FAIL"]
+    assert len(failed) == 1 and failed[0].user_attrs["outcome"] == "interrupted"
+    retries = [t for t in by_state["COMPLETE"] if "retry_of" in t.user_attrs]
+    assert [t.user_attrs["retry_of"] for t in retries] == [failed[0].number]
+    assert retries[0].params == failed[0].params  # re-run with the same parameters
+    assert (tmp_path / "b/trials" / f"{retries[0].number:04d}/result.json").is_file()
+    # every finished trial's files, from the artifact store, whichever driver ran it
+    ran_by_a = {int(d.name) for d in (tmp_path / "a/trials").glob("*")}
+    assert ran_by_a - {failed[0].number}, "A finished no trial before the kill"
+    for t in by_state["COMPLETE"]:
+        local = tmp_path / "fetched" / str(t.number)
+        assert artifacts.fetch(loaded, t, local)
+        origin = tmp_path / ("a" if t.number in ran_by_a else "b") / "trials" / f"{t.number:04d}"
+        for name in ("best.pt", "result.json", "config.yaml", "metrics.jsonl"):
+            assert (local / name).read_bytes() == (origin / name).read_bytes()
+    # machine A is gone: `ensemble --study` elsewhere fetches the files of A's trials
+    shutil.rmtree(tmp_path / "a")
+    elsewhere = tmp_path / "c"
+    elsewhere.mkdir()
+    os.chdir(elsewhere)
+    capsys.readouterr()
+    assert main(["ensemble", "--study", study, "--storage", url, "--top", "5", "--json"]) == 0
+    members = [Path(m["run_dir"]) for m in json.loads(capsys.readouterr().out)["members"]]
+    assert sorted(int(m.name) for m in members) == sorted(t.number for t in by_state["COMPLETE"])
+    assert all((m / "best.pt").is_file() for m in members)
+
+
+def test_postgres_two_drivers_one_killed_finish_the_budget_once(tmp_path, postgres_url, capsys):
+    _two_drivers_one_killed(tmp_path, postgres_url, "pg-kill", capsys)
+
+
+def test_journal_two_drivers_one_killed_finish_the_budget_once(tmp_path, capsys):
+    url = f"journal:///{tmp_path}/shared/study.log"
+    _two_drivers_one_killed(tmp_path, url, "j-kill", capsys)
+
+
+def test_bad_storage_urls_are_one_line_naming_storage(tmp_path, capsys):
+    cfg = tmp_path / "exp.yaml"
+    cfg.write_text(BASE + yaml.safe_dump({"search": SEARCH}))
+    port = _free_port()  # nothing listens there
+    for url in (
+        f"postgresql://nobody@127.0.0.1:{port}/db",
+        "journal://relative/path.log",
+        "postgresql+mysql://x",
+        "not-a-url",
+    ):
+        assert main(["search", str(cfg), "--storage", url]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("trainlab search: --storage:"), err
+    with pytest.raises(UserError, match="--resume: no journal"):
+        open_storage(f"journal:///{tmp_path}/none.log", must_exist=True)
