@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -173,3 +174,40 @@ def test_bad_storage_urls_are_one_line_naming_storage(tmp_path, capsys):
         assert len(err) == 1 and err[0].startswith("trainlab search: --storage:"), err
     with pytest.raises(UserError, match="--resume: no journal"):
         open_storage(f"journal:///{tmp_path}/none.log", must_exist=True)
+
+
+@pytest.mark.parametrize("kind", ["postgres", "journal"])
+def test_racing_drivers_ask_exactly_the_budget(tmp_path, kind, request):
+    """Eight drivers (each its own storage connection) ask for trials as fast as they can;
+    counting and asking under the budget lock gives the study exactly its total."""
+    from trainlab.search import cooperate
+
+    if kind == "postgres":
+        url = request.getfixturevalue("postgres_url")
+    else:
+        url = f"journal:///{tmp_path}/race.log"
+    name = f"race-{kind}"
+    optuna.create_study(storage=open_storage(url), study_name=name)
+    budget, errors = 24, []
+
+    def drive() -> None:
+        try:
+            storage = open_storage(url)
+            study = optuna.load_study(storage=storage, study_name=name)
+            while True:
+                with cooperate.budget_lock(storage, url, name):
+                    if cooperate.counted(study) >= budget:
+                        return
+                    study.ask()
+        except Exception as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=drive) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert not errors
+    trials = optuna.load_study(storage=open_storage(url), study_name=name).trials
+    assert len(trials) == budget
+    assert sorted(t.number for t in trials) == list(range(budget))
