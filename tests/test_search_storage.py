@@ -182,18 +182,21 @@ def test_racing_drivers_ask_exactly_the_budget(tmp_path, kind, request):
     counting and asking under the budget lock gives the study exactly its total."""
     from trainlab.search import cooperate
 
-    if kind == "postgres":
-        url = request.getfixturevalue("postgres_url")
+    if kind == "postgres":  # a new database: the drivers also race to create its tables
+        server = request.getfixturevalue("postgres_url")
+        host, port = server.split("@")[1].split("/")[0].split(":")
+        createdb = [str(PG_BIN / "createdb"), "-h", host, "-p", port, "-U", "trainlab", "race"]
+        subprocess.run(createdb, check=True, capture_output=True)
+        url = server.rsplit("/", 1)[0] + "/race"
     else:
         url = f"journal:///{tmp_path}/race.log"
     name = f"race-{kind}"
-    optuna.create_study(storage=open_storage(url), study_name=name)
     budget, errors = 24, []
 
     def drive() -> None:
         try:
             storage = open_storage(url)
-            study = optuna.load_study(storage=storage, study_name=name)
+            study = optuna.create_study(storage=storage, study_name=name, load_if_exists=True)
             while True:
                 with cooperate.budget_lock(storage, url, name):
                     if cooperate.counted(study) >= budget:
@@ -211,3 +214,24 @@ def test_racing_drivers_ask_exactly_the_budget(tmp_path, kind, request):
     trials = optuna.load_study(storage=open_storage(url), study_name=name).trials
     assert len(trials) == budget
     assert sorted(t.number for t in trials) == list(range(budget))
+
+
+def test_a_late_driver_joins_a_spent_study_fetches_best_yaml_and_leaves_the_retest(tmp_path):
+    """A second driver on a study whose budget is spent runs nothing, reports the study, takes
+    best.yaml from the artifact store (the first driver's folder is gone) and leaves the re-test
+    to the driver that claimed it."""
+    from trainlab.search.driver import search
+
+    cfg = tmp_path / "exp.yaml"
+    spec = {**SEARCH, "trials": 2, "retest": 1, "retest_seeds": 1}
+    cfg.write_text(BASE.replace("epochs: 6", "epochs: 1") + yaml.safe_dump({"search": spec}))
+    url = f"journal:///{tmp_path}/shared/late.log"
+    first = search(cfg, storage=url, study="late", out=str(tmp_path / "a"), executor="inline")
+    assert first.trials["complete"] == 2 and len(first.retest) == 1
+    shutil.rmtree(tmp_path / "a")
+    second = search(cfg, storage=url, study="late", out=str(tmp_path / "b"), executor="inline")
+    assert second.trials == first.trials and second.best["trial"] == first.best["trial"]
+    assert second.retest is None  # the first driver re-tested the study
+    assert (tmp_path / "b/best.yaml").read_text().startswith(f"# best trial {first.best['trial']}")
+    loaded = optuna.load_study(study_name="late", storage=open_storage(url))
+    assert len(loaded.trials) == 2 and loaded.user_attrs["trainlab:drivers"] == 2

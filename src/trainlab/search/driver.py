@@ -24,6 +24,7 @@ import copy
 import math
 import os
 import shutil
+import socket
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -55,6 +56,9 @@ from trainlab.search.space import Space, apply_overrides, drop_unused, parse_spa
 from trainlab.train.rundir import PLUGINS_FILE, atomic_write_text, config_dirs
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+RETEST_BY = "trainlab:retest_by"  # shared storage: the driver that re-tests the study
+DRIVERS_ATTR = "trainlab:drivers"  # shared storage: drivers that joined the study so far
 
 
 @dataclass
@@ -331,7 +335,7 @@ class Driver:
             try:
                 self.display.start(p.name, p.search.trials, self.counted(), self.workers)
                 self._loop()
-                retest = self._retest() if p.search.retest else None
+                retest = self._retest() if p.search.retest and self._claim_retest() else None
             except KeyboardInterrupt:
                 self._interrupt()
                 raise
@@ -348,6 +352,12 @@ class Driver:
         """On a shared storage: heartbeats for this driver's trials, a watch for dead drivers'
         ones; there or with --artifacts: the artifact store trials' files are uploaded to."""
         if self.shared:
+            with cooperate.budget_lock(storage, self.p.storage_url, self.p.name):
+                joined = int(self.study.user_attrs.get(DRIVERS_ATTR, 0))
+                self.study.set_user_attr(DRIVERS_ATTR, joined + 1)
+            if joined:  # TPE's own seed, offset per driver: no two draw the same start-up trials
+                self.sampler = make_sampler(self.p.search, self.p.space, worker=joined)
+                self.study.sampler = self.sampler
             self.heartbeat = cooperate.Heartbeat(storage, self.options.heartbeat)
             self.heartbeat.start()
             self.stale_watch = cooperate.StaleWatch(storage, self.options.heartbeat)
@@ -541,6 +551,19 @@ class Driver:
 
     # -- re-test
 
+    def _claim_retest(self) -> bool:
+        """One re-test per study: on a shared storage the first driver to finish claims it
+        (study user attr ``trainlab:retest_by``); the others leave it with a note."""
+        if not self.shared:
+            return True
+        with cooperate.budget_lock(self.storage, self.p.storage_url, self.p.name):
+            by = self.study.user_attrs.get(RETEST_BY)
+            if by is None:
+                self.study.set_user_attr(RETEST_BY, f"{socket.gethostname()}:{os.getpid()}")
+                return True
+        self.display.note(f"search.retest: the re-test runs on another driver ({by})")
+        return False
+
     def _retest(self) -> list[dict[str, Any]]:
         """Re-train each of the best `retest` configs with `retest_seeds` new seeds, on the
         search's executor; see trainlab.search.retest."""
@@ -570,6 +593,7 @@ class Driver:
         )
 
         d = self.p.study_dir
+        d.mkdir(parents=True, exist_ok=True)  # a driver that joined a spent study ran nothing
         rows = studies.leaderboard(self.study, self.p.space) if rows is None else rows
         studies.write_leaderboard(rows, self.p.space, d / "leaderboard.csv")
         plots = {

@@ -21,6 +21,7 @@ import json
 import math
 import os
 import shutil
+import time
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -78,6 +79,12 @@ def open_storage(url: str, must_exist: bool = False, heartbeat: int | None = Non
                 f"--storage: {url} is not a PostgreSQL URL (postgresql://USER@HOST:PORT/DB)"
             )
         url = "postgresql+psycopg://" + rest
+        try:
+            import psycopg  # noqa: F401
+        except ImportError:
+            raise UserError(
+                "--storage: PostgreSQL needs psycopg 3: pip install 'trainlab[postgres]'"
+            ) from None
     elif url.startswith("sqlite:///"):
         path = url.removeprefix("sqlite:///")
         if must_exist and path and path != ":memory:" and not Path(path).is_file():
@@ -102,12 +109,28 @@ def open_storage(url: str, must_exist: bool = False, heartbeat: int | None = Non
     if heartbeat and url.startswith("postgresql"):
         beat = {"heartbeat_interval": heartbeat, "grace_period": grace_period(heartbeat)}
     try:
-        with warnings.catch_warnings():  # heartbeats are "experimental" since Optuna 2.9
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return optuna.storages.RDBStorage(url, engine_kwargs=_engine_kwargs(url), **beat)
+        return _rdb_storage(url, beat)
     except Exception as exc:  # sqlalchemy/alembic raise many kinds; the user sees one line
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise UserError(f"--storage: cannot open {url} ({reason[:160]})") from None
+
+
+def _rdb_storage(url: str, beat: dict[str, int]) -> BaseStorage:
+    """RDBStorage; drivers opening a new PostgreSQL database at once race to create its tables
+    (one gets a unique violation on the catalog): the loser retries and finds them made."""
+    import sqlalchemy.exc
+
+    for attempt in range(5):
+        try:
+            with warnings.catch_warnings():  # heartbeats are "experimental" since Optuna 2.9
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return optuna.storages.RDBStorage(url, engine_kwargs=_engine_kwargs(url), **beat)
+        except sqlalchemy.exc.DBAPIError as exc:  # a unique violation, a duplicate table
+            lost_race = "duplicate key" in str(exc) or "already exists" in str(exc)
+            if attempt == 4 or not lost_race or not url.startswith("postgresql"):
+                raise
+            time.sleep(0.2 * (attempt + 1))
+    raise AssertionError("unreachable")
 
 
 def grace_period(heartbeat: int) -> int:
