@@ -7,7 +7,9 @@ optim.weight_decay ~ loguniform(1e-6, 1e-2); `trials` trials of at most `epochs`
 of one torch thread each, every trial trained with seed 0. The ways:
 
 - trainlab-c2f: `trainlab search` coarse-to-fine, 3 rounds, epochs growing to `epochs`;
-- trainlab-tpe: `trainlab search` TPE with the median pruner;
+- trainlab-tpe: `trainlab search` TPE with the median pruner (its default SQLite storage);
+- trainlab-tpe-journal: the same on a journal file (`--storage journal:///...`), the optuna
+  script's storage;
 - optuna: a hand-written Optuna script, as its docs teach: TPE (multivariate, constant liar) +
   MedianPruner with trainlab's settings, two processes sharing a journal storage file
   (MaxTrialsCallback caps the total), a plain PyTorch loop on the same tensors and model;
@@ -51,7 +53,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 PLUGINS = ROOT / "examples" / "plugins"
-WAYS = ("trainlab-c2f", "trainlab-tpe", "optuna", "ray-tune")
+WAYS = ("trainlab-c2f", "trainlab-tpe", "trainlab-tpe-journal", "optuna", "ray-tune")
 WORKERS = 2
 BATCH = 100
 LR = (1e-4, 1e-1)
@@ -278,12 +280,14 @@ def trainlab_config(work: Path, strategy: str, trials: int, epochs: int) -> Path
     return path
 
 
-def trainlab_trace(work: Path, strategy: str) -> list[dict[str, Any]]:
+def trainlab_trace(work: Path, strategy: str, storage: str) -> list[dict[str, Any]]:
     """The same records as the peers' traces, from the study's storage and trial folders (a
     trial's end: Optuna's datetime_complete; its epochs: metrics.jsonl)."""
     import optuna
 
-    study = optuna.load_study(study_name=strategy, storage=f"sqlite:///{work}/{strategy}.db")
+    from trainlab.search.study import open_storage
+
+    study = optuna.load_study(study_name=strategy, storage=open_storage(storage))
     rows = []
     for t in study.get_trials(deepcopy=False):
         d = work / "study" / strategy / "trials" / f"{t.number:04d}"
@@ -328,11 +332,15 @@ def run_way(way: str, work: Path, trials: int, epochs: int) -> tuple[float, floa
     if way.startswith("trainlab"):
         strategy = "coarse-to-fine" if way == "trainlab-c2f" else "tpe"
         cfg = trainlab_config(work, strategy, trials, epochs)
+        storage = f"sqlite:///{work}/{strategy}.db"
+        if way.endswith("journal"):
+            storage = f"journal:///{work.resolve()}/{strategy}.log".replace(":////", ":///")
         cmd = [sys.executable, "-m", "trainlab", "search", str(cfg), "--json"]
-        cmd += ["--storage", f"sqlite:///{work}/{strategy}.db", "--study", strategy]
-        cmd += ["--out", str(work / "study" / strategy)]
-        out = subprocess.run(cmd, env=env, cwd=work, check=True, capture_output=True, text=True)
-        rows = trainlab_trace(work, strategy)
+        cmd += ["--storage", storage, "--study", strategy, "--out", str(work / "study" / strategy)]
+        out = subprocess.run(cmd, env=env, cwd=work, capture_output=True, text=True)
+        if out.returncode != 0:
+            raise RuntimeError(f"trainlab search exited {out.returncode}: {out.stderr[-2000:]}")
+        rows = trainlab_trace(work, strategy, storage)
         # its first trials are asked before the worker processes start; as for the peers, whose
         # processes start before their first trial, the loop starts with the workers ready
         loop = json.loads(out.stdout)["loop_seconds"]

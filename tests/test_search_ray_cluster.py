@@ -28,6 +28,8 @@ import pytest
 pytest.importorskip("ray", reason="ray is not installed (pip install 'trainlab[ray]')")
 
 RAY = shutil.which("ray", path=str(Path(sys.executable).parent)) or shutil.which("ray")
+if RAY is None:
+    pytest.skip("the ray command is not installed", allow_module_level=True)
 
 CONFIG = """
 data: {name: spirals}
@@ -104,6 +106,8 @@ class Cluster:
         }
         self.sessions: dict[str, int] = {}
         self.values: dict[int, float] = {}  # the first search's results, trial by trial
+
+    def start(self) -> None:
         gcs, client, dash, *node_ports = _free_ports(11)
         self.address = f"127.0.0.1:{gcs}"
         self._start(
@@ -133,21 +137,21 @@ class Cluster:
         ]
 
     def _start(self, name: str, args: list[str], env: dict[str, str] | None = None) -> None:
-        log = (self.temp / f"{name}.log").open("w")
         tmp = self.temp / f"{name}-tmp"  # the node's tasks train in temporary folders here
         tmp.mkdir()
-        proc = subprocess.Popen(
-            [RAY, "start", *args],
-            env={**self.env, **(env or {}), "TMPDIR": str(tmp)},
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # every process it leaves running is in this session
-        )
-        self.sessions[name] = proc.pid
-        if proc.wait(timeout=60) != 0:
-            raise RuntimeError(
-                f"ray start ({name}) failed:\n{(self.temp / f'{name}.log').read_text()}"
+        log = self.temp / f"{name}.log"
+        with log.open("w") as out:
+            proc = subprocess.Popen(
+                [RAY, "start", *args],
+                env={**self.env, **(env or {}), "TMPDIR": str(tmp)},
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # every process it leaves running is in this session
             )
+            self.sessions[name] = proc.pid
+            code = proc.wait(timeout=60)
+        if code != 0:
+            raise RuntimeError(f"ray start ({name}) failed:\n{log.read_text()}")
 
     def epochs_trained_on(self, name: str) -> int:
         """The most epochs a trial running on that node has recorded so far."""
@@ -165,13 +169,12 @@ class Cluster:
 
 @pytest.fixture(scope="module")
 def cluster():
-    c = Cluster.__new__(Cluster)
-    c.sessions, c.temp, c.values = {}, None, {}
+    c = Cluster()
     try:
-        c.__init__()
+        c.start()
         yield c
     finally:
-        c.stop() if c.temp else None
+        c.stop()  # also when a test failed or a node did not start
 
 
 def _search(cluster: Cluster, cwd: Path, name: str) -> subprocess.Popen:
