@@ -24,6 +24,7 @@ import contextlib
 import hashlib
 import threading
 import time
+import warnings
 from collections.abc import Iterator
 from typing import Any
 
@@ -33,6 +34,9 @@ from optuna.study import Study
 from optuna.trial import FrozenTrial, TrialState
 
 from trainlab.search import study as studies
+
+# ask/tell with RDB heartbeats is what this module does on purpose (Optuna assumes optimize())
+warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed", category=UserWarning)
 
 BEAT_ATTR = "trainlab:beat"  # journal storage: the trial's heartbeat counter
 RETRY_OF = "retry_of"  # user attr of a retry: the number of the stale trial it re-runs
