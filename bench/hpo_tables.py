@@ -75,7 +75,7 @@ HELD_OUT_TASKS = [
     "hpobench/segment",
     "hpobench/credit_g",
 ]
-OURS = ["grid", "random", "coarse-to-fine", "block"]
+OURS = ["grid", "random", "coarse-to-fine", "block", "auto"]
 OPTUNA = ["optuna-random", "optuna-tpe", "optuna-cmaes", "optuna-gp"]
 BUDGETS = [20, 50, 100]
 
@@ -128,6 +128,12 @@ def optuna_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
     raise ValueError(name)
 
 
+def any_sampler(name: str, space: Space, seed: int) -> optuna.samplers.BaseSampler:
+    if name in OPTUNA:
+        return optuna_sampler(name, seed)
+    return trainlab_sampler(name, space, 1, seed)  # budget_free: the budget is not used
+
+
 def trainlab_sampler(
     name: str, space: Space, budget: int, seed: int
 ) -> optuna.samplers.BaseSampler:
@@ -137,14 +143,15 @@ def trainlab_sampler(
 
 def search(
     table: Table, sampler: optuna.samplers.BaseSampler, budget: int
-) -> tuple[list[float], int]:
-    """Run `budget` evaluations; the incumbent's regret after each, and how many repeated an
-    already evaluated table config."""
+) -> tuple[list[float], list[int]]:
+    """Run `budget` evaluations; after each, the incumbent's regret and how many evaluations
+    so far repeated an already evaluated table config."""
     study = optuna.create_study(direction="minimize", sampler=sampler)
     seen: set[str] = set()
     repeats = 0
     best = math.inf
     curve = []
+    repeated = []
     for _ in range(budget):
         trial = study.ask()
         values = table.space.suggest(trial)
@@ -155,21 +162,24 @@ def search(
         study.tell(trial, loss)
         best = min(best, loss)
         curve.append(best - table.best)
-    return curve, repeats
+        repeated.append(repeats)
+    return curve, repeated
 
 
 def budget_free(name: str) -> bool:
-    """Optuna's samplers do not know the budget: one run of the largest budget serves all."""
-    return name in OPTUNA
+    """Optuna's samplers and auto do not know the budget: one run of the largest budget serves
+    all (its incumbent after 20 evaluations is a search of 20)."""
+    return name in OPTUNA or name == "auto"
 
 
 class Cache:
-    """Curves of Optuna's samplers on disk (one JSON line per task, sampler, budget, seed): they
-    do not depend on trainlab's code, and GPSampler takes about a second per trial at 100."""
+    """Curves of the budget-free strategies on disk (one JSON line per task, strategy, budget,
+    seed): GPSampler (and auto, which uses it) take about a second per trial at 100 trials.
+    Optuna's curves do not depend on trainlab's code; start a new file after changing auto."""
 
     def __init__(self, path: str | None) -> None:
         self.path = path
-        self.rows: dict[tuple[str, str, int, int], tuple[list[float], int]] = {}
+        self.rows: dict[tuple[str, str, int, int], tuple[list[float], Any]] = {}
         if path and os.path.exists(path):
             with open(path) as f:
                 for line in f:
@@ -177,10 +187,21 @@ class Cache:
                     key = (r["task"], r["strategy"], r["budget"], r["seed"])
                     self.rows[key] = (r["curve"], r["repeats"])
 
-    def get(self, key: tuple[str, str, int, int]) -> tuple[list[float], int] | None:
-        return self.rows.get(key) if self.path and budget_free(key[1]) else None
+    def get(self, key: tuple[str, str, int, int]) -> tuple[list[float], Any] | None:
+        """A cached run of at least the budget asked (its curve cut to that budget)."""
+        if not self.path or not budget_free(key[1]):
+            return None
+        task, name, budget, seed = key
+        longer = [
+            b for (t, n, b, s) in self.rows if (t, n, s) == (task, name, seed) and b >= budget
+        ]
+        if not longer:
+            return None
+        curve, repeated = self.rows[(task, name, min(longer), seed)]
+        # rows of an older format kept only the total count of repeats
+        return curve[:budget], repeated[:budget] if isinstance(repeated, list) else None
 
-    def put(self, key: tuple[str, str, int, int], value: tuple[list[float], int]) -> None:
+    def put(self, key: tuple[str, str, int, int], value: tuple[list[float], Any]) -> None:
         if not self.path or not budget_free(key[1]):
             return
         self.rows[key] = value
@@ -200,7 +221,7 @@ def run_cell(
     for seed in range(seeds):
         runs: list[tuple[int, Callable[[], optuna.samplers.BaseSampler]]]
         if budget_free(name):
-            runs = [(max(budgets), lambda seed=seed: optuna_sampler(name, seed))]
+            runs = [(max(budgets), lambda seed=seed: any_sampler(name, table.space, seed))]
         else:
             runs = [
                 (b, lambda b=b, seed=seed: trainlab_sampler(name, table.space, b, seed))
@@ -218,14 +239,14 @@ def run_cell(
             for b in budgets:
                 if b <= budget and (budget_free(name) or b == budget):
                     regrets[b].append(curve[b - 1])
-                    repeats[b].append(rep / budget)
+                    repeats[b].append(rep[b - 1] / b if rep is not None else math.nan)
     out = {}
     for b in budgets:
         r = np.asarray(regrets[b])
         out[b] = {
             "mean": float(r.mean()),
             "se": float(r.std(ddof=1) / math.sqrt(len(r))) if len(r) > 1 else 0.0,
-            "repeat_fraction": float(np.mean(repeats[b])),
+            "repeat_fraction": float(np.nanmean(repeats[b])) if repeats[b] else math.nan,
         }
     out[0] = {"seconds": seconds}
     return out

@@ -222,6 +222,10 @@ def test_search_config_defaults_and_yaml_strings():
         "local",
         "none",
     )
+    assert (cfg.resolved_rounds(), cfg.round_size(), cfg.resolved_keep_top()) == (2, 10, 2)
+    cfg = load_search_config({"trials": 100})
+    assert (cfg.resolved_rounds(), cfg.round_size(), cfg.resolved_keep_top()) == (3, 33, 3)
+    cfg = load_search_config({"trials": 20, "rounds": 3})
     assert cfg.round_size() == 6  # 20 // 3
     cfg = load_search_config({"zoom_margin": "1e-1", "trials": "1e2", "grid_points": "3"})
     assert (cfg.zoom_margin, cfg.trials, cfg.grid_points) == (0.1, 100, 3)
@@ -232,13 +236,17 @@ def test_search_config_defaults_and_yaml_strings():
     [
         ({"trials": 0}, "search.trials: must be >= 1, got 0"),
         ({"workers": -1}, "search.workers: must be >= 1, got -1"),
-        ({"strategy": "bayes"}, "search.strategy: input should be 'grid'"),
+        ({"strategy": "bayes"}, "search.strategy: input should be 'auto', 'grid'"),
         ({"pruner": "hyperband"}, "search.pruner: input should be 'none'"),
         ({"tirals": 3}, "search.tirals: unknown key"),
         ({"space": {"optim.lr": "loguniform(0, 1)"}}, "search.space.optim.lr: loguniform needs"),
         ({"space": {"optim.lr": 0.01}}, "search.space.optim.lr: must be a distribution string"),
         ({"rounds": 2, "epochs_per_round": [1, 2, 3]}, "search.epochs_per_round: needs one entry"),
-        ({"strategy": "coarse-to-fine", "trials": 2}, "search.rounds: coarse-to-fine runs"),
+        ({"strategy": "coarse-to-fine", "trials": 2, "rounds": 3}, "search.rounds: coarse-to-"),
+        (
+            {"strategy": "coarse-to-fine", "trials": 2, "epochs_per_round": [1, 2, 4]},
+            "search.epochs_per_round: gives 3 rounds",
+        ),
         ({"space": {"optim.lr": "uniform(0, 1)"}, "blocks": [["optim.wd"]]}, "search.blocks:"),
         ({"zoom_min_width": 2}, "search.zoom_min_width: must be between 0 and 1"),
     ],
@@ -258,3 +266,11 @@ def test_blocks_default_to_the_learning_rate_first():
     )
     assert cfg.resolved_blocks(paths) == [["optim.name"], ["model.dropout", "optim.lr"]]
     assert cfg.block_size(2) == 10
+    # no lr path: the log-scale real dimensions first, whatever their names
+    space = {
+        "alpha": "loguniform(1e-8, 1)",
+        "width": "logint(16, 1024)",
+        "rate": "loguniform(1e-5, 1)",
+    }
+    cfg = SearchConfig(strategy="block", space=space)
+    assert cfg.resolved_blocks(list(space)) == [["alpha", "rate"], ["width"]]

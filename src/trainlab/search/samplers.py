@@ -201,15 +201,54 @@ class _SpaceSampler(RandomSampler):
         _check_single_objective(study)
         return self.space.distributions()
 
-    def _draw(self, trial: FrozenTrial, dim: Dimension, box: Box | None = None) -> Any:
-        """One Optuna value for `dim`, uniform in the box's part of the transformed space."""
-        rng = trial_rng(self.seed, trial.number, dim.param_name)
+    def _draw(
+        self, trial: FrozenTrial, dim: Dimension, box: Box | None = None, attempt: int = 0
+    ) -> Any:
+        """One Optuna value for `dim`, uniform in the box's part of the transformed space
+        (`attempt` > 0: another independent draw, for `_new_draw`)."""
+        name = dim.param_name if attempt == 0 else f"{dim.param_name}#{attempt}"
+        rng = trial_rng(self.seed, trial.number, name)
         if box is None or dim.name not in box:
             return sample_value(dim.distribution, rng)
         if dim.is_categorical:
             return sample_value(dim.distribution, rng, choices=box[dim.name])
         low, high = sorted(dim.to_optuna_value(v) for v in box[dim.name])
         return sample_value(dim.distribution, rng, low, high)
+
+    def _new_draw(
+        self,
+        study: Study,
+        trial: FrozenTrial,
+        fixed: Mapping[str, Any],
+        box: Box | None = None,
+        attempts: int = 32,
+    ) -> dict[str, Any]:
+        """Params: `fixed` (Optuna values) plus draws for the other dims, redrawn (up to
+        `attempts` times) while the configuration equals one already tried or running; a box
+        whose every point was tried gives a repeat."""
+        seen = self._seen_keys(study, trial)
+        params: dict[str, Any] = {}
+        for attempt in range(attempts):
+            params = {
+                d.param_name: fixed[d.param_name]
+                if d.param_name in fixed
+                else self._draw(trial, d, box, attempt)
+                for d in self.space
+            }
+            if config_key(self.space, params) not in seen:
+                break
+        return params
+
+    def _seen_keys(self, study: Study, trial: FrozenTrial) -> set[tuple[Any, ...]]:
+        """`config_key`s of the study's other trials that did not fail."""
+        return {
+            config_key(self.space, t.params)
+            for t in study.get_trials(deepcopy=False)
+            if t.number != trial.number and t.state != TrialState.FAIL
+        }
+
+    def _seen(self, study: Study, trial: FrozenTrial, params: Mapping[str, Any]) -> bool:
+        return config_key(self.space, params) in self._seen_keys(study, trial)
 
 
 # --------------------------------------------------------------------------- grid
@@ -260,16 +299,25 @@ def _axis(dim: Dimension, k: int) -> list[Any]:
 class GridSampler(_SpaceSampler):
     """Grid search, the lecture's counter-example: evenly spaced points on each axis.
 
-    Trial n takes grid point n (cycling once the grid is used up); a point whose trial failed is
-    handed to the next trial before cycling, so a killed driver's slots are re-run.
+    Trial n takes grid point n; a point whose trial failed is handed to the next trial, so a
+    killed driver's slots are re-run. Two places where a fixed grid would waste the budget use
+    the seed instead: a numeric axis the budget cannot grow past one point is not held at its
+    middle but drawn at random per trial (so 100 trials over 9 dimensions still vary all 9),
+    and trials past the grid's size draw random configurations not tried yet, rather than
+    re-running the grid (cycling it only once every configuration has been tried).
     """
 
     def __init__(
         self, space: Space, trials: int, grid_points: int | None = None, seed: int = 0
     ) -> None:
-        super().__init__(space, seed)  # the seed only serves params outside the space
+        super().__init__(space, seed)
         self.axes = grid_axes(space, trials, grid_points)
         self.size = math.prod(len(a) for a in self.axes)
+        self.random_axes = {
+            d.param_name
+            for d, axis in zip(space, self.axes)
+            if not d.is_categorical and len(axis) == 1 and _distinct_values(d) > 1
+        }
 
     def point(self, index: int) -> dict[str, Any]:
         """Optuna params of grid point `index` (mixed radix, last dimension fastest)."""
@@ -291,11 +339,21 @@ class GridSampler(_SpaceSampler):
             and t.state != TrialState.FAIL
             and GRID_ATTR in t.system_attrs
         }
-        index = trial.number % self.size
-        if index in covered and len(covered) < self.size:
-            index = min(set(range(self.size)) - covered)
+        if len(covered) >= self.size:
+            params = self._new_draw(study, trial, {})
+            if not self._seen(study, trial, params):
+                return params
+            index = trial.number % self.size  # every configuration tried: cycle the grid
+        else:
+            index = trial.number if trial.number < self.size else self.size
+            if index in covered or index >= self.size:
+                index = min(set(range(self.size)) - covered)
         _set_attrs(study, trial, {GRID_ATTR: index})
-        return self.point(index)
+        point = self.point(index)
+        for d in self.space:
+            if d.param_name in self.random_axes:
+                point[d.param_name] = self._draw(trial, d)
+        return point
 
 
 # --------------------------------------------------------------------------- coarse to fine
@@ -426,7 +484,7 @@ class CoarseToFineSampler(_SpaceSampler):
             },
             {"round": round_index},
         )
-        return {d.param_name: self._draw(trial, d, box) for d in self.space}
+        return self._new_draw(study, trial, {}, box)
 
 
 def _box_to_json(box: Box, space: Space) -> dict[str, Any]:
@@ -517,11 +575,99 @@ class BlockCoordinateSampler(_SpaceSampler):
         _await_phase(study, trial, phase)
         block = self.block_of_slot(slot)
         tuned = set(self.blocks[block])
-        params = self.held_values(study)
-        for d in self.space:
-            if d.name in tuned:
-                params[d.param_name] = self._draw(trial, d)
+        held = {
+            k: v
+            for k, v in self.held_values(study).items()
+            if self.space.by_param[k].name not in tuned
+        }
+        params = self._new_draw(study, trial, held)
         _set_attrs(study, trial, {BLOCK_ATTR: block, PHASE_ATTR: phase}, {"block": block})
+        return params
+
+
+# --------------------------------------------------------------------------- auto
+
+
+def config_key(space: Space, params: Mapping[str, Any]) -> tuple[Any, ...]:
+    """What makes two configurations the same: equal categorical and integer values, floats
+    equal to 9 significant digits (in Optuna values)."""
+    key: list[Any] = []
+    for d in space:
+        value = params.get(d.param_name)
+        if isinstance(value, float) and not d.is_categorical:
+            value = float(f"{value:.9g}")
+        key.append(value)
+    return tuple(key)
+
+
+class AutoSampler(_SpaceSampler):
+    """``strategy: auto``, the default: a space-filling start, then a model of the results.
+
+    1. The first `startup` trials (``len(space) + 1``, between 5 and 10) form a Latin hypercube
+       in the transformed space: each dimension's range is cut into `startup` equal strata and
+       every stratum is used once (a seeded permutation per dimension), so a small budget
+       already sees every part of every range, unlike both grid (few values per axis) and
+       independent random draws (clumps and gaps).
+    2. Later trials are proposed by Optuna's Gaussian-process sampler (``GPSampler``: a GP fit
+       to the complete trials in the same transformed space, expected improvement maximized,
+       running trials accounted for), which places the search where the results say the optimum
+       is, the model-based form of "coarse to fine".
+    3. A proposal equal to a configuration already tried or running (`config_key`) is replaced
+       by a random draw that is new (up to 32 attempts): the budget never pays twice for one
+       point, which matters on integer and categorical dimensions.
+
+    Every draw depends only on (seed, trial slot, param) and the results, like the other
+    samplers; the GP's own optimizer is seeded by `seed`.
+    """
+
+    def __init__(self, space: Space, seed: int = 0, *, startup: int | None = None) -> None:
+        super().__init__(space, seed)
+        self.startup = startup if startup is not None else min(10, max(5, len(space) + 1))
+        self.model = optuna.samplers.GPSampler(
+            seed=seed, n_startup_trials=self.startup, warn_independent_sampling=False
+        )
+
+    def _stratified(self, dim: Dimension, slot: int, trial: FrozenTrial) -> Any:
+        """Slot `slot`'s Latin-hypercube value of `dim` (its stratum, uniform inside it)."""
+        n = self.startup
+        order = np.random.default_rng([self.seed, 7919, zlib.crc32(dim.param_name.encode())])
+        stratum = int(order.permutation(n)[slot])
+        u = float(trial_rng(self.seed, trial.number, dim.param_name).uniform())
+        if dim.is_categorical:
+            return dim.choices[int((stratum + u) / n * len(dim.choices))]
+        dist = dim.distribution
+        half = 0.5 if isinstance(dist, optuna.distributions.IntDistribution) else 0.0
+        low, high = (dim.transform(v) for v in (dist.low - half, dist.high + half))
+        value = dim.untransform(low + (stratum + u) / n * (high - low))
+        return min(max(value, dist.low), dist.high)
+
+    def sample_relative(
+        self, study: Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
+    ) -> dict[str, Any]:
+        if not search_space:
+            return {}
+        slot = _slot(study, trial)
+        if slot < self.startup:
+            return {d.param_name: self._stratified(d, slot, trial) for d in self.space}
+        proposed = self.model.sample_relative(study, trial, search_space)
+        params = {
+            d.param_name: proposed.get(d.param_name, self._draw(trial, d)) for d in self.space
+        }
+        seen = {
+            config_key(self.space, t.params)
+            for t in study.get_trials(deepcopy=False)
+            if t.number != trial.number and t.state != TrialState.FAIL
+        }
+        for attempt in range(32):
+            if config_key(self.space, params) not in seen:
+                break
+            rng_name = f"#{attempt}"
+            params = {
+                d.param_name: sample_value(
+                    d.distribution, trial_rng(self.seed, trial.number, d.param_name + rng_name)
+                )
+                for d in self.space
+            }
         return params
 
 
@@ -534,6 +680,8 @@ def make_sampler(cfg: SearchConfig, space: Space, *, worker: int = 0) -> BaseSam
     `worker` (0, 1, ...) offsets TPE's seed so parallel worker processes do not draw the same
     startup trials; our samplers need no offset (their draws depend on the trial number).
     """
+    if cfg.strategy == "auto":
+        return AutoSampler(space, cfg.seed)
     if cfg.strategy == "random":
         return RandomSampler(seed=cfg.seed)
     if cfg.strategy == "grid":
@@ -542,15 +690,15 @@ def make_sampler(cfg: SearchConfig, space: Space, *, worker: int = 0) -> BaseSam
         return CoarseToFineSampler(
             space,
             cfg.seed,
-            rounds=cfg.rounds,
+            rounds=cfg.resolved_rounds(),
             trials_per_round=cfg.round_size(),
-            keep_top=cfg.keep_top,
+            keep_top=cfg.resolved_keep_top(),
             epochs_per_round=cfg.epochs_per_round,
             margin=cfg.zoom_margin,
             min_width=cfg.zoom_min_width,
         )
     if cfg.strategy == "block":
-        blocks = cfg.resolved_blocks(space.paths)
+        blocks = cfg.resolved_blocks(space.paths, {d.name: d.kind for d in space})
         return BlockCoordinateSampler(
             space, cfg.seed, blocks=blocks, trials_per_block=cfg.block_size(len(blocks))
         )
