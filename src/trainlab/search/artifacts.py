@@ -25,15 +25,15 @@ from optuna.study import Study
 from optuna.trial import FrozenTrial, Trial
 
 from trainlab.errors import UserError
-from trainlab.search import study as studies
 
 ARTIFACTS_ATTR = "trainlab:artifacts"
 
 
-def default_dir(url: str, study_dir: Path, name: str) -> Path:
-    """Where a study's artifacts go when ``--artifacts`` is not given."""
-    if url.startswith("journal:"):
-        return studies.journal_path(url).parent / f"{name}-artifacts"
+def default_dir(journal: Path | None, study_dir: Path, name: str) -> Path:
+    """Where a study's artifacts go when ``--artifacts`` is not given: beside a journal's log
+    file (`journal`), else in the study directory."""
+    if journal is not None:
+        return journal.parent / f"{name}-artifacts"
     return Path(study_dir) / "artifacts"
 
 
@@ -80,10 +80,9 @@ def fetch(study: Study, trial: FrozenTrial, run_dir: Path) -> bool:
     return True
 
 
-def fetch_missing(study: Study, study_dir: Path, numbers: list[int], need: str) -> None:
-    """Fetch each trial in `numbers` whose run directory lacks the file `need`."""
+def fetch_missing(study: Study, run_dirs: dict[int, Path], need: str) -> None:
+    """Fetch each trial (number -> its run directory here) whose directory lacks `need`."""
     trials = {t.number: t for t in study.get_trials(deepcopy=False)}
-    for number in numbers:
-        run_dir = studies.trial_dir(study_dir, number)
-        if number in trials and not (run_dir / need).is_file():
+    for number, run_dir in run_dirs.items():
+        if number in trials and not (Path(run_dir) / need).is_file():
             fetch(study, trials[number], run_dir)

@@ -362,10 +362,12 @@ class Driver:
             self.heartbeat.start()
             self.stale_watch = cooperate.StaleWatch(storage, self.options.heartbeat)
         if self.shared or self.options.artifacts:
+            url = self.p.storage_url
+            journal = studies.journal_path(url) if url.startswith("journal:") else None
             where = (
                 self.options.artifacts
                 or self.study.user_attrs.get(stored.ARTIFACTS_ATTR)
-                or stored.default_dir(self.p.storage_url, self.p.study_dir, self.p.name)
+                or stored.default_dir(journal, self.p.study_dir, self.p.name)
             )
             self.store = stored.store_for(Path(where).resolve())
             if stored.ARTIFACTS_ATTR not in self.study.user_attrs:
@@ -549,6 +551,10 @@ class Driver:
         except Exception:  # plots of a half study are a nicety; the study itself is saved
             pass
 
+    def _run_dirs(self, numbers: Any) -> dict[int, Path]:
+        """Trial numbers -> their run directories in this driver's study directory."""
+        return {n: studies.trial_dir(self.p.study_dir, n) for n in numbers}
+
     # -- re-test
 
     def _claim_retest(self) -> bool:
@@ -568,7 +574,7 @@ class Driver:
         """Re-train each of the best `retest` configs with `retest_seeds` new seeds, on the
         search's executor; see trainlab.search.retest."""
         top = studies.ranked_trials(self.study, self.p.space)[: self.p.search.retest]
-        stored.fetch_missing(self.study, self.p.study_dir, [r["trial"] for r in top], "config.yaml")
+        stored.fetch_missing(self.study, self._run_dirs(r["trial"] for r in top), "config.yaml")
         out = retest(
             self.p.study_dir,
             top,
@@ -608,7 +614,7 @@ class Driver:
         }
         best = studies.best_trial(self.study)
         if best is not None:
-            stored.fetch_missing(self.study, d, [best.number], "config.yaml")  # another's trial
+            stored.fetch_missing(self.study, self._run_dirs([best.number]), "config.yaml")
             src = studies.trial_dir(d, best.number) / "config.yaml"
             if src.exists():
                 atomic_write_text(

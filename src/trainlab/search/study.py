@@ -533,7 +533,7 @@ def top_run_dirs(
     for row in rows:
         if len(dirs) >= k:
             break
-        fetch_missing(study, directory, [row["trial"]], "best.pt")
+        fetch_missing(study, {row["trial"]: trial_dir(directory, row["trial"])}, "best.pt")
         if (trial_dir(directory, row["trial"]) / "best.pt").is_file():
             dirs.append(trial_dir(directory, row["trial"]))
     if not dirs:
