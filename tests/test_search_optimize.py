@@ -172,3 +172,23 @@ def test_bad_arguments_are_one_line_naming_the_argument(kwargs, message):
         optimize(score, trials=args.pop("trials", 3), **args)
     assert str(info.value).startswith(message)
     assert "\n" not in str(info.value)
+
+
+def test_auto_never_proposes_again_next_to_a_pruned_trial():
+    """The GP models complete trials only; auto keeps its proposals away from pruned ones (a
+    diverged training run is PRUNED), instead of asking for the same bad point again."""
+    search = Search({"lr": "loguniform(1e-4, 1)"}, strategy="auto", trials=12, seed=0)
+    while search.remaining:
+        number, params = search.ask()
+        if params["lr"] > 0.1:  # diverges: no value
+            search.tell(number, None, pruned=True)
+        else:
+            search.tell(number, math.log10(params["lr"]))  # better and better up to the edge
+    pruned = [
+        math.log10(t.params["lr"])
+        for t in search.study.get_trials()
+        if t.state == optuna.trial.TrialState.PRUNED
+    ]
+    gaps = [abs(a - b) for i, a in enumerate(pruned) for b in pruned[i + 1 :]]
+    assert all(gap > 0.02 * 4 for gap in gaps)
+    assert search.result().best_params["lr"] > 0.01

@@ -416,7 +416,9 @@ def cmd_search(args: argparse.Namespace) -> int:
 def add_parser(sub) -> None:  # noqa: ANN001
     p = sub.add_parser("search", help="hyperparameter search (random, coarse-to-fine, ...)")
     p.add_argument("config", help="experiment config with a search: section (YAML)")
-    p.add_argument("--strategy", choices=["grid", "random", "coarse-to-fine", "block", "tpe"])
+    p.add_argument(
+        "--strategy", choices=["auto", "grid", "random", "coarse-to-fine", "block", "tpe"]
+    )
     p.add_argument("--trials", type=int, help="the study's total number of trials")
     p.add_argument("--workers", type=int, help="trials at once (1: panda, N: caviar)")
     p.add_argument("--executor", choices=["local", "ray"])

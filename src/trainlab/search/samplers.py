@@ -612,13 +612,16 @@ class AutoSampler(_SpaceSampler):
        to the complete trials in the same transformed space, expected improvement maximized,
        running trials accounted for), which places the search where the results say the optimum
        is, the model-based form of "coarse to fine".
-    3. A proposal equal to a configuration already tried or running (`config_key`) is replaced
-       by a random draw that is new (up to 32 attempts): the budget never pays twice for one
-       point, which matters on integer and categorical dimensions.
+    3. A proposal equal to a configuration already tried or running (`config_key`), or within
+       2% of every range of a pruned (e.g. diverged) or running trial, which the GP does not
+       model, is replaced by a random draw that is new (up to 32 attempts): the budget never
+       pays twice for one point, which matters on integer and categorical dimensions.
 
     Every draw depends only on (seed, trial slot, param) and the results, like the other
     samplers; the GP's own optimizer is seeded by `seed`.
     """
+
+    NEAR = 0.02  # fraction of a range within which two values count as the same point
 
     def __init__(self, space: Space, seed: int = 0, *, startup: int | None = None) -> None:
         super().__init__(space, seed)
@@ -641,6 +644,21 @@ class AutoSampler(_SpaceSampler):
         value = dim.untransform(low + (stratum + u) / n * (high - low))
         return min(max(value, dist.low), dist.high)
 
+    def _near(self, a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
+        """Same choices, and every numeric value within `NEAR` of its range (transformed)."""
+        for d in self.space:
+            x, y = a.get(d.param_name), b.get(d.param_name)
+            if x is None or y is None:
+                return False
+            if d.is_categorical:
+                if x != y:
+                    return False
+                continue
+            low, high = d.transformed_bounds
+            if abs(d.transform(x) - d.transform(y)) > self.NEAR * (high - low):
+                return False
+        return True
+
     def sample_relative(
         self, study: Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
     ) -> dict[str, Any]:
@@ -653,13 +671,19 @@ class AutoSampler(_SpaceSampler):
         params = {
             d.param_name: proposed.get(d.param_name, self._draw(trial, d)) for d in self.space
         }
-        seen = {
-            config_key(self.space, t.params)
+        others = [
+            t
             for t in study.get_trials(deepcopy=False)
             if t.number != trial.number and t.state != TrialState.FAIL
-        }
+        ]
+        seen = {config_key(self.space, t.params) for t in others}
+        # the GP models COMPLETE trials only: near a pruned (e.g. diverged) or running trial it
+        # would propose the same point again and again
+        unmodelled = [t.params for t in others if t.state != TrialState.COMPLETE]
         for attempt in range(32):
-            if config_key(self.space, params) not in seen:
+            if config_key(self.space, params) not in seen and not any(
+                self._near(params, other) for other in unmodelled
+            ):
                 break
             rng_name = f"#{attempt}"
             params = {
