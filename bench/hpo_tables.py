@@ -25,6 +25,7 @@ Run-to-run noise: two implementations of random search (trainlab's and Optuna's)
 
     python bench/hpo_tables.py [--quick] [--seeds 20] [--tasks dev|held-out|all|NAME,...]
                                [--strategies NAME,...] [--budgets 20,50,100] [--json]
+                               [--cache FILE.jsonl] [--sweep-coarse-to-fine]
 """
 
 from __future__ import annotations
@@ -269,6 +270,32 @@ def ranks(means: dict[str, float]) -> dict[str, float]:
     return result
 
 
+def sweep_coarse_to_fine(tasks: list[str], budgets: list[int], seeds: int) -> None:
+    """Mean final regret of coarse-to-fine per (rounds, keep_top) on `tasks`: how its budget
+    rule (`SearchConfig.resolved_rounds`, `resolved_keep_top`) was chosen on the dev tasks."""
+    from trainlab.search.samplers import CoarseToFineSampler
+
+    tables = [Table(t) for t in tasks]
+    print(f"coarse-to-fine sweep, mean regret over {seeds} seeds on {', '.join(tasks)}")
+    for budget in budgets:
+        for rounds in (1, 2, 3, 4, 5):
+            for keep in (2, 3, 5):
+                means = []
+                for table in tables:
+                    finals = []
+                    for seed in range(seeds):
+                        sampler = CoarseToFineSampler(
+                            table.space,
+                            seed,
+                            rounds=rounds,
+                            trials_per_round=max(1, budget // rounds),
+                            keep_top=keep,
+                        )
+                        finals.append(search(table, sampler, budget)[0][-1])
+                    means.append(f"{np.mean(finals):.4f}")
+                print(f"@{budget} rounds {rounds} keep_top {keep}: {' '.join(means)}", flush=True)
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="3 seeds, budgets 20 and 50")
@@ -277,6 +304,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--strategies", default=",".join(OURS + OPTUNA))
     parser.add_argument("--budgets", default=",".join(map(str, BUDGETS)))
     parser.add_argument("--json", action="store_true")
+    parser.add_argument(
+        "--sweep-coarse-to-fine", action="store_true", help="rounds x keep_top on the tasks"
+    )
     parser.add_argument(
         "--cache", help="JSON-lines file reusing Optuna samplers' runs (a rerun adds to it)"
     )
@@ -291,6 +321,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if args.quick:
         seeds, budgets = min(seeds, 3), [b for b in budgets if b <= 50] or budgets[:1]
     names = args.strategies.split(",")
+    if args.sweep_coarse_to_fine:
+        sweep_coarse_to_fine(tasks, budgets, seeds)
+        return {}
     cache = Cache(args.cache)
     torch.set_num_threads(1)  # GPSampler's small matrices: threads only add overhead
 
