@@ -174,6 +174,11 @@ def test_bad_storage_urls_are_one_line_naming_storage(tmp_path, capsys):
         assert len(err) == 1 and err[0].startswith("trainlab search: --storage:"), err
     with pytest.raises(UserError, match="--resume: no journal"):
         open_storage(f"journal:///{tmp_path}/none.log", must_exist=True)
+    # reading a study from a journal that is not there: one line, and no empty journal made
+    url = f"journal:///{tmp_path}/typo/none.log"
+    assert main(["ensemble", "--study", "x", "--storage", url, "--top", "2"]) == 2
+    assert "--study: no journal" in capsys.readouterr().err
+    assert not (tmp_path / "typo").exists()
 
 
 @pytest.mark.parametrize("kind", ["postgres", "journal"])

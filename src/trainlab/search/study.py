@@ -500,6 +500,11 @@ def find_study(url: str, name_or_dir: str) -> tuple[Study, Path]:
                 f"--study: no study database {path} to find {name_or_dir!r} in; "
                 "give the search's --storage"
             )
+    if url.startswith("journal:") and not journal_path(url).is_file():
+        raise UserError(
+            f"--study: no journal {journal_path(url)} to find {name_or_dir!r} in; "
+            "give the search's --storage"
+        )
     storage = open_storage(url)
     summaries = storage.get_all_studies()
     found = next((s for s in summaries if s.study_name == name_or_dir), None)
