@@ -94,28 +94,36 @@ def _driver(cfg: Path, url: str, study: str, out: Path, store: Path) -> subproce
 
 
 def _two_drivers_one_killed(tmp_path: Path, url: str, study: str, capsys) -> None:
-    """Drivers A and B (two "machines": their own --out) share `study`; A is SIGKILLed once its
-    trial has trained an epoch; B finishes the study's budget, re-running A's trial."""
+    """Drivers A and B (two "machines": their own --out) share `study`; B joins once A has
+    finished a trial; A is SIGKILLed mid-way through a later one; B finishes the study's budget,
+    re-running A's trial."""
     cfg = tmp_path / "exp.yaml"
     cfg.write_text(BASE + yaml.safe_dump({"search": SEARCH}))
     store = tmp_path / "shared-artifacts"
     a = _driver(cfg, url, study, tmp_path / "a", store)
-    b = _driver(cfg, url, study, tmp_path / "b", store)
+    b = None
+
+    def a_runs() -> tuple[list[Path], list[Path]]:
+        runs = list((tmp_path / "a/trials").glob("*"))
+        done = [d for d in runs if (d / "result.json").exists()]
+        return done, [d for d in runs if d not in done and (d / "metrics.jsonl").exists()]
+
     try:
         deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:  # A finished a trial and is mid-way in the next
-            runs = list((tmp_path / "a/trials").glob("*"))
-            done = [d for d in runs if (d / "result.json").exists()]
-            if done and any((d / "metrics.jsonl").exists() for d in set(runs) - set(done)):
+        while time.monotonic() < deadline:  # A finished a trial and is mid-way in another
+            done, mid = a_runs()
+            if done and b is None:
+                b = _driver(cfg, url, study, tmp_path / "b", store)
+            if done and mid:
                 break
             assert a.poll() is None, a.stderr.read().decode()
-            time.sleep(0.05)
+            time.sleep(0.02)
         a.send_signal(signal.SIGKILL)
         a.wait()
-        assert b.wait(timeout=90) == 0, b.stderr.read().decode()
+        assert b is not None and b.wait(timeout=90) == 0, b.stderr.read().decode()
     finally:
         for p in (a, b):
-            if p.poll() is None:
+            if p is not None and p.poll() is None:
                 p.kill()
     loaded = optuna.load_study(study_name=study, storage=open_storage(url))
     by_state: dict[str, list] = {}
