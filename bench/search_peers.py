@@ -13,7 +13,7 @@ of one torch thread each, every trial trained with seed 0. The ways:
 - optuna: a hand-written Optuna script, as its docs teach: TPE (multivariate, constant liar) +
   MedianPruner with trainlab's settings, two processes sharing a journal storage file
   (MaxTrialsCallback caps the total), a plain PyTorch loop on the same tensors and model;
-- ray-tune: Ray Tune, random search with the ASHA scheduler (grace 1 epoch, reduction 3), a
+- ray-tune: Ray Tune, random search (seeded) with the ASHA scheduler (grace 1 epoch, reduction 3), a
   local Ray of 2 CPUs, max 2 trials at once, the same plain PyTorch loop.
 
 Each way runs as its own command (start-up included), one after the other. Reported:
@@ -202,6 +202,7 @@ def tune_run(work: Path, trials: int, epochs: int) -> None:
     import ray
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler
+    from ray.tune.search.basic_variant import BasicVariantGenerator
 
     ray.init(
         num_cpus=WORKERS,
@@ -237,6 +238,7 @@ def tune_run(work: Path, trials: int, epochs: int) -> None:
             mode="max",
             num_samples=trials,
             max_concurrent_trials=WORKERS,
+            search_alg=BasicVariantGenerator(random_state=0),  # seeded random search
             scheduler=ASHAScheduler(max_t=epochs, grace_period=1, reduction_factor=3),
         ),
         run_config=tune.RunConfig(storage_path=str(work / "tune"), name="peers", verbose=0),
