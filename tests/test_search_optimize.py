@@ -154,7 +154,7 @@ def test_public_names():
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"strategy": "bayes"}, "strategy: must be one of auto, grid"),
+        ({"strategy": "bayes"}, "strategy: must be one of grid, random"),
         ({"direction": "max"}, "direction: must be 'maximize' or 'minimize', got 'max'"),
         ({"space": {"lr": "loguniform(0, 1)"}}, "space['lr']: loguniform needs low > 0"),
         ({"space": {"lr": "gauss(0, 1)"}}, "space['lr']: unknown distribution 'gauss'"),

@@ -236,7 +236,7 @@ def test_search_config_defaults_and_yaml_strings():
     [
         ({"trials": 0}, "search.trials: must be >= 1, got 0"),
         ({"workers": -1}, "search.workers: must be >= 1, got -1"),
-        ({"strategy": "bayes"}, "search.strategy: input should be 'auto', 'grid'"),
+        ({"strategy": "bayes"}, "search.strategy: input should be 'grid'"),
         ({"pruner": "hyperband"}, "search.pruner: input should be 'none'"),
         ({"tirals": 3}, "search.tirals: unknown key"),
         ({"space": {"optim.lr": "loguniform(0, 1)"}}, "search.space.optim.lr: loguniform needs"),

@@ -26,7 +26,7 @@ from trainlab.config import format_validation_error
 from trainlab.errors import UserError
 from trainlab.search.space import parse_distribution
 
-Strategy = Literal["auto", "grid", "random", "coarse-to-fine", "block", "tpe"]
+Strategy = Literal["grid", "random", "coarse-to-fine", "block", "tpe", "auto"]
 PrunerName = Literal["none", "median", "halving"]
 Executor = Literal["local", "ray"]
 
