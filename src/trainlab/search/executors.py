@@ -434,8 +434,12 @@ class RayExecutor:
             except Exception as exc:
                 where = address or "a local Ray"
                 hint = ""
-                if isinstance(exc, ray.exceptions.AuthenticationError):
-                    hint = "; set RAY_AUTH_MODE=token and the cluster's RAY_AUTH_TOKEN here"
+                if address and os.environ.get("RAY_AUTH_MODE", "").lower() != "token":
+                    # Ray says only "failed to connect" when the cluster wants a token
+                    hint = (
+                        "; if the cluster uses token authentication, set RAY_AUTH_MODE=token "
+                        "and RAY_AUTH_TOKEN_PATH (or RAY_AUTH_TOKEN) here"
+                    )
                 raise UserError(
                     f"--ray-address: cannot connect to {where} ({_first_line(exc)}){hint}"
                 ) from None
