@@ -247,10 +247,16 @@ def run_cell(
         out[b] = {
             "mean": float(r.mean()),
             "se": float(r.std(ddof=1) / math.sqrt(len(r))) if len(r) > 1 else 0.0,
-            "repeat_fraction": float(np.nanmean(repeats[b])) if repeats[b] else math.nan,
+            "repeat_fraction": _mean_known(repeats[b]),
         }
     out[0] = {"seconds": seconds}
     return out
+
+
+def _mean_known(values: list[float]) -> float:
+    """Mean of the values that are not NaN (cache rows of an older format lack repeats)."""
+    known = [v for v in values if not math.isnan(v)]
+    return float(np.mean(known)) if known else math.nan
 
 
 def ranks(means: dict[str, float]) -> dict[str, float]:
