@@ -35,7 +35,7 @@ Each way runs as its own command (start-up included), one after the other. Repor
       [--only trainlab-tpe,optuna]
 
 Needs optuna (a trainlab dependency) and ray[tune] (`pip install 'trainlab[ray]'`; without it
-the ray-tune row says so). --quick: 9 trials of at most 6 epochs, target 0.6 (a smoke run).
+the ray-tune row says so). --quick: 6 trials of at most 4 epochs, target 0.6 (a smoke run).
 """
 
 from __future__ import annotations
@@ -432,15 +432,15 @@ def main(argv: list[str] | None = None) -> int:
         tune_run(Path(argv[1]), int(argv[2]), int(argv[3]))
         return 0
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--quick", action="store_true", help="9 trials of 6 epochs: a smoke run")
+    p.add_argument("--quick", action="store_true", help="6 trials of 4 epochs: a smoke run")
     p.add_argument("--trials", type=int, default=None)
     p.add_argument("--epochs", type=int, default=None)
     p.add_argument("--target", type=float, default=None)
     p.add_argument("--only", default=",".join(WAYS), help="comma-separated: " + ", ".join(WAYS))
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     args = p.parse_args(argv)
-    trials = args.trials or (9 if args.quick else 36)
-    epochs = args.epochs or (6 if args.quick else 30)
+    trials = args.trials or (6 if args.quick else 36)
+    epochs = args.epochs or (4 if args.quick else 30)
     target = args.target or (0.6 if args.quick else 0.9)
     ways = [w.strip() for w in args.only.split(",") if w.strip()]
     for w in ways:
