@@ -7,8 +7,17 @@ os.environ.setdefault("TRAINLAB_COMPILE", "0")  # the compiled optimizer path ha
 
 import pytest  # noqa: E402
 import torch  # noqa: E402
+from pg_server import PG_BIN, postgres_server  # noqa: E402
 
 torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    """A throw-away PostgreSQL 15 server (tests/pg_server.py); skipped where it is not installed."""
+    if not (PG_BIN / "initdb").exists():
+        pytest.skip(f"PostgreSQL 15 is not installed ({PG_BIN}); .ci/run installs it")
+    yield from postgres_server()
 
 
 @pytest.fixture

@@ -6,10 +6,8 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -17,13 +15,12 @@ from pathlib import Path
 import optuna
 import pytest
 import yaml
+from pg_server import PG_BIN, free_port
 
 from trainlab.cli import main
 from trainlab.errors import UserError
 from trainlab.search import artifacts
 from trainlab.search.study import open_storage
-
-PG_BIN = Path("/usr/lib/postgresql/15/bin")
 
 BASE = """
 data: {name: spirals}
@@ -38,42 +35,6 @@ SEARCH = {
     "seed": 3,
     "space": {"optim.lr": "loguniform(1e-3, 1e-1)"},
 }
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _as_postgres(args: list[str]) -> list[str]:
-    """PostgreSQL refuses to run as root: run its tools as the postgres user then."""
-    return ["runuser", "-u", "postgres", "--", *args] if os.getuid() == 0 else args
-
-
-@pytest.fixture(scope="session")
-def postgres_url():
-    """A throw-away PostgreSQL 15 server on 127.0.0.1 and a free port (initdb + pg_ctl)."""
-    if not (PG_BIN / "initdb").exists():
-        pytest.skip(f"PostgreSQL 15 is not installed ({PG_BIN}); .ci/run installs it")
-    root = Path(tempfile.mkdtemp(prefix="trainlab-pg-"))
-    if os.getuid() == 0:
-        shutil.chown(root, "postgres")
-    data, port = root / "data", _free_port()
-    subprocess.run(
-        _as_postgres([str(PG_BIN / "initdb"), "-D", str(data), "-U", "trainlab"])
-        + ["--auth=trust", "--no-sync", "-E", "UTF8"],
-        check=True,
-        capture_output=True,
-    )
-    opts = f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off"
-    ctl = [str(PG_BIN / "pg_ctl"), "-D", str(data), "-l", str(root / "log"), "-w"]
-    subprocess.run(_as_postgres([*ctl, "-o", opts, "start"]), check=True, capture_output=True)
-    try:
-        yield f"postgresql://trainlab@127.0.0.1:{port}/postgres"
-    finally:
-        subprocess.run(_as_postgres([*ctl, "-m", "immediate", "stop"]), capture_output=True)
-        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture(autouse=True)
@@ -170,7 +131,7 @@ def test_journal_two_drivers_one_killed_finish_the_budget_once(tmp_path, capsys)
 def test_bad_storage_urls_are_one_line_naming_storage(tmp_path, capsys):
     cfg = tmp_path / "exp.yaml"
     cfg.write_text(BASE + yaml.safe_dump({"search": SEARCH}))
-    port = _free_port()  # nothing listens there
+    port = free_port()  # nothing listens there
     for url in (
         f"postgresql://nobody@127.0.0.1:{port}/db",
         "journal://relative/path.log",

@@ -1,4 +1,5 @@
-"""`trainlab dashboard [DIR]`: the runs and studies under DIR, live in the browser (read-only).
+"""`trainlab dashboard [DIR] [--storage URL]`: the runs and studies under DIR, and the studies
+of each --storage (sqlite:///, postgresql://, journal:///), live in the browser (read-only).
 
 Binds 127.0.0.1 unless --host says otherwise (then warns that others can read the runs).
 """
@@ -21,6 +22,13 @@ def hint(root: str = DEFAULT_DIR) -> str:
     return f"watch it live: trainlab dashboard{arg}  (then open http://127.0.0.1:{DEFAULT_PORT}/)"
 
 
+def storage_hint(url: str) -> str:
+    """`hint` for a study on a shared storage (PostgreSQL, journal), its password masked."""
+    from trainlab.search.urls import masked  # loaded only by the commands that print it
+
+    return hint().replace("dashboard", f"dashboard --storage {masked(url)}", 1)
+
+
 class DashboardHint(Callback):
     """Prints `hint` on stderr when training starts (not before: a mistake stays one line)."""
 
@@ -33,14 +41,24 @@ class DashboardHint(Callback):
 
 def cmd_dashboard(args: argparse.Namespace) -> int:
     from trainlab.dashboard.server import Dashboard  # the web server loads only for this command
+    from trainlab.search.urls import masked  # with the server: only this command shows URLs
 
-    board = Dashboard(args.dir, args.host, args.port)
+    storages = args.storage or []
+    board = Dashboard(
+        args.dir or DEFAULT_DIR,
+        args.host,
+        args.port,
+        storages=storages,
+        artifacts=args.artifacts,
+        need_root=args.dir is not None or not storages,  # runs/ may be missing with --storage
+    )
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         sys.stderr.write(
             f"trainlab dashboard: warning: listening on {args.host}: anyone who can reach this "
             "machine can read these runs (read-only)\n"
         )
-    sys.stderr.write(f"trainlab dashboard: {board.root} at {board.url} (Ctrl-C to stop)\n")
+    shown = ", ".join([str(board.root)] * board.root.is_dir() + [masked(u) for u in storages])
+    sys.stderr.write(f"trainlab dashboard: {shown} at {board.url} (Ctrl-C to stop)\n")
     board.run()
     return 0
 
@@ -51,7 +69,20 @@ def add_parser(sub) -> None:  # noqa: ANN001
         help="watch runs and studies live in the browser (read-only)",
         description=__doc__,
     )
-    p.add_argument("dir", nargs="?", default=DEFAULT_DIR, help="runs directory (default runs/)")
+    p.add_argument("dir", nargs="?", help="runs directory (default runs/)")
+    p.add_argument(
+        "--storage",
+        action="append",
+        metavar="URL",
+        help="also show the studies of this storage: sqlite:///FILE, "
+        "postgresql://USER@HOST:PORT/DB or journal:///ABS/PATH/FILE.log (repeatable)",
+    )
+    p.add_argument(
+        "--artifacts",
+        metavar="DIR",
+        help="artifact store of a --storage study, where its trials' files are fetched from when "
+        "their folders are on another machine (default: the folder the study records)",
+    )
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=DEFAULT_PORT, help="port (default 8050)")
     p.set_defaults(func=cmd_dashboard)

@@ -14,9 +14,11 @@ import sys
 from typing import Any
 
 from trainlab.commands.dashboard import hint as dashboard_hint
+from trainlab.commands.dashboard import storage_hint
 from trainlab.commands.output import add_common, console, emit_json
 from trainlab.commands.tables import frac, num, print_table, readable, seconds, table
 from trainlab.search.driver import Display, Driver, SearchOptions, plan
+from trainlab.search.study import is_shared
 
 _BAR = 40
 
@@ -375,6 +377,8 @@ def cmd_search(args: argparse.Namespace) -> int:
     display = PandaDisplay(c) if p.search.workers == 1 else CaviarDisplay(c)
     if p.storage_url.startswith("sqlite:///"):  # the dashboard reads the study's SQLite folder
         display.hint = dashboard_hint(os.path.dirname(p.storage_url.removeprefix("sqlite:///")))
+    elif is_shared(p.storage_url):
+        display.hint = storage_hint(p.storage_url)
     result = Driver(p, options, display).run().to_dict()
     print_table(c, leaderboard_table(result))
     n = result["trials"]

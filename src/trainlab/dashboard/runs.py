@@ -92,10 +92,12 @@ def _finite(v: Any) -> float | None:
 
 
 class RunReader:
-    """Reads runs under `root`, caching parsed files until they change."""
+    """Reads runs under `root`, caching parsed files until they change; their names in URLs are
+    `prefix` + their path under root (the fetch cache's runs: ``@fetched/...``)."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, prefix: str = "") -> None:
         self.root = root
+        self.prefix = prefix
         self.cache = FileCache()
 
     # ----------------------------------------------------------------- one row of the index
@@ -117,7 +119,7 @@ class RunReader:
         vals = [v for v in vals if v is not None]
         best_val = _finite(result.get("val_accuracy")) if result else None
         return {
-            "name": relative_name(self.root, path),
+            "name": self.prefix + relative_name(self.root, path),
             "status": self.status(path, result, held),
             "epoch": metrics[-1].get("epoch") if metrics else None,
             "val_accuracy": best_val if best_val is not None else (max(vals) if vals else None),
@@ -185,7 +187,7 @@ class RunReader:
 
     def pictures(self, path: Path) -> list[str]:
         """The images a run or command left in the run directory (curves, landscapes, lr-find)."""
-        return served_files(self.root, path, PICTURES)
+        return [self.prefix + name for name in served_files(self.root, path, PICTURES)]
 
 
 def read_yaml(path: Path) -> Any:

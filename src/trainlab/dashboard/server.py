@@ -2,7 +2,9 @@
 
 Only GET (and HEAD) routes exist, so nothing can change a file. `/files/<name>` serves pictures
 and text records from under DIR only (trainlab.dashboard.files.inside); the page is one HTML
-file whose script draws the route it is opened on (home, run, compare, study).
+file whose script draws the route it is opened on (home, run, compare, study). Runs named
+`@fetched/...` are trials of --storage studies fetched into the cache folder (studies.py), served
+from there under the same rules.
 """
 
 from __future__ import annotations
@@ -10,7 +12,9 @@ from __future__ import annotations
 import errno
 import json
 import math
+import os
 import socket
+import tempfile
 import threading
 from pathlib import Path
 from typing import Any
@@ -24,7 +28,7 @@ from starlette.staticfiles import StaticFiles
 
 from trainlab.dashboard.files import OutsideRoot, inside
 from trainlab.dashboard.runs import RunReader, is_run
-from trainlab.dashboard.studies import StudyReader
+from trainlab.dashboard.studies import FETCHED, StudyReader
 from trainlab.errors import UserError
 
 STATIC = Path(__file__).parent / "static"
@@ -60,22 +64,44 @@ def _error(status: int, message: str) -> Response:
     return JSONResponse({"error": message}, status, headers=NO_STORE)
 
 
-def create_app(root: str | Path) -> Starlette:
-    """The dashboard over `root` (a runs directory)."""
-    root = Path(root)
-    runs, studies = RunReader(root), StudyReader(root)
+def default_cache() -> Path:
+    """Where trials fetched from artifact stores are kept (one folder per user)."""
+    return Path(tempfile.gettempdir()) / f"trainlab-dashboard-{os.getuid()}"
+
+
+def create_app(
+    root: str | Path,
+    storages: list[str] | tuple[str, ...] = (),
+    artifacts: str | Path | None = None,
+    cache: str | Path | None = None,
+) -> Starlette:
+    """The dashboard over `root` (a runs directory) and the studies of `storages` (URLs), whose
+    trials kept on other machines are fetched from `artifacts` (or each study's store) into
+    `cache` (default_cache())."""
+    root, cache = Path(root), Path(cache) if cache is not None else default_cache()
+    runs, fetched = RunReader(root), RunReader(cache, prefix=FETCHED + "/")
+    studies = StudyReader(root, storages, artifacts, cache)
+
+    def locate(name: str) -> tuple[RunReader, Path]:
+        """The reader and path of a run or file name (OutsideRoot when it leaves its folder)."""
+        if name.startswith(FETCHED + "/"):
+            return fetched, inside(cache, name.removeprefix(FETCHED + "/"))
+        return runs, inside(root, name)
 
     def api_runs(request: Request) -> Response:
         return _json(runs.index())
 
     def api_run(request: Request) -> Response:
+        name = request.path_params["name"]
         try:
-            path = inside(root, request.path_params["name"])
+            reader, path = locate(name)
         except OutsideRoot:
             return _error(403, "outside the served directory")
+        if reader is fetched:
+            studies.fetch_run(name)  # downloaded when the trial is first opened
         if not is_run(path):
             return _error(404, "no run of that name")
-        return _json(runs.detail(path))
+        return _json(reader.detail(path))
 
     def api_pictures(request: Request) -> Response:
         return _json(runs.loose_pictures())
@@ -89,7 +115,7 @@ def create_app(root: str | Path) -> Starlette:
 
     def files(request: Request) -> Response:
         try:
-            path = inside(root, request.path_params["name"])
+            path = locate(request.path_params["name"])[1]
         except OutsideRoot:
             return _error(403, "outside the served directory")
         if path.suffix not in SERVED_FILES or not path.is_file():
@@ -158,13 +184,23 @@ def check_root(root: str | Path) -> Path:
 
 class Dashboard:
     """A dashboard server on a bound socket: `run()` serves until stopped (Ctrl-C), `start()`
-    serves in a thread (tests, notebooks) and `stop()` ends it."""
+    serves in a thread (tests, notebooks) and `stop()` ends it. `storages`, `artifacts`, `cache`:
+    create_app's; `need_root` False lets a missing DIR be (`--storage` given, DIR not)."""
 
-    def __init__(self, root: str | Path, host: str = "127.0.0.1", port: int = 8050) -> None:
-        self.root = check_root(root)
+    def __init__(
+        self,
+        root: str | Path,
+        host: str = "127.0.0.1",
+        port: int = 8050,
+        storages: list[str] | tuple[str, ...] = (),
+        artifacts: str | Path | None = None,
+        cache: str | Path | None = None,
+        need_root: bool = True,
+    ) -> None:
+        self.root = check_root(root) if need_root else Path(root)
+        self.app = create_app(self.root, storages, artifacts, cache)  # a bad --storage: no port
         self.socket = bind(host, port)
         self.host, self.port = host, self.socket.getsockname()[1]
-        self.app = create_app(self.root)
         config = uvicorn.Config(self.app, log_level="warning", access_log=False)
         self.server = uvicorn.Server(config)
         self.thread: threading.Thread | None = None

@@ -4,28 +4,43 @@ Each database is opened read-only (`file:...?mode=ro`): the dashboard never writ
 creates tables, and holds SQLite's shared lock only while one query runs, so the search writing
 the study waits milliseconds at most (its busy timeout is 30 s) and is never refused. One
 read-only storage per database is kept, so Optuna's cache of finished trials makes polls cheap.
+
+`--storage URL` adds the studies of another storage: an SQLite file (read-only, as above), or a
+shared PostgreSQL or journal study opened by trainlab.search.study.open_storage once, at start
+(a journal is re-read from where it was left on each poll; PostgreSQL's RDBStorage caches
+finished trials as SQLite's does). A trial of a shared study whose folder is not on this machine
+links to `@fetched/<study>/trials/<NNNN>`: opening it downloads its files from the study's
+artifact store (trainlab.search.artifacts) into a cache folder, once, and serves them from there.
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
 import threading
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import optuna
-from optuna.storages import RDBStorage
+from optuna.storages import BaseStorage, RDBStorage
 from optuna.study import Study
+from optuna.trial import FrozenTrial, TrialState
 
 from trainlab.dashboard.files import FileCache, read_text, relative_name, served_files
 from trainlab.dashboard.liveness import held_flock_inodes, lock_held
+from trainlab.dashboard.runs import is_run
+from trainlab.errors import UserError
+from trainlab.search import artifacts as stored
 from trainlab.search import study as studies
 from trainlab.search.samplers import BLOCK_ATTR, ROUND_ATTR, boxes
+from trainlab.search.urls import masked, masked_in
 
 DEFAULT_DB = "trainlab.db"
 PICTURES = (".png", ".svg", ".jpg")
 LEADERBOARD_ROWS = 100  # the page shows the top of it; leaderboard.csv has every row
+FETCHED = "@fetched"  # run names of trials fetched from an artifact store into the cache
 
 
 def read_only_url(db: Path) -> str:
@@ -37,53 +52,111 @@ def _finite(v: Any) -> float | None:
     return float(v) if isinstance(v, (int, float)) and math.isfinite(v) else None
 
 
-class StudyReader:
-    """Reads every study of the databases in `root`."""
+def read_only_storage(db: Path) -> RDBStorage:
+    """An SQLite study database opened read-only (raises when it is no Optuna database)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return RDBStorage(
+            read_only_url(db), skip_compatibility_check=True, skip_table_creation=True
+        )
 
-    def __init__(self, root: Path) -> None:
+
+@dataclass(frozen=True)
+class Source:
+    """A storage whose studies are shown: a DIR/*.db file or a --storage URL."""
+
+    label: str  # the "database" the pages show (a file name, a URL with its password masked)
+    stem: str  # a study name already seen in another source is shown as `<stem>:<study>`
+    storage: BaseStorage
+    shared: bool = False  # PostgreSQL or journal: drivers on several machines, no lock file
+
+
+def open_source(url: str) -> Source:
+    """A --storage URL opened for reading: SQLite read-only, PostgreSQL and journal through
+    open_storage. A missing file, a bad URL or a missing driver: one line naming --storage."""
+    if url.startswith("sqlite:///"):
+        return _sqlite_source(url, Path(url.removeprefix("sqlite:///")))
+    if url.startswith("journal:") and not studies.journal_path(url).is_file():
+        raise UserError(
+            f"--storage: no journal {studies.journal_path(url)}; give a search's --storage"
+        )
+    try:
+        storage = studies.open_storage(url, must_exist=True)
+    except UserError as exc:  # its message names the URL: never with its password
+        raise UserError(masked_in(str(exc), url)) from None
+    stem = studies.journal_path(url).stem if url.startswith("journal:") else url.rsplit("/", 1)[-1]
+    return Source(masked(url), stem, storage, shared=studies.is_shared(url))
+
+
+def _sqlite_source(url: str, db: Path) -> Source:
+    if not db.is_file():
+        raise UserError(f"--storage: no study database {db}; give a search's --storage")
+    try:
+        storage = read_only_storage(db)
+        storage.get_all_studies()
+    except Exception:  # noqa: BLE001 (sqlalchemy raises many kinds)
+        raise UserError(f"--storage: {db} is not an Optuna study database") from None
+    return Source(url, db.stem, storage)
+
+
+class StudyReader:
+    """Reads every study of the databases in `root` and of the `storages` URLs; trials whose
+    folders are elsewhere are fetched from `artifacts` (or the study's store) into `cache`."""
+
+    def __init__(
+        self,
+        root: Path,
+        storages: list[str] | tuple[str, ...] = (),
+        artifacts: str | Path | None = None,
+        cache: Path | None = None,
+    ) -> None:
         self.root = root
         self.cache = FileCache()
-        self._storages: dict[Path, RDBStorage] = {}
-        self._studies: dict[tuple[Path, str], Study] = {}  # kept: Optuna caches finished trials
+        self.fetched = cache
+        if artifacts is not None and not Path(artifacts).is_dir():
+            raise UserError(f"--artifacts: no folder {artifacts}; give the search's --artifacts")
+        self.artifacts = artifacts
+        self._urls = [open_source(url) for url in storages]
+        self._sources: dict[Path, Source | None] = {}
+        self._studies: dict[tuple[int, str], Study] = {}  # kept: Optuna caches finished trials
+        self._slugs: dict[str, tuple[Source, str]] = {}  # fetched folder -> (source, study)
         self._lock = threading.Lock()  # one reader at a time per dashboard: short queries
+        self._fetch_lock = threading.Lock()  # one download at a time (artifacts.fetch's temps)
 
     def databases(self) -> list[Path]:
         dbs = sorted(self.root.glob("*.db"), key=lambda p: (p.name != DEFAULT_DB, p.name))
         return [p for p in dbs if p.is_file()]
 
-    def _storage(self, db: Path) -> RDBStorage | None:
-        if db not in self._storages:
+    def _source(self, db: Path) -> Source | None:
+        if db not in self._sources:
             try:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    self._storages[db] = RDBStorage(
-                        read_only_url(db), skip_compatibility_check=True, skip_table_creation=True
-                    )
+                self._sources[db] = Source(db.name, db.stem, read_only_storage(db))
             except Exception:  # not an Optuna database (or not yet one): nothing to show
                 return None
-        return self._storages[db]
+        return self._sources[db]
 
-    def _found(self) -> dict[str, tuple[RDBStorage, str, Path]]:
-        """Dashboard name -> (storage, study name, database); a name repeated in a second
-        database is shown as `<db stem>:<study>`."""
-        out: dict[str, tuple[RDBStorage, str, Path]] = {}
-        for db in self.databases():
-            storage = self._storage(db)
-            if storage is None:
+    def _found(self) -> dict[str, tuple[Source, str]]:
+        """Dashboard name -> (source, study name): DIR's databases, then the --storage ones; a
+        name repeated in a later source is shown as `<stem>:<study>`."""
+        out: dict[str, tuple[Source, str]] = {}
+        sources = [self._source(db) for db in self.databases()] + self._urls
+        for source in sources:
+            if source is None:
                 continue
             try:
-                names = [s.study_name for s in storage.get_all_studies()]
-            except Exception:  # a file that is no Optuna database
+                names = [s.study_name for s in source.storage.get_all_studies()]
+            except Exception:  # a file that is no Optuna database, a server gone away
                 continue
             for name in names:
-                key = name if name not in out else f"{db.stem}:{name}"
-                out[key] = (storage, name, db)
+                key = name if name not in out else f"{source.stem}:{name}"
+                out[key] = (source, name)
         return out
 
-    def _study(self, storage: RDBStorage, name: str, db: Path) -> Study:
-        if (db, name) not in self._studies:
-            self._studies[(db, name)] = optuna.load_study(storage=storage, study_name=name)
-        return self._studies[(db, name)]
+    def _study(self, source: Source, name: str) -> Study:
+        key = (id(source.storage), name)
+        if key not in self._studies:
+            self._studies[key] = optuna.load_study(storage=source.storage, study_name=name)
+        return self._studies[key]
 
     def _directory(self, study: Study) -> Path:
         where = study.user_attrs.get(studies.DIR_ATTR)
@@ -95,12 +168,19 @@ class StudyReader:
         except ValueError:
             return None  # outside the served directory: its files are not served
 
+    def _status(
+        self, source: Source, directory: Path, trials: list[FrozenTrial], held: set[int] | None
+    ) -> str:
+        """running: the driver's lock is held here, or (shared study) a trial is running."""
+        running = source.shared and any(t.state == TrialState.RUNNING for t in trials)
+        return "running" if running or lock_held(directory, held) else "finished"
+
     def index(self) -> list[dict[str, Any]]:
         held = held_flock_inodes()
         rows = []
         with self._lock:
-            for key, (storage, name, db) in self._found().items():
-                study = self._study(storage, name, db)
+            for key, (source, name) in self._found().items():
+                study = self._study(source, name)
                 trials = study.get_trials(deepcopy=False)
                 best = studies.best_trial(study)
                 states = [studies.state_name(t) for t in trials]
@@ -109,9 +189,9 @@ class StudyReader:
                     {
                         "name": key,
                         "study": name,
-                        "database": db.name,
+                        "database": source.label,
                         "directory": self._shown_dir(directory),
-                        "status": "running" if lock_held(directory, held) else "finished",
+                        "status": self._status(source, directory, trials, held),
                         "trials": len(trials),
                         "states": {s: states.count(s) for s in sorted(set(states))},
                         "best_value": _finite(best.value) if best else None,
@@ -127,15 +207,54 @@ class StudyReader:
         found = self._found()
         if key not in found:
             return None
-        storage, name, db = found[key]
+        source, name = found[key]
         with self._lock:
-            study = self._study(storage, name, db)
-            return self._detail(study, key, db)
+            study = self._study(source, name)
+            return self._detail(study, key, source)
 
-    def _detail(self, study: Study, key: str, db: Path) -> dict[str, Any]:
+    def _slug(self, source: Source, study: Study) -> str:
+        """The cache folder of a study's fetched trials: its name and a digest of its source."""
+        digest = hashlib.sha1(f"{source.label}\n{study.study_name}".encode()).hexdigest()[:8]
+        slug = f"{study.study_name}-{digest}".replace("/", "_")
+        self._slugs[slug] = (source, study.study_name)
+        return slug
+
+    def _trial_run(
+        self, source: Source, study: Study, t: FrozenTrial, directory: Path, fetchable: bool
+    ) -> str | None:
+        """The run name a trial links to: its folder under DIR, else (a shared study's finished
+        trial, with an artifact store here) its folder in the fetch cache, else None."""
+        shown = self._shown_dir(directory)
+        if shown and (not source.shared or is_run(studies.trial_dir(directory, t.number))):
+            return f"{shown}/trials/{t.number:04d}"
+        if self.fetched is None or not t.state.is_finished():
+            return None
+        name = f"{self._slug(source, study)}/trials/{t.number:04d}"
+        return f"{FETCHED}/{name}" if fetchable or is_run(self.fetched / name) else None
+
+    def fetch_run(self, name: str) -> Path | None:
+        """The cache folder of `@fetched/<slug>/trials/<NNNN>`, its files downloaded from the
+        study's artifact store when missing; None when the name is no such trial."""
+        parts = name.split("/")
+        if self.fetched is None or len(parts) != 4 or parts[0] != FETCHED or parts[2] != "trials":
+            return None
+        with self._lock:
+            if parts[1] not in self._slugs:  # a link opened before its study page was read
+                for source, study_name in self._found().values():
+                    self._slug(source, self._study(source, study_name))
+            if parts[1] not in self._slugs or not parts[3].isdigit():
+                return None
+            study = self._study(*self._slugs[parts[1]])
+        run_dir = self.fetched / parts[1] / "trials" / parts[3]
+        with self._fetch_lock:
+            stored.fetch_missing(study, {int(parts[3]): run_dir}, "config.yaml", self.artifacts)
+        return run_dir
+
+    def _detail(self, study: Study, key: str, source: Source) -> dict[str, Any]:
         space = studies.searched_space(study)
         directory = self._directory(study)
         shown = self._shown_dir(directory)
+        fetchable = self.fetched is not None and stored.store_dir(study, self.artifacts) is not None
         trials = []
         for t in study.get_trials(deepcopy=False):
             group = t.system_attrs.get(ROUND_ATTR, t.system_attrs.get(BLOCK_ATTR))
@@ -150,20 +269,23 @@ class StudyReader:
                     "curve": [[e, _finite(v)] for e, v in curve],
                     "epochs": t.user_attrs.get("epochs"),
                     "test_accuracy": t.user_attrs.get("test_accuracy"),
-                    "run": f"{shown}/trials/{t.number:04d}" if shown else None,
+                    "run": self._trial_run(source, study, t, directory, fetchable),
                 }
             )
         best = studies.best_trial(study)
         board = studies.leaderboard(study, space)
         best_yaml = self.cache.get(directory / "best.yaml", read_text) if shown else None
+        elsewhere = sum(1 for t in trials if t["run"] is None) if source.shared else 0
+        frozen = study.get_trials(deepcopy=False)
         return {
             "name": key,
             "study": study.study_name,
-            "database": db.name,
+            "database": source.label,
             "directory": shown,
-            "status": "running" if lock_held(directory, held_flock_inodes()) else "finished",
+            "status": self._status(source, directory, frozen, held_flock_inodes()),
+            "elsewhere": _elsewhere(elsewhere, fetchable) if elsewhere else None,
             "grouping": "round"
-            if any(ROUND_ATTR in t.system_attrs for t in study.get_trials(deepcopy=False))
+            if any(ROUND_ATTR in t.system_attrs for t in frozen)
             else ("block" if any(t["group"] is not None for t in trials) else None),
             "space": [
                 {
@@ -191,3 +313,14 @@ class StudyReader:
             "best_yaml": best_yaml,
             "pictures": served_files(self.root, directory, PICTURES) if shown else [],
         }
+
+
+def _elsewhere(n: int, fetchable: bool) -> str:
+    """The study page's line about trials whose files this machine cannot reach (yet)."""
+    files = f"{n} trial's files are" if n == 1 else f"{n} trials' files are"
+    if fetchable:
+        return f"{files} on another machine, still running: fetched from the store once finished"
+    return (
+        f"{files} on another machine (no artifact store here: give --artifacts DIR); "
+        "the numbers shown come from the storage"
+    )

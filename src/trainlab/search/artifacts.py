@@ -56,17 +56,24 @@ def upload(store: FileSystemArtifactStore, trial: Trial, run_dir: Path) -> int:
     return n
 
 
-def fetch(study: Study, trial: FrozenTrial, run_dir: Path) -> bool:
+def store_dir(study: Study, given: str | Path | None = None) -> Path | None:
+    """The study's artifact store folder on this machine: `given` (a command's ``--artifacts``)
+    or the one the study records; None when it is not a folder here."""
+    where = given or study.user_attrs.get(ARTIFACTS_ATTR)
+    return Path(where) if where and Path(where).is_dir() else None
+
+
+def fetch(study: Study, trial: FrozenTrial, run_dir: Path, given: str | Path | None = None) -> bool:
     """Download the trial's artifacts missing from `run_dir`; False when it has none (or the
-    study records no artifact store)."""
-    where = study.user_attrs.get(ARTIFACTS_ATTR)
-    if not where or not Path(where).is_dir():
+    study's artifact store, `store_dir(study, given)`, is not here)."""
+    where = store_dir(study, given)
+    if where is None:
         return False
     storage: BaseStorage = study._storage
     metas = get_all_artifact_meta(trial, storage=storage)
     if not metas:
         return False
-    store = FileSystemArtifactStore(where)
+    store = FileSystemArtifactStore(str(where))
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     for meta in metas:
@@ -80,9 +87,11 @@ def fetch(study: Study, trial: FrozenTrial, run_dir: Path) -> bool:
     return True
 
 
-def fetch_missing(study: Study, run_dirs: dict[int, Path], need: str) -> None:
+def fetch_missing(
+    study: Study, run_dirs: dict[int, Path], need: str, given: str | Path | None = None
+) -> None:
     """Fetch each trial (number -> its run directory here) whose directory lacks `need`."""
     trials = {t.number: t for t in study.get_trials(deepcopy=False)}
     for number, run_dir in run_dirs.items():
         if number in trials and not (Path(run_dir) / need).is_file():
-            fetch(study, trials[number], run_dir)
+            fetch(study, trials[number], run_dir, given)

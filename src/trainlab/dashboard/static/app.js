@@ -194,7 +194,7 @@ function comparePage(names) {
 // ------------------------------------------------------------------------------------ study
 function studyPage(name) {
   document.title = name + " - trainlab";
-  main.innerHTML = `<h1>Study ${esc(name)} <span id="status"></span></h1><div id="summary" class="muted"></div>`;
+  main.innerHTML = `<h1>Study ${esc(name)} <span id="status"></span></h1><div id="summary" class="muted"></div><p id="elsewhere" class="muted"></p>`;
   const charts = section("Every trial's validation curve (caviar)", "curves");
   charts.className = "charts";
   const curves = new ManyLines(charts, "validation accuracy per epoch, one line per trial (colour: round or block)");
@@ -209,13 +209,16 @@ function studyPage(name) {
   let seen = "";
   poll(async () => {
     const s = await getJSON("/api/studies/" + encodeURIComponent(name));
-    const key = JSON.stringify(s.trials.map(t => [t.state, t.curve.length]));
+    const key = JSON.stringify(s.trials.map(t => [t.state, t.curve.length, t.run]));
     document.getElementById("status").innerHTML = badge(s.status);
     if (key === seen) return;
     seen = key;
     const done = s.trials.filter(t => t.state !== "interrupted");
     document.getElementById("summary").textContent =
       `${s.trials.length} trials · database ${s.database} · best ${s.best ? pct(s.best.value) + " (trial " + s.best.trial + ")" : "-"}`;
+    document.getElementById("elsewhere").textContent = s.elsewhere || "";
+    const runOf = new Map(s.trials.map(t => [t.number, t.run]));
+    const trialLink = n => runOf.get(n) ? `<a href="/run/${enc(runOf.get(n))}">${n}</a>` : `${n}`;
     const withCurve = done.filter(t => t.curve.length);
     curves.update(withCurve.map(t => ({ points: t.curve, color: colorOf(t.group == null ? t.number : t.group) })));
     params.innerHTML = "";
@@ -224,7 +227,7 @@ function studyPage(name) {
     if (s.space.length) parallelCoordinates(pc, s.space, done);
     const paths = s.space.map(d => d.path);
     board.innerHTML = `<table><tr><th>rank</th><th>trial</th><th>state</th><th>val acc</th><th>test acc</th><th>epochs</th>${paths.map(p => `<th>${esc(p)}</th>`).join("")}</tr>${
-      s.leaderboard.slice(0, 50).map(r => `<tr><td class="num">${r.rank}</td><td><a href="/run/${enc(s.directory + "/trials/" + String(r.trial).padStart(4, "0"))}">${r.trial}</a></td><td>${esc(r.state)}</td><td class="num">${pct(r.value)}</td><td class="num">${pct(r.test_accuracy)}</td><td class="num">${num(r.epochs)}</td>${paths.map(p => `<td class="num">${num(r.params[p])}</td>`).join("")}</tr>`).join("")}</table>` +
+      s.leaderboard.slice(0, 50).map(r => `<tr><td class="num">${r.rank}</td><td>${trialLink(r.trial)}</td><td>${esc(r.state)}</td><td class="num">${pct(r.value)}</td><td class="num">${pct(r.test_accuracy)}</td><td class="num">${num(r.epochs)}</td>${paths.map(p => `<td class="num">${num(r.params[p])}</td>`).join("")}</tr>`).join("")}</table>` +
       (s.leaderboard_total > 50 ? `<p class="muted">${s.leaderboard_total - 50} more in leaderboard.csv</p>` : "");
     retest.innerHTML = s.retest.length ? `<table><tr><th>trial</th><th>search val</th><th>re-test val mean</th><th>spread (std)</th><th>test mean</th><th>seeds</th><th>new rank</th></tr>${
       s.retest.map(e => `<tr><td>${e.trial}</td><td class="num">${pct(e.original_val_accuracy)}</td><td class="num">${pct(e.val_mean)}</td><td class="num">${pct(e.val_std)}</td><td class="num">${pct(e.test_mean)}</td><td>${esc((e.seeds || []).join(", "))}</td><td class="num">${e.retest_rank}</td></tr>`).join("")}</table>` : `<p class="muted">none (trainlab search --retest K)</p>`;
