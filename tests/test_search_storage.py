@@ -209,3 +209,62 @@ def test_a_late_driver_joins_a_spent_study_fetches_best_yaml_and_leaves_the_rete
     assert (tmp_path / "b/best.yaml").read_text().startswith(f"# best trial {first.best['trial']}")
     loaded = optuna.load_study(study_name="late", storage=open_storage(url))
     assert len(loaded.trials) == 2 and loaded.user_attrs["trainlab:drivers"] == 2
+
+
+def test_sqlite_study_is_wal_and_a_read_only_reader_follows_a_running_then_killed_search(
+    tmp_path,
+):
+    """The SQLite study is in WAL mode with synchronous=NORMAL (a commit is not a disk sync);
+    the dashboard's read-only connection reads the epochs of a running search while the driver
+    writes, and every epoch committed before a kill -9 is still there after it."""
+    import sqlite3
+
+    from trainlab.dashboard.studies import read_only_url
+
+    db = tmp_path / "runs/wal.db"
+    url = f"sqlite:///{db}"
+    storage = open_storage(url)
+    with storage.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 1  # NORMAL
+    storage.engine.dispose()
+    cfg = tmp_path / "exp.yaml"
+    spec = {**SEARCH, "trials": 2}
+    cfg.write_text(BASE.replace("epochs: 6", "epochs: 300") + yaml.safe_dump({"search": spec}))
+    cmd = [sys.executable, "-m", "trainlab", "search", str(cfg), "--storage", url]
+    driver = subprocess.Popen(
+        [*cmd, "--study", "wal", "--out", str(tmp_path / "out")],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "TRAINLAB_COMPILE": "0"},
+    )
+    reader = optuna.storages.RDBStorage(
+        read_only_url(db), skip_compatibility_check=True, skip_table_creation=True
+    )
+    seen: list[int] = []
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:  # read while the driver writes: epochs come in
+            try:
+                study = optuna.load_study(study_name="wal", storage=reader)
+            except KeyError:  # not created yet
+                study = None
+            running = study and study.get_trials(states=(optuna.trial.TrialState.RUNNING,))
+            if running:
+                seen.append(len(running[0].intermediate_values))
+                if seen[-1] >= 3 and len(set(seen)) >= 2:
+                    break
+            assert driver.poll() is None, driver.stderr.read().decode()
+            time.sleep(0.05)
+        assert seen and seen[-1] >= 3 and len(set(seen)) >= 2, seen
+        driver.send_signal(signal.SIGKILL)
+        driver.wait()
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+    after = optuna.load_study(study_name="wal", storage=open_storage(url))
+    assert len(after.trials[0].intermediate_values) >= seen[-1]  # nothing committed was lost
+    plain = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    assert plain.execute("PRAGMA journal_mode").fetchone()[0] == "wal"  # kept in the file
+    plain.close()

@@ -21,6 +21,7 @@ import json
 import math
 import os
 import shutil
+import sqlite3
 import time
 import warnings
 from collections.abc import Mapping
@@ -170,8 +171,28 @@ def _open_journal(url: str, must_exist: bool) -> BaseStorage:
 def _engine_kwargs(url: str) -> dict[str, Any]:
     if url.startswith("sqlite"):
         # One writer, but readers (optuna-dashboard) may hold the file: wait for them, not fail.
-        return {"connect_args": {"timeout": 30}}
+        return {"connect_args": {"timeout": 30, "factory": WalConnection}}
     return {"connect_args": {"connect_timeout": 10}}  # an unreachable server: one line, soon
+
+
+class WalConnection(sqlite3.Connection):
+    """An SQLite connection in WAL mode with ``synchronous=NORMAL``, set on every connection.
+
+    The default (a rollback journal, ``synchronous=FULL``) syncs the disk several times a
+    commit, and the driver commits each trial's every epoch report before the worker may go on.
+    In WAL mode a commit appends to ``FILE.db-wal`` and syncs only at checkpoints: a killed
+    process (Ctrl-C, kill -9) loses nothing committed; only an OS crash or power cut can lose
+    the last commits (never corrupting the file). Readers (the dashboard's read-only
+    connections, `--resume`, `trainlab ensemble`) read while the driver writes, not between its
+    commits. WAL needs the readers on the same machine as the file (shared memory): for several
+    machines, use a journal or PostgreSQL (docs/scaling.md). The mode is kept in the file.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.execute("PRAGMA journal_mode").fetchone()[0].lower() not in ("wal", "memory"):
+            self.execute("PRAGMA journal_mode=WAL")
+        self.execute("PRAGMA synchronous=NORMAL")
 
 
 # --------------------------------------------------------------------------- lock
