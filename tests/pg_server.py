@@ -45,3 +45,11 @@ def postgres_server() -> Iterator[str]:
     finally:
         subprocess.run(as_postgres([*ctl, "-m", "immediate", "stop"]), capture_output=True)
         shutil.rmtree(root, ignore_errors=True)
+
+
+def new_database(server_url: str, name: str) -> str:
+    """Create the empty database `name` on the server of `server_url`; its URL."""
+    host, port = server_url.split("@")[1].split("/")[0].split(":")
+    createdb = [str(PG_BIN / "createdb"), "-h", host, "-p", port, "-U", "trainlab", name]
+    subprocess.run(createdb, check=True, capture_output=True)
+    return server_url.rsplit("/", 1)[0] + "/" + name

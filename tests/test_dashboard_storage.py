@@ -14,7 +14,7 @@ from pathlib import Path
 import optuna
 import pytest
 import yaml
-from pg_server import free_port
+from pg_server import free_port, new_database
 
 from trainlab.cli import main
 from trainlab.commands.dashboard import storage_hint
@@ -141,7 +141,8 @@ def test_a_bad_storage_is_one_line_and_makes_nothing(tmp_path, monkeypatch, caps
 
 
 def test_a_postgres_study_is_shown_with_its_password_masked(postgres_url, tmp_path):
-    url = postgres_url.replace("trainlab@", "trainlab:s3cret@")  # trust auth takes any password
+    # a database of its own: the session's server also holds the search tests' studies
+    url = new_database(postgres_url, "dashboard").replace("trainlab@", "trainlab:s3cret@")
     study = optuna.create_study(storage=open_storage(url), study_name="pg", direction="maximize")
     trial = study.ask({"optim.lr": optuna.distributions.FloatDistribution(1e-3, 1.0, log=True)})
     trial.report(0.5, 1)

@@ -15,7 +15,7 @@ from pathlib import Path
 import optuna
 import pytest
 import yaml
-from pg_server import PG_BIN, free_port
+from pg_server import free_port, new_database
 
 from trainlab.cli import main
 from trainlab.errors import UserError
@@ -133,14 +133,15 @@ def test_bad_storage_urls_are_one_line_naming_storage(tmp_path, capsys):
     cfg.write_text(BASE + yaml.safe_dump({"search": SEARCH}))
     port = free_port()  # nothing listens there
     for url in (
-        f"postgresql://nobody@127.0.0.1:{port}/db",
+        f"postgresql://nobody:s3cret@127.0.0.1:{port}/db",
         "journal://relative/path.log",
-        "postgresql+mysql://x",
+        "postgresql+mysql://me:s3cret@x",
         "not-a-url",
     ):
         assert main(["search", str(cfg), "--storage", url]) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and err[0].startswith("trainlab search: --storage:"), err
+        assert "s3cret" not in err[0]  # a password is never printed
     with pytest.raises(UserError, match="--resume: no journal"):
         open_storage(f"journal:///{tmp_path}/none.log", must_exist=True)
     # reading a study from a journal that is not there: one line, and no empty journal made
@@ -157,11 +158,7 @@ def test_racing_drivers_ask_exactly_the_budget(tmp_path, kind, request):
     from trainlab.search import cooperate
 
     if kind == "postgres":  # a new database: the drivers also race to create its tables
-        server = request.getfixturevalue("postgres_url")
-        host, port = server.split("@")[1].split("/")[0].split(":")
-        createdb = [str(PG_BIN / "createdb"), "-h", host, "-p", port, "-U", "trainlab", "race"]
-        subprocess.run(createdb, check=True, capture_output=True)
-        url = server.rsplit("/", 1)[0] + "/race"
+        url = new_database(request.getfixturevalue("postgres_url"), "race")
     else:
         url = f"journal:///{tmp_path}/race.log"
     name = f"race-{kind}"

@@ -35,7 +35,7 @@ from trainlab.errors import UserError
 from trainlab.search import artifacts as stored
 from trainlab.search import study as studies
 from trainlab.search.samplers import BLOCK_ATTR, ROUND_ATTR, boxes
-from trainlab.search.urls import masked, masked_in
+from trainlab.search.urls import masked
 
 DEFAULT_DB = "trainlab.db"
 PICTURES = (".png", ".svg", ".jpg")
@@ -80,10 +80,7 @@ def open_source(url: str) -> Source:
         raise UserError(
             f"--storage: no journal {studies.journal_path(url)}; give a search's --storage"
         )
-    try:
-        storage = studies.open_storage(url, must_exist=True)
-    except UserError as exc:  # its message names the URL: never with its password
-        raise UserError(masked_in(str(exc), url)) from None
+    storage = studies.open_storage(url, must_exist=True)  # its errors mask the password
     stem = studies.journal_path(url).stem if url.startswith("journal:") else url.rsplit("/", 1)[-1]
     return Source(masked(url), stem, storage, shared=studies.is_shared(url))
 

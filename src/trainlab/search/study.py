@@ -38,6 +38,7 @@ from trainlab.config import known_path
 from trainlab.errors import UserError
 from trainlab.locking import DirLock
 from trainlab.search.space import Space, parse_space
+from trainlab.search.urls import masked, masked_in
 
 DEFAULT_STORAGE = "sqlite:///runs/trainlab.db"
 SIGNATURE_ATTR = "trainlab:signature"
@@ -77,7 +78,7 @@ def open_storage(url: str, must_exist: bool = False, heartbeat: int | None = Non
         scheme, sep, rest = url.partition("://")
         if scheme not in ("postgresql", "postgresql+psycopg") or not sep or not rest:
             raise UserError(
-                f"--storage: {url} is not a PostgreSQL URL (postgresql://USER@HOST:PORT/DB)"
+                f"--storage: {masked(url)} is not a PostgreSQL URL (postgresql://USER@HOST:PORT/DB)"
             )
         url = "postgresql+psycopg://" + rest
         try:
@@ -113,7 +114,8 @@ def open_storage(url: str, must_exist: bool = False, heartbeat: int | None = Non
         return _rdb_storage(url, beat)
     except Exception as exc:  # sqlalchemy/alembic raise many kinds; the user sees one line
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UserError(f"--storage: cannot open {url} ({reason[:160]})") from None
+        shown = masked_in(reason, url)[:160]  # a password never printed
+        raise UserError(f"--storage: cannot open {masked(url)} ({shown})") from None
 
 
 def _rdb_storage(url: str, beat: dict[str, int]) -> BaseStorage:
