@@ -4,7 +4,6 @@ and a search writing its SQLite study while the dashboard polls it is neither bl
 from __future__ import annotations
 
 import hashlib
-import http.client
 import json
 import math
 import socket
@@ -14,6 +13,7 @@ from pathlib import Path
 
 import optuna
 import pytest
+from dashboard_http import get, get_json
 
 from trainlab.cli import main
 from trainlab.dashboard.runs import MAX_POINTS
@@ -100,22 +100,6 @@ def served(tmp_path_factory):
     board = Dashboard(root, port=0).start()
     yield board, root
     board.stop()
-
-
-def get(board: Dashboard, path: str, method: str = "GET") -> tuple[int, bytes]:
-    """A raw request: the path goes to the server exactly as written (no client clean-up)."""
-    conn = http.client.HTTPConnection("127.0.0.1", board.port, timeout=10)
-    conn.request(method, path)
-    resp = conn.getresponse()
-    body = resp.read()
-    conn.close()
-    return resp.status, body
-
-
-def get_json(board: Dashboard, path: str):
-    status, body = get(board, path)
-    assert status == 200, (path, status, body[:200])
-    return json.loads(body)
 
 
 def test_runs_index_lists_runs_with_status_and_not_trials(served):

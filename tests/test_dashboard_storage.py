@@ -5,7 +5,6 @@ and a bad --storage refused in one line with nothing made."""
 from __future__ import annotations
 
 import contextlib
-import http.client
 import io
 import json
 import shutil
@@ -14,6 +13,7 @@ from pathlib import Path
 import optuna
 import pytest
 import yaml
+from dashboard_http import get, get_json
 from pg_server import free_port, new_database
 
 from trainlab.cli import main
@@ -36,21 +36,6 @@ SEARCH = {
     "seed": 3,
     "space": {"optim.lr": "loguniform(1e-3, 1e-1)"},
 }
-
-
-def get(board: Dashboard, path: str) -> tuple[int, bytes]:
-    conn = http.client.HTTPConnection("127.0.0.1", board.port, timeout=30)
-    conn.request("GET", path)
-    resp = conn.getresponse()
-    body = resp.read()
-    conn.close()
-    return resp.status, body
-
-
-def get_json(board: Dashboard, path: str):
-    status, body = get(board, path)
-    assert status == 200, (path, status, body[:200])
-    return json.loads(body)
 
 
 @pytest.fixture(scope="module")
