@@ -137,12 +137,15 @@ def test_an_unreadable_png_is_skipped_with_a_warning(tmp_path, run):
         for i in range(6):
             pixels = (rng.random((8, 8, 3)) * 255).astype(np.uint8)
             Image.fromarray(pixels).save(tmp_path / "img" / c / f"{i}.png")
-    (tmp_path / "img" / "a" / "._0.png").write_bytes(b"not a png")  # a macOS resource fork
+    (tmp_path / "img" / "a" / "0broken.png").write_bytes(b"not a png")  # first in the listing
+    # hidden names are not the data set's: no class, no image, no warning
+    (tmp_path / "img" / "a" / "._1.png").write_bytes(b"not a png")  # a macOS resource fork
+    (tmp_path / "img" / ".ipynb_checkpoints").mkdir()  # Jupyter's, beside the class folders
     code, lines = run(f"{{name: image_folder, path: {tmp_path / 'img'}}}")
     assert code == 0
     warning = [line for line in lines if "warning" in line]
     assert len(warning) == 1 and "skipped 1 unreadable image file(s)" in warning[0]
-    assert "a/._0.png" in warning[0]
+    assert "a/0broken.png" in warning[0]
 
 
 def cifar_batch(folder, data, labels):

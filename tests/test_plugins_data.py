@@ -319,6 +319,9 @@ def test_large_image_folder_streams(tmp_path, capsys, monkeypatch):
             a = rng.integers(0, 80, (6, 6, 3))
             a[..., k] += 150  # class k is brighter in channel k
             Image.fromarray(a.astype(np.uint8)).save(tmp_path / "imgs" / f"c{k}" / f"{i}.png")
+    # hidden names are left out while listing (streamed, a file is only decoded in its batch)
+    (tmp_path / "imgs" / "c0" / "._3.png").write_bytes(b"not a png")  # a macOS resource fork
+    (tmp_path / "imgs" / ".ipynb_checkpoints").mkdir()  # no class
     monkeypatch.setattr(trainlab.data.images, "STREAM_BYTES", 0)  # every folder streams
     data = {"name": "image_folder", "path": str(tmp_path / "imgs")}
     splits = prepare(DataConfig(**data))

@@ -44,8 +44,8 @@ class ImageFiles(Dataset):
 
 
 def _decoded_bytes(files: list[Path], resize: list[int] | None) -> int:
-    """Bytes of the first readable image decoded as float32 (a folder's unreadable files, such as
-    macOS "._name.png", are skipped here as the in-memory loader skips them)."""
+    """Bytes of the first readable image decoded as float32 (a folder's unreadable files are
+    skipped here as the in-memory loader skips them)."""
     for file in files:
         try:
             return read_image(file, resize).size * 4

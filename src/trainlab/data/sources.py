@@ -242,14 +242,15 @@ def csv_table(path: Path, label_column: int | str) -> Source:
 
 def image_files(path: Path) -> tuple[list[Path], list[int]]:
     """The image files of a folder with one subfolder per class, and their labels (the index of
-    the subfolder's name in sorted order)."""
-    classes = sorted(p for p in path.iterdir() if p.is_dir())
+    the subfolder's name in sorted order). Hidden names are not the data set's and are left out:
+    a ``.ipynb_checkpoints`` folder is no class, a macOS ``._name.png`` is no image."""
+    classes = sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))
     if not classes:
         raise UserError(f"data.path: {path} must hold one subfolder of images per class")
     files, labels = [], []
     for label, folder in enumerate(classes):
         for file in sorted(folder.iterdir()):
-            if file.suffix.lower() in IMAGE_SUFFIXES:
+            if file.suffix.lower() in IMAGE_SUFFIXES and not file.name.startswith("."):
                 files.append(file)
                 labels.append(label)
     if not files:
