@@ -344,3 +344,48 @@ def test_coarse_to_fine_prunes_a_trial_against_its_own_round_only():
     ), "against all rounds it would have been stopped"
     trial.report(0.30, step=2)
     assert trial.should_prune(), "below its own round's median"
+
+
+@pytest.mark.parametrize("strategy", ["random", "coarse-to-fine"])
+def test_a_driver_kept_list_of_complete_trials_prunes_as_the_study_does(tmp_path, strategy):
+    """The search driver asks the pruner through CompleteTrialsKept (complete trials listed once
+    per finished trial): every answer equals trial.should_prune() on the study itself, and a
+    trial told COMPLETE counts from the next answer on (forget)."""
+    from trainlab.search.samplers import ROUND_ATTR, CompleteTrialsKept
+    from trainlab.search.study import open_storage
+
+    cfg = SearchConfig(
+        strategy=strategy, trials=20, pruner="median", pruner_startup_trials=2,
+        pruner_warmup_epochs=0,
+    )  # fmt: skip
+    pruner = make_pruner(cfg)
+    storage = open_storage(f"sqlite:///{tmp_path}/s.db")
+    study = optuna.create_study(storage=storage, direction="maximize", pruner=pruner)
+    kept = CompleteTrialsKept(study)
+    reads = []
+    study_get_trials = study.get_trials
+    study.get_trials = lambda **kw: reads.append(kw) or study_get_trials(**kw)
+
+    def ask():
+        trial = study.ask()
+        study._storage.set_trial_system_attr(trial._trial_id, ROUND_ATTR, 0)
+        return trial
+
+    answers, kept_reads = [], 0
+    for curve in [[0.9, 0.95, 0.97], [0.5, 0.6, 0.7], [0.8, 0.9, 0.92]] * 2:
+        done, running = ask(), [ask(), ask()]  # two trials report while one finishes
+        for epoch, v in enumerate(curve, 1):
+            done.report(v, step=epoch)
+            for i, trial in enumerate(running):
+                trial.report(0.75 - 0.2 * i, step=epoch)
+                before = len(reads)
+                ours = pruner.prune(kept, trial._get_latest_trial())
+                kept_reads += len(reads) - before
+                assert ours == trial.should_prune()
+                answers.append(ours)
+        for trial in running:
+            study.tell(trial, state=TrialState.FAIL)
+        study.tell(done, curve[-1])
+        kept.forget()
+    assert answers.count(True) >= 3 and answers.count(False) >= 3  # both answers compared
+    assert kept_reads == 6 and len(answers) == 36  # listed once per finished trial, not per answer

@@ -48,6 +48,7 @@ from trainlab.search.executors import KEEP, Event, Job, make_executor, prune_run
 from trainlab.search.retest import retest
 from trainlab.search.samplers import (
     CoarseToFineSampler,
+    CompleteTrialsKept,
     make_pruner,
     make_sampler,
     must_wait,
@@ -274,6 +275,7 @@ class Driver:
         self.loop_seconds = 0.0
         self.workers = 0
         self.shared = studies.is_shared(p.storage_url)  # drivers cooperate (cooperate.py)
+        self.kept: CompleteTrialsKept | None = None  # the pruner's view of an unshared study
         self.heartbeat: cooperate.Heartbeat | None = None
         self.stale_watch: cooperate.StaleWatch | None = None
         self.store: Any = None  # the artifact store, when trials' files are uploaded
@@ -493,7 +495,7 @@ class Driver:
             self.last[event.number] = float(event.value)
             if event.epoch >= self.epochs.get(event.number, math.inf):
                 return False  # pruning after the last epoch saves nothing and loses a result
-            return trial.should_prune()
+            return self._should_prune(trial)
         del self.running[event.number]
         self.epochs.pop(event.number, None)
         try:
@@ -507,8 +509,19 @@ class Driver:
         if self.heartbeat is not None:
             self.heartbeat.discard(trial._trial_id)
 
+    def _should_prune(self, trial: Trial) -> bool:
+        """`trial.should_prune()`; on a study only this driver writes, its complete trials are
+        listed once per finished trial instead of once per report (`CompleteTrialsKept`)."""
+        if self.shared:  # other drivers finish trials too: read the study as it is now
+            return trial.should_prune()
+        if self.kept is None:
+            self.kept = CompleteTrialsKept(self.study)
+        return self.pruner.prune(self.kept, trial._get_latest_trial())  # type: ignore[arg-type]
+
     def _record(self, trial: Trial, event: Event) -> None:
         """Tell the study a finished trial's outcome (its files uploaded first, if stored)."""
+        if self.kept is not None:
+            self.kept.forget()
         if event.kind == "error":
             trial.set_user_attr(studies.OUTCOME, "crashed")
             trial.set_user_attr("error", event.message[-2000:])

@@ -27,6 +27,7 @@ with threads) waits inside ``sample_relative`` until the earlier phase has finis
 
 from __future__ import annotations
 
+import copy
 import math
 import time
 import zlib
@@ -753,6 +754,37 @@ class _RoundView:
             for t in self._study.get_trials(deepcopy=deepcopy, states=states)
             if t.system_attrs.get(ROUND_ATTR) == self._round
         ]
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._study, name)
+
+
+class CompleteTrialsKept:
+    """A study as a pruner reads it, its COMPLETE trials listed once and kept until `forget`.
+
+    Optuna's median (percentile) pruner lists the study's complete trials on every report, and
+    on an RDB storage that list re-reads every running trial with all its reports: 5 ms a report
+    on SQLite on a quiet machine, 30 ms on a busy one. A driver that is its study's only writer
+    knows when the list changes (its own tells) and calls `forget` then, so the pruner answers
+    exactly as it would on the study itself. Any other listing goes to the study.
+    """
+
+    def __init__(self, study: Study) -> None:
+        self._study = study
+        self._complete: list[FrozenTrial] | None = None
+
+    def forget(self) -> None:
+        """A trial finished: list the complete trials again when next asked."""
+        self._complete = None
+
+    def get_trials(
+        self, deepcopy: bool = True, states: Sequence[TrialState] | None = None
+    ) -> list[FrozenTrial]:
+        if states is None or tuple(states) != (TrialState.COMPLETE,):
+            return self._study.get_trials(deepcopy=deepcopy, states=states)
+        if self._complete is None:
+            self._complete = self._study.get_trials(deepcopy=False, states=states)
+        return copy.deepcopy(self._complete) if deepcopy else list(self._complete)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._study, name)
