@@ -192,3 +192,21 @@ def test_auto_never_proposes_again_next_to_a_pruned_trial():
     gaps = [abs(a - b) for i, a in enumerate(pruned) for b in pruned[i + 1 :]]
     assert all(gap > 0.02 * 4 for gap in gaps)
     assert search.result().best_params["lr"] > 0.01
+
+
+def test_the_examples_of_docs_search_md_run_as_written(capsys):
+    """docs/search.md's code blocks are what a user copies: they run, and find the optimum."""
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).parent.parent / "docs" / "search.md").read_text()
+    first, ask_tell = re.findall(r"```python\n(.*?)```", text, re.S)[:2]
+    exec(first, {})
+    best = eval(capsys.readouterr().out.split("}")[0] + "}")  # printed best_params
+    assert abs(math.log10(best["lr"]) + 2.5) < 0.3 and abs(best["dropout"] - 0.2) < 0.1
+
+    def my_training(params, epochs):  # the reader's own training: loss lowest at lr 10**-2.5
+        return (math.log10(params["lr"]) + 2.5) ** 2 / epochs
+
+    exec(ask_tell, {"my_training": my_training})
+    assert "'lr'" in capsys.readouterr().out
