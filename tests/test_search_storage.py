@@ -265,3 +265,35 @@ def test_sqlite_study_is_wal_and_a_read_only_reader_follows_a_running_then_kille
     plain = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
     assert plain.execute("PRAGMA journal_mode").fetchone()[0] == "wal"  # kept in the file
     plain.close()
+
+
+def test_a_shared_study_shows_every_drivers_finished_trials(tmp_path):
+    """N/total on a shared study counts the trials every driver finished (not this driver's
+    only), leaving out running trials and those an interrupted driver left (re-run elsewhere)."""
+    import io
+
+    from rich.console import Console
+
+    from trainlab.commands.search import CaviarDisplay
+    from trainlab.search import cooperate
+    from trainlab.search.study import OUTCOME
+
+    study = optuna.create_study(storage=open_storage(f"journal:///{tmp_path}/s.log"))
+    for state in ("complete", "complete", "pruned", "crashed", "interrupted", "running"):
+        trial = study.ask()
+        if state == "complete":
+            study.tell(trial, 0.5)
+        elif state == "pruned":
+            study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+        elif state != "running":
+            trial.set_user_attr(OUTCOME, state)
+            study.tell(trial, state=optuna.trial.TrialState.FAIL)
+    assert cooperate.finished(study) == 4
+
+    out = io.StringIO()
+    display = CaviarDisplay(Console(file=out, force_terminal=False, width=200))
+    display.start("shared", total=10, done=0, workers=1)
+    display.trial_finished(5, "complete", 0.75, finished=cooperate.finished(study) + 1)
+    display.trial_finished(6, "complete", 0.5)  # a study only this driver writes: counted here
+    display.stop()
+    assert "(5/10 trials)" in out.getvalue() and "(6/10 trials)" in out.getvalue()

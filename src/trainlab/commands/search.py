@@ -61,8 +61,10 @@ class _Live(Display):
         if self.live is not None:
             self.live.update(self.render())
 
-    def trial_finished(self, number: int, state: str, value: float | None) -> None:
-        self.finished += 1
+    def trial_finished(
+        self, number: int, state: str, value: float | None, finished: int | None = None
+    ) -> None:
+        self.finished = self.finished + 1 if finished is None else finished
         if (
             state == "complete"
             and value is not None
@@ -176,12 +178,14 @@ class CaviarDisplay(_Live):
             self.rows[number].update(epoch=epoch, value=value)
             self.refresh()
 
-    def trial_finished(self, number: int, state: str, value: float | None) -> None:
+    def trial_finished(
+        self, number: int, state: str, value: float | None, finished: int | None = None
+    ) -> None:
         if number in self.rows:
             self.rows[number]["state"] = state
             if value is not None:
                 self.rows[number]["value"] = value
-        super().trial_finished(number, state, value)
+        super().trial_finished(number, state, value, finished)
 
     def retest_started(self, trial: int, seed: int, epochs: int) -> None:
         params = self.rows.get(trial, {}).get("params", {})

@@ -52,6 +52,15 @@ def counted(study: Study) -> int:
     )
 
 
+def finished(study: Study) -> int:
+    """Trials of the study that finished and used its budget, whichever driver ran them."""
+    return sum(
+        1
+        for t in study.get_trials(deepcopy=False)
+        if t.state.is_finished() and studies.counts_toward_budget(t)
+    )
+
+
 @contextlib.contextmanager
 def budget_lock(storage: BaseStorage, url: str, name: str) -> Iterator[None]:
     """The study's budget lock across drivers (none needed on SQLite: one driver)."""

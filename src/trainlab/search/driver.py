@@ -131,7 +131,10 @@ class Display:
 
     def epoch(self, number: int, epoch: int, value: float | None) -> None: ...
 
-    def trial_finished(self, number: int, state: str, value: float | None) -> None: ...
+    def trial_finished(
+        self, number: int, state: str, value: float | None, finished: int | None = None
+    ) -> None:
+        """`finished`: the study's finished trials when other drivers share it (else counted)."""
 
     def retest_begin(self, total: int, done: int) -> None: ...
 
@@ -465,7 +468,7 @@ class Driver:
             trial.set_user_attr("error", str(exc))
             self.study.tell(trial, state=TrialState.FAIL)
             self._forget(trial)
-            self.display.trial_finished(trial.number, "failed", None)
+            self._show_finished(trial.number, "failed", None)
             return
         if unused:
             trial.set_user_attr("unused", sorted(unused))
@@ -509,6 +512,12 @@ class Driver:
         if self.heartbeat is not None:
             self.heartbeat.discard(trial._trial_id)
 
+    def _show_finished(self, number: int, state: str, value: float | None) -> None:
+        """Tell the display a trial finished; on a shared study, with how many of the study's
+        trials (every driver's) are finished, so N/total counts toward the study's budget."""
+        finished = cooperate.finished(self.study) if self.shared else None
+        self.display.trial_finished(number, state, value, finished)
+
     def _should_prune(self, trial: Trial) -> bool:
         """`trial.should_prune()`; on a study only this driver writes, its complete trials are
         listed once per finished trial instead of once per report (`CompleteTrialsKept`)."""
@@ -527,7 +536,7 @@ class Driver:
             trial.set_user_attr("error", event.message[-2000:])
             self._write_error(event)
             self.study.tell(trial, state=TrialState.FAIL)
-            self.display.trial_finished(event.number, "failed", None)
+            self._show_finished(event.number, "failed", None)
             return None
         done = studies.outcome(event.result or {})
         for key, value in done.attrs.items():
@@ -540,7 +549,7 @@ class Driver:
         else:
             self.study.tell(trial, state=done.state)
         shown = done.value if done.label == "complete" else last if done.label == "pruned" else None
-        self.display.trial_finished(event.number, done.label, shown)
+        self._show_finished(event.number, done.label, shown)
         return None
 
     def _write_error(self, event: Event) -> None:
