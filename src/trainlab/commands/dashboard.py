@@ -16,17 +16,20 @@ DEFAULT_DIR = "runs"
 DEFAULT_PORT = 8050
 
 
-def hint(root: str = DEFAULT_DIR) -> str:
-    """The one line `trainlab train` and `trainlab search` print so a user knows where to look."""
+def hint(root: str = DEFAULT_DIR, storage: str | None = None) -> str:
+    """The one line `trainlab train` and `trainlab search` print so a user knows where to look
+    (`storage`: a shared study's URL, shown with its password masked)."""
     arg = "" if root.rstrip("/") == DEFAULT_DIR else f" {root}"
+    if storage:
+        from trainlab.search.urls import masked  # loaded only by the commands that print it
+
+        arg += f" --storage {masked(storage)}"
     return f"watch it live: trainlab dashboard{arg}  (then open http://127.0.0.1:{DEFAULT_PORT}/)"
 
 
 def storage_hint(url: str) -> str:
-    """`hint` for a study on a shared storage (PostgreSQL, journal), its password masked."""
-    from trainlab.search.urls import masked  # loaded only by the commands that print it
-
-    return hint().replace("dashboard", f"dashboard --storage {masked(url)}", 1)
+    """`hint` for a study on a shared storage (PostgreSQL, journal)."""
+    return hint(storage=url)
 
 
 class DashboardHint(Callback):

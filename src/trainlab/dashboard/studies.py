@@ -217,16 +217,21 @@ class StudyReader:
         return slug
 
     def _trial_run(
-        self, source: Source, study: Study, t: FrozenTrial, directory: Path, fetchable: bool
+        self,
+        source: Source,
+        t: FrozenTrial,
+        directory: Path,
+        shown: str | None,
+        slug: str,
+        fetchable: bool,
     ) -> str | None:
-        """The run name a trial links to: its folder under DIR, else (a shared study's finished
-        trial, with an artifact store here) its folder in the fetch cache, else None."""
-        shown = self._shown_dir(directory)
+        """The run name a trial links to: its folder under DIR (`shown`), else (a shared study's
+        finished trial, with an artifact store here) its folder in the fetch cache, else None."""
         if shown and (not source.shared or is_run(studies.trial_dir(directory, t.number))):
             return f"{shown}/trials/{t.number:04d}"
         if self.fetched is None or not t.state.is_finished():
             return None
-        name = f"{self._slug(source, study)}/trials/{t.number:04d}"
+        name = f"{slug}/trials/{t.number:04d}"
         return f"{FETCHED}/{name}" if fetchable or is_run(self.fetched / name) else None
 
     def fetch_run(self, name: str) -> Path | None:
@@ -252,8 +257,10 @@ class StudyReader:
         directory = self._directory(study)
         shown = self._shown_dir(directory)
         fetchable = self.fetched is not None and stored.store_dir(study, self.artifacts) is not None
+        slug = self._slug(source, study)
+        frozen = study.get_trials(deepcopy=False)
         trials = []
-        for t in study.get_trials(deepcopy=False):
+        for t in frozen:
             group = t.system_attrs.get(ROUND_ATTR, t.system_attrs.get(BLOCK_ATTR))
             curve = sorted(t.intermediate_values.items())
             trials.append(
@@ -266,14 +273,13 @@ class StudyReader:
                     "curve": [[e, _finite(v)] for e, v in curve],
                     "epochs": t.user_attrs.get("epochs"),
                     "test_accuracy": t.user_attrs.get("test_accuracy"),
-                    "run": self._trial_run(source, study, t, directory, fetchable),
+                    "run": self._trial_run(source, t, directory, shown, slug, fetchable),
                 }
             )
         best = studies.best_trial(study)
         board = studies.leaderboard(study, space)
         best_yaml = self.cache.get(directory / "best.yaml", read_text) if shown else None
         elsewhere = sum(1 for t in trials if t["run"] is None) if source.shared else 0
-        frozen = study.get_trials(deepcopy=False)
         return {
             "name": key,
             "study": study.study_name,
