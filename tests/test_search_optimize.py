@@ -210,3 +210,47 @@ def test_the_examples_of_docs_search_md_run_as_written(capsys):
 
     exec(ask_tell, {"my_training": my_training})
     assert "'lr'" in capsys.readouterr().out
+
+
+def test_failed_trials_count_toward_the_budget_so_an_always_failing_objective_ends(tmp_path):
+    calls = []
+    result = optimize(lambda p: calls.append(p), SPACE, strategy="random", trials=3)
+    assert len(calls) == 3 and result.best_params is None and result.best_value is None
+    assert [t.state for t in result.trials] == [optuna.trial.TrialState.FAIL] * 3
+
+    def crashes_once(params):
+        calls.append(params)
+        if len(calls) == 1:
+            raise ValueError("boom")
+        return score(params)
+
+    calls.clear()
+    url = f"sqlite:///{tmp_path}/hpo.db"
+    with pytest.raises(ValueError, match="boom"):
+        optimize(crashes_once, SPACE, strategy="random", trials=4, storage=url, study="s")
+    result = optimize(crashes_once, SPACE, strategy="random", trials=4, storage=url, study="s")
+    states = [t.state.name for t in result.trials]
+    assert states == ["FAIL", "COMPLETE", "COMPLETE", "COMPLETE"] and len(calls) == 4
+
+
+def test_pruning_decisions_are_the_same_whether_the_study_is_kept_in_memory_or_stored(tmp_path):
+    """An in-memory study's pruner reads a kept list of complete trials (`CompleteTrialsKept`),
+    a stored one reads the storage on every report: the same trials are pruned at the same
+    steps."""
+
+    def objective(params, report):
+        value = score(params)
+        for step in range(1, 6):
+            if report(step, value + 0.01 * step):
+                return value
+        return value
+
+    kw = dict(strategy="random", trials=16, pruner="median", seed=2)
+    kept = optimize(objective, SPACE, **kw)
+    stored = optimize(objective, SPACE, storage=f"sqlite:///{tmp_path}/p.db", study="p", **kw)
+
+    def outcome(result):
+        return [(t.state.name, max(t.intermediate_values, default=0)) for t in result.trials]
+
+    assert outcome(kept) == outcome(stored)
+    assert [s for s, _ in outcome(kept)].count("PRUNED") >= 3

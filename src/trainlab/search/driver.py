@@ -1,6 +1,10 @@
 """The search driver: the one process that owns the study (ask/tell), hands trials to workers,
 prunes them on their per-epoch validation accuracy, and writes the study directory.
 
+It asks, reports and tells through `trainlab.search.Search`, the ask/tell API a user's own loop
+gets: the budget, round barriers, fidelity (coarse-to-fine's epochs per round) and pruning are
+the same code for both.
+
 A trial is `trainlab.train.train(config, out=<study dir>/trials/<NNNN>/)` with the sampled
 values applied to the base experiment config by dotted path. Values that do not apply to the
 sampled config (``optim.betas.0`` when ``optim.name`` came out ``sgd``) are dropped and recorded
@@ -45,14 +49,9 @@ from trainlab.search import cooperate
 from trainlab.search import study as studies
 from trainlab.search.config import SearchConfig, load_search_config
 from trainlab.search.executors import KEEP, Event, Job, make_executor, prune_run_dir
+from trainlab.search.optimize import Search
 from trainlab.search.retest import retest
-from trainlab.search.samplers import (
-    CoarseToFineSampler,
-    CompleteTrialsKept,
-    make_pruner,
-    make_sampler,
-    must_wait,
-)
+from trainlab.search.samplers import make_pruner, make_sampler
 from trainlab.search.space import Space, apply_overrides, drop_unused, parse_space
 from trainlab.train.rundir import PLUGINS_FILE, atomic_write_text, config_dirs
 
@@ -271,14 +270,13 @@ class Driver:
         self.display = display or Display()
         self.sampler = make_sampler(p.search, p.space)
         self.pruner = make_pruner(p.search)
-        self.running: dict[int, Trial] = {}
+        self.search: Search  # the study's ask/tell, once it is open
         self.last: dict[int, float] = {}  # last reported value per running trial
         self.epochs: dict[int, int] = {}  # epochs each running trial trains for
         self.keep = None if options.keep_all else KEEP
         self.loop_seconds = 0.0
         self.workers = 0
         self.shared = studies.is_shared(p.storage_url)  # drivers cooperate (cooperate.py)
-        self.kept: CompleteTrialsKept | None = None  # the pruner's view of an unshared study
         self.heartbeat: cooperate.Heartbeat | None = None
         self.stale_watch: cooperate.StaleWatch | None = None
         self.store: Any = None  # the artifact store, when trials' files are uploaded
@@ -286,8 +284,13 @@ class Driver:
 
     # -- budget
 
+    @property
+    def running(self) -> dict[int, Trial]:
+        """This driver's trials in flight, by number (asked, not yet told)."""
+        return self.search.asked
+
     def counted(self) -> int:
-        return cooperate.counted(self.study)
+        return self.search.used
 
     def run(self) -> SearchResult:
         p = self.p
@@ -316,6 +319,7 @@ class Driver:
                 )
                 self.study = opened.study
                 self._cooperate(storage)
+                self.search = Search.over(self.study, p.space, p.search, exclusive=not self.shared)
                 try:  # the workers are capped at the study's runs left, so it comes first
                     kind = self.options.executor or p.search.executor
                     self.workers = self._workers(kind)
@@ -396,13 +400,6 @@ class Driver:
             )
         return workers
 
-    def _must_wait(self) -> bool:
-        """A round (or block) starts once the previous one has finished: its box (or the values
-        it holds) comes from those results (the rule is the samplers', `samplers.must_wait`).
-        This also makes a parallel coarse-to-fine search independent of the order trials finish
-        in."""
-        return must_wait(self.study, self.sampler)
-
     def _loop(self) -> None:
         """Launch trials into free slots until the budget is spent; the search loop's time
         (`loop_seconds`) starts when the first wave's workers are ready (torch imported)."""
@@ -429,11 +426,14 @@ class Driver:
         )
 
     def _fill(self) -> None:
-        total = self.p.search.trials
+        """Launch trials while workers are free and the search can ask: the budget is not
+        spent and no round (or block) must first finish; its box (or the values it holds)
+        comes from those results, which also makes a parallel coarse-to-fine search
+        independent of the order trials finish in."""
         self._recover_stale()
         while self.executor.free() > 0:
             with cooperate.budget_lock(self.storage, self.p.storage_url, self.p.name):
-                if self.counted() >= total or self._must_wait():
+                if not self.search.can_ask():
                     return
                 self._launch()
 
@@ -454,34 +454,29 @@ class Driver:
                     self.display.note(f"trial {t.number}: its driver stopped beating; re-run")
 
     def _launch(self) -> None:
-        trial = self.study.ask()
+        number, values = self.search.ask()
+        trial = self.search.trial(number)
         if self.heartbeat is not None:
             self.heartbeat.add(trial._trial_id)
-        values = self.p.space.suggest(trial)
-        epochs = None
-        if isinstance(self.sampler, CoarseToFineSampler):
-            epochs = self.sampler.epochs_for_trial(trial)
+        epochs = self.search.fidelity(number)
         try:
             config, unused = sampled_config(self.p.base, values, epochs, self.p.optim_keys)
         except UserError as exc:  # this combination of values is not a valid experiment
             trial.set_user_attr(studies.OUTCOME, "invalid")
             trial.set_user_attr("error", str(exc))
-            self.study.tell(trial, state=TrialState.FAIL)
+            self.search.tell(number, None)
             self._forget(trial)
-            self._show_finished(trial.number, "failed", None)
+            self._show_finished(number, "failed", None)
             return
         if unused:
             trial.set_user_attr("unused", sorted(unused))
-        out = studies.trial_dir(self.p.study_dir, trial.number)
-        self.running[trial.number] = trial
-        self.epochs[trial.number] = config["train"]["epochs"]
+        out = studies.trial_dir(self.p.study_dir, number)
+        self.epochs[number] = config["train"]["epochs"]
         self.display.trial_started(
-            trial.number,
-            {k: v for k, v in values.items() if k not in unused},
-            config["train"]["epochs"],
+            number, {k: v for k, v in values.items() if k not in unused}, config["train"]["epochs"]
         )
         dirs = self.p.search_dirs
-        self.executor.submit(Job(trial.number, config, str(out), keep=self.keep, search_dirs=dirs))
+        self.executor.submit(Job(number, config, str(out), keep=self.keep, search_dirs=dirs))
 
     def _handle(self, event: Event) -> bool | None:
         trial = self.running.get(event.number)
@@ -492,20 +487,19 @@ class Driver:
             if event.value is None or not math.isfinite(event.value):
                 return False
             try:
-                trial.report(float(event.value), step=event.epoch)
+                prune = self.search.report(event.number, event.epoch, event.value)
             except optuna.exceptions.UpdateFinishedTrialError:
                 return True  # judged dead by another driver (its retry runs): stop this run
             self.last[event.number] = float(event.value)
-            if event.epoch >= self.epochs.get(event.number, math.inf):
-                return False  # pruning after the last epoch saves nothing and loses a result
-            return self._should_prune(trial)
-        del self.running[event.number]
+            # pruning after the last epoch saves nothing and loses a result
+            return prune and event.epoch < self.epochs.get(event.number, math.inf)
         self.epochs.pop(event.number, None)
         try:
             return self._record(trial, event)
         except optuna.exceptions.UpdateFinishedTrialError:
             return None  # judged dead by another driver meanwhile: its retry counts instead
         finally:
+            self.search.drop(event.number)
             self._forget(trial)
 
     def _forget(self, trial: Trial) -> None:
@@ -518,24 +512,13 @@ class Driver:
         finished = cooperate.finished(self.study) if self.shared else None
         self.display.trial_finished(number, state, value, finished)
 
-    def _should_prune(self, trial: Trial) -> bool:
-        """`trial.should_prune()`; on a study only this driver writes, its complete trials are
-        listed once per finished trial instead of once per report (`CompleteTrialsKept`)."""
-        if self.shared:  # other drivers finish trials too: read the study as it is now
-            return trial.should_prune()
-        if self.kept is None:
-            self.kept = CompleteTrialsKept(self.study)
-        return self.pruner.prune(self.kept, trial._get_latest_trial())  # type: ignore[arg-type]
-
     def _record(self, trial: Trial, event: Event) -> None:
         """Tell the study a finished trial's outcome (its files uploaded first, if stored)."""
-        if self.kept is not None:
-            self.kept.forget()
         if event.kind == "error":
             trial.set_user_attr(studies.OUTCOME, "crashed")
             trial.set_user_attr("error", event.message[-2000:])
             self._write_error(event)
-            self.study.tell(trial, state=TrialState.FAIL)
+            self.search.tell(event.number, None)
             self._show_finished(event.number, "failed", None)
             return None
         done = studies.outcome(event.result or {})
@@ -545,9 +528,9 @@ class Driver:
         if self.store is not None:  # before tell: a finished trial takes no more attrs
             stored.upload(self.store, trial, studies.trial_dir(self.p.study_dir, event.number))
         if done.state == TrialState.COMPLETE:
-            self.study.tell(trial, done.value)
+            self.search.tell(event.number, done.value)
         else:
-            self.study.tell(trial, state=done.state)
+            self.search.tell(event.number, None, pruned=done.state == TrialState.PRUNED)
         shown = done.value if done.label == "complete" else last if done.label == "pruned" else None
         self._show_finished(event.number, done.label, shown)
         return None
@@ -563,10 +546,10 @@ class Driver:
             shutil.rmtree(studies.trial_dir(self.p.study_dir, number), ignore_errors=True)
             if self.shared:  # the other drivers re-run its slot with the same parameters
                 cooperate.recover(self.study, self.study._storage.get_trial(trial._trial_id))
+                self.search.drop(number)
                 continue
             trial.set_user_attr(studies.OUTCOME, studies.INTERRUPTED)
-            self.study.tell(trial, state=TrialState.FAIL)
-        self.running.clear()
+            self.search.tell(number, None)
         self.executor.close(kill=True)
         try:
             self._write_outputs()

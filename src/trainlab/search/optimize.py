@@ -21,7 +21,8 @@ experiment config::
   trial, from ``fidelity=(low, high)``: coarse-to-fine's rounds grow geometrically from low to
   high (short runs over wide ranges first), every other strategy gives ``high``.
 - A value that is None or NaN, or an exception, marks the trial FAIL (the exception is raised
-  again); a failed trial's slot goes to the next one.
+  again); a failed trial counts toward ``trials`` (as in `trainlab search`), so an objective that
+  always fails ends.
 - ``storage`` (an Optuna storage or URL, e.g. ``sqlite:///hpo.db``) with ``study`` (a name)
   makes the search resumable and shareable: ``trials`` is the study's total, so a second call
   (or a second process) continues to it.
@@ -52,12 +53,13 @@ from pydantic import ValidationError
 from trainlab.config import format_validation_error
 from trainlab.errors import UserError, excerpt
 from trainlab.search.config import SearchConfig, Strategy
+from trainlab.search.cooperate import counted
 from trainlab.search.samplers import (
     CoarseToFineSampler,
+    CompleteTrialsKept,
     make_pruner,
     make_sampler,
     must_wait,
-    next_slot,
 )
 from trainlab.search.space import Dimension, Space, parse_distribution
 from trainlab.search.study import open_storage
@@ -111,6 +113,11 @@ class Search:
 
     Arguments as `optimize`; extra keyword arguments are strategy settings of the ``search:``
     config section (``rounds``, ``keep_top``, ``trials_per_round``, ``blocks``, ...).
+    `trainlab search` drives its trials through the same object (`Search.over`).
+
+    The budget: every trial asked counts toward ``trials`` except those a stopped process left
+    unfinished (FAIL with outcome ``interrupted``, re-run); a FAIL (an exception, None or NaN)
+    counts too, so an objective that always fails ends after ``trials`` attempts.
     """
 
     def __init__(
@@ -127,7 +134,7 @@ class Search:
         fidelity: tuple[int, int] | None = None,
         **settings: Any,
     ) -> None:
-        self.space = objective_space(space)
+        parsed = objective_space(space)
         if strategy not in STRATEGIES:
             raise UserError(f"strategy: must be one of {', '.join(STRATEGIES)}, got {strategy!r}")
         if direction not in DIRECTIONS:
@@ -139,35 +146,72 @@ class Search:
         custom_pruner = isinstance(pruner, optuna.pruners.BasePruner)
         if not custom_pruner and pruner not in PRUNERS:
             raise UserError(f"pruner: must be one of {', '.join(PRUNERS)} or an Optuna pruner")
-        self.fidelity_range = _check_fidelity(fidelity)
-        self.config = _search_config(
-            strategy, trials, seed, "none" if custom_pruner else pruner, self.space, settings
+        fidelity_range = _check_fidelity(fidelity)
+        config = _search_config(
+            strategy, trials, seed, "none" if custom_pruner else pruner, parsed, settings
         )
-        if self.fidelity_range and self.config.epochs_per_round is None:
-            per_round = fidelity_per_round(*self.fidelity_range, self.config.resolved_rounds())
-            self.config = self.config.model_copy(update={"epochs_per_round": per_round})
-        self.trials = trials
-        self.sampler = make_sampler(self.config, self.space)
-        self.pruner = pruner if custom_pruner else make_pruner(self.config)
-        self.study = optuna.create_study(
+        if fidelity_range and config.epochs_per_round is None:
+            per_round = fidelity_per_round(*fidelity_range, config.resolved_rounds())
+            config = config.model_copy(update={"epochs_per_round": per_round})
+        opened = optuna.create_study(
             storage=_storage(storage),
             study_name=study,
             direction=direction,
-            sampler=self.sampler,
-            pruner=self.pruner,
+            sampler=make_sampler(config, parsed),
+            pruner=pruner if custom_pruner else make_pruner(config),
             load_if_exists=study is not None,
         )
-        self._asked: dict[int, Trial] = {}
+        # only this process writes an in-memory study: the pruner's view may be kept
+        self._setup(opened, parsed, config, fidelity_range, exclusive=storage is None)
+
+    @classmethod
+    def over(cls, study: optuna.Study, space: Space, config: SearchConfig, *, exclusive: bool):
+        """A Search on a `study` already opened with the config's sampler and pruner (the
+        `trainlab search` driver). `exclusive`: no other process writes the study, so the
+        pruner's list of complete trials is read once per finished trial (`CompleteTrialsKept`)
+        instead of once per report."""
+        search = cls.__new__(cls)
+        search._setup(study, space, config, None, exclusive=exclusive)
+        return search
+
+    def _setup(
+        self,
+        study: optuna.Study,
+        space: Space,
+        config: SearchConfig,
+        fidelity_range: tuple[int, int] | None,
+        *,
+        exclusive: bool,
+    ) -> None:
+        self.study, self.space, self.config = study, space, config
+        self.trials = config.trials
+        self.fidelity_range = fidelity_range
+        self.asked: dict[int, Trial] = {}  # trials asked and not yet told, by number
+        self._kept = CompleteTrialsKept(study) if exclusive else None
+
+    @property
+    def sampler(self) -> optuna.samplers.BaseSampler:
+        return self.study.sampler
+
+    @property
+    def pruner(self) -> optuna.pruners.BasePruner:
+        return self.study.pruner
 
     # -- budget
 
     @property
+    def used(self) -> int:
+        """Trials that count toward the budget (this process's and any other's)."""
+        return counted(self.study)
+
+    @property
     def remaining(self) -> int:
-        """Trials left to ask: ``trials`` minus the study's trials that did not fail."""
-        return max(0, self.trials - next_slot(self.study))
+        """Trials left to ask: ``trials`` minus `used`."""
+        return max(0, self.trials - self.used)
 
     def can_ask(self) -> bool:
-        """False while the next trial must wait for running trials of an earlier round."""
+        """False when the budget is spent, or while the next trial must wait for running trials
+        of an earlier round (its box comes from their results; `samplers.must_wait`)."""
         return self.remaining > 0 and not must_wait(self.study, self.sampler)
 
     # -- ask / tell
@@ -185,27 +229,27 @@ class Search:
             )
         trial = self.study.ask()
         params = self.space.suggest(trial)
-        self._asked[trial.number] = trial
+        self.asked[trial.number] = trial
         return trial.number, params
 
     def fidelity(self, number: int) -> int | None:
-        """The resource (e.g. epochs) this trial gets from ``fidelity=(low, high)``."""
-        if self.fidelity_range is None:
-            return None
-        if isinstance(self.sampler, CoarseToFineSampler):
-            return self.sampler.epochs_for_trial(self._trial(number))
-        return self.fidelity_range[1]
+        """The resource (e.g. epochs) this trial gets: coarse-to-fine's round's
+        (``epochs_per_round``, or geometric over ``fidelity=(low, high)``), else ``high``
+        (None without either: the objective's own)."""
+        return self._fidelity_of(self.trial(number))
 
     def report(self, number: int, step: int, value: float) -> bool:
         """Record an intermediate value; True when the pruner says to stop this trial."""
-        trial = self._trial(number)
+        trial = self.trial(number)
         trial.report(float(value), step)
-        return bool(trial.should_prune())
+        return self._prunes(trial)
 
     def tell(self, number: int, value: float | None, *, pruned: bool = False) -> None:
         """Finish a trial: its value, or PRUNED (`pruned`), or FAIL (None or NaN)."""
-        trial = self._trial(number)
-        self._asked.pop(number)
+        trial = self.trial(number)
+        self.asked.pop(number)
+        if self._kept is not None:
+            self._kept.forget()
         if pruned:
             self.study.tell(trial, state=TrialState.PRUNED)
         elif value is None or (isinstance(value, float) and math.isnan(value)):
@@ -213,10 +257,15 @@ class Search:
         else:
             self.study.tell(trial, float(value))
 
-    def _trial(self, number: int) -> Trial:
-        if number not in self._asked:
+    def trial(self, number: int) -> Trial:
+        """The Optuna trial of an asked, untold trial (to set user attributes, say)."""
+        if number not in self.asked:
             raise UserError(f"number: trial {number} was not asked by this Search or was told")
-        return self._asked[number]
+        return self.asked[number]
+
+    def drop(self, number: int) -> None:
+        """Forget an asked trial without telling it (another process finishes it)."""
+        self.asked.pop(number, None)
 
     # -- running an objective
 
@@ -225,6 +274,8 @@ class Search:
         if isinstance(n_jobs, bool) or not isinstance(n_jobs, int) or n_jobs < 1:
             raise UserError(f"n_jobs: must be an integer >= 1, got {excerpt(n_jobs)}")
         wants = _keywords(objective)
+        if n_jobs > 1:  # threads tell between another's reports: read the study as it is
+            self._kept = None
 
         def run_trial(trial: Trial) -> float:
             params = self.space.suggest(trial)
@@ -234,7 +285,7 @@ class Search:
 
                 def report(step: int, value: float) -> bool:
                     trial.report(float(value), step)
-                    stop["pruned"] = stop["pruned"] or bool(trial.should_prune())
+                    stop["pruned"] = stop["pruned"] or self._prunes(trial)
                     return stop["pruned"]
 
                 kwargs["report"] = report
@@ -245,17 +296,29 @@ class Search:
                 raise optuna.TrialPruned()
             return float("nan") if value is None else value
 
-        while self.remaining > 0:
-            # failed trials give their slot back, so run until the budget is spent
-            self.study.optimize(run_trial, n_trials=self.remaining, n_jobs=n_jobs, catch=())
+        def finished(study: optuna.Study, trial: FrozenTrial) -> None:
+            if self._kept is not None:
+                self._kept.forget()
+            if self.remaining == 0:  # other processes on a shared study spent it too
+                study.stop()
+
+        if self.remaining > 0:
+            self.study.optimize(
+                run_trial, n_trials=self.remaining, n_jobs=n_jobs, catch=(), callbacks=[finished]
+            )
         return self.result()
 
+    def _prunes(self, trial: Trial) -> bool:
+        if self._kept is None:
+            return bool(trial.should_prune())
+        return self.pruner.prune(self._kept, trial._get_latest_trial())  # type: ignore[arg-type]
+
     def _fidelity_of(self, trial: Trial) -> int | None:
-        if self.fidelity_range is None:
-            return None
         if isinstance(self.sampler, CoarseToFineSampler):
-            return self.sampler.epochs_for_trial(trial)
-        return self.fidelity_range[1]
+            epochs = self.sampler.epochs_for_trial(trial)
+            if epochs is not None:
+                return epochs
+        return None if self.fidelity_range is None else self.fidelity_range[1]
 
     def result(self) -> OptimizeResult:
         done = [t for t in self.study.get_trials(deepcopy=False) if t.state == TrialState.COMPLETE]
