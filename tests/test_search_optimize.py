@@ -254,3 +254,28 @@ def test_pruning_decisions_are_the_same_whether_the_study_is_kept_in_memory_or_s
 
     assert outcome(kept) == outcome(stored)
     assert [s for s, _ in outcome(kept)].count("PRUNED") >= 3
+
+
+def test_two_searches_sharing_a_study_stop_at_its_total(tmp_path):
+    """Two `optimize` calls (as two processes would) on one journal study: each stops once the
+    study has `trials` trials, whoever ran them
+    (each started when none were done, so without the check they would run 2 x trials)."""
+    url = f"journal:///{tmp_path}/hpo.log"
+    optimize(score, SPACE, strategy="random", trials=1, storage=url, study="s")  # create it
+    go = threading.Barrier(2)
+
+    def slow(params):
+        time.sleep(0.02)
+        return score(params)
+
+    def worker(seed):
+        go.wait()
+        optimize(slow, SPACE, strategy="random", trials=12, storage=url, study="s", seed=seed)
+
+    threads = [threading.Thread(target=worker, args=(s,)) for s in (1, 2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    study = optuna.load_study(study_name="s", storage=trainlab.search.study.open_storage(url))
+    assert 12 <= len(study.trials) <= 13  # a trial in flight when the other finished the last
