@@ -617,3 +617,23 @@ def test_the_default_strategy_is_auto_a_latin_hypercube_start_then_a_model(tmp_p
         executor="inline",
     )
     assert [r["params"] for r in random.leaderboard] != [r["params"] for r in res.leaderboard]
+
+
+def test_a_study_of_another_strategy_is_not_resumed_and_the_line_says_how(tmp_path, capsys):
+    """A study searched with random (the default before auto) and resumed from a config that
+    names no strategy: one line saying which flag continues it; with it, the study goes on."""
+    space = {"optim.lr": "loguniform(1e-3, 1e-1)"}
+    old = write(tmp_path, {"strategy": "random", "trials": 2, "space": space})
+    assert main(["search", str(old)]) == 0
+    new = write(tmp_path, {"trials": 3, "space": space})  # same file name: same study
+    capsys.readouterr()
+    assert main(["search", str(new), "--resume"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert (
+        "search.strategy: the study was searched with random, not auto "
+        "(give --strategy random to continue it)" in err
+    )
+    assert "\n" not in err and "Traceback" not in err
+    argv = ["search", str(new), "--resume", "--strategy", "random"]
+    assert main(argv + ["--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["trials"]["complete"] == 3

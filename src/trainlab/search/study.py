@@ -289,7 +289,7 @@ def _changes(saved: Mapping[str, Any], now: Mapping[str, Any]) -> str | None:
     if saved.get("strategy") != now["strategy"]:
         return (
             f"search.strategy: the study was searched with {saved.get('strategy')}, "
-            f"not {now['strategy']}"
+            f"not {now['strategy']} (give --strategy {saved.get('strategy')} to continue it)"
         )
     if saved.get("experiment") != now["experiment"]:
         old = saved.get("experiment", "").splitlines()
