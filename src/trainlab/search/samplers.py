@@ -670,7 +670,10 @@ class AutoSampler(_SpaceSampler):
             return {d.param_name: self._stratified(d, slot, trial) for d in self.space}
         proposed = self.model.sample_relative(study, trial, search_space)
         params = {
-            d.param_name: proposed.get(d.param_name, self._draw(trial, d)) for d in self.space
+            d.param_name: proposed[d.param_name]
+            if d.param_name in proposed
+            else self._draw(trial, d)
+            for d in self.space
         }
         others = [
             t
