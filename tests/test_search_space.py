@@ -216,7 +216,7 @@ def test_drop_unused_judges_keys_against_the_sampled_choice():
 def test_search_config_defaults_and_yaml_strings():
     cfg = load_search_config(None)
     assert (cfg.strategy, cfg.trials, cfg.workers, cfg.executor, cfg.pruner) == (
-        "random",
+        "auto",
         20,
         1,
         "local",
