@@ -90,7 +90,7 @@ class SearchConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    strategy: Strategy = "auto"  # measured first or tied first on the dev tasks (docs/search.md)
+    strategy: Strategy = "auto"  # best of trainlab's on the HPO tables (docs/search.md)
     trials: AtLeast1 = 20  # the study's total; --resume continues up to it
     workers: AtLeast1 = 1
     executor: Executor = "local"
