@@ -25,7 +25,7 @@ Run-to-run noise: two implementations of random search (trainlab's and Optuna's)
 
     python bench/hpo_tables.py [--quick] [--seeds 20] [--tasks dev|held-out|all|NAME,...]
                                [--strategies NAME,...] [--budgets 20,50,100] [--json]
-                               [--cache FILE.jsonl] [--sweep-coarse-to-fine]
+                               [--cache FILE.jsonl] [--jobs 2] [--sweep-coarse-to-fine]
 """
 
 from __future__ import annotations
@@ -36,7 +36,6 @@ import math
 import os
 import time
 import warnings
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -174,9 +173,10 @@ def budget_free(name: str) -> bool:
 
 
 class Cache:
-    """Curves of the budget-free strategies on disk (one JSON line per task, strategy, budget,
-    seed): GPSampler (and auto, which uses it) take about a second per trial at 100 trials.
-    Optuna's curves do not depend on trainlab's code; start a new file after changing auto."""
+    """Every run's curve in memory; those of the budget-free strategies also on disk (one JSON
+    line per task, strategy, budget, seed): GPSampler (and auto, which uses it) take 1-3 s per
+    trial at 100 trials. Optuna's curves do not depend on trainlab's code; start a new file
+    after changing auto."""
 
     def __init__(self, path: str | None) -> None:
         self.path = path
@@ -190,8 +190,8 @@ class Cache:
 
     def get(self, key: tuple[str, str, int, int]) -> tuple[list[float], Any] | None:
         """A cached run of at least the budget asked (its curve cut to that budget)."""
-        if not self.path or not budget_free(key[1]):
-            return None
+        if not budget_free(key[1]):
+            return self.rows.get(key)
         task, name, budget, seed = key
         longer = [
             b for (t, n, b, s) in self.rows if (t, n, s) == (task, name, seed) and b >= budget
@@ -203,44 +203,86 @@ class Cache:
         return curve[:budget], repeated[:budget] if isinstance(repeated, list) else None
 
     def put(self, key: tuple[str, str, int, int], value: tuple[list[float], Any]) -> None:
+        self.rows[key] = value
         if not self.path or not budget_free(key[1]):
             return
-        self.rows[key] = value
         task, strategy, budget, seed = key
         row = {"task": task, "strategy": strategy, "budget": budget, "seed": seed}
         with open(self.path, "a") as f:
             f.write(json.dumps({**row, "curve": value[0], "repeats": value[1]}) + "\n")
 
 
+def run_keys(
+    task: str, name: str, budgets: list[int], seeds: int
+) -> list[tuple[str, str, int, int]]:
+    """The searches one cell needs: (task, strategy, budget, seed); a budget-free strategy runs
+    once at the largest budget."""
+    runs = [max(budgets)] if budget_free(name) else budgets
+    return [(task, name, b, seed) for seed in range(seeds) for b in runs]
+
+
+_TABLES: dict[str, Table] = {}
+
+
+def run_key(key: tuple[str, str, int, int]) -> tuple[tuple[str, str, int, int], Any, float]:
+    """One search (in a worker process with --jobs): its key, (curve, repeats) and seconds."""
+    task, name, budget, seed = key
+    if task not in _TABLES:
+        _TABLES[task] = Table(task)
+    table = _TABLES[task]
+    if budget_free(name):
+        sampler = any_sampler(name, table.space, seed)
+    else:
+        sampler = trainlab_sampler(name, table.space, budget, seed)
+    start = time.perf_counter()
+    found = search(table, sampler, budget)
+    return key, found, time.perf_counter() - start
+
+
+def _quiet_worker() -> None:
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    torch.set_num_threads(1)  # GPSampler's small matrices: threads only add overhead
+
+
+def run_missing(
+    keys: list[tuple[str, str, int, int]], cache: Cache, jobs: int
+) -> dict[tuple[str, str], float]:
+    """Run the searches not in `cache` (in `jobs` processes), caching each as it finishes, so
+    an interrupted run keeps what it did; the seconds spent per (task, strategy)."""
+    todo = [k for k in keys if cache.get(k) is None]
+    seconds: dict[tuple[str, str], float] = {}
+    if jobs > 1 and len(todo) > 1:
+        import multiprocessing
+
+        pool = multiprocessing.get_context("spawn").Pool(jobs, initializer=_quiet_worker)
+        results = pool.imap_unordered(run_key, todo)
+    else:
+        pool, results = None, map(run_key, todo)
+    try:
+        for key, found, spent in results:
+            cache.put(key, found)
+            seconds[key[:2]] = seconds.get(key[:2], 0.0) + spent
+    finally:
+        if pool is not None:
+            pool.terminate()
+    return seconds
+
+
 def run_cell(
-    table: Table, name: str, budgets: list[int], seeds: int, cache: Cache
+    task: str, name: str, budgets: list[int], seeds: int, cache: Cache
 ) -> dict[int, dict[str, Any]]:
-    """Regret mean and standard error per budget for one strategy on one task."""
+    """Regret mean and standard error per budget for one strategy on one task (its searches
+    already in `cache`: `run_missing`)."""
     regrets: dict[int, list[float]] = {b: [] for b in budgets}
     repeats: dict[int, list[float]] = {b: [] for b in budgets}
-    seconds = 0.0
-    for seed in range(seeds):
-        runs: list[tuple[int, Callable[[], optuna.samplers.BaseSampler]]]
-        if budget_free(name):
-            runs = [(max(budgets), lambda seed=seed: any_sampler(name, table.space, seed))]
-        else:
-            runs = [
-                (b, lambda b=b, seed=seed: trainlab_sampler(name, table.space, b, seed))
-                for b in budgets
-            ]
-        for budget, make in runs:
-            key = (table.task, name, budget, seed)
-            found = cache.get(key)
-            if found is None:
-                start = time.perf_counter()
-                found = search(table, make(), budget)
-                seconds += time.perf_counter() - start
-                cache.put(key, found)
-            curve, rep = found
-            for b in budgets:
-                if b <= budget and (budget_free(name) or b == budget):
-                    regrets[b].append(curve[b - 1])
-                    repeats[b].append(rep[b - 1] / b if rep is not None else math.nan)
+    for key in run_keys(task, name, budgets, seeds):
+        curve, rep = cache.get(key)
+        budget = key[2]
+        for b in budgets:
+            if b <= budget and (budget_free(name) or b == budget):
+                regrets[b].append(curve[b - 1])
+                repeats[b].append(rep[b - 1] / b if rep is not None else math.nan)
     out = {}
     for b in budgets:
         r = np.asarray(regrets[b])
@@ -249,7 +291,6 @@ def run_cell(
             "se": float(r.std(ddof=1) / math.sqrt(len(r))) if len(r) > 1 else 0.0,
             "repeat_fraction": _mean_known(repeats[b]),
         }
-    out[0] = {"seconds": seconds}
     return out
 
 
@@ -316,9 +357,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument(
         "--cache", help="JSON-lines file reusing Optuna samplers' runs (a rerun adds to it)"
     )
+    parser.add_argument("--jobs", type=int, default=1, help="searches run in this many processes")
     args = parser.parse_args(argv)
-    optuna.logging.set_verbosity(optuna.logging.ERROR)
-    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    _quiet_worker()
     tasks = {"dev": DEV_TASKS, "held-out": HELD_OUT_TASKS, "all": DEV_TASKS + HELD_OUT_TASKS}.get(
         args.tasks, args.tasks.split(",")
     )
@@ -331,14 +372,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         sweep_coarse_to_fine(tasks, budgets, seeds)
         return {}
     cache = Cache(args.cache)
-    torch.set_num_threads(1)  # GPSampler's small matrices: threads only add overhead
+    keys = [k for t in tasks for n in names for k in run_keys(t, n, budgets, seeds)]
+    seconds = run_missing(keys, cache, args.jobs)
 
     cells: dict[str, dict[str, dict[int, dict[str, Any]]]] = {}
     for task in tasks:
-        table = Table(task)
         cells[task] = {}
         for name in names:
-            cells[task][name] = run_cell(table, name, budgets, seeds, cache)
+            cells[task][name] = run_cell(task, name, budgets, seeds, cache)
+            cells[task][name][0] = {"seconds": seconds.get((task, name), 0.0)}
             if not args.json:
                 c = cells[task][name]
                 print(
