@@ -604,11 +604,11 @@ def config_key(space: Space, params: Mapping[str, Any]) -> tuple[Any, ...]:
 class AutoSampler(_SpaceSampler):
     """``strategy: auto``, the default: a space-filling start, then a model of the results.
 
-    1. The first `startup` trials (`STARTUP`, 5) form a Latin hypercube in the transformed
-       space: each dimension's range is cut into `startup` equal strata and every stratum is
-       used once (a seeded permutation per dimension), so a small budget
-       already sees every part of every range, unlike both grid (few values per axis) and
-       independent random draws (clumps and gaps).
+    1. The first `startup` trials (default `STARTUP`, 5) form a Latin hypercube in the
+       transformed space: each dimension's range is cut into `startup` equal strata and every
+       stratum is used once (a seeded permutation per dimension), so a small budget already
+       sees every part of every range, unlike both grid (few values per axis) and independent
+       random draws (clumps and gaps).
     2. Later trials are proposed by Optuna's Gaussian-process sampler (``GPSampler``: a GP fit
        to the complete trials in the same transformed space, expected improvement maximized,
        running trials accounted for), which places the search where the results say the optimum
@@ -623,13 +623,14 @@ class AutoSampler(_SpaceSampler):
     """
 
     NEAR = 0.02  # fraction of a range within which two values count as the same point
-    # trials of the space-filling start: 5 ranked first at 20, 50 and 100 evaluations on the dev
-    # tasks, ahead of len(space) + 1 capped at 10 (docs/search.md, "the start")
+    # trials of the space-filling start: 5 ranked first at 20 and 50 evaluations on the dev
+    # tasks and level first at 100, ahead of len(space) + 1 capped at 10 (docs/search.md,
+    # the table of the start)
     STARTUP = 5
 
-    def __init__(self, space: Space, seed: int = 0, *, startup: int | None = None) -> None:
+    def __init__(self, space: Space, seed: int = 0, *, startup: int = STARTUP) -> None:
         super().__init__(space, seed)
-        self.startup = startup if startup is not None else self.STARTUP
+        self.startup = startup
         self.model = optuna.samplers.GPSampler(
             seed=seed, n_startup_trials=self.startup, warn_independent_sampling=False
         )
