@@ -355,6 +355,7 @@ class Driver:
         finally:
             if self.heartbeat is not None:
                 self.heartbeat.stop()
+            studies.close_storage(storage)
             lock.release()
 
     def _cooperate(self, storage: Any) -> None:

@@ -118,6 +118,16 @@ def open_storage(url: str, must_exist: bool = False, heartbeat: int | None = Non
         raise UserError(f"--storage: cannot open {masked(url)} ({shown})") from None
 
 
+def close_storage(storage: BaseStorage) -> None:
+    """Close a driver's database connections when its search ends. An SQLite study in WAL mode
+    folds its ``-wal`` file back into the database file when the last connection closes: done
+    here, the file is whole when `search` returns, not whenever the pool is garbage collected.
+    The storage stays usable (a later call opens new connections)."""
+    engine = getattr(storage, "engine", None)
+    if engine is not None:
+        engine.dispose()
+
+
 def _rdb_storage(url: str, beat: dict[str, int]) -> BaseStorage:
     """RDBStorage; drivers opening a new PostgreSQL database at once race to create its tables
     (one gets a unique violation on the catalog): the loser retries and finds them made."""
