@@ -32,8 +32,8 @@ import yaml
 import trainlab
 from trainlab.config import validate
 from trainlab.data import prepare
-from trainlab.train import Callback
-from trainlab.train.evaluate import evaluate
+from trainlab.engine import Callback
+from trainlab.engine.evaluate import evaluate
 
 ROOT = Path(__file__).resolve().parent.parent
 RECIPE_1D = ROOT / "examples" / "mnist1d-best.yaml"

@@ -48,7 +48,7 @@ def seeded_one_thread():
 def interrupt_at():
     """`interrupt_at(epoch)`: a trainer callback that raises KeyboardInterrupt (Ctrl-C) at the
     end of that epoch, before its record and checkpoint are written (a resume redoes it)."""
-    from trainlab.train import Callback
+    from trainlab.engine import Callback
 
     class InterruptAt(Callback):
         def __init__(self, epoch: int) -> None:

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from trainlab.cli import main
-from trainlab.compare import compare
 from trainlab.errors import UserError
-from trainlab.search.executors import Event
+from trainlab.experiments.compare import compare
+from trainlab.experiments.executors import Event
 
 GOOD = (
     "data: {name: spirals}\nmodel: {kind: mlp, width: 32, depth: 2}\n"

@@ -10,8 +10,8 @@ from rich.console import Console
 
 from trainlab.cli import main
 from trainlab.commands import tables
+from trainlab.experiments.executors import InlineExecutor
 from trainlab.search import driver
-from trainlab.search.executors import InlineExecutor
 
 BASE = """
 data: {name: spirals}

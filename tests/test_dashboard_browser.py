@@ -25,7 +25,7 @@ sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwr
 from trainlab import train  # noqa: E402
 from trainlab.cli import main  # noqa: E402
 from trainlab.dashboard.server import Dashboard  # noqa: E402
-from trainlab.train import Callback  # noqa: E402
+from trainlab.engine import Callback  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 ARTIFACTS = REPO / "test-artifacts" / "dashboard"

@@ -12,13 +12,13 @@ from torch import nn
 import trainlab
 from trainlab import schedules
 from trainlab.cli import main
+from trainlab.engine import load_run
+from trainlab.engine.averaging import EMA, ema_update, recompute_batch_norm
+from trainlab.engine.evaluate import average_proba
+from trainlab.engine.rundir import load_checkpoint
 from trainlab.errors import UserError
 from trainlab.experiments.ensemble import evaluate_members
 from trainlab.smoothing import debiased_decay
-from trainlab.train import load_run
-from trainlab.train.averaging import EMA, ema_update, recompute_batch_norm
-from trainlab.train.evaluate import average_proba
-from trainlab.train.rundir import load_checkpoint
 
 SPIRALS = (
     "data: {name: spirals}\nmodel: {kind: mlp, width: 32, depth: 2}\n"

@@ -87,9 +87,9 @@ def in_area(module: str, *areas: str) -> bool:
 
 
 def test_the_graph_is_read():
-    assert "trainlab.train.trainer" in MODULES and "trainlab.experiments.api" in MODULES
-    assert "trainlab.train.state" in EDGES["trainlab.train.trainer"]
-    assert "trainlab.train.trainer" in EDGES["trainlab.experiments.single"]
+    assert "trainlab.engine.trainer" in MODULES and "trainlab.experiments.api" in MODULES
+    assert "trainlab.engine.state" in EDGES["trainlab.engine.trainer"]
+    assert "trainlab.engine.trainer" in EDGES["trainlab.experiments.single"]
 
 
 def test_no_import_cycle():
@@ -157,10 +157,10 @@ RULES = [
     (
         ("trainlab.data",),
         "not",
-        ("trainlab.nn", "trainlab.train", *ABOVE_ENGINE),
+        ("trainlab.nn", "trainlab.engine", *ABOVE_ENGINE),
         "data never imports nn, train or anything above",
     ),
-    (("trainlab.train",), "not", ABOVE_ENGINE, "the engine never imports what runs it"),
+    (("trainlab.engine",), "not", ABOVE_ENGINE, "the engine never imports what runs it"),
     (
         ("trainlab.report",),
         "only",

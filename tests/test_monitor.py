@@ -15,12 +15,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from trainlab.divergence import DivergenceGuard
+from trainlab.engine.update_ratio import UpdateRatioMeter
 from trainlab.errors import UserError
 from trainlab.experiments.lr_find import LRFindResult, lr_range_test
 from trainlab.report.advice import ADVICE_CODES, Advice, advise
 from trainlab.report.lr_find import plot_lr_find
 from trainlab.smoothing import smooth
-from trainlab.train.update_ratio import UpdateRatioMeter
 
 torch.set_num_threads(1)
 

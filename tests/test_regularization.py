@@ -20,6 +20,9 @@ from torch import nn
 import trainlab
 from trainlab.cli import main
 from trainlab.config import ModelConfig, validate
+from trainlab.engine.build import WeightPenalty, make_optimizer, split_decay
+from trainlab.engine.rundir import RunDir
+from trainlab.engine.trainer import Trainer
 from trainlab.nn.layers import (
     DropConnectConv1d,
     DropConnectConv2d,
@@ -28,9 +31,6 @@ from trainlab.nn.layers import (
     StochasticDepth,
 )
 from trainlab.nn.models import build_model
-from trainlab.train.build import WeightPenalty, make_optimizer, split_decay
-from trainlab.train.rundir import RunDir
-from trainlab.train.trainer import Trainer
 
 pytestmark = pytest.mark.usefixtures("seeded_one_thread")
 

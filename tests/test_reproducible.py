@@ -17,8 +17,8 @@ import torch
 
 import trainlab
 import trainlab.optim as to
+from trainlab.engine import Callback
 from trainlab.optim import compiled
-from trainlab.train import Callback
 
 SWITCH = 45  # the step the compiled path starts at: 17 steps per epoch, so inside epoch 3
 CONFIG = {

@@ -18,10 +18,11 @@ import yaml
 from trainlab.cli import main
 from trainlab.config import load_config
 from trainlab.errors import UserError
+from trainlab.experiments import executors
+from trainlab.experiments.executors import Event, Job, LocalExecutor, run_job
 from trainlab.report.stats import compare_pairs, holm, paired
-from trainlab.search import driver, executors
+from trainlab.search import driver
 from trainlab.search.driver import search
-from trainlab.search.executors import Event, Job, LocalExecutor, run_job
 from trainlab.search.retest import retest_seeds
 from trainlab.search.samplers import boxes
 from trainlab.search.study import StudyLock, open_storage

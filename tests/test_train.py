@@ -12,7 +12,7 @@ import torch
 
 import trainlab
 from trainlab.cli import main
-from trainlab.train import Callback, load_run
+from trainlab.engine import Callback, load_run
 
 SPIRALS = (
     "data: {name: spirals}\nmodel: {kind: mlp, width: 32, depth: 2}\n"
@@ -152,7 +152,7 @@ def test_sigkill_then_resume(write_config, tmp_path, capsys):
 def test_run_directory_in_use_is_refused(write_config, tmp_path, capsys, ensemble):
     """While a process holds a run directory, `train --resume` into it exits 2 with one line
     and leaves it as it was; the lock is released when the holder finishes."""
-    from trainlab.train.rundir import RunDir
+    from trainlab.engine.rundir import RunDir
 
     text = SPIRALS + ("  ensemble: 2\n" if ensemble else "")
     text = text.replace("train: {epochs: 4, batch_size: 64}\n", "train:\n  epochs: 1\n")
@@ -304,7 +304,7 @@ def test_schedule_per_epoch_or_per_step(tmp_path, per, schedule, train_extra):
     (step decay at its milestones, cosine not stuck at 0), moving every step with `per: step`;
     snapshots are taken at the cycle ends of that same schedule."""
     from trainlab import schedules
-    from trainlab.train.averaging import Snapshots
+    from trainlab.engine.averaging import Snapshots
 
     epochs, lr = 6, 0.01
     cfg = {
@@ -365,7 +365,7 @@ def test_update_ratio_is_the_global_ratio_median_over_the_epochs_steps(tmp_path,
     without (one)."""
     import statistics
 
-    from trainlab.train.update_ratio import SAMPLES_PER_EPOCH
+    from trainlab.engine.update_ratio import SAMPLES_PER_EPOCH
 
     cfg = {
         "data": {"name": "spirals"},

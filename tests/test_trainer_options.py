@@ -8,8 +8,8 @@ import torch
 import trainlab
 from trainlab.cli import main
 from trainlab.config import validate
-from trainlab.train.rundir import RunDir
-from trainlab.train.trainer import Trainer
+from trainlab.engine.rundir import RunDir
+from trainlab.engine.trainer import Trainer
 
 
 def spirals(**train):

@@ -11,9 +11,9 @@ import yaml
 
 import trainlab
 from trainlab.cli import main
+from trainlab.engine.build import make_optimizer
+from trainlab.engine.rundir import load_checkpoint
 from trainlab.experiments.transfer import HeadOnFeatures, setup_transfer, transfer
-from trainlab.train.build import make_optimizer
-from trainlab.train.rundir import load_checkpoint
 
 PRETRAIN = {
     "data": {"name": "digits", "classes": [0, 1, 2, 3, 4]},

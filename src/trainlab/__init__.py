@@ -4,7 +4,7 @@ Python API: `trainlab.train(config) -> Result`, `trainlab.load_run(dir)`, the op
 `trainlab.optim`, the schedules in `trainlab.schedules`.
 """
 
-from trainlab.train import Callback, Result, load_run  # noqa: E402
+from trainlab.engine import Callback, Result, load_run  # noqa: E402
 from trainlab.version import __version__
 
 # isort: split

@@ -1,6 +1,6 @@
 """`trainlab compare A.yaml B.yaml [C.yaml ...]`: is A really better than B? Every config trains
 with the same seeds; the table gives each config's mean and spread, each pair's paired
-difference with its confidence interval and test, and a verdict in words (trainlab.compare).
+difference with its confidence interval and test, and a verdict in words
 
 `trainlab compare --study NAME [--storage URL] --top K` compares the configs of a search study's
 K best trials (its leaderboard's order, trainlab.search.study.top_run_dirs).
@@ -12,8 +12,8 @@ import argparse
 from typing import Any
 
 from trainlab.commands.output import add_common, console, emit_json, progress_console
-from trainlab.compare import compare
 from trainlab.errors import UserError
+from trainlab.experiments.compare import compare
 from trainlab.search.study import DEFAULT_STORAGE, top_run_dirs
 
 

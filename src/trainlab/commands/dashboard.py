@@ -10,7 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from trainlab.train.state import Callback
+from trainlab.engine.state import Callback
 
 DEFAULT_DIR = "runs"
 DEFAULT_PORT = 8050

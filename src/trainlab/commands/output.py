@@ -8,7 +8,7 @@ import json
 import sys
 from typing import Any
 
-from trainlab.train.state import Callback
+from trainlab.engine.state import Callback
 
 
 def console(as_json: bool):  # noqa: ANN201

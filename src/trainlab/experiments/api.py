@@ -13,15 +13,15 @@ from trainlab.config import ExperimentConfig
 from trainlab.data import AnySplits, Normalizer
 from trainlab.data.dataset import load_inputs_for
 from trainlab.data.given import data_override, given_splits
+from trainlab.engine.evaluate import evaluate, evaluate_split, tta_accuracy, tta_accuracy_split
+from trainlab.engine.run import load_run
+from trainlab.engine.rundir import config_dirs, default_run_dir
+from trainlab.engine.state import Callback, Result
 from trainlab.errors import UserError
 from trainlab.experiments.ensemble import evaluate_ensemble_run, train_ensemble
 from trainlab.experiments.given_model import config_for_model
 from trainlab.experiments.single import train_single
 from trainlab.nn.plugins import Factory
-from trainlab.train.evaluate import evaluate, evaluate_split, tta_accuracy, tta_accuracy_split
-from trainlab.train.run import load_run
-from trainlab.train.rundir import config_dirs, default_run_dir
-from trainlab.train.state import Callback, Result
 
 
 def train(

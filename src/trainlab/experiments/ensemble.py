@@ -22,12 +22,12 @@ from trainlab.config import ExperimentConfig, apply_overrides, to_yaml, validate
 from trainlab.data import AnySplits, prepare
 from trainlab.data.dataset import Normalizer, load_inputs_for
 from trainlab.data.streaming import Split
+from trainlab.engine.evaluate import accuracy_of_proba, predict_proba, predict_split
+from trainlab.engine.run import load_run
+from trainlab.engine.rundir import RunDir, atomic_write_text
+from trainlab.engine.state import Callback, Result
 from trainlab.errors import UserError
 from trainlab.experiments.single import train_single
-from trainlab.train.evaluate import accuracy_of_proba, predict_proba, predict_split
-from trainlab.train.run import load_run
-from trainlab.train.rundir import RunDir, atomic_write_text
-from trainlab.train.state import Callback, Result
 
 MEMBERS_DIR = "members"
 TRAINING_ONLY_DATA = ("augment",)  # data fields that change training, not the evaluated split

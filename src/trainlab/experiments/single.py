@@ -19,23 +19,23 @@ from trainlab.config import (
     validate,
 )
 from trainlab.data import AnySplits
-from trainlab.errors import UserError
-from trainlab.plugins import source_dir
-from trainlab.report.advice import advise
-from trainlab.report.curves import plot_curves
-from trainlab.train.averaging import averaging_callbacks
-from trainlab.train.build import schedule_used
-from trainlab.train.evaluate import evaluate_split, tta_accuracy_split
-from trainlab.train.rundir import (
+from trainlab.engine.averaging import averaging_callbacks
+from trainlab.engine.build import schedule_used
+from trainlab.engine.evaluate import evaluate_split, tta_accuracy_split
+from trainlab.engine.rundir import (
     RunDir,
     atomic_write_text,
     environment,
     load_checkpoint,
     save_checkpoint,
 )
-from trainlab.train.state import Callback, Result
-from trainlab.train.tensorboard import TensorBoardLogger
-from trainlab.train.trainer import Trainer
+from trainlab.engine.state import Callback, Result
+from trainlab.engine.tensorboard import TensorBoardLogger
+from trainlab.engine.trainer import Trainer
+from trainlab.errors import UserError
+from trainlab.plugins import source_dir
+from trainlab.report.advice import advise
+from trainlab.report.curves import plot_curves
 
 
 def callbacks_for(cfg: ExperimentConfig) -> list[Callback]:

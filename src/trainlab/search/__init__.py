@@ -8,7 +8,7 @@
 - `trainlab.search.samplers`: `make_sampler`, `make_pruner`, `boxes` and the sampler classes.
 - `trainlab.search.plots`: `plot_params`, `plot_curves` (imports matplotlib; import it directly).
 - `trainlab.search.driver`: `search(config, **options)`, the driver that owns the study.
-- `trainlab.search.executors`: local worker processes, Ray tasks, in-process.
+- `trainlab.experiments.executors`: local worker processes, Ray tasks, in-process.
 - `trainlab.search.study`: storage, lock, resume checks, leaderboard.
 - `trainlab.search.retest`: re-training the best configs with new seeds (`--retest K`).
 (The last four import Optuna and more: import them directly.)

@@ -5,7 +5,7 @@ It asks, reports and tells through `trainlab.search.Search`, the ask/tell API a 
 gets: the budget, round barriers, fidelity (coarse-to-fine's epochs per round) and pruning are
 the same code for both.
 
-A trial is `trainlab.train.train(config, out=<study dir>/trials/<NNNN>/)` with the sampled
+A trial is `trainlab.engine.train(config, out=<study dir>/trials/<NNNN>/)` with the sampled
 values applied to the base experiment config by dotted path. Values that do not apply to the
 sampled config (``optim.betas.0`` when ``optim.name`` came out ``sgd``) are dropped and recorded
 as the trial's user attr ``unused``. Outcomes in Optuna: a finished run is COMPLETE with its best
@@ -42,18 +42,18 @@ from trainlab.config import ExperimentConfig, known_path, read_yaml, to_yaml, va
 from trainlab.config import apply_overrides as apply_set
 from trainlab.data import prepare
 from trainlab.data.given import data_override
+from trainlab.engine.rundir import PLUGINS_FILE, atomic_write_text, config_dirs
 from trainlab.errors import UserError
+from trainlab.experiments.executors import KEEP, Event, Job, make_executor, prune_run_dir
 from trainlab.experiments.given_model import factory_override
 from trainlab.search import artifacts as stored
 from trainlab.search import cooperate
 from trainlab.search import study as studies
 from trainlab.search.config import SearchConfig, load_search_config
-from trainlab.search.executors import KEEP, Event, Job, make_executor, prune_run_dir
 from trainlab.search.optimize import Search
 from trainlab.search.retest import retest
 from trainlab.search.samplers import make_pruner, make_sampler
 from trainlab.search.space import Space, apply_overrides, drop_unused, parse_space
-from trainlab.train.rundir import PLUGINS_FILE, atomic_write_text, config_dirs
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 

@@ -28,9 +28,9 @@ from pathlib import Path
 from typing import Any
 
 from trainlab.config import read_yaml, validate
+from trainlab.experiments.executors import Event, Job
 from trainlab.report.stats import compare_pairs, mean_std
 from trainlab.search import study as studies
-from trainlab.search.executors import Event, Job
 
 
 def retest_seeds(study_seed: int, original: int | Iterable[int], count: int) -> list[int]:

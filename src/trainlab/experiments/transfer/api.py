@@ -44,6 +44,9 @@ from torch import nn
 
 from trainlab.config import ExperimentConfig, read_yaml, validate
 from trainlab.data import Splits, prepare
+from trainlab.engine.build import pick_device
+from trainlab.engine.rundir import config_dirs, default_run_dir, load_checkpoint
+from trainlab.engine.state import Callback, Result
 from trainlab.errors import UserError
 from trainlab.experiments.single import as_config, train_single
 from trainlab.experiments.transfer.head import (
@@ -66,9 +69,6 @@ from trainlab.experiments.transfer.surgery import (
 )
 from trainlab.nn.plugins import check_output
 from trainlab.optim import FULL_BATCH
-from trainlab.train.build import pick_device
-from trainlab.train.rundir import config_dirs, default_run_dir, load_checkpoint
-from trainlab.train.state import Callback, Result
 
 MODES = ("linear", "finetune")
 

@@ -20,11 +20,11 @@ from torch import nn
 from trainlab.config import ExperimentConfig, validate
 from trainlab.data import AnySplits, Splits
 from trainlab.data.streaming import Split, TensorSplit, bounded_batch
+from trainlab.engine.build import WeightPenalty
+from trainlab.engine.evaluate import evaluate
 from trainlab.errors import UserError
 from trainlab.nn.models import Net
 from trainlab.optim import create
-from trainlab.train.build import WeightPenalty
-from trainlab.train.evaluate import evaluate
 
 SOLVERS = ("lbfgs", "optim")
 

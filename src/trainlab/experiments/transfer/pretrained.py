@@ -12,11 +12,11 @@ from torch import nn
 
 from trainlab.config import ExperimentConfig
 from trainlab.data import Normalizer
+from trainlab.engine.run import Run, load_run
+from trainlab.engine.rundir import load_checkpoint
 from trainlab.errors import UserError
 from trainlab.experiments.transfer.surgery import head_name
 from trainlab.nn.models import Net, build_model
-from trainlab.train.run import Run, load_run
-from trainlab.train.rundir import load_checkpoint
 
 
 @dataclass

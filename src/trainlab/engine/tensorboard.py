@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from trainlab.engine.state import Callback, Result
 from trainlab.errors import UserError
-from trainlab.train.state import Callback, Result
 
 if TYPE_CHECKING:
-    from trainlab.train.trainer import Trainer
+    from trainlab.engine.trainer import Trainer
 
 
 class TensorBoardLogger(Callback):

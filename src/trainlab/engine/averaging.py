@@ -18,14 +18,14 @@ from torch import nn
 
 from trainlab import schedules
 from trainlab.data.streaming import Split, TensorSplit
+from trainlab.engine.evaluate import accuracy_of_proba, average_proba_split, evaluate_split
+from trainlab.engine.rundir import load_checkpoint, save_checkpoint
+from trainlab.engine.state import Callback, Result
 from trainlab.smoothing import debiased_decay
-from trainlab.train.evaluate import accuracy_of_proba, average_proba_split, evaluate_split
-from trainlab.train.rundir import load_checkpoint, save_checkpoint
-from trainlab.train.state import Callback, Result
 
 if TYPE_CHECKING:
     from trainlab.config import ExperimentConfig
-    from trainlab.train.trainer import Trainer
+    from trainlab.engine.trainer import Trainer
 
 SNAPSHOT_DIR = "snapshots"
 

@@ -35,9 +35,9 @@ from typing import Any, NoReturn
 
 import torch
 
+from trainlab.engine import Callback
 from trainlab.errors import DataWarning, UserError
-from trainlab.experiments import train
-from trainlab.train import Callback
+from trainlab.experiments.api import train
 
 KEEP = ("best.pt", "result.json", "config.yaml", "metrics.jsonl", "plugins.json")
 """Files a trial's run directory keeps by default (what `trainlab ensemble --study` reads)."""

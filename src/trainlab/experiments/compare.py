@@ -30,11 +30,11 @@ from typing import Any
 import yaml
 
 from trainlab.config import load_config
+from trainlab.engine.rundir import config_dirs
 from trainlab.errors import UserError
+from trainlab.experiments.executors import KEEP, Event, InlineExecutor, Job, LocalExecutor
 from trainlab.report.compare_plot import plot_compare
 from trainlab.report.stats import compare_pairs, higher_is_better, mean_std
-from trainlab.search.executors import KEEP, Event, InlineExecutor, Job, LocalExecutor
-from trainlab.train.rundir import config_dirs
 
 METRIC = re.compile(r"^[a-z][a-z0-9_]*_(accuracy|loss)$")
 DEFAULT_OUT = Path("runs") / "compare"

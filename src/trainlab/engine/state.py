@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from trainlab.train.trainer import Trainer
+    from trainlab.engine.trainer import Trainer
 
 
 @dataclass

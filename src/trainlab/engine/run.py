@@ -12,10 +12,10 @@ from torch import nn
 
 from trainlab.config import ExperimentConfig, read_yaml, validate
 from trainlab.data import Normalizer, Splits, prepare
+from trainlab.engine.rundir import RunDir, load_checkpoint
+from trainlab.engine.state import Result
 from trainlab.errors import UserError
 from trainlab.nn.models import build_model
-from trainlab.train.rundir import RunDir, load_checkpoint
-from trainlab.train.state import Result
 
 
 @dataclass

@@ -21,16 +21,16 @@ from trainlab.data import AnySplits, prepare
 from trainlab.data.augment import parse_augment
 from trainlab.data.streaming import batch_count
 from trainlab.divergence import DivergenceGuard
+from trainlab.engine.build import WeightPenalty, make_optimizer, make_schedule, pick_device
+from trainlab.engine.evaluate import evaluate_split
+from trainlab.engine.precision import Precision
+from trainlab.engine.rundir import RunDir, save_checkpoint
+from trainlab.engine.state import Callback, TrainState
+from trainlab.engine.update_ratio import UpdateRatioMeter
 from trainlab.errors import UserError
 from trainlab.nn.models import build_model
 from trainlab.nn.plugins import check_output
 from trainlab.optim import FULL_BATCH
-from trainlab.train.build import WeightPenalty, make_optimizer, make_schedule, pick_device
-from trainlab.train.evaluate import evaluate_split
-from trainlab.train.precision import Precision
-from trainlab.train.rundir import RunDir, save_checkpoint
-from trainlab.train.state import Callback, TrainState
-from trainlab.train.update_ratio import UpdateRatioMeter
 
 
 def epoch_seed(seed: int, epoch: int) -> int:
