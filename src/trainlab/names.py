@@ -1,0 +1,65 @@
+"""Every list of names a config or a command accepts, written once.
+
+A leaf: it imports nothing (no torch, no Optuna), so the CLI builds its parser from these without
+loading either. Everything else derives from here: the config's `Literal`s (`literal(...)`), the
+argparse `choices`, the name -> builder tables (each checks at import that it covers its list),
+and the messages that list what is allowed.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+#: optim.name, in the lecture's order (docs/optimizers.md). lbfgs and newton train full-batch.
+OPTIMIZERS = (
+    "sgd",
+    "momentum",
+    "nesterov",
+    "adagrad",
+    "rmsprop",
+    "adam",
+    "adamw",
+    "lbfgs",
+    "newton",
+)
+FULL_BATCH_OPTIMIZERS = ("lbfgs", "newton")
+
+#: schedule.name, and schedule.per (when the learning rate is updated)
+SCHEDULES = ("constant", "step", "exponential", "inverse_time", "cosine", "cosine_restarts")
+SCHEDULE_PER = ("step", "epoch")
+
+#: search.strategy (auto is the default), search.pruner, search.executor
+STRATEGIES = ("auto", "grid", "random", "coarse-to-fine", "block", "tpe")
+PRUNERS = ("none", "median", "halving")
+EXECUTORS = ("local", "ray")
+DIRECTIONS = ("maximize", "minimize")
+
+#: train.*
+DEVICES = ("cpu", "cuda", "auto")
+PRECISIONS = ("fp32", "bf16", "fp16")
+TTA_MODES = ("none", "flip", "ten_crop")
+
+#: model.*
+ACTIVATIONS = ("relu", "gelu", "tanh", "leaky_relu")
+NORMS = ("none", "batch", "layer")
+POOLS = ("max", "fractional", "none")
+
+#: the kinds of run directory (trainlab.rundir.RunDir.kind)
+RUN_KINDS = ("run", "ensemble", "transfer", "compare", "trial")
+
+
+def literal(names: tuple[str, ...]) -> Any:
+    """`Literal[names...]` for a pydantic field or a type hint, from one of the lists above."""
+    return Literal[names]  # type: ignore[valid-type]
+
+
+def one_of(field: str, names: tuple[str, ...], got: object) -> str:
+    """The one-line message for a name outside its list: ``field: must be one of a, b; got 'x'``."""
+    return f"{field}: must be one of {', '.join(names)}; got {got!r}"
+
+
+def covers(table: dict[str, Any], names: tuple[str, ...], what: str) -> dict[str, Any]:
+    """Check at import that a name -> builder table has exactly the names of its list."""
+    if tuple(table) != names:
+        raise AssertionError(f"{what}: the table lists {tuple(table)}, trainlab.names {names}")
+    return table

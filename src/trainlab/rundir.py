@@ -1,0 +1,331 @@
+"""The run directory, one owner: the only code that knows a run's file names.
+
+A run directory (`--out DIR`, default ``runs/<config stem>-<time>``) holds:
+
+    config.yaml     the resolved config (written once, atomically)
+    metrics.jsonl   one JSON object per finished epoch (appended, fsynced)
+    steps.jsonl     the loss of every optimizer step (optional)
+    result.json     the result, the same object `--json` prints (written when the run ends)
+    last.pt         the resumable state; best.pt the best epoch's weights (torch, atomic)
+    curves.png      the curves; env.json what produced the run; plugins.json where its plugins
+                    were looked up
+    members/N/      an ensemble's members (each a run directory); snapshots/*.pt a snapshot ensemble
+
+Writers are atomic (a temporary file in the same folder, fsynced, then renamed), so a kill leaves
+the old file or the new one, never half of one. Readers are tolerant, with one rule for every
+JSON-lines file: a line that is not one JSON object ends the file's readable part (a kill cuts the
+last line short; nothing after a damaged line is trusted). A study directory
+(``runs/search/<study>/``) holds ``trials/<n>/`` run directories, ``best.yaml`` and the plots.
+
+A leaf above the standard library: no torch, no Optuna (the dashboard reads runs through it).
+Checkpoint contents are the engine's (trainlab.engine.checkpoints); this module only names them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from trainlab.errors import UserError
+from trainlab.locking import LOCK_NAME, DirLock
+
+# -------------------------------------------------------------------------- the file names
+CONFIG = "config.yaml"
+METRICS = "metrics.jsonl"
+STEPS = "steps.jsonl"
+RESULT = "result.json"
+LAST = "last.pt"
+BEST = "best.pt"
+CURVES = "curves.png"
+ENV = "env.json"
+PLUGINS = "plugins.json"
+MEMBERS = "members"
+SNAPSHOTS = "snapshots"
+# a study directory
+BEST_YAML = "best.yaml"
+TRIALS = "trials"
+STUDY_DB = "study.db"
+
+#: what a search trial's run directory keeps by default (what `trainlab ensemble --study` reads)
+TRIAL_KEEPS = (BEST, RESULT, CONFIG, METRICS, PLUGINS)
+#: a result's stopped_reason values; a run that has none of them (or `interrupted`) is unfinished
+STOPPED_REASONS = ("completed", "early_stopping", "diverged", "interrupted")
+INTERRUPTED = "interrupted"
+# a `trainlab compare` folder: its verdict (the object --json prints) and picture
+COMPARE_MARK = "compare.json"
+COMPARE_PICTURE = "compare.png"
+
+
+# -------------------------------------------------------------------------- atomic writers
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write `data` to `path` so that a kill leaves the old file or the new one, never a part."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode())
+
+
+def atomic_write_with(path: Path, write: Callable[[str], None]) -> None:
+    """`write(tmp_path)` fills a temporary file beside `path`, which then replaces `path`
+    (for writers that want a file name: torch.save, matplotlib's savefig)."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+# -------------------------------------------------------------------------- tolerant readers
+def parse_jsonl(text: str) -> list[dict[str, Any]]:
+    """The rows of a JSON-lines text up to the first line that is not one JSON object."""
+    rows: list[dict[str, Any]] = []
+    for line in text.splitlines():
+        try:
+            row = json.loads(line)
+        except ValueError:
+            break  # a line cut short by a kill: everything after it is not trusted
+        if not isinstance(row, dict):
+            break
+        rows.append(row)
+    return rows
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    """`parse_jsonl` of a file; [] when it does not exist or cannot be read."""
+    try:
+        return parse_jsonl(Path(path).read_text())
+    except (OSError, UnicodeDecodeError):
+        return []
+
+
+def read_json_object(path: Path) -> dict[str, Any] | None:
+    """A JSON file holding one object, or None (missing, unreadable, damaged, not an object)."""
+    try:
+        value = json.loads(Path(path).read_text())
+    except (OSError, ValueError, UnicodeDecodeError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def finished_result(run_dir: Path) -> dict[str, Any] | None:
+    """The run's result.json if the run finished: an interrupted, half-written or foreign file
+    counts as missing."""
+    result = read_json_object(Path(run_dir) / RESULT)
+    if result is None or result.get("stopped_reason") in (None, INTERRUPTED):
+        return None
+    return result
+
+
+# -------------------------------------------------------------------------- where runs go
+def default_run_dir(config_path: str | Path | None, root: str | Path = "runs") -> Path:
+    stem = Path(config_path).stem if config_path else "run"
+    return Path(root) / f"{stem}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def is_run(path: Path) -> bool:
+    """A folder is a run directory when it holds a config.yaml."""
+    return (Path(path) / CONFIG).is_file()
+
+
+def latest_run_dir(config_path: str | Path | None, root: str | Path = "runs") -> Path | None:
+    """The newest run of this config under `root` (`--resume` without `--out`): a folder named
+    ``<stem>-YYYYMMDD-HHMMSS`` exactly, so ``sp.yaml`` never picks ``sp-wide-...``."""
+    stem = Path(config_path).stem if config_path else "run"
+    found = sorted(
+        p
+        for p in Path(root).glob(f"{stem}-*")
+        if _is_timestamp(p.name[len(stem) + 1 :]) and is_run(p)
+    )
+    return found[-1] if found else None
+
+
+def _is_timestamp(text: str) -> bool:
+    date, dash, clock = text.partition("-")
+    return bool(dash) and len(date) == 8 and len(clock) == 6 and (date + clock).isdigit()
+
+
+def config_dirs(config_path: str | Path) -> tuple[str, ...]:
+    """Where a config file's plugins are looked up besides sys.path: its folder, and those a
+    plugins.json beside it records (a search's best.yaml, a run's config.yaml)."""
+    folder = Path(config_path).resolve().parent
+    return tuple(dict.fromkeys([str(folder), *RunDir(folder).plugin_dirs()]))
+
+
+# -------------------------------------------------------------------------- one run directory
+class RunDir:
+    """One run directory: its paths, atomic writes and tolerant reads."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+
+    def __truediv__(self, name: str) -> Path:
+        return self.path / name
+
+    def __repr__(self) -> str:
+        return f"RunDir({str(self.path)!r})"
+
+    # the files, by what they are
+    config = property(lambda self: self.path / CONFIG)
+    metrics = property(lambda self: self.path / METRICS)
+    steps = property(lambda self: self.path / STEPS)
+    result = property(lambda self: self.path / RESULT)
+    last = property(lambda self: self.path / LAST)
+    best = property(lambda self: self.path / BEST)
+    curves = property(lambda self: self.path / CURVES)
+    env = property(lambda self: self.path / ENV)
+    plugins = property(lambda self: self.path / PLUGINS)
+    members_dir = property(lambda self: self.path / MEMBERS)
+    snapshots_dir = property(lambda self: self.path / SNAPSHOTS)
+
+    def member(self, index: int) -> RunDir:
+        return RunDir(self.members_dir / str(index))
+
+    def members(self) -> list[RunDir]:
+        """The ensemble's member run directories, in member order."""
+        if not self.members_dir.is_dir():
+            return []
+        found = [p for p in self.members_dir.iterdir() if p.name.isdigit() and p.is_dir()]
+        return [RunDir(p) for p in sorted(found, key=lambda p: int(p.name))]
+
+    def snapshots(self) -> list[Path]:
+        return sorted(self.snapshots_dir.glob("*.pt")) if self.snapshots_dir.is_dir() else []
+
+    # life cycle
+    def exists(self) -> bool:
+        return is_run(self.path)
+
+    def create(self, resume: bool) -> bool:
+        """Make the directory; refuse to reuse one without resume. True when resuming."""
+        if self.path.exists() and not self.path.is_dir():
+            raise UserError(f"--out: {self.path} is a file; choose a directory")
+        if self.path.exists() and any(p.name != LOCK_NAME for p in self.path.iterdir()):
+            if not resume:
+                raise UserError(
+                    f"--out: {self.path} already exists; pass --resume to continue it "
+                    "or choose another directory"
+                )
+            return True
+        if resume and not self.path.exists():
+            raise UserError(f"--resume: no run directory at {self.path}")
+        self.path.mkdir(parents=True, exist_ok=True)
+        return False
+
+    def lock(self) -> DirLock:
+        """The lock a process holds while it writes this run (`with run.lock(): ...`)."""
+        return DirLock(
+            self.path,
+            f"--out: {self.path} is in use by a running trainlab (pid {{pid}}); wait for it to "
+            "finish or choose another --out",
+        )
+
+    def finished_result(self) -> dict[str, Any] | None:
+        return finished_result(self.path)
+
+    def kind(self) -> str:
+        """run, ensemble (members/), transfer (a transfer section in its config), compare (a
+        `trainlab compare` folder) or trial (under a study's trials/)."""
+        if self.path.parent.name == TRIALS:
+            return "trial"
+        if self.members_dir.is_dir() and not self.best.exists():
+            return "ensemble"
+        if (self.path / COMPARE_MARK).is_file():
+            return "compare"
+        try:
+            text = self.config.read_text()
+        except OSError:
+            return "run"
+        return "transfer" if "\ntransfer:" in "\n" + text else "run"
+
+    # JSON files
+    def write_json(self, name: str, obj: Any) -> None:
+        atomic_write_text(self / name, json.dumps(obj, indent=2) + "\n")
+
+    def read_json(self, name: str) -> Any:
+        return json.loads((self / name).read_text())
+
+    def write_config(self, text: str) -> None:
+        atomic_write_text(self.config, text)
+
+    def read_config_text(self) -> str | None:
+        """config.yaml's text; None when missing, unreadable or empty (a marker cut by a kill
+        counts as absent)."""
+        try:
+            text = self.config.read_text()
+        except (OSError, UnicodeDecodeError):
+            return None
+        return text if text.strip() else None
+
+    # JSON-lines files
+    def read_jsonl(self, name: str) -> list[dict[str, Any]]:
+        return read_jsonl(self / name)
+
+    def append_jsonl(self, name: str, rows: list[dict[str, Any]]) -> None:
+        if rows:
+            with open(self / name, "a") as f:
+                f.write("".join(json.dumps(r) + "\n" for r in rows))
+                f.flush()
+                os.fsync(f.fileno())
+
+    def truncate_jsonl(self, name: str, keep: Callable[[dict[str, Any]], bool]) -> list[dict]:
+        """Keep the rows for which keep(row) holds (resume drops what came after the checkpoint)."""
+        rows = [r for r in self.read_jsonl(name) if keep(r)]
+        atomic_write_text(self / name, "".join(json.dumps(r) + "\n" for r in rows))
+        return rows
+
+    # plugins.json
+    def plugin_dirs(self) -> tuple[str, ...]:
+        """The folders plugins.json records (none for a run without one)."""
+        data = read_json_object(self.plugins)
+        return tuple(str(d) for d in (data or {}).get("search_dirs", []))
+
+    def search_dirs(self, given: Iterable[str | Path], resuming: bool) -> tuple[str, ...]:
+        """Where this run's plugins are looked up besides sys.path: the `given` folders (the
+        config file's), absolute, and when resuming also those the run recorded."""
+        dirs = [str(Path(d).resolve()) for d in given]
+        return tuple(dict.fromkeys([*dirs, *(self.plugin_dirs() if resuming else ())]))
+
+    def record_plugin_dirs(self, dirs: Sequence[str], uses_plugins: bool) -> None:
+        """plugins.json, when the config names a plugin: the folders its plugins were looked up
+        in, so eval, ensemble, transfer and --resume of this run find them from anywhere."""
+        if dirs and uses_plugins:
+            self.write_json(PLUGINS, {"search_dirs": list(dirs)})
+
+    def prune(self, keep: tuple[str, ...] | None) -> None:
+        """Delete every file of the directory but `keep` (None keeps everything)."""
+        if keep is None or not self.path.is_dir():
+            return
+        for entry in self.path.iterdir():
+            if entry.name in keep:
+                continue
+            if entry.is_dir():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                entry.unlink(missing_ok=True)
+
+
+def study_trial_dir(study_dir: Path, number: int) -> Path:
+    """A trial's run directory in its study directory."""
+    return Path(study_dir) / TRIALS / f"{number:04d}"
