@@ -233,4 +233,3 @@ def test_a_bad_port_or_host_is_one_line(tmp_path, capsys, monkeypatch, args, say
     assert main(["dashboard", str(tmp_path), *args]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and says in err, err
-
