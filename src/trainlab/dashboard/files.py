@@ -26,11 +26,12 @@ class OutsideRoot(Exception):
     """A requested name that would leave the served directory (HTTP 403)."""
 
 
-def contained(root: Path, path: Path) -> Path | None:
+def contained(root: Path, path: Path, base: str | None = None) -> Path | None:
     """`path` with every symlink followed, when that real place is `root` or under it (root's
-    own symlinks followed too); None when it leaves root or cannot be resolved."""
+    own symlinks followed too; `base`: root's real path when the caller knows it); None when it
+    leaves root or cannot be resolved."""
     try:
-        base = os.path.realpath(root)
+        base = base or os.path.realpath(root)
         real = os.path.realpath(path)
     except (OSError, ValueError):  # a NUL byte, a loop of links on some platforms
         return None
@@ -89,18 +90,27 @@ class FileCache:
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
+        self.base = os.path.realpath(root)  # a root later swapped for a link: all refused
         self._store: dict[tuple[Path, str], tuple[tuple[int, int], Any]] = {}
+
+    def real(self, path: Path) -> Path | None:
+        """`contained(root, path)`."""
+        return contained(self.root, path, self.base)
 
     def allowed(self, path: Path) -> bool:
         """Whether `path` (file or folder) really lies under root."""
-        return contained(self.root, path) is not None
+        return self.real(path) is not None
 
     def refused(self, folder: Path, names: Iterable[str]) -> list[str]:
-        """Those of `names` that exist in `folder` but resolve outside root (links out)."""
-        return [n for n in names if os.path.lexists(folder / n) and not self.allowed(folder / n)]
+        """Those of `names` that exist in `folder` but resolve outside root (links out, or a
+        folder outside): one resolution for the folder, then only its links are followed."""
+        here = [n for n in names if os.path.lexists(folder / n)]
+        if not self.allowed(folder):
+            return here
+        return [n for n in here if os.path.islink(folder / n) and not self.allowed(folder / n)]
 
     def get(self, path: Path, parse: Callable[[Path], Any], default: Any = None) -> Any:
-        real = contained(self.root, path)
+        real = self.real(path)
         key = stat_key(real) if real is not None else None
         if key is None:
             return default

@@ -138,9 +138,11 @@ class RunReader:
             return "running"
         return "interrupted"
 
-    def checked(self, path: Path) -> tuple[dict[str, Any] | None, dict[str, Any], str | None]:
+    def checked(
+        self, path: Path
+    ) -> tuple[dict[str, Any] | None, dict[str, Any], str | None, list[str]]:
         """(result.json's object or None, config.yaml's mapping, why part of the run is left
-        out, or None): what summary and detail show of those two files."""
+        out or None, the run's files that link out of DIR): what the pages show of it."""
         refused = self.cache.refused(path, RUN_FILES)
         why = [f"{name} links outside the served directory (not read)" for name in refused]
         result = self.cache.get(path / RESULT, read_json_object)
@@ -152,7 +154,7 @@ class RunReader:
             result = {**(result or {}), "advice": []}
         config, problem = self.cache.get(path / CONFIG, read_config, ({}, None))
         why += [problem] if problem else []
-        return result, config, "; ".join(why) or None
+        return result, config, "; ".join(why) or None, refused
 
     def summary(self, path: Path, held: set[int] | None = None) -> dict[str, Any]:
         try:
@@ -176,13 +178,13 @@ class RunReader:
 
     def _summary(self, path: Path, held: set[int] | None) -> dict[str, Any]:
         metrics = self.cache.get(path / METRICS, read_jsonl, [])
-        result, _, error = self.checked(path)
+        result, _, error, refused = self.checked(path)
         vals = [_finite(m.get("val_accuracy")) for m in metrics]
         vals = [v for v in vals if v is not None]
         best_val = _finite(result.get("val_accuracy")) if result else None
         return {
             "name": self.prefix + relative_name(self.root, path),
-            "kind": RunDir(path).kind() if self.cache.allowed(path / CONFIG) else "run",
+            "kind": "run" if CONFIG in refused else RunDir(path).kind(),
             "error": error,
             "status": self.status(path, result, held),
             "epoch": metrics[-1].get("epoch") if metrics else None,
@@ -234,7 +236,7 @@ class RunReader:
 
     def _detail(self, path: Path) -> dict[str, Any]:
         held = held_flock_inodes()
-        result, config, _ = self.checked(path)
+        result, config, _, _ = self.checked(path)
         members = [
             self.summary(d, held)
             for sub in MEMBER_DIRS
