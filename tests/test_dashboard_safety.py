@@ -166,6 +166,17 @@ def test_every_answer_carries_the_content_security_policy(served, path):
     assert "'unsafe-inline'" not in CSP and "script-src 'self'" in CSP
 
 
+def test_a_bug_answers_500_with_the_headers_too(served, monkeypatch):
+    board, _ = served
+
+    def bug(self):  # noqa: ANN001, ANN202
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(RunReader, "index", bug)
+    status, headers, _ = request(board, "/api/runs")
+    assert status == 500 and headers["content-security-policy"] == CSP
+
+
 def test_no_page_holds_inline_script_or_markup_from_data():
     static = Path(__file__).resolve().parents[1] / "src" / "trainlab" / "dashboard" / "static"
     html = (static / "index.html").read_text()
@@ -233,3 +244,10 @@ def test_a_bad_port_or_host_is_one_line(tmp_path, capsys, monkeypatch, args, say
     assert main(["dashboard", str(tmp_path), *args]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and says in err, err
+
+
+def test_a_loopback_host_listens_without_the_warning(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(Dashboard, "run", lambda self: None)  # bind, announce, do not serve
+    assert main(["dashboard", str(tmp_path), "--host", "127.0.0.2", "--port", "0"]) == 0
+    err = capsys.readouterr().err
+    assert "warning" not in err and "http://127.0.0.2:" in err
