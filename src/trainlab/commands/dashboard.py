@@ -10,7 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from trainlab.engine.state import Callback
+from trainlab.engine.trainer import Callback
 
 DEFAULT_DIR = "runs"
 DEFAULT_PORT = 8050

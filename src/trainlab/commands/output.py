@@ -8,7 +8,7 @@ import json
 import sys
 from typing import Any
 
-from trainlab.engine.state import Callback
+from trainlab.engine.trainer import Callback
 
 
 def console(as_json: bool):  # noqa: ANN201

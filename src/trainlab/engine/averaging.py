@@ -11,21 +11,19 @@ from __future__ import annotations
 
 import copy
 import math
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from torch import nn
 
 from trainlab import schedules
+from trainlab.config import ExperimentConfig
 from trainlab.data.streaming import Split, TensorSplit
 from trainlab.engine.evaluate import accuracy_of_proba, average_proba_split, evaluate_split
 from trainlab.engine.rundir import load_checkpoint, save_checkpoint
-from trainlab.engine.state import Callback, Result
+from trainlab.engine.state import Result
+from trainlab.engine.trainer import Callback, Trainer
 from trainlab.smoothing import debiased_decay
-
-if TYPE_CHECKING:
-    from trainlab.config import ExperimentConfig
-    from trainlab.engine.trainer import Trainer
 
 SNAPSHOT_DIR = "snapshots"
 

@@ -25,7 +25,7 @@ from trainlab.engine.build import WeightPenalty, make_optimizer, make_schedule, 
 from trainlab.engine.evaluate import evaluate_split
 from trainlab.engine.precision import Precision
 from trainlab.engine.rundir import RunDir, save_checkpoint
-from trainlab.engine.state import Callback, TrainState
+from trainlab.engine.state import Result, TrainState
 from trainlab.engine.update_ratio import UpdateRatioMeter
 from trainlab.errors import UserError
 from trainlab.nn.models import build_model
@@ -37,6 +37,24 @@ def epoch_seed(seed: int, epoch: int) -> int:
     """The seed of one epoch's randomness (shuffling, dropout, augmentation): a function of the
     run's seed and the epoch only, so a resumed run draws the same numbers."""
     return int(np.random.SeedSequence([seed & 0xFFFFFFFF, epoch]).generate_state(1)[0])
+
+
+class Callback:
+    """Hooks into the loop; `on_epoch_end` returning True stops the run (pruning, for instance)."""
+
+    def on_train_start(self, trainer: Trainer) -> None: ...
+
+    def on_step_end(self, trainer: Trainer, loss: float) -> None: ...
+
+    def on_epoch_end(self, trainer: Trainer, record: dict[str, Any]) -> bool | None: ...
+
+    def on_train_end(self, trainer: Trainer, result: Result) -> None: ...
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
 
 
 class Trainer:

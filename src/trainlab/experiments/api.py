@@ -16,7 +16,8 @@ from trainlab.data.given import data_override, given_splits
 from trainlab.engine.evaluate import evaluate, evaluate_split, tta_accuracy, tta_accuracy_split
 from trainlab.engine.run import load_run
 from trainlab.engine.rundir import config_dirs, default_run_dir
-from trainlab.engine.state import Callback, Result
+from trainlab.engine.state import Result
+from trainlab.engine.trainer import Callback
 from trainlab.errors import UserError
 from trainlab.experiments.ensemble import evaluate_ensemble_run, train_ensemble
 from trainlab.experiments.given_model import config_for_model

@@ -25,7 +25,8 @@ from trainlab.data.streaming import Split
 from trainlab.engine.evaluate import accuracy_of_proba, predict_proba, predict_split
 from trainlab.engine.run import load_run
 from trainlab.engine.rundir import RunDir, atomic_write_text
-from trainlab.engine.state import Callback, Result
+from trainlab.engine.state import Result
+from trainlab.engine.trainer import Callback
 from trainlab.errors import UserError
 from trainlab.experiments.single import train_single
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -26,23 +25,12 @@ from trainlab.engine.rundir import config_dirs
 from trainlab.errors import UserError
 from trainlab.nn.models import build_model
 from trainlab.optim import FULL_BATCH, create
-from trainlab.report.lr_find import plot_lr_find
+from trainlab.report.lr_find import LRFindResult, plot_lr_find
 from trainlab.smoothing import DebiasedEMA
 
 SMOOTH_BETA = 0.98  # the smoothing fastai and Lightning use for this curve (memory ~50 steps)
 MIN_POINTS = 10  # steps: fewer recorded points give no suggestion
 MIN_DROP = 0.05  # fraction: a loss that never fell this far below its start gives no suggestion
-
-
-@dataclass
-class LRFindResult:
-    """The range test's curve: one lr, raw loss and smoothed loss per step, and the suggestion."""
-
-    lrs: list[float]
-    losses: list[float]
-    smoothed: list[float]
-    suggested_lr: float | None
-    stopped_early: bool
 
 
 def suggest_lr(lrs: list[float], smoothed: list[float]) -> float | None:

@@ -29,9 +29,9 @@ from trainlab.engine.rundir import (
     load_checkpoint,
     save_checkpoint,
 )
-from trainlab.engine.state import Callback, Result
+from trainlab.engine.state import Result
 from trainlab.engine.tensorboard import TensorBoardLogger
-from trainlab.engine.trainer import Trainer
+from trainlab.engine.trainer import Callback, Trainer
 from trainlab.errors import UserError
 from trainlab.plugins import source_dir
 from trainlab.report.advice import advise

@@ -46,7 +46,8 @@ from trainlab.config import ExperimentConfig, read_yaml, validate
 from trainlab.data import Splits, prepare
 from trainlab.engine.build import pick_device
 from trainlab.engine.rundir import config_dirs, default_run_dir, load_checkpoint
-from trainlab.engine.state import Callback, Result
+from trainlab.engine.state import Result
+from trainlab.engine.trainer import Callback
 from trainlab.errors import UserError
 from trainlab.experiments.single import as_config, train_single
 from trainlab.experiments.transfer.head import (
