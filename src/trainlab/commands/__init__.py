@@ -16,6 +16,7 @@ MODULES = (
     "search",
     "compare",
     "dashboard",
+    "config",
 )
 
 
