@@ -318,3 +318,10 @@ def test_the_front_door_exports_the_api_without_loading_torch():
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
+
+
+def test_the_api_module_has_every_name_the_package_exports():
+    import trainlab
+    import trainlab.api
+
+    assert all(callable(getattr(trainlab.api, n)) for n in trainlab.API)

@@ -8,9 +8,9 @@ classes in `trainlab.optim`, the schedules in `trainlab.schedules`.
 `import trainlab` is cheap: the names load (with torch) on first use.
 """
 
-from trainlab.version import __version__
+from trainlab.version import __version__ as __version__
 
-_API = (
+API = (
     "Callback",
     "Result",
     "Run",
@@ -24,19 +24,18 @@ _API = (
     "train",
     "transfer",
 )
-__all__ = [*_API, "__version__"]
+__all__ = [*API, "__version__"]
 
 
 def __getattr__(name: str):  # noqa: ANN202
     """The API's names, imported from trainlab.api (and torch with it) when first asked for."""
-    if name in _API:
+    if name in API:
         import importlib
 
-        value = getattr(importlib.import_module("trainlab.api"), name)
-        globals()[name] = value
+        globals()[name] = value = getattr(importlib.import_module("trainlab.api"), name)
         return value
     raise AttributeError(f"module 'trainlab' has no attribute {name!r}")
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_API))
+    return sorted(set(globals()) | set(API))

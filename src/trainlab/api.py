@@ -27,35 +27,25 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from trainlab.engine.run import Run, load_run
-from trainlab.engine.state import Result
-from trainlab.engine.trainer import Callback
+from trainlab.engine.run import Run as Run
+from trainlab.engine.run import load_run as load_run
+from trainlab.engine.state import Result as Result
+from trainlab.engine.trainer import Callback as Callback
 from trainlab.errors import UserError
-from trainlab.experiments.api import evaluate_run as evaluate
-from trainlab.experiments.api import train
-from trainlab.experiments.compare import compare
+from trainlab.experiments.api import evaluate_run
+from trainlab.experiments.api import train as train
+from trainlab.experiments.compare import compare as compare
 from trainlab.experiments.ensemble import evaluate_runs
 from trainlab.experiments.lr_find import run_lr_find
-from trainlab.experiments.transfer import transfer
+from trainlab.experiments.transfer import transfer as transfer
 from trainlab.rundir import BEST
 from trainlab.search import study as studies
-from trainlab.search.driver import search as search_config
-from trainlab.search.optimize import optimize
+from trainlab.search.driver import search
+from trainlab.search.optimize import optimize as optimize
 
-__all__ = [
-    "Callback",
-    "Result",
-    "Run",
-    "compare",
-    "ensemble",
-    "evaluate",
-    "load_run",
-    "lr_find",
-    "optimize",
-    "search_config",
-    "train",
-    "transfer",
-]
+# `import X as X` re-exports X; the list of the API's names is trainlab.API
+evaluate = evaluate_run
+search_config = search
 
 
 def ensemble(

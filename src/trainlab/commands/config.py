@@ -18,7 +18,7 @@ from typing import Any, Literal, Union
 
 from pydantic import BaseModel
 
-from trainlab.commands.output import add_common, console, emit_json
+from trainlab.commands.output import add_common, add_set, console, emit_json
 from trainlab.config import ExperimentConfig, OptimConfig, load_config, to_yaml
 from trainlab.errors import UserError
 from trainlab.search.config import SearchConfig
@@ -170,13 +170,7 @@ def add_parser(sub) -> None:  # noqa: ANN001
         help="print a config resolved with every default, or the fields of the schema",
     )
     p.add_argument("config", nargs="?", help="experiment config (YAML)")
-    p.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a config field by dotted path, e.g. optim.lr=3e-3 (repeatable)",
-    )
+    add_set(p)
     p.add_argument(
         "--fields",
         nargs="?",

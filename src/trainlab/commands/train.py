@@ -8,7 +8,7 @@ from pathlib import Path
 
 from trainlab.api import train
 from trainlab.commands.dashboard import DashboardHint
-from trainlab.commands.output import ProgressBar, add_common, print_result
+from trainlab.commands.output import ProgressBar, add_common, add_set, print_result
 from trainlab.config import load_config
 from trainlab.errors import UserError
 from trainlab.rundir import config_dirs, default_run_dir, latest_run_dir
@@ -37,13 +37,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 def add_parser(sub) -> None:  # noqa: ANN001
     p = sub.add_parser("train", help="train one model from a YAML config")
     p.add_argument("config", help="experiment config (YAML)")
-    p.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a config field by dotted path, e.g. optim.lr=3e-3 (repeatable)",
-    )
+    add_set(p)
     p.add_argument("--out", help="run directory (default runs/<config stem>-<time>)")
     p.add_argument(
         "--resume",
