@@ -152,7 +152,7 @@ def test_sigkill_then_resume(write_config, tmp_path, capsys):
 def test_run_directory_in_use_is_refused(write_config, tmp_path, capsys, ensemble):
     """While a process holds a run directory, `train --resume` into it exits 2 with one line
     and leaves it as it was; the lock is released when the holder finishes."""
-    from trainlab.engine.rundir import RunDir
+    from trainlab.rundir import RunDir
 
     text = SPIRALS + ("  ensemble: 2\n" if ensemble else "")
     text = text.replace("train: {epochs: 4, batch_size: 64}\n", "train:\n  epochs: 1\n")

@@ -24,9 +24,9 @@ from trainlab.commands.output import (
     print_result,
 )
 from trainlab.config import load_config
-from trainlab.engine.rundir import config_dirs, default_run_dir, latest_run_dir
 from trainlab.errors import DataWarning, UserError
 from trainlab.experiments import evaluate_run, train
+from trainlab.rundir import config_dirs, default_run_dir, latest_run_dir
 from trainlab.version import __version__
 
 

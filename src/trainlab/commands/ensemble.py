@@ -16,6 +16,7 @@ from trainlab.commands.output import add_common, console, emit_json
 from trainlab.commands.tables import pct, print_table, readable, table
 from trainlab.errors import UserError
 from trainlab.experiments.ensemble import evaluate_runs
+from trainlab.rundir import BEST
 from trainlab.search import study as studies
 
 
@@ -91,7 +92,7 @@ def add_parser(sub) -> None:  # noqa: ANN001
     )
     p.add_argument(
         "--checkpoint",
-        default="best.pt",
+        default=BEST,
         help="which weights of each run (default best.pt; ema.pt for Polyak averages)",
     )
     add_common(p)
