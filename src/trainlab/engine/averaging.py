@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from trainlab.config import ExperimentConfig
     from trainlab.engine.trainer import Trainer
 
+
 def averaging_callbacks(cfg: ExperimentConfig) -> list[Callback]:
     """The callbacks `train.ema` and `train.snapshots` ask for."""
     found: list[Callback] = []
