@@ -14,6 +14,7 @@ import argparse
 from trainlab.api import ensemble
 from trainlab.commands.output import add_common, console, emit_json
 from trainlab.commands.tables import pct, print_table, readable, table
+from trainlab.rundir import BEST
 from trainlab.search import study as studies
 
 
@@ -74,7 +75,7 @@ def add_parser(sub) -> None:  # noqa: ANN001
     )
     p.add_argument(
         "--checkpoint",
-        default="best.pt",
+        default=BEST,
         help="which weights of each run (default best.pt; ema.pt for Polyak averages)",
     )
     add_common(p)

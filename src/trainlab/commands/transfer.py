@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 
 from trainlab.commands.output import ProgressBar, add_common, console, emit_json, print_result
-from trainlab.engine.rundir import default_run_dir
 from trainlab.errors import UserError
 from trainlab.experiments.transfer import (
     list_blocks,
@@ -21,6 +20,7 @@ from trainlab.experiments.transfer import (
     train_transfer,
 )
 from trainlab.experiments.transfer.surgery import blocks_of, head_name, is_plugin_model
+from trainlab.rundir import default_run_dir
 
 
 def print_blocks(source: str, as_json: bool, head: str | None = None) -> int:

@@ -17,32 +17,33 @@ from typing import Any
 import numpy as np
 import yaml
 
-from trainlab.dashboard.files import (
-    FileCache,
-    read_json,
-    read_jsonl,
-    read_text,
-    relative_name,
-    served_files,
-)
+from trainlab.dashboard.files import FileCache, read_text, relative_name, served_files
 from trainlab.dashboard.liveness import held_flock_inodes, lock_held, recently_changed
 from trainlab.report.advice import UPDATE_RATIO_FAR, UPDATE_RATIO_TARGET
+from trainlab.rundir import (
+    CONFIG,
+    MEMBERS,
+    METRICS,
+    RESULT,
+    STEPS,
+    TRIALS,
+    RunDir,
+    is_run,
+    read_json_object,
+    read_jsonl,
+)
 from trainlab.smoothing import smooth
 
 MAX_POINTS = 2000  # points of a downsampled step curve (two per bucket)
 SMOOTH_BETA = 0.98  # the smoothed loss, as `trainlab train` plots it in curves.png
 PICTURES = (".png", ".svg", ".jpg")
-MEMBER_DIRS = ("members",)
+MEMBER_DIRS = (MEMBERS,)
 STATUSES = ("running", "completed", "early_stopping", "diverged", "interrupted")
-
-
-def is_run(path: Path) -> bool:
-    return (path / "config.yaml").is_file()
 
 
 def is_study_dir(path: Path) -> bool:
     """A study directory (runs/search/<study>/): its trials are shown by the study page."""
-    return (path / "trials").is_dir()
+    return (path / TRIALS).is_dir()
 
 
 def find_runs(root: Path) -> list[Path]:
@@ -107,14 +108,13 @@ class RunReader:
             return "running"
         if result and result.get("stopped_reason") in STATUSES:
             return result["stopped_reason"]
-        if result is None and recently_changed(path / "metrics.jsonl"):
+        if result is None and recently_changed(path / METRICS):
             return "running"
         return "interrupted"
 
     def summary(self, path: Path, held: set[int] | None = None) -> dict[str, Any]:
-        metrics = self.cache.get(path / "metrics.jsonl", read_jsonl, [])
-        result = self.cache.get(path / "result.json", read_json)
-        result = result if isinstance(result, dict) else None
+        metrics = self.cache.get(path / METRICS, read_jsonl, [])
+        result = self.cache.get(path / RESULT, read_json_object)
         vals = [_finite(m.get("val_accuracy")) for m in metrics]
         vals = [v for v in vals if v is not None]
         best_val = _finite(result.get("val_accuracy")) if result else None
@@ -125,7 +125,7 @@ class RunReader:
             "val_accuracy": best_val if best_val is not None else (max(vals) if vals else None),
             "test_accuracy": _finite(result.get("test_accuracy")) if result else None,
             "advice": [a.get("code") for a in (result or {}).get("advice", [])],
-            "modified": _mtime(path / "metrics.jsonl") or _mtime(path / "config.yaml"),
+            "modified": _mtime(path / METRICS) or _mtime(path / CONFIG),
         }
 
     def index(self) -> list[dict[str, Any]]:
@@ -140,7 +140,7 @@ class RunReader:
 
     def steps(self, path: Path) -> dict[str, Any]:
         """The per-step loss, raw and smoothed, downsampled; `total` is the steps recorded."""
-        rows = self.cache.get(path / "steps.jsonl", read_jsonl, [])
+        rows = self.cache.get(path / STEPS, read_jsonl, [])
         step = np.array([r.get("step", i + 1) for i, r in enumerate(rows)], dtype=float)
         loss = np.array([_finite(r.get("loss")) or math.nan for r in rows], dtype=float)
         smoothed = np.array(smooth(loss.tolist(), SMOOTH_BETA), dtype=float) if len(rows) else loss
@@ -154,7 +154,7 @@ class RunReader:
 
     def detail(self, path: Path) -> dict[str, Any]:
         held = held_flock_inodes()
-        result = self.cache.get(path / "result.json", read_json)
+        result = self.cache.get(path / RESULT, read_json_object)
         members = [
             self.summary(d, held)
             for sub in MEMBER_DIRS
@@ -168,7 +168,7 @@ class RunReader:
         }
         return {
             **self.summary(path, held),
-            "metrics": self.cache.get(path / "metrics.jsonl", read_jsonl, []),
+            "metrics": self.cache.get(path / METRICS, read_jsonl, []),
             "steps": self.steps(path),
             "result": result,
             "advice_all": (result or {}).get("advice", []),
@@ -177,12 +177,12 @@ class RunReader:
                 UPDATE_RATIO_TARGET,
                 UPDATE_RATIO_TARGET * UPDATE_RATIO_FAR,
             ],
-            "config": self.cache.get(path / "config.yaml", read_text, ""),
-            "config_values": flatten(self.cache.get(path / "config.yaml", read_yaml, None) or {}),
+            "config": self.cache.get(path / CONFIG, read_text, ""),
+            "config_values": flatten(self.cache.get(path / CONFIG, read_yaml, None) or {}),
             "pictures": self.pictures(path),
             "members": members,
             "averaged": averaged,
-            "snapshots": sorted(p.name for p in (path / "snapshots").glob("*.pt")),
+            "snapshots": [p.name for p in RunDir(path).snapshots()],
         }
 
     def pictures(self, path: Path) -> list[str]:

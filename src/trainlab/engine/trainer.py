@@ -22,15 +22,16 @@ from trainlab.data.augment import parse_augment
 from trainlab.data.streaming import batch_count
 from trainlab.divergence import DivergenceGuard
 from trainlab.engine.build import WeightPenalty, make_optimizer, make_schedule, pick_device
+from trainlab.engine.checkpoints import save_checkpoint
 from trainlab.engine.evaluate import evaluate_split
 from trainlab.engine.precision import Precision
-from trainlab.engine.rundir import RunDir, save_checkpoint
 from trainlab.engine.state import Result, TrainState
 from trainlab.engine.update_ratio import UpdateRatioMeter
 from trainlab.errors import UserError
 from trainlab.nn.models import build_model
 from trainlab.nn.plugins import check_output
 from trainlab.optim import FULL_BATCH
+from trainlab.rundir import METRICS, STEPS, RunDir
 
 
 def epoch_seed(seed: int, epoch: int) -> int:
@@ -54,7 +55,6 @@ class Callback:
         return {}
 
     def load_state_dict(self, state: dict[str, Any]) -> None: ...
-
 
 
 class Trainer:
@@ -338,7 +338,7 @@ class Trainer:
             st.seconds += seconds
             st.initial_loss = self.guard.initial_loss
             self.run.append_jsonl(
-                "steps.jsonl",
+                STEPS,
                 [
                     {"step": st.step - len(self.step_losses) + i + 1, "loss": v}
                     for i, v in enumerate(self.step_losses)
@@ -363,10 +363,10 @@ class Trainer:
             else:
                 st.bad_epochs += 1
             stop = any([bool(cb.on_epoch_end(self, record)) for cb in self.callbacks])
-            self.run.append_jsonl("metrics.jsonl", [record])
+            self.run.append_jsonl(METRICS, [record])
             if improved:
-                save_checkpoint(self.run / "best.pt", self.best_weights())
-            save_checkpoint(self.run / "last.pt", self.checkpoint())
+                save_checkpoint(self.run.best, self.best_weights())
+            save_checkpoint(self.run.last, self.checkpoint())
             if stop:
                 return "pruned"
             if t.patience is not None and st.bad_epochs >= t.patience:

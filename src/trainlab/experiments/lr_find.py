@@ -21,11 +21,11 @@ from torch.optim import Optimizer
 from trainlab.config import load_config
 from trainlab.data import prepare
 from trainlab.engine.build import param_groups
-from trainlab.engine.rundir import config_dirs
 from trainlab.errors import UserError
 from trainlab.nn.models import build_model
 from trainlab.optim import FULL_BATCH, create
 from trainlab.report.lr_find import LRFindResult, plot_lr_find
+from trainlab.rundir import config_dirs
 from trainlab.smoothing import DebiasedEMA
 
 SMOOTH_BETA = 0.98  # the smoothing fastai and Lightning use for this curve (memory ~50 steps)

@@ -42,10 +42,19 @@ from trainlab.config import ExperimentConfig, known_path, read_yaml, to_yaml, va
 from trainlab.config import apply_overrides as apply_set
 from trainlab.data import prepare
 from trainlab.data.given import data_override
-from trainlab.engine.rundir import PLUGINS_FILE, atomic_write_text, config_dirs
 from trainlab.errors import UserError
-from trainlab.experiments.executors import KEEP, Event, Job, make_executor, prune_run_dir
+from trainlab.experiments.executors import Event, Job, make_executor
 from trainlab.experiments.given_model import factory_override
+from trainlab.rundir import (
+    BEST_YAML,
+    CONFIG,
+    CURVES,
+    PLUGINS,
+    TRIAL_KEEPS,
+    RunDir,
+    atomic_write_text,
+    config_dirs,
+)
 from trainlab.search import artifacts as stored
 from trainlab.search import cooperate
 from trainlab.search import study as studies
@@ -273,7 +282,7 @@ class Driver:
         self.search: Search  # the study's ask/tell, once it is open
         self.last: dict[int, float] = {}  # last reported value per running trial
         self.epochs: dict[int, int] = {}  # epochs each running trial trains for
-        self.keep = None if options.keep_all else KEEP
+        self.keep = None if options.keep_all else TRIAL_KEEPS
         self.loop_seconds = 0.0
         self.workers = 0
         self.shared = studies.is_shared(p.storage_url)  # drivers cooperate (cooperate.py)
@@ -340,7 +349,7 @@ class Driver:
                     shutil.rmtree(p.study_dir, ignore_errors=True)
                 raise
             for number in opened.recovered:  # finished runs the killed driver had not recorded
-                prune_run_dir(studies.trial_dir(p.study_dir, number), self.keep)
+                RunDir(studies.trial_dir(p.study_dir, number)).prune(self.keep)
             try:
                 self.display.start(p.name, p.search.trials, self.counted(), self.workers)
                 self._loop()
@@ -580,7 +589,7 @@ class Driver:
         """Re-train each of the best `retest` configs with `retest_seeds` new seeds, on the
         search's executor; see trainlab.search.retest."""
         top = studies.ranked_trials(self.study, self.p.space)[: self.p.search.retest]
-        stored.fetch_missing(self.study, self._run_dirs(r["trial"] for r in top), "config.yaml")
+        stored.fetch_missing(self.study, self._run_dirs(r["trial"] for r in top), CONFIG)
         out = retest(
             self.p.study_dir,
             top,
@@ -613,24 +622,24 @@ class Driver:
             "curves": str(
                 plot_curves(
                     curves_from_study(self.study),
-                    d / "curves.png",
+                    d / CURVES,
                     title=f"{self.p.name}: every trial's validation accuracy",
                 )
             ),
         }
         best = studies.best_trial(self.study)
         if best is not None:
-            stored.fetch_missing(self.study, self._run_dirs([best.number]), "config.yaml")
-            src = studies.trial_dir(d, best.number) / "config.yaml"
+            stored.fetch_missing(self.study, self._run_dirs([best.number]), CONFIG)
+            src = studies.trial_dir(d, best.number) / CONFIG
             if src.exists():
                 atomic_write_text(
-                    d / "best.yaml",
+                    d / BEST_YAML,
                     f"# best trial {best.number} of study "
                     f"{self.p.name}: validation accuracy {best.value:.4f}\n" + src.read_text(),
                 )
-                plugins = src.parent / PLUGINS_FILE  # where best.yaml's plugins are found
+                plugins = src.parent / PLUGINS  # where best.yaml's plugins are found
                 if plugins.exists():
-                    atomic_write_text(d / PLUGINS_FILE, plugins.read_text())
+                    atomic_write_text(d / PLUGINS, plugins.read_text())
         return plots
 
     def _report(
@@ -647,7 +656,7 @@ class Driver:
                 "params": studies.trial_params(best, self.p.space),
                 "test_accuracy": best.user_attrs.get("test_accuracy"),
                 "run_dir": str(studies.trial_dir(self.p.study_dir, best.number)),
-                "config_path": str(self.p.study_dir / "best.yaml"),
+                "config_path": str(self.p.study_dir / BEST_YAML),
             }
         return SearchResult(
             study=self.p.name,

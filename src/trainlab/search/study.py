@@ -17,7 +17,6 @@ before anything is touched. The study directory (`runs/search/<study>/`) holds:
 from __future__ import annotations
 
 import csv
-import json
 import math
 import os
 import shutil
@@ -37,6 +36,8 @@ from optuna.trial import FrozenTrial, TrialState
 from trainlab.config import known_path
 from trainlab.errors import UserError
 from trainlab.locking import DirLock
+from trainlab.rundir import BEST, finished_result
+from trainlab.rundir import study_trial_dir as trial_dir  # the search's callers use this name
 from trainlab.search.space import Space, parse_space
 from trainlab.search.urls import masked, masked_in
 
@@ -45,11 +46,6 @@ SIGNATURE_ATTR = "trainlab:signature"
 DIR_ATTR = "trainlab:dir"
 OUTCOME = "outcome"  # user attr: diverged | crashed | interrupted | invalid
 INTERRUPTED = "interrupted"
-
-
-def trial_dir(study_dir: Path, number: int) -> Path:
-    """The run directory of trial `number` (the layout `trainlab ensemble --study` reads)."""
-    return Path(study_dir) / "trials" / f"{number:04d}"
 
 
 # --------------------------------------------------------------------------- storage
@@ -233,20 +229,6 @@ class NoLock:
 
 
 # --------------------------------------------------------------------------- a trial's result
-
-
-def finished_result(run_dir: Path) -> dict[str, Any] | None:
-    """The run's result.json if the run finished (an interrupted run counts as missing)."""
-    path = Path(run_dir) / "result.json"
-    if not path.is_file():
-        return None
-    try:
-        result = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    if not isinstance(result, dict) or result.get("stopped_reason") in (None, INTERRUPTED):
-        return None
-    return result
 
 
 @dataclass
@@ -571,8 +553,8 @@ def top_run_dirs(
     for row in rows:
         if len(dirs) >= k:
             break
-        fetch_missing(study, {row["trial"]: trial_dir(directory, row["trial"])}, "best.pt")
-        if (trial_dir(directory, row["trial"]) / "best.pt").is_file():
+        fetch_missing(study, {row["trial"]: trial_dir(directory, row["trial"])}, BEST)
+        if (trial_dir(directory, row["trial"]) / BEST).is_file():
             dirs.append(trial_dir(directory, row["trial"]))
     if not dirs:
         raise UserError(

@@ -45,7 +45,7 @@ from torch import nn
 from trainlab.config import ExperimentConfig, read_yaml, validate
 from trainlab.data import Splits, prepare
 from trainlab.engine.build import pick_device
-from trainlab.engine.rundir import config_dirs, default_run_dir, load_checkpoint
+from trainlab.engine.checkpoints import load_checkpoint
 from trainlab.engine.state import Result
 from trainlab.engine.trainer import Callback
 from trainlab.errors import UserError
@@ -70,6 +70,7 @@ from trainlab.experiments.transfer.surgery import (
 )
 from trainlab.nn.plugins import check_output
 from trainlab.optim import FULL_BATCH
+from trainlab.rundir import RunDir, config_dirs, default_run_dir
 
 MODES = ("linear", "finetune")
 
@@ -339,7 +340,7 @@ class TransferRecord(Callback):
 def check_resume(out: str | Path, setup: TransferSetup) -> None:
     """Before resuming: the run in `out` must have been a transfer with the same settings (its
     optimizer has the param groups of those settings, so this is checked before loading it)."""
-    last = Path(out) / "last.pt"
+    last = RunDir(out).last
     if not last.exists():
         return
     saved = [
