@@ -7,7 +7,8 @@ import pytest
 from optuna.trial import TrialState
 
 from trainlab.search.config import SearchConfig
-from trainlab.search.samplers import (
+from trainlab.search.space import parse_space
+from trainlab.search.strategies import (
     BlockCoordinateSampler,
     CoarseToFineSampler,
     GridSampler,
@@ -17,7 +18,6 @@ from trainlab.search.samplers import (
     make_pruner,
     make_sampler,
 )
-from trainlab.search.space import parse_space
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -284,7 +284,7 @@ def test_pruners_are_built_explicitly_and_prune_bad_trials():
 
 
 def test_plots_write_images(tmp_path):
-    from trainlab.search.plots import curves_from_study, plot_curves, plot_params
+    from trainlab.search.study.plots import curves_from_study, plot_curves, plot_params
 
     sampler = make_sampler(c2f_config(trials=18), FULL)
     study = optuna.create_study(direction="maximize", sampler=sampler)
@@ -310,7 +310,7 @@ def test_plots_write_images(tmp_path):
 
 
 def test_coarse_to_fine_prunes_a_trial_against_its_own_round_only():
-    from trainlab.search.samplers import ROUND_ATTR, SameRoundPruner
+    from trainlab.search.strategies import ROUND_ATTR, SameRoundPruner
 
     cfg = SearchConfig(
         strategy="coarse-to-fine",
@@ -351,7 +351,7 @@ def test_a_driver_kept_list_of_complete_trials_prunes_as_the_study_does(tmp_path
     """The search driver asks the pruner through CompleteTrialsKept (complete trials listed once
     per finished trial): every answer equals trial.should_prune() on the study itself, and a
     trial told COMPLETE counts from the next answer on (forget)."""
-    from trainlab.search.samplers import ROUND_ATTR, CompleteTrialsKept
+    from trainlab.search.strategies import ROUND_ATTR, CompleteTrialsKept
     from trainlab.search.study import open_storage
 
     cfg = SearchConfig(

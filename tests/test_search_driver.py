@@ -21,10 +21,10 @@ from trainlab.errors import UserError
 from trainlab.experiments import executors
 from trainlab.experiments.executors import Event, Job, LocalExecutor, run_job
 from trainlab.report.stats import compare_pairs, holm, paired
-from trainlab.search import driver
-from trainlab.search.driver import search
-from trainlab.search.retest import retest_seeds
-from trainlab.search.samplers import boxes
+from trainlab.search.running import driver
+from trainlab.search.running.driver import search
+from trainlab.search.running.retest import retest_seeds
+from trainlab.search.strategies import boxes
 from trainlab.search.study import StudyLock, open_storage
 
 BASE = """

@@ -17,7 +17,7 @@ from trainlab.commands.dashboard import hint as dashboard_hint
 from trainlab.commands.dashboard import storage_hint
 from trainlab.commands.output import add_common, console, emit_json
 from trainlab.commands.tables import frac, num, print_table, readable, seconds, table
-from trainlab.search.driver import Display, Driver, SearchOptions, plan
+from trainlab.search.running.driver import Display, Driver, SearchOptions, plan
 from trainlab.search.study import is_shared
 
 _BAR = 40

@@ -32,10 +32,10 @@ from trainlab.dashboard.files import FileCache, read_text, relative_name, served
 from trainlab.dashboard.liveness import held_flock_inodes, lock_held
 from trainlab.dashboard.runs import is_run
 from trainlab.errors import UserError
-from trainlab.search import artifacts as stored
 from trainlab.search import study as studies
-from trainlab.search.samplers import BLOCK_ATTR, ROUND_ATTR, boxes
-from trainlab.search.urls import masked
+from trainlab.search.strategies import BLOCK_ATTR, ROUND_ATTR, boxes
+from trainlab.search.study import artifacts as stored
+from trainlab.search.study.urls import masked
 
 DEFAULT_DB = "trainlab.db"
 PICTURES = (".png", ".svg", ".jpg")

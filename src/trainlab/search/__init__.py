@@ -5,12 +5,12 @@
 - `trainlab.search.config`: `SearchConfig`, `load_search_config`.
 - `trainlab.search.optimize`: `optimize(objective, space, ...)` and the ask/tell `Search` over any
   objective (imports Optuna when first used).
-- `trainlab.search.samplers`: `make_sampler`, `make_pruner`, `boxes` and the sampler classes.
-- `trainlab.search.plots`: `plot_params`, `plot_curves` (imports matplotlib; import it directly).
-- `trainlab.search.driver`: `search(config, **options)`, the driver that owns the study.
+- `trainlab.search.strategies`: `make_sampler`, `make_pruner`, `boxes` and the sampler classes.
+- `trainlab.search.study.plots`: `plot_params`, `plot_curves` (imports matplotlib).
+- `trainlab.search.running.driver`: `search(config, **options)`, the driver that owns the study.
 - `trainlab.experiments.executors`: local worker processes, Ray tasks, in-process.
 - `trainlab.search.study`: storage, lock, resume checks, leaderboard.
-- `trainlab.search.retest`: re-training the best configs with new seeds (`--retest K`).
+- `trainlab.search.running.retest`: re-training the best configs with new seeds (`--retest K`).
 (The last four import Optuna and more: import them directly.)
 """
 

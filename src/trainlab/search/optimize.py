@@ -53,15 +53,15 @@ from pydantic import ValidationError
 from trainlab.config import format_validation_error
 from trainlab.errors import UserError, excerpt
 from trainlab.search.config import SearchConfig, Strategy
-from trainlab.search.cooperate import counted
-from trainlab.search.samplers import (
+from trainlab.search.running.cooperate import counted
+from trainlab.search.space import Dimension, Space, parse_distribution
+from trainlab.search.strategies import (
     CoarseToFineSampler,
     CompleteTrialsKept,
     make_pruner,
     make_sampler,
     must_wait,
 )
-from trainlab.search.space import Dimension, Space, parse_distribution
 from trainlab.search.study import open_storage
 
 STRATEGIES: tuple[str, ...] = get_args(Strategy)

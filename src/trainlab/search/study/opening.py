@@ -38,7 +38,7 @@ from trainlab.config import known_path
 from trainlab.errors import UserError
 from trainlab.locking import DirLock
 from trainlab.search.space import Space, parse_space
-from trainlab.search.urls import masked, masked_in
+from trainlab.search.study.urls import masked, masked_in
 
 DEFAULT_STORAGE = "sqlite:///runs/trainlab.db"
 SIGNATURE_ATTR = "trainlab:signature"
@@ -70,7 +70,8 @@ def open_storage(url: str, must_exist: bool = False, heartbeat: int | None = Non
 
     An SQLite file's folder is created, unless `must_exist` (`--resume`: a missing file is a
     mistake, and no empty database is left behind). `heartbeat` (seconds) turns on Optuna's
-    heartbeat on PostgreSQL (the journal's is trainlab.search.cooperate's). Mistakes: one line.
+    heartbeat on PostgreSQL (the journal's is trainlab.search.running.cooperate's). Mistakes: one
+    line.
     """
     if url.startswith("journal:"):
         return _open_journal(url, must_exist)
@@ -337,7 +338,7 @@ def open_study(
 
     On a `shared` storage (PostgreSQL, journal) a driver joins the study if it exists (same
     signature), without `--resume`; other drivers' RUNNING trials are theirs, left to the
-    heartbeat (trainlab.search.cooperate) to recover if their driver died.
+    heartbeat (trainlab.search.running.cooperate) to recover if their driver died.
     """
     names = {s.study_name for s in storage.get_all_studies()}
     if shared and (name in names or not resume):
@@ -565,7 +566,7 @@ def top_run_dirs(
     trained models too, stopped early)."""
     study, directory = find_study(url, name_or_dir)
     rows = ranked_trials(study, searched_space(study), states)
-    from trainlab.search.artifacts import fetch_missing  # trials another machine ran
+    from trainlab.search.study.artifacts import fetch_missing  # trials another machine ran
 
     dirs: list[Path] = []
     for row in rows:

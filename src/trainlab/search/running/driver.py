@@ -46,14 +46,14 @@ from trainlab.engine.rundir import PLUGINS_FILE, atomic_write_text, config_dirs
 from trainlab.errors import UserError
 from trainlab.experiments.executors import KEEP, Event, Job, make_executor, prune_run_dir
 from trainlab.experiments.given_model import factory_override
-from trainlab.search import artifacts as stored
-from trainlab.search import cooperate
 from trainlab.search import study as studies
 from trainlab.search.config import SearchConfig, load_search_config
 from trainlab.search.optimize import Search
-from trainlab.search.retest import retest
-from trainlab.search.samplers import make_pruner, make_sampler
+from trainlab.search.running import cooperate
+from trainlab.search.running.retest import retest
 from trainlab.search.space import Space, apply_overrides, drop_unused, parse_space
+from trainlab.search.strategies import make_pruner, make_sampler
+from trainlab.search.study import artifacts as stored
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -81,7 +81,7 @@ class SearchOptions:
     keep_all: bool = False
     threads: int = 1  # torch threads per worker
     heartbeat: int = 30  # seconds between a running trial's heartbeats (shared storages)
-    artifacts: str | None = None  # the artifact store's folder (trainlab.search.artifacts)
+    artifacts: str | None = None  # the artifact store's folder (trainlab.search.study.artifacts)
 
 
 @dataclass
@@ -578,7 +578,7 @@ class Driver:
 
     def _retest(self) -> list[dict[str, Any]]:
         """Re-train each of the best `retest` configs with `retest_seeds` new seeds, on the
-        search's executor; see trainlab.search.retest."""
+        search's executor; see trainlab.search.running.retest."""
         top = studies.ranked_trials(self.study, self.p.space)[: self.p.search.retest]
         stored.fetch_missing(self.study, self._run_dirs(r["trial"] for r in top), "config.yaml")
         out = retest(
@@ -598,7 +598,7 @@ class Driver:
 
     def _write_outputs(self, rows: list[dict[str, Any]] | None = None) -> dict[str, str]:
         """leaderboard.csv (of `rows`, the study's leaderboard), the plots and best.yaml."""
-        from trainlab.search.plots import (  # matplotlib loads only when plots are drawn
+        from trainlab.search.study.plots import (  # matplotlib loads only when plots are drawn
             curves_from_study,
             plot_curves,
             plot_params,

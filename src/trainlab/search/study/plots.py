@@ -22,8 +22,8 @@ from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 from optuna.study import Study, StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
-from trainlab.search.samplers import BLOCK_ATTR, ROUND_ATTR, boxes
 from trainlab.search.space import Dimension, Space
+from trainlab.search.strategies import BLOCK_ATTR, ROUND_ATTR, boxes
 
 _PRUNED_COLOR = "0.55"
 
