@@ -13,11 +13,11 @@ from trainlab.search.strategies import (
     CoarseToFineSampler,
     GridSampler,
     RandomSampler,
-    boxes,
     grid_axes,
     make_pruner,
     make_sampler,
 )
+from trainlab.search.study import boxes
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -389,3 +389,30 @@ def test_a_driver_kept_list_of_complete_trials_prunes_as_the_study_does(tmp_path
         kept.forget()
     assert answers.count(True) >= 3 and answers.count(False) >= 3  # both answers compared
     assert kept_reads == 6 and len(answers) == 36  # listed once per finished trial, not per answer
+
+
+def test_the_builder_tables_cover_exactly_the_names_and_build_each():
+    from trainlab import names
+    from trainlab.search.strategies import PRUNERS, SAMPLERS
+
+    assert tuple(SAMPLERS) == names.STRATEGIES
+    assert tuple(PRUNERS) == names.PRUNERS
+    space = {"optim.lr": "loguniform(1e-4, 1e-1)", "model.dropout": "uniform(0, 0.5)"}
+    for strategy in names.STRATEGIES:
+        cfg = SearchConfig(strategy=strategy, trials=4, space=space)
+        assert isinstance(make_sampler(cfg, LR_DROPOUT), optuna.samplers.BaseSampler)
+        for pruner in names.PRUNERS:
+            built = make_pruner(cfg.model_copy(update={"pruner": pruner}))
+            assert isinstance(built, optuna.pruners.BasePruner)
+
+
+@pytest.mark.parametrize("field,value", [("strategy", "bayes"), ("pruner", "hyperband")])
+def test_an_unknown_strategy_or_pruner_is_one_line_naming_its_field(field, value):
+    from trainlab.errors import UserError
+    from trainlab.search.config import load_search_config
+
+    with pytest.raises(UserError) as refused:
+        load_search_config({field: value})
+    message = str(refused.value)
+    assert message.startswith(f"search.{field}: ") and repr(value) in message
+    assert "\n" not in message

@@ -33,8 +33,9 @@ from trainlab.dashboard.liveness import held_flock_inodes, lock_held
 from trainlab.dashboard.runs import is_run
 from trainlab.errors import UserError
 from trainlab.search import study as studies
-from trainlab.search.strategies import BLOCK_ATTR, ROUND_ATTR, boxes
+from trainlab.search.strategies.base import BLOCK_ATTR, ROUND_ATTR
 from trainlab.search.study import artifacts as stored
+from trainlab.search.study.rounds import boxes
 from trainlab.search.study.urls import masked
 
 DEFAULT_DB = "trainlab.db"

@@ -23,7 +23,8 @@ from optuna.study import Study, StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
 from trainlab.search.space import Dimension, Space
-from trainlab.search.strategies import BLOCK_ATTR, ROUND_ATTR, boxes
+from trainlab.search.strategies.base import BLOCK_ATTR, ROUND_ATTR
+from trainlab.search.study.rounds import boxes
 
 _PRUNED_COLOR = "0.55"
 
