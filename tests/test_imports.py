@@ -205,6 +205,24 @@ RULES = [
         "report never imports the engine (it reads records, not trainers)",
     ),
     (
+        ("trainlab.search.strategies",),
+        "not",
+        ("trainlab.search.study", "trainlab.search.running", "trainlab.search.optimize"),
+        "search strategies are pure samplers: no storage, no runs",
+    ),
+    (
+        ("trainlab.search.study",),
+        "not",
+        ("trainlab.search.running", "trainlab.search.optimize", "trainlab.experiments"),
+        "the study is what the dashboard reads: it runs nothing",
+    ),
+    (
+        ("trainlab.search.optimize",),
+        "not",
+        ("trainlab.search.running",),
+        "optimize() uses the strategies and the study, never the config search's driver",
+    ),
+    (
         ("trainlab.dashboard",),
         "not",
         ("trainlab.engine", "trainlab.experiments", "trainlab.landscape", "trainlab.data"),
@@ -274,6 +292,30 @@ def test_function_local_imports_say_why():
     assert unknown == {}
     stale = sorted(set(KNOWN_LOCAL_IMPORTS) - set(found))
     assert stale == [], "fixed: remove these entries from KNOWN_LOCAL_IMPORTS"
+
+
+def test_search_strategies_open_no_file_or_storage():
+    """trainlab.search.strategies reads and annotates the study it is given, nothing else."""
+    io = ("os", "io", "pathlib", "shutil", "sqlite3", "optuna.storages", "optuna.artifacts")
+    wrong = []
+    for name, path in MODULES.items():
+        if not in_area(name, "trainlab.search.strategies"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                found = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+                found = [node.module]
+            elif isinstance(node, ast.Call) and getattr(node.func, "id", None) == "open":
+                found = ["open()"]
+            else:
+                continue
+            wrong += [
+                f"{name}:{node.lineno} {f}"
+                for f in found
+                if f == "open()" or any(f == m or f.startswith(m + ".") for m in io)
+            ]
+    assert wrong == []
 
 
 def test_optimizers_and_schedules_need_only_torch():

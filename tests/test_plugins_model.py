@@ -19,7 +19,7 @@ from trainlab.engine.checkpoints import load_checkpoint
 from trainlab.errors import UserError
 from trainlab.experiments import evaluate_run
 from trainlab.experiments.executors import Job, _ray_run
-from trainlab.search.driver import search
+from trainlab.search.running.driver import search
 
 MODELS = textwrap.dedent(
     """

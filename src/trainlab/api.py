@@ -40,8 +40,8 @@ from trainlab.experiments.lr_find import run_lr_find
 from trainlab.experiments.transfer import transfer as transfer
 from trainlab.rundir import BEST
 from trainlab.search import study as studies
-from trainlab.search.driver import search
 from trainlab.search.optimize import optimize as optimize
+from trainlab.search.running.driver import search
 
 # `import X as X` re-exports X; the list of the API's names is trainlab.API
 evaluate = evaluate_run

@@ -28,8 +28,9 @@ FULL_BATCH_OPTIMIZERS = ("lbfgs", "newton")
 SCHEDULES = ("constant", "step", "exponential", "inverse_time", "cosine", "cosine_restarts")
 SCHEDULE_PER = ("step", "epoch")
 
-#: search.strategy (auto is the default), search.pruner, search.executor
-STRATEGIES = ("auto", "grid", "random", "coarse-to-fine", "block", "tpe")
+#: search.strategy (auto is the default; listed last, as the config's messages always have),
+#: search.pruner, search.executor
+STRATEGIES = ("grid", "random", "coarse-to-fine", "block", "tpe", "auto")
 PRUNERS = ("none", "median", "halving")
 EXECUTORS = ("local", "ray")
 DIRECTIONS = ("maximize", "minimize")

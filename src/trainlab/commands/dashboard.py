@@ -21,7 +21,7 @@ def hint(root: str = DEFAULT_DIR, storage: str | None = None) -> str:
     (`storage`: a shared study's URL, shown with its password masked)."""
     arg = "" if root.rstrip("/") == DEFAULT_DIR else f" {root}"
     if storage:
-        from trainlab.search.urls import masked  # loaded only by the commands that print it
+        from trainlab.search.study.urls import masked  # loaded only by the commands that print it
 
         arg += f" --storage {masked(storage)}"
     return f"watch it live: trainlab dashboard{arg}  (then open http://127.0.0.1:{DEFAULT_PORT}/)"
@@ -44,7 +44,7 @@ class DashboardHint(Callback):
 
 def cmd_dashboard(args: argparse.Namespace) -> int:
     from trainlab.dashboard.server import Dashboard  # the web server loads only for this command
-    from trainlab.search.urls import masked  # with the server: only this command shows URLs
+    from trainlab.search.study.urls import masked  # with the server: only this command shows URLs
 
     storages = args.storage or []
     board = Dashboard(

@@ -32,10 +32,11 @@ from trainlab.dashboard.files import FileCache, read_text, relative_name, served
 from trainlab.dashboard.liveness import held_flock_inodes, lock_held
 from trainlab.errors import UserError
 from trainlab.rundir import BEST_YAML, CONFIG, TRIALS, is_run, study_trial_dir
-from trainlab.search import artifacts as stored
 from trainlab.search import study as studies
-from trainlab.search.samplers import BLOCK_ATTR, ROUND_ATTR, boxes
-from trainlab.search.urls import masked
+from trainlab.search.strategies.base import BLOCK_ATTR, ROUND_ATTR
+from trainlab.search.study import artifacts as stored
+from trainlab.search.study.rounds import boxes
+from trainlab.search.study.urls import masked
 
 DEFAULT_DB = "trainlab.db"
 PICTURES = (".png", ".svg", ".jpg")
