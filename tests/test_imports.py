@@ -144,8 +144,9 @@ RULES = [
     (
         ("trainlab.optim", "trainlab.schedules"),
         "only",
-        ("trainlab.optim", "trainlab.errors"),
-        "optim and schedules import only torch, the standard library and trainlab.errors",
+        ("trainlab.optim", "trainlab.errors", "trainlab.names"),
+        "optim and schedules import only torch, the standard library, trainlab.errors and "
+        "trainlab.names",
     ),
     (
         ("trainlab.errors", "trainlab.version", "trainlab.smoothing", "trainlab.divergence"),

@@ -13,7 +13,7 @@ import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
-from trainlab import commands
+from trainlab import commands, names
 from trainlab.commands.dashboard import DashboardHint
 from trainlab.commands.output import (
     ProgressBar,
@@ -121,7 +121,7 @@ def build_parser() -> Parser:
     p.add_argument("--data-path", help="new data of the same shape (.npz, .csv, image folder)")
     p.add_argument(
         "--tta",
-        choices=["none", "flip", "ten_crop"],
+        choices=names.TTA_MODES,
         default=None,
         help="test-time augmentation (default: the run's train.tta)",
     )

@@ -44,6 +44,12 @@ ACTIVATIONS = ("relu", "gelu", "tanh", "leaky_relu")
 NORMS = ("none", "batch", "layer")
 POOLS = ("max", "fractional", "none")
 
+#: trainlab transfer: --mode (what trains), --solver (how a linear head is fitted), --normalize
+#: (whose input statistics the network sees)
+TRANSFER_MODES = ("linear", "finetune")
+TRANSFER_SOLVERS = ("lbfgs", "optim")
+TRANSFER_NORMALIZATIONS = ("pretrained", "new")
+
 #: the kinds of run directory (trainlab.rundir.RunDir.kind)
 RUN_KINDS = ("run", "ensemble", "transfer", "compare", "trial")
 
