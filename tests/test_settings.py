@@ -7,10 +7,12 @@ import torch
 
 from trainlab import config, names, schedules
 from trainlab.cli import build_parser, main
+from trainlab.data import sources
 from trainlab.engine.build import make_optimizer
 from trainlab.errors import UserError
 from trainlab.experiments import lr_find
 from trainlab.experiments.transfer import TransferOptions, setup_transfer, transfer
+from trainlab.nn import models
 from trainlab.optim import registry
 
 
@@ -38,6 +40,8 @@ def _literal(model: type, field: str) -> tuple[str, ...] | None:
         ("train.precision", lambda: _literal(config.TrainConfig, "precision"), names.PRECISIONS),
         ("train.device", lambda: _literal(config.TrainConfig, "device"), names.DEVICES),
         ("model.pool", lambda: _literal(config.ModelConfig, "pool"), names.POOLS),
+        ("model.kind builders", lambda: tuple(models.BUILDERS), names.MODEL_KINDS),
+        ("data.name", lambda: sources.EMBEDDED + sources.USER_FORMATS, config.DATA_NAMES),
         ("transfer --mode", lambda: _choices("transfer", "--mode"), names.TRANSFER_MODES),
         ("transfer --solver", lambda: _choices("transfer", "--solver"), names.TRANSFER_SOLVERS),
         (

@@ -101,7 +101,7 @@ class LoaderConfig(Section):
     stats_examples: Annotated[int, Field(ge=1)] = 10_000  # examples read for mean/std
 
 
-DATA_NAMES = ("spirals", "digits", "mnist1d", "mnist5k", "npz", "csv", "image_folder", "cifar")
+DATA_NAMES = names.DATA_SETS + names.DATA_FORMATS
 
 
 class DataConfig(Section):
@@ -146,7 +146,7 @@ class DataConfig(Section):
 
 
 # ---------------------------------------------------------------------------------------- model
-MODEL_KINDS = ("mlp", "cnn", "resnet")
+MODEL_KINDS = names.MODEL_KINDS
 
 
 class ModelConfig(Section):

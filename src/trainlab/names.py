@@ -39,7 +39,13 @@ DEVICES = ("cpu", "cuda", "auto")
 PRECISIONS = ("fp32", "bf16", "fp16")
 TTA_MODES = ("none", "flip", "ten_crop")
 
-#: model.*
+#: data.name: the embedded data sets, and the formats of the user's files (data.path); "file"
+#: (the format guessed from data.path) and package.module:function are accepted too
+DATA_SETS = ("spirals", "digits", "mnist1d", "mnist5k")
+DATA_FORMATS = ("npz", "csv", "image_folder", "cifar")
+
+#: model.kind (besides package.module:factory), model.*
+MODEL_KINDS = ("mlp", "cnn", "resnet")
 ACTIVATIONS = ("relu", "gelu", "tanh", "leaky_relu")
 NORMS = ("none", "batch", "layer")
 POOLS = ("max", "fractional", "none")
