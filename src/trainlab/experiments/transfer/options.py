@@ -1,10 +1,11 @@
 """The settings of a transfer, declared once: `trainlab transfer`'s flags and the keywords of
 `transfer()` / `setup_transfer()`, with their types, ranges, defaults and help.
 
-The command builds its flags from `TransferOptions` (commands/flags.py) and both it and the
-Python API validate through `TransferOptions.check`: a mistake is one UserError line naming the
-flag (`--lr-mult: must be in (0, 10], got 20.0`). What needs the pretrained network or the config
-(more blocks than it has, a full-batch optimizer with --lr-mult) is checked when they are loaded.
+The command builds its flags from `TransferOptions` (commands/transfer.py, add_flags) and both
+it and the Python API validate through `TransferOptions.check`: a mistake is one UserError line
+naming the flag (`--lr-mult: must be in (0, 10], got 20`). What needs the pretrained network or
+the config (more blocks than it has, a full-batch optimizer with --lr-mult) is checked when they
+are loaded.
 """
 
 from __future__ import annotations

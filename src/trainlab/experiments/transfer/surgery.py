@@ -10,14 +10,15 @@ import torch
 from torch import nn
 
 from trainlab.errors import UserError
+from trainlab.experiments.transfer.options import DEFAULT_UNFREEZE
 from trainlab.nn.models import Net
 
 
 def parse_unfreeze(value: int | str | None, n_blocks: int) -> tuple[int, bool]:
     """(number of last blocks to train, whether the stem trains too) from `--unfreeze N|all`
-    as TransferOptions checked it (a whole number >= 0, "all" or None: one block)."""
+    as TransferOptions checked it (a whole number >= 0, "all" or None: the default)."""
     if value is None:
-        return 1, False
+        return DEFAULT_UNFREEZE, False
     if value == "all":
         return n_blocks, True
     n = int(value)
