@@ -7,6 +7,7 @@ import argparse
 
 from rich.table import Table
 
+from trainlab import names
 from trainlab.api import evaluate
 from trainlab.commands.output import add_common, console, emit_json, fmt_pct
 
@@ -39,7 +40,7 @@ def add_parser(sub) -> None:  # noqa: ANN001
     p.add_argument("--data-path", help="new data of the same shape (.npz, .csv, image folder)")
     p.add_argument(
         "--tta",
-        choices=["none", "flip", "ten_crop"],
+        choices=names.TTA_MODES,
         default=None,
         help="test-time augmentation (default: the run's train.tta)",
     )
