@@ -8,14 +8,23 @@ import json
 from trainlab.dashboard.server import Dashboard
 
 
-def get(board: Dashboard, path: str, method: str = "GET") -> tuple[int, bytes]:
-    """A raw request: the path goes to the server exactly as written (no client clean-up)."""
+def request(
+    board: Dashboard, path: str, method: str = "GET", headers: dict[str, str] | None = None
+) -> tuple[int, dict[str, str], bytes]:
+    """A raw request (the path goes to the server exactly as written, no client clean-up):
+    status, headers (lower-case names) and body. `headers` may set Host."""
     conn = http.client.HTTPConnection("127.0.0.1", board.port, timeout=30)
-    conn.request(method, path)
+    conn.request(method, path, headers=headers or {})
     resp = conn.getresponse()
     body = resp.read()
     conn.close()
-    return resp.status, body
+    return resp.status, {k.lower(): v for k, v in resp.getheaders()}, body
+
+
+def get(board: Dashboard, path: str, method: str = "GET") -> tuple[int, bytes]:
+    """A raw request's status and body."""
+    status, _, body = request(board, path, method)
+    return status, body
 
 
 def get_json(board: Dashboard, path: str):

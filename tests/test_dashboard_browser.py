@@ -1,6 +1,7 @@
 """The dashboard in a real browser (Playwright driving Debian's Chromium): the home page lists a
 finished run and a study, a run started during the test appears and its chart gains epochs
-while the test watches, compare overlays two runs, the study page draws its parameter plots.
+while the test watches, compare overlays two runs, the study page draws its parameter plots,
+and markup stored in a run or a study shows as text (no script runs) under the page's CSP.
 
 Screenshots go to test-artifacts/dashboard/ (and to docs/img/ with TRAINLAB_DOCS_IMG=1).
 """
@@ -9,12 +10,14 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import os
 import shutil
 import threading
 import time
 from pathlib import Path
 
+import optuna
 import pytest
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -22,10 +25,15 @@ if not os.path.exists(CHROMIUM):
     pytest.skip("no Chromium: apt-get install chromium", allow_module_level=True)
 sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright")
 
+from test_dashboard_api import write_run  # noqa: E402
+
 from trainlab import train  # noqa: E402
 from trainlab.cli import main  # noqa: E402
+from trainlab.config import known_path  # noqa: E402
 from trainlab.dashboard.server import Dashboard  # noqa: E402
 from trainlab.engine import Callback  # noqa: E402
+from trainlab.search import study as studies  # noqa: E402
+from trainlab.search.space import parse_space  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 ARTIFACTS = REPO / "test-artifacts" / "dashboard"
@@ -67,7 +75,9 @@ def board(tmp_path_factory):
 def page(board):
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        pg = browser.new_page(viewport={"width": 1280, "height": 900})
+        # Playwright's wait_for_function evaluates strings, which the dashboard's CSP forbids;
+        # test_stored_markup_shows_as_text loads the pages under their CSP
+        pg = browser.new_page(viewport={"width": 1280, "height": 900}, bypass_csp=True)
         errors: list[str] = []
         pg.on("pageerror", lambda e: errors.append(str(e)))
         yield pg
@@ -155,3 +165,44 @@ def test_study_page_draws_every_curve_and_the_parameter_plots(board, page):
     assert int(page.get_attribute("#pc svg", "data-lines")) >= 1
     assert "best trial" in page.inner_text("#best")
     shot(page, "study")
+
+
+EVIL = "<img src=x onerror=window.__pwned=1>"
+
+
+def test_stored_markup_shows_as_text_and_runs_no_script(page, tmp_path):
+    """An ensemble whose metrics hold markup where the epoch goes, and a study whose choice is
+    markup: the run, compare and study pages show it as text, under the page's CSP (no
+    violation) and without it (the rendering alone)."""
+    root = tmp_path / "runs"
+    for run in (root / "ens", root / "ens" / "members" / "0"):
+        write_run(run, epochs=1, steps=3)
+        (run / "metrics.jsonl").write_text(json.dumps({"epoch": EVIL, "val_accuracy": 0.5}) + "\n")
+    searched = {"model.activation": f'choice(["{EVIL}", relu])'}
+    dists = parse_space(searched, known_path).distributions()
+    study = optuna.create_study(study_name="evil", storage=f"sqlite:///{root}/trainlab.db")
+    study.set_user_attr(studies.SIGNATURE_ATTR, {"space": searched})
+    params = {"model.activation": EVIL}
+    study.add_trial(optuna.trial.create_trial(params=params, distributions=dists, value=0.5))
+    server = Dashboard(root, port=0).start()
+    strict = page.context.browser.new_page()  # the dashboard's own CSP in force
+    violations: list[str] = []
+    strict.on(
+        "console", lambda m: "Content Security Policy" in m.text and violations.append(m.text)
+    )
+    try:
+        for pg in (page, strict):
+            for url, where in [
+                ("run/ens", "#members td"),
+                ("compare?runs=ens,ens/members/0", "#results td"),
+                ("study/evil", "#board td"),
+            ]:
+                pg.goto(server.url + url)
+                pg.wait_for_selector(where, timeout=10_000)
+                assert EVIL in pg.inner_text(where.split()[0]), url
+                assert pg.query_selector("img[src=x]") is None
+                assert pg.evaluate("window.__pwned") is None
+    finally:
+        strict.close()
+        server.stop()
+    assert violations == []

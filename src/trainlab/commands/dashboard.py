@@ -1,7 +1,9 @@
 """`trainlab dashboard [DIR] [--storage URL]`: the runs and studies under DIR, and the studies
 of each --storage (sqlite:///, postgresql://, journal:///), live in the browser (read-only).
 
-Binds 127.0.0.1 unless --host says otherwise (then warns that others can read the runs).
+Binds 127.0.0.1 unless --host says otherwise (then warns that others can read the runs), and
+answers only requests addressed to a loopback name or that --host. A --port out of 0..65535 or an
+empty --host is one line, exit 2.
 """
 
 from __future__ import annotations
@@ -43,7 +45,10 @@ class DashboardHint(Callback):
 
 
 def cmd_dashboard(args: argparse.Namespace) -> int:
-    from trainlab.dashboard.server import Dashboard  # the web server loads only for this command
+    from trainlab.dashboard.server import (  # the web server loads only for this command
+        Dashboard,
+        is_loopback,
+    )
     from trainlab.search.study.urls import masked  # with the server: only this command shows URLs
 
     storages = args.storage or []
@@ -55,7 +60,7 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
         artifacts=args.artifacts,
         need_root=args.dir is not None or not storages,  # runs/ may be missing with --storage
     )
-    if args.host not in ("127.0.0.1", "localhost", "::1"):
+    if not is_loopback(args.host):
         sys.stderr.write(
             f"trainlab dashboard: warning: listening on {args.host}: anyone who can reach this "
             "machine can read these runs (read-only)\n"

@@ -5,6 +5,11 @@ A run is a directory with a config.yaml. The index lists the runs outside study 
 its per-step loss raw and smoothed (downsampled on the server to at most MAX_POINTS points,
 keeping each bucket's lowest and highest point, so a spike survives), the advice, the config, the
 pictures it left, and ensemble members and averaged models.
+
+One damaged run never hides the others: a file linking outside the served directory is not
+read, a result.json that is no object or whose advice is no list of {code, message}, a config.yaml
+that is no YAML mapping are left out, and the run's `error` says why in one line (anything
+else that goes wrong reading a run is said there too); the rest of the run is shown.
 """
 
 from __future__ import annotations
@@ -17,8 +22,15 @@ from typing import Any
 import numpy as np
 import yaml
 
-from trainlab.dashboard.files import FileCache, read_text, relative_name, served_files
+from trainlab.dashboard.files import (
+    FileCache,
+    read_text,
+    relative_name,
+    served_files,
+    stat_key,
+)
 from trainlab.dashboard.liveness import held_flock_inodes, lock_held, recently_changed
+from trainlab.plugins import first_line
 from trainlab.report.advice import UPDATE_RATIO_FAR, UPDATE_RATIO_TARGET
 from trainlab.rundir import (
     CONFIG,
@@ -39,6 +51,26 @@ SMOOTH_BETA = 0.98  # the smoothed loss, as `trainlab train` plots it in curves.
 PICTURES = (".png", ".svg", ".jpg")
 MEMBER_DIRS = (MEMBERS,)
 STATUSES = ("running", "completed", "early_stopping", "diverged", "interrupted")
+UPDATE_RATIO_BAND = [
+    UPDATE_RATIO_TARGET / UPDATE_RATIO_FAR,
+    UPDATE_RATIO_TARGET,
+    UPDATE_RATIO_TARGET * UPDATE_RATIO_FAR,
+]
+# what the run page gets of a run that cannot be read (beside its index row and error)
+UNREAD_DETAIL = {
+    "metrics": [],
+    "steps": {"total": 0, "step": [], "loss": [], "smoothed": []},
+    "result": None,
+    "advice_all": [],
+    "update_ratio_band": UPDATE_RATIO_BAND,
+    "config": "",
+    "config_values": {},
+    "pictures": [],
+    "members": [],
+    "averaged": {},
+    "snapshots": [],
+}
+RUN_FILES = (CONFIG, METRICS, STEPS, RESULT)  # what the pages read of a run
 
 
 def is_study_dir(path: Path) -> bool:
@@ -99,7 +131,7 @@ class RunReader:
     def __init__(self, root: Path, prefix: str = "") -> None:
         self.root = root
         self.prefix = prefix
-        self.cache = FileCache()
+        self.cache = FileCache(root)
 
     # ----------------------------------------------------------------- one row of the index
 
@@ -112,19 +144,57 @@ class RunReader:
             return "running"
         return "interrupted"
 
-    def summary(self, path: Path, held: set[int] | None = None) -> dict[str, Any]:
-        metrics = self.cache.get(path / METRICS, read_jsonl, [])
+    def checked(self, path: Path) -> tuple[dict[str, Any] | None, dict[str, Any], str | None]:
+        """(result.json's object or None, config.yaml's mapping, why part of the run is left
+        out, or None): what summary and detail show of those two files."""
+        refused = self.cache.refused(path, RUN_FILES)
+        why = [f"{name} links outside the served directory (not read)" for name in refused]
         result = self.cache.get(path / RESULT, read_json_object)
+        if result is None and RESULT not in refused and stat_key(path / RESULT) is not None:
+            why.append(f"{RESULT} is not a JSON object")
+        advice = (result or {}).get("advice", [])
+        if not _is_advice(advice):
+            why.append(f"{RESULT}: advice is not a list of {{code, message}} (not shown)")
+            result = {**(result or {}), "advice": []}
+        config, problem = self.cache.get(path / CONFIG, read_config, ({}, None))
+        why += [problem] if problem else []
+        return result, config, "; ".join(why) or None
+
+    def summary(self, path: Path, held: set[int] | None = None) -> dict[str, Any]:
+        try:
+            return self._summary(path, held)
+        except Exception as exc:  # noqa: BLE001 (one run read wrong never hides the others)
+            return self._unread(path, f"cannot be read: {first_line(exc)}")
+
+    def _unread(self, path: Path, error: str) -> dict[str, Any]:
+        """The index row of a run nothing could be read of, saying why."""
+        return {
+            "name": self.prefix + relative_name(self.root, path),
+            "kind": "run",
+            "error": error,
+            "status": "interrupted",
+            "epoch": None,
+            "val_accuracy": None,
+            "test_accuracy": None,
+            "advice": [],
+            "modified": None,
+        }
+
+    def _summary(self, path: Path, held: set[int] | None) -> dict[str, Any]:
+        metrics = self.cache.get(path / METRICS, read_jsonl, [])
+        result, _, error = self.checked(path)
         vals = [_finite(m.get("val_accuracy")) for m in metrics]
         vals = [v for v in vals if v is not None]
         best_val = _finite(result.get("val_accuracy")) if result else None
         return {
             "name": self.prefix + relative_name(self.root, path),
+            "kind": RunDir(path).kind() if self.cache.allowed(path / CONFIG) else "run",
+            "error": error,
             "status": self.status(path, result, held),
             "epoch": metrics[-1].get("epoch") if metrics else None,
             "val_accuracy": best_val if best_val is not None else (max(vals) if vals else None),
             "test_accuracy": _finite(result.get("test_accuracy")) if result else None,
-            "advice": [a.get("code") for a in (result or {}).get("advice", [])],
+            "advice": [a["code"] for a in (result or {}).get("advice", [])],
             "modified": _mtime(path / METRICS) or _mtime(path / CONFIG),
         }
 
@@ -141,7 +211,11 @@ class RunReader:
     def steps(self, path: Path) -> dict[str, Any]:
         """The per-step loss, raw and smoothed, downsampled; `total` is the steps recorded."""
         rows = self.cache.get(path / STEPS, read_jsonl, [])
-        step = np.array([r.get("step", i + 1) for i, r in enumerate(rows)], dtype=float)
+        steps = [r.get("step", i + 1) for i, r in enumerate(rows)]
+        try:
+            step = np.array(steps, dtype=float)
+        except (TypeError, ValueError):  # a step that is no number: its row's number instead
+            step = np.array([i + 1 if _finite(s) is None else s for i, s in enumerate(steps)])
         loss = np.array([_finite(r.get("loss")) or math.nan for r in rows], dtype=float)
         smoothed = np.array(smooth(loss.tolist(), SMOOTH_BETA), dtype=float) if len(rows) else loss
         keep = downsample(step, loss)
@@ -153,13 +227,25 @@ class RunReader:
         }
 
     def detail(self, path: Path) -> dict[str, Any]:
+        """Everything the run page shows; what cannot be read is left empty and said in
+        `error` (the page still answers)."""
+        try:
+            return self._detail(path)
+        except Exception as exc:  # noqa: BLE001 (the page shows what it can, and why not more)
+            return {
+                **self.summary(path),
+                **UNREAD_DETAIL,
+                "error": f"cannot be read: {first_line(exc)}",
+            }
+
+    def _detail(self, path: Path) -> dict[str, Any]:
         held = held_flock_inodes()
-        result = self.cache.get(path / RESULT, read_json_object)
+        result, config, _ = self.checked(path)
         members = [
             self.summary(d, held)
             for sub in MEMBER_DIRS
             for d in sorted((path / sub).glob("*"))
-            if d.is_dir() and is_run(d)
+            if d.is_dir() and is_run(d) and self.cache.allowed(d)  # never a link out of DIR
         ]
         averaged = {
             k: v
@@ -172,17 +258,15 @@ class RunReader:
             "steps": self.steps(path),
             "result": result,
             "advice_all": (result or {}).get("advice", []),
-            "update_ratio_band": [
-                UPDATE_RATIO_TARGET / UPDATE_RATIO_FAR,
-                UPDATE_RATIO_TARGET,
-                UPDATE_RATIO_TARGET * UPDATE_RATIO_FAR,
-            ],
+            "update_ratio_band": UPDATE_RATIO_BAND,
             "config": self.cache.get(path / CONFIG, read_text, ""),
-            "config_values": flatten(self.cache.get(path / CONFIG, read_yaml, None) or {}),
+            "config_values": flatten(config),
             "pictures": self.pictures(path),
             "members": members,
             "averaged": averaged,
-            "snapshots": [p.name for p in RunDir(path).snapshots()],
+            "snapshots": [p.name for p in RunDir(path).snapshots()]
+            if self.cache.allowed(RunDir(path).snapshots_dir)
+            else [],
         }
 
     def pictures(self, path: Path) -> list[str]:
@@ -190,8 +274,27 @@ class RunReader:
         return [self.prefix + name for name in served_files(self.root, path, PICTURES)]
 
 
-def read_yaml(path: Path) -> Any:
-    return yaml.safe_load(path.read_text())
+def read_config(path: Path) -> tuple[dict[str, Any], str | None]:
+    """config.yaml as a mapping, and why it is not one (None when it is; {} then)."""
+    try:
+        tree = yaml.safe_load(path.read_text())
+    except (OSError, UnicodeDecodeError) as exc:
+        return {}, f"{CONFIG} cannot be read ({first_line(exc)})"
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        return {}, f"{CONFIG} is not valid YAML ({getattr(exc, 'problem', None) or 'error'}{where})"
+    if tree is not None and not isinstance(tree, dict):
+        return {}, f"{CONFIG} is a {type(tree).__name__}, not a mapping of settings"
+    return tree or {}, None
+
+
+def _is_advice(advice: Any) -> bool:
+    """A result's advice as the report writes it: a list of {code, message} strings."""
+    return isinstance(advice, list) and all(
+        isinstance(a, dict) and isinstance(a.get("code"), str) and isinstance(a.get("message"), str)
+        for a in advice
+    )
 
 
 def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:

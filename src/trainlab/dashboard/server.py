@@ -5,11 +5,18 @@ and text records from under DIR only (trainlab.dashboard.files.inside); the page
 file whose script draws the route it is opened on (home, run, compare, study). Runs named
 `@fetched/...` are trials of --storage studies fetched into the cache folder (studies.py), served
 from there under the same rules.
+
+Every answer goes through `Guard`: a request whose Host header is not a loopback name or the
+address the server was started on is refused (403: a web page on another site that rebinds its
+own name to 127.0.0.1 cannot read the runs), a path longer than MAX_PATH is refused (414), and
+every answer carries HEADERS (a Content-Security-Policy that allows only the page's own files:
+no inline script, no other site), so a value from a run can never become code in the page.
 """
 
 from __future__ import annotations
 
 import errno
+import ipaddress
 import json
 import math
 import os
@@ -21,15 +28,19 @@ from typing import Any
 
 import uvicorn
 from starlette.applications import Starlette
+from starlette.datastructures import Headers
+from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from trainlab.dashboard.files import OutsideRoot, inside
-from trainlab.dashboard.runs import RunReader, is_run
+from trainlab.dashboard.runs import RunReader
 from trainlab.dashboard.studies import FETCHED, StudyReader
 from trainlab.errors import UserError
+from trainlab.rundir import is_run
 
 STATIC = Path(__file__).parent / "static"
 SERVED_FILES = {
@@ -42,6 +53,96 @@ SERVED_FILES = {
     ".csv": "text/plain; charset=utf-8",
 }
 NO_STORE = {"Cache-Control": "no-store"}
+CSP = (
+    "default-src 'self'; script-src 'self'; object-src 'none'; base-uri 'none'; "
+    "frame-ancestors 'none'"
+)
+HEADERS = [
+    (b"content-security-policy", CSP.encode()),
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"no-referrer"),
+]
+MAX_PATH = 8192  # bytes of a request's path (a file's whole path is at most 4096)
+WILDCARDS = ("0.0.0.0", "::")  # --host values that listen on every address of the machine
+
+
+def host_name(header: str) -> str:
+    """The name part of a Host header, lower-case, without port or brackets ("" when bad)."""
+    header = header.strip().lower()
+    if header.startswith("["):
+        name, bracket, _ = header[1:].partition("]")
+        return name if bracket else ""
+    name, _, port = header.partition(":")
+    return name if port.isdigit() or not port else ""
+
+
+def is_loopback(name: str) -> bool:
+    """localhost, 127.x.y.z or ::1 (a --host that only this machine can reach)."""
+    name = name.strip("[]").lower()
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def _is_address(name: str) -> bool:
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return True
+
+
+class Guard:
+    """The dashboard's front door (ASGI middleware): answers only requests whose Host is a
+    loopback name or `host` (any port; for a wildcard host also this machine's name and any IP
+    address, which no other site's page can send), refuses over-long paths, and adds HEADERS
+    to every answer (an error's included)."""
+
+    def __init__(self, app: ASGIApp, host: str = "127.0.0.1") -> None:
+        self.app = app
+        self.names = {host.strip("[]").lower()}
+        self.wildcard = host in WILDCARDS
+        if self.wildcard:
+            self.names.add(socket.gethostname().lower())
+
+    def allows(self, header: str) -> bool:
+        name = host_name(header)
+        if not name:
+            return False
+        return is_loopback(name) or name in self.names or (self.wildcard and _is_address(name))
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def send_with_headers(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+                message = {**message, "headers": [*message.get("headers", []), *HEADERS]}
+            await send(message)
+
+        refusal = None
+        if not self.allows(Headers(scope=scope).get("host", "")):
+            refusal = PlainTextResponse("403: this server answers only its own address", 403)
+        elif len(scope.get("raw_path") or scope["path"].encode()) > MAX_PATH:
+            refusal = PlainTextResponse("414: the address is too long", 414)
+        if refusal is not None:
+            await refusal(scope, receive, send_with_headers)
+            return
+        try:
+            await self.app(scope, receive, send_with_headers)
+        except Exception:
+            if not started:  # a bug: the 500 carries the headers too, the traceback is logged
+                await PlainTextResponse("500: internal error", 500)(
+                    scope, receive, send_with_headers
+                )
+            raise
 
 
 def _clean(obj: Any) -> Any:
@@ -56,7 +157,8 @@ def _clean(obj: Any) -> Any:
 
 
 def _json(obj: Any, status: int = 200) -> Response:
-    body = json.dumps(_clean(obj), separators=(",", ":"), allow_nan=False)
+    """`obj` as JSON; what JSON has no type for (a date a YAML config holds) as its text."""
+    body = json.dumps(_clean(obj), separators=(",", ":"), allow_nan=False, default=str)
     return Response(body, status, headers=NO_STORE, media_type="application/json")
 
 
@@ -74,10 +176,11 @@ def create_app(
     storages: list[str] | tuple[str, ...] = (),
     artifacts: str | Path | None = None,
     cache: str | Path | None = None,
+    host: str = "127.0.0.1",
 ) -> Starlette:
     """The dashboard over `root` (a runs directory) and the studies of `storages` (URLs), whose
     trials kept on other machines are fetched from `artifacts` (or each study's store) into
-    `cache` (default_cache())."""
+    `cache` (default_cache()); it answers requests made to `host` or a loopback name (Guard)."""
     root, cache = Path(root), Path(cache) if cache is not None else default_cache()
     runs, fetched = RunReader(root), RunReader(cache, prefix=FETCHED + "/")
     studies = StudyReader(root, storages, artifacts, cache)
@@ -97,6 +200,8 @@ def create_app(
             reader, path = locate(name)
         except OutsideRoot:
             return _error(403, "outside the served directory")
+        except FileNotFoundError:
+            return _error(404, "no run of that name")
         if reader is fetched:
             studies.fetch_run(name)  # downloaded when the trial is first opened
         if not is_run(path):
@@ -118,6 +223,8 @@ def create_app(
             path = locate(request.path_params["name"])[1]
         except OutsideRoot:
             return _error(403, "outside the served directory")
+        except FileNotFoundError:
+            return _error(404, "no such picture or record")
         if path.suffix not in SERVED_FILES or not path.is_file():
             return _error(404, "no such picture or record")
         return FileResponse(path, media_type=SERVED_FILES[path.suffix], headers=NO_STORE)
@@ -138,7 +245,8 @@ def create_app(
             Route("/compare", page),
             Route("/run/{name:path}", page),
             Route("/study/{name:path}", page),
-        ]
+        ],
+        middleware=[Middleware(Guard, host=host)],
     )
     app.state.runs, app.state.studies = runs, studies
     return app
@@ -153,6 +261,20 @@ def warm(app: Starlette) -> None:
             app.state.studies.detail(row["name"])
     except Exception:  # noqa: BLE001 (the same read in a request reports it)
         pass
+
+
+def check_address(host: str, port: int) -> None:
+    """--host and --port as a user gives them: a mistake is one line (an empty host would
+    listen on every address of the machine)."""
+    if not isinstance(port, int) or isinstance(port, bool) or not 0 <= port <= 65535:
+        raise UserError(
+            f"--port: {port} is not a port; give 1 to 65535 (default 8050; 0: any free port)"
+        )
+    if not host.strip():
+        raise UserError(
+            "--host: empty; give the address to listen on (default 127.0.0.1; 0.0.0.0 for "
+            "every address of this machine)"
+        )
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -197,8 +319,9 @@ class Dashboard:
         cache: str | Path | None = None,
         need_root: bool = True,
     ) -> None:
+        check_address(host, port)
         self.root = check_root(root) if need_root else Path(root)
-        self.app = create_app(self.root, storages, artifacts, cache)  # a bad --storage: no port
+        self.app = create_app(self.root, storages, artifacts, cache, host)  # bad --storage: no port
         self.socket = bind(host, port)
         self.host, self.port = host, self.socket.getsockname()[1]
         config = uvicorn.Config(self.app, log_level="warning", access_log=False)

@@ -109,7 +109,7 @@ class StudyReader:
         cache: Path | None = None,
     ) -> None:
         self.root = root
-        self.cache = FileCache()
+        self.cache = FileCache(root)
         self.fetched = cache
         if artifacts is not None and not Path(artifacts).is_dir():
             raise UserError(f"--artifacts: no folder {artifacts}; give the search's --artifacts")
@@ -123,7 +123,7 @@ class StudyReader:
 
     def databases(self) -> list[Path]:
         dbs = sorted(self.root.glob("*.db"), key=lambda p: (p.name != DEFAULT_DB, p.name))
-        return [p for p in dbs if p.is_file()]
+        return [p for p in dbs if p.is_file() and self.cache.allowed(p)]  # no link out of DIR
 
     def _source(self, db: Path) -> Source | None:
         if db not in self._sources:

@@ -1,11 +1,25 @@
 // The dashboard's pages, drawn from the JSON API: home, run (panda), compare, study (caviar).
 // Each page polls its API (runs every second, so a new epoch shows within 2 s).
+// Every value from a run or study is drawn as text (h() and fill() make text nodes; attributes
+// are set one by one, never parsed as markup): nothing a file holds can become markup or code.
 "use strict";
 const main = document.getElementById("main");
 const POLL_MS = 1000;
 
-const esc = s => String(s == null ? "" : s).replace(/[&<>"']/g,
-  c => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c]));
+// Children: nodes, or anything else drawn as its text; null, undefined and false draw nothing.
+const nodes = kids => kids.flat(Infinity).filter(k => k != null && k !== false)
+  .map(k => k instanceof Node ? k : document.createTextNode(String(k)));
+// h("a", {href: "/run/x", class: "c"}, child, ...): an element; no event-handler attributes.
+function h(tag, attrs, ...kids) {
+  const e = document.createElement(tag);
+  Object.entries(attrs || {}).forEach(([k, v]) => {
+    if (/^on/i.test(k)) throw new Error("h(): no event-handler attributes: " + k);
+    if (v != null && v !== false) e.setAttribute(k, v === true ? "" : String(v));
+  });
+  e.append(...nodes(kids));
+  return e;
+}
+const fill = (el, ...kids) => { el.replaceChildren(...nodes(kids)); return el; };
 const pct = v => v == null ? "-" : (100 * v).toFixed(2) + "%";
 const num = v => v == null ? "-" : typeof v === "number" ? Number(v.toPrecision(4)).toString() : String(v);
 const enc = name => name.split("/").map(encodeURIComponent).join("/");
@@ -24,11 +38,18 @@ function poll(fn) {
   tick();
 }
 function section(title, id) {
-  const s = document.createElement("section");
-  s.innerHTML = `<h2>${esc(title)}</h2><div id="${id}"></div>`;
-  main.appendChild(s);
-  return s.querySelector("#" + id);
+  const body = h("div", { id });
+  main.appendChild(h("section", null, h("h2", null, title), body));
+  return body;
 }
+// A table: a header row of labels, then rows of cells (a cell: a node, text, or a <td>).
+const cell = (v, cls) => v instanceof Node && v.tagName === "TD" ? v : h("td", { class: cls || null }, v);
+const numCell = v => h("td", { class: "num" }, v);
+const table = (attrs, labels, rows) => h("table", attrs,
+  h("tr", null, labels.map(l => h("th", null, l))), rows.map(r => h("tr", null, r.map(c => cell(c)))));
+const runLink = name => h("a", { href: "/run/" + enc(name) }, name);
+const picture = (name, bust) => h("a", { href: "/files/" + enc(name) },
+  h("img", { class: "picture", src: "/files/" + enc(name) + (bust ? "?t=" + Date.now() : ""), alt: name, title: name }));
 
 // A sortable table: columns [{key, label, fmt, num}], rows of objects; keeps its sort on redraw.
 function SortTable(el, columns, opts) {
@@ -41,32 +62,34 @@ function SortTable(el, columns, opts) {
       if (x == null) return 1; if (y == null) return -1;
       return (x < y ? -1 : x > y ? 1 : 0) * dir;
     });
-    el.innerHTML = `<table><thead><tr>${columns.map(c =>
-      `<th class="sortable" data-key="${c.key}">${esc(c.label)}${c.key === sortKey ? (dir > 0 ? " ▲" : " ▼") : ""}</th>`).join("")}</tr></thead><tbody>${
-      shown.map(r => `<tr>${columns.map(c => `<td class="${c.num ? "num" : ""}">${c.fmt ? c.fmt(r[c.key], r) : esc(r[c.key])}</td>`).join("")}</tr>`).join("")}</tbody></table>`;
-    el.querySelectorAll("th").forEach(th => th.onclick = () => {
-      const k = th.dataset.key;
-      if (k === sortKey) dir = -dir; else { sortKey = k; dir = 1; }
-      draw();
+    const head = columns.map(c => {
+      const th = h("th", { class: "sortable", "data-key": c.key }, c.label, c.key === sortKey ? (dir > 0 ? " ▲" : " ▼") : "");
+      th.onclick = () => {
+        if (c.key === sortKey) dir = -dir; else { sortKey = c.key; dir = 1; }
+        draw();
+      };
+      return th;
     });
+    fill(el, h("table", null, h("thead", null, h("tr", null, head)), h("tbody", null,
+      shown.map(r => h("tr", null, columns.map(c => h("td", { class: c.num ? "num" : null }, c.fmt ? c.fmt(r[c.key], r) : r[c.key])))))));
   };
   this.set = r => { rows = r; draw(); };
 }
 
-const badge = s => `<span class="badge ${esc(s)}">${esc(s)}</span>`;
+const badge = s => h("span", { class: "badge " + s }, s);
 
 // ------------------------------------------------------------------------------------- home
 function home() {
   document.title = "trainlab dashboard";
-  main.innerHTML = `<h1>Runs and studies</h1>
-    <input type="search" id="filter" placeholder="search runs and studies">
-    <button id="compare">compare selected</button> <span class="muted" id="pick"></span>`;
+  fill(main, h("h1", null, "Runs and studies"),
+    h("input", { type: "search", id: "filter", placeholder: "search runs and studies" }), "\n",
+    h("button", { id: "compare" }, "compare selected"), " ", h("span", { class: "muted", id: "pick" }));
   const selected = new Set();
   const studiesEl = section("Studies (caviar)", "studies");
   const runsEl = section("Runs (panda)", "runs");
   const picturesEl = section("Pictures (lr-find, landscapes)", "loose-pictures");
   const studies = new SortTable(studiesEl, [
-    { key: "name", label: "study", fmt: (v) => `<a href="/study/${enc(v)}">${esc(v)}</a>` },
+    { key: "name", label: "study", fmt: (v) => h("a", { href: "/study/" + enc(v) }, v) },
     { key: "status", label: "status", fmt: badge },
     { key: "strategy", label: "strategy" },
     { key: "trials", label: "trials", num: true },
@@ -74,13 +97,13 @@ function home() {
     { key: "best_trial", label: "best trial", num: true },
   ], { sort: "name" });
   const runs = new SortTable(runsEl, [
-    { key: "pick", label: "✓", fmt: (v, r) => `<input type="checkbox" class="pick" data-name="${esc(r.name)}" ${selected.has(r.name) ? "checked" : ""}>` },
-    { key: "name", label: "run", fmt: (v) => `<a href="/run/${enc(v)}">${esc(v)}</a>` },
+    { key: "pick", label: "✓", fmt: (v, r) => h("input", { type: "checkbox", class: "pick", "data-name": r.name, checked: selected.has(r.name) }) },
+    { key: "name", label: "run", fmt: (v, r) => [runLink(v), r.error ? h("div", { class: "error" }, r.error) : null] },
     { key: "status", label: "status", fmt: badge },
     { key: "epoch", label: "epoch", num: true },
     { key: "val_accuracy", label: "best val acc", fmt: pct, num: true },
     { key: "test_accuracy", label: "test acc", fmt: pct, num: true },
-    { key: "advice", label: "advice", fmt: v => (v || []).map(c => `<span class="code">${esc(c)}</span>`).join(" ") },
+    { key: "advice", label: "advice", fmt: v => (v || []).map(c => [h("span", { class: "code" }, c), " "]) },
     { key: "modified", label: "updated", fmt: v => v ? new Date(v * 1000).toLocaleString() : "-", num: true },
   ], { sort: "modified", dir: -1 });
   let data = { runs: [], studies: [] };
@@ -105,7 +128,7 @@ function home() {
     const [r, s, p] = await Promise.all([getJSON("/api/runs"), getJSON("/api/studies"), getJSON("/api/pictures")]);
     if (JSON.stringify([r, s, p]) === JSON.stringify([data.runs, data.studies, data.pictures])) return;
     data = { runs: r, studies: s, pictures: p };
-    picturesEl.innerHTML = p.length ? p.map(n => `<a href="/files/${enc(n)}"><img class="picture" src="/files/${enc(n)}" alt="${esc(n)}" title="${esc(n)}"></a>`).join("") : `<p class="muted">none (trainlab lr-find, trainlab landscape)</p>`;
+    fill(picturesEl, p.length ? p.map(n => picture(n)) : h("p", { class: "muted" }, "none (trainlab lr-find, trainlab landscape)"));
     redraw();
   });
 }
@@ -115,7 +138,8 @@ const col = (rows, k) => rows.map(r => r[k] == null ? null : r[k]);
 
 function runPage(name) {
   document.title = name + " - trainlab";
-  main.innerHTML = `<h1>${esc(name)} <span id="status"></span></h1><div id="summary" class="muted"></div>`;
+  fill(main, h("h1", null, name, " ", h("span", { id: "status" })), h("div", { id: "summary", class: "muted" }),
+    h("p", { id: "error", class: "error" }));
   const charts = section("Curves", "charts");
   charts.className = "charts";
   const loss = new LineChart(charts, "loss per step (raw, smoothed)", { x: "step" });
@@ -134,7 +158,8 @@ function runPage(name) {
     const key = JSON.stringify([r.status, r.metrics.length, r.steps.total, r.result, r.members]);
     if (key === seen) return;
     seen = key;
-    document.getElementById("status").innerHTML = badge(r.status);
+    fill(document.getElementById("status"), badge(r.status));
+    document.getElementById("error").textContent = r.error || "";
     document.getElementById("summary").textContent =
       `epoch ${num(r.epoch)} · best val ${pct(r.val_accuracy)} · test ${pct(r.test_accuracy)} · ${r.steps.total} steps` +
       (r.steps.total > r.steps.step.length ? ` (${r.steps.step.length} points drawn)` : "");
@@ -145,25 +170,26 @@ function runPage(name) {
     const band = r.update_ratio_band;
     ratio.update([ep, col(r.metrics, "update_ratio"), ep.map(() => band[0]), ep.map(() => band[1]), ep.map(() => band[2])],
       ["update ratio", "1e-3 / 20", "1e-3", "1e-3 x 20"], ["#1f77b4", "#aaa", "#2ca02c", "#aaa"]);
-    advice.innerHTML = r.advice_all.length
-      ? `<ul class="advice">${r.advice_all.map(a => `<li><span class="code">${esc(a.code)}</span> ${esc(a.message)}</li>`).join("")}</ul>`
-      : `<p class="muted">${r.result ? "no advice: the curves look healthy" : "advice comes when the run finishes"}</p>`;
+    fill(advice, r.advice_all.length
+      ? h("ul", { class: "advice" }, r.advice_all.map(a => h("li", null, h("span", { class: "code" }, a.code), " ", a.message)))
+      : h("p", { class: "muted" }, r.result ? "no advice: the curves look healthy" : "advice comes when the run finishes"));
     const avg = Object.entries(r.averaged || {});
-    members.innerHTML = (r.members.length ? `<table><tr><th>member</th><th>status</th><th>epoch</th><th>val acc</th><th>test acc</th></tr>${
-      r.members.map(m => `<tr><td><a href="/run/${enc(m.name)}">${esc(m.name)}</a></td><td>${badge(m.status)}</td><td class="num">${num(m.epoch)}</td><td class="num">${pct(m.val_accuracy)}</td><td class="num">${pct(m.test_accuracy)}</td></tr>`).join("")}</table>` : "") +
-      (avg.length ? `<table><tr><th>averaged model</th><th>accuracy</th></tr>${avg.map(([k, v]) => `<tr><td>${esc(k.replace(/_/g, " "))}</td><td class="num">${pct(v)}</td></tr>`).join("")}</table>` : "") +
-      (r.snapshots.length ? `<p>snapshots: ${r.snapshots.map(esc).join(", ")}</p>` : "") +
-      (!r.members.length && !avg.length && !r.snapshots.length ? `<p class="muted">a single model</p>` : "");
-    pictures.innerHTML = r.pictures.length ? r.pictures.map(p => `<a href="/files/${enc(p)}"><img class="picture" src="/files/${enc(p)}?t=${Date.now()}" alt="${esc(p)}"></a>`).join("") : `<p class="muted">none yet</p>`;
-    config.innerHTML = `<pre>${esc(r.config)}</pre>`;
+    fill(members,
+      r.members.length ? table(null, ["member", "status", "epoch", "val acc", "test acc"], r.members.map(m =>
+        [runLink(m.name), badge(m.status), numCell(num(m.epoch)), numCell(pct(m.val_accuracy)), numCell(pct(m.test_accuracy))])) : null,
+      avg.length ? table(null, ["averaged model", "accuracy"], avg.map(([k, v]) => [k.replace(/_/g, " "), numCell(pct(v))])) : null,
+      r.snapshots.length ? h("p", null, "snapshots: " + r.snapshots.join(", ")) : null,
+      !r.members.length && !avg.length && !r.snapshots.length ? h("p", { class: "muted" }, "a single model") : null);
+    fill(pictures, r.pictures.length ? r.pictures.map(p => picture(p, true)) : h("p", { class: "muted" }, "none yet"));
+    fill(config, h("pre", null, r.config));
   });
 }
 
 // ---------------------------------------------------------------------------------- compare
 function comparePage(names) {
   document.title = "compare - trainlab";
-  main.innerHTML = `<h1>Compare ${names.length} runs</h1>`;
-  if (names.length < 2 || names.length > 10) { main.innerHTML += `<p>pick 2 to 10 runs on the home page</p>`; return; }
+  fill(main, h("h1", null, `Compare ${names.length} runs`));
+  if (names.length < 2 || names.length > 10) { main.appendChild(h("p", null, "pick 2 to 10 runs on the home page")); return; }
   const charts = section("Curves", "charts");
   charts.className = "charts";
   const val = new LineChart(charts, "validation accuracy per epoch", { x: "epoch" });
@@ -184,17 +210,18 @@ function comparePage(names) {
     stepLoss.update(join(r => r.steps.step, r => r.steps.smoothed), names);
     const keys = [...new Set(rs.flatMap(r => Object.keys(r.config_values)))].sort();
     const differ = keys.filter(k => new Set(rs.map(r => JSON.stringify(r.config_values[k]))).size > 1);
-    diffs.innerHTML = differ.length ? `<table id="diff-table"><tr><th>config</th>${names.map(n => `<th>${esc(n)}</th>`).join("")}</tr>${
-      differ.map(k => `<tr><td>${esc(k)}</td>${rs.map(r => `<td class="diff">${esc(JSON.stringify(r.config_values[k]))}</td>`).join("")}</tr>`).join("")}</table>` : `<p>the configs are the same</p>`;
-    summary.innerHTML = `<table><tr><th>run</th><th>status</th><th>epoch</th><th>best val</th><th>test</th></tr>${
-      rs.map(r => `<tr><td><a href="/run/${enc(r.name)}">${esc(r.name)}</a></td><td>${badge(r.status)}</td><td class="num">${num(r.epoch)}</td><td class="num">${pct(r.val_accuracy)}</td><td class="num">${pct(r.test_accuracy)}</td></tr>`).join("")}</table>`;
+    fill(diffs, differ.length ? table({ id: "diff-table" }, ["config", ...names], differ.map(k =>
+      [k, ...rs.map(r => h("td", { class: "diff" }, JSON.stringify(r.config_values[k])))])) : h("p", null, "the configs are the same"));
+    fill(summary, table(null, ["run", "status", "epoch", "best val", "test"], rs.map(r =>
+      [[runLink(r.name), r.error ? h("div", { class: "error" }, r.error) : null], badge(r.status), numCell(num(r.epoch)), numCell(pct(r.val_accuracy)), numCell(pct(r.test_accuracy))])));
   });
 }
 
 // ------------------------------------------------------------------------------------ study
 function studyPage(name) {
   document.title = name + " - trainlab";
-  main.innerHTML = `<h1>Study ${esc(name)} <span id="status"></span></h1><div id="summary" class="muted"></div><p id="elsewhere" class="muted"></p>`;
+  fill(main, h("h1", null, "Study ", name, " ", h("span", { id: "status" })), h("div", { id: "summary", class: "muted" }),
+    h("p", { id: "elsewhere", class: "muted" }));
   const charts = section("Every trial's validation curve (caviar)", "curves");
   charts.className = "charts";
   const curves = new ManyLines(charts, "validation accuracy per epoch, one line per trial (colour: round or block)");
@@ -210,7 +237,7 @@ function studyPage(name) {
   poll(async () => {
     const s = await getJSON("/api/studies/" + encodeURIComponent(name));
     const key = JSON.stringify(s.trials.map(t => [t.state, t.curve.length, t.run]));
-    document.getElementById("status").innerHTML = badge(s.status);
+    fill(document.getElementById("status"), badge(s.status));
     if (key === seen) return;
     seen = key;
     const done = s.trials.filter(t => t.state !== "interrupted");
@@ -218,24 +245,25 @@ function studyPage(name) {
       `${s.trials.length} trials · database ${s.database} · best ${s.best ? pct(s.best.value) + " (trial " + s.best.trial + ")" : "-"}`;
     document.getElementById("elsewhere").textContent = s.elsewhere || "";
     const runOf = new Map(s.trials.map(t => [t.number, t.run]));
-    const trialLink = n => runOf.get(n) ? `<a href="/run/${enc(runOf.get(n))}">${n}</a>` : `${n}`;
+    const trialLink = n => runOf.get(n) ? h("a", { href: "/run/" + enc(runOf.get(n)) }, n) : n;
     const withCurve = done.filter(t => t.curve.length);
     curves.update(withCurve.map(t => ({ points: t.curve, color: colorOf(t.group == null ? t.number : t.group) })));
-    params.innerHTML = "";
+    fill(params);
     s.space.forEach(d => paramScatter(params, d, done, s.boxes));
-    pc.innerHTML = "";
+    fill(pc);
     if (s.space.length) parallelCoordinates(pc, s.space, done);
     const paths = s.space.map(d => d.path);
-    board.innerHTML = `<table><tr><th>rank</th><th>trial</th><th>state</th><th>val acc</th><th>test acc</th><th>epochs</th>${paths.map(p => `<th>${esc(p)}</th>`).join("")}</tr>${
-      s.leaderboard.slice(0, 50).map(r => `<tr><td class="num">${r.rank}</td><td>${trialLink(r.trial)}</td><td>${esc(r.state)}</td><td class="num">${pct(r.value)}</td><td class="num">${pct(r.test_accuracy)}</td><td class="num">${num(r.epochs)}</td>${paths.map(p => `<td class="num">${num(r.params[p])}</td>`).join("")}</tr>`).join("")}</table>` +
-      (s.leaderboard_total > 50 ? `<p class="muted">${s.leaderboard_total - 50} more in leaderboard.csv</p>` : "");
-    retest.innerHTML = s.retest.length ? `<table><tr><th>trial</th><th>search val</th><th>re-test val mean</th><th>spread (std)</th><th>test mean</th><th>seeds</th><th>new rank</th></tr>${
-      s.retest.map(e => `<tr><td>${e.trial}</td><td class="num">${pct(e.original_val_accuracy)}</td><td class="num">${pct(e.val_mean)}</td><td class="num">${pct(e.val_std)}</td><td class="num">${pct(e.test_mean)}</td><td>${esc((e.seeds || []).join(", "))}</td><td class="num">${e.retest_rank}</td></tr>`).join("")}</table>` : `<p class="muted">none (trainlab search --retest K)</p>`;
-    best.innerHTML = s.best_yaml ? `<button id="copy">copy</button><pre id="best-yaml">${esc(s.best_yaml)}</pre>`
-      : s.best ? `<pre>${esc(Object.entries(s.best.params).map(([k, v]) => `${k}: ${v}`).join("\n"))}</pre>` : `<p class="muted">no complete trial yet</p>`;
-    const copy = document.getElementById("copy");
-    if (copy) copy.onclick = () => navigator.clipboard && navigator.clipboard.writeText(s.best_yaml);
-    pictures.innerHTML = s.pictures.map(p => `<a href="/files/${enc(p)}"><img class="picture" src="/files/${enc(p)}?t=${Date.now()}" alt="${esc(p)}"></a>`).join("") || `<p class="muted">none yet</p>`;
+    fill(board, table(null, ["rank", "trial", "state", "val acc", "test acc", "epochs", ...paths], s.leaderboard.slice(0, 50).map(r =>
+      [numCell(r.rank), trialLink(r.trial), r.state, numCell(pct(r.value)), numCell(pct(r.test_accuracy)), numCell(num(r.epochs)), ...paths.map(p => numCell(num(r.params[p])))])),
+      s.leaderboard_total > 50 ? h("p", { class: "muted" }, `${s.leaderboard_total - 50} more in leaderboard.csv`) : null);
+    fill(retest, s.retest.length ? table(null, ["trial", "search val", "re-test val mean", "spread (std)", "test mean", "seeds", "new rank"], s.retest.map(e =>
+      [e.trial, numCell(pct(e.original_val_accuracy)), numCell(pct(e.val_mean)), numCell(pct(e.val_std)), numCell(pct(e.test_mean)), (e.seeds || []).join(", "), numCell(e.retest_rank)]))
+      : h("p", { class: "muted" }, "none (trainlab search --retest K)"));
+    const copy = h("button", { id: "copy" }, "copy");
+    copy.onclick = () => navigator.clipboard && navigator.clipboard.writeText(s.best_yaml);
+    fill(best, s.best_yaml ? [copy, h("pre", { id: "best-yaml" }, s.best_yaml)]
+      : s.best ? h("pre", null, Object.entries(s.best.params).map(([k, v]) => `${k}: ${v}`).join("\n")) : h("p", { class: "muted" }, "no complete trial yet"));
+    fill(pictures, s.pictures.length ? s.pictures.map(p => picture(p, true)) : h("p", { class: "muted" }, "none yet"));
   });
 }
 

@@ -6,14 +6,21 @@ const PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b
 
 function colorOf(i) { return PALETTE[((i % 10) + 10) % 10]; }
 
+// A chart's title line (its text drawn as text, like every label here).
+function titleOf(text) {
+  const t = document.createElement("div");
+  t.className = "title";
+  t.textContent = text;
+  return t;
+}
+
 // A uPlot line chart in `el`; chart.update(data, labels) redraws, rebuilding only when the
 // series change. data = [xs, ys1, ys2, ...]; el.dataset.points = the x values drawn.
 function LineChart(el, title, opts) {
   opts = opts || {};
   const box = document.createElement("div");
   box.className = "chart";
-  box.innerHTML = `<div class="title"></div>`;
-  box.querySelector(".title").textContent = title;
+  box.appendChild(titleOf(title));
   el.appendChild(box);
   let plot = null, key = "";
   this.el = box;
@@ -160,8 +167,7 @@ function parallelCoordinates(el, dims, trials) {
 function ManyLines(el, title) {
   const box = document.createElement("div");
   box.className = "chart";
-  box.innerHTML = `<div class="title"></div>`;
-  box.querySelector(".title").textContent = title;
+  box.appendChild(titleOf(title));
   const c = document.createElement("canvas");
   c.width = 760; c.height = 320;
   box.appendChild(c);
