@@ -43,8 +43,8 @@ import optuna
 import torch
 
 from trainlab.search.config import SearchConfig
-from trainlab.search.samplers import make_sampler
 from trainlab.search.space import Space, parse_space
+from trainlab.search.strategies import make_sampler
 
 SPACES: dict[str, dict[str, str]] = {
     "hpolib": {
@@ -320,7 +320,7 @@ def ranks(means: dict[str, float]) -> dict[str, float]:
 def sweep_coarse_to_fine(tasks: list[str], budgets: list[int], seeds: int) -> None:
     """Mean final regret of coarse-to-fine per (rounds, keep_top) on `tasks`: how its budget
     rule (`SearchConfig.resolved_rounds`, `resolved_keep_top`) was chosen on the dev tasks."""
-    from trainlab.search.samplers import CoarseToFineSampler
+    from trainlab.search.strategies import CoarseToFineSampler
 
     tables = [Table(t) for t in tasks]
     print(f"coarse-to-fine sweep, mean regret over {seeds} seeds on {', '.join(tasks)}")

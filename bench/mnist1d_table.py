@@ -30,7 +30,7 @@ import yaml
 import trainlab
 from trainlab.experiments.ensemble import evaluate_runs
 from trainlab.search import study as studies
-from trainlab.search.driver import search
+from trainlab.search.running.driver import search
 
 ROOT = Path(__file__).resolve().parent.parent
 PLUGINS = ROOT / "examples" / "plugins"

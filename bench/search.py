@@ -25,7 +25,7 @@ import tempfile
 import time
 from typing import Any
 
-from trainlab.search.driver import search
+from trainlab.search.running.driver import search
 
 BASE: dict[str, Any] = {
     "data": {"name": "mnist1d", "val_fraction": 0.1},

@@ -27,7 +27,7 @@ from trainlab.cli import main as cli_main  # noqa: E402
 T1 = time.perf_counter()
 
 from trainlab.experiments import executors  # noqa: E402
-from trainlab.search import driver  # noqa: E402
+from trainlab.search.running import driver  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from search_peers import PLUGINS, trainlab_config  # noqa: E402

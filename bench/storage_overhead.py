@@ -23,9 +23,9 @@ from pathlib import Path
 
 import optuna
 
-from trainlab.search import artifacts as stored
-from trainlab.search import cooperate
 from trainlab.search import study as studies
+from trainlab.search.running import cooperate
+from trainlab.search.study import artifacts as stored
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 

@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 import pytest
+import yaml
 
 from trainlab.cli import main
 from trainlab.errors import UserError
@@ -264,6 +265,21 @@ def test_a_changed_config_is_refused_in_the_same_folder(write_config, tmp_path):
     compare([a, b], seeds=2, out=tmp_path / "c", executor=fake)
     with pytest.raises(UserError, match=r"^--out: .* holds runs of a different config"):
         compare([a, b], seeds=2, out=tmp_path / "c", overrides=["train.epochs=9"])
+
+
+def test_an_empty_config_marker_left_by_a_kill_does_not_block_the_comparison(
+    write_config, tmp_path
+):
+    """DIR/<config>/config.yaml cut to nothing (a kill while it was written) counts as absent:
+    the comparison runs and writes the marker whole."""
+    a, b = write_config(GOOD, "a.yaml"), write_config(SLOW, "b.yaml")
+    (tmp_path / "c" / "a").mkdir(parents=True)
+    (tmp_path / "c" / "a" / "config.yaml").write_text("")
+    out = compare([a, b], seeds=2, out=tmp_path / "c", executor=FakeExecutor(lambda c, s: 0.5))
+    assert [c["n"] for c in out["configs"]] == [2, 2]
+    assert yaml.safe_load((tmp_path / "c" / "a" / "config.yaml").read_text())["optim"]["lr"] == 1e-2
+    names = sorted(p.name for p in (tmp_path / "c" / "a").iterdir())
+    assert names == ["config.yaml", "seed-0", "seed-1"]  # written atomically: no temporary file
 
 
 def test_a_missing_metric_names_what_the_runs_have(write_config, tmp_path):

@@ -11,7 +11,7 @@ from rich.console import Console
 from trainlab.cli import main
 from trainlab.commands import tables
 from trainlab.experiments.executors import InlineExecutor
-from trainlab.search import driver
+from trainlab.search.running import driver
 
 BASE = """
 data: {name: spirals}

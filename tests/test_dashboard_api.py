@@ -150,6 +150,24 @@ def test_a_held_lock_means_running(served):
     assert get_json(board, "/api/runs/alpha")["status"] == "completed"
 
 
+def test_a_damaged_line_ends_what_the_dashboard_reads_as_the_trainer_does(tmp_path):
+    """One rule for every reader (trainlab.rundir.parse_jsonl): a line that is not exactly one
+    JSON object ends the readable part, even one holding two objects."""
+    root = tmp_path / "runs"
+    write_run(root / "cut", epochs=1, steps=3, finished=False)
+    row = {"train_accuracy": 0.6, "val_accuracy": 0.5, "lr": 0.01}
+    with (root / "cut" / "metrics.jsonl").open("a") as f:
+        f.write(json.dumps({"epoch": 2, **row}) + ", " + json.dumps({"epoch": 3, **row}) + "\n")
+        f.write(json.dumps({"epoch": 4, **row}) + "\n")
+    board = Dashboard(root, port=0).start()
+    try:
+        assert [m["epoch"] for m in get_json(board, "/api/runs/cut")["metrics"]] == [1]
+        (entry,) = get_json(board, "/api/runs")
+        assert entry["name"] == "cut" and entry["epoch"] == 1
+    finally:
+        board.stop()
+
+
 def test_study_index_and_detail(served):
     board, _ = served
     (row,) = get_json(board, "/api/studies")

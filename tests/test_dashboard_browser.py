@@ -29,6 +29,7 @@ from test_dashboard_api import write_run  # noqa: E402
 
 from trainlab import train  # noqa: E402
 from trainlab.cli import main  # noqa: E402
+from trainlab.config import known_path  # noqa: E402
 from trainlab.dashboard.server import Dashboard  # noqa: E402
 from trainlab.engine import Callback  # noqa: E402
 from trainlab.search import study as studies  # noqa: E402
@@ -178,7 +179,7 @@ def test_stored_markup_shows_as_text_and_runs_no_script(page, tmp_path):
         write_run(run, epochs=1, steps=3)
         (run / "metrics.jsonl").write_text(json.dumps({"epoch": EVIL, "val_accuracy": 0.5}) + "\n")
     searched = {"model.activation": f'choice(["{EVIL}", relu])'}
-    dists = parse_space(searched, studies.known_path).distributions()
+    dists = parse_space(searched, known_path).distributions()
     study = optuna.create_study(study_name="evil", storage=f"sqlite:///{root}/trainlab.db")
     study.set_user_attr(studies.SIGNATURE_ATTR, {"space": searched})
     params = {"model.activation": EVIL}

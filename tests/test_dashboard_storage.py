@@ -21,7 +21,7 @@ from trainlab.commands.dashboard import storage_hint
 from trainlab.dashboard.server import Dashboard
 from trainlab.errors import UserError
 from trainlab.search.study import open_storage
-from trainlab.search.urls import masked
+from trainlab.search.study.urls import masked
 
 EXPERIMENT = """
 data: {name: spirals}

@@ -14,8 +14,8 @@ from trainlab import schedules
 from trainlab.cli import main
 from trainlab.engine import load_run
 from trainlab.engine.averaging import EMA, ema_update, recompute_batch_norm
+from trainlab.engine.checkpoints import load_checkpoint
 from trainlab.engine.evaluate import average_proba
-from trainlab.engine.rundir import load_checkpoint
 from trainlab.errors import UserError
 from trainlab.experiments.ensemble import evaluate_members
 from trainlab.smoothing import debiased_decay

@@ -1,8 +1,9 @@
 """The import graph of src/trainlab points one way (DESIGN.md, "Layers of the system").
 
-Built with ast over every module, imports at module level and inside functions alike (imports
-under `if TYPE_CHECKING:` never run and are left out); an import of a package's submodule is an
-edge to that submodule, not to the packages above it.
+Built with ast over every module, imports at module level, inside functions and under
+`if TYPE_CHECKING:` alike (a type-only import is still an arrow between modules); an import of a
+package's submodule is an edge to that submodule, not to the packages above it. The order of the
+layers is written once, below, as data (LAYERS); every module of src/trainlab must belong to one.
 """
 
 from __future__ import annotations
@@ -27,13 +28,6 @@ def module_name(path: Path) -> str:
 
 
 MODULES = {module_name(p): p for p in sorted(PACKAGE.rglob("*.py"))}
-
-
-def _is_type_checking(node: ast.If) -> bool:
-    test = node.test
-    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
-        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
-    )
 
 
 def _targets(node: ast.Import | ast.ImportFrom, current: str, is_package: bool) -> list[str]:
@@ -62,10 +56,6 @@ def imports_of(name: str) -> list[tuple[str, int, bool, str]]:
 
     def visit(node: ast.AST, in_function: bool) -> None:
         for child in ast.iter_child_nodes(node):
-            if isinstance(child, ast.If) and _is_type_checking(child):
-                for sub in child.orelse:
-                    visit(sub, in_function)
-                continue
             if isinstance(child, (ast.Import, ast.ImportFrom)):
                 for target in _targets(child, name, path.name == "__init__.py"):
                     out.append((target, child.lineno, in_function, lines[child.lineno - 1]))
@@ -129,55 +119,120 @@ def test_no_import_cycle():
     assert cycles == []
 
 
-LEAVES = ("trainlab.errors", "trainlab.version", "trainlab.smoothing", "trainlab.divergence")
-ABOVE_ENGINE = (
-    "trainlab.experiments",
-    "trainlab.search",
-    "trainlab.dashboard",
-    "trainlab.landscape",
-    "trainlab.cli",
-    "trainlab.commands",
-    "trainlab.report",
-)
+# The layers, lowest first (DESIGN.md, "Layers of the system"): a module may import modules of
+# its own layer and of the layers below, never above. Each entry is (layer, module areas).
+LAYERS: list[tuple[str, tuple[str, ...]]] = [
+    (
+        "leaves",
+        (
+            "trainlab.errors",
+            "trainlab.version",
+            "trainlab.names",
+            "trainlab.smoothing",
+            "trainlab.divergence",
+            "trainlab.locking",
+            "trainlab.dotted",
+        ),
+    ),
+    ("runs: the run directory's one owner", ("trainlab.rundir",)),
+    ("optim and schedules", ("trainlab.optim", "trainlab.schedules")),
+    ("config", ("trainlab.config",)),
+    ("plugin loading", ("trainlab.plugins",)),
+    ("data", ("trainlab.data",)),
+    ("nn", ("trainlab.nn",)),
+    ("engine", ("trainlab.engine",)),
+    ("report", ("trainlab.report",)),
+    ("experiments", ("trainlab.experiments",)),
+    ("search: the space and its config", ("trainlab.search.space", "trainlab.search.config")),
+    ("search: strategies (pure samplers)", ("trainlab.search.strategies",)),
+    ("search: the study", ("trainlab.search.study",)),
+    ("search: the optimize() API", ("trainlab.search.optimize", "trainlab.search")),
+    ("search: running (driver, cooperation, re-tests)", ("trainlab.search.running",)),
+    ("dashboard", ("trainlab.dashboard",)),
+    ("landscape", ("trainlab.landscape",)),
+    ("the Python API's front door", ("trainlab", "trainlab.api")),
+    ("commands", ("trainlab.commands",)),
+    ("cli", ("trainlab.cli", "trainlab.__main__")),
+]
+
+
+# areas that name one package's __init__ only, not the modules under it
+EXACT = {"trainlab", "trainlab.search"}
+
+
+def layer_of(module: str) -> int:
+    """The index of the most specific area naming `module` (-1: none)."""
+    best, depth = -1, -1
+    for i, (_, areas) in enumerate(LAYERS):
+        for a in areas:
+            named = module == a if a in EXACT else in_area(module, a)
+            if named and a.count(".") > depth:
+                best, depth = i, a.count(".")
+    return best
+
+
+def test_every_module_has_a_layer():
+    assert [m for m in MODULES if layer_of(m) < 0] == []
+
+
+def test_no_import_from_a_higher_layer():
+    wrong = [
+        f"{name}:{line} ({LAYERS[layer_of(name)][0]}) imports {target} "
+        f"({LAYERS[layer_of(target)][0]})"
+        for name in MODULES
+        for target, line, _, _ in GRAPH[name]
+        if target in MODULES and layer_of(target) > layer_of(name)
+    ]
+    assert wrong == []
+
+
+LEAVES = LAYERS[0][1]
+# Narrower than the order: who may import what at all.
 RULES = [
     # (who, must import only / must not import, areas, why)
     (
         ("trainlab.optim", "trainlab.schedules"),
         "only",
-        ("trainlab.optim", "trainlab.errors"),
-        "optim and schedules import only torch, the standard library and trainlab.errors",
+        ("trainlab.optim", "trainlab.errors", "trainlab.names"),
+        "optim and schedules import only torch, the standard library and two leaves",
     ),
-    (
-        ("trainlab.errors", "trainlab.version", "trainlab.smoothing", "trainlab.divergence"),
-        "only",
-        LEAVES,
-        "the shared leaves import only each other",
-    ),
-    (("trainlab.locking",), "only", LEAVES, "the lock helper is a leaf"),
-    (
-        ("trainlab.data",),
-        "not",
-        ("trainlab.nn", "trainlab.engine", *ABOVE_ENGINE),
-        "data never imports nn, train or anything above",
-    ),
-    (("trainlab.engine",), "not", ABOVE_ENGINE, "the engine never imports what runs it"),
+    (LEAVES, "only", LEAVES, "the shared leaves import only each other"),
+    (("trainlab.rundir",), "only", LEAVES, "the run-directory owner needs no torch or Optuna"),
     (
         ("trainlab.report",),
         "only",
         ("trainlab.report", *LEAVES),
-        "report never imports train (it reads records, not trainers)",
+        "report never imports the engine (it reads records, not trainers)",
     ),
     (
-        ("trainlab.experiments",),
+        ("trainlab.search.strategies",),
         "not",
-        ("trainlab.search", "trainlab.dashboard", "trainlab.cli", "trainlab.commands"),
-        "search uses the experiments, never the other way",
+        ("trainlab.search.study", "trainlab.search.running", "trainlab.search.optimize"),
+        "search strategies are pure samplers: no storage, no runs",
+    ),
+    (
+        ("trainlab.search.study",),
+        "not",
+        ("trainlab.search.running", "trainlab.search.optimize", "trainlab.experiments"),
+        "the study is what the dashboard reads: it runs nothing",
+    ),
+    (
+        ("trainlab.search.optimize",),
+        "not",
+        ("trainlab.search.running",),
+        "optimize() uses the strategies and the study, never the config search's driver",
     ),
     (
         ("trainlab.dashboard",),
         "not",
-        ("trainlab.cli", "trainlab.commands", "trainlab.experiments", "trainlab.landscape"),
+        ("trainlab.engine", "trainlab.experiments", "trainlab.landscape", "trainlab.data"),
         "the dashboard only reads runs and studies; it runs nothing",
+    ),
+    (
+        ("trainlab.search.strategies",),
+        "not",
+        ("trainlab.rundir", "trainlab.locking", "trainlab.engine", "trainlab.experiments"),
+        "strategies are pure samplers: no files, no training",
     ),
 ]
 
@@ -239,6 +294,30 @@ def test_function_local_imports_say_why():
     assert stale == [], "fixed: remove these entries from KNOWN_LOCAL_IMPORTS"
 
 
+def test_search_strategies_open_no_file_or_storage():
+    """trainlab.search.strategies reads and annotates the study it is given, nothing else."""
+    io = ("os", "io", "pathlib", "shutil", "sqlite3", "optuna.storages", "optuna.artifacts")
+    wrong = []
+    for name, path in MODULES.items():
+        if not in_area(name, "trainlab.search.strategies"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                found = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+                found = [node.module]
+            elif isinstance(node, ast.Call) and getattr(node.func, "id", None) == "open":
+                found = ["open()"]
+            else:
+                continue
+            wrong += [
+                f"{name}:{node.lineno} {f}"
+                for f in found
+                if f == "open()" or any(f == m or f.startswith(m + ".") for m in io)
+            ]
+    assert wrong == []
+
+
 def test_optimizers_and_schedules_need_only_torch():
     """Outside trainlab, optim/ and schedules.py import torch and the standard library only."""
     import sys
@@ -260,3 +339,31 @@ def test_optimizers_and_schedules_need_only_torch():
                 if r not in ("torch", "trainlab", "__future__") and r not in sys.stdlib_module_names
             ]
     assert wrong == []
+
+
+def test_the_front_door_exports_the_api_without_loading_torch():
+    """`import trainlab` is cheap (no torch, no Optuna); each name of the API loads on first
+    use, and no name shadows a subpackage (`import trainlab.engine.run` works beside
+    `trainlab.train`)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, trainlab\n"
+        "assert 'torch' not in sys.modules and 'optuna' not in sys.modules, 'loaded'\n"
+        "import trainlab.engine.run\n"
+        "names = ['train', 'evaluate', 'load_run', 'search_config', 'optimize', 'compare',\n"
+        "         'ensemble', 'transfer', 'lr_find', 'Result', 'Callback', 'Run']\n"
+        "assert all(callable(getattr(trainlab, n)) for n in names)\n"
+        "assert set(names) <= set(trainlab.__all__) and set(names) <= set(dir(trainlab))\n"
+        "assert not any(f'trainlab.{n}' in sys.modules for n in names), 'a name is a module'\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+
+
+def test_the_api_module_has_every_name_the_package_exports():
+    import trainlab
+    import trainlab.api
+
+    assert all(callable(getattr(trainlab.api, n)) for n in trainlab.API)

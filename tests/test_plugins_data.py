@@ -19,7 +19,7 @@ from trainlab.cli import main
 from trainlab.config import DataConfig
 from trainlab.data import StreamedSplits, prepare
 from trainlab.data.given import given_splits
-from trainlab.search.driver import search
+from trainlab.search.running.driver import search
 
 ROOT = Path(__file__).resolve().parent.parent
 PLUGIN = textwrap.dedent(

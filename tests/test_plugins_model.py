@@ -15,11 +15,11 @@ import yaml
 import trainlab
 from trainlab.cli import main
 from trainlab.config import validate
-from trainlab.engine.rundir import load_checkpoint
+from trainlab.engine.checkpoints import load_checkpoint
 from trainlab.errors import UserError
 from trainlab.experiments import evaluate_run
 from trainlab.experiments.executors import Job, _ray_run
-from trainlab.search.driver import search
+from trainlab.search.running.driver import search
 
 MODELS = textwrap.dedent(
     """

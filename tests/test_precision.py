@@ -9,8 +9,8 @@ import torch
 import trainlab
 from trainlab.cli import main
 from trainlab.config import validate
-from trainlab.engine.rundir import RunDir
 from trainlab.engine.trainer import Trainer
+from trainlab.rundir import RunDir
 
 CUDA = torch.cuda.is_available()
 

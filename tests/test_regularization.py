@@ -21,7 +21,6 @@ import trainlab
 from trainlab.cli import main
 from trainlab.config import ModelConfig, validate
 from trainlab.engine.build import WeightPenalty, make_optimizer, split_decay
-from trainlab.engine.rundir import RunDir
 from trainlab.engine.trainer import Trainer
 from trainlab.nn.layers import (
     DropConnectConv1d,
@@ -31,6 +30,7 @@ from trainlab.nn.layers import (
     StochasticDepth,
 )
 from trainlab.nn.models import build_model
+from trainlab.rundir import RunDir
 
 pytestmark = pytest.mark.usefixtures("seeded_one_thread")
 

@@ -7,17 +7,17 @@ import pytest
 from optuna.trial import TrialState
 
 from trainlab.search.config import SearchConfig
-from trainlab.search.samplers import (
+from trainlab.search.space import parse_space
+from trainlab.search.strategies import (
     BlockCoordinateSampler,
     CoarseToFineSampler,
     GridSampler,
     RandomSampler,
-    boxes,
     grid_axes,
     make_pruner,
     make_sampler,
 )
-from trainlab.search.space import parse_space
+from trainlab.search.study import boxes
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -284,7 +284,7 @@ def test_pruners_are_built_explicitly_and_prune_bad_trials():
 
 
 def test_plots_write_images(tmp_path):
-    from trainlab.search.plots import curves_from_study, plot_curves, plot_params
+    from trainlab.search.study.plots import curves_from_study, plot_curves, plot_params
 
     sampler = make_sampler(c2f_config(trials=18), FULL)
     study = optuna.create_study(direction="maximize", sampler=sampler)
@@ -310,7 +310,7 @@ def test_plots_write_images(tmp_path):
 
 
 def test_coarse_to_fine_prunes_a_trial_against_its_own_round_only():
-    from trainlab.search.samplers import ROUND_ATTR, SameRoundPruner
+    from trainlab.search.strategies import ROUND_ATTR, SameRoundPruner
 
     cfg = SearchConfig(
         strategy="coarse-to-fine",
@@ -351,7 +351,7 @@ def test_a_driver_kept_list_of_complete_trials_prunes_as_the_study_does(tmp_path
     """The search driver asks the pruner through CompleteTrialsKept (complete trials listed once
     per finished trial): every answer equals trial.should_prune() on the study itself, and a
     trial told COMPLETE counts from the next answer on (forget)."""
-    from trainlab.search.samplers import ROUND_ATTR, CompleteTrialsKept
+    from trainlab.search.strategies import ROUND_ATTR, CompleteTrialsKept
     from trainlab.search.study import open_storage
 
     cfg = SearchConfig(
@@ -389,3 +389,30 @@ def test_a_driver_kept_list_of_complete_trials_prunes_as_the_study_does(tmp_path
         kept.forget()
     assert answers.count(True) >= 3 and answers.count(False) >= 3  # both answers compared
     assert kept_reads == 6 and len(answers) == 36  # listed once per finished trial, not per answer
+
+
+def test_the_builder_tables_cover_exactly_the_names_and_build_each():
+    from trainlab import names
+    from trainlab.search.strategies import PRUNERS, SAMPLERS
+
+    assert tuple(SAMPLERS) == names.STRATEGIES
+    assert tuple(PRUNERS) == names.PRUNERS
+    space = {"optim.lr": "loguniform(1e-4, 1e-1)", "model.dropout": "uniform(0, 0.5)"}
+    for strategy in names.STRATEGIES:
+        cfg = SearchConfig(strategy=strategy, trials=4, space=space)
+        assert isinstance(make_sampler(cfg, LR_DROPOUT), optuna.samplers.BaseSampler)
+        for pruner in names.PRUNERS:
+            built = make_pruner(cfg.model_copy(update={"pruner": pruner}))
+            assert isinstance(built, optuna.pruners.BasePruner)
+
+
+@pytest.mark.parametrize("field,value", [("strategy", "bayes"), ("pruner", "hyperband")])
+def test_an_unknown_strategy_or_pruner_is_one_line_naming_its_field(field, value):
+    from trainlab.errors import UserError
+    from trainlab.search.config import load_search_config
+
+    with pytest.raises(UserError) as refused:
+        load_search_config({field: value})
+    message = str(refused.value)
+    assert message.startswith(f"search.{field}: ") and repr(value) in message
+    assert "\n" not in message

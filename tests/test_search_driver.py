@@ -21,11 +21,10 @@ from trainlab.errors import UserError
 from trainlab.experiments import executors
 from trainlab.experiments.executors import Event, Job, LocalExecutor, run_job
 from trainlab.report.stats import compare_pairs, holm, paired
-from trainlab.search import driver
-from trainlab.search.driver import search
-from trainlab.search.retest import retest_seeds
-from trainlab.search.samplers import boxes
-from trainlab.search.study import StudyLock, open_storage
+from trainlab.search.running import driver
+from trainlab.search.running.driver import search
+from trainlab.search.running.retest import retest_seeds
+from trainlab.search.study import StudyLock, boxes, open_storage
 
 BASE = """
 data: {name: spirals}
@@ -56,6 +55,23 @@ def load_study(tmp_path, name):
 @pytest.fixture(autouse=True)
 def in_tmp(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # runs/trainlab.db and runs/search/ land in tmp_path
+
+
+def test_search_options_set_config_fields_through_the_search_section():
+    """A keyword (or flag) that is a SearchConfig field is validated with the config's section:
+    a bad one is the same one line as in YAML; executor="inline" is an option of its own."""
+    given = driver.SearchOptions.given(trials=3, workers=None, executor="inline", out="x")
+    assert given.settings == {"trials": 3} and given.inline and given.out == "x"
+    config = {"search": {"trials": 2, "space": {"optim.lr": "loguniform(1e-3, 1e-1)"}}}
+    for key, value in [("strategy", "bayes"), ("trials", 0), ("executor", "slurm")]:
+        with pytest.raises(UserError) as flag:
+            driver.plan(config, driver.SearchOptions.given(**{key: value}))
+        with pytest.raises(UserError) as yaml_section:
+            driver.plan({"search": {**config["search"], key: value}}, driver.SearchOptions())
+        assert str(flag.value) == str(yaml_section.value)
+        assert str(flag.value).startswith(f"search.{key}: ") and "\n" not in str(flag.value)
+    with pytest.raises(TypeError):
+        driver.SearchOptions.given(trails=3)  # a misspelt keyword is not silently ignored
 
 
 def test_serial_search_writes_the_study_layout(tmp_path, capsys):

@@ -11,7 +11,7 @@ import trainlab.search
 from trainlab.errors import UserError
 from trainlab.search import Search, optimize
 from trainlab.search.optimize import objective_space
-from trainlab.search.samplers import BOX_ATTR, PHASE_ATTR, CoarseToFineSampler
+from trainlab.search.strategies import BOX_ATTR, PHASE_ATTR, CoarseToFineSampler
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 

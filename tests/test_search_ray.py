@@ -7,7 +7,7 @@ import pytest
 
 ray = pytest.importorskip("ray")
 
-from trainlab.search.driver import search  # noqa: E402
+from trainlab.search.running.driver import search  # noqa: E402
 
 CONFIG = """
 data: {name: spirals}

@@ -10,7 +10,6 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution, Int
 
 from trainlab.errors import UserError
 from trainlab.search.config import SearchConfig, load_search_config
-from trainlab.search.samplers import RandomSampler
 from trainlab.search.space import (
     apply_overrides,
     drop_unused,
@@ -18,6 +17,7 @@ from trainlab.search.space import (
     parse_space,
     sample_value,
 )
+from trainlab.search.strategies import RandomSampler
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 

@@ -19,8 +19,7 @@ from pg_server import free_port, new_database
 
 from trainlab.cli import main
 from trainlab.errors import UserError
-from trainlab.search import artifacts
-from trainlab.search.study import open_storage
+from trainlab.search.study import artifacts, open_storage
 
 BASE = """
 data: {name: spirals}
@@ -155,7 +154,7 @@ def test_bad_storage_urls_are_one_line_naming_storage(tmp_path, capsys):
 def test_racing_drivers_ask_exactly_the_budget(tmp_path, kind, request):
     """Eight drivers (each its own storage connection) ask for trials as fast as they can;
     counting and asking under the budget lock gives the study exactly its total."""
-    from trainlab.search import cooperate
+    from trainlab.search.running import cooperate
 
     if kind == "postgres":  # a new database: the drivers also race to create its tables
         url = new_database(request.getfixturevalue("postgres_url"), "race")
@@ -191,7 +190,7 @@ def test_a_late_driver_joins_a_spent_study_fetches_best_yaml_and_leaves_the_rete
     """A second driver on a study whose budget is spent runs nothing, reports the study, takes
     best.yaml from the artifact store (the first driver's folder is gone) and leaves the re-test
     to the driver that claimed it."""
-    from trainlab.search.driver import search
+    from trainlab.search.running.driver import search
 
     cfg = tmp_path / "exp.yaml"
     spec = {**SEARCH, "trials": 2, "retest": 1, "retest_seeds": 1}
@@ -275,7 +274,7 @@ def test_a_shared_study_shows_every_drivers_finished_trials(tmp_path):
     from rich.console import Console
 
     from trainlab.commands.search import CaviarDisplay
-    from trainlab.search import cooperate
+    from trainlab.search.running import cooperate
     from trainlab.search.study import OUTCOME
 
     study = optuna.create_study(storage=open_storage(f"journal:///{tmp_path}/s.log"))

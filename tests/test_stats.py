@@ -1,4 +1,5 @@
-"""trainlab.report.stats against scipy.stats on fixed inputs (scipy is only a test dependency)."""
+"""trainlab.report.stats against scipy.stats on fixed inputs: the paired test, interval, Holm
+and the seeds a difference needs (the t distribution itself is scipy's)."""
 
 from __future__ import annotations
 
@@ -12,18 +13,6 @@ from trainlab.report import stats
 
 A = [0.951, 0.962, 0.955, 0.948, 0.962, 0.957, 0.944, 0.96, 0.953, 0.949]
 B = [0.958, 0.965, 0.957, 0.955, 0.97, 0.956, 0.951, 0.966, 0.955, 0.96]
-
-
-@pytest.mark.parametrize("df", [1, 2, 3, 5, 9, 29, 200])
-@pytest.mark.parametrize("t", [-4.2, -1.3, 0.0, 0.4, 2.1, 7.5])
-def test_t_survival_function_is_scipys(t, df):
-    assert stats.t_sf(t, df) == pytest.approx(sp.t.sf(t, df), rel=1e-10, abs=1e-14)
-
-
-@pytest.mark.parametrize("df", [1, 2, 4, 9, 29, 1000])
-@pytest.mark.parametrize("q", [0.6, 0.8, 0.9, 0.975, 0.995, 0.9999, 0.025])
-def test_t_quantile_is_scipys(q, df):
-    assert stats.t_ppf(q, df) == pytest.approx(sp.t.ppf(q, df), rel=1e-9)
 
 
 @pytest.mark.parametrize(("a", "b"), [(A, B), (B, A), (A[:3], B[:3]), ([1.0, 2.0], [1.5, 3.0])])

@@ -96,6 +96,35 @@ def test_existing_out_is_refused_and_untouched(write_config, tmp_path, capsys):
     assert [p.name for p in out.iterdir()] == ["precious.txt"]
 
 
+def test_out_naming_a_file_is_refused_in_one_line(write_config, tmp_path, capsys):
+    somefile = tmp_path / "somefile"
+    somefile.write_text("mine")
+    rc = main(["train", str(write_config(SPIRALS)), "--out", str(somefile)])
+    err = capsys.readouterr().err
+    assert rc == 2 and len(err.strip().splitlines()) == 1 and "--out" in err and "file" in err
+    assert "Traceback" not in err and somefile.read_text() == "mine"
+
+
+def test_resume_without_out_never_takes_another_config_whose_name_starts_alike(
+    write_config, tmp_path, capsys, monkeypatch
+):
+    """`train sp.yaml --resume` looks for runs/sp-<time>, never runs/sp-wide-<time>."""
+    monkeypatch.chdir(tmp_path)
+    one_epoch = SPIRALS.replace("epochs: 4", "epochs: 1")
+    wide = write_config(one_epoch, "sp-wide.yaml")
+    assert main(["train", str(wide)]) == 0
+    (other,) = (tmp_path / "runs").iterdir()
+    assert other.name.startswith("sp-wide-")
+    before = sorted(p.name for p in other.iterdir())
+    capsys.readouterr()
+    rc = main(["train", str(write_config(one_epoch, "sp.yaml")), "--resume"])
+    err = capsys.readouterr().err
+    assert rc == 2 and len(err.strip().splitlines()) == 1
+    assert "no earlier run of" in err and "sp.yaml" in err
+    assert [p.name for p in (tmp_path / "runs").iterdir()] == [other.name]
+    assert sorted(p.name for p in other.iterdir()) == before
+
+
 def test_interrupt_then_resume_reaches_the_same_numbers(tmp_path, interrupt_at):
     cfg = {
         "data": {"name": "spirals"},
@@ -152,7 +181,7 @@ def test_sigkill_then_resume(write_config, tmp_path, capsys):
 def test_run_directory_in_use_is_refused(write_config, tmp_path, capsys, ensemble):
     """While a process holds a run directory, `train --resume` into it exits 2 with one line
     and leaves it as it was; the lock is released when the holder finishes."""
-    from trainlab.engine.rundir import RunDir
+    from trainlab.rundir import RunDir
 
     text = SPIRALS + ("  ensemble: 2\n" if ensemble else "")
     text = text.replace("train: {epochs: 4, batch_size: 64}\n", "train:\n  epochs: 1\n")

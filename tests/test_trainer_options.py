@@ -8,8 +8,8 @@ import torch
 import trainlab
 from trainlab.cli import main
 from trainlab.config import validate
-from trainlab.engine.rundir import RunDir
 from trainlab.engine.trainer import Trainer
+from trainlab.rundir import RunDir
 
 
 def spirals(**train):

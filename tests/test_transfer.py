@@ -12,7 +12,7 @@ import yaml
 import trainlab
 from trainlab.cli import main
 from trainlab.engine.build import make_optimizer
-from trainlab.engine.rundir import load_checkpoint
+from trainlab.engine.checkpoints import load_checkpoint
 from trainlab.experiments.transfer import HeadOnFeatures, setup_transfer, transfer
 
 PRETRAIN = {

@@ -1,13 +1,41 @@
 """trainlab: a lab for training neural networks well, the way CS231n lecture 7 teaches, on PyTorch.
 
-Python API: `trainlab.train(config) -> Result`, `trainlab.load_run(dir)`, the optimizers in
-`trainlab.optim`, the schedules in `trainlab.schedules`.
+The Python API, one front door (each name is the Python form of a CLI command; see
+trainlab.api for the table): `train`, `evaluate`, `load_run`, `search_config`, `optimize`,
+`compare`, `ensemble`, `transfer`, `lr_find`, with `Result`, `Run` and `Callback`; the optimizer
+classes in `trainlab.optim`, the schedules in `trainlab.schedules`.
+
+`import trainlab` is cheap: the names load (with torch) on first use.
 """
 
-from trainlab.engine import Callback, Result, load_run  # noqa: E402
-from trainlab.version import __version__
+from trainlab.version import __version__ as __version__
 
-# isort: split
-from trainlab.experiments import train  # noqa: E402  (last: rebinds the name `train`)
+API = (
+    "Callback",
+    "Result",
+    "Run",
+    "compare",
+    "ensemble",
+    "evaluate",
+    "load_run",
+    "lr_find",
+    "optimize",
+    "search_config",
+    "train",
+    "transfer",
+)
+__all__ = [*API, "__version__"]
 
-__all__ = ["Callback", "Result", "__version__", "load_run", "train"]
+
+def __getattr__(name: str):  # noqa: ANN202
+    """The API's names, imported from trainlab.api (and torch with it) when first asked for."""
+    if name in API:
+        import importlib
+
+        globals()[name] = value = getattr(importlib.import_module("trainlab.api"), name)
+        return value
+    raise AttributeError(f"module 'trainlab' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(API))

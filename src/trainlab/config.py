@@ -10,7 +10,7 @@ import math
 import re
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 import yaml
 from pydantic import (
@@ -23,9 +23,10 @@ from pydantic import (
     model_validator,
 )
 
+from trainlab import names
 from trainlab.dotted import get_path, set_path
 from trainlab.errors import UserError, excerpt
-from trainlab.optim.registry import FULL_BATCH, OPTIMIZERS, defaults
+from trainlab.optim.registry import FULL_BATCH, defaults
 
 
 class Section(BaseModel):
@@ -100,7 +101,7 @@ class LoaderConfig(Section):
     stats_examples: Annotated[int, Field(ge=1)] = 10_000  # examples read for mean/std
 
 
-DATA_NAMES = ("spirals", "digits", "mnist1d", "mnist5k", "npz", "csv", "image_folder", "cifar")
+DATA_NAMES = names.DATA_SETS + names.DATA_FORMATS
 
 
 class DataConfig(Section):
@@ -145,7 +146,7 @@ class DataConfig(Section):
 
 
 # ---------------------------------------------------------------------------------------- model
-MODEL_KINDS = ("mlp", "cnn", "resnet")
+MODEL_KINDS = names.MODEL_KINDS
 
 
 class ModelConfig(Section):
@@ -156,13 +157,13 @@ class ModelConfig(Section):
     width: Annotated[int, Field(ge=1)] = 128  # hidden units (mlp) or channels of the first stage
     depth: Annotated[int, Field(ge=1)] = 2  # hidden layers (mlp), conv stages (cnn), res. blocks
     kernel_size: Annotated[int, Field(ge=1)] = 5  # conv kernel (cnn, resnet)
-    activation: Literal["relu", "gelu", "tanh", "leaky_relu"] = "relu"
-    norm: Literal["none", "batch", "layer"] = "none"
+    activation: names.literal(names.ACTIVATIONS) = "relu"
+    norm: names.literal(names.NORMS) = "none"
     dropout: Probability = 0.0  # drop probability p of hidden activations (inverted dropout)
     channel_dropout: Probability = 0.0  # drop probability of whole feature maps (conv models)
     drop_connect: Probability = 0.0  # drop probability of single weights (DropConnect)
     stochastic_depth: Probability = 0.0  # drop probability of the last residual block
-    pool: Literal["max", "fractional", "none"] = "max"  # downsampling between conv stages
+    pool: names.literal(names.POOLS) = "max"  # downsampling between conv stages
 
     @field_validator("kind")
     @classmethod
@@ -200,7 +201,7 @@ class ModelConfig(Section):
 Betas = tuple[Annotated[float, Field(ge=0, lt=1)], Annotated[float, Field(ge=0, lt=1)]]
 # Every default below is the optimizer's own (torch's) with the lecture's settings on top, from
 # one place: trainlab.optim.registry (docs/optimizers.md lists where they differ).
-_D = {name: defaults(name) for name in OPTIMIZERS}
+_D = {name: defaults(name) for name in names.OPTIMIZERS}
 
 
 class _Optim(Section):
@@ -287,15 +288,24 @@ OptimConfig = Annotated[
     | NewtonConfig,
     Field(discriminator="name"),
 ]
+#: optim.name -> its schema (the union's members by their name tags), checked at import to have
+#: exactly the names of trainlab.names.OPTIMIZERS
+OPTIM_SCHEMAS: dict[str, type[Section]] = names.covers(
+    {
+        tag: schema
+        for schema in get_args(get_args(OptimConfig)[0])
+        for tag in get_args(schema.model_fields["name"].annotation)
+    },
+    names.OPTIMIZERS,
+    "trainlab.config.OPTIM_SCHEMAS",
+)
 DEFAULT_OPTIMIZER = "adam"  # the lecture: "Adam is a good default choice in many cases"
-OPTIMIZER_NAMES = tuple(OPTIMIZERS)  # listed once, in trainlab.optim.registry
+OPTIMIZER_NAMES = names.OPTIMIZERS
 
 
 # -------------------------------------------------------------------------------------- schedule
 class ScheduleConfig(Section):
-    name: Literal[
-        "constant", "step", "exponential", "inverse_time", "cosine", "cosine_restarts"
-    ] = "constant"  # the lecture: start without decay
+    name: names.literal(names.SCHEDULES) = "constant"  # the lecture: start without decay
     warmup_epochs: NonNegFloat = 0.0
     milestones: list[float] = []  # step: epochs where lr *= gamma (default: 50% and 75% of the run)
     gamma: Annotated[float, Field(gt=0, le=1)] | None = None  # step: factor per milestone (0.1);
@@ -303,7 +313,8 @@ class ScheduleConfig(Section):
     decay: NonNegFloat = 1.0  # inverse_time: lr0 / (1 + decay * epoch)
     cycles: Annotated[int, Field(ge=1)] = 1  # cosine_restarts
     final_lr_fraction: Annotated[float, Field(ge=0, le=1)] = 0.0  # cosine floor, fraction of lr0
-    per: Literal["step", "epoch"] = "step"  # update the lr every optimizer step or every epoch
+    # update the lr every optimizer step or every epoch
+    per: names.literal(names.SCHEDULE_PER) = "step"
 
 
 # ----------------------------------------------------------------------------------------- train
@@ -312,7 +323,7 @@ class TrainConfig(Section):
     batch_size: Annotated[int, Field(ge=1)] = 128
     seed: Seed = 0
     patience: Annotated[int, Field(ge=1)] | None = None  # early stopping on val accuracy (epochs)
-    device: Literal["cpu", "cuda", "auto"] = "cpu"
+    device: names.literal(names.DEVICES) = "cpu"
     threads: Annotated[int, Field(ge=1)] | None = None  # torch intra-op threads (default: all)
     l2: NonNegFloat = 0.0  # adds l2/2 * sum(w^2) to the loss
     l1: NonNegFloat = 0.0  # adds l1 * sum(|w|) to the loss
@@ -320,7 +331,7 @@ class TrainConfig(Section):
     label_smoothing: Annotated[float, Field(ge=0, lt=1)] = 0.0
     log_steps: bool = True  # write steps.jsonl with the loss of every step
     diverge_factor: Annotated[float, Field(gt=1)] = 3.0  # stop when loss > factor * initial loss
-    tta: Literal["none", "flip", "ten_crop"] = "none"
+    tta: names.literal(names.TTA_MODES) = "none"
     ema: Annotated[float, Field(ge=0, lt=1)] | None = None  # Polyak averaging decay
     snapshots: Annotated[int, Field(ge=2)] | None = None  # snapshot ensemble of M cosine cycles
     ensemble: Annotated[int, Field(ge=2)] | None = None  # train N members with different seeds
@@ -333,7 +344,7 @@ class TrainConfig(Section):
     accumulate: Annotated[int, AfterValidator(_at_least_one)] = 1  # minibatches per optimizer step
     # arithmetic of the forward/backward pass: fp32, bf16 (autocast, CPU and CUDA) or fp16
     # (autocast with a gradient scaler, CUDA only); weights and optimizer state stay fp32
-    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
+    precision: names.literal(names.PRECISIONS) = "fp32"
 
 
 class ExperimentConfig(Section):
@@ -384,10 +395,7 @@ class ExperimentConfig(Section):
 # --------------------------------------------------------------------------------- loading, errors
 def _optimizer_fields(name: str) -> list[str]:
     """The keys the `optim` section accepts for optimizer `name`."""
-    for schema in OptimConfig.__origin__.__args__:  # the union inside Annotated
-        if name in schema.model_fields["name"].annotation.__args__:
-            return list(schema.model_fields)
-    return []
+    return list(OPTIM_SCHEMAS[name].model_fields) if name in OPTIM_SCHEMAS else []
 
 
 def format_validation_error(err: ValidationError, prefix: str = "") -> str:

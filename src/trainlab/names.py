@@ -8,7 +8,7 @@ and the messages that list what is allowed.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, get_args, get_origin
 
 #: optim.name, in the lecture's order (docs/optimizers.md). lbfgs and newton train full-batch.
 OPTIMIZERS = (
@@ -28,8 +28,9 @@ FULL_BATCH_OPTIMIZERS = ("lbfgs", "newton")
 SCHEDULES = ("constant", "step", "exponential", "inverse_time", "cosine", "cosine_restarts")
 SCHEDULE_PER = ("step", "epoch")
 
-#: search.strategy (auto is the default), search.pruner, search.executor
-STRATEGIES = ("auto", "grid", "random", "coarse-to-fine", "block", "tpe")
+#: search.strategy (auto is the default; listed last, as the config's messages always have),
+#: search.pruner, search.executor
+STRATEGIES = ("grid", "random", "coarse-to-fine", "block", "tpe", "auto")
 PRUNERS = ("none", "median", "halving")
 EXECUTORS = ("local", "ray")
 DIRECTIONS = ("maximize", "minimize")
@@ -39,10 +40,22 @@ DEVICES = ("cpu", "cuda", "auto")
 PRECISIONS = ("fp32", "bf16", "fp16")
 TTA_MODES = ("none", "flip", "ten_crop")
 
-#: model.*
+#: data.name: the embedded data sets, and the formats of the user's files (data.path); "file"
+#: (the format guessed from data.path) and package.module:function are accepted too
+DATA_SETS = ("spirals", "digits", "mnist1d", "mnist5k")
+DATA_FORMATS = ("npz", "csv", "image_folder", "cifar")
+
+#: model.kind (besides package.module:factory), model.*
+MODEL_KINDS = ("mlp", "cnn", "resnet")
 ACTIVATIONS = ("relu", "gelu", "tanh", "leaky_relu")
 NORMS = ("none", "batch", "layer")
 POOLS = ("max", "fractional", "none")
+
+#: trainlab transfer: --mode (what trains), --solver (how a linear head is fitted), --normalize
+#: (whose input statistics the network sees)
+TRANSFER_MODES = ("linear", "finetune")
+TRANSFER_SOLVERS = ("lbfgs", "optim")
+TRANSFER_NORMALIZATIONS = ("pretrained", "new")
 
 #: the kinds of run directory (trainlab.rundir.RunDir.kind)
 RUN_KINDS = ("run", "ensemble", "transfer", "compare", "trial")
@@ -51,6 +64,15 @@ RUN_KINDS = ("run", "ensemble", "transfer", "compare", "trial")
 def literal(names: tuple[str, ...]) -> Any:
     """`Literal[names...]` for a pydantic field or a type hint, from one of the lists above."""
     return Literal[names]  # type: ignore[valid-type]
+
+
+def choices_of(annotation: Any) -> tuple[str, ...] | None:
+    """The names a `literal(...)` annotation (or `literal(...) | None`) accepts; None for any
+    other type (the inverse of `literal`, for argparse `choices` built from a model's field)."""
+    if get_origin(annotation) is Literal:
+        return tuple(get_args(annotation))
+    inner = [a for a in get_args(annotation) if get_origin(a) is Literal]
+    return tuple(get_args(inner[0])) if len(inner) == 1 else None
 
 
 def one_of(field: str, names: tuple[str, ...], got: object) -> str:

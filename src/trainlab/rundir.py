@@ -6,10 +6,12 @@ A run directory (`--out DIR`, default ``runs/<config stem>-<time>``) holds:
     metrics.jsonl   one JSON object per finished epoch (appended, fsynced)
     steps.jsonl     the loss of every optimizer step (optional)
     result.json     the result, the same object `--json` prints (written when the run ends)
-    last.pt         the resumable state; best.pt the best epoch's weights (torch, atomic)
+    last.pt         the resumable state; best.pt the best epoch's weights (torch, atomic);
+                    ema.pt the Polyak average (train.ema)
     curves.png      the curves; env.json what produced the run; plugins.json where its plugins
                     were looked up
-    members/N/      an ensemble's members (each a run directory); snapshots/*.pt a snapshot ensemble
+    members/N/      an ensemble's members (each a run directory); snapshots/snapshot-<k>.pt a
+                    snapshot ensemble
 
 Writers are atomic (a temporary file in the same folder, fsynced, then renamed), so a kill leaves
 the old file or the new one, never half of one. Readers are tolerant, with one rule for every
@@ -42,6 +44,7 @@ STEPS = "steps.jsonl"
 RESULT = "result.json"
 LAST = "last.pt"
 BEST = "best.pt"
+EMA = "ema.pt"
 CURVES = "curves.png"
 ENV = "env.json"
 PLUGINS = "plugins.json"
@@ -100,9 +103,19 @@ def atomic_write_with(path: Path, write: Callable[[str], None]) -> None:
 
 # -------------------------------------------------------------------------- tolerant readers
 def parse_jsonl(text: str) -> list[dict[str, Any]]:
-    """The rows of a JSON-lines text up to the first line that is not one JSON object."""
+    """The rows of a JSON-lines text up to the first line that is not one JSON object.
+
+    Tried first as one JSON array (one C call: 200,000 step lines in a fraction of a second),
+    taken when the N lines gave N objects; otherwise line by line, stopping at the damaged one."""
+    lines = text.splitlines()
+    try:
+        whole = json.loads("[" + ",".join(lines) + "]")
+    except ValueError:
+        whole = None
+    if whole is not None and len(whole) == len(lines) and all(isinstance(r, dict) for r in whole):
+        return whole
     rows: list[dict[str, Any]] = []
-    for line in text.splitlines():
+    for line in lines:
         try:
             row = json.loads(line)
         except ValueError:
@@ -197,8 +210,13 @@ class RunDir:
     curves = property(lambda self: self.path / CURVES)
     env = property(lambda self: self.path / ENV)
     plugins = property(lambda self: self.path / PLUGINS)
+    ema = property(lambda self: self.path / EMA)
     members_dir = property(lambda self: self.path / MEMBERS)
     snapshots_dir = property(lambda self: self.path / SNAPSHOTS)
+
+    def snapshot(self, k: int) -> Path:
+        """The k-th snapshot of a snapshot ensemble (1-based)."""
+        return self.snapshots_dir / f"snapshot-{k}.pt"
 
     def member(self, index: int) -> RunDir:
         return RunDir(self.members_dir / str(index))
@@ -216,6 +234,10 @@ class RunDir:
     # life cycle
     def exists(self) -> bool:
         return is_run(self.path)
+
+    def is_ensemble(self) -> bool:
+        """A `train.ensemble` run: members/ and no weights of its own."""
+        return self.members_dir.is_dir() and not self.best.exists()
 
     def create(self, resume: bool) -> bool:
         """Make the directory; refuse to reuse one without resume. True when resuming."""
@@ -249,7 +271,7 @@ class RunDir:
         `trainlab compare` folder) or trial (under a study's trials/)."""
         if self.path.parent.name == TRIALS:
             return "trial"
-        if self.members_dir.is_dir() and not self.best.exists():
+        if self.is_ensemble():
             return "ensemble"
         if (self.path / COMPARE_MARK).is_file():
             return "compare"

@@ -15,15 +15,17 @@ from __future__ import annotations
 
 import bisect
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
 
+from trainlab import names
 from trainlab.errors import UserError
 
-SCHEDULES = ("constant", "step", "exponential", "inverse_time", "cosine", "cosine_restarts")
-PER = ("step", "epoch")
+SCHEDULES = names.SCHEDULES  # schedule.name
+PER = names.SCHEDULE_PER  # schedule.per
 
 __all__ = [
     "PER",
@@ -304,22 +306,55 @@ def create(
     common = dict(
         epochs=epochs, steps_per_epoch=steps_per_epoch, warmup_epochs=warmup_epochs, per=per
     )
-    if name == "constant":
-        return Constant(optimizer, **common)
-    if name == "step":
-        if milestones is not None and not isinstance(milestones, Sequence):
-            raise UserError(f"schedule.milestones: must be a list of epochs, got {milestones!r}")
-        if not milestones:
-            _check_int("epochs", epochs, 1)
-            milestones = [0.5 * epochs, 0.75 * epochs]
-        return StepDecay(optimizer, milestones=milestones, gamma=gamma, **common)
-    if name == "exponential":
-        return ExponentialDecay(optimizer, gamma=gamma, **common)
-    if name == "inverse_time":
-        return InverseTimeDecay(optimizer, decay=decay, **common)
-    if name == "cosine":
-        return CosineDecay(optimizer, final_lr_fraction=final_lr_fraction, **common)
-    return CosineRestarts(optimizer, cycles=cycles, final_lr_fraction=final_lr_fraction, **common)
+    settings = dict(
+        milestones=milestones,
+        gamma=gamma,
+        decay=decay,
+        cycles=cycles,
+        final_lr_fraction=final_lr_fraction,
+    )
+    return _BUILDERS[name](optimizer, common, **settings)
+
+
+def _step_decay(
+    optimizer: Optimizer,
+    common: dict[str, Any],
+    *,
+    milestones: Sequence[float],
+    gamma: float,
+    **_: Any,
+) -> StepDecay:
+    """Step decay; without milestones it decays after 50% and 75% of the epochs."""
+    if milestones is not None and not isinstance(milestones, Sequence):
+        raise UserError(f"schedule.milestones: must be a list of epochs, got {milestones!r}")
+    if not milestones:
+        epochs = _check_int("epochs", common["epochs"], 1)
+        milestones = [0.5 * epochs, 0.75 * epochs]
+    return StepDecay(optimizer, milestones=milestones, gamma=gamma, **common)
+
+
+#: schedule.name -> builder(optimizer, common, **settings), with exactly the names of
+#: trainlab.names.SCHEDULES; each builder takes the settings its schedule reads
+_BUILDERS: dict[str, Callable[..., Schedule]] = names.covers(
+    {
+        "constant": lambda optimizer, common, **_: Constant(optimizer, **common),
+        "step": _step_decay,
+        "exponential": lambda optimizer, common, *, gamma, **_: ExponentialDecay(
+            optimizer, gamma=gamma, **common
+        ),
+        "inverse_time": lambda optimizer, common, *, decay, **_: InverseTimeDecay(
+            optimizer, decay=decay, **common
+        ),
+        "cosine": lambda optimizer, common, *, final_lr_fraction, **_: CosineDecay(
+            optimizer, final_lr_fraction=final_lr_fraction, **common
+        ),
+        "cosine_restarts": lambda optimizer, common, *, cycles, final_lr_fraction, **_: (
+            CosineRestarts(optimizer, cycles=cycles, final_lr_fraction=final_lr_fraction, **common)
+        ),
+    },
+    SCHEDULES,
+    "trainlab.schedules._BUILDERS",
+)
 
 
 def cycle_ends(

@@ -6,7 +6,18 @@ from __future__ import annotations
 
 import importlib
 
-MODULES = ("lr_find", "landscape", "transfer", "ensemble", "search", "compare", "dashboard")
+MODULES = (
+    "train",
+    "eval",
+    "lr_find",
+    "landscape",
+    "transfer",
+    "ensemble",
+    "search",
+    "compare",
+    "dashboard",
+    "config",
+)
 
 
 def add_all(subparsers) -> None:  # noqa: ANN001

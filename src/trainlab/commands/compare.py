@@ -14,6 +14,7 @@ from typing import Any
 from trainlab.commands.output import add_common, console, emit_json, progress_console
 from trainlab.errors import UserError
 from trainlab.experiments.compare import compare
+from trainlab.rundir import RunDir
 from trainlab.search.study import DEFAULT_STORAGE, top_run_dirs
 
 
@@ -26,7 +27,7 @@ def configs_of(args: argparse.Namespace) -> list[str]:
     if args.top < 2:
         raise UserError(f"--top: at least 2 trials to compare, got {args.top}")
     _, dirs = top_run_dirs(args.storage, args.study, args.top)  # the study's leaderboard
-    return [str(d / "config.yaml") for d in dirs]
+    return [str(RunDir(d).config) for d in dirs]
 
 
 def _table(report: dict[str, Any]):  # noqa: ANN202

@@ -12,7 +12,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from trainlab.engine.state import Callback
+from trainlab.engine.trainer import Callback
 
 DEFAULT_DIR = "runs"
 DEFAULT_PORT = 8050
@@ -23,7 +23,7 @@ def hint(root: str = DEFAULT_DIR, storage: str | None = None) -> str:
     (`storage`: a shared study's URL, shown with its password masked)."""
     arg = "" if root.rstrip("/") == DEFAULT_DIR else f" {root}"
     if storage:
-        from trainlab.search.urls import masked  # loaded only by the commands that print it
+        from trainlab.search.study.urls import masked  # loaded only by the commands that print it
 
         arg += f" --storage {masked(storage)}"
     return f"watch it live: trainlab dashboard{arg}  (then open http://127.0.0.1:{DEFAULT_PORT}/)"
@@ -49,7 +49,7 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
         Dashboard,
         is_loopback,
     )
-    from trainlab.search.urls import masked  # with the server: only this command shows URLs
+    from trainlab.search.study.urls import masked  # with the server: only this command shows URLs
 
     storages = args.storage or []
     board = Dashboard(

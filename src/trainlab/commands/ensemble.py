@@ -10,38 +10,22 @@ different hyperparameters", the models a search leaves behind.
 from __future__ import annotations
 
 import argparse
-from typing import Any
 
+from trainlab.api import ensemble
 from trainlab.commands.output import add_common, console, emit_json
 from trainlab.commands.tables import pct, print_table, readable, table
-from trainlab.errors import UserError
-from trainlab.experiments.ensemble import evaluate_runs
+from trainlab.rundir import BEST
 from trainlab.search import study as studies
 
 
-def run_ensemble(
-    run_dirs: list[str],
-    study: str | None,
-    top: int,
-    checkpoint: str,
-    storage: str = studies.DEFAULT_STORAGE,
-) -> dict[str, Any]:
-    if study is not None:
-        if run_dirs:
-            raise UserError("--study: give run directories or --study, not both")
-        if top < 1:
-            raise UserError(f"--top: must be at least 1, got {top}")
-        found, paths = studies.top_run_dirs(storage, study, top)
-        out = evaluate_runs(paths, checkpoint)
-        out.update(study=str(found), top=top)
-        return out
-    if not run_dirs:
-        raise UserError("RUN_DIR: give one or more run directories, or --study NAME --top K")
-    return evaluate_runs(run_dirs, checkpoint)
-
-
 def cmd_ensemble(args: argparse.Namespace) -> int:
-    out = run_ensemble(args.run_dirs, args.study, args.top, args.checkpoint, args.storage)
+    out = ensemble(
+        args.run_dirs,
+        study=args.study,
+        top=args.top,
+        checkpoint=args.checkpoint,
+        storage=args.storage,
+    )
     title = f"ensemble of {out['size']} ({out['checkpoint']}, {out['examples']} test examples)"
     if out.get("study"):
         title += f", top {out['size']} of study {out['study']} by its leaderboard"
@@ -91,7 +75,7 @@ def add_parser(sub) -> None:  # noqa: ANN001
     )
     p.add_argument(
         "--checkpoint",
-        default="best.pt",
+        default=BEST,
         help="which weights of each run (default best.pt; ema.pt for Polyak averages)",
     )
     add_common(p)

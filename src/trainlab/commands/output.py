@@ -8,7 +8,7 @@ import json
 import sys
 from typing import Any
 
-from trainlab.engine.state import Callback
+from trainlab.engine.trainer import Callback
 
 
 def console(as_json: bool):  # noqa: ANN201
@@ -113,6 +113,16 @@ class ProgressBar:
                 )
 
         return _Cb()
+
+
+def add_set(
+    p: argparse.ArgumentParser,
+    what: str = "override a config field by dotted path, e.g. optim.lr=3e-3",
+) -> None:
+    """`--set KEY=VALUE` (repeatable): the config overrides every command parses the same way."""
+    p.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help=f"{what} (repeatable)"
+    )
 
 
 def add_common(p: argparse.ArgumentParser) -> None:

@@ -13,11 +13,12 @@ import os
 import sys
 from typing import Any
 
+from trainlab import names
 from trainlab.commands.dashboard import hint as dashboard_hint
 from trainlab.commands.dashboard import storage_hint
 from trainlab.commands.output import add_common, console, emit_json
 from trainlab.commands.tables import frac, num, print_table, readable, seconds, table
-from trainlab.search.driver import Display, Driver, SearchOptions, plan
+from trainlab.search.running.driver import Display, Driver, SearchOptions, plan
 from trainlab.search.study import is_shared
 
 _BAR = 40
@@ -358,7 +359,7 @@ def _positive_int(text: str) -> int:
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    options = SearchOptions(
+    options = SearchOptions.given(
         strategy=args.strategy,
         trials=args.trials,
         workers=args.workers,
@@ -424,14 +425,12 @@ def cmd_search(args: argparse.Namespace) -> int:
 def add_parser(sub) -> None:  # noqa: ANN001
     p = sub.add_parser("search", help="hyperparameter search (random, coarse-to-fine, ...)")
     p.add_argument("config", help="experiment config with a search: section (YAML)")
-    p.add_argument(
-        "--strategy", choices=["auto", "grid", "random", "coarse-to-fine", "block", "tpe"]
-    )
+    p.add_argument("--strategy", choices=names.STRATEGIES)
     p.add_argument("--trials", type=int, help="the study's total number of trials")
     p.add_argument("--workers", type=int, help="trials at once (1: panda, N: caviar)")
-    p.add_argument("--executor", choices=["local", "ray"])
+    p.add_argument("--executor", choices=names.EXECUTORS)
     p.add_argument("--ray-address", help="a Ray cluster (default: start a local one)")
-    p.add_argument("--pruner", choices=["none", "median", "halving"])
+    p.add_argument("--pruner", choices=names.PRUNERS)
     p.add_argument(
         "--storage",
         help="study storage: sqlite:///FILE (default sqlite:///runs/trainlab.db), "

@@ -10,17 +10,20 @@ nn.Linear, or the module `--head NAME` names.
 from __future__ import annotations
 
 import argparse
+from typing import get_origin
 
 from trainlab.commands.output import ProgressBar, add_common, console, emit_json, print_result
-from trainlab.engine.rundir import default_run_dir
 from trainlab.errors import UserError
 from trainlab.experiments.transfer import (
+    TransferOptions,
+    build_transfer,
     list_blocks,
     load_pretrained,
-    setup_transfer,
     train_transfer,
 )
+from trainlab.experiments.transfer.options import choices, flag_of
 from trainlab.experiments.transfer.surgery import blocks_of, head_name, is_plugin_model
+from trainlab.rundir import default_run_dir
 
 
 def print_blocks(source: str, as_json: bool, head: str | None = None) -> int:
@@ -75,30 +78,17 @@ def print_blocks(source: str, as_json: bool, head: str | None = None) -> int:
 
 
 def cmd_transfer(args: argparse.Namespace) -> int:
-    if args.list_blocks:
+    options = TransferOptions.of(vars(args))
+    if options.list_blocks:
         if args.config:
             raise UserError("--list-blocks: shows the pretrained network only; drop CONFIG")
-        return print_blocks(args.source, args.json, args.head)
+        return print_blocks(options.source, args.json, options.head)
     if not args.config:
         raise UserError(
             "CONFIG: the experiment config of the new data is needed (or --list-blocks)"
         )
-    if args.resume and not args.out:
-        raise UserError("--resume: give the run directory to continue with --out")
-    mode = args.mode or (
-        "finetune" if args.unfreeze is not None or args.lr_mult is not None else "linear"
-    )
-    setup = setup_transfer(
-        args.source,
-        args.config,
-        mode=mode,
-        unfreeze=args.unfreeze,
-        lr_mult=args.lr_mult,
-        normalize=args.normalize,
-        overrides=args.set,
-        solver=args.solver,
-        head=args.head,
-    )
+    mode = options.mode
+    setup = build_transfer(options, args.config)
     info, c = setup.info, console(args.json)
     what = (
         f"the new head ({info.get('head', 'fc')})"
@@ -117,7 +107,7 @@ def cmd_transfer(args: argparse.Namespace) -> int:
             f"{'on cached features' if info['cached_features'] else 'through the body'}"
         )
     c.print(
-        f"transfer from {args.source} ({mode}): training {what}, "
+        f"transfer from {options.source} ({mode}): training {what}, "
         f"{info['trainable_parameters']:,} parameters; inputs normalized with the "
         f"{info['normalize']} statistics",
         highlight=False,
@@ -128,8 +118,8 @@ def cmd_transfer(args: argparse.Namespace) -> int:
     with ProgressBar(setup.config.train.epochs, label=mode) as bar:
         result = train_transfer(
             setup,
-            out=args.out or default_run_dir(args.config),
-            resume=args.resume,
+            out=options.out or default_run_dir(args.config),
+            resume=options.resume,
             callbacks=[bar.callback()],
         )
     print_result(result.to_dict(), args.json, title=f"transfer ({mode})")
@@ -147,64 +137,23 @@ def add_parser(sub) -> None:  # noqa: ANN001
         help="experiment config of the new data (YAML); its "
         "model section is replaced by the pretrained one",
     )
-    p.add_argument(
-        "--from",
-        dest="source",
-        required=True,
-        metavar="RUN_DIR",
-        help="run directory of the pretrained network (its best.pt)",
-    )
-    p.add_argument(
-        "--mode",
-        choices=["linear", "finetune"],
-        default=None,
-        help="linear: train the new head only (default); finetune: also the last --unfreeze blocks",
-    )
-    p.add_argument(
-        "--unfreeze",
-        default=None,
-        metavar="N|all",
-        help="finetune: how many of the last blocks to train (default 1; all: the whole network)",
-    )
-    p.add_argument(
-        "--lr-mult",
-        type=float,
-        default=None,
-        help="finetune: learning-rate multiplier of the unfrozen blocks (default 0.1)",
-    )
-    p.add_argument(
-        "--solver",
-        choices=["lbfgs", "optim"],
-        default=None,
-        help="linear: how the head is fitted: lbfgs (default) solves the convex "
-        "problem on cached features, l2 chosen on validation; optim uses the "
-        "config's optimizer, epochs and batch size",
-    )
-    p.add_argument(
-        "--normalize",
-        choices=["pretrained", "new"],
-        default="pretrained",
-        help="normalize inputs with the pretraining data's statistics (default) or "
-        "the new training split's",
-    )
-    p.add_argument(
-        "--list-blocks", action="store_true", help="show the pretrained network's blocks and exit"
-    )
-    p.add_argument(
-        "--head",
-        default=None,
-        metavar="NAME",
-        help="plugin models: the nn.Linear replaced by the new head, a dotted module name "
-        "(default: the model's last nn.Linear)",
-    )
-    p.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a config field by dotted path (repeatable)",
-    )
-    p.add_argument("--out", help="run directory (default runs/<config stem>-<time>)")
-    p.add_argument("--resume", action="store_true", help="continue the transfer run in --out")
+    add_flags(p)
     add_common(p)
     p.set_defaults(func=cmd_transfer)
+
+
+def add_flags(parser: argparse.ArgumentParser) -> None:
+    """One flag per TransferOptions field, with its spelling, help, choices and placeholder;
+    argparse leaves an absent flag None, so the model's default applies."""
+    for name, field in TransferOptions.model_fields.items():
+        extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
+        kwargs: dict = {"dest": name, "help": field.description}
+        if field.annotation is bool:
+            kwargs["action"] = "store_true"
+        else:
+            kwargs["required"] = field.is_required()
+            kwargs["choices"] = choices(name)
+            kwargs["metavar"] = extra.get("metavar")
+        if get_origin(field.annotation) is list:  # repeatable
+            kwargs["action"] = "append"
+        parser.add_argument(flag_of(name), **kwargs)

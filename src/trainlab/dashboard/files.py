@@ -10,13 +10,10 @@ server opens stays in DIR (or the fetch cache).
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
-
-from trainlab.rundir import parse_jsonl
 
 NAME_MAX = 255  # bytes of one path part (Linux, macOS)
 PATH_MAX = 4096  # bytes of a whole path
@@ -124,27 +121,6 @@ class FileCache:
             return default  # a file being replaced or cut short: the next poll reads it whole
         self._store[slot] = (key, value)
         return value
-
-
-def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    """One object per line, with trainlab.rundir's rule (a line that is not one JSON object ends
-    the readable part); a last line cut short by a live writer is left for the next read.
-    Parsed as one JSON array when it can be (one C call: 200,000 step lines in a fraction of a
-    second), line by line (rundir.parse_jsonl) otherwise."""
-    data = path.read_bytes()
-    data = data[: data.rfind(b"\n") + 1]
-    try:
-        rows = json.loads(b"[" + data.rstrip(b"\n").replace(b"\n", b",") + b"]")
-    except ValueError:
-        rows = None
-    if rows is not None and len(rows) == data.count(b"\n"):
-        if all(isinstance(r, dict) for r in rows):
-            return rows
-    return parse_jsonl(data.decode())  # not UTF-8: a ValueError, as rundir reads it
-
-
-def read_json(path: Path) -> Any:
-    return json.loads(path.read_text())
 
 
 def read_text(path: Path) -> str:

@@ -24,7 +24,6 @@ import yaml
 
 from trainlab.dashboard.files import (
     FileCache,
-    read_jsonl,
     read_text,
     relative_name,
     served_files,
@@ -33,13 +32,24 @@ from trainlab.dashboard.files import (
 from trainlab.dashboard.liveness import held_flock_inodes, lock_held, recently_changed
 from trainlab.plugins import first_line
 from trainlab.report.advice import UPDATE_RATIO_FAR, UPDATE_RATIO_TARGET
-from trainlab.rundir import CONFIG, METRICS, RESULT, STEPS, RunDir, read_json_object
+from trainlab.rundir import (
+    CONFIG,
+    MEMBERS,
+    METRICS,
+    RESULT,
+    STEPS,
+    TRIALS,
+    RunDir,
+    is_run,
+    read_json_object,
+    read_jsonl,
+)
 from trainlab.smoothing import smooth
 
 MAX_POINTS = 2000  # points of a downsampled step curve (two per bucket)
 SMOOTH_BETA = 0.98  # the smoothed loss, as `trainlab train` plots it in curves.png
 PICTURES = (".png", ".svg", ".jpg")
-MEMBER_DIRS = ("members",)
+MEMBER_DIRS = (MEMBERS,)
 STATUSES = ("running", "completed", "early_stopping", "diverged", "interrupted")
 UPDATE_RATIO_BAND = [
     UPDATE_RATIO_TARGET / UPDATE_RATIO_FAR,
@@ -63,13 +73,9 @@ UNREAD_DETAIL = {
 RUN_FILES = (CONFIG, METRICS, STEPS, RESULT)  # what the pages read of a run
 
 
-def is_run(path: Path) -> bool:
-    return (path / "config.yaml").is_file()
-
-
 def is_study_dir(path: Path) -> bool:
     """A study directory (runs/search/<study>/): its trials are shown by the study page."""
-    return (path / "trials").is_dir()
+    return (path / TRIALS).is_dir()
 
 
 def find_runs(root: Path) -> list[Path]:
@@ -134,7 +140,7 @@ class RunReader:
             return "running"
         if result and result.get("stopped_reason") in STATUSES:
             return result["stopped_reason"]
-        if result is None and recently_changed(path / "metrics.jsonl"):
+        if result is None and recently_changed(path / METRICS):
             return "running"
         return "interrupted"
 
@@ -191,7 +197,7 @@ class RunReader:
             "val_accuracy": best_val if best_val is not None else (max(vals) if vals else None),
             "test_accuracy": _finite(result.get("test_accuracy")) if result else None,
             "advice": [a["code"] for a in (result or {}).get("advice", [])],
-            "modified": _mtime(path / "metrics.jsonl") or _mtime(path / "config.yaml"),
+            "modified": _mtime(path / METRICS) or _mtime(path / CONFIG),
         }
 
     def index(self) -> list[dict[str, Any]]:
@@ -206,7 +212,7 @@ class RunReader:
 
     def steps(self, path: Path) -> dict[str, Any]:
         """The per-step loss, raw and smoothed, downsampled; `total` is the steps recorded."""
-        rows = self.cache.get(path / "steps.jsonl", read_jsonl, [])
+        rows = self.cache.get(path / STEPS, read_jsonl, [])
         steps = [r.get("step", i + 1) for i, r in enumerate(rows)]
         try:
             step = np.array(steps, dtype=float)
@@ -250,18 +256,18 @@ class RunReader:
         }
         return {
             **self.summary(path, held),
-            "metrics": self.cache.get(path / "metrics.jsonl", read_jsonl, []),
+            "metrics": self.cache.get(path / METRICS, read_jsonl, []),
             "steps": self.steps(path),
             "result": result,
             "advice_all": (result or {}).get("advice", []),
             "update_ratio_band": UPDATE_RATIO_BAND,
-            "config": self.cache.get(path / "config.yaml", read_text, ""),
+            "config": self.cache.get(path / CONFIG, read_text, ""),
             "config_values": flatten(config),
             "pictures": self.pictures(path),
             "members": members,
             "averaged": averaged,
-            "snapshots": sorted(p.name for p in (path / "snapshots").glob("*.pt"))
-            if self.cache.allowed(path / "snapshots")
+            "snapshots": [p.name for p in RunDir(path).snapshots()]
+            if self.cache.allowed(RunDir(path).snapshots_dir)
             else [],
         }
 

@@ -30,12 +30,13 @@ from optuna.trial import FrozenTrial, TrialState
 
 from trainlab.dashboard.files import FileCache, read_text, relative_name, served_files
 from trainlab.dashboard.liveness import held_flock_inodes, lock_held
-from trainlab.dashboard.runs import is_run
 from trainlab.errors import UserError
-from trainlab.search import artifacts as stored
+from trainlab.rundir import BEST_YAML, CONFIG, TRIALS, is_run, study_trial_dir
 from trainlab.search import study as studies
-from trainlab.search.samplers import BLOCK_ATTR, ROUND_ATTR, boxes
-from trainlab.search.urls import masked
+from trainlab.search.strategies.base import BLOCK_ATTR, ROUND_ATTR
+from trainlab.search.study import artifacts as stored
+from trainlab.search.study.rounds import boxes
+from trainlab.search.study.urls import masked
 
 DEFAULT_DB = "trainlab.db"
 PICTURES = (".png", ".svg", ".jpg")
@@ -227,7 +228,7 @@ class StudyReader:
     ) -> str | None:
         """The run name a trial links to: its folder under DIR (`shown`), else (a shared study's
         finished trial, with an artifact store here) its folder in the fetch cache, else None."""
-        if shown and (not source.shared or is_run(studies.trial_dir(directory, t.number))):
+        if shown and (not source.shared or is_run(study_trial_dir(directory, t.number))):
             return f"{shown}/trials/{t.number:04d}"
         if self.fetched is None or not t.state.is_finished():
             return None
@@ -238,7 +239,7 @@ class StudyReader:
         """The cache folder of `@fetched/<slug>/trials/<NNNN>`, its files downloaded from the
         study's artifact store when missing; None when the name is no such trial."""
         parts = name.split("/")
-        if self.fetched is None or len(parts) != 4 or parts[0] != FETCHED or parts[2] != "trials":
+        if self.fetched is None or len(parts) != 4 or parts[0] != FETCHED or parts[2] != TRIALS:
             return None
         with self._lock:
             if parts[1] not in self._slugs:  # a link opened before its study page was read
@@ -247,9 +248,9 @@ class StudyReader:
             if parts[1] not in self._slugs or not parts[3].isdigit():
                 return None
             study = self._study(*self._slugs[parts[1]])
-        run_dir = self.fetched / parts[1] / "trials" / parts[3]
+        run_dir = self.fetched / parts[1] / TRIALS / parts[3]
         with self._fetch_lock:
-            stored.fetch_missing(study, {int(parts[3]): run_dir}, "config.yaml", self.artifacts)
+            stored.fetch_missing(study, {int(parts[3]): run_dir}, CONFIG, self.artifacts)
         return run_dir
 
     def _detail(self, study: Study, key: str, source: Source) -> dict[str, Any]:
@@ -278,7 +279,7 @@ class StudyReader:
             )
         best = studies.best_trial(study)
         board = studies.leaderboard(study, space)
-        best_yaml = self.cache.get(directory / "best.yaml", read_text) if shown else None
+        best_yaml = self.cache.get(directory / BEST_YAML, read_text) if shown else None
         elsewhere = sum(1 for t in trials if t["run"] is None) if source.shared else 0
         return {
             "name": key,

@@ -19,10 +19,11 @@ from pathlib import Path
 
 import numpy as np
 
+from trainlab import names
 from trainlab.errors import UserError, warn
 
-EMBEDDED = ("spirals", "digits", "mnist1d", "mnist5k")
-USER_FORMATS = ("npz", "csv", "image_folder", "cifar")
+EMBEDDED = names.DATA_SETS
+USER_FORMATS = names.DATA_FORMATS
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
 MAX_CLASSES = 100_000  # labels are output indices: a label of 10**9 would allocate 10**9 logits
 

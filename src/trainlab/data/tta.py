@@ -15,11 +15,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from trainlab import names
 from trainlab.errors import UserError
 
 __all__ = ["TTA_MODES", "ten_crop", "tta_predict"]
 
-TTA_MODES: tuple[str, ...] = ("none", "flip", "ten_crop")
+TTA_MODES: tuple[str, ...] = names.TTA_MODES
 
 
 def _hw(size: int | Sequence[int]) -> tuple[int, int]:

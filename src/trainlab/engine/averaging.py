@@ -11,23 +11,19 @@ from __future__ import annotations
 
 import copy
 import math
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from torch import nn
 
 from trainlab import schedules
+from trainlab.config import ExperimentConfig
 from trainlab.data.streaming import Split, TensorSplit
+from trainlab.engine.checkpoints import load_checkpoint, save_checkpoint
 from trainlab.engine.evaluate import accuracy_of_proba, average_proba_split, evaluate_split
-from trainlab.engine.rundir import load_checkpoint, save_checkpoint
-from trainlab.engine.state import Callback, Result
+from trainlab.engine.state import Result
+from trainlab.engine.trainer import Callback, Trainer
 from trainlab.smoothing import debiased_decay
-
-if TYPE_CHECKING:
-    from trainlab.config import ExperimentConfig
-    from trainlab.engine.trainer import Trainer
-
-SNAPSHOT_DIR = "snapshots"
 
 
 def averaging_callbacks(cfg: ExperimentConfig) -> list[Callback]:
@@ -165,7 +161,7 @@ class EMA(Callback):
         result.extra["ema_test_accuracy"] = evaluate_split(model, data.test)[1]
         result.extra["ema_decay"] = self.decay
         save_checkpoint(
-            trainer.run / "ema.pt",
+            trainer.run.ema,
             {
                 **trainer.best_weights(),
                 "model": model.state_dict(),
@@ -177,10 +173,6 @@ class EMA(Callback):
 
 
 # ---------------------------------------------------------------------------- snapshot ensembles
-def snapshot_path(run_path: Any, k: int) -> Any:
-    return run_path / SNAPSHOT_DIR / f"snapshot-{k}.pt"
-
-
 class Snapshots(Callback):
     """Snapshot ensembles (Huang et al. 2017): `train.snapshots: M` makes the schedule cosine with
     M warm restarts (build.make_schedule); at the end of each cycle, where the learning rate is
@@ -205,11 +197,11 @@ class Snapshots(Callback):
         self.ends = schedules.cycle_ends(
             t.epochs, trainer.steps_per_epoch, self.cycles, warmup_epochs=s.warmup_epochs, per=s.per
         )
-        (trainer.run / SNAPSHOT_DIR).mkdir(exist_ok=True)
+        trainer.run.snapshots_dir.mkdir(exist_ok=True)
 
     def _take(self, trainer: Trainer, k: int) -> None:
         save_checkpoint(
-            snapshot_path(trainer.run.path, k),
+            trainer.run.snapshot(k),
             {**trainer.best_weights(), "step": trainer.state.step, "cycle": k},
         )
         if k in self.taken:
@@ -238,7 +230,7 @@ class Snapshots(Callback):
         self.steps = [int(s) for s in state.get("steps", [])]
 
     def on_train_end(self, trainer: Trainer, result: Result) -> None:
-        paths = [snapshot_path(trainer.run.path, k) for k in sorted(self.taken)]
+        paths = [trainer.run.snapshot(k) for k in sorted(self.taken)]
         paths = [p for p in paths if p.exists()]
         result.extra["snapshots"] = len(paths)
         if not paths:

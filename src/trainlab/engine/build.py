@@ -74,13 +74,16 @@ def param_groups(
 def make_optimizer(
     model: nn.Module, cfg: ExperimentConfig, lr_mult: dict[str, float] | None = None
 ) -> torch.optim.Optimizer:
+    """The config's optimizer over the model. `optim.lr` is the optimizer's base rate (its
+    `defaults["lr"]`, which lr-find scales) and each param group's lr is that times its
+    multiplier, set once by param_groups; the section's other settings go to create() as they
+    are (weight decay per group)."""
     kwargs = cfg.optim.kwargs()
     if cfg.optim.name in FULL_BATCH:  # one flat problem: no groups
         params = [p for p in model.parameters() if p.requires_grad]
         return create(cfg.optim.name, params, **kwargs)
     kwargs.pop("weight_decay", None)
-    kwargs.pop("lr", None)
-    return create(cfg.optim.name, param_groups(model, cfg, lr_mult), lr=cfg.optim.lr, **kwargs)
+    return create(cfg.optim.name, param_groups(model, cfg, lr_mult), **kwargs)
 
 
 def schedule_used(cfg: ExperimentConfig) -> tuple[str, int, list[float]]:

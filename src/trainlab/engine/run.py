@@ -12,10 +12,11 @@ from torch import nn
 
 from trainlab.config import ExperimentConfig, read_yaml, validate
 from trainlab.data import Normalizer, Splits, prepare
-from trainlab.engine.rundir import RunDir, load_checkpoint
+from trainlab.engine.checkpoints import load_checkpoint
 from trainlab.engine.state import Result
 from trainlab.errors import UserError
 from trainlab.nn.models import build_model
+from trainlab.rundir import BEST, CONFIG, METRICS, RESULT, RunDir
 
 
 @dataclass
@@ -25,28 +26,33 @@ class Run:
     path: Path
 
     @cached_property
+    def files(self) -> RunDir:
+        """The run directory's files (trainlab.rundir names them)."""
+        return RunDir(self.path)
+
+    @cached_property
     def config(self) -> ExperimentConfig:
-        return validate(read_yaml(self.path / "config.yaml"))
+        return validate(read_yaml(self.files.config))
 
     @property
     def metrics(self) -> list[dict[str, Any]]:
-        return RunDir(self.path).read_jsonl("metrics.jsonl")
+        return self.files.read_jsonl(METRICS)
 
     @property
     def result(self) -> Result | None:
-        p = self.path / "result.json"
-        return Result.from_dict(RunDir(self.path).read_json("result.json")) if p.exists() else None
+        found = self.files.result.exists()
+        return Result.from_dict(self.files.read_json(RESULT)) if found else None
 
     @property
     def search_dirs(self) -> tuple[str, ...]:
         """Where the run's plugins were looked up besides sys.path (its plugins.json)."""
-        return RunDir(self.path).plugin_dirs()
+        return self.files.plugin_dirs()
 
-    def checkpoint(self, name: str = "best.pt") -> dict[str, Any]:
-        return load_checkpoint(self.path / name)
+    def checkpoint(self, name: str = BEST) -> dict[str, Any]:
+        return load_checkpoint(self.files / name)
 
-    def model(self, name: str = "best.pt", device: str | torch.device = "cpu") -> nn.Module:
-        ckpt = load_checkpoint(self.path / name, device)
+    def model(self, name: str = BEST, device: str | torch.device = "cpu") -> nn.Module:
+        ckpt = load_checkpoint(self.files / name, device)
         model = build_model(
             self.config.model, tuple(ckpt["input_shape"]), ckpt["num_classes"], self.search_dirs
         )
@@ -54,19 +60,19 @@ class Run:
             model.load_state_dict(ckpt["model"])
         except RuntimeError as err:
             raise UserError(
-                f"run: checkpoint {self.path / name} does not fit the model of its "
-                f"config.yaml ({str(err).splitlines()[0]})"
+                f"run: checkpoint {self.files / name} does not fit the model of its "
+                f"{CONFIG} ({str(err).splitlines()[0]})"
             ) from None
         return model.to(device).eval()
 
-    def normalizer(self, name: str = "best.pt") -> Normalizer:
-        return Normalizer.from_state(load_checkpoint(self.path / name)["normalizer"])
+    def normalizer(self, name: str = BEST) -> Normalizer:
+        return Normalizer.from_state(load_checkpoint(self.files / name)["normalizer"])
 
     def splits(self) -> Splits:
         """The run's data, normalized with the statistics saved with its model (a transfer run
         keeps the pretrained network's, which a fresh fit on its data would not give)."""
         splits = prepare(self.config.data, search_dirs=self.search_dirs)
-        if (self.path / "best.pt").exists():
+        if self.files.best.exists():
             splits = splits.normalized_as(self.normalizer())
         return splits
 
@@ -74,6 +80,6 @@ class Run:
 def load_run(path: str | Path) -> Run:
     """Open a run directory written by `trainlab.train` (refuses one with no config)."""
     p = Path(path)
-    if not (p / "config.yaml").is_file():
-        raise UserError(f"run: {p} is not a run directory (no config.yaml)")
+    if not RunDir(p).exists():
+        raise UserError(f"run: {p} is not a run directory (no {CONFIG})")
     return Run(p)

@@ -1,13 +1,11 @@
-"""What the engine and its callbacks share: the callback hooks, the train state, the Result."""
+"""What a run records: the train state saved in every checkpoint, and the Result it reports.
+(The callback hooks live beside the loop that calls them, in trainlab.engine.trainer.)"""
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from trainlab.engine.trainer import Trainer
+from typing import Any
 
 
 @dataclass
@@ -44,23 +42,6 @@ class Result:
             if k in names
         }
         return cls(**base, extra={k: v for k, v in d.items() if k not in names})
-
-
-class Callback:
-    """Hooks into the loop; `on_epoch_end` returning True stops the run (pruning, for instance)."""
-
-    def on_train_start(self, trainer: Trainer) -> None: ...
-
-    def on_step_end(self, trainer: Trainer, loss: float) -> None: ...
-
-    def on_epoch_end(self, trainer: Trainer, record: dict[str, Any]) -> bool | None: ...
-
-    def on_train_end(self, trainer: Trainer, result: Result) -> None: ...
-
-    def state_dict(self) -> dict[str, Any]:
-        return {}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None: ...
 
 
 @dataclass

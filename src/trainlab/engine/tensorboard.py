@@ -6,13 +6,11 @@ to <run>/tensorboard/; `tensorboard --logdir runs` shows every run side by side.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from trainlab.engine.state import Callback, Result
+from trainlab.engine.state import Result
+from trainlab.engine.trainer import Callback, Trainer
 from trainlab.errors import UserError
-
-if TYPE_CHECKING:
-    from trainlab.engine.trainer import Trainer
 
 
 class TensorBoardLogger(Callback):

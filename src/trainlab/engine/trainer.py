@@ -22,21 +22,39 @@ from trainlab.data.augment import parse_augment
 from trainlab.data.streaming import batch_count
 from trainlab.divergence import DivergenceGuard
 from trainlab.engine.build import WeightPenalty, make_optimizer, make_schedule, pick_device
+from trainlab.engine.checkpoints import save_checkpoint
 from trainlab.engine.evaluate import evaluate_split
 from trainlab.engine.precision import Precision
-from trainlab.engine.rundir import RunDir, save_checkpoint
-from trainlab.engine.state import Callback, TrainState
+from trainlab.engine.state import Result, TrainState
 from trainlab.engine.update_ratio import UpdateRatioMeter
 from trainlab.errors import UserError
 from trainlab.nn.models import build_model
 from trainlab.nn.plugins import check_output
 from trainlab.optim import FULL_BATCH
+from trainlab.rundir import METRICS, STEPS, RunDir
 
 
 def epoch_seed(seed: int, epoch: int) -> int:
     """The seed of one epoch's randomness (shuffling, dropout, augmentation): a function of the
     run's seed and the epoch only, so a resumed run draws the same numbers."""
     return int(np.random.SeedSequence([seed & 0xFFFFFFFF, epoch]).generate_state(1)[0])
+
+
+class Callback:
+    """Hooks into the loop; `on_epoch_end` returning True stops the run (pruning, for instance)."""
+
+    def on_train_start(self, trainer: Trainer) -> None: ...
+
+    def on_step_end(self, trainer: Trainer, loss: float) -> None: ...
+
+    def on_epoch_end(self, trainer: Trainer, record: dict[str, Any]) -> bool | None: ...
+
+    def on_train_end(self, trainer: Trainer, result: Result) -> None: ...
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
 
 
 class Trainer:
@@ -320,7 +338,7 @@ class Trainer:
             st.seconds += seconds
             st.initial_loss = self.guard.initial_loss
             self.run.append_jsonl(
-                "steps.jsonl",
+                STEPS,
                 [
                     {"step": st.step - len(self.step_losses) + i + 1, "loss": v}
                     for i, v in enumerate(self.step_losses)
@@ -345,10 +363,10 @@ class Trainer:
             else:
                 st.bad_epochs += 1
             stop = any([bool(cb.on_epoch_end(self, record)) for cb in self.callbacks])
-            self.run.append_jsonl("metrics.jsonl", [record])
+            self.run.append_jsonl(METRICS, [record])
             if improved:
-                save_checkpoint(self.run / "best.pt", self.best_weights())
-            save_checkpoint(self.run / "last.pt", self.checkpoint())
+                save_checkpoint(self.run.best, self.best_weights())
+            save_checkpoint(self.run.last, self.checkpoint())
             if stop:
                 return "pruned"
             if t.patience is not None and st.bad_epochs >= t.patience:

@@ -15,13 +15,14 @@ from trainlab.data.dataset import load_inputs_for
 from trainlab.data.given import data_override, given_splits
 from trainlab.engine.evaluate import evaluate, evaluate_split, tta_accuracy, tta_accuracy_split
 from trainlab.engine.run import load_run
-from trainlab.engine.rundir import config_dirs, default_run_dir
-from trainlab.engine.state import Callback, Result
+from trainlab.engine.state import Result
+from trainlab.engine.trainer import Callback
 from trainlab.errors import UserError
 from trainlab.experiments.ensemble import evaluate_ensemble_run, train_ensemble
 from trainlab.experiments.given_model import config_for_model
 from trainlab.experiments.single import train_single
 from trainlab.nn.plugins import Factory
+from trainlab.rundir import config_dirs, default_run_dir
 
 
 def train(
@@ -84,11 +85,11 @@ def evaluate_run(
     """Accuracy and loss of a run's best model on its test split or on new data of that shape
     (of a `train.ensemble` run: its members' averaged probabilities)."""
     run = load_run(path)
-    if not (run.path / "best.pt").exists() and (run.path / "members").is_dir():
+    if run.files.is_ensemble():
         if tta not in (None, "none"):
             raise UserError(
                 "--tta: not available for an ensemble run; evaluate a member "
-                f"({run.path}/members/0) with --tta"
+                f"({run.files.member(0).path}) with --tta"
             )
         return evaluate_ensemble_run(run.path, data_path)
     model = run.model()

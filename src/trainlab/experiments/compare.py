@@ -30,11 +30,19 @@ from typing import Any
 import yaml
 
 from trainlab.config import load_config
-from trainlab.engine.rundir import config_dirs
 from trainlab.errors import UserError
-from trainlab.experiments.executors import KEEP, Event, InlineExecutor, Job, LocalExecutor
+from trainlab.experiments.executors import Event, InlineExecutor, Job, LocalExecutor
 from trainlab.report.compare_plot import plot_compare
 from trainlab.report.stats import compare_pairs, higher_is_better, mean_std
+from trainlab.rundir import (
+    COMPARE_MARK,
+    COMPARE_PICTURE,
+    TRIAL_KEEPS,
+    RunDir,
+    atomic_write_text,
+    config_dirs,
+    finished_result,
+)
 
 METRIC = re.compile(r"^[a-z][a-z0-9_]*_(accuracy|loss)$")
 DEFAULT_OUT = Path("runs") / "compare"
@@ -88,32 +96,31 @@ def parse_entries(
     return entries
 
 
-def finished_result(out: Path) -> dict[str, Any] | None:
-    """A run's result.json if it finished (an interrupted or half-written run counts as missing)."""
-    try:
-        result = json.loads((out / "result.json").read_text())
-    except (OSError, ValueError):
-        return None
-    if not isinstance(result, dict) or result.get("stopped_reason") in (None, "interrupted"):
-        return None
-    return result
-
-
 def _check_folder(out: Path, entries: list[Entry]) -> None:
     """DIR/<key>/config.yaml records the config of the runs there; a changed config is refused
-    (its old runs would be mixed with new ones)."""
+    (its old runs would be mixed with new ones). The marker is written atomically; an empty or
+    unreadable one (a kill during an older, in-place write) counts as absent."""
     for e in entries:
-        saved = out / e.key / "config.yaml"
+        folder = RunDir(out / e.key)
         text = yaml.safe_dump(e.config, sort_keys=True)
-        if saved.is_file():
-            if yaml.safe_load(saved.read_text()) != yaml.safe_load(text):
-                raise UserError(
-                    f"--out: {saved.parent} holds runs of a different config than {e.path}; "
-                    "use another --out"
-                )
-        else:
-            saved.parent.mkdir(parents=True, exist_ok=True)
-            saved.write_text(text)
+        saved = _saved_config(folder)
+        if saved is None:
+            folder.path.mkdir(parents=True, exist_ok=True)
+            folder.write_config(text)
+        elif saved != yaml.safe_load(text):
+            raise UserError(
+                f"--out: {folder.path} holds runs of a different config than {e.path}; "
+                "use another --out"
+            )
+
+
+def _saved_config(folder: RunDir) -> Any:
+    """The config a compare folder's marker records; None when it has none that can be read."""
+    text = folder.read_config_text()
+    try:
+        return None if text is None else yaml.safe_load(text)
+    except yaml.YAMLError:
+        return None
 
 
 def _metric_of(result: dict[str, Any], e: Entry, run: Path) -> float:
@@ -178,7 +185,8 @@ def run_seeds(
             key, s = jobs[i]
             cfg = {**config_of[key], "train": {**config_of[key]["train"], "seed": s}}
             dirs = config_dirs(path_of[key])  # where its plugins are found
-            ex.submit(Job(i, cfg, str(todo[(key, s)]), keep=KEEP, report=False, search_dirs=dirs))
+            job = Job(i, cfg, str(todo[(key, s)]), keep=TRIAL_KEEPS, report=False, search_dirs=dirs)
+            ex.submit(job)
         ex.step(handle, timeout=0.5)
         if failed:
             break
@@ -314,6 +322,6 @@ def compare(
         looks=looks,
         nominal_confidence=confidence,
     )
-    report["picture"] = str(plot_compare(report, folder / "compare.png"))
-    (folder / "compare.json").write_text(json.dumps(report, indent=1) + "\n")
+    report["picture"] = str(plot_compare(report, folder / COMPARE_PICTURE))
+    atomic_write_text(folder / COMPARE_MARK, json.dumps(report, indent=1) + "\n")
     return report

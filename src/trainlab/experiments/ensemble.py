@@ -24,12 +24,12 @@ from trainlab.data.dataset import Normalizer, load_inputs_for
 from trainlab.data.streaming import Split
 from trainlab.engine.evaluate import accuracy_of_proba, predict_proba, predict_split
 from trainlab.engine.run import load_run
-from trainlab.engine.rundir import RunDir, atomic_write_text
-from trainlab.engine.state import Callback, Result
+from trainlab.engine.state import Result
+from trainlab.engine.trainer import Callback
 from trainlab.errors import UserError
-from trainlab.experiments.single import train_single
+from trainlab.experiments.single import saved_config, train_single, uses_plugins
+from trainlab.rundir import BEST, RESULT, RunDir
 
-MEMBERS_DIR = "members"
 TRAINING_ONLY_DATA = ("augment",)  # data fields that change training, not the evaluated split
 
 
@@ -53,12 +53,9 @@ def expand_run_dirs(paths: Sequence[str | Path]) -> list[Path]:
     for p in map(Path, paths):
         if not p.is_dir():
             raise UserError(f"run: {p} does not exist or is not a directory")
-        members = p / MEMBERS_DIR
-        if members.is_dir() and not (p / "best.pt").exists():
-            inner = sorted(
-                (d for d in members.iterdir() if d.is_dir() and d.name.isdigit()),
-                key=lambda d: int(d.name),
-            )
+        run = RunDir(p)
+        if run.is_ensemble():
+            inner = [m.path for m in run.members()]
             if not inner:
                 raise UserError(f"run: {p} is an ensemble run with no members yet")
             out += inner
@@ -68,7 +65,7 @@ def expand_run_dirs(paths: Sequence[str | Path]) -> list[Path]:
 
 
 def load_member(
-    path: str | Path, checkpoint: str = "best.pt", device: str | torch.device = "cpu"
+    path: str | Path, checkpoint: str = BEST, device: str | torch.device = "cpu"
 ) -> Member:
     """Read one run directory: config, checkpoint (weights_only) and result, or a UserError."""
     p = Path(path)
@@ -170,7 +167,7 @@ def member_splits(members: Sequence[Member], splits: AnySplits) -> list[AnySplit
 
 
 def load_members(
-    run_dirs: Sequence[str | Path], checkpoint: str = "best.pt", device: str | torch.device = "cpu"
+    run_dirs: Sequence[str | Path], checkpoint: str = BEST, device: str | torch.device = "cpu"
 ) -> list[Member]:
     """The runs named (an ensemble run stands for its members), loaded once and checked to
     have been trained on the same data."""
@@ -183,7 +180,7 @@ def load_members(
 
 
 def evaluate_runs(
-    run_dirs: Sequence[str | Path], checkpoint: str = "best.pt", splits: AnySplits | None = None
+    run_dirs: Sequence[str | Path], checkpoint: str = BEST, splits: AnySplits | None = None
 ) -> dict[str, Any]:
     """Test accuracy of each run and of the average of their probabilities (`trainlab
     ensemble`). The data set is prepared once, from the first member's config, and each member
@@ -342,31 +339,20 @@ def _train_members(
     search_dirs: tuple[str, ...],
 ) -> Result:
     """train_ensemble() with its run directory created and locked."""
-    if (
-        resuming
-        and (run / "config.yaml").exists()
-        and (run / "config.yaml").read_text() != to_yaml(cfg)
-    ):
-        raise UserError(
-            f"--resume: the config differs from the one saved in {run.path}/"
-            "config.yaml; resume with the same config and --set values"
-        )
-    atomic_write_text(run / "config.yaml", to_yaml(cfg))
-    run.record_plugin_dirs(search_dirs, (cfg.model.kind, cfg.data.name))
+    saved_config(run, cfg, resuming)
+    run.write_config(to_yaml(cfg))
+    run.record_plugin_dirs(search_dirs, uses_plugins(cfg))
     if splits is None:
         # one data set for every member (member_configs)
         splits = prepare(configs[0].data, search_dirs=search_dirs)
-    (run / MEMBERS_DIR).mkdir(exist_ok=True)
+    run.members_dir.mkdir(exist_ok=True)
     results: list[Result] = []
     for i, member_cfg in enumerate(configs):
-        member_dir = run / MEMBERS_DIR / str(i)
-        done = member_dir / "result.json"
-        if (
-            resuming
-            and done.exists()
-            and RunDir(member_dir).read_json("result.json").get("stopped_reason") != "interrupted"
-        ):
-            results.append(Result.from_dict(RunDir(member_dir).read_json("result.json")))
+        member = run.member(i)
+        member_dir = member.path
+        done = member.finished_result() if resuming else None
+        if done is not None:
+            results.append(Result.from_dict(done))
             continue
         started = member_dir.exists() and any(member_dir.iterdir())
         results.append(
@@ -408,5 +394,5 @@ def _train_members(
     else:
         summary.update(ensemble_test_accuracy=None, ensemble_val_accuracy=None, ensemble_size=0)
     result = Result.from_dict(summary)
-    run.write_json("result.json", result.to_dict())
+    run.write_json(RESULT, result.to_dict())
     return result

@@ -14,11 +14,9 @@ its next job or for the answer to a report. Workers ignore Ctrl-C; the driver de
 
 from __future__ import annotations
 
-import json
 import multiprocessing
 import multiprocessing.util
 import os
-import shutil
 import signal
 import sys
 import tempfile
@@ -38,9 +36,7 @@ import torch
 from trainlab.engine import Callback
 from trainlab.errors import DataWarning, UserError
 from trainlab.experiments.api import train
-
-KEEP = ("best.pt", "result.json", "config.yaml", "metrics.jsonl", "plugins.json")
-"""Files a trial's run directory keeps by default (what `trainlab ensemble --study` reads)."""
+from trainlab.rundir import RESULT, TRIAL_KEEPS, RunDir, atomic_write_bytes
 
 
 @dataclass
@@ -51,7 +47,7 @@ class Job:
     config: dict[str, Any]  # the experiment config, sampled values applied
     out: str  # run directory
     threads: int = 1  # torch intra-op threads of the worker
-    keep: tuple[str, ...] | None = KEEP  # files kept in the run directory; None keeps all
+    keep: tuple[str, ...] | None = TRIAL_KEEPS  # files kept in the run directory; None: all
     report: bool = True  # send per-epoch values (pruning; re-tests: the live display only)
     search_dirs: tuple[str, ...] = ()  # absolute folders where plugins are looked up (config's)
 
@@ -97,21 +93,8 @@ def run_job(job: Job, report: Callable[[int, float | None], bool]) -> Event:
         return Event("error", job.number, message=str(exc))
     except Exception:
         return Event("error", job.number, message=traceback.format_exc(limit=-4).strip())
-    prune_run_dir(Path(job.out), job.keep)
+    RunDir(job.out).prune(job.keep)
     return Event("done", job.number, result=result.to_dict())
-
-
-def prune_run_dir(path: Path, keep: tuple[str, ...] | None) -> None:
-    """Delete every file of a trial's run directory but `keep` (None keeps everything)."""
-    if keep is None or not path.is_dir():
-        return
-    for entry in path.iterdir():
-        if entry.name in keep:
-            continue
-        if entry.is_dir():
-            shutil.rmtree(entry, ignore_errors=True)
-        else:
-            entry.unlink(missing_ok=True)
 
 
 # --------------------------------------------------------------------------- in-process
@@ -524,9 +507,9 @@ class RayExecutor:
                 out = Path(job.out)
                 out.mkdir(parents=True, exist_ok=True)
                 for name, data in event.files.items():
-                    (out / name).write_bytes(data)
+                    atomic_write_bytes(out / name, data)
                 if event.result is not None:  # point result.json at the study directory
-                    (out / "result.json").write_text(json.dumps(event.result))
+                    RunDir(out).write_json(RESULT, event.result)
             handle(event)
 
     def close(self, kill: bool = False) -> None:

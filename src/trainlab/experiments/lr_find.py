@@ -11,7 +11,6 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -21,28 +20,17 @@ from torch.optim import Optimizer
 
 from trainlab.config import load_config
 from trainlab.data import prepare
-from trainlab.engine.build import param_groups
-from trainlab.engine.rundir import config_dirs
+from trainlab.engine.build import make_optimizer as config_optimizer
 from trainlab.errors import UserError
 from trainlab.nn.models import build_model
-from trainlab.optim import FULL_BATCH, create
-from trainlab.report.lr_find import plot_lr_find
+from trainlab.optim import FULL_BATCH
+from trainlab.report.lr_find import LRFindResult, plot_lr_find
+from trainlab.rundir import config_dirs
 from trainlab.smoothing import DebiasedEMA
 
 SMOOTH_BETA = 0.98  # the smoothing fastai and Lightning use for this curve (memory ~50 steps)
 MIN_POINTS = 10  # steps: fewer recorded points give no suggestion
 MIN_DROP = 0.05  # fraction: a loss that never fell this far below its start gives no suggestion
-
-
-@dataclass
-class LRFindResult:
-    """The range test's curve: one lr, raw loss and smoothed loss per step, and the suggestion."""
-
-    lrs: list[float]
-    losses: list[float]
-    smoothed: list[float]
-    suggested_lr: float | None
-    stopped_early: bool
 
 
 def suggest_lr(lrs: list[float], smoothed: list[float]) -> float | None:
@@ -189,16 +177,14 @@ def run_lr_find(
         while True:
             yield from splits.train.batches(bs, gen, min_size=min(bs, n))
 
-    kwargs = {k: v for k, v in cfg.optim.kwargs().items() if k not in ("lr", "weight_decay")}
-
-    def make_optimizer(_params, lr):
-        groups = param_groups(model, cfg)
-        for g in groups:  # keep each group's multiplier of the base lr
-            g["lr"] = lr * g["lr"] / cfg.optim.lr
-        return create(cfg.optim.name, groups, **{**kwargs, "lr": lr})
+    def optimizer_at(_params: Iterable[nn.Parameter], lr: float) -> Optimizer:
+        """The run's own optimizer (engine.build.make_optimizer) with optim.lr = lr."""
+        at = cfg.model_copy(deep=True)
+        at.optim.lr = lr
+        return config_optimizer(model, at)
 
     result = lr_range_test(
-        model, batches(), make_optimizer, start_lr=start_lr, end_lr=end_lr, steps=steps
+        model, batches(), optimizer_at, start_lr=start_lr, end_lr=end_lr, steps=steps
     )
     plot = Path(out) if out else Path("runs") / "lr-find" / f"{Path(config).stem}.png"
     plot.parent.mkdir(parents=True, exist_ok=True)

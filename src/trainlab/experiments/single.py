@@ -21,21 +21,16 @@ from trainlab.config import (
 from trainlab.data import AnySplits
 from trainlab.engine.averaging import averaging_callbacks
 from trainlab.engine.build import schedule_used
+from trainlab.engine.checkpoints import environment, load_checkpoint, save_checkpoint
 from trainlab.engine.evaluate import evaluate_split, tta_accuracy_split
-from trainlab.engine.rundir import (
-    RunDir,
-    atomic_write_text,
-    environment,
-    load_checkpoint,
-    save_checkpoint,
-)
-from trainlab.engine.state import Callback, Result
+from trainlab.engine.state import Result
 from trainlab.engine.tensorboard import TensorBoardLogger
-from trainlab.engine.trainer import Trainer
+from trainlab.engine.trainer import Callback, Trainer
 from trainlab.errors import UserError
 from trainlab.plugins import source_dir
 from trainlab.report.advice import advise
 from trainlab.report.curves import plot_curves
+from trainlab.rundir import ENV, METRICS, RESULT, STEPS, RunDir
 
 
 def callbacks_for(cfg: ExperimentConfig) -> list[Callback]:
@@ -65,12 +60,12 @@ def as_config(
 def finish(trainer: Trainer, reason: str) -> Result:
     """Restore the best weights, test them, write result.json and curves.png."""
     st, run = trainer.state, trainer.run
-    metrics = run.read_jsonl("metrics.jsonl")
+    metrics = run.read_jsonl(METRICS)
     best = next((m for m in metrics if m["epoch"] == st.best_epoch), None)
-    if (run / "best.pt").exists():
-        trainer.model.load_state_dict(load_checkpoint(run / "best.pt", trainer.device)["model"])
+    if run.best.exists():
+        trainer.model.load_state_dict(load_checkpoint(run.best, trainer.device)["model"])
     test_loss, test_acc = evaluate_split(trainer.model, trainer.data.test)
-    steps = [r["loss"] for r in run.read_jsonl("steps.jsonl")] or trainer.step_losses
+    steps = [r["loss"] for r in run.read_jsonl(STEPS)] or trainer.step_losses
     schedule, _, milestones = schedule_used(trainer.cfg)  # what the run did, not the config
     advice = advise(
         metrics,
@@ -105,13 +100,13 @@ def finish(trainer: Trainer, reason: str) -> Result:
         )
     for cb in trainer.callbacks:
         cb.on_train_end(trainer, result)
-    run.write_json("result.json", result.to_dict())
+    run.write_json(RESULT, result.to_dict())
     if not trainer.write_curves:  # search trials skip the plot
         return result
     plot_curves(
         metrics,
         steps,
-        run / "curves.png",
+        run.curves,
         advice=result.advice,
         title=f"{trainer.cfg.model.kind} on {trainer.cfg.data.name}, "
         f"{trainer.cfg.optim.name} lr={trainer.cfg.optim.lr:g}",
@@ -144,6 +139,23 @@ def train_single(
         return _train_in(cfg, run, resuming, callbacks, splits, model, lr_mult, curves, dirs)
 
 
+def uses_plugins(cfg: ExperimentConfig) -> bool:
+    """Whether the config names a plugin (model.kind or data.name `module:name`)."""
+    return any(is_plugin(n) for n in (cfg.model.kind, cfg.data.name))
+
+
+def saved_config(run: RunDir, cfg: ExperimentConfig, resuming: bool) -> str | None:
+    """The config.yaml of the run being resumed (None: a new run, or none saved yet, or one
+    left empty by a kill); a different config is refused."""
+    saved = run.read_config_text() if resuming else None
+    if saved is not None and saved != to_yaml(cfg):
+        raise UserError(
+            f"--resume: the config differs from the one saved in {run.config}; "
+            "resume with the same config and --set values"
+        )
+    return saved
+
+
 def _train_in(
     cfg: ExperimentConfig,
     run: RunDir,
@@ -156,13 +168,7 @@ def _train_in(
     search_dirs: Sequence[str],
 ) -> Result:
     """train_single() with the run directory created and locked."""
-    if resuming:
-        saved = (run / "config.yaml").read_text() if (run / "config.yaml").exists() else None
-        if saved is not None and saved != to_yaml(cfg):
-            raise UserError(
-                f"--resume: the config differs from the one saved in {run.path}/"
-                "config.yaml; resume with the same config and --set values"
-            )
+    saved = saved_config(run, cfg, resuming)
     callbacks = list(callbacks) + callbacks_for(cfg)
     trainer = Trainer(
         cfg,
@@ -174,25 +180,25 @@ def _train_in(
         search_dirs=search_dirs,
     )
     trainer.write_curves = curves
-    if resuming and (run / "last.pt").exists():
-        trainer.restore(load_checkpoint(run / "last.pt", trainer.device))
+    if resuming and run.last.exists():
+        trainer.restore(load_checkpoint(run.last, trainer.device))
         done = trainer.state.epoch
-        run.truncate_jsonl("metrics.jsonl", lambda r: r["epoch"] <= done)
-        run.truncate_jsonl("steps.jsonl", lambda r: r["step"] <= trainer.state.step)
-        trainer.step_losses = [r["loss"] for r in run.read_jsonl("steps.jsonl")]
+        run.truncate_jsonl(METRICS, lambda r: r["epoch"] <= done)
+        run.truncate_jsonl(STEPS, lambda r: r["step"] <= trainer.state.step)
+        trainer.step_losses = [r["loss"] for r in run.read_jsonl(STEPS)]
         if trainer.state.stopped_reason in ("diverged", "early_stopping", "pruned") or (
             done >= cfg.train.epochs
         ):
             return finish(trainer, trainer.state.stopped_reason)
     elif resuming:
-        for name in ("metrics.jsonl", "steps.jsonl"):
+        for name in (METRICS, STEPS):
             (run / name).unlink(missing_ok=True)
-    if not resuming or not (run / "config.yaml").exists():
-        atomic_write_text(run / "config.yaml", to_yaml(cfg))
+    if saved is None:
+        run.write_config(to_yaml(cfg))
     names = (cfg.model.kind, cfg.data.name)
     found = [d for n in names if is_plugin(n) and (d := source_dir(n))]  # also via cwd, sys.path
-    run.record_plugin_dirs(tuple(dict.fromkeys([*search_dirs, *found])), names)
-    run.write_json("env.json", environment(trainer.device))
+    run.record_plugin_dirs(tuple(dict.fromkeys([*search_dirs, *found])), uses_plugins(cfg))
+    run.write_json(ENV, environment(trainer.device))
     try:
         reason = trainer.fit()
     except KeyboardInterrupt:
@@ -200,5 +206,5 @@ def _train_in(
         raise
     trainer.state.stopped_reason = reason
     if reason in ("diverged", "pruned", "early_stopping"):
-        save_checkpoint(run / "last.pt", trainer.checkpoint())
+        save_checkpoint(run.last, trainer.checkpoint())
     return finish(trainer, reason)

@@ -7,12 +7,13 @@ from dataclasses import dataclass
 
 import torch
 
-from trainlab import optim
+from trainlab import names, optim
 from trainlab.errors import UserError
 from trainlab.landscape.surfaces import Surface
 
-# the config names of trainlab.optim that work on a 2-parameter loss with minibatch-style steps
-OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw")
+# the config names of trainlab.optim that work on a 2-parameter loss with minibatch-style steps:
+# all but the full-batch ones (their line searches make no path to compare step by step)
+OPTIMIZERS = tuple(n for n in names.OPTIMIZERS if n not in names.FULL_BATCH_OPTIMIZERS)
 
 DIVERGED = 1e8  # a parameter this large (or not finite) means the run blew up
 

@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from trainlab import names
 from trainlab.config import ModelConfig, is_plugin
 from trainlab.errors import UserError
 from trainlab.nn.layers import (
@@ -220,6 +221,14 @@ def build_resnet(cfg: ModelConfig, input_shape: tuple[int, ...], num_classes: in
     return Net(stem, blocks, pool, c_in, num_classes, cfg.dropout)
 
 
+#: model.kind -> builder, with exactly the names of trainlab.names.MODEL_KINDS
+BUILDERS = names.covers(
+    {"mlp": build_mlp, "cnn": build_cnn, "resnet": build_resnet},
+    names.MODEL_KINDS,
+    "trainlab.nn.models.BUILDERS",
+)
+
+
 def build_model(
     cfg: ModelConfig,
     input_shape: tuple[int, ...],
@@ -241,5 +250,4 @@ def build_model(
         raise UserError("model.stochastic_depth: needs model.kind resnet (drops residual blocks)")
     if cfg.pool == "fractional" and len(input_shape) != 3:
         raise UserError("model.pool: fractional max pooling needs images (C, H, W)")
-    builder = {"mlp": build_mlp, "cnn": build_cnn, "resnet": build_resnet}[cfg.kind]
-    return builder(cfg, tuple(input_shape), num_classes)
+    return BUILDERS[cfg.kind](cfg, tuple(input_shape), num_classes)

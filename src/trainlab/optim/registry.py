@@ -8,6 +8,7 @@ from typing import Any
 
 import torch
 
+from trainlab import names
 from trainlab.errors import UserError
 from trainlab.optim.adagrad import Adagrad
 from trainlab.optim.adam import Adam, AdamW
@@ -16,23 +17,28 @@ from trainlab.optim.newton import Newton
 from trainlab.optim.rmsprop import RMSprop
 from trainlab.optim.sgd import SGD
 
-#: name -> (class, the lecture's settings where they differ from the class's own defaults).
-#: The classes keep torch.optim's defaults (drop-in); configs and create() use these, and the
-#: config schemas read their defaults from here (defaults()). docs/optimizers.md lists each.
-OPTIMIZERS: dict[str, tuple[type[torch.optim.Optimizer], dict[str, Any]]] = {
-    "sgd": (SGD, {"lr": 1e-2}),  # torch: 1e-3
-    "momentum": (SGD, {"lr": 1e-2, "momentum": 0.9}),  # the lecture's rho = 0.9; torch: 0
-    "nesterov": (SGD, {"lr": 1e-2, "momentum": 0.9, "nesterov": True}),
-    "adagrad": (Adagrad, {}),
-    "rmsprop": (RMSprop, {"lr": 1e-3}),  # the lecture's RMSProp lr; torch: 1e-2
-    "adam": (Adam, {}),
-    "adamw": (AdamW, {}),
-    "lbfgs": (LBFGS, {"line_search_fn": "strong_wolfe"}),  # torch: None (fixed step lr)
-    "newton": (Newton, {"damping": 1e-4}),  # keeps the Hessian invertible; class: 0
-}
+#: name -> (class, the lecture's settings where they differ from the class's own defaults), with
+#: exactly the names of trainlab.names.OPTIMIZERS. The classes keep torch.optim's defaults
+#: (drop-in); the lecture's settings are merged onto them in one place, defaults(), which the
+#: config schemas and create() both read. docs/optimizers.md lists each.
+OPTIMIZERS: dict[str, tuple[type[torch.optim.Optimizer], dict[str, Any]]] = names.covers(
+    {
+        "sgd": (SGD, {"lr": 1e-2}),  # torch: 1e-3
+        "momentum": (SGD, {"lr": 1e-2, "momentum": 0.9}),  # the lecture's rho = 0.9; torch: 0
+        "nesterov": (SGD, {"lr": 1e-2, "momentum": 0.9, "nesterov": True}),
+        "adagrad": (Adagrad, {}),
+        "rmsprop": (RMSprop, {"lr": 1e-3}),  # the lecture's RMSProp lr; torch: 1e-2
+        "adam": (Adam, {}),
+        "adamw": (AdamW, {}),
+        "lbfgs": (LBFGS, {"line_search_fn": "strong_wolfe"}),  # torch: None (fixed step lr)
+        "newton": (Newton, {"damping": 1e-4}),  # keeps the Hessian invertible; class: 0
+    },
+    names.OPTIMIZERS,
+    "trainlab.optim.registry.OPTIMIZERS",
+)
 
 #: optimizers meant for full-batch, deterministic problems (one step sees the whole data set)
-FULL_BATCH = frozenset({"lbfgs", "newton"})
+FULL_BATCH = frozenset(names.FULL_BATCH_OPTIMIZERS)
 
 
 def arguments(name: str) -> list[str]:
@@ -61,9 +67,10 @@ def _lookup(name: str) -> tuple[type[torch.optim.Optimizer], dict[str, Any]]:
 
 def create(name: str, params: Any, **kwargs: Any) -> torch.optim.Optimizer:
     """Build optimizer `name` over `params` (tensors, (name, tensor) pairs or param groups);
-    kwargs are the class's constructor arguments and override the name's defaults. A bad
+    kwargs are the class's constructor arguments and override the name's defaults() (a config's
+    optim section already holds them all, so nothing is merged twice). A bad
     argument's message names it as a config does: `optim.lr: ...`."""
-    cls, preset = _lookup(name)
+    cls, _ = _lookup(name)
     allowed = arguments(name)
     unknown = sorted(set(kwargs) - set(allowed))
     if unknown:
@@ -72,7 +79,7 @@ def create(name: str, params: Any, **kwargs: Any) -> torch.optim.Optimizer:
         )
     factory: Callable[..., torch.optim.Optimizer] = cls
     try:
-        return factory(params, **{**preset, **kwargs})
+        return factory(params, **{**defaults(name), **kwargs})
     except UserError as err:  # the class names the argument; a config calls it optim.<argument>
         message = str(err)
         raise UserError(message if message.startswith("optim.") else f"optim.{message}") from None

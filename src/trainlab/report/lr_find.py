@@ -1,13 +1,22 @@
-"""The learning-rate range test's picture: loss against lr (log axis), raw and smoothed."""
+"""The learning-rate range test's record (LRFindResult) and its picture: loss against lr (log axis),
+raw and smoothed."""
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from trainlab.experiments.lr_find import LRFindResult
+
+@dataclass
+class LRFindResult:
+    """The range test's curve: one lr, raw loss and smoothed loss per step, and the suggestion."""
+
+    lrs: list[float]
+    losses: list[float]
+    smoothed: list[float]
+    suggested_lr: float | None
+    stopped_early: bool
 
 
 def plot_lr_find(result: LRFindResult, path: str | Path) -> None:

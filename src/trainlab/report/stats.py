@@ -2,8 +2,9 @@
 difference, the paired t-test, Holm's correction for many pairs, the seeds a difference needs,
 and the verdict in words (`compare_pairs`, shared by `trainlab compare` and `search --retest`).
 
-Pure Python (no torch, no scipy): the Student t distribution comes from the regularized
-incomplete beta function. tests/test_stats.py checks every number against scipy.stats.
+The Student t distribution is scipy.stats' (scipy comes with scikit-learn); what is ours is the
+paired comparison around it, which tests/test_stats.py checks against scipy.stats.ttest_rel and
+its noncentral t.
 """
 
 from __future__ import annotations
@@ -23,73 +24,23 @@ def mean_std(values: Sequence[float]) -> tuple[float, float | None]:
     return statistics.fmean(values), sd
 
 
-def _betacf(a: float, b: float, x: float) -> float:
-    """Continued fraction of the incomplete beta function (modified Lentz)."""
-    tiny, eps = 1e-300, 1e-15
-    qab, qap, qam = a + b, a + 1.0, a - 1.0
-    c, d = 1.0, 1.0 - qab * x / qap
-    d = 1.0 / (d if abs(d) > tiny else tiny)
-    h = d
-    for m in range(1, 10_000):
-        m2 = 2 * m
-        aa = m * (b - m) * x / ((qam + m2) * (a + m2))
-        d = 1.0 + aa * d
-        d = 1.0 / (d if abs(d) > tiny else tiny)
-        c = 1.0 + aa / c
-        c = c if abs(c) > tiny else tiny
-        h *= d * c
-        aa = -(a + m) * (qab + m) * x / ((a + m2) * (qap + m2))
-        d = 1.0 + aa * d
-        d = 1.0 / (d if abs(d) > tiny else tiny)
-        c = 1.0 + aa / c
-        c = c if abs(c) > tiny else tiny
-        delta = d * c
-        h *= delta
-        if abs(delta - 1.0) < eps:
-            break
-    return h
-
-
-def betainc(a: float, b: float, x: float) -> float:
-    """Regularized incomplete beta function I_x(a, b)."""
-    if x <= 0.0:
-        return 0.0
-    if x >= 1.0:
-        return 1.0
-    front = math.exp(
-        math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x)
-    )
-    if x < (a + 1.0) / (a + b + 2.0):
-        return front * _betacf(a, b, x) / a
-    return 1.0 - front * _betacf(b, a, 1.0 - x) / b
-
-
 def t_sf(t: float, df: float) -> float:
     """P(T > t) for Student's t with `df` degrees of freedom."""
-    if math.isinf(t):
-        return 0.0 if t > 0 else 1.0
-    tail = 0.5 * betainc(df / 2.0, 0.5, df / (df + t * t))  # P(T > |t|)
-    return tail if t >= 0 else 1.0 - tail
+    return float(_t().sf(t, df))
 
 
 def t_ppf(q: float, df: float) -> float:
-    """The q-quantile of Student's t (bisection on the survival function, to 1e-12)."""
+    """The q-quantile of Student's t."""
     if not 0.0 < q < 1.0:
         raise ValueError(f"t_ppf: q must be in (0, 1), got {q}")
-    if q < 0.5:
-        return -t_ppf(1.0 - q, df)
-    lo, hi = 0.0, 1.0
-    while t_sf(hi, df) > 1.0 - q:
-        hi *= 2.0
-    for _ in range(200):
-        mid = 0.5 * (lo + hi)
-        if t_sf(mid, df) > 1.0 - q:
-            lo = mid
-        else:
-            hi = mid
-        if hi - lo < 1e-12 * max(1.0, hi):
-            break
-    return 0.5 * (lo + hi)
+    return float(_t().ppf(q, df))
+
+
+def _t():  # noqa: ANN202
+    """scipy's Student t (scipy.stats takes a second to import: only when a test is run)."""
+    from scipy.stats import t
+
+    return t
 
 
 @dataclass

@@ -1,17 +1,20 @@
-"""Hyperparameter search: the space, the ``search:`` config section, our Optuna samplers, plots.
+"""Hyperparameter search in three parts beside the space, the config section and the API.
 
 - `trainlab.search.space`: distribution strings -> `Space` of `Dimension`s; `apply_overrides`,
   `drop_unused`.
 - `trainlab.search.config`: `SearchConfig`, `load_search_config`.
 - `trainlab.search.optimize`: `optimize(objective, space, ...)` and the ask/tell `Search` over any
-  objective (imports Optuna when first used).
-- `trainlab.search.samplers`: `make_sampler`, `make_pruner`, `boxes` and the sampler classes.
-- `trainlab.search.plots`: `plot_params`, `plot_curves` (imports matplotlib; import it directly).
-- `trainlab.search.driver`: `search(config, **options)`, the driver that owns the study.
-- `trainlab.experiments.executors`: local worker processes, Ray tasks, in-process.
-- `trainlab.search.study`: storage, lock, resume checks, leaderboard.
-- `trainlab.search.retest`: re-training the best configs with new seeds (`--retest K`).
-(The last four import Optuna and more: import them directly.)
+  objective (imports Optuna when first used); it uses strategies and study, never running.
+- `trainlab.search.strategies`: pure samplers (no file or storage I/O): `make_sampler`,
+  `make_pruner` (name -> builder tables over `trainlab.names`), the sampler classes, round
+  barriers (`must_wait`).
+- `trainlab.search.study`: the study's storage, lock, opening and resuming, the leaderboard and
+  the budget used, rounds' boxes, artifacts, URLs as shown, and the plots (`study.plots` imports
+  matplotlib): what the driver writes and the dashboard, ensemble and compare read.
+- `trainlab.search.running`: `driver` (`search(config, **options)`, the driver that owns the
+  study), `cooperate` (drivers sharing a study), `retest` (`--retest K`); the workers are
+  `trainlab.experiments.executors`.
+(The last three import Optuna and more: import them directly.)
 """
 
 from trainlab.search.config import SearchConfig, format_validation_error, load_search_config

@@ -9,7 +9,7 @@ pydantic error into one `UserError` line with the config's `format_validation_er
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from pydantic import (
     AfterValidator,
@@ -22,13 +22,14 @@ from pydantic import (
     field_validator,
 )
 
+from trainlab import names
 from trainlab.config import format_validation_error
 from trainlab.errors import UserError
 from trainlab.search.space import parse_distribution
 
-Strategy = Literal["grid", "random", "coarse-to-fine", "block", "tpe", "auto"]
-PrunerName = Literal["none", "median", "halving"]
-Executor = Literal["local", "ray"]
+Strategy = names.literal(names.STRATEGIES)
+PrunerName = names.literal(names.PRUNERS)
+Executor = names.literal(names.EXECUTORS)
 
 
 def _distribution_string(value: Any) -> str:

@@ -44,29 +44,29 @@ import inspect
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, get_args
+from typing import Any
 
 import optuna
 from optuna.trial import FrozenTrial, Trial, TrialState
 from pydantic import ValidationError
 
+from trainlab import names
 from trainlab.config import format_validation_error
 from trainlab.errors import UserError, excerpt
-from trainlab.search.config import SearchConfig, Strategy
-from trainlab.search.cooperate import counted
-from trainlab.search.samplers import (
+from trainlab.search.config import SearchConfig
+from trainlab.search.space import Dimension, Space, parse_distribution
+from trainlab.search.strategies import (
     CoarseToFineSampler,
     CompleteTrialsKept,
     make_pruner,
     make_sampler,
     must_wait,
 )
-from trainlab.search.space import Dimension, Space, parse_distribution
-from trainlab.search.study import open_storage
+from trainlab.search.study import counted, open_storage
 
-STRATEGIES: tuple[str, ...] = get_args(Strategy)
-DIRECTIONS = ("maximize", "minimize")
-PRUNERS = ("none", "median", "halving")
+STRATEGIES = names.STRATEGIES
+DIRECTIONS = names.DIRECTIONS
+PRUNERS = names.PRUNERS
 
 
 def objective_space(space: Mapping[str, str]) -> Space:
@@ -211,7 +211,7 @@ class Search:
 
     def can_ask(self) -> bool:
         """False when the budget is spent, or while the next trial must wait for running trials
-        of an earlier round (its box comes from their results; `samplers.must_wait`)."""
+        of an earlier round (its box comes from their results; `strategies.must_wait`)."""
         return self.remaining > 0 and not must_wait(self.study, self.sampler)
 
     # -- ask / tell

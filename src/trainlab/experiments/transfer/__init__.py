@@ -4,18 +4,22 @@ fine-tuned. `transfer()` is the Python API of `trainlab transfer`; see .api for 
 from trainlab.experiments.transfer.api import (
     TransferRecord,
     TransferSetup,
+    build_transfer,
     check_resume,
     setup_transfer,
     train_transfer,
     transfer,
 )
 from trainlab.experiments.transfer.head import HeadOnFeatures
+from trainlab.experiments.transfer.options import TransferOptions
 from trainlab.experiments.transfer.pretrained import list_blocks, load_pretrained
 
 __all__ = [
     "HeadOnFeatures",
+    "TransferOptions",
     "TransferRecord",
     "TransferSetup",
+    "build_transfer",
     "check_resume",
     "list_blocks",
     "load_pretrained",

@@ -45,8 +45,9 @@ from torch import nn
 from trainlab.config import ExperimentConfig, read_yaml, validate
 from trainlab.data import Splits, prepare
 from trainlab.engine.build import pick_device
-from trainlab.engine.rundir import config_dirs, default_run_dir, load_checkpoint
-from trainlab.engine.state import Callback, Result
+from trainlab.engine.checkpoints import load_checkpoint
+from trainlab.engine.state import Result
+from trainlab.engine.trainer import Callback
 from trainlab.errors import UserError
 from trainlab.experiments.single import as_config, train_single
 from trainlab.experiments.transfer.head import (
@@ -58,6 +59,7 @@ from trainlab.experiments.transfer.head import (
     lbfgs_config,
     resolve_solver,
 )
+from trainlab.experiments.transfer.options import TransferOptions
 from trainlab.experiments.transfer.pretrained import load_pretrained
 from trainlab.experiments.transfer.surgery import (
     blocks_of,
@@ -69,15 +71,7 @@ from trainlab.experiments.transfer.surgery import (
 )
 from trainlab.nn.plugins import check_output
 from trainlab.optim import FULL_BATCH
-
-MODES = ("linear", "finetune")
-
-
-NORMALIZE = ("pretrained", "new")
-
-
-DEFAULT_LR_MULT = 0.1
-
+from trainlab.rundir import RunDir, config_dirs, default_run_dir
 
 # The 2x2 advice needs "little" vs "quite a lot of" data. The command can only count: below this
 # many training examples in the rarest class, fine-tuning even one block (thousands of weights per
@@ -173,32 +167,28 @@ def setup_transfer(
     solver: str | None = None,
     head: str | None = None,
 ) -> TransferSetup:
-    """Load the pretrained run and the new data, check they fit, build the model to train.
+    """Load the pretrained run and the new data, check they fit, build the model to train (the
+    keywords are TransferOptions' fields, checked there; see `build_transfer`)."""
+    options = TransferOptions.of(locals())
+    return build_transfer(options, config)
+
+
+def build_transfer(
+    options: TransferOptions, config: ExperimentConfig | dict | str | Path
+) -> TransferSetup:
+    """What `setup_transfer` does, from checked options.
 
     Linear mode (see the module docstring) caches the frozen body's features when it can: the
     setup's splits then hold features and its model is a `HeadOnFeatures`; with the lbfgs solver
     its config is `lbfgs_config` with the l2 chosen on validation. A plugin model's head (its
     last nn.Linear, or `head`) trains through the frozen body with the config's optimizer."""
-    if mode not in MODES:
-        raise UserError(f"--mode: must be one of {', '.join(MODES)}, got {mode!r}")
-    if normalize not in NORMALIZE:
-        raise UserError(f"--normalize: must be one of {', '.join(NORMALIZE)}, got {normalize!r}")
-    if mode == "linear" and unfreeze is not None:
-        raise UserError("--unfreeze: only with --mode finetune (linear trains the head only)")
-    if mode == "linear" and lr_mult is not None:
-        raise UserError("--lr-mult: only with --mode finetune (linear trains the head only)")
-    if mode != "linear" and solver is not None:
-        raise UserError(
-            "--solver: only with --mode linear (finetune trains with the config's optimizer)"
-        )
-    if lr_mult is not None and not 0 < lr_mult <= 10:
-        raise UserError(f"--lr-mult: must be in (0, 10], got {lr_mult}")
+    source, mode, solver = options.source, options.mode, options.solver
     pre = load_pretrained(source)
     plugin = is_plugin_model(pre.model)
-    head = head_name(pre.model, head)
-    cfg = as_config(config, overrides)
+    head = head_name(pre.model, options.head)
+    cfg = as_config(config, options.overrides)
     notes = []
-    if _user_set_model(config, overrides):
+    if _user_set_model(config, options.overrides):
         described = (
             f"{pre.config.model.kind}, args {pre.config.model.args}"
             if plugin
@@ -229,8 +219,8 @@ def setup_transfer(
             "trains through the frozen body with the config's optimizer"
         )
     k = len(blocks_of(pre.model))
-    n_unfrozen, whole = (0, False) if mode == "linear" else parse_unfreeze(unfreeze, k)
-    mult = None if mode == "linear" else (DEFAULT_LR_MULT if lr_mult is None else lr_mult)
+    n_unfrozen, whole = (0, False) if mode == "linear" else parse_unfreeze(options.unfreeze, k)
+    mult = options.finetune_lr_mult
     if mode == "finetune" and cfg.optim.name in FULL_BATCH and mult != 1.0 and n_unfrozen:
         raise UserError(
             f"--lr-mult: {cfg.optim.name} takes one step over all parameters at once "
@@ -247,7 +237,7 @@ def setup_transfer(
     splits = prepare(cfg.data, search_dirs=dirs)
     check_input_shape(splits.input_shape, pre.input_shape, splits.kind)
     ratio = float((splits.normalizer.std / pre.normalizer.std).mean())
-    if normalize == "pretrained":
+    if options.normalize == "pretrained":
         if not (1 / SCALE_WARNING <= ratio <= SCALE_WARNING):
             notes.append(
                 f"normalize: the new inputs spread {ratio:.3g}x as wide as the "
@@ -291,7 +281,7 @@ def setup_transfer(
         "unfrozen_blocks": n_unfrozen,
         "stem": whole,
         "lr_mult": mult,
-        "normalize": normalize,
+        "normalize": options.normalize,
         "solver": head_info.get("solver"),
         **({"head": head} if plugin else {}),
     }
@@ -303,7 +293,7 @@ def setup_transfer(
         "trainable": trainable,
         "trainable_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
         "lr_mult": mult,
-        "normalize": normalize,
+        "normalize": options.normalize,
         "hint": hint(splits.rarest_class_count()),
         "notes": notes,
         **({"head": head} if plugin else {}),
@@ -338,7 +328,7 @@ class TransferRecord(Callback):
 def check_resume(out: str | Path, setup: TransferSetup) -> None:
     """Before resuming: the run in `out` must have been a transfer with the same settings (its
     optimizer has the param groups of those settings, so this is checked before loading it)."""
-    last = Path(out) / "last.pt"
+    last = RunDir(out).last
     if not last.exists():
         return
     saved = [
@@ -369,17 +359,8 @@ def transfer(
 ) -> Result:
     """Transfer the network of the run in `source` to the data of `config` and train it (the
     Python API of `trainlab transfer`); the result carries mode, unfrozen_blocks, from, hint."""
-    setup = setup_transfer(
-        source,
-        config,
-        mode=mode,
-        unfreeze=unfreeze,
-        lr_mult=lr_mult,
-        normalize=normalize,
-        overrides=overrides,
-        solver=solver,
-        head=head,
-    )
+    options = TransferOptions.of(locals())
+    setup = build_transfer(options, config)
     if out is None:
         out = default_run_dir(config if isinstance(config, (str, Path)) else None)
     return train_transfer(setup, out=out, resume=resume, callbacks=callbacks, curves=curves)

@@ -26,9 +26,6 @@ from trainlab.errors import UserError
 from trainlab.nn.models import Net
 from trainlab.optim import create
 
-SOLVERS = ("lbfgs", "optim")
-
-
 # L2 strengths tried by the lbfgs solver, times the mean square of the training features: with
 # features scaled by s the same classifier has weights / s, so the equivalent l2 scales by s^2.
 L2_GRID = (1e-6, 3e-6, 1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 1e-2, 1e-1)
@@ -246,8 +243,6 @@ def choose_l2(
 
 def resolve_solver(solver: str | None, cfg: ExperimentConfig) -> tuple[str, bool, str | None]:
     """(solver, whether features can be cached, a note for the user) for linear mode."""
-    if solver is not None and solver not in SOLVERS:
-        raise UserError(f"--solver: must be one of {', '.join(SOLVERS)}, got {solver!r}")
     changing = [
         f
         for f, on in (

@@ -12,11 +12,12 @@ from torch import nn
 
 from trainlab.config import ExperimentConfig
 from trainlab.data import Normalizer
+from trainlab.engine.checkpoints import load_checkpoint
 from trainlab.engine.run import Run, load_run
-from trainlab.engine.rundir import load_checkpoint
 from trainlab.errors import UserError
 from trainlab.experiments.transfer.surgery import head_name
 from trainlab.nn.models import Net, build_model
+from trainlab.rundir import RunDir
 
 
 @dataclass
@@ -48,7 +49,7 @@ def load_pretrained(path: str | Path) -> Pretrained:
     missing = [k for k in ("model", "input_shape", "num_classes", "normalizer") if k not in ckpt]
     if missing:
         raise UserError(
-            f"--from: {p / 'best.pt'} is not a trainlab checkpoint (no {', '.join(missing)})"
+            f"--from: {RunDir(p).best} is not a trainlab checkpoint (no {', '.join(missing)})"
         )
     shape, classes = tuple(int(d) for d in ckpt["input_shape"]), int(ckpt["num_classes"])
     try:
@@ -59,12 +60,12 @@ def load_pretrained(path: str | Path) -> Pretrained:
         if str(err).startswith("model.kind:"):  # the plugin cannot be rebuilt: its own line
             raise UserError(f"--from: {p}: {err}") from None
         raise UserError(
-            f"--from: {p / 'best.pt'} does not fit the model in its config.yaml "
+            f"--from: {RunDir(p).best} does not fit the model in its config.yaml "
             f"({str(err).splitlines()[0]})"
         ) from None
     except (RuntimeError, KeyError, TypeError) as err:
         raise UserError(
-            f"--from: {p / 'best.pt'} does not fit the model in its config.yaml "
+            f"--from: {RunDir(p).best} does not fit the model in its config.yaml "
             f"({str(err).splitlines()[0]})"
         ) from None
     return Pretrained(run, model.eval(), shape, classes, normalizer)
@@ -73,10 +74,10 @@ def load_pretrained(path: str | Path) -> Pretrained:
 def load_checkpoint_for(path: Path) -> dict[str, Any]:
     """The run's best.pt; torch's unpickling errors run to many lines: the first one is kept."""
     try:
-        return load_checkpoint(path / "best.pt")
+        return load_checkpoint(RunDir(path).best)
     except UserError as err:
         why = str(err).splitlines()[0].removeprefix("run: ")
-        if not (path / "best.pt").exists():
+        if not RunDir(path).best.exists():
             why += " (the run saved no weights: did it finish an epoch?)"
         elif not why.endswith(")"):
             why += ")"

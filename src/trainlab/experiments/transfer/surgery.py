@@ -10,23 +10,18 @@ import torch
 from torch import nn
 
 from trainlab.errors import UserError
+from trainlab.experiments.transfer.options import DEFAULT_UNFREEZE
 from trainlab.nn.models import Net
 
 
 def parse_unfreeze(value: int | str | None, n_blocks: int) -> tuple[int, bool]:
-    """(number of last blocks to train, whether the stem trains too) from `--unfreeze N|all`."""
+    """(number of last blocks to train, whether the stem trains too) from `--unfreeze N|all`
+    as TransferOptions checked it (a whole number >= 0, "all" or None: the default)."""
     if value is None:
-        return 1, False
-    if str(value).strip().lower() == "all":
+        return DEFAULT_UNFREEZE, False
+    if value == "all":
         return n_blocks, True
-    try:
-        n = int(value)
-    except (TypeError, ValueError):
-        raise UserError(
-            f"--unfreeze: must be a number of blocks 0..{n_blocks} or all, got {value!r}"
-        ) from None
-    if n < 0:
-        raise UserError(f"--unfreeze: must be a number of blocks 0..{n_blocks} or all, got {n}")
+    n = int(value)
     if n > n_blocks:
         raise UserError(
             f"--unfreeze: {n} is more than the {n_blocks} blocks of the pretrained "

@@ -30,6 +30,7 @@ from typing import Any
 from trainlab.config import read_yaml, validate
 from trainlab.experiments.executors import Event, Job
 from trainlab.report.stats import compare_pairs, mean_std
+from trainlab.rundir import CONFIG
 from trainlab.search import study as studies
 
 
@@ -89,7 +90,7 @@ def plan_runs(
     configs: dict[int, dict[str, Any]] = {}
     broken: dict[int, str] = {}
     for row in top:
-        source = studies.trial_dir(study_dir, row["trial"]) / "config.yaml"
+        source = studies.trial_dir(study_dir, row["trial"]) / CONFIG
         try:
             configs[row["trial"]] = validate(read_yaml(source)).model_dump(mode="json")
         except Exception as exc:  # the trial's directory is gone or damaged: say so, go on

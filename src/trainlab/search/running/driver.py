@@ -24,13 +24,14 @@ handed to them; above the machine's CPU cores the display gets a one-line note.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import os
 import shutil
 import socket
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -42,18 +43,27 @@ from trainlab.config import ExperimentConfig, known_path, read_yaml, to_yaml, va
 from trainlab.config import apply_overrides as apply_set
 from trainlab.data import prepare
 from trainlab.data.given import data_override
-from trainlab.engine.rundir import PLUGINS_FILE, atomic_write_text, config_dirs
 from trainlab.errors import UserError
-from trainlab.experiments.executors import KEEP, Event, Job, make_executor, prune_run_dir
+from trainlab.experiments.executors import Event, Job, make_executor
 from trainlab.experiments.given_model import factory_override
-from trainlab.search import artifacts as stored
-from trainlab.search import cooperate
+from trainlab.rundir import (
+    BEST_YAML,
+    CONFIG,
+    CURVES,
+    PLUGINS,
+    TRIAL_KEEPS,
+    RunDir,
+    atomic_write_text,
+    config_dirs,
+)
 from trainlab.search import study as studies
 from trainlab.search.config import SearchConfig, load_search_config
 from trainlab.search.optimize import Search
-from trainlab.search.retest import retest
-from trainlab.search.samplers import make_pruner, make_sampler
+from trainlab.search.running import cooperate
+from trainlab.search.running.retest import retest
 from trainlab.search.space import Space, apply_overrides, drop_unused, parse_space
+from trainlab.search.strategies import make_pruner, make_sampler
+from trainlab.search.study import artifacts as stored
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -61,27 +71,42 @@ RETEST_BY = "trainlab:retest_by"  # shared storage: the driver that re-tests the
 DRIVERS_ATTR = "trainlab:drivers"  # shared storage: drivers that joined the study so far
 
 
+#: The `SearchConfig` fields a command-line flag (or a keyword of `search`) sets over the config's
+#: ``search:`` section; validated with the section, so a bad value is the same line as in YAML.
+SETTINGS = ("strategy", "trials", "workers", "executor", "pruner", "retest", "retest_seeds")
+if not set(SETTINGS) <= set(SearchConfig.model_fields):
+    raise AssertionError(f"SETTINGS: {set(SETTINGS) - set(SearchConfig.model_fields)}")
+INLINE = "inline"  # executor="inline" (Python API, tests): trials run in this process
+
+
 @dataclass
 class SearchOptions:
-    """What the command line (or a Python caller) sets besides the config's ``search:``."""
+    """What the command line (or a Python caller) sets besides the config's ``search:``:
+    `settings` (`SETTINGS` fields over the section) and what is not a search setting."""
 
-    strategy: str | None = None
-    trials: int | None = None
-    workers: int | None = None
-    executor: str | None = None  # local | ray | inline (Python API: run in this process)
+    settings: dict[str, Any] = field(default_factory=dict)  # SearchConfig field -> value
+    inline: bool = False  # run the trials in this process (``executor="inline"``)
     ray_address: str | None = None
-    pruner: str | None = None
     storage: str | None = None
     study: str | None = None
     out: str | None = None
     resume: bool = False
-    retest: int | None = None  # re-test the best K configs after the search
-    retest_seeds: int | None = None  # ... each with this many new seeds
     overrides: Sequence[str] = ()
     keep_all: bool = False
     threads: int = 1  # torch threads per worker
     heartbeat: int = 30  # seconds between a running trial's heartbeats (shared storages)
-    artifacts: str | None = None  # the artifact store's folder (trainlab.search.artifacts)
+    artifacts: str | None = None  # the artifact store's folder (trainlab.search.study.artifacts)
+
+    @classmethod
+    def given(cls, **options: Any) -> SearchOptions:
+        """From keywords: `SETTINGS` (None: not given) go to `settings`, ``executor="inline"``
+        sets `inline`, the rest are this class's fields (``trials=8, workers=2, out=...``)."""
+        settings = {k: options.pop(k) for k in SETTINGS if k in options}
+        settings = {k: v for k, v in settings.items() if v is not None}
+        if settings.get("executor") == INLINE:
+            del settings["executor"]
+            options["inline"] = True
+        return cls(settings=settings, **options)
 
 
 @dataclass
@@ -169,12 +194,7 @@ def plan(config: str | Path | dict[str, Any], options: SearchOptions) -> Plan:
     raw = read_yaml(config) if not isinstance(config, dict) else copy.deepcopy(config)
     raw = apply_set(raw, list(options.overrides))
     section = dict(raw.pop("search", None) or {})
-    for key in ("strategy", "trials", "workers", "executor", "pruner", "retest", "retest_seeds"):
-        value = getattr(options, key)
-        if value is None or (key == "executor" and value == "inline"):
-            continue
-        section[key] = value
-    scfg = load_search_config(section)
+    scfg = load_search_config({**section, **options.settings})
     experiment = validate(raw)
     if experiment.data.val_fraction <= 0:
         raise UserError(
@@ -273,7 +293,7 @@ class Driver:
         self.search: Search  # the study's ask/tell, once it is open
         self.last: dict[int, float] = {}  # last reported value per running trial
         self.epochs: dict[int, int] = {}  # epochs each running trial trains for
-        self.keep = None if options.keep_all else KEEP
+        self.keep = None if options.keep_all else TRIAL_KEEPS
         self.loop_seconds = 0.0
         self.workers = 0
         self.shared = studies.is_shared(p.storage_url)  # drivers cooperate (cooperate.py)
@@ -293,70 +313,106 @@ class Driver:
         return self.search.used
 
     def run(self) -> SearchResult:
-        p = self.p
+        """The phases, each one's cleanup run however the later ones end: the plan (`self.p`,
+        done) -> open the storage and take the study lock -> open the study and start the
+        executor -> run the trials (and the re-test) -> finish (leaderboard, plots, best.yaml)."""
         start = time.perf_counter()
+        with self._storage_locked() as storage:
+            with self._undone_on_mistake():  # every check before the study is created or changed
+                opened = self._open_study(storage)
+                self._start_executor()
+            for number in opened.recovered:  # finished runs the killed driver had not recorded
+                RunDir(studies.trial_dir(self.p.study_dir, number)).prune(self.keep)
+            with self._executor_closed():
+                self.display.start(self.p.name, self.p.search.trials, self.counted(), self.workers)
+                self._loop()
+                retest = self._retest() if self.p.search.retest and self._claim_retest() else None
+            return self._report(storage, time.perf_counter() - start, retest)
+
+    @contextlib.contextmanager
+    def _storage_locked(self) -> Iterator[Any]:
+        """Open the storage, then take the study lock (one driver per SQLite study; on a shared
+        storage drivers cooperate instead). At the end: stop the heartbeats, close the storage's
+        connections (an SQLite study's file is whole when `search` returns), release the lock."""
+        p = self.p
         storage = studies.open_storage(
             p.storage_url, must_exist=bool(self.options.resume), heartbeat=self.options.heartbeat
         )
         self.storage = storage
-        created = not p.study_dir.exists()
-        # one driver per SQLite study; on a shared storage drivers cooperate instead
-        lock = studies.StudyLock(p.study_dir) if not self.shared else studies.NoLock()
-        lock.acquire()
+        self.created = not p.study_dir.exists()
+        self.lock = studies.StudyLock(p.study_dir) if not self.shared else studies.NoLock()
         try:
-            try:  # every check before the study is created (or, resuming, changed)
-                _warm_data(p.experiment, p.search_dirs)
-                sig = studies.signature(p.space, p.search.strategy, to_yaml(p.experiment))
-                opened = studies.open_study(
-                    storage,
-                    p.name,
-                    p.study_dir,
-                    self.sampler,
-                    self.pruner,
-                    sig,
-                    self.options.resume,
-                    shared=self.shared,
-                )
-                self.study = opened.study
-                self._cooperate(storage)
-                self.search = Search.over(self.study, p.space, p.search, exclusive=not self.shared)
-                try:  # the workers are capped at the study's runs left, so it comes first
-                    kind = self.options.executor or p.search.executor
-                    self.workers = self._workers(kind)
-                    self.executor = make_executor(
-                        kind,
-                        self.workers,
-                        address=self.options.ray_address,
-                        threads=self.options.threads,
-                        note=self.display.note,
-                    )
-                except BaseException:  # no Ray, say: a new study is taken back
-                    if not self.options.resume and not self.shared:
-                        optuna.delete_study(study_name=p.name, storage=storage)
-                    raise
-            except UserError:
-                if created:
-                    lock.release()
-                    shutil.rmtree(p.study_dir, ignore_errors=True)
-                raise
-            for number in opened.recovered:  # finished runs the killed driver had not recorded
-                prune_run_dir(studies.trial_dir(p.study_dir, number), self.keep)
-            try:
-                self.display.start(p.name, p.search.trials, self.counted(), self.workers)
-                self._loop()
-                retest = self._retest() if p.search.retest and self._claim_retest() else None
-            except KeyboardInterrupt:
-                self._interrupt()
-                raise
-            finally:
-                self.executor.close(kill=bool(self.running))
-                self.display.stop()
-            return self._report(storage, time.perf_counter() - start, retest)
+            self.lock.acquire()
+            yield storage
         finally:
             if self.heartbeat is not None:
                 self.heartbeat.stop()
             studies.close_storage(storage)
-            lock.release()
+            self.lock.release()
+
+    @contextlib.contextmanager
+    def _undone_on_mistake(self) -> Iterator[None]:
+        """A mistake (UserError) found before the first trial leaves nothing behind: a study
+        directory this driver created is removed (after its lock is released)."""
+        try:
+            yield
+        except UserError:
+            if self.created:
+                self.lock.release()
+                shutil.rmtree(self.p.study_dir, ignore_errors=True)
+            raise
+
+    def _open_study(self, storage: Any) -> studies.Opened:
+        """Create, resume or join the study (the data checked first), then set up cooperation
+        and the study's ask/tell."""
+        p = self.p
+        _warm_data(p.experiment, p.search_dirs)
+        sig = studies.signature(p.space, p.search.strategy, to_yaml(p.experiment))
+        opened = studies.open_study(
+            storage,
+            p.name,
+            p.study_dir,
+            self.sampler,
+            self.pruner,
+            sig,
+            self.options.resume,
+            shared=self.shared,
+        )
+        self.study = opened.study
+        self._cooperate(storage)
+        self.search = Search.over(self.study, p.space, p.search, exclusive=not self.shared)
+        return opened
+
+    def _start_executor(self) -> None:
+        """The workers, capped at the study's runs left (so the study is opened first); when
+        they cannot start (no Ray, say), a study this driver created is taken back."""
+        try:
+            kind = INLINE if self.options.inline else self.p.search.executor
+            self.workers = self._workers(kind)
+            self.executor = make_executor(
+                kind,
+                self.workers,
+                address=self.options.ray_address,
+                threads=self.options.threads,
+                note=self.display.note,
+            )
+        except BaseException:
+            if not self.options.resume and not self.shared:
+                optuna.delete_study(study_name=self.p.name, storage=self.storage)
+            raise
+
+    @contextlib.contextmanager
+    def _executor_closed(self) -> Iterator[None]:
+        """Run trials; at the end the executor is closed (its workers killed if trials are still
+        running) and the display stopped; on Ctrl-C the running trials are interrupted first."""
+        try:
+            yield
+        except KeyboardInterrupt:
+            self._interrupt()
+            raise
+        finally:
+            self.executor.close(kill=bool(self.running))
+            self.display.stop()
 
     def _cooperate(self, storage: Any) -> None:
         """On a shared storage: heartbeats for this driver's trials, a watch for dead drivers'
@@ -510,7 +566,7 @@ class Driver:
     def _show_finished(self, number: int, state: str, value: float | None) -> None:
         """Tell the display a trial finished; on a shared study, with how many of the study's
         trials (every driver's) are finished, so N/total counts toward the study's budget."""
-        finished = cooperate.finished(self.study) if self.shared else None
+        finished = studies.finished(self.study) if self.shared else None
         self.display.trial_finished(number, state, value, finished)
 
     def _record(self, trial: Trial, event: Event) -> None:
@@ -578,9 +634,9 @@ class Driver:
 
     def _retest(self) -> list[dict[str, Any]]:
         """Re-train each of the best `retest` configs with `retest_seeds` new seeds, on the
-        search's executor; see trainlab.search.retest."""
+        search's executor; see trainlab.search.running.retest."""
         top = studies.ranked_trials(self.study, self.p.space)[: self.p.search.retest]
-        stored.fetch_missing(self.study, self._run_dirs(r["trial"] for r in top), "config.yaml")
+        stored.fetch_missing(self.study, self._run_dirs(r["trial"] for r in top), CONFIG)
         out = retest(
             self.p.study_dir,
             top,
@@ -598,7 +654,7 @@ class Driver:
 
     def _write_outputs(self, rows: list[dict[str, Any]] | None = None) -> dict[str, str]:
         """leaderboard.csv (of `rows`, the study's leaderboard), the plots and best.yaml."""
-        from trainlab.search.plots import (  # matplotlib loads only when plots are drawn
+        from trainlab.search.study.plots import (  # matplotlib loads only when plots are drawn
             curves_from_study,
             plot_curves,
             plot_params,
@@ -613,24 +669,24 @@ class Driver:
             "curves": str(
                 plot_curves(
                     curves_from_study(self.study),
-                    d / "curves.png",
+                    d / CURVES,
                     title=f"{self.p.name}: every trial's validation accuracy",
                 )
             ),
         }
         best = studies.best_trial(self.study)
         if best is not None:
-            stored.fetch_missing(self.study, self._run_dirs([best.number]), "config.yaml")
-            src = studies.trial_dir(d, best.number) / "config.yaml"
+            stored.fetch_missing(self.study, self._run_dirs([best.number]), CONFIG)
+            src = studies.trial_dir(d, best.number) / CONFIG
             if src.exists():
                 atomic_write_text(
-                    d / "best.yaml",
+                    d / BEST_YAML,
                     f"# best trial {best.number} of study "
                     f"{self.p.name}: validation accuracy {best.value:.4f}\n" + src.read_text(),
                 )
-                plugins = src.parent / PLUGINS_FILE  # where best.yaml's plugins are found
+                plugins = src.parent / PLUGINS  # where best.yaml's plugins are found
                 if plugins.exists():
-                    atomic_write_text(d / PLUGINS_FILE, plugins.read_text())
+                    atomic_write_text(d / PLUGINS, plugins.read_text())
         return plots
 
     def _report(
@@ -647,7 +703,7 @@ class Driver:
                 "params": studies.trial_params(best, self.p.space),
                 "test_accuracy": best.user_attrs.get("test_accuracy"),
                 "run_dir": str(studies.trial_dir(self.p.study_dir, best.number)),
-                "config_path": str(self.p.study_dir / "best.yaml"),
+                "config_path": str(self.p.study_dir / BEST_YAML),
             }
         return SearchResult(
             study=self.p.name,
@@ -681,11 +737,11 @@ def search(
     """Run (or with ``resume=True`` continue) a hyperparameter search; the Python API.
 
     `config` is an experiment config with a ``search:`` section (a YAML path or a dict);
-    keyword arguments set `SearchOptions` fields (``trials=8, workers=2, out=...``). `model` is
+    keyword arguments are `SearchOptions.given`'s (``trials=8, workers=2, out=...``). `model` is
     a model factory importable by name (it becomes model.kind; model.args.* can be searched),
     `data` a data function importable by name (it becomes data.name; data.args.* likewise).
     """
-    options = options or SearchOptions(**kwargs)
+    options = options or SearchOptions.given(**kwargs)
     if model is not None:
         options = replace(options, overrides=[*options.overrides, factory_override(model)])
     if data is not None:

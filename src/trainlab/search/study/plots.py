@@ -22,8 +22,9 @@ from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 from optuna.study import Study, StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
-from trainlab.search.samplers import BLOCK_ATTR, ROUND_ATTR, boxes
 from trainlab.search.space import Dimension, Space
+from trainlab.search.strategies.base import BLOCK_ATTR, ROUND_ATTR
+from trainlab.search.study.rounds import boxes
 
 _PRUNED_COLOR = "0.55"
 

@@ -34,31 +34,14 @@ from optuna.study import Study
 from optuna.trial import FrozenTrial, TrialState
 
 from trainlab.search import study as studies
+from trainlab.search.study.leaderboard import counted as counted  # re-exported: the budget
+from trainlab.search.study.leaderboard import finished as finished
 
 # ask/tell with RDB heartbeats is what this module does on purpose (Optuna assumes optimize())
 warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed", category=UserWarning)
 
 BEAT_ATTR = "trainlab:beat"  # journal storage: the trial's heartbeat counter
 RETRY_OF = "retry_of"  # user attr of a retry: the number of the stale trial it re-runs
-
-
-def counted(study: Study) -> int:
-    """Trials that use the study's budget: all but WAITING (handed out by the next ask) and
-    interrupted ones (their slot is re-run)."""
-    return sum(
-        1
-        for t in study.get_trials(deepcopy=False)
-        if t.state != TrialState.WAITING and studies.counts_toward_budget(t)
-    )
-
-
-def finished(study: Study) -> int:
-    """Trials of the study that finished and used its budget, whichever driver ran them."""
-    return sum(
-        1
-        for t in study.get_trials(deepcopy=False)
-        if t.state.is_finished() and studies.counts_toward_budget(t)
-    )
 
 
 @contextlib.contextmanager

@@ -1,0 +1,63 @@
+"""A run's torch files: checkpoints written atomically and read back with weights_only, and
+env.json's contents (what produced the run). Where they go is trainlab.rundir's to say.
+"""
+
+from __future__ import annotations
+
+import platform
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from trainlab.errors import UserError
+from trainlab.rundir import atomic_write_with
+from trainlab.version import __version__
+
+
+def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
+    """torch.save through a temporary file; loadable with weights_only=True."""
+    atomic_write_with(path, lambda tmp: torch.save(state, tmp))
+
+
+def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    if not path.is_file():
+        raise UserError(f"run: no checkpoint {path.name} in {path.parent}")
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as err:  # a truncated or foreign file is the user's to fix, not a bug
+        first_line = (str(err).strip().splitlines() or [""])[0]  # torch's message runs many lines
+        raise UserError(
+            f"run: cannot read checkpoint {path} ({type(err).__name__}: {first_line})"
+        ) from None
+
+
+def git_commit() -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=Path(__file__).parent,
+            capture_output=True,
+            text=True,
+            timeout=5,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def environment(device: torch.device) -> dict[str, Any]:
+    """env.json: what produced the run (versions, commit, device, threads)."""
+    return {
+        "trainlab": __version__,
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "git_commit": git_commit(),
+        "device": str(device),
+        "cuda_device": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
+        "threads": torch.get_num_threads(),
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }

@@ -1,0 +1,1 @@
+"""Running a search of a config: the driver, drivers cooperating on one study, the re-test."""
