@@ -38,7 +38,7 @@ from trainlab.config import known_path
 from trainlab.errors import UserError
 from trainlab.locking import DirLock
 from trainlab.search.space import Space, parse_space
-from trainlab.search.urls import masked, masked_in
+from trainlab.search.urls import for_driver, masked, masked_in
 
 DEFAULT_STORAGE = "sqlite:///runs/trainlab.db"
 SIGNATURE_ATTR = "trainlab:signature"
@@ -80,7 +80,7 @@ def open_storage(url: str, must_exist: bool = False, heartbeat: int | None = Non
             raise UserError(
                 f"--storage: {masked(url)} is not a PostgreSQL URL (postgresql://USER@HOST:PORT/DB)"
             )
-        url = "postgresql+psycopg://" + rest
+        url = "postgresql+psycopg://" + for_driver(url).partition("://")[2]  # masking's split
         try:
             import psycopg  # noqa: F401
         except ImportError:
