@@ -47,3 +47,35 @@ def test_an_unclosed_bracket_in_the_host_is_one_line(tmp_path, capsys):
     code = main(["search", "s.yaml", "--storage", "postgresql://u:p@ss@[::1/db"])
     line = one_line(capsys, code, "search", "--storage:")
     assert "unclosed '['" in line and "p@ss" not in line and "ss@" not in line, line
+
+
+# ------------------------------------------------------------------------------- study names
+@pytest.mark.parametrize("name", ["x" * 300, "a;rm -rf x", "$(x)", "two words", "a.b", "é"])
+@pytest.mark.parametrize("journal", [False, True])
+def test_an_unusable_study_name_is_refused_before_anything_is_made(tmp_path, capsys, name, journal):
+    (tmp_path / "s.yaml").write_text(SEARCH)
+    storage = ["--storage", f"journal:///{tmp_path}/j.log"] if journal else []
+    code = main(["search", "s.yaml", "--study", name, *storage])
+    line = one_line(capsys, code, "search", "--study:")
+    assert "letters, digits, - and _, at most 100 characters" in line, line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.yaml"]
+
+
+def test_a_config_name_that_is_no_study_name_asks_for_study(tmp_path, capsys):
+    (tmp_path / "my exp;1.yaml").write_text(SEARCH)
+    line = one_line(capsys, main(["search", "my exp;1.yaml"]), "search", "--study:")
+    assert "'my exp;1'" in line and line.endswith("pass --study NAME"), line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["my exp;1.yaml"]
+
+
+def test_search_hints_quote_their_paths(tmp_path, capsys):
+    (tmp_path / "s.yaml").write_text(SEARCH)
+    db = tmp_path / "my db" / "s.db"
+    code = main(["search", "s.yaml", "--out", "my study", "--storage", f"sqlite:///{db}"])
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    lines = (out.out + out.err).splitlines()
+    best = next(line for line in lines if line.startswith("best config: "))
+    assert best.endswith("(trainlab train 'my study/best.yaml')"), best
+    watch = next(line for line in lines if line.startswith("watch it live"))
+    assert f"trainlab dashboard '{db.parent}'" in watch, watch

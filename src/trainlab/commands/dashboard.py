@@ -7,6 +7,7 @@ Binds 127.0.0.1 unless --host says otherwise (then warns that others can read th
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from pathlib import Path
 
@@ -19,11 +20,11 @@ DEFAULT_PORT = 8050
 def hint(root: str = DEFAULT_DIR, storage: str | None = None) -> str:
     """The one line `trainlab train` and `trainlab search` print so a user knows where to look
     (`storage`: a shared study's URL, shown with its password masked)."""
-    arg = "" if root.rstrip("/") == DEFAULT_DIR else f" {root}"
+    arg = "" if root.rstrip("/") == DEFAULT_DIR else f" {shlex.quote(root)}"
     if storage:
         from trainlab.search.urls import masked  # loaded only by the commands that print it
 
-        arg += f" --storage {masked(storage)}"
+        arg += f" --storage {shlex.quote(masked(storage))}"
     return f"watch it live: trainlab dashboard{arg}  (then open http://127.0.0.1:{DEFAULT_PORT}/)"
 
 
