@@ -1,6 +1,8 @@
 """Issue 27's cases through the CLI: nothing crashes, nothing hangs, nothing is silently wrong.
 Each mistake is one line on stderr naming the option and exit status 2; no password printed."""
 
+import json
+
 import pytest
 
 from trainlab.cli import main
@@ -79,3 +81,31 @@ def test_search_hints_quote_their_paths(tmp_path, capsys):
     assert best.endswith("(trainlab train 'my study/best.yaml')"), best
     watch = next(line for line in lines if line.startswith("watch it live"))
     assert f"trainlab dashboard '{db.parent}'" in watch, watch
+
+
+# ------------------------------------------------------------------------------ lr-find --out
+TRAIN = """data: {name: spirals}
+model: {kind: mlp, width: 8, depth: 1}
+train: {epochs: 1, batch_size: 32, log_steps: false}
+"""
+
+
+def lr_find(*args: str) -> int:
+    return main(["lr-find", "c.yaml", "--steps", "10", *args])
+
+
+@pytest.mark.parametrize("out", ["x.txt", "d", "d/", "f/x.png"])
+def test_lr_find_refuses_a_plot_it_cannot_write(tmp_path, capsys, out):
+    (tmp_path / "c.yaml").write_text(TRAIN)
+    (tmp_path / "d").mkdir()
+    (tmp_path / "f").write_text("a file, not a folder")
+    line = one_line(capsys, lr_find("--out", out), "lr-find", "--out:")
+    assert out.rstrip("/").split("/")[0] in line, line
+    assert not (tmp_path / "x.txt").exists() and not list((tmp_path / "d").iterdir())
+
+
+def test_lr_find_out_without_a_suffix_writes_and_reports_name_png(tmp_path, capsys):
+    (tmp_path / "c.yaml").write_text(TRAIN)
+    assert lr_find("--out", "plots/lr", "--json") == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["plot"] == "plots/lr.png" and (tmp_path / "plots/lr.png").stat().st_size > 0
