@@ -109,3 +109,33 @@ def test_lr_find_out_without_a_suffix_writes_and_reports_name_png(tmp_path, caps
     assert lr_find("--out", "plots/lr", "--json") == 0
     out = json.loads(capsys.readouterr().out)
     assert out["plot"] == "plots/lr.png" and (tmp_path / "plots/lr.png").stat().st_size > 0
+
+
+# ------------------------------------------------------------------ compare, strict --json
+@pytest.mark.parametrize("margin", ["nan", "inf", "-inf"])
+def test_compare_refuses_a_margin_that_is_no_number(tmp_path, capsys, margin):
+    (tmp_path / "a.yaml").write_text(TRAIN)
+    (tmp_path / "b.yaml").write_text(TRAIN.replace("width: 8", "width: 4"))
+    code = main(["compare", "a.yaml", "b.yaml", f"--margin={margin}", "--json"])
+    line = one_line(capsys, code, "compare", "--margin:")
+    assert "finite" in line and not (tmp_path / "runs").exists(), line
+
+
+def test_compare_names_the_divergence_of_a_config(tmp_path, capsys):
+    (tmp_path / "a.yaml").write_text(TRAIN + "optim: {name: sgd, lr: 1.0e+8}\n")
+    (tmp_path / "b.yaml").write_text(TRAIN)
+    code = main(["compare", "a.yaml", "b.yaml", "--seeds", "2", "--out", "cmp"])
+    line = one_line(capsys, code, "compare", "a.yaml: every run diverged")
+    assert "(stopped_reason: diverged); no test_accuracy to compare" in line, line
+
+
+def test_json_output_is_strict_json(capsys):
+    from trainlab.commands.output import emit_json
+
+    emit_json({"a": float("nan"), "b": [1.5, float("inf")], "c": {"d": (float("-inf"),)}})
+    text = capsys.readouterr().out
+    assert json.loads(text, parse_constant=pytest.fail) == {
+        "a": None,
+        "b": [1.5, None],
+        "c": {"d": [None]},
+    }
