@@ -2,6 +2,7 @@
 Each mistake is one line on stderr naming the option and exit status 2; no password printed."""
 
 import json
+import sys
 
 import pytest
 
@@ -139,3 +140,67 @@ def test_json_output_is_strict_json(capsys):
         "b": [1.5, None],
         "c": {"d": [None]},
     }
+
+
+# --------------------------------------------------------------------------- user code prints
+PLUGIN = """
+import numpy as np
+import torch
+from torch import nn
+
+print("importing the plugin")
+
+
+def model(input_shape, num_classes):
+    print("building the model")
+    return Loud(input_shape[0], num_classes)
+
+
+class Loud(nn.Linear):
+    def forward(self, x):
+        print("forward")
+        return super().forward(x)
+
+
+def data():
+    print("making the data")
+    rng = np.random.default_rng(0)
+    return rng.normal(size=(64, 4)).astype(np.float32), rng.integers(0, 3, 64)
+"""
+
+
+@pytest.fixture
+def plugin_module(tmp_path):
+    """A plugin module `NAME.py` next to the configs; forgotten by sys.modules afterwards."""
+    names = []
+
+    def write(name: str, text: str) -> str:
+        (tmp_path / f"{name}.py").write_text(text)
+        names.append(name)
+        return name
+
+    yield write
+    for name in names:
+        sys.modules.pop(name, None)
+
+
+def test_a_plugin_that_prints_leaves_json_alone(tmp_path, capsys, plugin_module):
+    mod = plugin_module("loud_faults_plugin", PLUGIN)
+    config = f'data: {{name: "{mod}:data"}}\nmodel: {{kind: "{mod}:model"}}\n'
+    (tmp_path / "c.yaml").write_text(config + "train: {epochs: 1, batch_size: 32}\n")
+    assert main(["train", "c.yaml", "--out", "run", "--json"]) == 0
+    out = capsys.readouterr()
+    assert json.loads(out.out)["epochs"] == 1, out.out  # exactly one JSON object
+    for said in ("importing the plugin", "building the model", "making the data", "forward"):
+        assert said in out.err
+
+
+def test_a_trial_that_prints_leaves_search_json_alone(tmp_path, capfd, plugin_module):
+    mod = plugin_module("loud_faults_search", PLUGIN)
+    config = f'data: {{name: "{mod}:data"}}\nmodel: {{kind: "{mod}:model"}}\n'
+    search = 'search: {strategy: random, trials: 1, space: {optim.lr: "loguniform(1e-3, 1e-1)"}}'
+    (tmp_path / "s.yaml").write_text(config + "train: {epochs: 1, batch_size: 32}\n" + search)
+    assert main(["search", "s.yaml", "--json"]) == 0  # the trial runs in a worker process
+    out = capfd.readouterr()
+    assert json.loads(out.out)["trials"]["complete"] == 1, out.out
+    assert "forward" in out.err

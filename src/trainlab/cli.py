@@ -21,6 +21,7 @@ from trainlab.commands.output import (
     console,
     emit_json,
     fmt_pct,
+    json_stdout,
     print_result,
 )
 from trainlab.config import load_config
@@ -151,7 +152,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         with warnings.catch_warnings():  # a DataWarning is one line, like a UserError
             warnings.simplefilter("default", DataWarning)
             warnings.showwarning = _warning_printer(args.command)
-            return int(args.func(args) or 0)
+            with json_stdout(getattr(args, "json", False)):  # stdout: the JSON object alone
+                return int(args.func(args) or 0)
     except UserError as err:
         sys.stderr.write(f"trainlab {args.command}: {err}\n")
         return 2
