@@ -5,6 +5,7 @@ import json
 import sys
 
 import pytest
+import torch
 
 from trainlab.cli import main
 
@@ -204,3 +205,61 @@ def test_a_trial_that_prints_leaves_search_json_alone(tmp_path, capfd, plugin_mo
     out = capfd.readouterr()
     assert json.loads(out.out)["trials"]["complete"] == 1, out.out
     assert "forward" in out.err
+
+
+# --------------------------------------------------------------- plugin mistakes the checks miss
+MISTAKES = """
+import torch
+from torch import nn
+
+
+def linear(input_shape, num_classes):
+    return nn.Linear(input_shape[0], num_classes)
+
+
+def frozen(input_shape, num_classes):
+    return nn.Linear(input_shape[0], num_classes).requires_grad_(False)
+
+
+class IntLogits(nn.Linear):
+    def forward(self, x):
+        return super().forward(x).long()
+
+
+def int_logits(input_shape, num_classes):
+    return IntLogits(input_shape[0], num_classes)
+"""
+
+
+def train_plugin(tmp_path, kind: str) -> int:
+    config = f'data: {{name: spirals}}\nmodel: {{kind: "{kind}"}}\n'
+    (tmp_path / "c.yaml").write_text(config + "train: {epochs: 1, batch_size: 32}\n")
+    return main(["train", "c.yaml", "--out", "run", "--json"])
+
+
+@pytest.mark.parametrize(
+    "factory, said",
+    [
+        ("frozen", "model has no trainable parameters"),
+        ("int_logits", "returns logits of dtype torch.int64; they must be floating point"),
+    ],
+)
+def test_a_model_that_cannot_train_is_one_line(tmp_path, capsys, plugin_module, factory, said):
+    mod = plugin_module("faults_mistakes", MISTAKES)
+    line = one_line(capsys, train_plugin(tmp_path, f"{mod}:{factory}"), "train", "model.kind:")
+    assert said in line, line
+
+
+def test_a_plugin_that_changes_the_default_dtype_has_it_restored(tmp_path, capsys, plugin_module):
+    text = "import torch\n\ntorch.set_default_dtype(torch.float64)\n" + MISTAKES
+    kind = plugin_module("faults_float64", text) + ":linear"
+    try:
+        assert train_plugin(tmp_path, kind) == 0
+        assert torch.get_default_dtype() == torch.float32
+    finally:
+        torch.set_default_dtype(torch.float32)
+    out = capsys.readouterr()
+    assert json.loads(out.out)["epochs"] == 1
+    warned = [line for line in out.err.splitlines() if "default dtype" in line]
+    assert len(warned) == 1 and warned[0].startswith("trainlab train: warning: model.kind:")
+    assert "changed torch's default dtype to torch.float64" in warned[0], warned
