@@ -24,7 +24,7 @@ def hint(root: str = DEFAULT_DIR, storage: str | None = None) -> str:
     if storage:
         from trainlab.search.urls import masked  # loaded only by the commands that print it
 
-        arg += f" --storage {shlex.quote(masked(storage))}"
+        arg += f" --storage {masked(storage)}"
     return f"watch it live: trainlab dashboard{arg}  (then open http://127.0.0.1:{DEFAULT_PORT}/)"
 
 
