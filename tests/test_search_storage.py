@@ -296,3 +296,38 @@ def test_a_shared_study_shows_every_drivers_finished_trials(tmp_path):
     display.trial_finished(6, "complete", 0.5)  # a study only this driver writes: counted here
     display.stop()
     assert "(5/10 trials)" in out.getvalue() and "(6/10 trials)" in out.getvalue()
+
+
+def _orphan_is_rerun(tmp_path: Path, url: str, study: str) -> None:
+    """A driver killed between asking a trial and its first heartbeat left a RUNNING trial with
+    no heartbeat at all: a later driver times it out like a silent one (grace period), marks it
+    FAIL (interrupted) and re-runs its parameters, instead of waiting for it forever."""
+    from trainlab.search.running.driver import search
+
+    cfg = tmp_path / "exp.yaml"
+    cfg.write_text(BASE.replace("epochs: 6", "epochs: 1") + yaml.safe_dump({"search": SEARCH}))
+    kw = {"storage": url, "study": study, "executor": "inline", "heartbeat": 1}
+    search(cfg, trials=1, out=str(tmp_path / "a"), **kw)
+    loaded = optuna.load_study(study_name=study, storage=open_storage(url))
+    orphan = loaded.ask(fixed_distributions=loaded.trials[0].distributions)  # then "killed"
+    done = []  # a daemon thread: a driver waiting forever fails the test, not the session
+    second = threading.Thread(
+        target=lambda: done.append(search(cfg, trials=2, out=str(tmp_path / "b"), **kw)),
+        daemon=True,
+    )
+    second.start()
+    second.join(timeout=60)
+    assert done and done[0].trials["complete"] == 2, "the driver waited for the orphan"
+    trials = optuna.load_study(study_name=study, storage=open_storage(url)).trials
+    assert [t.state.name for t in trials] == ["COMPLETE", "FAIL", "COMPLETE"]
+    assert trials[1].number == orphan.number and trials[1].user_attrs["outcome"] == "interrupted"
+    assert trials[2].user_attrs["retry_of"] == orphan.number
+    assert trials[2].params == trials[1].params
+
+
+def test_journal_a_trial_that_never_beat_is_rerun(tmp_path):
+    _orphan_is_rerun(tmp_path, f"journal:///{tmp_path}/shared/orphan.log", "j-orphan")
+
+
+def test_postgres_a_trial_that_never_beat_is_rerun(tmp_path, postgres_url):
+    _orphan_is_rerun(tmp_path, postgres_url, "pg-orphan")

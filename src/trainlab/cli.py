@@ -14,6 +14,7 @@ import warnings
 from collections.abc import Sequence
 
 from trainlab import commands
+from trainlab.commands.output import json_stdout
 from trainlab.errors import DataWarning, UserError
 from trainlab.version import __version__
 
@@ -61,7 +62,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         with warnings.catch_warnings():  # a DataWarning is one line, like a UserError
             warnings.simplefilter("default", DataWarning)
             warnings.showwarning = _warning_printer(args.command)
-            return int(args.func(args) or 0)
+            with json_stdout(getattr(args, "json", False)):  # stdout: the JSON object alone
+                return int(args.func(args) or 0)
     except UserError as err:
         sys.stderr.write(f"trainlab {args.command}: {err}\n")
         return 2

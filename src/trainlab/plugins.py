@@ -1,17 +1,20 @@
 """The user's own code, named in a config as `package.module:attribute` (a model factory, a data
 function): found on sys.path, in the config file's folder or the current directory, imported
-once, and every way it can fail said in one line naming the config field.
+once, and every way it can fail said in one line naming the config field. A plugin that changes
+torch's default dtype (``torch.set_default_dtype``, at import or when called) has it restored,
+with a warning line: trainlab's tensors and the config's train.precision assume float32.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from trainlab.errors import UserError
+from trainlab.errors import UserError, warn
 
 # the module part of a plugin name recorded for a run trained on a Python object that cannot be
 # imported back (a lambda, a local function): the hyphen keeps it from naming a real module
@@ -22,6 +25,26 @@ def first_line(err: BaseException) -> str:
     """`Type: first line of the message` (a user's exception in one line)."""
     text = str(err).strip().splitlines()
     return f"{type(err).__name__}: {text[0]}" if text else type(err).__name__
+
+
+@contextlib.contextmanager
+def default_dtype_kept(field: str, name: str) -> Iterator[None]:
+    """Run the user's code `name` (`field` names it in the config); a change it makes to torch's
+    default dtype is undone, with a warning line (module docstring)."""
+    import torch  # the callers (model and data plugins) have it loaded
+
+    before = torch.get_default_dtype()
+    try:
+        yield
+    finally:
+        after = torch.get_default_dtype()
+        if after != before:
+            torch.set_default_dtype(before)
+            warn(
+                f"{field}: {name} changed torch's default dtype to {after} "
+                f"(torch.set_default_dtype); trainlab set it back to {before} (train.precision "
+                "chooses the dtype; give a tensor its own dtype where one needs it)"
+            )
 
 
 def load_object(path: str, field: str, search_dirs: Iterable[str | Path] = ()) -> Any:

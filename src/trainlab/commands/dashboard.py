@@ -9,6 +9,7 @@ empty --host is one line, exit 2.
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from pathlib import Path
 
@@ -21,7 +22,7 @@ DEFAULT_PORT = 8050
 def hint(root: str = DEFAULT_DIR, storage: str | None = None) -> str:
     """The one line `trainlab train` and `trainlab search` print so a user knows where to look
     (`storage`: a shared study's URL, shown with its password masked)."""
-    arg = "" if root.rstrip("/") == DEFAULT_DIR else f" {root}"
+    arg = "" if root.rstrip("/") == DEFAULT_DIR else f" {shlex.quote(root)}"
     if storage:
         from trainlab.search.study.urls import masked  # loaded only by the commands that print it
 

@@ -4,9 +4,12 @@ Part of the CLI layer (with trainlab.cli and the command modules), the only code
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import math
 import sys
-from typing import Any
+from collections.abc import Iterator
+from typing import Any, TextIO
 
 from trainlab.engine.trainer import Callback
 
@@ -27,9 +30,42 @@ def fmt_pct(v: Any) -> str:
     return "-" if v is None else f"{100 * v:.2f}%"
 
 
+_json_out: list[TextIO] = []  # the command's real stdout while `json_stdout` holds it
+
+
+@contextlib.contextmanager
+def json_stdout(on: bool) -> Iterator[None]:
+    """While a `--json` command runs (`on`), whatever else writes to stdout (the user's plugin
+    at import, its factory, its model's forward pass, a library) writes to stderr: stdout holds
+    exactly the one JSON object `emit_json` prints."""
+    if not on:
+        yield
+        return
+    _json_out.append(sys.stdout)
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+    finally:
+        _json_out.pop()
+
+
 def emit_json(obj: dict[str, Any]) -> None:
-    sys.stdout.write(json.dumps(obj) + "\n")
-    sys.stdout.flush()
+    """Print `obj` as one line of strict JSON (RFC 8259) on the command's stdout: NaN and
+    infinities, which JSON has no spelling for, are null, so every JSON reader takes it."""
+    out = _json_out[-1] if _json_out else sys.stdout
+    out.write(json.dumps(_finite(obj), allow_nan=False) + "\n")
+    out.flush()
+
+
+def _finite(value: Any) -> Any:
+    """`value` with every non-finite float (in dicts, lists and tuples) replaced by None."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
 
 
 def result_table(result: dict[str, Any], title: str = "result"):  # noqa: ANN201

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import shlex
 import sys
 from typing import Any
 
@@ -381,7 +382,9 @@ def cmd_search(args: argparse.Namespace) -> int:
     c = readable(console(args.json))
     display = PandaDisplay(c) if p.search.workers == 1 else CaviarDisplay(c)
     if p.storage_url.startswith("sqlite:///"):  # the dashboard reads the study's SQLite folder
-        display.hint = dashboard_hint(os.path.dirname(p.storage_url.removeprefix("sqlite:///")))
+        display.hint = dashboard_hint(
+            os.path.dirname(p.storage_url.removeprefix("sqlite:///")) or "."
+        )
     elif is_shared(p.storage_url):
         display.hint = storage_hint(p.storage_url)
     result = Driver(p, options, display).run().to_dict()
@@ -399,7 +402,8 @@ def cmd_search(args: argparse.Namespace) -> int:
             + (f", test accuracy {frac(test)}" if test is not None else "")
         )
         c.print(
-            f"best config: {best['config_path']} (trainlab train {best['config_path']})",
+            f"best config: {best['config_path']} "
+            f"(trainlab train {shlex.quote(str(best['config_path']))})",
             highlight=False,
         )
     retest = result.get("retest")

@@ -23,7 +23,7 @@ from trainlab.config import DataConfig
 from trainlab.data.sources import MAX_CLASSES, Source
 from trainlab.data.streaming import KINDS, StreamedSplits, stream_splits
 from trainlab.errors import UserError
-from trainlab.plugins import UNIMPORTABLE, first_line, load_object
+from trainlab.plugins import UNIMPORTABLE, default_dtype_kept, first_line, load_object
 
 SPLITS = ("train", "val", "test")
 
@@ -62,8 +62,9 @@ def load_plugin(cfg: DataConfig, search_dirs: Iterable[str | Path] = ()) -> Sour
             "be rebuilt from the run directory; pass it again (trainlab.train(..., data=...)) "
             "or evaluate on a file with --data-path"
         )
-    fn = load_object(cfg.name, "data.name", search_dirs)
-    out = call_data_function(fn, cfg.args, cfg.name)
+    with default_dtype_kept("data.name", cfg.name):
+        fn = load_object(cfg.name, "data.name", search_dirs)
+        out = call_data_function(fn, cfg.args, cfg.name)
     return from_object(out, cfg, import_dirs_of(fn))
 
 

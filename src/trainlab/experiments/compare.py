@@ -123,15 +123,34 @@ def _saved_config(folder: RunDir) -> Any:
         return None
 
 
-def _metric_of(result: dict[str, Any], e: Entry, run: Path) -> float:
-    value = result.get(e.metric)
-    if not isinstance(value, (int, float)) or not math.isfinite(value):
-        keys = sorted(k for k in result if METRIC.match(k) and result[k] is not None)
-        raise UserError(
-            f"--metric: the runs of {e.path} have no {e.metric} ({run}); they have "
-            + ", ".join(keys)
+def _has(result: dict[str, Any], key: str) -> bool:
+    value = result.get(key)
+    return isinstance(value, (int, float)) and math.isfinite(value)
+
+
+def _metrics_of(e: Entry, results: dict[int, dict[str, Any]], folder: Path) -> dict[int, float]:
+    """Each seed's `e.metric`; runs without it are one line: the divergence named when that is
+    why (a diverged run has no accuracy), else the metrics the runs do have."""
+    missing = [s for s, result in results.items() if not _has(result, e.metric)]
+    if not missing:
+        return {s: float(result[e.metric]) for s, result in results.items()}
+    if all(results[s].get("stopped_reason") == "diverged" for s in missing):
+        which = (
+            "every run"
+            if len(missing) == len(results)
+            else f"{len(missing)} of {len(results)} runs (seed {', '.join(map(str, missing))})"
         )
-    return float(value)
+        raise UserError(
+            f"{e.path}: {which} diverged (stopped_reason: diverged); no {e.metric} to compare "
+            f"({folder / e.key}); lower optim.lr or run trainlab lr-find"
+        )
+    result = results[missing[0]]
+    keys = sorted(k for k in result if METRIC.match(k) and _has(result, k))
+    raise UserError(
+        f"--metric: the runs of {e.path} have no {e.metric} "
+        f"({folder / e.key / f'seed-{missing[0]}'}); they have "
+        + (", ".join(keys) or f"no metric (stopped_reason: {result.get('stopped_reason')})")
+    )
 
 
 def run_seeds(
@@ -196,7 +215,7 @@ def run_seeds(
             raise RuntimeError(f"a comparison run failed: {first}")
         raise UserError(first)
     for e in entries:
-        e.values = {s: _metric_of(results[(e.key, s)], e, out / e.key / f"seed-{s}") for s in seeds}
+        e.values = _metrics_of(e, {s: results[(e.key, s)] for s in seeds}, out)
 
 
 def analyze(
@@ -282,8 +301,8 @@ def compare(
         raise UserError(f"--workers: at least 1, got {workers}")
     if not 0.5 <= confidence < 1.0:
         raise UserError(f"--confidence: between 0.5 and 1 (e.g. 0.95), got {confidence}")
-    if margin < 0:
-        raise UserError(f"--margin: 0 or more, got {margin}")
+    if not (math.isfinite(margin) and margin >= 0):
+        raise UserError(f"--margin: a finite number, 0 or more, got {margin}")
     if until_decided and cap < seeds:
         raise UserError(f"--cap: at least --seeds ({seeds}), got {cap}")
     entries = parse_entries(configs, overrides, metric)

@@ -14,6 +14,7 @@ its next job or for the answer to a report. Workers ignore Ctrl-C; the driver de
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import multiprocessing.util
 import os
@@ -141,6 +142,8 @@ def _watch_parent(parent: int) -> None:
 def _worker_main(conn: Connection, parent: int, threads: int) -> None:
     """A local worker: take jobs from the pipe until it closes; report epochs, send results."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    with contextlib.suppress(OSError):  # stdout is the command's output (--json): what a
+        os.dup2(2, 1)  # trial prints (the user's plugin, C code) goes to stderr
     # the driver loaded the same data and showed its warnings once, as one line each
     warnings.simplefilter("ignore", DataWarning)
     threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()

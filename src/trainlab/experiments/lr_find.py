@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import math
+import os
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
@@ -155,12 +156,40 @@ def lr_range_test(
     return LRFindResult(lrs, losses, smoothed, suggest_lr(lrs, smoothed), stopped_early)
 
 
+def plot_path(out: str | None, config: str) -> Path:
+    """Where `lr-find` saves its plot: `out` (``NAME`` without a suffix is ``NAME.png``) or
+    runs/lr-find/<config stem>.png; its folder is made. A suffix matplotlib cannot write, a
+    directory or an unwritable place is a mistake (one line)."""
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    if not out:
+        plot = Path("runs") / "lr-find" / f"{Path(config).stem}.png"
+    elif out.endswith(("/", "\\")) or Path(out).is_dir():
+        raise UserError(f"--out: {out} is a directory; give a file name such as lr.png")
+    else:
+        plot = Path(out) if Path(out).suffix else Path(out).with_name(Path(out).name + ".png")
+    kinds = FigureCanvasBase.get_supported_filetypes()
+    if plot.suffix[1:].lower() not in kinds:
+        raise UserError(
+            f"--out: matplotlib cannot write {plot.suffix} files ({out}); "
+            f"use one of {', '.join('.' + k for k in sorted(kinds))}"
+        )
+    try:
+        plot.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"--out: cannot create {plot.parent} ({exc.strerror or exc})") from None
+    if not os.access(plot.parent, os.W_OK) or (plot.exists() and not os.access(plot, os.W_OK)):
+        raise UserError(f"--out: cannot write {plot} (permission denied)")
+    return plot
+
+
 def run_lr_find(
     config: str, overrides: list[str], steps: int, start_lr: float, end_lr: float, out: str | None
 ) -> dict:
     """`trainlab lr-find`: the range test on the config's model, optimizer and data; the plot
     is saved to `out` (default runs/lr-find/<config stem>.png)."""
     cfg = load_config(config, overrides)
+    plot = plot_path(out, config)  # before any work: a plot it cannot write is a mistake
     if cfg.optim.name in FULL_BATCH:
         raise UserError(
             f"optim.name: lr-find runs minibatch steps; {cfg.optim.name} is "
@@ -186,9 +215,10 @@ def run_lr_find(
     result = lr_range_test(
         model, batches(), optimizer_at, start_lr=start_lr, end_lr=end_lr, steps=steps
     )
-    plot = Path(out) if out else Path("runs") / "lr-find" / f"{Path(config).stem}.png"
-    plot.parent.mkdir(parents=True, exist_ok=True)
-    plot_lr_find(result, plot)
+    try:
+        plot_lr_find(result, plot)
+    except OSError as exc:
+        raise UserError(f"--out: cannot write {plot} ({exc.strerror or exc})") from None
     return {
         "config": str(config),
         "optimizer": cfg.optim.name,

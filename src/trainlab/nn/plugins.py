@@ -15,7 +15,7 @@ from torch import nn
 
 from trainlab.config import ModelConfig
 from trainlab.errors import UserError
-from trainlab.plugins import UNIMPORTABLE, first_line, load_object
+from trainlab.plugins import UNIMPORTABLE, default_dtype_kept, first_line, load_object
 
 Factory = Callable[..., Any]
 
@@ -30,7 +30,8 @@ def load_factory(kind: str, search_dirs: Iterable[str | Path] = ()) -> Factory:
             "in an importable module (not __main__, not a lambda or local function) and train "
             "with trainlab.train(..., model=factory) or model.kind: module:factory"
         )
-    factory = load_object(kind, "model.kind", search_dirs)
+    with default_dtype_kept("model.kind", kind):
+        factory = load_object(kind, "model.kind", search_dirs)
     if not callable(factory):
         raise UserError(f"model.kind: {kind} is a {type(factory).__name__}, not a factory")
     return factory
@@ -41,7 +42,8 @@ def call_factory(
 ) -> nn.Module:
     """`factory(input_shape, num_classes, **args)`, checked to be an nn.Module."""
     try:
-        model = factory(tuple(input_shape), num_classes, **args)
+        with default_dtype_kept("model.kind", name):
+            model = factory(tuple(input_shape), num_classes, **args)
     except UserError:
         raise
     except TypeError as err:
@@ -94,6 +96,11 @@ def check_output(
             f"{field}: {name} returns logits of shape {tuple(out.shape)} for {num_classes} "
             f"classes; expected (2, {num_classes})"
         )
+    if not out.is_floating_point():
+        raise UserError(
+            f"{field}: {name} returns logits of dtype {out.dtype}; they must be floating "
+            "point (the loss and its gradient need real numbers)"
+        )
 
 
 def build_plugin_model(
@@ -111,5 +118,10 @@ def build_plugin_model(
     else:
         name = getattr(factory, "__qualname__", type(factory).__name__)
     model = call_factory(factory, name, input_shape, num_classes, dict(cfg.args))
+    if not any(p.requires_grad for p in model.parameters()):
+        raise UserError(
+            f"model.kind: {name}'s model has no trainable parameters (none, or every one with "
+            "requires_grad=False); training would change nothing"
+        )
     check_output(model, name, input_shape, num_classes)
     return model

@@ -10,7 +10,9 @@ The rules, all enforced through the shared storage (no driver talks to another):
   (PostgreSQL: Optuna's heartbeat table, timed by the server's clock; journal: a counter in the
   trial's system attrs, whose changes each driver times on its own monotonic clock, so clocks of
   different machines never meet). A RUNNING trial silent for the grace period
-  (`study.grace_period`, three beats) belonged to a dead driver.
+  (`study.grace_period`, three beats) belonged to a dead driver. So did one that never beat (its
+  driver died between asking it and its first beat; PostgreSQL's stale-trial query never returns
+  one without a heartbeat row): it is timed the same way, from when this driver first saw it.
 - Recovery: a stale trial is marked FAIL (``outcome: interrupted``, not counted) by whichever
   driver wins the state change, and that driver enqueues a retry with the same parameters
   (user attr ``retry_of``), which the next `ask` of any driver runs. A finished trial cannot be
@@ -134,26 +136,48 @@ class StaleWatch:
     def __init__(self, storage: BaseStorage, interval: int) -> None:
         self.storage = storage
         self.grace = studies.grace_period(interval)
-        self.seen: dict[int, tuple[Any, float]] = {}  # journal: trial id -> (beat, since)
+        self.seen: dict[int, tuple[Any, float]] = {}  # trial id -> (beat, since)
 
     def stale(self, study: Study, own: set[int]) -> list[FrozenTrial]:
         running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
         running = [t for t in running if t._trial_id not in own]
         if isinstance(self.storage, RDBStorage):
             ids = set(self.storage._get_stale_trial_ids(study._study_id))
-            return [t for t in running if t._trial_id in ids]
+            beating = _with_heartbeat_row(self.storage, [t._trial_id for t in running])
+            never = self._unchanged([t for t in running if t._trial_id not in beating], None)
+            return [t for t in running if t._trial_id in ids] + never
+        return self._unchanged(running, BEAT_ATTR)
+
+    def _unchanged(self, trials: list[FrozenTrial], attr: str | None) -> list[FrozenTrial]:
+        """The `trials` whose beat (system attr `attr`; None: no beat at all) has not changed
+        for the grace period, timed on this driver's monotonic clock from when it first saw
+        each (forgets the trials not given)."""
         now = time.monotonic()
         out = []
-        alive = {t._trial_id for t in running}
+        alive = {t._trial_id for t in trials}
         self.seen = {k: v for k, v in self.seen.items() if k in alive}
-        for t in running:
-            beat = t.system_attrs.get(BEAT_ATTR)
+        for t in trials:
+            beat = t.system_attrs.get(attr) if attr else None
             last = self.seen.get(t._trial_id)
             if last is None or last[0] != beat:
                 self.seen[t._trial_id] = (beat, now)
             elif now - last[1] > self.grace:
                 out.append(t)
         return out
+
+
+def _with_heartbeat_row(storage: RDBStorage, trial_ids: list[int]) -> set[int]:
+    """The trials among `trial_ids` that have beat at least once (a row in Optuna's heartbeat
+    table)."""
+    if not trial_ids:
+        return set()
+    from optuna.storages._rdb import models
+    from optuna.storages._rdb.storage import _create_scoped_session
+
+    beat = models.TrialHeartbeatModel
+    with _create_scoped_session(storage.scoped_session) as session:
+        rows = session.query(beat.trial_id).filter(beat.trial_id.in_(trial_ids)).all()
+    return {row[0] for row in rows}
 
 
 def recover(study: Study, trial: FrozenTrial) -> bool:

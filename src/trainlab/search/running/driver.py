@@ -28,6 +28,7 @@ import contextlib
 import copy
 import math
 import os
+import re
 import shutil
 import socket
 import time
@@ -174,6 +175,10 @@ class Display:
 # --------------------------------------------------------------------------- preparing
 
 
+STUDY_NAME = re.compile(r"[A-Za-z0-9_-]{1,100}")
+"""A study name (DESIGN.md Pins): it names a folder, a file and shell arguments."""
+
+
 @dataclass
 class Plan:
     """Everything resolved before the study is touched (so mistakes leave it untouched)."""
@@ -211,8 +216,15 @@ def plan(config: str | Path | dict[str, Any], options: SearchOptions) -> Plan:
     else:
         default_name = Path(config).stem
     name = options.study or default_name
-    if not name or "/" in name or name.startswith("."):
-        raise UserError(f"--study: {name!r} is not a usable name (letters, digits, - and _)")
+    if not STUDY_NAME.fullmatch(name):
+        shown = repr(name if len(name) <= 40 else name[:40] + "...") + f" ({len(name)} characters)"
+        allowed = "letters, digits, - and _, at most 100 characters"
+        if options.study:
+            raise UserError(f"--study: {shown} is not a usable study name ({allowed})")
+        raise UserError(
+            f"--study: the study name defaults to the config's file name {shown}, which is not "
+            f"a usable study name ({allowed}); pass --study NAME"
+        )
     study_dir = Path(options.out) if options.out else Path("runs") / "search" / name
     return Plan(
         base,

@@ -15,7 +15,7 @@ from optuna.storages import BaseStorage
 
 from trainlab.errors import UserError
 from trainlab.locking import DirLock
-from trainlab.search.study.urls import masked, masked_in
+from trainlab.search.study.urls import for_driver, masked, masked_in
 
 DEFAULT_STORAGE = "sqlite:///runs/trainlab.db"
 
@@ -45,7 +45,7 @@ def open_storage(url: str, must_exist: bool = False, heartbeat: int | None = Non
             raise UserError(
                 f"--storage: {masked(url)} is not a PostgreSQL URL (postgresql://USER@HOST:PORT/DB)"
             )
-        url = "postgresql+psycopg://" + rest
+        url = "postgresql+psycopg://" + for_driver(url).partition("://")[2]  # masking's split
         try:
             import psycopg  # noqa: F401
         except ImportError:

@@ -1,0 +1,265 @@
+"""Issue 27's cases through the CLI: nothing crashes, nothing hangs, nothing is silently wrong.
+Each mistake is one line on stderr naming the option and exit status 2; no password printed."""
+
+import json
+import sys
+
+import pytest
+import torch
+
+from trainlab.cli import main
+
+SEARCH = """data: {name: spirals}
+model: {kind: mlp, width: 8, depth: 1}
+train: {epochs: 1, batch_size: 32, log_steps: false}
+search: {strategy: random, trials: 1, space: {optim.lr: "loguniform(1e-3, 1e-1)"}}
+"""
+
+
+@pytest.fixture(autouse=True)
+def in_tmp(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+
+
+def one_line(capsys, code: int, command: str, start: str) -> str:
+    """The one stderr line of a refused command (exit status 2)."""
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert code == 2, lines
+    assert len(lines) == 1 and lines[0].startswith(f"trainlab {command}: {start}"), lines
+    return lines[0]
+
+
+# ------------------------------------------------------------------------------ storage URLs
+@pytest.mark.parametrize(
+    "url, secret",
+    [
+        ("postgresql://u:p@ss@127.0.0.1:1/db", ("p@ss", "ss@")),  # the driver split at the 1st @
+        ("postgresql://u:se:cr@et@127.0.0.1:1/db", ("se:cr", "cr@", "et@")),
+        ("postgresql://u:pa/ss@127.0.0.1:1/db", ("pa/ss", "ss@")),
+    ],
+)
+def test_a_password_with_at_is_never_printed(tmp_path, capsys, url, secret):
+    (tmp_path / "s.yaml").write_text(SEARCH)
+    line = one_line(capsys, main(["search", "s.yaml", "--storage", url]), "search", "--storage:")
+    assert "u:****@127.0.0.1:1/db" in line and "127.0.0.1" in line, line
+    assert not any(part in line for part in secret), line
+    assert not (tmp_path / "runs").exists()
+
+
+def test_an_unclosed_bracket_in_the_host_is_one_line(tmp_path, capsys):
+    (tmp_path / "s.yaml").write_text(SEARCH)
+    code = main(["search", "s.yaml", "--storage", "postgresql://u:p@ss@[::1/db"])
+    line = one_line(capsys, code, "search", "--storage:")
+    assert "unclosed '['" in line and "p@ss" not in line and "ss@" not in line, line
+
+
+# ------------------------------------------------------------------------------- study names
+@pytest.mark.parametrize("name", ["x" * 300, "a;rm -rf x", "$(x)", "two words", "a.b", "é"])
+@pytest.mark.parametrize("journal", [False, True])
+def test_an_unusable_study_name_is_refused_before_anything_is_made(tmp_path, capsys, name, journal):
+    (tmp_path / "s.yaml").write_text(SEARCH)
+    storage = ["--storage", f"journal:///{tmp_path}/j.log"] if journal else []
+    code = main(["search", "s.yaml", "--study", name, *storage])
+    line = one_line(capsys, code, "search", "--study:")
+    assert "letters, digits, - and _, at most 100 characters" in line, line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.yaml"]
+
+
+def test_a_config_name_that_is_no_study_name_asks_for_study(tmp_path, capsys):
+    (tmp_path / "my exp;1.yaml").write_text(SEARCH)
+    line = one_line(capsys, main(["search", "my exp;1.yaml"]), "search", "--study:")
+    assert "'my exp;1'" in line and line.endswith("pass --study NAME"), line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["my exp;1.yaml"]
+
+
+def test_search_hints_quote_their_paths(tmp_path, capsys):
+    (tmp_path / "s.yaml").write_text(SEARCH)
+    db = tmp_path / "my db" / "s.db"
+    code = main(["search", "s.yaml", "--out", "my study", "--storage", f"sqlite:///{db}"])
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    lines = (out.out + out.err).splitlines()
+    best = next(line for line in lines if line.startswith("best config: "))
+    assert best.endswith("(trainlab train 'my study/best.yaml')"), best
+    watch = next(line for line in lines if line.startswith("watch it live"))
+    assert f"trainlab dashboard '{db.parent}'" in watch, watch
+
+
+# ------------------------------------------------------------------------------ lr-find --out
+TRAIN = """data: {name: spirals}
+model: {kind: mlp, width: 8, depth: 1}
+train: {epochs: 1, batch_size: 32, log_steps: false}
+"""
+
+
+def lr_find(*args: str) -> int:
+    return main(["lr-find", "c.yaml", "--steps", "10", *args])
+
+
+@pytest.mark.parametrize("out", ["x.txt", "d", "d/", "f/x.png"])
+def test_lr_find_refuses_a_plot_it_cannot_write(tmp_path, capsys, out):
+    (tmp_path / "c.yaml").write_text(TRAIN)
+    (tmp_path / "d").mkdir()
+    (tmp_path / "f").write_text("a file, not a folder")
+    line = one_line(capsys, lr_find("--out", out), "lr-find", "--out:")
+    assert out.rstrip("/").split("/")[0] in line, line
+    assert not (tmp_path / "x.txt").exists() and not list((tmp_path / "d").iterdir())
+
+
+def test_lr_find_out_without_a_suffix_writes_and_reports_name_png(tmp_path, capsys):
+    (tmp_path / "c.yaml").write_text(TRAIN)
+    assert lr_find("--out", "plots/lr", "--json") == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["plot"] == "plots/lr.png" and (tmp_path / "plots/lr.png").stat().st_size > 0
+
+
+# ------------------------------------------------------------------ compare, strict --json
+@pytest.mark.parametrize("margin", ["nan", "inf", "-inf"])
+def test_compare_refuses_a_margin_that_is_no_number(tmp_path, capsys, margin):
+    (tmp_path / "a.yaml").write_text(TRAIN)
+    (tmp_path / "b.yaml").write_text(TRAIN.replace("width: 8", "width: 4"))
+    code = main(["compare", "a.yaml", "b.yaml", f"--margin={margin}", "--json"])
+    line = one_line(capsys, code, "compare", "--margin:")
+    assert "finite" in line and not (tmp_path / "runs").exists(), line
+
+
+def test_compare_names_the_divergence_of_a_config(tmp_path, capsys):
+    (tmp_path / "a.yaml").write_text(TRAIN + "optim: {name: sgd, lr: 1.0e+8}\n")
+    (tmp_path / "b.yaml").write_text(TRAIN)
+    code = main(["compare", "a.yaml", "b.yaml", "--seeds", "2", "--out", "cmp"])
+    line = one_line(capsys, code, "compare", "a.yaml: every run diverged")
+    assert "(stopped_reason: diverged); no test_accuracy to compare" in line, line
+
+
+def test_json_output_is_strict_json(capsys):
+    from trainlab.commands.output import emit_json
+
+    emit_json({"a": float("nan"), "b": [1.5, float("inf")], "c": {"d": (float("-inf"),)}})
+    text = capsys.readouterr().out
+    assert json.loads(text, parse_constant=pytest.fail) == {
+        "a": None,
+        "b": [1.5, None],
+        "c": {"d": [None]},
+    }
+
+
+# --------------------------------------------------------------------------- user code prints
+PLUGIN = """
+import numpy as np
+import torch
+from torch import nn
+
+print("importing the plugin")
+
+
+def model(input_shape, num_classes):
+    print("building the model")
+    return Loud(input_shape[0], num_classes)
+
+
+class Loud(nn.Linear):
+    def forward(self, x):
+        print("forward")
+        return super().forward(x)
+
+
+def data():
+    print("making the data")
+    rng = np.random.default_rng(0)
+    return rng.normal(size=(64, 4)).astype(np.float32), rng.integers(0, 3, 64)
+"""
+
+
+@pytest.fixture
+def plugin_module(tmp_path):
+    """A plugin module `NAME.py` next to the configs; forgotten by sys.modules afterwards."""
+    names = []
+
+    def write(name: str, text: str) -> str:
+        (tmp_path / f"{name}.py").write_text(text)
+        names.append(name)
+        return name
+
+    yield write
+    for name in names:
+        sys.modules.pop(name, None)
+
+
+def test_a_plugin_that_prints_leaves_json_alone(tmp_path, capsys, plugin_module):
+    mod = plugin_module("loud_faults_plugin", PLUGIN)
+    config = f'data: {{name: "{mod}:data"}}\nmodel: {{kind: "{mod}:model"}}\n'
+    (tmp_path / "c.yaml").write_text(config + "train: {epochs: 1, batch_size: 32}\n")
+    assert main(["train", "c.yaml", "--out", "run", "--json"]) == 0
+    out = capsys.readouterr()
+    assert json.loads(out.out)["epochs"] == 1, out.out  # exactly one JSON object
+    for said in ("importing the plugin", "building the model", "making the data", "forward"):
+        assert said in out.err
+
+
+def test_a_trial_that_prints_leaves_search_json_alone(tmp_path, capfd, plugin_module):
+    mod = plugin_module("loud_faults_search", PLUGIN)
+    config = f'data: {{name: "{mod}:data"}}\nmodel: {{kind: "{mod}:model"}}\n'
+    search = 'search: {strategy: random, trials: 1, space: {optim.lr: "loguniform(1e-3, 1e-1)"}}'
+    (tmp_path / "s.yaml").write_text(config + "train: {epochs: 1, batch_size: 32}\n" + search)
+    assert main(["search", "s.yaml", "--json"]) == 0  # the trial runs in a worker process
+    out = capfd.readouterr()
+    assert json.loads(out.out)["trials"]["complete"] == 1, out.out
+    assert "forward" in out.err
+
+
+# --------------------------------------------------------------- plugin mistakes the checks miss
+MISTAKES = """
+import torch
+from torch import nn
+
+
+def linear(input_shape, num_classes):
+    return nn.Linear(input_shape[0], num_classes)
+
+
+def frozen(input_shape, num_classes):
+    return nn.Linear(input_shape[0], num_classes).requires_grad_(False)
+
+
+class IntLogits(nn.Linear):
+    def forward(self, x):
+        return super().forward(x).long()
+
+
+def int_logits(input_shape, num_classes):
+    return IntLogits(input_shape[0], num_classes)
+"""
+
+
+def train_plugin(tmp_path, kind: str) -> int:
+    config = f'data: {{name: spirals}}\nmodel: {{kind: "{kind}"}}\n'
+    (tmp_path / "c.yaml").write_text(config + "train: {epochs: 1, batch_size: 32}\n")
+    return main(["train", "c.yaml", "--out", "run", "--json"])
+
+
+@pytest.mark.parametrize(
+    "factory, said",
+    [
+        ("frozen", "model has no trainable parameters"),
+        ("int_logits", "returns logits of dtype torch.int64; they must be floating point"),
+    ],
+)
+def test_a_model_that_cannot_train_is_one_line(tmp_path, capsys, plugin_module, factory, said):
+    mod = plugin_module("faults_mistakes", MISTAKES)
+    line = one_line(capsys, train_plugin(tmp_path, f"{mod}:{factory}"), "train", "model.kind:")
+    assert said in line, line
+
+
+def test_a_plugin_that_changes_the_default_dtype_has_it_restored(tmp_path, capsys, plugin_module):
+    text = "import torch\n\ntorch.set_default_dtype(torch.float64)\n" + MISTAKES
+    kind = plugin_module("faults_float64", text) + ":linear"
+    try:
+        assert train_plugin(tmp_path, kind) == 0
+        assert torch.get_default_dtype() == torch.float32
+    finally:
+        torch.set_default_dtype(torch.float32)
+    out = capsys.readouterr()
+    assert json.loads(out.out)["epochs"] == 1
+    warned = [line for line in out.err.splitlines() if "default dtype" in line]
+    assert len(warned) == 1 and warned[0].startswith("trainlab train: warning: model.kind:")
+    assert "changed torch's default dtype to torch.float64" in warned[0], warned
