@@ -1,0 +1,105 @@
+"""`train(..., nproc=N)`: one run on N local processes, started by torch's elastic launcher
+(torch.distributed.launcher.api.elastic_launch, what torchrun runs) with a rendezvous on
+127.0.0.1. Each process runs the same `train()`, which finds torchrun's environment and joins the
+process group (engine/distributed.py); rank 0's Result comes back.
+
+What the processes need travels by pickle: a model or data object that cannot (a lambda, a local
+class, an open file) is refused in one line before anything starts. A UserError in a process is
+that one line here too; a process that dies (kill -9, out of memory) stops the others, and the
+run ends with one line saying so (its last checkpoint resumes with --resume).
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import tempfile
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from trainlab.engine.state import Result
+from trainlab.errors import UserError
+from trainlab.plugins import first_line
+
+ERROR_FILE = "error-{rank}.txt"  # a process's UserError, for the launching process to show
+
+
+class RunStopped(KeyboardInterrupt):
+    """A process of the run died (killed, out of memory): the run stopped before its end with
+    what was done saved, as after Ctrl-C (the CLI's exit status 130, resumable)."""
+
+
+def check_sendable(arguments: dict[str, Any]) -> None:
+    """Refuse, in one line, an argument the processes cannot receive (pickle by name)."""
+    for name, value in arguments.items():
+        try:
+            pickle.dumps(value)
+        except Exception as err:  # pickling raises many types; all mean "cannot be sent"
+            raise UserError(
+                f"{name}: cannot be sent to the --nproc processes ({first_line(err)}); define "
+                "it at the top level of an importable module (not __main__, a lambda or a local "
+                "function), or name it in the config (module:name)"
+            ) from None
+
+
+def _process(
+    train: Callable[..., Result | None], arguments: dict[str, Any], errors: str
+) -> Result | None:
+    """One process of the run: train() under torchrun's environment (set by the launcher)."""
+    try:
+        return train(**arguments)
+    except UserError as err:
+        Path(errors, ERROR_FILE.format(rank=os.environ.get("RANK", "0"))).write_text(str(err))
+        raise SystemExit(2) from None
+
+
+def launch(train: Callable[..., Result | None], arguments: dict[str, Any], nproc: int) -> Result:
+    """`train(**arguments)` on `nproc` local processes (`train` importable by name); rank 0's
+    Result. Ctrl-C stops every process (KeyboardInterrupt here)."""
+    from torch.distributed.elastic.multiprocessing.api import SignalException
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+    from torch.distributed.launcher.api import LaunchConfig, elastic_launch
+
+    if nproc < 1:
+        raise UserError(f"--nproc: must be at least 1, got {nproc}")
+    check_sendable(arguments)
+    config = LaunchConfig(
+        min_nodes=1,
+        max_nodes=1,
+        nproc_per_node=nproc,
+        run_id=f"trainlab-{uuid.uuid4().hex[:12]}",
+        rdzv_backend="c10d",
+        rdzv_endpoint="127.0.0.1:0",
+        local_addr="127.0.0.1",
+        max_restarts=0,
+        monitor_interval=0.1,
+        start_method="spawn",
+    )
+    with tempfile.TemporaryDirectory(prefix="trainlab-nproc-") as errors:
+        try:
+            results = elastic_launch(config, _process)(train, arguments, errors)
+        except ChildFailedError as err:
+            raise _failure(err, Path(errors)) from None
+        except SignalException:
+            raise KeyboardInterrupt from None
+    return results[0]
+
+
+def _failure(err: Any, errors: Path) -> BaseException:
+    """The one line a failed launch ends with: a process's UserError, or which process died."""
+    for path in sorted(errors.glob(ERROR_FILE.format(rank="*"))):
+        return UserError(path.read_text())
+    failures = sorted(err.failures.items())
+    rank, failure = failures[0] if failures else (0, None)
+    for r, f in failures:  # a process killed by a signal is the cause; the others were stopped
+        if f.exitcode < 0:
+            rank, failure = r, f
+            break
+    if failure is None or failure.exitcode >= 0:  # a bug: its traceback is above
+        return RuntimeError(f"process {rank} of the run failed (its traceback is above)")
+    return RunStopped(
+        f"trainlab: process {rank} of the run was killed by {failure.signal_name()}; the others "
+        "were stopped; the last finished epoch is saved, continue with --resume"
+    )
