@@ -11,11 +11,13 @@ run ends with one line saying so (its last checkpoint resumes with --resume).
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import pickle
 import tempfile
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +26,11 @@ from trainlab.errors import UserError
 from trainlab.plugins import first_line
 
 ERROR_FILE = "error-{rank}.txt"  # a process's UserError, for the launching process to show
+INTERRUPTED = 130  # a process's exit status after Ctrl-C (the CLI's)
+LAUNCHER_LOGS = (
+    "torch.distributed.elastic",
+    "torch.multiprocessing",
+)  # quiet: we say it in one line
 
 
 class RunStopped(KeyboardInterrupt):
@@ -53,6 +60,8 @@ def _process(
     except UserError as err:
         Path(errors, ERROR_FILE.format(rank=os.environ.get("RANK", "0"))).write_text(str(err))
         raise SystemExit(2) from None
+    except KeyboardInterrupt:  # Ctrl-C: rank 0 saved what it could (experiments/single.py)
+        raise SystemExit(INTERRUPTED) from None
 
 
 def launch(train: Callable[..., Result | None], arguments: dict[str, Any], nproc: int) -> Result:
@@ -77,7 +86,7 @@ def launch(train: Callable[..., Result | None], arguments: dict[str, Any], nproc
         monitor_interval=0.1,
         start_method="spawn",
     )
-    with tempfile.TemporaryDirectory(prefix="trainlab-nproc-") as errors:
+    with tempfile.TemporaryDirectory(prefix="trainlab-nproc-") as errors, _quiet():
         try:
             results = elastic_launch(config, _process)(train, arguments, errors)
         except ChildFailedError as err:
@@ -88,18 +97,33 @@ def launch(train: Callable[..., Result | None], arguments: dict[str, Any], nproc
 
 
 def _failure(err: Any, errors: Path) -> BaseException:
-    """The one line a failed launch ends with: a process's UserError, or which process died."""
+    """The one line a failed launch ends with: a process's UserError; a process killed by a
+    signal (the others were stopped by the launcher's SIGTERM); Ctrl-C; else a bug."""
     for path in sorted(errors.glob(ERROR_FILE.format(rank="*"))):
         return UserError(path.read_text())
     failures = sorted(err.failures.items())
-    rank, failure = failures[0] if failures else (0, None)
-    for r, f in failures:  # a process killed by a signal is the cause; the others were stopped
-        if f.exitcode < 0:
-            rank, failure = r, f
-            break
-    if failure is None or failure.exitcode >= 0:  # a bug: its traceback is above
-        return RuntimeError(f"process {rank} of the run failed (its traceback is above)")
-    return RunStopped(
-        f"trainlab: process {rank} of the run was killed by {failure.signal_name()}; the others "
-        "were stopped; the last finished epoch is saved, continue with --resume"
-    )
+    killed = [(r, f) for r, f in failures if f.exitcode < 0]
+    killed.sort(key=lambda rf: rf[1].signal_name() == "SIGTERM")  # the cause before the stopped
+    if killed:
+        rank, failure = killed[0]
+        return RunStopped(
+            f"trainlab: process {rank} of the run was killed by {failure.signal_name()}; the "
+            "others were stopped; the last finished epoch is saved, continue with --resume"
+        )
+    if any(f.exitcode == INTERRUPTED for _, f in failures):
+        return KeyboardInterrupt()
+    return RuntimeError(err.format_msg())  # a bug: the process's traceback
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """The launcher's own log lines off (a failure becomes one line, or a bug's traceback)."""
+    loggers = [logging.getLogger(name) for name in LAUNCHER_LOGS]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, levels):
+            logger.setLevel(level)

@@ -220,7 +220,10 @@ def _train_in(
     names = (cfg.model.kind, cfg.data.name)
     found = [d for n in names if is_plugin(n) and (d := source_dir(n))]  # also via cwd, sys.path
     run.record_plugin_dirs(tuple(dict.fromkeys([*search_dirs, *found])), uses_plugins(cfg))
-    run.write_json(ENV, environment(trainer.device))
+    env = environment(trainer.device)
+    if ranks.many:
+        env["processes"] = ranks.world  # one run on many processes (torch.distributed)
+    run.write_json(ENV, env)
     try:
         reason = trainer.fit()
     except KeyboardInterrupt:
