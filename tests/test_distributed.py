@@ -113,6 +113,16 @@ def test_a_model_that_cannot_be_sent_is_refused_in_one_line(tmp_path, reference)
     assert not (tmp_path / "r").exists()
 
 
+def test_mistakes_are_refused_before_any_process_starts(tmp_path, reference, capsys):
+    cfg, _ = reference
+    out = str(tmp_path / "r")
+    assert main(["train", str(cfg), "--out", out, "--nproc", "0"]) == 2
+    assert main(["train", str(cfg), "--out", out, "--nproc", "2", "--set", "train.ensemble=2"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[0].startswith("trainlab train: --nproc: must be at least 1")
+    assert err[1].startswith("trainlab train: train.ensemble:") and len(err) == 2
+
+
 # --------------------------------------------------------------------------- two processes
 def test_nproc_2_trains_as_one_process(tmp_path, reference, capsys):
     cfg, want = reference

@@ -122,10 +122,13 @@ class Ranks:
         return bool(value.item())
 
     # ----------------------------------------------------------------------- model, optimizer
-    def wrap(self, model: nn.Module, sync_bn: bool, device: torch.device) -> nn.Module:
+    def wrap(
+        self, model: nn.Module, sync_bn: bool, device: torch.device, skips: bool = False
+    ) -> nn.Module:
         """The network the loop calls: DDP around `model` (which stays the plain module whose
         state_dict a checkpoint holds); `sync_bn` turns its batch norm into SyncBatchNorm
-        (in place: the parameters and buffers stay the module's own)."""
+        (in place: the parameters and buffers stay the module's own); `skips`: some parameters
+        may go unused in a step (stochastic depth drops whole blocks)."""
         if not self.many:
             return model
         if sync_bn:
@@ -135,10 +138,11 @@ class Ranks:
                     "process normalizes with its own batch statistics (set sync_bn: false)"
                 )
             nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        ddp = nn.parallel.DistributedDataParallel
         if device.type != "cuda":
-            return nn.parallel.DistributedDataParallel(model)
+            return ddp(model, find_unused_parameters=skips)
         index = device.index if device.index is not None else torch.cuda.current_device()
-        return nn.parallel.DistributedDataParallel(model, device_ids=[index])
+        return ddp(model, device_ids=[index], find_unused_parameters=skips)
 
     def shard(self, optimizer: torch.optim.Optimizer, on: bool) -> torch.optim.Optimizer:
         """train.shard_optimizer: our optimizer inside torch's ZeroRedundancyOptimizer (each
@@ -177,8 +181,9 @@ def session(device: str) -> Iterator[Ranks]:
         yield current()
         return
     cuda = device == "cuda" or (device == "auto" and torch.cuda.is_available())
-    if cuda:
-        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+    if cuda:  # one GPU per local rank (ranks share the GPUs round-robin when there are fewer)
+        local = int(os.environ.get("LOCAL_RANK", "0"))
+        torch.cuda.set_device(local % max(torch.cuda.device_count(), 1))
     dist.init_process_group(backend="nccl" if cuda else "gloo")
     try:
         yield current()

@@ -95,7 +95,8 @@ class Trainer:
                 f"optim.name: {cfg.optim.name} takes full-batch steps; one run on many "
                 "processes needs a minibatch optimizer (adam, momentum, ...)"
             )
-        self.net = self.ranks.wrap(self.model, t.sync_bn, self.device)
+        skips = cfg.model.stochastic_depth > 0
+        self.net = self.ranks.wrap(self.model, t.sync_bn, self.device, skips)
         optimizer = make_optimizer(self.model, cfg, lr_mult)
         self.optimizer = self.ranks.shard(optimizer, t.shard_optimizer)
         self.precision = Precision(t.precision, self.device, self.full_batch)

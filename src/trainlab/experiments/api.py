@@ -13,6 +13,7 @@ from trainlab.config import ExperimentConfig
 from trainlab.data import AnySplits, Normalizer
 from trainlab.data.dataset import load_inputs_for
 from trainlab.data.given import data_override, given_splits
+from trainlab.engine.distributed import launched
 from trainlab.engine.evaluate import evaluate, evaluate_split, tta_accuracy, tta_accuracy_split
 from trainlab.engine.run import load_run
 from trainlab.engine.state import Result
@@ -21,9 +22,14 @@ from trainlab.errors import UserError
 from trainlab.experiments.ensemble import evaluate_ensemble_run, train_ensemble
 from trainlab.experiments.given_model import config_for_model
 from trainlab.experiments.launch import launch
-from trainlab.experiments.single import train_single
+from trainlab.experiments.single import as_config, train_single
 from trainlab.nn.plugins import Factory
 from trainlab.rundir import config_dirs, default_run_dir
+
+ENSEMBLE_ON_MANY = (
+    "train.ensemble: trains its members one after another in one process; drop --nproc / "
+    "torchrun, or train the members as separate runs"
+)
 
 
 def train(
@@ -57,6 +63,10 @@ def train(
     Under torchrun each process calls train() as it is: rank 0 gets the Result, the others None.
     """
     if nproc is not None:
+        if nproc < 1:
+            raise UserError(f"--nproc: must be at least 1, got {nproc}")
+        if as_config(config, overrides).train.ensemble:  # before any process starts
+            raise UserError(ENSEMBLE_ON_MANY)
         return _launch(locals(), nproc)
     if data is not None:
         if splits is not None:
@@ -71,6 +81,8 @@ def train(
         search_dirs = [*search_dirs, *config_dirs(config_path)]
     common = dict(resume=resume, callbacks=callbacks, splits=splits, lr_mult=lr_mult, curves=curves)
     common["search_dirs"] = search_dirs
+    if cfg.train.ensemble and launched():
+        raise UserError(ENSEMBLE_ON_MANY)
     if cfg.train.ensemble:  # N members into <run>/members/<i>/, then their ensemble
         if isinstance(model, nn.Module):
             raise UserError(

@@ -71,8 +71,6 @@ def launch(train: Callable[..., Result | None], arguments: dict[str, Any], nproc
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.launcher.api import LaunchConfig, elastic_launch
 
-    if nproc < 1:
-        raise UserError(f"--nproc: must be at least 1, got {nproc}")
     check_sendable(arguments)
     config = LaunchConfig(
         min_nodes=1,
