@@ -100,6 +100,19 @@ def test_each_rank_takes_a_contiguous_share():
     assert Ranks().share(x, y)[2] == 1.0 and Ranks().seed(5) == 5 != Ranks(1, 2).seed(5)
 
 
+def test_one_process_is_untouched_and_sync_bn_needs_cuda():
+    """Outside a process group: the model and optimizer as they are, batch norm's minimum batch
+    of 2; with many processes on the CPU, sync_bn is one line (SyncBatchNorm is CUDA's)."""
+    model = torch.nn.Sequential(torch.nn.Linear(2, 4), torch.nn.BatchNorm1d(4))
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    assert Ranks().wrap(model, True, torch.device("cpu")) is model
+    assert Ranks().shard(opt, True) is opt
+    assert (Ranks().min_batch(True, False), Ranks(0, 2).min_batch(True, False)) == (2, 4)
+    assert (Ranks(0, 2).min_batch(True, True), Ranks(1, 3).min_batch(False, False)) == (2, 3)
+    with pytest.raises(ValueError, match=r"^train.sync_bn: SyncBatchNorm needs train.device cuda"):
+        Ranks(0, 2).wrap(model, True, torch.device("cpu"))
+
+
 def test_a_model_that_cannot_be_sent_is_refused_in_one_line(tmp_path, reference):
     import trainlab
 

@@ -21,6 +21,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from trainlab.engine.state import Result
 from trainlab.errors import UserError
 from trainlab.plugins import first_line
@@ -54,7 +56,11 @@ def check_sendable(arguments: dict[str, Any]) -> None:
 def _process(
     train: Callable[..., Result | None], arguments: dict[str, Any], errors: str
 ) -> Result | None:
-    """One process of the run: train() under torchrun's environment (set by the launcher)."""
+    """One process of the run: train() under torchrun's environment (set by the launcher),
+    with its share of the cores (unless OMP_NUM_THREADS or train.threads say otherwise)."""
+    if "OMP_NUM_THREADS" not in os.environ:
+        local = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // local))
     try:
         return train(**arguments)
     except UserError as err:
