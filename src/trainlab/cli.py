@@ -67,8 +67,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UserError as err:
         sys.stderr.write(f"trainlab {args.command}: {err}\n")
         return 2
-    except KeyboardInterrupt:
-        sys.stderr.write("trainlab: interrupted; what was done is saved, continue with --resume\n")
+    except KeyboardInterrupt as err:  # Ctrl-C, or a process of a run on many was killed
+        why = str(err) or "trainlab: interrupted; what was done is saved, continue with --resume"
+        sys.stderr.write(why + "\n")
         return 130
 
 

@@ -345,6 +345,11 @@ class TrainConfig(Section):
     # arithmetic of the forward/backward pass: fp32, bf16 (autocast, CPU and CUDA) or fp16
     # (autocast with a gradient scaler, CUDA only); weights and optimizer state stay fp32
     precision: names.literal(names.PRECISIONS) = "fp32"
+    # one run on many processes (--nproc, torchrun): batch norm synchronized across processes
+    # (SyncBatchNorm, CUDA) instead of per-process statistics; the optimizer state sharded over
+    # the processes (torch's ZeroRedundancyOptimizer; checkpoints hold the whole state)
+    sync_bn: bool = False
+    shard_optimizer: bool = False
 
 
 class ExperimentConfig(Section):

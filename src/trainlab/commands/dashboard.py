@@ -42,7 +42,8 @@ class DashboardHint(Callback):
         self.root = str(root)
 
     def on_train_start(self, trainer) -> None:  # noqa: ANN001
-        sys.stderr.write(hint(self.root) + "\n")
+        if trainer.ranks.main:  # one line for a run on many processes
+            sys.stderr.write(hint(self.root) + "\n")
 
 
 def cmd_dashboard(args: argparse.Namespace) -> int:

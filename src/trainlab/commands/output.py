@@ -151,6 +151,30 @@ class ProgressBar:
         return _Cb()
 
 
+class SentBar(Callback):
+    """The per-epoch bar as a callback that travels to the processes of `--nproc` (by pickle):
+    rank 0 draws it, the other ranks draw nothing."""
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.bar: ProgressBar | None = None
+        self.hook: Callback | None = None
+
+    def on_train_start(self, trainer) -> None:  # noqa: ANN001
+        if trainer.ranks.main:
+            self.bar = ProgressBar(self.total)
+            self.hook = self.bar.callback()
+            self.hook.on_train_start(trainer)
+
+    def on_epoch_end(self, trainer, record) -> None:  # noqa: ANN001
+        if self.hook is not None:
+            self.hook.on_epoch_end(trainer, record)
+
+    def on_train_end(self, trainer, result) -> None:  # noqa: ANN001
+        if self.bar is not None:
+            self.bar.__exit__()
+
+
 def add_set(
     p: argparse.ArgumentParser,
     what: str = "override a config field by dotted path, e.g. optim.lr=3e-3",

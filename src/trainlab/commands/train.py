@@ -1,14 +1,16 @@
-"""`trainlab train CONFIG [--set K=V ...] [--out DIR] [--resume] [--json]`: one run of a config
-(the Python form: trainlab.train)."""
+"""`trainlab train CONFIG [--set K=V ...] [--out DIR] [--resume] [--nproc N] [--json]`: one run
+of a config (the Python form: trainlab.train). `--nproc N` trains on N local processes; under
+`torchrun ... -m trainlab train CONFIG` every process runs this command and rank 0 prints."""
 
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 from trainlab.api import train
 from trainlab.commands.dashboard import DashboardHint
-from trainlab.commands.output import ProgressBar, add_common, add_set, print_result
+from trainlab.commands.output import ProgressBar, SentBar, add_common, add_set, print_result
 from trainlab.config import load_config
 from trainlab.errors import UserError
 from trainlab.rundir import config_dirs, default_run_dir, latest_run_dir
@@ -22,15 +24,26 @@ def cmd_train(args: argparse.Namespace) -> int:
         if out is None:
             raise UserError(f"--resume: no earlier run of {args.config} under runs/; give --out")
     out = out or default_run_dir(args.config)
-    with ProgressBar(cfg.train.epochs) as bar:
+    hint = DashboardHint(Path(out).parent)
+    dirs = config_dirs(args.config)  # plugins next to the config
+    if args.nproc is not None:  # the bar travels to the processes: rank 0 draws it
+        callbacks = [SentBar(cfg.train.epochs), hint]
         result = train(
             cfg,
             out=out,
             resume=args.resume,
-            callbacks=[bar.callback(), DashboardHint(Path(out).parent)],
-            search_dirs=config_dirs(args.config),  # plugins next to the config
+            callbacks=callbacks,
+            search_dirs=dirs,
+            nproc=args.nproc,
         )
-    print_result(result.to_dict(), args.json)
+    elif os.environ.get("RANK", "0") != "0":  # torchrun: rank 0 alone shows and prints
+        result = train(cfg, out=out, resume=args.resume, callbacks=[hint], search_dirs=dirs)
+    else:
+        with ProgressBar(cfg.train.epochs) as bar:
+            callbacks = [bar.callback(), hint]
+            result = train(cfg, out=out, resume=args.resume, callbacks=callbacks, search_dirs=dirs)
+    if result is not None:
+        print_result(result.to_dict(), args.json)
     return 0
 
 
@@ -43,6 +56,13 @@ def add_parser(sub) -> None:  # noqa: ANN001
         "--resume",
         action="store_true",
         help="continue the run in --out (or the newest run of this config)",
+    )
+    p.add_argument(
+        "--nproc",
+        type=int,
+        metavar="N",
+        help="train on N local processes with torch.distributed (train.batch_size is the "
+        "global batch); across machines use torchrun ... -m trainlab train CONFIG",
     )
     add_common(p)
     p.set_defaults(func=cmd_train)

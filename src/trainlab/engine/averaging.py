@@ -197,13 +197,15 @@ class Snapshots(Callback):
         self.ends = schedules.cycle_ends(
             t.epochs, trainer.steps_per_epoch, self.cycles, warmup_epochs=s.warmup_epochs, per=s.per
         )
-        trainer.run.snapshots_dir.mkdir(exist_ok=True)
+        if trainer.ranks.main:  # rank 0 alone writes the run directory
+            trainer.run.snapshots_dir.mkdir(exist_ok=True)
 
     def _take(self, trainer: Trainer, k: int) -> None:
-        save_checkpoint(
-            trainer.run.snapshot(k),
-            {**trainer.best_weights(), "step": trainer.state.step, "cycle": k},
-        )
+        if trainer.ranks.main:
+            save_checkpoint(
+                trainer.run.snapshot(k),
+                {**trainer.best_weights(), "step": trainer.state.step, "cycle": k},
+            )
         if k in self.taken:
             self.steps[self.taken.index(k)] = trainer.state.step
         else:

@@ -23,6 +23,7 @@ from trainlab.data.streaming import batch_count
 from trainlab.divergence import DivergenceGuard
 from trainlab.engine.build import WeightPenalty, make_optimizer, make_schedule, pick_device
 from trainlab.engine.checkpoints import save_checkpoint
+from trainlab.engine.distributed import current
 from trainlab.engine.evaluate import evaluate_split
 from trainlab.engine.precision import Precision
 from trainlab.engine.state import Result, TrainState
@@ -85,8 +86,19 @@ class Trainer:
                 cfg.model, self.data.input_shape, self.data.num_classes, search_dirs, model
             )
         self.model = model.to(self.device)
-        self.optimizer = make_optimizer(self.model, cfg, lr_mult)
+        # under torch.distributed (engine/distributed.py): the loop calls DDP around the model,
+        # each rank trains on its share of every global batch, rank 0 alone writes the run
+        self.ranks = current()
         self.full_batch = cfg.optim.name in FULL_BATCH
+        if self.ranks.many and self.full_batch:
+            raise UserError(
+                f"optim.name: {cfg.optim.name} takes full-batch steps; one run on many "
+                "processes needs a minibatch optimizer (adam, momentum, ...)"
+            )
+        skips = cfg.model.stochastic_depth > 0
+        self.net = self.ranks.wrap(self.model, t.sync_bn, self.device, skips)
+        optimizer = make_optimizer(self.model, cfg, lr_mult)
+        self.optimizer = self.ranks.shard(optimizer, t.shard_optimizer)
         self.precision = Precision(t.precision, self.device, self.full_batch)
         if self.full_batch and self.data.streamed:
             raise UserError(
@@ -96,7 +108,12 @@ class Trainer:
             )
         # batch norm cannot normalize a batch of one: a last batch of one is skipped
         batch_norm = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
-        self.min_batch = 2 if batch_norm else 1
+        self.min_batch = self.ranks.min_batch(batch_norm, t.sync_bn)
+        if t.batch_size < self.min_batch:
+            raise UserError(
+                f"train.batch_size: the global batch of {t.batch_size} must give each of the "
+                f"{self.ranks.world} processes an example (at least {self.min_batch})"
+            )
         # optimizer steps per epoch: one per train.accumulate minibatches (a partial last group
         # steps too); schedules, the update-ratio meter and snapshots count these steps
         batches = batch_count(len(self.data.train), t.batch_size, self.min_batch)
@@ -163,7 +180,7 @@ class Trainer:
     def checkpoint(self) -> dict[str, Any]:
         return {
             "model": self.model.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
+            "optimizer": self.ranks.optimizer_state(self.optimizer),
             "scheduler": self.scheduler.state_dict(),
             "state": dict(self.state.__dict__),
             "guard": self.guard.state_dict(),
@@ -206,7 +223,7 @@ class Trainer:
         """(data loss + regularization, logits); the forward pass under train.precision's
         autocast, the loss in float32."""
         with self.precision.autocast():
-            logits = self.model(x)
+            logits = self.net(x)
         smoothing = self.cfg.train.label_smoothing
         loss = F.cross_entropy(logits.float(), y, label_smoothing=smoothing)
         return (loss + self.penalty() if self.penalty.active else loss), logits
@@ -214,8 +231,10 @@ class Trainer:
     def train_epoch(self, epoch: int) -> tuple[float, float, bool]:
         """One pass over the training split: (mean loss, running accuracy, diverged)."""
         seed = epoch_seed(self.cfg.train.seed, epoch)
-        torch.manual_seed(seed)  # dropout, DropConnect, stochastic depth masks
+        torch.manual_seed(self.ranks.seed(seed))  # dropout, DropConnect, stochastic depth masks
         gen = torch.Generator(device="cpu").manual_seed(seed)
+        # augmentation: the epoch's generator on rank 0, one of (seed, epoch, rank) on the others
+        aug_gen = gen if self.ranks.main else torch.Generator().manual_seed(self.ranks.seed(seed))
         self.model.train()
         if self.full_batch:
             return self._full_batch_step(self.data.x_train, self.data.y_train)
@@ -232,14 +251,15 @@ class Trainer:
             group_loss = 0.0
             for _ in group:
                 x, y = next(batches)
+                x, y, share = self.ranks.share(x, y)  # this rank's slice of the global batch
                 if self.augment is not None:
-                    x = self.augment(x, gen)
+                    x = self.augment(x, aug_gen)
                 loss, logits = self.loss(x, y)
                 # the mean of the group's minibatch gradients (equal batches: one batch of k*B)
-                self.precision.backward(loss / len(group))
+                self.precision.backward(self.ranks.local_loss(loss, share) / len(group))
                 correct += (logits.detach().argmax(1) == y).sum()
                 seen += len(y)
-                value = loss.item()
+                value = self.ranks.global_mean(loss, share)
                 group_loss += value / len(group)
                 total, count = total + value, count + 1
             self.update_ratio.before_step(g // acc)
@@ -255,7 +275,8 @@ class Trainer:
             if guard.update(group_loss):
                 batches.close()  # ends this epoch's read of the split
                 return group_loss, float("nan"), True
-        return total / max(count, 1), correct.item() / max(seen, 1), False
+        right, seen = self.ranks.counts(correct, seen)
+        return total / max(count, 1), right / max(seen, 1), False
 
     def _clip(self) -> None:
         """train.clip_grad_norm: scale the gradients so their global norm (all trainable
@@ -298,7 +319,7 @@ class Trainer:
     def epoch_record(
         self, epoch: int, train_loss: float, train_acc: float, seconds: float
     ) -> dict[str, Any]:
-        val_loss, val_acc = evaluate_split(self.model, self.data.val)
+        val_loss, val_acc = self.ranks.on_main(lambda: evaluate_split(self.model, self.data.val))
         record = {
             "epoch": epoch,
             "step": self.state.step,
@@ -337,16 +358,17 @@ class Trainer:
             seconds = time.perf_counter() - start
             st.seconds += seconds
             st.initial_loss = self.guard.initial_loss
-            self.run.append_jsonl(
-                STEPS,
-                [
-                    {"step": st.step - len(self.step_losses) + i + 1, "loss": v}
-                    for i, v in enumerate(self.step_losses)
-                    if i >= n_steps_before
-                ]
-                if t.log_steps
-                else [],
-            )
+            if self.ranks.main:
+                self.run.append_jsonl(
+                    STEPS,
+                    [
+                        {"step": st.step - len(self.step_losses) + i + 1, "loss": v}
+                        for i, v in enumerate(self.step_losses)
+                        if i >= n_steps_before
+                    ]
+                    if t.log_steps
+                    else [],
+                )
             if diverged:
                 st.epoch = epoch
                 return "diverged"
@@ -363,10 +385,13 @@ class Trainer:
             else:
                 st.bad_epochs += 1
             stop = any([bool(cb.on_epoch_end(self, record)) for cb in self.callbacks])
-            self.run.append_jsonl(METRICS, [record])
-            if improved:
-                save_checkpoint(self.run.best, self.best_weights())
-            save_checkpoint(self.run.last, self.checkpoint())
+            stop = self.ranks.any(stop)  # every rank stops where one callback says so
+            ckpt = self.checkpoint()  # a sharded optimizer consolidates on rank 0 (all ranks)
+            if self.ranks.main:  # rank 0 alone writes the run directory
+                self.run.append_jsonl(METRICS, [record])
+                if improved:
+                    save_checkpoint(self.run.best, self.best_weights())
+                save_checkpoint(self.run.last, ckpt)
             if stop:
                 return "pruned"
             if t.patience is not None and st.bad_epochs >= t.patience:

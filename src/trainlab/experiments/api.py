@@ -13,6 +13,7 @@ from trainlab.config import ExperimentConfig
 from trainlab.data import AnySplits, Normalizer
 from trainlab.data.dataset import load_inputs_for
 from trainlab.data.given import data_override, given_splits
+from trainlab.engine.distributed import launched
 from trainlab.engine.evaluate import evaluate, evaluate_split, tta_accuracy, tta_accuracy_split
 from trainlab.engine.run import load_run
 from trainlab.engine.state import Result
@@ -20,9 +21,15 @@ from trainlab.engine.trainer import Callback
 from trainlab.errors import UserError
 from trainlab.experiments.ensemble import evaluate_ensemble_run, train_ensemble
 from trainlab.experiments.given_model import config_for_model
-from trainlab.experiments.single import train_single
+from trainlab.experiments.launch import launch
+from trainlab.experiments.single import as_config, train_single
 from trainlab.nn.plugins import Factory
 from trainlab.rundir import config_dirs, default_run_dir
+
+ENSEMBLE_ON_MANY = (
+    "train.ensemble: trains its members one after another in one process; drop --nproc / "
+    "torchrun, or train the members as separate runs"
+)
 
 
 def train(
@@ -38,7 +45,8 @@ def train(
     curves: bool = True,
     data: Any = None,
     search_dirs: Sequence[str | Path] = (),
-) -> Result:
+    nproc: int | None = None,
+) -> Result | None:
     """Train one model as the config says and return its Result (the Python API of `train`).
 
     `out` is the run directory (default runs/<config stem>-<time>); an existing one is refused
@@ -49,7 +57,17 @@ def train(
     `factory(input_shape, num_classes, **model.args)`) or an nn.Module trained as is
     (experiments.given_model says what the run records). Plugins are looked up on sys.path, in
     `search_dirs`, the config file's folder and the current directory.
+
+    `nproc=N` trains on N local processes with torch.distributed (experiments/launch.py):
+    `train.batch_size` is the global batch, rank 0 writes the run; every argument must pickle.
+    Under torchrun each process calls train() as it is: rank 0 gets the Result, the others None.
     """
+    if nproc is not None:
+        if nproc < 1:
+            raise UserError(f"--nproc: must be at least 1, got {nproc}")
+        if as_config(config, overrides).train.ensemble:  # before any process starts
+            raise UserError(ENSEMBLE_ON_MANY)
+        return _launch(locals(), nproc)
     if data is not None:
         if splits is not None:
             raise UserError("data: give data= or splits=, not both")
@@ -63,6 +81,8 @@ def train(
         search_dirs = [*search_dirs, *config_dirs(config_path)]
     common = dict(resume=resume, callbacks=callbacks, splits=splits, lr_mult=lr_mult, curves=curves)
     common["search_dirs"] = search_dirs
+    if cfg.train.ensemble and launched():
+        raise UserError(ENSEMBLE_ON_MANY)
     if cfg.train.ensemble:  # N members into <run>/members/<i>/, then their ensemble
         if isinstance(model, nn.Module):
             raise UserError(
@@ -77,6 +97,18 @@ def train(
             )
         return train_ensemble(cfg, out=out, **common)
     return train_single(cfg, out=out, model=model, **common)
+
+
+def _launch(arguments: dict[str, Any], nproc: int) -> Result:
+    """train(**arguments) on `nproc` processes; the run directory is named here, so that
+    every process writes (rank 0) and resumes the same one."""
+    arguments = {k: v for k, v in arguments.items() if k != "nproc"}
+    if arguments["out"] is None:
+        config = arguments["config"]
+        arguments["out"] = default_run_dir(config if isinstance(config, (str, Path)) else None)
+    if arguments["callbacks"] and not isinstance(arguments["callbacks"], list):
+        arguments["callbacks"] = list(arguments["callbacks"])
+    return launch(train, arguments, nproc)
 
 
 def evaluate_run(

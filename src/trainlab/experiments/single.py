@@ -3,6 +3,7 @@ tested, advice, result.json, curves.png)."""
 
 from __future__ import annotations
 
+import contextlib
 import copy
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -22,6 +23,7 @@ from trainlab.data import AnySplits
 from trainlab.engine.averaging import averaging_callbacks
 from trainlab.engine.build import schedule_used
 from trainlab.engine.checkpoints import environment, load_checkpoint, save_checkpoint
+from trainlab.engine.distributed import current, session
 from trainlab.engine.evaluate import evaluate_split, tta_accuracy_split
 from trainlab.engine.state import Result
 from trainlab.engine.tensorboard import TensorBoardLogger
@@ -33,12 +35,13 @@ from trainlab.report.curves import plot_curves
 from trainlab.rundir import ENV, METRICS, RESULT, STEPS, RunDir
 
 
-def callbacks_for(cfg: ExperimentConfig) -> list[Callback]:
-    """The callbacks a config switches on (weight averaging, snapshots, TensorBoard)."""
+def callbacks_for(cfg: ExperimentConfig, main: bool = True) -> list[Callback]:
+    """The callbacks a config switches on (weight averaging, snapshots, TensorBoard; the last
+    on rank 0 alone, which writes the run directory)."""
     found: list[Callback] = []
     if cfg.train.ema is not None or cfg.train.snapshots:
         found += averaging_callbacks(cfg)
-    if cfg.train.tensorboard:
+    if cfg.train.tensorboard and main:
         found.append(TensorBoardLogger())
     return found
 
@@ -125,18 +128,28 @@ def train_single(
     lr_mult: dict[str, float] | None = None,
     curves: bool = True,
     search_dirs: Sequence[str | Path] = (),
-) -> Result:
+) -> Result | None:
     """Train one model into the run directory `out` (locked while it trains): start, or continue
     from its last checkpoint with `resume`; finish with the best weights tested.
 
     `model` is a network to train as is or a factory (called like a plugin model.kind);
     `search_dirs` are where plugins are looked up besides sys.path (the config file's folder),
-    recorded in the run's plugins.json together with those of the run being resumed."""
+    recorded in the run's plugins.json together with those of the run being resumed.
+
+    Launched by torchrun (or `train(..., nproc=N)`), every process runs this: rank 0 alone
+    creates, locks and writes the run directory; the others return None."""
     run = RunDir(out)
-    resuming = run.create(resume)
-    with run.lock():  # a second process writing this run directory gets one line, exit 2
-        dirs = run.search_dirs(search_dirs, resuming)
-        return _train_in(cfg, run, resuming, callbacks, splits, model, lr_mult, curves, dirs)
+    with session(cfg.train.device) as ranks, contextlib.ExitStack() as stack:
+
+        def start() -> tuple[bool, list[str], str | None]:
+            resuming = run.create(resume)
+            # a second process writing this run directory gets one line, exit 2
+            stack.enter_context(run.lock())
+            dirs = run.search_dirs(search_dirs, resuming)
+            return resuming, dirs, saved_config(run, cfg, resuming)
+
+        resuming, dirs, saved = ranks.on_main(start)  # a UserError of rank 0's on every rank
+        return _train_in(cfg, run, resuming, saved, callbacks, splits, model, lr_mult, curves, dirs)
 
 
 def uses_plugins(cfg: ExperimentConfig) -> bool:
@@ -160,16 +173,17 @@ def _train_in(
     cfg: ExperimentConfig,
     run: RunDir,
     resuming: bool,
+    saved: str | None,
     callbacks: Sequence[Callback],
     splits: AnySplits | None,
     model: nn.Module | Callable[..., Any] | None,
     lr_mult: dict[str, float] | None,
     curves: bool,
     search_dirs: Sequence[str],
-) -> Result:
-    """train_single() with the run directory created and locked."""
-    saved = saved_config(run, cfg, resuming)
-    callbacks = list(callbacks) + callbacks_for(cfg)
+) -> Result | None:
+    """train_single() with the run directory created and locked (on rank 0)."""
+    ranks = current()
+    callbacks = list(callbacks) + callbacks_for(cfg, ranks.main)
     trainer = Trainer(
         cfg,
         run,
@@ -180,17 +194,25 @@ def _train_in(
         search_dirs=search_dirs,
     )
     trainer.write_curves = curves
-    if resuming and run.last.exists():
-        trainer.restore(load_checkpoint(run.last, trainer.device))
+    # every rank resumes from rank 0's last checkpoint (sent to the others: no shared disk needed)
+    where = trainer.device if not ranks.many else "cpu"
+    last = ranks.on_main(
+        lambda: load_checkpoint(run.last, where) if resuming and run.last.exists() else None
+    )
+    if last is not None:
+        trainer.restore(last)
         done = trainer.state.epoch
-        run.truncate_jsonl(METRICS, lambda r: r["epoch"] <= done)
-        run.truncate_jsonl(STEPS, lambda r: r["step"] <= trainer.state.step)
-        trainer.step_losses = [r["loss"] for r in run.read_jsonl(STEPS)]
+        if ranks.main:
+            run.truncate_jsonl(METRICS, lambda r: r["epoch"] <= done)
+            run.truncate_jsonl(STEPS, lambda r: r["step"] <= trainer.state.step)
+            trainer.step_losses = [r["loss"] for r in run.read_jsonl(STEPS)]
         if trainer.state.stopped_reason in ("diverged", "early_stopping", "pruned") or (
             done >= cfg.train.epochs
         ):
-            return finish(trainer, trainer.state.stopped_reason)
-    elif resuming:
+            return finish(trainer, trainer.state.stopped_reason) if ranks.main else None
+    if not ranks.main:
+        return _train_rank(trainer)
+    if resuming and last is None:
         for name in (METRICS, STEPS):
             (run / name).unlink(missing_ok=True)
     if saved is None:
@@ -198,7 +220,10 @@ def _train_in(
     names = (cfg.model.kind, cfg.data.name)
     found = [d for n in names if is_plugin(n) and (d := source_dir(n))]  # also via cwd, sys.path
     run.record_plugin_dirs(tuple(dict.fromkeys([*search_dirs, *found])), uses_plugins(cfg))
-    run.write_json(ENV, environment(trainer.device))
+    env = environment(trainer.device)
+    if ranks.many:
+        env["processes"] = ranks.world  # one run on many processes (torch.distributed)
+    run.write_json(ENV, env)
     try:
         reason = trainer.fit()
     except KeyboardInterrupt:
@@ -208,3 +233,12 @@ def _train_in(
     if reason in ("diverged", "pruned", "early_stopping"):
         save_checkpoint(run.last, trainer.checkpoint())
     return finish(trainer, reason)
+
+
+def _train_rank(trainer: Trainer) -> None:
+    """A rank other than 0: the same loop, nothing written (its checkpoint() calls are the
+    collectives a sharded optimizer needs)."""
+    reason = trainer.fit()
+    trainer.state.stopped_reason = reason
+    if reason in ("diverged", "pruned", "early_stopping"):
+        trainer.checkpoint()
