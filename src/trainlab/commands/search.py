@@ -49,10 +49,17 @@ class _Live(Display):
     def note(self, message: str) -> None:
         self.console.print(f"note: {message}", highlight=False)
 
-    def start(self, study: str, total: int, done: int, workers: int) -> None:
+    def start(
+        self,
+        study: str,
+        total: int,
+        done: int,
+        workers: int,
+        best: tuple[int, float] | None = None,
+    ) -> None:
         from rich.live import Live
 
-        self.study, self.total, self.finished = study, total, done
+        self.study, self.total, self.finished, self.best = study, total, done, best
         if self.hint:
             sys.stderr.write(self.hint + "\n")
         self.live = Live(self.render(), console=self.console, refresh_per_second=4, transient=True)
@@ -240,7 +247,8 @@ def leaderboard_table(result: dict[str, Any], top: int = 15) -> Any:
     if len(epochs) == 1 and None not in epochs:
         n = next(iter(epochs))
         each = f", {n} epoch{'s' if n != 1 else ''} each"
-    title = f"leaderboard of {result['study']} ({len(rows)} trials{each})"
+    shown = f"top {top} of " if len(rows) > top else ""
+    title = f"leaderboard of {result['study']} ({shown}{len(rows)} trials{each})"
     columns = ["rank", "trial", "val acc", *map(_short, paths)]
     out = table(title, [*columns, *(["epochs"] if varied else []), "s", ("state", "left")])
     for r in rows[:top]:

@@ -29,6 +29,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             resume=args.resume,
             callbacks=[bar.callback(), DashboardHint(Path(out).parent)],
             search_dirs=config_dirs(args.config),  # plugins next to the config
+            verbose=False,  # the command's own bar, shown also when stderr is not a terminal
         )
     print_result(result.to_dict(), args.json)
     return 0

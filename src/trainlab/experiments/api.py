@@ -20,8 +20,10 @@ from trainlab.engine.trainer import Callback
 from trainlab.errors import UserError
 from trainlab.experiments.ensemble import evaluate_ensemble_run, train_ensemble
 from trainlab.experiments.given_model import config_for_model
+from trainlab.experiments.progress import EpochProgress
 from trainlab.experiments.single import train_single
 from trainlab.nn.plugins import Factory
+from trainlab.report.progress import open_view, shows
 from trainlab.rundir import config_dirs, default_run_dir
 
 
@@ -38,6 +40,7 @@ def train(
     curves: bool = True,
     data: Any = None,
     search_dirs: Sequence[str | Path] = (),
+    verbose: bool | None = None,
 ) -> Result:
     """Train one model as the config says and return its Result (the Python API of `train`).
 
@@ -48,7 +51,9 @@ def train(
     `model` is the user's model instead of model.kind: a factory (called as
     `factory(input_shape, num_classes, **model.args)`) or an nn.Module trained as is
     (experiments.given_model says what the run records). Plugins are looked up on sys.path, in
-    `search_dirs`, the config file's folder and the current directory.
+    `search_dirs`, the config file's folder and the current directory. Progress (a bar per
+    epoch in a terminal, an updating line in a notebook: trainlab.report.progress) shows unless
+    `verbose=False`; None shows it when stderr is a terminal or in a notebook.
     """
     if data is not None:
         if splits is not None:
@@ -61,8 +66,16 @@ def train(
     out = out if out is not None else default_run_dir(config_path)
     if config_path is not None:
         search_dirs = [*search_dirs, *config_dirs(config_path)]
+    view = open_view(cfg.train.epochs, "train", verbose)
+    callbacks = [*callbacks, EpochProgress(view)] if shows(verbose) else callbacks
     common = dict(resume=resume, callbacks=callbacks, splits=splits, lr_mult=lr_mult, curves=curves)
     common["search_dirs"] = search_dirs
+    with view:
+        return _train(cfg, out, model, common)
+
+
+def _train(cfg: ExperimentConfig, out: str | Path, model: Any, common: dict[str, Any]) -> Result:
+    """train() with its arguments resolved: one model, or the members of an ensemble."""
     if cfg.train.ensemble:  # N members into <run>/members/<i>/, then their ensemble
         if isinstance(model, nn.Module):
             raise UserError(

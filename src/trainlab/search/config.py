@@ -194,6 +194,18 @@ class SearchConfig(BaseModel):
             return len(self.epochs_per_round)
         return min(3, max(1, self.trials // 10))
 
+    def one_round_note(self) -> str | None:
+        """The line that says coarse-to-fine will not zoom: its rounds follow from a budget
+        under 20 trials (`resolved_rounds`), which makes one round of plain random search."""
+        if self.strategy != "coarse-to-fine" or self.rounds or self.epochs_per_round:
+            return None
+        if self.resolved_rounds() > 1:
+            return None
+        return (
+            f"search.strategy: coarse-to-fine with {self.trials} trials runs one round (plain "
+            "random search); it zooms from 20 trials, or set search.rounds"
+        )
+
     def round_size(self) -> int:
         """Coarse-to-fine: trials per round (default: trials // rounds, at least 1)."""
         return self.trials_per_round or max(1, self.trials // self.resolved_rounds())
