@@ -14,7 +14,7 @@ import warnings
 from collections.abc import Sequence
 
 from trainlab import commands
-from trainlab.errors import DataWarning, UserError
+from trainlab.errors import DataWarning, UserError, cli_wording
 from trainlab.version import __version__
 
 
@@ -58,7 +58,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        with warnings.catch_warnings():  # a DataWarning is one line, like a UserError
+        # a DataWarning is one line, like a UserError; mistakes name the flags (--out, --resume)
+        with warnings.catch_warnings(), cli_wording():
             warnings.simplefilter("default", DataWarning)
             warnings.showwarning = _warning_printer(args.command)
             return int(args.func(args) or 0)
