@@ -133,8 +133,9 @@ def train_single(
     `search_dirs` are where plugins are looked up besides sys.path (the config file's folder),
     recorded in the run's plugins.json together with those of the run being resumed."""
     run = RunDir(out)
-    resuming = run.create(resume)
-    with run.lock():  # a second process writing this run directory gets one line, exit 2
+    # a second process writing this run directory gets one line, exit 2; a failed start leaves
+    # no empty directory behind
+    with run.created(resume) as resuming, run.lock():
         dirs = run.search_dirs(search_dirs, resuming)
         return _train_in(cfg, run, resuming, callbacks, splits, model, lr_mult, curves, dirs)
 

@@ -40,8 +40,19 @@ def _distribution_string(value: Any) -> str:
     return value
 
 
+FLOW_STYLE = (
+    "YAML flow style {a: f(x, y)} splits at the comma: write search.space in block style, one "
+    "'path: distribution' per line"
+)
+
+
 def _check_distribution(value: str) -> str:
-    parse_distribution(value)  # raises ValueError with the reason
+    try:
+        parse_distribution(value)  # raises ValueError with the reason
+    except ValueError as exc:
+        if value.count("(") > value.count(")"):  # cut at a comma: a flow-style mapping
+            raise ValueError(f"{exc}; {FLOW_STYLE}") from None
+        raise
     return value
 
 
