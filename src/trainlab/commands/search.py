@@ -18,7 +18,7 @@ from trainlab.commands.dashboard import hint as dashboard_hint
 from trainlab.commands.dashboard import storage_hint
 from trainlab.commands.output import add_common, console, emit_json
 from trainlab.commands.tables import frac, num, print_table, readable, seconds, table
-from trainlab.search.running.driver import Display, Driver, SearchOptions, plan
+from trainlab.search.running.driver import Display, Driver, SearchOptions, best_of, plan
 from trainlab.search.study import is_shared
 
 _BAR = 40
@@ -73,12 +73,7 @@ class _Live(Display):
         self, number: int, state: str, value: float | None, finished: int | None = None
     ) -> None:
         self.finished = self.finished + 1 if finished is None else finished
-        if (
-            state == "complete"
-            and value is not None
-            and (self.best is None or value > self.best[1])
-        ):
-            self.best = (number, value)
+        self.best = best_of(self.best, number, state, value)
         if not self.console.is_terminal:  # a log has no live region: one line per trial
             self.console.print(
                 f"trial {number}: {state}, val acc {frac(value)} "

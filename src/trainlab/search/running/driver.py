@@ -179,6 +179,15 @@ class Display:
     def stop(self) -> None: ...
 
 
+def best_of(
+    best: tuple[int, float] | None, number: int, state: str, value: float | None
+) -> tuple[int, float] | None:
+    """The best (trial, value) so far once trial `number` finished in `state` with `value`."""
+    if state == "complete" and value is not None and (best is None or value > best[1]):
+        return (number, value)
+    return best
+
+
 class ViewDisplay(Display):
     """The Python API's display (`search(verbose=...)`): a progress view over the study's
     trials (trainlab.report.progress: a bar in a terminal, a line in a notebook)."""
@@ -207,8 +216,7 @@ class ViewDisplay(Display):
         self, number: int, state: str, value: float | None, finished: int | None = None
     ) -> None:
         self.finished = self.finished + 1 if finished is None else finished
-        if state == "complete" and value is not None and (not self.best or value > self.best[1]):
-            self.best = (number, value)
+        self.best = best_of(self.best, number, state, value)
         self._show({"trial": number, "state": state, "value": value})
 
     def _show(self, record: dict[str, Any] | None = None) -> None:
@@ -505,7 +513,7 @@ class Driver:
         if left == 0:
             self.display.note(
                 f"search.trials: the study has its {s.trials} trials, nothing left to run; "
-                "raise --trials to run more"
+                "raise search.trials to run more"
             )
         elif workers < s.workers:
             self.display.note(
