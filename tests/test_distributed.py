@@ -121,7 +121,7 @@ def test_a_model_that_cannot_be_sent_is_refused_in_one_line(tmp_path, reference)
     def local_factory(input_shape, num_classes):  # noqa: ANN001, ANN202
         return torch.nn.Linear(input_shape[0], num_classes)
 
-    with pytest.raises(ValueError, match=r"^model: cannot be sent to the --nproc processes"):
+    with pytest.raises(ValueError, match=r"^model: cannot be sent to the nproc=\.\.\. processes"):
         trainlab.train(cfg, out=tmp_path / "r", model=local_factory, nproc=2)
     assert not (tmp_path / "r").exists()
 

@@ -28,26 +28,33 @@ from pathlib import Path
 from typing import Any
 
 from trainlab.engine.run import Run as Run
-from trainlab.engine.run import load_run as load_run
+from trainlab.engine.run import load_run as _load_run
 from trainlab.engine.state import Result as Result
 from trainlab.engine.trainer import Callback as Callback
-from trainlab.errors import UserError
-from trainlab.experiments.api import evaluate_run
-from trainlab.experiments.api import train as train
-from trainlab.experiments.compare import compare as compare
+from trainlab.errors import UserError, worded_for_python
+from trainlab.experiments.api import evaluate_run as _evaluate
+from trainlab.experiments.api import train as _train
+from trainlab.experiments.compare import compare as _compare
 from trainlab.experiments.ensemble import evaluate_runs
 from trainlab.experiments.lr_find import run_lr_find
-from trainlab.experiments.transfer import transfer as transfer
+from trainlab.experiments.transfer import transfer as _transfer
 from trainlab.rundir import BEST
 from trainlab.search import study as studies
-from trainlab.search.optimize import optimize as optimize
-from trainlab.search.running.driver import search
+from trainlab.search.optimize import optimize as _optimize
+from trainlab.search.running.driver import search as _search
 
-# `import X as X` re-exports X; the list of the API's names is trainlab.API
-evaluate = evaluate_run
-search_config = search
+# the list of the API's names is trainlab.API. Each function raises its mistakes naming the
+# Python argument (out: ..., pass resume=True), and the CLI's flags when the CLI calls it.
+train = worded_for_python(_train)
+evaluate = worded_for_python(_evaluate)
+load_run = worded_for_python(_load_run)
+search_config = worded_for_python(_search)
+optimize = worded_for_python(_optimize)
+compare = worded_for_python(_compare)
+transfer = worded_for_python(_transfer)
 
 
+@worded_for_python
 def ensemble(
     runs: Sequence[str | Path] = (),
     *,
@@ -72,6 +79,7 @@ def ensemble(
     return evaluate_runs([str(r) for r in runs], checkpoint)
 
 
+@worded_for_python
 def lr_find(
     config: str | Path,
     *,

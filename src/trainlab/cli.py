@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 from trainlab import commands
 from trainlab.commands.output import json_stdout
-from trainlab.errors import DataWarning, UserError
+from trainlab.errors import DataWarning, UserError, cli_wording
 from trainlab.version import __version__
 
 
@@ -59,7 +59,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        with warnings.catch_warnings():  # a DataWarning is one line, like a UserError
+        # a DataWarning is one line, like a UserError; mistakes name the flags (--out, --resume)
+        with warnings.catch_warnings(), cli_wording():
             warnings.simplefilter("default", DataWarning)
             warnings.showwarning = _warning_printer(args.command)
             with json_stdout(getattr(args, "json", False)):  # stdout: the JSON object alone

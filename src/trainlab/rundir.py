@@ -25,12 +25,13 @@ Checkpoint contents are the engine's (trainlab.engine.checkpoints); this module 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -255,6 +256,20 @@ class RunDir:
         self.path.mkdir(parents=True, exist_ok=True)
         return False
 
+    @contextlib.contextmanager
+    def created(self, resume: bool) -> Iterator[bool]:
+        """`create` (yields True when resuming) for a run that then writes it: when the run
+        fails, a directory this call made and the run left without a file is removed (a plugin
+        that does not import leaves no empty runs/<name>-<time>/); one that existed is kept."""
+        existed = self.path.exists()
+        resuming = self.create(resume)
+        try:
+            yield resuming
+        except BaseException:
+            if not existed and self.path.is_dir() and not _has_files(self.path):
+                shutil.rmtree(self.path, ignore_errors=True)
+            raise
+
     def lock(self) -> DirLock:
         """The lock a process holds while it writes this run (`with run.lock(): ...`)."""
         return DirLock(
@@ -346,6 +361,11 @@ class RunDir:
                 shutil.rmtree(entry, ignore_errors=True)
             else:
                 entry.unlink(missing_ok=True)
+
+
+def _has_files(folder: Path) -> bool:
+    """Whether anything but (empty) folders lies under `folder`."""
+    return any(not p.is_dir() or p.is_symlink() for p in folder.rglob("*"))
 
 
 def study_trial_dir(study_dir: Path, number: int) -> Path:

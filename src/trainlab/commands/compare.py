@@ -11,9 +11,10 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from trainlab.commands.output import add_common, console, emit_json, progress_console
+from trainlab.commands.output import add_common, console, emit_json
 from trainlab.errors import UserError
-from trainlab.experiments.compare import compare
+from trainlab.experiments.compare import compare, view_progress
+from trainlab.report.progress import BarView
 from trainlab.rundir import RunDir
 from trainlab.search.study import DEFAULT_STORAGE, top_run_dirs
 
@@ -57,24 +58,8 @@ def _table(report: dict[str, Any]):  # noqa: ANN202
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-
     configs = configs_of(args)
-    bar = Progress(
-        TextColumn("[bold]compare"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.description}"),
-        console=progress_console(),
-        transient=True,
-    )
-    task = bar.add_task("", total=None)
-
-    def progress(message: str, done: int, total: int) -> None:
-        if not bar.live.is_started:
-            bar.start()
-        bar.update(task, completed=done, total=total, description=message)
-
+    bar = BarView(None, "compare", transient=True)
     try:
         report = compare(
             configs,
@@ -88,11 +73,10 @@ def cmd_compare(args: argparse.Namespace) -> int:
             baseline=args.baseline,
             workers=args.workers,
             out=args.out,
-            progress=progress,
+            progress=view_progress(bar),
         )
     finally:
-        if bar.live.is_started:
-            bar.stop()
+        bar.stop()
     out = console(args.json)
     for t in _table(report):
         out.print(t)

@@ -36,14 +36,17 @@ def storage_hint(url: str) -> str:
 
 
 class DashboardHint(Callback):
-    """Prints `hint` on stderr when training starts (not before: a mistake stays one line)."""
+    """Prints `hint` on stderr when training starts (not before: a mistake stays one line), once
+    (an ensemble's members start one after the other)."""
 
     def __init__(self, root: str | Path) -> None:
         self.root = str(root)
+        self.shown = False
 
     def on_train_start(self, trainer) -> None:  # noqa: ANN001
-        if trainer.ranks.main:  # one line for a run on many processes
+        if trainer.ranks.main and not self.shown:  # once per run, rank 0's alone
             sys.stderr.write(hint(self.root) + "\n")
+            self.shown = True
 
 
 def cmd_dashboard(args: argparse.Namespace) -> int:

@@ -11,7 +11,7 @@ import sys
 from collections.abc import Iterator
 from typing import Any, TextIO
 
-from trainlab.engine.trainer import Callback
+from trainlab.report.progress import BarView, percent
 
 
 def console(as_json: bool):  # noqa: ANN201
@@ -20,14 +20,7 @@ def console(as_json: bool):  # noqa: ANN201
     return Console(stderr=True) if as_json else Console()
 
 
-def progress_console():  # noqa: ANN201
-    from rich.console import Console
-
-    return Console(stderr=True)
-
-
-def fmt_pct(v: Any) -> str:
-    return "-" if v is None else f"{100 * v:.2f}%"
+fmt_pct = percent
 
 
 _json_out: list[TextIO] = []  # the command's real stdout while `json_stdout` holds it
@@ -100,79 +93,22 @@ def print_result(result: dict[str, Any], as_json: bool, title: str = "result") -
 
 
 class ProgressBar:
-    """A per-epoch rich progress bar on stderr, as a trainer callback."""
+    """The CLI's per-epoch bar on stderr (trainlab.report.progress's bar, always shown), moved by
+    the engine callback `callback()` returns."""
 
     def __init__(self, total: int, label: str = "train") -> None:
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-        )
-
-        self.progress = Progress(
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[status]}"),
-            TimeElapsedColumn(),
-            console=progress_console(),
-            transient=False,
-        )
-        self.task = self.progress.add_task(label, total=total, status="")
+        self.view = BarView(total, label)
 
     def __enter__(self) -> ProgressBar:
         return self  # the bar appears when training starts, so set-up errors stay one line
 
     def __exit__(self, *exc: object) -> None:
-        if self.progress.live.is_started:  # stopping a bar never started prints an empty line
-            self.progress.stop()
+        self.view.stop()
 
-    def callback(self):  # noqa: ANN201
-        bar = self
+    def callback(self) -> Any:
+        from trainlab.experiments.progress import EpochProgress  # torch: only commands that train
 
-        class _Cb(Callback):
-            def on_train_start(self, trainer) -> None:  # noqa: ANN001
-                bar.progress.start()
-                bar.progress.update(bar.task, completed=trainer.state.epoch)
-
-            def on_epoch_end(self, trainer, record) -> None:  # noqa: ANN001
-                val = record.get("val_accuracy")
-                bar.progress.update(
-                    bar.task,
-                    completed=record["epoch"],
-                    status=(
-                        f"loss {record['train_loss']:.4f}"
-                        f"  train {fmt_pct(record['train_accuracy'])}  val {fmt_pct(val)}"
-                    ),
-                )
-
-        return _Cb()
-
-
-class SentBar(Callback):
-    """The per-epoch bar as a callback that travels to the processes of `--nproc` (by pickle):
-    rank 0 draws it, the other ranks draw nothing."""
-
-    def __init__(self, total: int) -> None:
-        self.total = total
-        self.bar: ProgressBar | None = None
-        self.hook: Callback | None = None
-
-    def on_train_start(self, trainer) -> None:  # noqa: ANN001
-        if trainer.ranks.main:
-            self.bar = ProgressBar(self.total)
-            self.hook = self.bar.callback()
-            self.hook.on_train_start(trainer)
-
-    def on_epoch_end(self, trainer, record) -> None:  # noqa: ANN001
-        if self.hook is not None:
-            self.hook.on_epoch_end(trainer, record)
-
-    def on_train_end(self, trainer, result) -> None:  # noqa: ANN001
-        if self.bar is not None:
-            self.bar.__exit__()
+        return EpochProgress(self.view)
 
 
 def add_set(

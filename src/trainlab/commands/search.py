@@ -19,7 +19,7 @@ from trainlab.commands.dashboard import hint as dashboard_hint
 from trainlab.commands.dashboard import storage_hint
 from trainlab.commands.output import add_common, console, emit_json
 from trainlab.commands.tables import frac, num, print_table, readable, seconds, table
-from trainlab.search.running.driver import Display, Driver, SearchOptions, plan
+from trainlab.search.running.driver import Display, Driver, SearchOptions, best_of, plan
 from trainlab.search.study import is_shared
 
 _BAR = 40
@@ -50,10 +50,17 @@ class _Live(Display):
     def note(self, message: str) -> None:
         self.console.print(f"note: {message}", highlight=False)
 
-    def start(self, study: str, total: int, done: int, workers: int) -> None:
+    def start(
+        self,
+        study: str,
+        total: int,
+        done: int,
+        workers: int,
+        best: tuple[int, float] | None = None,
+    ) -> None:
         from rich.live import Live
 
-        self.study, self.total, self.finished = study, total, done
+        self.study, self.total, self.finished, self.best = study, total, done, best
         if self.hint:
             sys.stderr.write(self.hint + "\n")
         self.live = Live(self.render(), console=self.console, refresh_per_second=4, transient=True)
@@ -67,12 +74,7 @@ class _Live(Display):
         self, number: int, state: str, value: float | None, finished: int | None = None
     ) -> None:
         self.finished = self.finished + 1 if finished is None else finished
-        if (
-            state == "complete"
-            and value is not None
-            and (self.best is None or value > self.best[1])
-        ):
-            self.best = (number, value)
+        self.best = best_of(self.best, number, state, value)
         if not self.console.is_terminal:  # a log has no live region: one line per trial
             self.console.print(
                 f"trial {number}: {state}, val acc {frac(value)} "
@@ -241,7 +243,8 @@ def leaderboard_table(result: dict[str, Any], top: int = 15) -> Any:
     if len(epochs) == 1 and None not in epochs:
         n = next(iter(epochs))
         each = f", {n} epoch{'s' if n != 1 else ''} each"
-    title = f"leaderboard of {result['study']} ({len(rows)} trials{each})"
+    shown = f"top {top} of " if len(rows) > top else ""
+    title = f"leaderboard of {result['study']} ({shown}{len(rows)} trials{each})"
     columns = ["rank", "trial", "val acc", *map(_short, paths)]
     out = table(title, [*columns, *(["epochs"] if varied else []), "s", ("state", "left")])
     for r in rows[:top]:

@@ -10,10 +10,35 @@ from pathlib import Path
 
 from trainlab.api import train
 from trainlab.commands.dashboard import DashboardHint
-from trainlab.commands.output import ProgressBar, SentBar, add_common, add_set, print_result
+from trainlab.commands.output import ProgressBar, add_common, add_set, print_result
 from trainlab.config import load_config
+from trainlab.engine.trainer import Callback
 from trainlab.errors import UserError
 from trainlab.rundir import config_dirs, default_run_dir, latest_run_dir
+
+
+class SentBar(Callback):
+    """The per-epoch bar as a callback that travels to the processes of `--nproc` (by pickle):
+    rank 0 draws it, the other ranks draw nothing."""
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.bar: ProgressBar | None = None
+        self.hook: Callback | None = None
+
+    def on_train_start(self, trainer) -> None:  # noqa: ANN001
+        if trainer.ranks.main:
+            self.bar = ProgressBar(self.total)
+            self.hook = self.bar.callback()
+            self.hook.on_train_start(trainer)
+
+    def on_epoch_end(self, trainer, record) -> None:  # noqa: ANN001
+        if self.hook is not None:
+            self.hook.on_epoch_end(trainer, record)
+
+    def on_train_end(self, trainer, result) -> None:  # noqa: ANN001
+        if self.bar is not None:
+            self.bar.__exit__()
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -35,13 +60,23 @@ def cmd_train(args: argparse.Namespace) -> int:
             callbacks=callbacks,
             search_dirs=dirs,
             nproc=args.nproc,
+            verbose=False,  # the command's own bar, shown also when stderr is not a terminal
         )
     elif os.environ.get("RANK", "0") != "0":  # torchrun: rank 0 alone shows and prints
-        result = train(cfg, out=out, resume=args.resume, callbacks=[hint], search_dirs=dirs)
+        result = train(
+            cfg, out=out, resume=args.resume, callbacks=[hint], search_dirs=dirs, verbose=False
+        )
     else:
         with ProgressBar(cfg.train.epochs) as bar:
             callbacks = [bar.callback(), hint]
-            result = train(cfg, out=out, resume=args.resume, callbacks=callbacks, search_dirs=dirs)
+            result = train(
+                cfg,
+                out=out,
+                resume=args.resume,
+                callbacks=callbacks,
+                search_dirs=dirs,
+                verbose=False,
+            )
     if result is not None:
         print_result(result.to_dict(), args.json)
     return 0

@@ -32,6 +32,12 @@ def launched() -> bool:
     return all(name in os.environ for name in ENV)
 
 
+def launched_main() -> bool:
+    """Whether this process writes for the group it was launched into (rank 0), known from the
+    environment before the process group exists; True outside a launch."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
 @dataclass(frozen=True)
 class Ranks:
     """This process's place in the group: `rank` of `world`, `main` (rank 0) alone writes."""

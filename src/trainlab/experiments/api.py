@@ -13,7 +13,7 @@ from trainlab.config import ExperimentConfig
 from trainlab.data import AnySplits, Normalizer
 from trainlab.data.dataset import load_inputs_for
 from trainlab.data.given import data_override, given_splits
-from trainlab.engine.distributed import launched
+from trainlab.engine.distributed import launched, launched_main
 from trainlab.engine.evaluate import evaluate, evaluate_split, tta_accuracy, tta_accuracy_split
 from trainlab.engine.run import load_run
 from trainlab.engine.state import Result
@@ -22,8 +22,10 @@ from trainlab.errors import UserError
 from trainlab.experiments.ensemble import evaluate_ensemble_run, train_ensemble
 from trainlab.experiments.given_model import config_for_model
 from trainlab.experiments.launch import launch
+from trainlab.experiments.progress import EpochProgress
 from trainlab.experiments.single import as_config, train_single
 from trainlab.nn.plugins import Factory
+from trainlab.report.progress import open_view, shows
 from trainlab.rundir import config_dirs, default_run_dir
 
 ENSEMBLE_ON_MANY = (
@@ -46,6 +48,7 @@ def train(
     data: Any = None,
     search_dirs: Sequence[str | Path] = (),
     nproc: int | None = None,
+    verbose: bool | None = None,
 ) -> Result | None:
     """Train one model as the config says and return its Result (the Python API of `train`).
 
@@ -56,7 +59,9 @@ def train(
     `model` is the user's model instead of model.kind: a factory (called as
     `factory(input_shape, num_classes, **model.args)`) or an nn.Module trained as is
     (experiments.given_model says what the run records). Plugins are looked up on sys.path, in
-    `search_dirs`, the config file's folder and the current directory.
+    `search_dirs`, the config file's folder and the current directory. Progress (a bar per
+    epoch in a terminal, an updating line in a notebook: trainlab.report.progress) shows unless
+    `verbose=False`; None shows it when stderr is a terminal or in a notebook.
 
     `nproc=N` trains on N local processes with torch.distributed (experiments/launch.py):
     `train.batch_size` is the global batch, rank 0 writes the run; every argument must pickle.
@@ -79,10 +84,20 @@ def train(
     out = out if out is not None else default_run_dir(config_path)
     if config_path is not None:
         search_dirs = [*search_dirs, *config_dirs(config_path)]
-    common = dict(resume=resume, callbacks=callbacks, splits=splits, lr_mult=lr_mult, curves=curves)
-    common["search_dirs"] = search_dirs
     if cfg.train.ensemble and launched():
         raise UserError(ENSEMBLE_ON_MANY)
+    if not launched_main():
+        verbose = False  # one progress view for a run on many processes: rank 0's
+    view = open_view(cfg.train.epochs, "train", verbose)
+    callbacks = [*callbacks, EpochProgress(view)] if shows(verbose) else callbacks
+    common = dict(resume=resume, callbacks=callbacks, splits=splits, lr_mult=lr_mult, curves=curves)
+    common["search_dirs"] = search_dirs
+    with view:
+        return _train(cfg, out, model, common)
+
+
+def _train(cfg: ExperimentConfig, out: str | Path, model: Any, common: dict[str, Any]) -> Result:
+    """train() with its arguments resolved: one model, or the members of an ensemble."""
     if cfg.train.ensemble:  # N members into <run>/members/<i>/, then their ensemble
         if isinstance(model, nn.Module):
             raise UserError(

@@ -33,6 +33,7 @@ from trainlab.config import load_config
 from trainlab.errors import UserError
 from trainlab.experiments.executors import Event, InlineExecutor, Job, LocalExecutor
 from trainlab.report.compare_plot import plot_compare
+from trainlab.report.progress import View, open_view, shows
 from trainlab.report.stats import compare_pairs, higher_is_better, mean_std
 from trainlab.rundir import (
     COMPARE_MARK,
@@ -47,6 +48,15 @@ from trainlab.rundir import (
 METRIC = re.compile(r"^[a-z][a-z0-9_]*_(accuracy|loss)$")
 DEFAULT_OUT = Path("runs") / "compare"
 Progress = Callable[[str, int, int], None]  # (message, runs done, runs planned)
+
+
+def view_progress(view: View) -> Progress:
+    """A `Progress` function that moves a progress view (trainlab.report.progress)."""
+
+    def progress(message: str, done: int, total: int) -> None:
+        view.update(done, message, total=total)
+
+    return progress
 
 
 @dataclass
@@ -287,6 +297,7 @@ def compare(
     out: str | Path | None = None,
     progress: Progress | None = None,
     executor: Any = None,
+    verbose: bool | None = None,
 ) -> dict[str, Any]:
     """Train `configs` (paths, `path@metric` for another result key) with paired seeds and
     compare them; the returned dict is what `trainlab compare --json` prints.
@@ -294,6 +305,8 @@ def compare(
     `baseline=True` compares the first config with each other one instead of every pair.
     `margin` (a fraction: 0.005 = 0.5 points of accuracy) is the difference below which two
     configs count as equivalent, which lets `until_decided` stop on a "no difference".
+    Without a `progress` function, progress over the runs shows unless `verbose=False` (None:
+    when stderr is a terminal or in a notebook).
     """
     if seeds < 2:
         raise UserError(f"--seeds: at least 2 (a paired test needs two seeds), got {seeds}")
@@ -321,6 +334,9 @@ def compare(
             made.append(executor or (InlineExecutor() if workers == 1 else LocalExecutor(workers)))
         return made[0]
 
+    view = open_view(None, "compare", verbose, kind="runs") if progress is None else View()
+    if progress is None and shows(verbose):
+        progress = view_progress(view)
     n, ok = seeds, False
     try:
         while True:
@@ -332,6 +348,7 @@ def compare(
             n = min(cap, n + seeds)
         ok = True
     finally:
+        view.stop()
         if made:
             made[0].close(kill=not ok)  # a failed or interrupted comparison stops its workers
     report.update(

@@ -321,8 +321,7 @@ def train_ensemble(
     plugins are looked up besides sys.path (recorded in each member's plugins.json)."""
     configs = member_configs(cfg)
     run = RunDir(out)
-    resuming = run.create(resume)
-    with run.lock():
+    with run.created(resume) as resuming, run.lock():
         dirs = run.search_dirs(search_dirs, resuming)
         return _train_members(cfg, configs, run, resuming, callbacks, splits, lr_mult, curves, dirs)
 

@@ -89,6 +89,7 @@ def run_job(job: Job, report: Callable[[int, float | None], bool]) -> Event:
             callbacks=[_Reporter()],
             curves=job.keep is None,
             search_dirs=job.search_dirs,
+            verbose=False,  # the search or comparison running it shows the progress
         )
     except UserError as exc:
         return Event("error", job.number, message=str(exc))

@@ -142,8 +142,9 @@ def train_single(
     with session(cfg.train.device) as ranks, contextlib.ExitStack() as stack:
 
         def start() -> tuple[bool, list[str], str | None]:
-            resuming = run.create(resume)
-            # a second process writing this run directory gets one line, exit 2
+            # a failed start leaves no empty directory behind; a second process writing this
+            # run directory gets one line, exit 2
+            resuming = stack.enter_context(run.created(resume))
             stack.enter_context(run.lock())
             dirs = run.search_dirs(search_dirs, resuming)
             return resuming, dirs, saved_config(run, cfg, resuming)

@@ -40,8 +40,19 @@ def _distribution_string(value: Any) -> str:
     return value
 
 
+FLOW_STYLE = (
+    "YAML flow style {a: f(x, y)} splits at the comma: write search.space in block style, one "
+    "'path: distribution' per line"
+)
+
+
 def _check_distribution(value: str) -> str:
-    parse_distribution(value)  # raises ValueError with the reason
+    try:
+        parse_distribution(value)  # raises ValueError with the reason
+    except ValueError as exc:
+        if value.count("(") > value.count(")"):  # cut at a comma: a flow-style mapping
+            raise ValueError(f"{exc}; {FLOW_STYLE}") from None
+        raise
     return value
 
 
@@ -193,6 +204,18 @@ class SearchConfig(BaseModel):
         if self.epochs_per_round:
             return len(self.epochs_per_round)
         return min(3, max(1, self.trials // 10))
+
+    def one_round_note(self) -> str | None:
+        """The line that says coarse-to-fine will not zoom: its rounds follow from a budget
+        under 20 trials (`resolved_rounds`), which makes one round of plain random search."""
+        if self.strategy != "coarse-to-fine" or self.rounds or self.epochs_per_round:
+            return None
+        if self.resolved_rounds() > 1:
+            return None
+        return (
+            f"search.strategy: coarse-to-fine with {self.trials} trials runs one round (plain "
+            "random search); it zooms from 20 trials, or set search.rounds"
+        )
 
     def round_size(self) -> int:
         """Coarse-to-fine: trials per round (default: trials // rounds, at least 1)."""

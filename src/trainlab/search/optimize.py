@@ -53,6 +53,7 @@ from pydantic import ValidationError
 from trainlab import names
 from trainlab.config import format_validation_error
 from trainlab.errors import UserError, excerpt
+from trainlab.report.progress import View, open_view
 from trainlab.search.config import SearchConfig
 from trainlab.search.space import Dimension, Space, parse_distribution
 from trainlab.search.strategies import (
@@ -62,7 +63,7 @@ from trainlab.search.strategies import (
     make_sampler,
     must_wait,
 )
-from trainlab.search.study import counted, open_storage
+from trainlab.search.study import counted, open_storage, optuna_info_hidden
 
 STRATEGIES = names.STRATEGIES
 DIRECTIONS = names.DIRECTIONS
@@ -269,8 +270,11 @@ class Search:
 
     # -- running an objective
 
-    def run(self, objective: Callable[..., float], n_jobs: int = 1) -> OptimizeResult:
-        """Run `objective` on the remaining trials (threads when `n_jobs` > 1)."""
+    def run(
+        self, objective: Callable[..., float], n_jobs: int = 1, view: View | None = None
+    ) -> OptimizeResult:
+        """Run `objective` on the remaining trials (threads when `n_jobs` > 1); `view`
+        (trainlab.report.progress) moves one step per finished trial."""
         if isinstance(n_jobs, bool) or not isinstance(n_jobs, int) or n_jobs < 1:
             raise UserError(f"n_jobs: must be an integer >= 1, got {excerpt(n_jobs)}")
         wants = _keywords(objective)
@@ -299,14 +303,32 @@ class Search:
         def finished(study: optuna.Study, trial: FrozenTrial) -> None:
             if self._kept is not None:
                 self._kept.forget()
-            if self.remaining == 0:  # other processes on a shared study spent it too
+            used = self.used
+            if view is not None:
+                view.update(used, self._best_line(), record=_trial_record(trial), total=self.trials)
+            if used >= self.trials:  # other processes on a shared study spent it too
                 study.stop()
 
         if self.remaining > 0:
-            self.study.optimize(
-                run_trial, n_trials=self.remaining, n_jobs=n_jobs, catch=(), callbacks=[finished]
-            )
+            with optuna_info_hidden():  # the view shows the trials (or nothing: verbose=False)
+                if view is not None:
+                    view.start()
+                    view.update(self.used, self._best_line(), total=self.trials)
+                self.study.optimize(
+                    run_trial,
+                    n_trials=self.remaining,
+                    n_jobs=n_jobs,
+                    catch=(),
+                    callbacks=[finished],
+                )
         return self.result()
+
+    def _best_line(self) -> str:
+        """The best complete trial so far, as a progress view's status."""
+        best = self.result()
+        if best.best_value is None:
+            return "best: -"
+        return f"best: trial {best.best_number} ({best.best_value:.4g})"
 
     def _prunes(self, trial: Trial) -> bool:
         if self._kept is None:
@@ -343,6 +365,7 @@ def optimize(
     pruner: str | optuna.pruners.BasePruner = "none",
     fidelity: tuple[int, int] | None = None,
     n_jobs: int = 1,
+    verbose: bool | None = None,
     **settings: Any,
 ) -> OptimizeResult:
     """Search `space` for the params that maximize (or minimize) ``objective(params)``.
@@ -350,23 +373,36 @@ def optimize(
     See the module docstring for `space`, the objective's optional ``report`` and ``fidelity``
     keywords, `storage`/`study` and `n_jobs`; `settings` are the ``search:`` section's strategy
     settings (``rounds``, ``keep_top``, ...). Mistakes in the arguments raise one `UserError`
-    line naming the argument. Same arguments and seed: the same trials.
+    line naming the argument. Same arguments and seed: the same trials. Progress over the trials
+    (a bar in a terminal, a line in a notebook) shows unless `verbose=False` (None: when stderr
+    is a terminal or in a notebook); Optuna's own INFO line per trial is hidden meanwhile and
+    its logging level left as it was.
     """
     if not callable(objective):
         raise UserError(f"objective: must be a function of params, got {excerpt(objective)}")
-    search = Search(
-        space,
-        strategy,
-        trials,
-        storage=storage,
-        direction=direction,
-        seed=seed,
-        study=study,
-        pruner=pruner,
-        fidelity=fidelity,
-        **settings,
-    )
-    return search.run(objective, n_jobs=n_jobs)
+    with optuna_info_hidden():  # Optuna's "A new study created" line
+        search = Search(
+            space,
+            strategy,
+            trials,
+            storage=storage,
+            direction=direction,
+            seed=seed,
+            study=study,
+            pruner=pruner,
+            fidelity=fidelity,
+            **settings,
+        )
+    name = study or "optimize"
+    with open_view(trials, name, verbose, kind="trials") as view:
+        if (line := search.config.one_round_note()) is not None:
+            view.note(line)
+        return search.run(objective, n_jobs=n_jobs, view=view)
+
+
+def _trial_record(trial: FrozenTrial) -> dict[str, Any]:
+    """A finished trial as a progress view's record: number, state, value."""
+    return {"trial": trial.number, "state": trial.state.name.lower(), "value": trial.value}
 
 
 # --------------------------------------------------------------------------- helpers

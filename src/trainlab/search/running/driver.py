@@ -47,6 +47,7 @@ from trainlab.data.given import data_override
 from trainlab.errors import UserError
 from trainlab.experiments.executors import Event, Job, make_executor
 from trainlab.experiments.given_model import factory_override
+from trainlab.report.progress import View, open_view, percent, shows
 from trainlab.rundir import (
     BEST_YAML,
     CONFIG,
@@ -65,8 +66,6 @@ from trainlab.search.running.retest import retest
 from trainlab.search.space import Space, apply_overrides, drop_unused, parse_space
 from trainlab.search.strategies import make_pruner, make_sampler
 from trainlab.search.study import artifacts as stored
-
-optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 RETEST_BY = "trainlab:retest_by"  # shared storage: the driver that re-tests the study
 DRIVERS_ATTR = "trainlab:drivers"  # shared storage: drivers that joined the study so far
@@ -150,7 +149,16 @@ class Display:
     def note(self, message: str) -> None:
         """A one-line remark for the user (workers capped, a Ray trial re-run on another node)."""
 
-    def start(self, study: str, total: int, done: int, workers: int) -> None: ...
+    def start(
+        self,
+        study: str,
+        total: int,
+        done: int,
+        workers: int,
+        best: tuple[int, float] | None = None,
+    ) -> None:
+        """`done` trials of `total` finished already (a resumed study), `best` (number, value)
+        the best of them."""
 
     def trial_started(self, number: int, params: dict[str, Any], epochs: int) -> None: ...
 
@@ -170,6 +178,54 @@ class Display:
     def retest_finished(self, trial: int, seed: int, value: float | None) -> None: ...
 
     def stop(self) -> None: ...
+
+
+def best_of(
+    best: tuple[int, float] | None, number: int, state: str, value: float | None
+) -> tuple[int, float] | None:
+    """The best (trial, value) so far once trial `number` finished in `state` with `value`."""
+    if state == "complete" and value is not None and (best is None or value > best[1]):
+        return (number, value)
+    return best
+
+
+class ViewDisplay(Display):
+    """The Python API's display (`search(verbose=...)`): a progress view over the study's
+    trials (trainlab.report.progress: a bar in a terminal, a line in a notebook)."""
+
+    def __init__(self, view: View) -> None:
+        self.view = view
+        self.total = self.finished = 0
+        self.best: tuple[int, float] | None = None
+
+    def note(self, message: str) -> None:
+        self.view.note(message)
+
+    def start(
+        self,
+        study: str,
+        total: int,
+        done: int,
+        workers: int,
+        best: tuple[int, float] | None = None,
+    ) -> None:
+        self.total, self.finished, self.best = total, done, best
+        self.view.start()
+        self._show()
+
+    def trial_finished(
+        self, number: int, state: str, value: float | None, finished: int | None = None
+    ) -> None:
+        self.finished = self.finished + 1 if finished is None else finished
+        self.best = best_of(self.best, number, state, value)
+        self._show({"trial": number, "state": state, "value": value})
+
+    def _show(self, record: dict[str, Any] | None = None) -> None:
+        best = f"best: trial {self.best[0]} ({percent(self.best[1])})" if self.best else "best: -"
+        self.view.update(self.finished, best, record=record, total=self.total)
+
+    def stop(self) -> None:
+        self.view.stop()
 
 
 # --------------------------------------------------------------------------- preparing
@@ -329,14 +385,23 @@ class Driver:
         done) -> open the storage and take the study lock -> open the study and start the
         executor -> run the trials (and the re-test) -> finish (leaderboard, plots, best.yaml)."""
         start = time.perf_counter()
-        with self._storage_locked() as storage:
+        with studies.optuna_info_hidden(), self._storage_locked() as storage:
             with self._undone_on_mistake():  # every check before the study is created or changed
                 opened = self._open_study(storage)
                 self._start_executor()
             for number in opened.recovered:  # finished runs the killed driver had not recorded
                 RunDir(studies.trial_dir(self.p.study_dir, number)).prune(self.keep)
             with self._executor_closed():
-                self.display.start(self.p.name, self.p.search.trials, self.counted(), self.workers)
+                if (line := self.p.search.one_round_note()) is not None:
+                    self.display.note(line)
+                best = studies.best_trial(self.study)
+                self.display.start(
+                    self.p.name,
+                    self.p.search.trials,
+                    self.counted(),
+                    self.workers,
+                    best=None if best is None else (best.number, float(best.value)),
+                )
                 self._loop()
                 retest = self._retest() if self.p.search.retest and self._claim_retest() else None
             return self._report(storage, time.perf_counter() - start, retest)
@@ -457,7 +522,12 @@ class Driver:
         s = self.p.search
         left = max(0, s.trials - self.counted()) + (s.retest or 0) * (s.retest_seeds or 0)
         workers = max(1, min(s.workers, left))
-        if workers < s.workers:
+        if left == 0:
+            self.display.note(
+                f"search.trials: the study has its {s.trials} trials, nothing left to run; "
+                "raise search.trials to run more"
+            )
+        elif workers < s.workers:
             self.display.note(
                 f"search.workers: {s.workers} asked, {left} runs left: starting at most {workers}"
             )
@@ -744,6 +814,7 @@ def search(
     display: Display | None = None,
     model: Any = None,
     data: Any = None,
+    verbose: bool | None = None,
     **kwargs: Any,
 ) -> SearchResult:
     """Run (or with ``resume=True`` continue) a hyperparameter search; the Python API.
@@ -752,10 +823,15 @@ def search(
     keyword arguments are `SearchOptions.given`'s (``trials=8, workers=2, out=...``). `model` is
     a model factory importable by name (it becomes model.kind; model.args.* can be searched),
     `data` a data function importable by name (it becomes data.name; data.args.* likewise).
+    Without a `display`, progress over the trials shows unless `verbose=False` (None: when
+    stderr is a terminal or in a notebook).
     """
     options = options or SearchOptions.given(**kwargs)
     if model is not None:
         options = replace(options, overrides=[*options.overrides, factory_override(model)])
     if data is not None:
         options = replace(options, overrides=[*options.overrides, data_override(data, True)])
-    return Driver(plan(config, options), options, display).run()
+    p = plan(config, options)
+    if display is None and shows(verbose):
+        display = ViewDisplay(open_view(p.search.trials, p.name, verbose, kind="trials"))
+    return Driver(p, options, display).run()

@@ -65,6 +65,7 @@ from trainlab.search.study.storage import (
     is_shared,
     journal_path,
     open_storage,
+    optuna_info_hidden,
 )
 
 __all__ = [
@@ -95,6 +96,7 @@ __all__ = [
     "leaderboard",
     "open_storage",
     "open_study",
+    "optuna_info_hidden",
     "outcome",
     "ranked_trials",
     "searched_space",

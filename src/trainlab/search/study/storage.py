@@ -1,12 +1,15 @@
 """The study's storage: opening SQLite, PostgreSQL and journal storages (mistakes in one line),
-closing them, and the lock that keeps one driver per SQLite study.
+closing them, the lock that keeps one driver per SQLite study, and Optuna's INFO log lines
+hidden while trainlab shows the trials itself (`optuna_info_hidden`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import time
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +24,21 @@ DEFAULT_STORAGE = "sqlite:///runs/trainlab.db"
 
 SHARED_SCHEMES = ("postgresql://", "postgresql+psycopg://", "journal:///")
 """Storages several drivers (on several machines) share: they cooperate on one study."""
+
+
+@contextlib.contextmanager
+def optuna_info_hidden() -> Iterator[None]:
+    """Optuna's INFO lines (one per trial, one per study created) hidden while a search runs:
+    trainlab shows the trials itself, or nothing with verbose=False. Only Optuna's default
+    level (INFO) is raised, to WARNING; a level the user chose (DEBUG, ERROR) is kept, and the
+    level on entry is restored on exit (never a global change)."""
+    level = optuna.logging.get_verbosity()
+    if level == optuna.logging.INFO:
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        yield
+    finally:
+        optuna.logging.set_verbosity(level)
 
 
 def is_shared(url: str) -> bool:
