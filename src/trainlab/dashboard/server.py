@@ -166,6 +166,14 @@ def _error(status: int, message: str) -> Response:
     return JSONResponse({"error": message}, status, headers=NO_STORE)
 
 
+def parse_since(text: str) -> tuple[int, int] | None:
+    """`?since=E,S` (epochs and steps a page already holds) as numbers; None when it is not."""
+    parts = text.split(",")
+    if len(parts) != 2 or not all(p.isdigit() and len(p) < 16 for p in parts):
+        return None
+    return int(parts[0]), int(parts[1])
+
+
 def default_cache() -> Path:
     """Where trials fetched from artifact stores are kept (one folder per user)."""
     return Path(tempfile.gettempdir()) / f"trainlab-dashboard-{os.getuid()}"
@@ -206,7 +214,13 @@ def create_app(
             studies.fetch_run(name)  # downloaded when the trial is first opened
         if not is_run(path):
             return _error(404, "no run of that name")
-        return _json(reader.detail(path))
+        since = request.query_params.get("since")
+        if since is None:
+            return _json(reader.detail(path))
+        held = parse_since(since)
+        if held is None:
+            return _error(400, "since: give the epochs and steps the page holds, as E,S")
+        return _json(reader.detail(path, held))
 
     def api_pictures(request: Request) -> Response:
         return _json(runs.loose_pictures())
