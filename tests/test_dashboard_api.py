@@ -292,3 +292,67 @@ def test_another_host_is_said_and_train_prints_the_command(tmp_path, capsys, mon
     assert main(["train", str(spirals), "--set", "train.epochs=1", "--out", str(out)]) == 0
     err = capsys.readouterr().err
     assert f"trainlab dashboard {tmp_path / 'mine'}" in err
+
+
+def test_a_poll_reads_only_what_was_appended_and_sends_only_what_changed(tmp_path, monkeypatch):
+    """metrics.jsonl and steps.jsonl are read on from where the last poll stopped: an unchanged
+    poll parses nothing, an appended epoch parses that line only; `?since=E,S` gets only the
+    epochs after E and no step curve while the steps are still S."""
+    import trainlab.dashboard.tail as tail
+
+    parsed: list[int] = []
+    parse = tail.parse_jsonl
+    monkeypatch.setattr(tail, "parse_jsonl", lambda text: parsed.append(len(text)) or parse(text))
+    root = tmp_path / "runs"
+    write_run(root / "grow", epochs=3, steps=3000, finished=False)
+    board = Dashboard(root, port=0).start()
+    try:
+        first = get_json(board, "/api/runs/grow")
+        assert first["metrics_total"] == 3 and first["steps"]["total"] == 3000
+        parsed.clear()
+        again = get_json(board, "/api/runs/grow?since=3,3000")
+        assert parsed == []  # nothing read again
+        assert again["metrics"] == [] and again["metrics_from"] == 3
+        assert again["steps"] == {"total": 3000, "unchanged": True}
+        assert again["epoch"] == 3 and again["val_accuracy"] == pytest.approx(0.43)
+        line = json.dumps({"epoch": 4, "val_accuracy": 0.9, "train_accuracy": 0.9}) + "\n"
+        with (root / "grow" / "metrics.jsonl").open("a") as f:
+            f.write(line)
+        with (root / "grow" / "steps.jsonl").open("a") as f:
+            f.write('{"step": 3001, "loss": 0.5}\n')
+        grown = get_json(board, "/api/runs/grow?since=3,3000")
+        assert sorted(parsed)[:2] == [len('{"step": 3001, "loss": 0.5}\n'), len(line)]
+        assert [m["epoch"] for m in grown["metrics"]] == [4] and grown["metrics_total"] == 4
+        assert grown["steps"]["total"] == 3001 and grown["steps"]["step"][-1] == 3001
+        assert grown["epoch"] == 4 and grown["val_accuracy"] == 0.9
+        whole = get_json(board, "/api/runs/grow")  # without since: everything, as before
+        assert [m["epoch"] for m in whole["metrics"]] == [1, 2, 3, 4]
+        assert get(board, "/api/runs/grow?since=x")[0] == 400
+    finally:
+        board.stop()
+
+
+def test_the_step_curve_is_bounded_and_the_same_read_at_once_or_as_it_grows(tmp_path):
+    """Only the downsampled curve is kept (never the rows): at most MAX_POINTS points whatever
+    the run's length, each bucket's extremes and both ends, and a file read in pieces as it
+    grows gives the curve read at once (the smoothed loss carried across the pieces)."""
+    from trainlab.dashboard.tail import StepCurve, Tail
+    from trainlab.smoothing import smooth
+
+    losses = [1e6 if s == 30_001 else 2.0 / math.sqrt(s) for s in range(1, 60_001)]
+    lines = [f'{{"step": {s}, "loss": {v}}}\n' for s, v in enumerate(losses, 1)]
+    whole, grown = tmp_path / "whole.jsonl", tmp_path / "grown.jsonl"
+    whole.write_text("".join(lines))
+    at_once = Tail(StepCurve).read(whole)
+    growing = Tail(StepCurve)
+    for a in range(0, len(lines), 7_777):
+        with grown.open("a") as f:
+            f.write("".join(lines[a : a + 7_777]))
+        curve = growing.read(grown)
+        assert curve.kept.shape[1] <= MAX_POINTS
+    a, b = at_once.points(), curve.points()
+    assert a["step"] == b["step"] and a["loss"] == b["loss"] and len(a["step"]) <= MAX_POINTS
+    assert b["smoothed"] == pytest.approx(a["smoothed"], rel=1e-9)
+    assert a["step"][0] == 1 and a["step"][-1] == 60_000 and 1e6 in a["loss"]
+    expected = smooth(losses, 0.98)
+    assert a["smoothed"] == pytest.approx([expected[int(s) - 1] for s in a["step"]], rel=1e-9)

@@ -6,6 +6,10 @@ its per-step loss raw and smoothed (downsampled on the server to at most MAX_POI
 keeping each bucket's lowest and highest point, so a spike survives), the advice, the config, the
 pictures it left, and ensemble members and averaged models.
 
+A `trainlab compare` folder (compare.json, compare.png, <config>/seed-<s>/ runs) is one entry of
+kind compare, not a run: its detail is the comparison (configs, verdicts), its picture and its
+seed runs, which are reached from its page as an ensemble's members are.
+
 Polls are cheap: metrics.jsonl and steps.jsonl are read on from where the last poll stopped
 (trainlab.dashboard.tail; only the downsampled step curve is kept, never the rows), and a page
 that says what it holds (`since`: its epochs and steps) gets only the epochs after those and no
@@ -40,6 +44,8 @@ from trainlab.dashboard.tail import finite as _finite
 from trainlab.plugins import first_line
 from trainlab.report.advice import UPDATE_RATIO_FAR, UPDATE_RATIO_TARGET
 from trainlab.rundir import (
+    COMPARE_MARK,
+    COMPARE_PICTURE,
     CONFIG,
     MEMBERS,
     METRICS,
@@ -84,8 +90,36 @@ def is_study_dir(path: Path) -> bool:
     return (path / TRIALS).is_dir()
 
 
+def is_comparison(path: Path) -> bool:
+    """A `trainlab compare` folder: its compare.json, or (still running) a config folder of
+    seed runs (<config>/config.yaml beside <config>/seed-0/)."""
+    if is_run(path):
+        return False
+    if (path / COMPARE_MARK).is_file():
+        return True
+    try:
+        return any(is_run(d) and is_run(d / "seed-0") for d in path.iterdir() if d.is_dir())
+    except OSError:
+        return False
+
+
+def seed_runs(path: Path) -> list[tuple[str, list[Path]]]:
+    """A comparison's configs (folder names) and their seed runs, in seed order."""
+
+    def seed(d: Path) -> int:
+        tail = d.name.removeprefix("seed-")
+        return int(tail) if tail.isdigit() else -1
+
+    groups = []
+    for d in sorted(p for p in path.iterdir() if p.is_dir() and is_run(p)):
+        seeds = [s for s in d.iterdir() if s.is_dir() and seed(s) >= 0 and is_run(s)]
+        groups.append((d.name, sorted(seeds, key=seed)))
+    return groups
+
+
 def find_runs(root: Path) -> list[Path]:
-    """Every run under root, not descending into runs (members) or study directories."""
+    """Every run (and comparison) under root, not descending into runs (members),
+    comparisons or study directories."""
     return walk(root)[0]
 
 
@@ -96,7 +130,7 @@ def walk(root: Path) -> tuple[list[Path], list[Path]]:
     others: list[Path] = []
     for dirpath, dirnames, _ in os.walk(root, followlinks=False):
         here = Path(dirpath)
-        if is_run(here):
+        if is_run(here) or is_comparison(here):
             runs.append(here)
             dirnames.clear()
         elif is_study_dir(here):
@@ -175,7 +209,7 @@ class RunReader:
         except Exception as exc:  # noqa: BLE001 (one run read wrong never hides the others)
             return self._unread(path, f"cannot be read: {first_line(exc)}")
 
-    def _unread(self, path: Path, error: str) -> dict[str, Any]:
+    def _unread(self, path: Path, error: str | None) -> dict[str, Any]:
         """The index row of a run nothing could be read of, saying why."""
         return {
             "name": self.prefix + relative_name(self.root, path),
@@ -190,6 +224,8 @@ class RunReader:
         }
 
     def _summary(self, path: Path, held: set[int] | None) -> dict[str, Any]:
+        if not is_run(path):
+            return self._comparison_row(path, held)
         epochs = self.epochs(path)
         result, _, error = self.checked(path)
         best_val = _finite(result.get("val_accuracy")) if result else None
@@ -208,6 +244,39 @@ class RunReader:
     def index(self) -> list[dict[str, Any]]:
         held = held_flock_inodes()
         return [self.summary(p, held) for p in find_runs(self.root)]
+
+    def _comparison_row(self, path: Path, held: set[int] | None) -> dict[str, Any]:
+        """The index row of a `trainlab compare` folder: completed once compare.json is
+        written, running while one of its seed runs is."""
+        report = self.cache.get(path / COMPARE_MARK, read_json_object)
+        groups = seed_runs(path) if self.cache.allowed(path) else []
+        status = "completed" if report is not None else "interrupted"
+        if report is None and any(lock_held(r, held) for _, runs in groups for r in runs):
+            status = "running"
+        broken = report is None and stat_key(path / COMPARE_MARK) is not None
+        return {
+            **self._unread(path, f"{COMPARE_MARK} is not a JSON object" if broken else None),
+            "kind": "compare",
+            "status": status,
+            "runs": sum(len(runs) for _, runs in groups),
+            "modified": _mtime(path / COMPARE_MARK) or _mtime(path),
+        }
+
+    def comparison(self, path: Path) -> dict[str, Any]:
+        """The page of a `trainlab compare` folder: its row, the comparison it wrote (the
+        --json object: configs, pairs with verdicts), its picture and its seed runs."""
+        held = held_flock_inodes()
+        picture = [n for n in self.pictures(path) if n.endswith("/" + COMPARE_PICTURE)]
+        return {
+            **self.summary(path, held),
+            "comparison": self.cache.get(path / COMPARE_MARK, read_json_object),
+            "picture": picture[0] if picture else None,
+            "pictures": self.pictures(path),
+            "groups": [
+                {"config": key, "runs": [self.summary(r, held) for r in runs]}
+                for key, runs in (seed_runs(path) if self.cache.allowed(path) else [])
+            ],
+        }
 
     def loose_pictures(self) -> list[str]:
         """Pictures under root outside runs and studies (lr-find, landscapes)."""

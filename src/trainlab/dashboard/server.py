@@ -37,7 +37,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from trainlab.dashboard.files import OutsideRoot, inside
-from trainlab.dashboard.runs import RunReader
+from trainlab.dashboard.runs import RunReader, is_comparison
 from trainlab.dashboard.studies import FETCHED, StudyReader
 from trainlab.errors import UserError
 from trainlab.rundir import is_run
@@ -212,6 +212,8 @@ def create_app(
             return _error(404, "no run of that name")
         if reader is fetched:
             studies.fetch_run(name)  # downloaded when the trial is first opened
+        if is_comparison(path):
+            return _json(reader.comparison(path))
         if not is_run(path):
             return _error(404, "no run of that name")
         since = request.query_params.get("since")

@@ -26,7 +26,7 @@ import numpy as np
 
 from trainlab.rundir import parse_jsonl
 
-CHUNK = 8 << 20  # bytes parsed at a time (a 2M-step file is read in ~15 pieces)
+CHUNK = 2 << 20  # bytes parsed at a time (a 2M-step file is read in ~60 pieces)
 MAX_POINTS = 2000  # points of a downsampled step curve (two per bucket)
 SMOOTH_BETA = 0.98  # the smoothed loss, as `trainlab train` plots it in curves.png
 
