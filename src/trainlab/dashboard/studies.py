@@ -121,7 +121,10 @@ class StudyReader:
         self._sources: dict[Path, Source | None] = {}
         self._studies: dict[tuple[int, str], Study] = {}  # kept: Optuna caches finished trials
         self._slugs: dict[str, tuple[Source, str]] = {}  # fetched folder -> (source, study)
-        self._importances: dict[tuple[int, str], tuple[int, float, dict[str, Any]]] = {}
+        # study -> (complete trials counted, when, importances or None while computing)
+        self._importances: dict[tuple[int, str], tuple[int, float, dict[str, Any] | None]] = {}
+        self._computing: set[tuple[int, str]] = set()
+        self._importance_lock = threading.Lock()
         self._lock = threading.Lock()  # one reader at a time per dashboard: short queries
         self._fetch_lock = threading.Lock()  # one download at a time (artifacts.fetch's temps)
 
@@ -261,18 +264,31 @@ class StudyReader:
         self, source: Source, study: Study, space: Any, trials: list[FrozenTrial]
     ) -> dict[str, Any]:
         """{params: [{path, importance}] (largest first), trials: the complete trials they come
-        from, note: why there are none}; cached until more trials are complete (and at least
-        IMPORTANCE_EVERY seconds old while the study grows)."""
-        complete = sum(1 for t in trials if t.state == TrialState.COMPLETE)
+        from, note: why there are none}. Computed in a thread (fANOVA takes seconds: the page
+        does not wait; it shows them on a later poll) on a copy of the complete trials, and
+        again when more trials are complete, at most every IMPORTANCE_EVERY seconds."""
+        done = [t for t in trials if t.state == TrialState.COMPLETE]
         key = (id(source.storage), study.study_name)
-        cached = self._importances.get(key)
-        if cached is not None and (
-            cached[0] == complete or time.monotonic() - cached[1] < IMPORTANCE_EVERY
-        ):
-            return cached[2]
-        found = _importances(study, space, complete)
-        self._importances[key] = (complete, time.monotonic(), found)
+        with self._importance_lock:
+            count, when, found = self._importances.get(key, (-1, -math.inf, None))
+            stale = count != len(done) and time.monotonic() - when >= IMPORTANCE_EVERY
+            if stale and key not in self._computing:
+                self._computing.add(key)
+                self._importances[key] = (count, time.monotonic(), found)
+                args = (key, study.direction, space, done)
+                threading.Thread(target=self._compute, args=args, daemon=True).start()
+        if found is None:
+            return {"params": [], "trials": len(done), "note": "computing the importances..."}
         return found
+
+    def _compute(self, key: tuple[int, str], direction: Any, space: Any, done: list) -> None:
+        try:
+            found = _importances(direction, space, done)
+        finally:
+            with self._importance_lock:
+                self._computing.discard(key)
+        with self._importance_lock:
+            self._importances[key] = (len(done), time.monotonic(), found)
 
     def _detail(self, study: Study, key: str, source: Source) -> dict[str, Any]:
         space = studies.searched_space(study)
@@ -345,17 +361,21 @@ class StudyReader:
         }
 
 
-def _importances(study: Study, space: Any, complete: int) -> dict[str, Any]:
-    """Optuna's parameter importances (fANOVA) over the complete trials, by config path."""
-    out: dict[str, Any] = {"params": [], "trials": complete, "note": None}
-    if complete < 2:
+def _importances(direction: Any, space: Any, done: list[FrozenTrial]) -> dict[str, Any]:
+    """Optuna's parameter importances (fANOVA) over the complete trials `done` (copied into an
+    in-memory study: the storage is not touched from this thread), by config path."""
+    out: dict[str, Any] = {"params": [], "trials": len(done), "note": None}
+    if len(done) < 2:
         out["note"] = "importances need 2 complete trials"
         return out
     paths = {d.param_name: d.name for d in space.dims}
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            found = optuna.importance.get_param_importances(study)
+            optuna.logging.set_verbosity(optuna.logging.WARNING)  # no "study created" line
+            copy = optuna.create_study(direction=direction)
+            copy.add_trials(done)
+            found = optuna.importance.get_param_importances(copy)
     except Exception as exc:  # noqa: BLE001 (params that differ between trials, a lone value)
         out["note"] = f"no importances: {first_line(exc)}"
         return out

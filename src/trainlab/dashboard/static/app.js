@@ -155,7 +155,7 @@ function runView(name) {
   const logBox = h("input", { type: "checkbox", id: "loss-log" });
   const slider = h("input", { type: "range", id: "smoothing", min: 0, max: 0.999, step: 0.001, value: SMOOTHING });
   const shown = h("span", { id: "smoothing-value", class: "num" }, SMOOTHING.toFixed(3));
-  fill(loss.controls, h("label", null, logBox, " log scale"), "   ", h("label", null, "smoothing ", slider, " ", shown));
+  fill(loss.controls, h("label", { class: "control" }, logBox, " log scale"), h("label", { class: "control" }, "smoothing ", slider, " ", shown));
   const acc = new LineChart(charts, "accuracy per epoch (train vs validation)", { x: "epoch", unit: true, integerX: true });
   acc.el.id = "acc-chart";
   const lr = new LineChart(charts, "learning rate", { x: "epoch", logY: true, integerX: true });
@@ -275,7 +275,9 @@ function comparePage(names) {
     const join = (getX, getY) => uPlot.join(rs.map(r => [getX(r), getY(r)]));
     val.update(join(r => col(r.metrics, "epoch"), r => col(r.metrics, "val_accuracy")), names);
     trainLoss.update(join(r => col(r.metrics, "epoch"), r => col(r.metrics, "train_loss")), names);
-    stepLoss.update(join(r => r.steps.step, r => r.steps.smoothed), names);
+    const stepData = join(r => r.steps.step, r => r.steps.smoothed);
+    stepLoss.opts.logY = wantsLog(stepData.slice(1));
+    stepLoss.update(stepData, names);
     const keys = [...new Set(rs.flatMap(r => Object.keys(r.config_values)))].sort();
     const differ = keys.filter(k => new Set(rs.map(r => JSON.stringify(r.config_values[k]))).size > 1);
     fill(diffs, differ.length ? table({ id: "diff-table" }, ["config", ...names], differ.map(k =>
@@ -307,7 +309,7 @@ function studyPage(name) {
   let seen = "";
   poll(async () => {
     const s = await getJSON("/api/studies/" + encodeURIComponent(name));
-    const key = JSON.stringify(s.trials.map(t => [t.state, t.curve.length, t.run]));
+    const key = JSON.stringify([s.trials.map(t => [t.state, t.curve.length, t.run]), s.importances]);
     fill(document.getElementById("status"), badge(s.status));
     if (key === seen) return;
     seen = key;
@@ -320,7 +322,7 @@ function studyPage(name) {
     const withCurve = done.filter(t => t.curve.length);
     const paths = s.space.map(d => d.path);
     const grouped = s.grouping != null;
-    const colour = t => colorOf(grouped ? (t.group == null ? 0 : t.group) : 0);
+    const colour = t => colorOf(grouped ? (t.group == null ? 0 : t.group) : t.number);
     curves.update(withCurve.map(t => ({ points: t.curve, color: colour(t), dash: (STATES[t.state] || STATES.complete).dash,
       cross: t.state === "diverged", lines: trialLines(t, paths) })));
     const groups = grouped ? [...new Set(done.map(t => t.group).filter(g => g != null))].sort((a, b) => a - b) : [];

@@ -60,6 +60,16 @@ function logTicks(lo, hi) {
 const INCRS = [];
 for (let e = -12; e <= 12; e++) [1, 2, 5].forEach(m => INCRS.push(Number((m * Math.pow(10, e)).toPrecision(3))));
 const axisValues = (u, splits) => splits.map(fmtTick);
+// A log axis keeps the ticks (and grid lines) at powers of ten, and at 2x and 5x between them
+// when it spans fewer than three decades: uPlot's 2..9 lines in every decade read as a grey band.
+function logFilter(u, splits) {
+  const pos = splits.filter(v => v > 0);
+  const few = pos.length && Math.log10(Math.max(...pos) / Math.min(...pos)) < 3;
+  return splits.map(v => {
+    const m = Number((v / Math.pow(10, Math.floor(Math.log10(v) + 1e-9))).toPrecision(3));
+    return m === 1 || (few && (m === 2 || m === 5)) ? v : null;
+  });
+}
 
 // Whether a positive series spans enough to need a log axis (largest / smallest > 30).
 function wantsLog(series) {
@@ -136,7 +146,8 @@ function LineChart(el, title, opts) {
       scales: { x: { time: false }, y },
       axes: [
         { label: opts.x || "", values: axisValues, incrs: opts.integerX ? INCRS.filter(v => v >= 1) : INCRS },
-        { label: opts.yLabel || "", size: 60, values: axisValues, incrs: opts.logY ? undefined : INCRS },
+        { label: opts.yLabel || "", size: 60, values: axisValues, incrs: opts.logY ? undefined : INCRS,
+          ...(opts.logY ? { filter: logFilter, grid: { filter: logFilter }, ticks: { filter: logFilter } } : {}) },
       ],
       cursor: { drag: { x: true, y: false } },
     }, data, box);
