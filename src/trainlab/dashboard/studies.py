@@ -44,7 +44,7 @@ DEFAULT_DB = "trainlab.db"
 PICTURES = (".png", ".svg", ".jpg")
 LEADERBOARD_ROWS = 100  # the page shows the top of it; leaderboard.csv has every row
 FETCHED = "@fetched"  # run names of trials fetched from an artifact store into the cache
-IMPORTANCE_EVERY = 30.0  # seconds between two importance computations of a growing study
+IMPORTANCE_EVERY = 10.0  # seconds between two importance computations of a growing study
 
 
 def read_only_url(db: Path) -> str:
@@ -271,7 +271,8 @@ class StudyReader:
         key = (id(source.storage), study.study_name)
         with self._importance_lock:
             count, when, found = self._importances.get(key, (-1, -math.inf, None))
-            stale = count != len(done) and time.monotonic() - when >= IMPORTANCE_EVERY
+            waited = not (found or {}).get("params") or time.monotonic() - when >= IMPORTANCE_EVERY
+            stale = count != len(done) and waited
             if stale and key not in self._computing:
                 self._computing.add(key)
                 self._importances[key] = (count, time.monotonic(), found)

@@ -29,13 +29,14 @@ function fmtTick(v) {
   return String(Number(v.toPrecision(6)));
 }
 
-// Ticks between lo and hi, about n of them: multiples of 1, 2 or 5 times a power of ten
-// (whole numbers only when `integer`, as epochs are).
+// Ticks between lo and hi, at most n + 1 of them: multiples of the finest of 1, 2 or 5 times a
+// power of ten that gives so few (whole numbers only when `integer`, as epochs are).
 function niceTicks(lo, hi, n, integer) {
   if (!(hi > lo)) return [lo];
   const raw = (hi - lo) / Math.max(1, n);
   const p = Math.pow(10, Math.floor(Math.log10(raw)));
-  let step = [1, 2, 5, 10].map(m => m * p).find(s => s >= raw * 0.999);
+  const count = s => Math.floor(hi / s + 1e-9) - Math.ceil(lo / s - 1e-9) + 1;
+  let step = [1, 2, 5, 10, 20].map(m => m * p).filter(s => !integer || s >= 1).find(s => count(s) <= n + 1) || 20 * p;
   if (integer) step = Math.max(1, Math.round(step));
   const out = [];
   for (let k = Math.ceil(lo / step - 1e-9); k * step <= hi + step * 1e-9; k++) out.push(Number((k * step).toPrecision(12)));
