@@ -150,7 +150,7 @@ class RunReader:
         self.prefix = prefix
         self.cache = FileCache(root)
         self._tails: dict[tuple[Path, type], Tail] = {}
-        self._tail_lock = threading.Lock()  # requests run in threads; a tail reads one at a time
+        self._tail_lock = threading.Lock()  # requests run in threads: one finds or makes a tail
 
     def _read(self, path: Path, fold: type) -> tuple[Any, Path | None, int]:
         """(fold of `path` brought up to date, its real path, bytes read) through `contained`
@@ -160,6 +160,7 @@ class RunReader:
             return fold(), None, 0
         with self._tail_lock:
             tail = self._tails.setdefault((path, fold), Tail(fold))
+        with tail.lock:  # one reader per file; other runs are read meanwhile
             return tail.read(real), real, tail.offset
 
     def epochs(self, path: Path) -> Epochs:

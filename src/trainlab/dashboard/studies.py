@@ -125,6 +125,7 @@ class StudyReader:
         self._importances: dict[tuple[int, str], tuple[int, float, dict[str, Any] | None]] = {}
         self._computing: set[tuple[int, str]] = set()
         self._importance_lock = threading.Lock()
+        self._importance_slot = threading.Lock()
         self._lock = threading.Lock()  # one reader at a time per dashboard: short queries
         self._fetch_lock = threading.Lock()  # one download at a time (artifacts.fetch's temps)
 
@@ -283,13 +284,15 @@ class StudyReader:
         return found
 
     def _compute(self, key: tuple[int, str], direction: Any, space: Any, done: list) -> None:
+        found = None
         try:
-            found = _importances(direction, space, done)
+            with self._importance_slot:  # one computation at a time (a CPU each)
+                found = _importances(direction, space, done)
         finally:
             with self._importance_lock:
                 self._computing.discard(key)
-        with self._importance_lock:
-            self._importances[key] = (len(done), time.monotonic(), found)
+                if found is not None:
+                    self._importances[key] = (len(done), time.monotonic(), found)
 
     def _detail(self, study: Study, key: str, source: Source) -> dict[str, Any]:
         space = studies.searched_space(study)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 import os
+import threading
 from array import array
 from pathlib import Path
 from typing import Any, Protocol
@@ -41,7 +42,8 @@ class Tail:
 
     def __init__(self, make: type) -> None:
         self.make = make
-        self.fold: Any = make()
+        self.lock = threading.Lock()  # held by its reader (requests run in threads)
+        self.fold: Fold = make()
         self.inode: int | None = None
         self.offset = 0  # bytes read: the end of the last row taken
         self.ended = False  # a damaged line was met: nothing after it is read
@@ -82,7 +84,7 @@ class Tail:
             self.ended = True
             return False
         body = data[:cut]
-        text = body.decode(errors="replace")  # a line that is no UTF-8 does not parse
+        text = body.decode(errors="replace")  # a byte that is no UTF-8 reads as U+FFFD
         starts = _starts(body, self.offset)
         lines = len(starts) - 1
         rows = parse_jsonl(text) if lines else []
