@@ -11,7 +11,7 @@ const STATES = {
   pruned: { dash: [5, 4], marker: "ring", label: "pruned (stopped early)" },
   diverged: { dash: [2, 3], marker: "cross", label: "diverged" },
   failed: { dash: [1, 4], marker: "square", label: "failed" },
-  running: { dash: [], marker: "ring", label: "running" },
+  running: { dash: [8, 3, 2, 3], marker: "plus", label: "running" },
 };
 
 function colorOf(i) { return PALETTE[((i % 10) + 10) % 10]; }
@@ -185,7 +185,7 @@ function hoverable(canvas, find) {
   canvas.addEventListener("mouseleave", () => tip.hide());
 }
 
-// A scatter marker for a trial's state (dot, ring, cross, square).
+// A scatter marker for a trial's state (dot, ring, cross, square, plus).
 function marker(g, x, y, state, color) {
   const m = (STATES[state] || STATES.complete).marker;
   g.strokeStyle = color; g.fillStyle = color; g.lineWidth = 1.5;
@@ -193,6 +193,7 @@ function marker(g, x, y, state, color) {
   if (m === "dot") { g.arc(x, y, 3.5, 0, 7); g.fill(); }
   else if (m === "ring") { g.arc(x, y, 3.5, 0, 7); g.stroke(); }
   else if (m === "square") { g.rect(x - 3, y - 3, 6, 6); g.stroke(); }
+  else if (m === "plus") { g.moveTo(x - 4, y); g.lineTo(x + 4, y); g.moveTo(x, y - 4); g.lineTo(x, y + 4); g.stroke(); }
   else { g.moveTo(x - 4, y - 4); g.lineTo(x + 4, y + 4); g.moveTo(x + 4, y - 4); g.lineTo(x - 4, y + 4); g.stroke(); }
   g.lineWidth = 1;
 }
