@@ -175,6 +175,7 @@ def test_a_run_started_now_appears_and_its_chart_gains_epochs(board, page):
         "1.02",
         "3",
     ]
+    assert page.evaluate("[wantsLog([[2.3, 0.05]]), wantsLog([[2.3, 0.5]])]") == [True, False]
     assert page.evaluate("niceTicks(1, 8, 4, true)") == [2, 4, 6, 8]
     assert page.evaluate("niceTicks(0.41, 0.99, 4)") == [0.5, 0.6, 0.7, 0.8, 0.9]
     assert page.evaluate("logTicks(-4, 0).map(v => Math.round(10 ** v * 1e6) / 1e6)") == [
@@ -211,6 +212,10 @@ def test_study_page_draws_every_curve_and_the_parameter_plots(board, page):
     assert int(page.get_attribute("#pc svg", "data-lines")) >= 1
     assert "best trial" in page.inner_text("#best")
     assert "of 4 trials" in page.inner_text("#board") or "all 4 trials" in page.inner_text("#board")
+    page.goto(server.url + "run/search/spi/trials/0001")  # a trial keeps no per-step loss
+    note = "document.querySelector('#loss-chart .note')?.textContent"
+    page.wait_for_function(note, timeout=10_000)
+    assert "steps are not kept for search trials" in page.inner_text("#loss-chart .note")
 
 
 def test_a_compare_folder_shows_its_verdict_picture_and_runs(board, page):
