@@ -292,3 +292,148 @@ def test_another_host_is_said_and_train_prints_the_command(tmp_path, capsys, mon
     assert main(["train", str(spirals), "--set", "train.epochs=1", "--out", str(out)]) == 0
     err = capsys.readouterr().err
     assert f"trainlab dashboard {tmp_path / 'mine'}" in err
+
+
+def test_a_poll_reads_only_what_was_appended_and_sends_only_what_changed(tmp_path, monkeypatch):
+    """metrics.jsonl and steps.jsonl are read on from where the last poll stopped: an unchanged
+    poll parses nothing, an appended epoch parses that line only; `?since=E,S` gets only the
+    epochs after E and no step curve while the steps are still S."""
+    import trainlab.dashboard.tail as tail
+
+    parsed: list[int] = []
+    parse = tail.parse_jsonl
+    monkeypatch.setattr(tail, "parse_jsonl", lambda text: parsed.append(len(text)) or parse(text))
+    root = tmp_path / "runs"
+    write_run(root / "grow", epochs=3, steps=3000, finished=False)
+    board = Dashboard(root, port=0).start()
+    try:
+        first = get_json(board, "/api/runs/grow")
+        assert first["metrics_total"] == 3 and first["steps"]["total"] == 3000
+        parsed.clear()
+        again = get_json(board, "/api/runs/grow?since=3,3000")
+        assert parsed == []  # nothing read again
+        assert again["metrics"] == [] and again["metrics_from"] == 3
+        assert again["steps"] == {"total": 3000, "unchanged": True}
+        assert again["epoch"] == 3 and again["val_accuracy"] == pytest.approx(0.43)
+        line = json.dumps({"epoch": 4, "val_accuracy": 0.9, "train_accuracy": 0.9}) + "\n"
+        with (root / "grow" / "metrics.jsonl").open("a") as f:
+            f.write(line)
+        with (root / "grow" / "steps.jsonl").open("a") as f:
+            f.write('{"step": 3001, "loss": 0.5}\n')
+        grown = get_json(board, "/api/runs/grow?since=3,3000")
+        assert sorted(parsed)[:2] == [len('{"step": 3001, "loss": 0.5}\n'), len(line)]
+        assert [m["epoch"] for m in grown["metrics"]] == [4] and grown["metrics_total"] == 4
+        assert grown["steps"]["total"] == 3001 and grown["steps"]["step"][-1] == 3001
+        assert grown["epoch"] == 4 and grown["val_accuracy"] == 0.9
+        whole = get_json(board, "/api/runs/grow")  # without since: everything, as before
+        assert [m["epoch"] for m in whole["metrics"]] == [1, 2, 3, 4]
+        assert get(board, "/api/runs/grow?since=x")[0] == 400
+    finally:
+        board.stop()
+
+
+def test_the_step_curve_is_bounded_and_the_same_read_at_once_or_as_it_grows(tmp_path):
+    """Only the downsampled curve is kept (never the rows): at most MAX_POINTS points whatever
+    the run's length, each bucket's extremes and both ends, and a file read in pieces as it
+    grows gives the curve read at once (the smoothed loss carried across the pieces)."""
+    from trainlab.dashboard.tail import StepCurve, Tail
+    from trainlab.smoothing import smooth
+
+    losses = [1e6 if s == 30_001 else 2.0 / math.sqrt(s) for s in range(1, 60_001)]
+    lines = [f'{{"step": {s}, "loss": {v}}}\n' for s, v in enumerate(losses, 1)]
+    whole, grown = tmp_path / "whole.jsonl", tmp_path / "grown.jsonl"
+    whole.write_text("".join(lines))
+    at_once = Tail(StepCurve).read(whole)
+    growing = Tail(StepCurve)
+    for a in range(0, len(lines), 7_777):
+        with grown.open("a") as f:
+            f.write("".join(lines[a : a + 7_777]))
+        curve = growing.read(grown)
+        assert curve.kept.shape[1] <= MAX_POINTS
+    a, b = at_once.points(), curve.points()
+    assert a["step"] == b["step"] and a["loss"] == b["loss"] and len(a["step"]) <= MAX_POINTS
+    assert b["smoothed"] == pytest.approx(a["smoothed"], rel=1e-9)
+    assert a["step"][0] == 1 and a["step"][-1] == 60_000 and 1e6 in a["loss"]
+    expected = smooth(losses, 0.98)
+    assert a["smoothed"] == pytest.approx([expected[int(s) - 1] for s in a["step"]], rel=1e-9)
+
+
+def write_comparison(folder: Path, finished: bool = True) -> None:
+    """A `trainlab compare` folder as compare() leaves it: <config>/config.yaml beside its seed
+    runs, and (once finished) compare.json and compare.png."""
+    for key in ("a", "b"):
+        (folder / key).mkdir(parents=True)
+        (folder / key / "config.yaml").write_text("data: {name: spirals}\n")
+        for s in (0, 1):
+            write_run(folder / key / f"seed-{s}", epochs=2, steps=0)
+    if finished:
+        pair = {"a": "a", "b": "b", "diff": 0.01, "ci_low": -0.1, "ci_high": 0.12}
+        pair.update(p_value=0.5, better=None, verdict="no difference between a and b")
+        configs = [{"name": k, "mean": 0.5, "std": 0.0, "n": 2, "runs": k} for k in "ab"]
+        report = {"configs": configs, "pairs": [pair], "seeds": [0, 1], "metric": "test_accuracy"}
+        (folder / "compare.json").write_text(json.dumps(report))
+        (folder / "compare.png").write_bytes(b"\x89PNG\r\n\x1a\ncompare")
+
+
+def test_a_compare_folder_is_a_comparison_with_its_verdicts_picture_and_runs(tmp_path):
+    """Not an interrupted run per config: one entry of kind compare, whose detail is the
+    comparison, its picture and links to every seed run (which open as runs)."""
+    root = tmp_path / "runs"
+    write_comparison(root / "cmp")
+    write_comparison(root / "going", finished=False)
+    board = Dashboard(root, port=0).start()
+    try:
+        rows = {r["name"]: r for r in get_json(board, "/api/runs")}
+        assert set(rows) == {"cmp", "going"}  # not cmp/a, cmp/b: their configs
+        assert rows["cmp"]["kind"] == rows["going"]["kind"] == "compare"
+        assert rows["cmp"]["status"] == "completed" and rows["going"]["status"] == "interrupted"
+        assert rows["cmp"]["runs"] == 4 and rows["cmp"]["error"] is None
+        cmp = get_json(board, "/api/runs/cmp")
+        assert cmp["comparison"]["pairs"][0]["verdict"] == "no difference between a and b"
+        assert cmp["picture"] == "cmp/compare.png"
+        assert [g["config"] for g in cmp["groups"]] == ["a", "b"]
+        names = [r["name"] for r in cmp["groups"][0]["runs"]]
+        assert names == ["cmp/a/seed-0", "cmp/a/seed-1"]
+        assert get_json(board, "/api/runs/" + names[1])["test_accuracy"] == 0.5
+        assert get_json(board, "/api/runs/going")["comparison"] is None
+    finally:
+        board.stop()
+
+
+def test_importances_and_each_trials_best_epoch(tmp_path):
+    """Parameter importances (Optuna's fANOVA) arrive on a later poll (computed in a thread,
+    the page never waits); a diverged trial reports the val accuracy of its best epoch beside
+    its best epoch's test accuracy, not its collapsed last one."""
+    root = tmp_path / "runs"
+    root.mkdir()
+    url = f"sqlite:///{root}/trainlab.db"
+    add_trials(url, "imp", 8, root / "search" / "imp")
+    study = optuna.load_study(study_name="imp", storage=studies.open_storage(url))
+    t = study.ask(DISTS)
+    t.report(0.6, 1)
+    t.report(0.1, 2)
+    t.set_user_attr("outcome", "diverged")
+    t.set_user_attr("test_accuracy", 0.58)
+    study.tell(t, state=optuna.trial.TrialState.PRUNED)
+    board = Dashboard(root, port=0).start()
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            s = get_json(board, "/api/studies/imp")
+            if s["importances"]["params"] or time.monotonic() > deadline:
+                break
+            assert s["importances"]["note"] == "computing the importances..."
+            time.sleep(0.5)
+        found = s["importances"]
+        assert {p["path"] for p in found["params"]} == {"optim.lr", "optim.betas.0"}
+        assert found["trials"] == 8 and sum(p["importance"] for p in found["params"]) == (
+            pytest.approx(1.0)
+        )
+        diverged = s["trials"][-1]
+        assert diverged["state"] == "diverged" and diverged["value"] == pytest.approx(0.1)
+        assert diverged["best_value"] == pytest.approx(0.6)
+        row = next(r for r in s["leaderboard"] if r["trial"] == diverged["number"])
+        assert row["best_value"] == pytest.approx(0.6) and row["test_accuracy"] == 0.58
+        assert s["trials"][0]["best_value"] == s["trials"][0]["value"]
+    finally:
+        board.stop()

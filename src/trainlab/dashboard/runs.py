@@ -6,6 +6,15 @@ its per-step loss raw and smoothed (downsampled on the server to at most MAX_POI
 keeping each bucket's lowest and highest point, so a spike survives), the advice, the config, the
 pictures it left, and ensemble members and averaged models.
 
+A `trainlab compare` folder (compare.json, compare.png, <config>/seed-<s>/ runs) is one entry of
+kind compare, not a run: its detail is the comparison (configs, verdicts), its picture and its
+seed runs, which are reached from its page as an ensemble's members are.
+
+Polls are cheap: metrics.jsonl and steps.jsonl are read on from where the last poll stopped
+(trainlab.dashboard.tail; only the downsampled step curve is kept, never the rows), and a page
+that says what it holds (`since`: its epochs and steps) gets only the epochs after those and no
+step curve when no step was added.
+
 One damaged run never hides the others: a file linking outside the served directory is not
 read, a result.json that is no object or whose advice is no list of {code, message}, a config.yaml
 that is no YAML mapping are left out, and the run's `error` says why in one line (anything
@@ -14,25 +23,29 @@ else that goes wrong reading a run is said there too); the rest of the run is sh
 
 from __future__ import annotations
 
-import math
 import os
+import threading
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import yaml
 
 from trainlab.dashboard.files import (
     FileCache,
+    contained,
     read_text,
     relative_name,
     served_files,
     stat_key,
 )
 from trainlab.dashboard.liveness import held_flock_inodes, lock_held, recently_changed
+from trainlab.dashboard.tail import MAX_POINTS, Epochs, StepCurve, Tail, read_rows
+from trainlab.dashboard.tail import finite as _finite
 from trainlab.plugins import first_line
 from trainlab.report.advice import UPDATE_RATIO_FAR, UPDATE_RATIO_TARGET
 from trainlab.rundir import (
+    COMPARE_MARK,
+    COMPARE_PICTURE,
     CONFIG,
     MEMBERS,
     METRICS,
@@ -42,12 +55,9 @@ from trainlab.rundir import (
     RunDir,
     is_run,
     read_json_object,
-    read_jsonl,
 )
-from trainlab.smoothing import smooth
 
-MAX_POINTS = 2000  # points of a downsampled step curve (two per bucket)
-SMOOTH_BETA = 0.98  # the smoothed loss, as `trainlab train` plots it in curves.png
+__all__ = ["MAX_POINTS", "RunReader"]
 PICTURES = (".png", ".svg", ".jpg")
 MEMBER_DIRS = (MEMBERS,)
 STATUSES = ("running", "completed", "early_stopping", "diverged", "interrupted")
@@ -59,6 +69,8 @@ UPDATE_RATIO_BAND = [
 # what the run page gets of a run that cannot be read (beside its index row and error)
 UNREAD_DETAIL = {
     "metrics": [],
+    "metrics_from": 0,
+    "metrics_total": 0,
     "steps": {"total": 0, "step": [], "loss": [], "smoothed": []},
     "result": None,
     "advice_all": [],
@@ -78,8 +90,36 @@ def is_study_dir(path: Path) -> bool:
     return (path / TRIALS).is_dir()
 
 
+def is_comparison(path: Path) -> bool:
+    """A `trainlab compare` folder: its compare.json, or (still running) a config folder of
+    seed runs (<config>/config.yaml beside <config>/seed-0/)."""
+    if is_run(path):
+        return False
+    if (path / COMPARE_MARK).is_file():
+        return True
+    try:
+        return any(is_run(d) and is_run(d / "seed-0") for d in path.iterdir() if d.is_dir())
+    except OSError:
+        return False
+
+
+def seed_runs(path: Path) -> list[tuple[str, list[Path]]]:
+    """A comparison's configs (folder names) and their seed runs, in seed order."""
+
+    def seed(d: Path) -> int:
+        tail = d.name.removeprefix("seed-")
+        return int(tail) if tail.isdigit() else -1
+
+    groups = []
+    for d in sorted(p for p in path.iterdir() if p.is_dir() and is_run(p)):
+        seeds = [s for s in d.iterdir() if s.is_dir() and seed(s) >= 0 and is_run(s)]
+        groups.append((d.name, sorted(seeds, key=seed)))
+    return groups
+
+
 def find_runs(root: Path) -> list[Path]:
-    """Every run under root, not descending into runs (members) or study directories."""
+    """Every run (and comparison) under root, not descending into runs (members),
+    comparisons or study directories."""
     return walk(root)[0]
 
 
@@ -90,7 +130,7 @@ def walk(root: Path) -> tuple[list[Path], list[Path]]:
     others: list[Path] = []
     for dirpath, dirnames, _ in os.walk(root, followlinks=False):
         here = Path(dirpath)
-        if is_run(here):
+        if is_run(here) or is_comparison(here):
             runs.append(here)
             dirnames.clear()
         elif is_study_dir(here):
@@ -101,29 +141,6 @@ def walk(root: Path) -> tuple[list[Path], list[Path]]:
     return sorted(runs), others
 
 
-def downsample(x: np.ndarray, *ys: np.ndarray, max_points: int = MAX_POINTS) -> np.ndarray:
-    """Indices (sorted) of at most `max_points` points: the lowest and highest of `ys[0]` in each
-    of max_points // 2 equal buckets, plus the last point. All points when there are few."""
-    n = len(x)
-    if n <= max_points:
-        return np.arange(n)
-    y = ys[0]
-    buckets = max_points // 2 - 1
-    edges = np.linspace(0, n - 1, buckets + 1).astype(int)
-    keep = [0, n - 1]
-    safe = np.where(np.isfinite(y), y, np.inf)
-    high = np.where(np.isfinite(y), y, -np.inf)
-    for a, b in zip(edges[:-1], edges[1:]):
-        b = max(b, a + 1)
-        keep.append(a + int(np.argmin(safe[a:b])))
-        keep.append(a + int(np.argmax(high[a:b])))
-    return np.unique(np.array(keep))
-
-
-def _finite(v: Any) -> float | None:
-    return float(v) if isinstance(v, (int, float)) and math.isfinite(v) else None
-
-
 class RunReader:
     """Reads runs under `root`, caching parsed files until they change; their names in URLs are
     `prefix` + their path under root (the fetch cache's runs: ``@fetched/...``)."""
@@ -132,6 +149,33 @@ class RunReader:
         self.root = root
         self.prefix = prefix
         self.cache = FileCache(root)
+        self._tails: dict[tuple[Path, type], Tail] = {}
+        self._tail_lock = threading.Lock()  # requests run in threads: one finds or makes a tail
+
+    def _read(self, path: Path, fold: type) -> tuple[Any, Path | None, int]:
+        """(fold of `path` brought up to date, its real path, bytes read) through `contained`
+        (a file that links out of DIR reads as missing)."""
+        real = contained(self.root, path)
+        if real is None:
+            return fold(), None, 0
+        with self._tail_lock:
+            tail = self._tails.setdefault((path, fold), Tail(fold))
+        with tail.lock:  # one reader per file; other runs are read meanwhile
+            return tail.read(real), real, tail.offset
+
+    def epochs(self, path: Path) -> Epochs:
+        """What the index needs of metrics.jsonl: its rows' count, last row, best val accuracy."""
+        return self._read(path / METRICS, Epochs)[0]
+
+    def metrics(self, path: Path, first: int = 0) -> list[dict[str, Any]]:
+        """metrics.jsonl's rows from `first` on (re-read from where they start)."""
+        epochs, real, end = self._read(path / METRICS, Epochs)
+        if real is None or first >= len(epochs):
+            return []
+        try:
+            return read_rows(real, epochs, end, first)
+        except OSError:
+            return []
 
     # ----------------------------------------------------------------- one row of the index
 
@@ -168,7 +212,7 @@ class RunReader:
         except Exception as exc:  # noqa: BLE001 (one run read wrong never hides the others)
             return self._unread(path, f"cannot be read: {first_line(exc)}")
 
-    def _unread(self, path: Path, error: str) -> dict[str, Any]:
+    def _unread(self, path: Path, error: str | None) -> dict[str, Any]:
         """The index row of a run nothing could be read of, saying why."""
         return {
             "name": self.prefix + relative_name(self.root, path),
@@ -183,18 +227,18 @@ class RunReader:
         }
 
     def _summary(self, path: Path, held: set[int] | None) -> dict[str, Any]:
-        metrics = self.cache.get(path / METRICS, read_jsonl, [])
+        if not is_run(path):
+            return self._comparison_row(path, held)
+        epochs = self.epochs(path)
         result, _, error, refused = self.checked(path)
-        vals = [_finite(m.get("val_accuracy")) for m in metrics]
-        vals = [v for v in vals if v is not None]
         best_val = _finite(result.get("val_accuracy")) if result else None
         return {
             "name": self.prefix + relative_name(self.root, path),
             "kind": "run" if CONFIG in refused else RunDir(path).kind(),
             "error": error,
             "status": self.status(path, result, held),
-            "epoch": metrics[-1].get("epoch") if metrics else None,
-            "val_accuracy": best_val if best_val is not None else (max(vals) if vals else None),
+            "epoch": epochs.last.get("epoch") if epochs.last else None,
+            "val_accuracy": best_val if best_val is not None else epochs.best_val,
             "test_accuracy": _finite(result.get("test_accuracy")) if result else None,
             "advice": [a["code"] for a in (result or {}).get("advice", [])],
             "modified": _mtime(path / METRICS) or _mtime(path / CONFIG),
@@ -204,35 +248,58 @@ class RunReader:
         held = held_flock_inodes()
         return [self.summary(p, held) for p in find_runs(self.root)]
 
+    def _comparison_row(self, path: Path, held: set[int] | None) -> dict[str, Any]:
+        """The index row of a `trainlab compare` folder: completed once compare.json is
+        written, running while one of its seed runs is."""
+        report = self.cache.get(path / COMPARE_MARK, read_json_object)
+        groups = seed_runs(path) if self.cache.allowed(path) else []
+        status = "completed" if report is not None else "interrupted"
+        if report is None and any(lock_held(r, held) for _, runs in groups for r in runs):
+            status = "running"
+        broken = report is None and stat_key(path / COMPARE_MARK) is not None
+        return {
+            **self._unread(path, f"{COMPARE_MARK} is not a JSON object" if broken else None),
+            "kind": "compare",
+            "status": status,
+            "runs": sum(len(runs) for _, runs in groups),
+            "modified": _mtime(path / COMPARE_MARK) or _mtime(path),
+        }
+
+    def comparison(self, path: Path) -> dict[str, Any]:
+        """The page of a `trainlab compare` folder: its row, the comparison it wrote (the
+        --json object: configs, pairs with verdicts), its picture and its seed runs."""
+        held = held_flock_inodes()
+        picture = [n for n in self.pictures(path) if n.endswith("/" + COMPARE_PICTURE)]
+        return {
+            **self.summary(path, held),
+            "comparison": self.cache.get(path / COMPARE_MARK, read_json_object),
+            "picture": picture[0] if picture else None,
+            "pictures": self.pictures(path),
+            "groups": [
+                {"config": key, "runs": [self.summary(r, held) for r in runs]}
+                for key, runs in (seed_runs(path) if self.cache.allowed(path) else [])
+            ],
+        }
+
     def loose_pictures(self) -> list[str]:
         """Pictures under root outside runs and studies (lr-find, landscapes)."""
         return [name for d in walk(self.root)[1] for name in served_files(self.root, d, PICTURES)]
 
     # ----------------------------------------------------------------- one run
 
-    def steps(self, path: Path) -> dict[str, Any]:
-        """The per-step loss, raw and smoothed, downsampled; `total` is the steps recorded."""
-        rows = self.cache.get(path / STEPS, read_jsonl, [])
-        steps = [r.get("step", i + 1) for i, r in enumerate(rows)]
-        try:
-            step = np.array(steps, dtype=float)
-        except (TypeError, ValueError):  # a step that is no number: its row's number instead
-            step = np.array([i + 1 if _finite(s) is None else s for i, s in enumerate(steps)])
-        loss = np.array([_finite(r.get("loss")) or math.nan for r in rows], dtype=float)
-        smoothed = np.array(smooth(loss.tolist(), SMOOTH_BETA), dtype=float) if len(rows) else loss
-        keep = downsample(step, loss)
-        return {
-            "total": len(rows),
-            "step": step[keep].tolist(),
-            "loss": _nan_to_none(loss[keep]),
-            "smoothed": _nan_to_none(smoothed[keep]),
-        }
+    def steps(self, path: Path, had: int | None = None) -> dict[str, Any]:
+        """The per-step loss, raw and smoothed, downsampled; `total` is the steps recorded.
+        Just {total, unchanged: true} when the page `had` that many already."""
+        curve = self._read(path / STEPS, StepCurve)[0]
+        return {"total": had, "unchanged": True} if had == curve.total else curve.points()
 
-    def detail(self, path: Path) -> dict[str, Any]:
+    def detail(self, path: Path, since: tuple[int, int] | None = None) -> dict[str, Any]:
         """Everything the run page shows; what cannot be read is left empty and said in
-        `error` (the page still answers)."""
+        `error` (the page still answers). `since` (epochs, steps) is what the page already
+        holds: `metrics` then starts at that epoch's row (`metrics_from`), and `steps` is
+        {total, unchanged: true} when the steps recorded are still that many."""
         try:
-            return self._detail(path)
+            return self._detail(path, since)
         except Exception as exc:  # noqa: BLE001 (the page shows what it can, and why not more)
             return {
                 **self.summary(path),
@@ -240,8 +307,11 @@ class RunReader:
                 "error": f"cannot be read: {first_line(exc)}",
             }
 
-    def _detail(self, path: Path) -> dict[str, Any]:
+    def _detail(self, path: Path, since: tuple[int, int] | None) -> dict[str, Any]:
         held = held_flock_inodes()
+        first, had_steps = since or (0, 0)
+        total = len(self.epochs(path))
+        first = first if first <= total else 0  # a file replaced by a shorter one: all again
         result, config, _, _ = self.checked(path)
         members = [
             self.summary(d, held)
@@ -256,8 +326,10 @@ class RunReader:
         }
         return {
             **self.summary(path, held),
-            "metrics": self.cache.get(path / METRICS, read_jsonl, []),
-            "steps": self.steps(path),
+            "metrics": self.metrics(path, first),
+            "metrics_from": first,
+            "metrics_total": total,
+            "steps": self.steps(path) if since is None else self.steps(path, had_steps),
             "result": result,
             "advice_all": (result or {}).get("advice", []),
             "update_ratio_band": UPDATE_RATIO_BAND,
@@ -315,7 +387,3 @@ def _mtime(path: Path) -> float | None:
         return os.stat(path).st_mtime
     except OSError:
         return None
-
-
-def _nan_to_none(a: np.ndarray) -> list[float | None]:
-    return [None if not math.isfinite(v) else float(v) for v in a.tolist()]

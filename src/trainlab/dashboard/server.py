@@ -37,7 +37,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from trainlab.dashboard.files import OutsideRoot, inside
-from trainlab.dashboard.runs import RunReader
+from trainlab.dashboard.runs import RunReader, is_comparison
 from trainlab.dashboard.studies import FETCHED, StudyReader
 from trainlab.errors import UserError
 from trainlab.rundir import is_run
@@ -166,6 +166,14 @@ def _error(status: int, message: str) -> Response:
     return JSONResponse({"error": message}, status, headers=NO_STORE)
 
 
+def parse_since(text: str) -> tuple[int, int] | None:
+    """`?since=E,S` (epochs and steps a page already holds) as numbers; None when it is not."""
+    parts = text.split(",")
+    if len(parts) != 2 or not all(p.isdigit() and len(p) < 16 for p in parts):
+        return None
+    return int(parts[0]), int(parts[1])
+
+
 def default_cache() -> Path:
     """Where trials fetched from artifact stores are kept (one folder per user)."""
     return Path(tempfile.gettempdir()) / f"trainlab-dashboard-{os.getuid()}"
@@ -204,9 +212,17 @@ def create_app(
             return _error(404, "no run of that name")
         if reader is fetched:
             studies.fetch_run(name)  # downloaded when the trial is first opened
+        if is_comparison(path):
+            return _json(reader.comparison(path))
         if not is_run(path):
             return _error(404, "no run of that name")
-        return _json(reader.detail(path))
+        since = request.query_params.get("since")
+        if since is None:
+            return _json(reader.detail(path))
+        held = parse_since(since)
+        if held is None:
+            return _error(400, "since: give the epochs and steps the page holds, as E,S")
+        return _json(reader.detail(path, held))
 
     def api_pictures(request: Request) -> Response:
         return _json(runs.loose_pictures())

@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import math
 import threading
+import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +32,7 @@ from optuna.trial import FrozenTrial, TrialState
 from trainlab.dashboard.files import FileCache, read_text, relative_name, served_files
 from trainlab.dashboard.liveness import held_flock_inodes, lock_held
 from trainlab.errors import UserError
+from trainlab.plugins import first_line
 from trainlab.rundir import BEST_YAML, CONFIG, TRIALS, is_run, study_trial_dir
 from trainlab.search import study as studies
 from trainlab.search.strategies.base import BLOCK_ATTR, ROUND_ATTR
@@ -42,6 +44,7 @@ DEFAULT_DB = "trainlab.db"
 PICTURES = (".png", ".svg", ".jpg")
 LEADERBOARD_ROWS = 100  # the page shows the top of it; leaderboard.csv has every row
 FETCHED = "@fetched"  # run names of trials fetched from an artifact store into the cache
+IMPORTANCE_EVERY = 10.0  # seconds between two importance computations of a growing study
 
 
 def read_only_url(db: Path) -> str:
@@ -118,6 +121,11 @@ class StudyReader:
         self._sources: dict[Path, Source | None] = {}
         self._studies: dict[tuple[int, str], Study] = {}  # kept: Optuna caches finished trials
         self._slugs: dict[str, tuple[Source, str]] = {}  # fetched folder -> (source, study)
+        # study -> (complete trials counted, when, importances or None while computing)
+        self._importances: dict[tuple[int, str], tuple[int, float, dict[str, Any] | None]] = {}
+        self._computing: set[tuple[int, str]] = set()
+        self._importance_lock = threading.Lock()
+        self._importance_slot = threading.Lock()
         self._lock = threading.Lock()  # one reader at a time per dashboard: short queries
         self._fetch_lock = threading.Lock()  # one download at a time (artifacts.fetch's temps)
 
@@ -253,6 +261,39 @@ class StudyReader:
             stored.fetch_missing(study, {int(parts[3]): run_dir}, CONFIG, self.artifacts)
         return run_dir
 
+    def importances(
+        self, source: Source, study: Study, space: Any, trials: list[FrozenTrial]
+    ) -> dict[str, Any]:
+        """{params: [{path, importance}] (largest first), trials: the complete trials they come
+        from, note: why there are none}. Computed in a thread (fANOVA takes seconds: the page
+        does not wait; it shows them on a later poll) on a copy of the complete trials, and
+        again when more trials are complete, at most every IMPORTANCE_EVERY seconds."""
+        done = [t for t in trials if t.state == TrialState.COMPLETE]
+        key = (id(source.storage), study.study_name)
+        with self._importance_lock:
+            count, when, found = self._importances.get(key, (-1, -math.inf, None))
+            waited = not (found or {}).get("params") or time.monotonic() - when >= IMPORTANCE_EVERY
+            stale = count != len(done) and waited
+            if stale and key not in self._computing:
+                self._computing.add(key)
+                self._importances[key] = (count, time.monotonic(), found)
+                args = (key, study.direction, space, done)
+                threading.Thread(target=self._compute, args=args, daemon=True).start()
+        if found is None:
+            return {"params": [], "trials": len(done), "note": "computing the importances..."}
+        return found
+
+    def _compute(self, key: tuple[int, str], direction: Any, space: Any, done: list) -> None:
+        found = None
+        try:
+            with self._importance_slot:  # one computation at a time (a CPU each)
+                found = _importances(direction, space, done)
+        finally:
+            with self._importance_lock:
+                self._computing.discard(key)
+                if found is not None:
+                    self._importances[key] = (len(done), time.monotonic(), found)
+
     def _detail(self, study: Study, key: str, source: Source) -> dict[str, Any]:
         space = studies.searched_space(study)
         directory = self._directory(study)
@@ -269,6 +310,7 @@ class StudyReader:
                     "number": t.number,
                     "state": studies.state_name(t),
                     "value": studies.last_value(t),
+                    "best_value": best_value(t),
                     "params": studies.trial_params(t, space),
                     "group": None if group is None else int(group),
                     "curve": [[e, _finite(v)] for e, v in curve],
@@ -279,6 +321,9 @@ class StudyReader:
             )
         best = studies.best_trial(study)
         board = studies.leaderboard(study, space)
+        best_of = {t["number"]: t["best_value"] for t in trials}
+        for row in board[:LEADERBOARD_ROWS]:
+            row["best_value"] = best_of.get(row["trial"])
         best_yaml = self.cache.get(directory / BEST_YAML, read_text) if shown else None
         elsewhere = sum(1 for t in trials if t["run"] is None) if source.shared else 0
         return {
@@ -315,8 +360,43 @@ class StudyReader:
                 "params": studies.trial_params(best, space),
             },
             "best_yaml": best_yaml,
+            "importances": self.importances(source, study, space, frozen),
             "pictures": served_files(self.root, directory, PICTURES) if shown else [],
         }
+
+
+def _importances(direction: Any, space: Any, done: list[FrozenTrial]) -> dict[str, Any]:
+    """Optuna's parameter importances (fANOVA) over the complete trials `done` (copied into an
+    in-memory study: the storage is not touched from this thread), by config path."""
+    out: dict[str, Any] = {"params": [], "trials": len(done), "note": None}
+    if len(done) < 2:
+        out["note"] = "importances need 2 complete trials"
+        return out
+    paths = {d.param_name: d.name for d in space.dims}
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            optuna.logging.set_verbosity(optuna.logging.WARNING)  # no "study created" line
+            copy = optuna.create_study(direction=direction)
+            copy.add_trials(done)
+            found = optuna.importance.get_param_importances(copy)
+    except Exception as exc:  # noqa: BLE001 (params that differ between trials, a lone value)
+        out["note"] = f"no importances: {first_line(exc)}"
+        return out
+    out["params"] = [
+        {"path": paths.get(name, name), "importance": _finite(v)} for name, v in found.items()
+    ]
+    return out
+
+
+def best_value(t: FrozenTrial) -> float | None:
+    """The validation accuracy of the trial's best epoch: its value when complete, else the
+    highest it reported (a diverged trial's last epochs collapse; its test accuracy is that
+    best epoch's)."""
+    if t.state == TrialState.COMPLETE and t.value is not None:
+        return _finite(t.value)
+    values = [v for v in t.intermediate_values.values() if math.isfinite(v)]
+    return max(values) if values else None
 
 
 def _elsewhere(n: int, fetchable: bool) -> str:
