@@ -11,8 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-
-from trainlab.engine.trainer import Callback
+from typing import Any
 
 DEFAULT_DIR = "runs"
 DEFAULT_PORT = 8050
@@ -34,14 +33,16 @@ def storage_hint(url: str) -> str:
     return hint(storage=url)
 
 
-class DashboardHint(Callback):
-    """Prints `hint` on stderr when training starts (not before: a mistake stays one line)."""
+def hint_callback(root: str | Path) -> Any:
+    """A trainer callback that prints `hint` on stderr when training starts (not before: a
+    mistake stays one line)."""
+    from trainlab.engine.trainer import Callback  # heavy: torch loads only when training runs
 
-    def __init__(self, root: str | Path) -> None:
-        self.root = str(root)
+    class DashboardHint(Callback):
+        def on_train_start(self, trainer) -> None:  # noqa: ANN001
+            sys.stderr.write(hint(str(root)) + "\n")
 
-    def on_train_start(self, trainer) -> None:  # noqa: ANN001
-        sys.stderr.write(hint(self.root) + "\n")
+    return DashboardHint()
 
 
 def cmd_dashboard(args: argparse.Namespace) -> int:
@@ -49,7 +50,6 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
         Dashboard,
         is_loopback,
     )
-    from trainlab.search.study.urls import masked  # with the server: only this command shows URLs
 
     storages = args.storage or []
     board = Dashboard(
@@ -65,8 +65,12 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
             f"trainlab dashboard: warning: listening on {args.host}: anyone who can reach this "
             "machine can read these runs (read-only)\n"
         )
-    shown = ", ".join([str(board.root)] * board.root.is_dir() + [masked(u) for u in storages])
-    sys.stderr.write(f"trainlab dashboard: {shown} at {board.url} (Ctrl-C to stop)\n")
+    shown = [str(board.root)] * board.root.is_dir()
+    if storages:
+        from trainlab.search.study.urls import masked  # with --storage only: Optuna's package
+
+        shown += [masked(u) for u in storages]
+    sys.stderr.write(f"trainlab dashboard: {', '.join(shown)} at {board.url} (Ctrl-C to stop)\n")
     board.run()
     return 0
 

@@ -8,8 +8,6 @@ import json
 import sys
 from typing import Any
 
-from trainlab.engine.trainer import Callback
-
 
 def console(as_json: bool):  # noqa: ANN201
     from rich.console import Console
@@ -94,6 +92,8 @@ class ProgressBar:
             self.progress.stop()
 
     def callback(self):  # noqa: ANN201
+        from trainlab.engine.trainer import Callback  # heavy: torch loads only when training runs
+
         bar = self
 
         class _Cb(Callback):

@@ -6,15 +6,16 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from trainlab.api import train
-from trainlab.commands.dashboard import DashboardHint
+import trainlab
+from trainlab.commands.dashboard import hint_callback
 from trainlab.commands.output import ProgressBar, add_common, add_set, print_result
-from trainlab.config import load_config
 from trainlab.errors import UserError
 from trainlab.rundir import config_dirs, default_run_dir, latest_run_dir
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from trainlab.config import load_config  # heavy: torch loads only when the command runs
+
     cfg = load_config(args.config, args.set)
     out = args.out
     if args.resume and out is None:
@@ -23,11 +24,11 @@ def cmd_train(args: argparse.Namespace) -> int:
             raise UserError(f"--resume: no earlier run of {args.config} under runs/; give --out")
     out = out or default_run_dir(args.config)
     with ProgressBar(cfg.train.epochs) as bar:
-        result = train(
+        result = trainlab.train(
             cfg,
             out=out,
             resume=args.resume,
-            callbacks=[bar.callback(), DashboardHint(Path(out).parent)],
+            callbacks=[bar.callback(), hint_callback(Path(out).parent)],
             search_dirs=config_dirs(args.config),  # plugins next to the config
         )
     print_result(result.to_dict(), args.json)
