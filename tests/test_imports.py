@@ -453,3 +453,14 @@ def test_the_dashboard_answers_runs_without_optuna(tmp_path):
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+def test_a_command_builds_only_its_own_parser():
+    """`trainlab dashboard` (or train, or a mistake in them) does not build transfer's flags,
+    whose schema needs pydantic; the whole parser still lists every command."""
+    code, found, err = _imported(["-m", "trainlab", "dashboard", "--help"])
+    assert code == 0 and "pydantic" not in found, err
+    code, found, err = _imported(["-m", "trainlab", "train", "x.yaml", "--no-such-flag"])
+    assert code == 2 and "pydantic" not in found, err
+    code, found, err = _imported(["-m", "trainlab", "nope"])
+    assert code == 2 and "'transfer'" in err and "'dashboard'" in err
