@@ -11,11 +11,13 @@ import yaml
 
 import trainlab
 from trainlab.cli import main
-from trainlab.commands.dashboard import DashboardHint, hint
+from trainlab.commands.callbacks import DashboardHint
+from trainlab.commands.dashboard import hint
 from trainlab.commands.search import PandaDisplay, leaderboard_table
 from trainlab.errors import UserError
 from trainlab.search.config import SearchConfig
-from trainlab.search.running.driver import Display, search
+from trainlab.search.running.display import Display
+from trainlab.search.running.driver import search
 
 TINY = {
     "data": {"name": "spirals"},

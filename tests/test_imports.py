@@ -132,6 +132,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "trainlab.divergence",
             "trainlab.locking",
             "trainlab.dotted",
+            "trainlab.lazy",
         ),
     ),
     ("runs: the run directory's one owner", ("trainlab.rundir",)),
@@ -367,3 +368,99 @@ def test_the_api_module_has_every_name_the_package_exports():
     import trainlab.api
 
     assert all(callable(getattr(trainlab.api, n)) for n in trainlab.API)
+
+
+HEAVY = ("torch", "optuna")
+
+
+def _imported(args: list[str]) -> tuple[int, set[str], str]:
+    """Run `python -X importtime ARGS` (cwd: a scratch folder); its exit status, the top-level
+    packages it imported, and its stderr without the import lines."""
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", *args], capture_output=True, text=True, timeout=120
+    )
+    lines = done.stderr.splitlines()
+    found = {
+        line.rsplit("|", 1)[-1].strip().split(".")[0]
+        for line in lines
+        if line.startswith("import time:")
+    }
+    rest = "\n".join(line for line in lines if not line.startswith("import time:"))
+    return done.returncode, found, rest
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--help"],
+        ["search", "--help"],
+        ["transfer", "--help"],
+        ["dashboard", "--help"],
+        ["config", "--help"],
+        ["--version"],
+    ],
+)
+def test_the_parser_loads_neither_torch_nor_optuna(argv):
+    """`trainlab --help` costs no more than importing Optuna: the parser is built from light
+    modules (DESIGN.md, Pins), the commands reach torch and Optuna only when they run."""
+    code, found, err = _imported(["-m", "trainlab", *argv])
+    assert code == 0, err
+    assert found & set(HEAVY) == set()
+
+
+def test_a_bad_argument_exits_2_without_torch():
+    code, found, err = _imported(["-m", "trainlab", "train", "x.yaml", "--no-such-flag"])
+    assert code == 2 and "unrecognized arguments: --no-such-flag" in err
+    assert found & set(HEAVY) == set()
+    code, found, err = _imported(["-m", "trainlab", "search", "x.yaml", "--strategy", "nope"])
+    assert code == 2 and "--strategy" in err
+    assert found & set(HEAVY) == set()
+
+
+def test_build_parser_loads_neither_torch_nor_optuna():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, trainlab.cli\n"
+        "trainlab.cli.build_parser()\n"
+        "print(sorted(m for m in ('torch', 'optuna') if m in sys.modules))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
+
+
+def test_the_dashboard_answers_runs_without_optuna(tmp_path):
+    """The dashboard's first /api/runs answer waits for no Optuna (nor torch): they load when a
+    study is read."""
+    import subprocess
+    import sys
+
+    (tmp_path / "runs").mkdir()
+    code = (
+        "import json, sys, urllib.request\n"
+        "from trainlab.dashboard.server import Dashboard\n"
+        f"board = Dashboard({str(tmp_path / 'runs')!r}, port=0).start()\n"
+        "with urllib.request.urlopen(board.url + 'api/runs') as answer:\n"
+        "    assert json.load(answer) == []\n"
+        "board.stop()\n"
+        "print(sorted(m for m in ('torch', 'optuna') if m in sys.modules))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
+
+
+def test_a_command_builds_only_its_own_parser():
+    """`trainlab dashboard` (or train, or a mistake in them) does not build transfer's flags,
+    whose schema needs pydantic; the whole parser still lists every command."""
+    code, found, err = _imported(["-m", "trainlab", "dashboard", "--help"])
+    assert code == 0 and "pydantic" not in found, err
+    code, found, err = _imported(["-m", "trainlab", "train", "x.yaml", "--no-such-flag"])
+    assert code == 2 and "pydantic" not in found, err
+    code, found, err = _imported(["-m", "trainlab", "nope"])
+    assert code == 2 and "'transfer'" in err and "'dashboard'" in err

@@ -8,6 +8,7 @@ classes in `trainlab.optim`, the schedules in `trainlab.schedules`.
 `import trainlab` is cheap: the names load (with torch) on first use.
 """
 
+from trainlab.lazy import exports
 from trainlab.version import __version__ as __version__
 
 API = (
@@ -26,16 +27,5 @@ API = (
 )
 __all__ = [*API, "__version__"]
 
-
-def __getattr__(name: str):  # noqa: ANN202
-    """The API's names, imported from trainlab.api (and torch with it) when first asked for."""
-    if name in API:
-        import importlib
-
-        globals()[name] = value = getattr(importlib.import_module("trainlab.api"), name)
-        return value
-    raise AttributeError(f"module 'trainlab' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(API))
+# `import trainlab` loads nothing else: each name imports trainlab.api (and torch) on first use
+__getattr__, __dir__ = exports(__name__, dict.fromkeys(API, "trainlab.api"))

@@ -27,7 +27,9 @@ class Parser(argparse.ArgumentParser):
 
 
 # -------------------------------------------------------------------------------------- parser
-def build_parser() -> Parser:
+def build_parser(only: str | None = None) -> Parser:
+    """The whole parser; with `only` (a command's name) only that command's part, which is
+    all that parsing its arguments needs (an unknown name: the whole parser)."""
     parser = Parser(
         prog="trainlab",
         description="Train neural networks the way CS231n's "
@@ -39,7 +41,7 @@ def build_parser() -> Parser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     sub.required = True
 
-    commands.add_all(sub)
+    commands.add_all(sub, only)
     return parser
 
 
@@ -56,7 +58,9 @@ def _warning_printer(command: str):  # noqa: ANN202
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    command = argv[0] if argv and not argv[0].startswith("-") else None  # -h, --version: all
+    parser = build_parser(command)  # the command's own flags only: start-up stays short
     args = parser.parse_args(argv)
     try:
         # a DataWarning is one line, like a UserError; mistakes name the flags (--out, --resume)

@@ -23,6 +23,8 @@ OPTIMIZERS = (
     "newton",
 )
 FULL_BATCH_OPTIMIZERS = ("lbfgs", "newton")
+#: the others, which step on minibatches (`trainlab landscape --optimizers`)
+MINIBATCH_OPTIMIZERS = tuple(n for n in OPTIMIZERS if n not in FULL_BATCH_OPTIMIZERS)
 
 #: schedule.name, and schedule.per (when the learning rate is updated)
 SCHEDULES = ("constant", "step", "exponential", "inverse_time", "cosine", "cosine_restarts")
@@ -56,6 +58,9 @@ POOLS = ("max", "fractional", "none")
 TRANSFER_MODES = ("linear", "finetune")
 TRANSFER_SOLVERS = ("lbfgs", "optim")
 TRANSFER_NORMALIZATIONS = ("pretrained", "new")
+
+#: trainlab landscape --surface: the lecture's 2-parameter loss surfaces
+SURFACES = ("taco", "saddle", "local-min", "noisy", "rotated", "rosenbrock")
 
 #: the kinds of run directory (trainlab.rundir.RunDir.kind)
 RUN_KINDS = ("run", "ensemble", "transfer", "compare", "trial")

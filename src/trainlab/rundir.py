@@ -55,6 +55,9 @@ SNAPSHOTS = "snapshots"
 BEST_YAML = "best.yaml"
 TRIALS = "trials"
 STUDY_DB = "study.db"
+# the runs folder's study database: the default --storage of search, ensemble and compare
+STUDIES_DB = "trainlab.db"
+DEFAULT_STORAGE = f"sqlite:///runs/{STUDIES_DB}"
 
 #: what a search trial's run directory keeps by default (what `trainlab ensemble --study` reads)
 TRIAL_KEEPS = (BEST, RESULT, CONFIG, METRICS, PLUGINS)

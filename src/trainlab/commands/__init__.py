@@ -20,6 +20,9 @@ MODULES = (
 )
 
 
-def add_all(subparsers) -> None:  # noqa: ANN001
-    for name in MODULES:
+def add_all(subparsers, only: str | None = None) -> None:  # noqa: ANN001
+    """Every command's parser, or only the one of command `only` (`lr-find`, ...) when that
+    is one: `trainlab dashboard` does not build (and import what builds) transfer's flags."""
+    chosen = [m for m in MODULES if m == (only or "").replace("-", "_")] or MODULES
+    for name in chosen:
         importlib.import_module(f"trainlab.commands.{name}").add_parser(subparsers)

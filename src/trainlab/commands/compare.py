@@ -11,12 +11,11 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+import trainlab
 from trainlab.commands.output import add_common, console, emit_json
 from trainlab.errors import UserError
-from trainlab.experiments.compare import compare, view_progress
 from trainlab.report.progress import BarView
-from trainlab.rundir import RunDir
-from trainlab.search.study import DEFAULT_STORAGE, top_run_dirs
+from trainlab.rundir import DEFAULT_STORAGE, RunDir
 
 
 def configs_of(args: argparse.Namespace) -> list[str]:
@@ -27,6 +26,8 @@ def configs_of(args: argparse.Namespace) -> list[str]:
         raise UserError("--study: give config files or --study, not both")
     if args.top < 2:
         raise UserError(f"--top: at least 2 trials to compare, got {args.top}")
+    from trainlab.search.study import top_run_dirs  # heavy: Optuna loads only when it is read
+
     _, dirs = top_run_dirs(args.storage, args.study, args.top)  # the study's leaderboard
     return [str(RunDir(d).config) for d in dirs]
 
@@ -58,10 +59,12 @@ def _table(report: dict[str, Any]):  # noqa: ANN202
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
+    from trainlab.experiments.compare import view_progress  # heavy: torch, when it runs
+
     configs = configs_of(args)
     bar = BarView(None, "compare", transient=True)
     try:
-        report = compare(
+        report = trainlab.compare(
             configs,
             overrides=args.set,
             seeds=args.seeds,

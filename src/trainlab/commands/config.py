@@ -19,15 +19,15 @@ from typing import Any, Literal, Union
 from pydantic import BaseModel
 
 from trainlab.commands.output import add_common, add_set, console, emit_json
-from trainlab.config import ExperimentConfig, OptimConfig, load_config, to_yaml
 from trainlab.errors import UserError
-from trainlab.search.config import SearchConfig
 
 _BOUNDS = {"gt": ">", "ge": ">=", "lt": "<", "le": "<="}
 
 
 def optimizer_schemas() -> dict[str, type[BaseModel]]:
     """optim.name -> the schema of its section (one per optimizer)."""
+    from trainlab.config import OptimConfig  # heavy: torch loads only when the command runs
+
     union = typing.get_args(OptimConfig)[0]
     return {
         name: schema
@@ -39,6 +39,9 @@ def optimizer_schemas() -> dict[str, type[BaseModel]]:
 def sections() -> dict[str, type[BaseModel]]:
     """SECTION -> schema: data, data.loader, model, optim.<name> for each optimizer, schedule,
     train, search."""
+    from trainlab.config import ExperimentConfig  # heavy: torch loads only when it runs
+    from trainlab.search.config import SearchConfig  # heavy: Optuna, with the search section
+
     found: dict[str, type[BaseModel]] = {}
     for name, field in ExperimentConfig.model_fields.items():
         if name == "optim":
@@ -156,6 +159,8 @@ def cmd_config(args: argparse.Namespace) -> int:
         return 0
     if args.config is None:
         raise UserError("CONFIG: give a config file, or --fields [SECTION] for the schema")
+    from trainlab.config import load_config, to_yaml  # heavy: torch loads only when it runs
+
     cfg = load_config(args.config, args.set)
     if args.json:
         emit_json(cfg.model_dump(mode="json"))

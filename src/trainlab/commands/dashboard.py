@@ -11,9 +11,6 @@ from __future__ import annotations
 import argparse
 import shlex
 import sys
-from pathlib import Path
-
-from trainlab.engine.trainer import Callback
 
 DEFAULT_DIR = "runs"
 DEFAULT_PORT = 8050
@@ -35,26 +32,11 @@ def storage_hint(url: str) -> str:
     return hint(storage=url)
 
 
-class DashboardHint(Callback):
-    """Prints `hint` on stderr when training starts (not before: a mistake stays one line), once
-    (an ensemble's members start one after the other)."""
-
-    def __init__(self, root: str | Path) -> None:
-        self.root = str(root)
-        self.shown = False
-
-    def on_train_start(self, trainer) -> None:  # noqa: ANN001
-        if trainer.ranks.main and not self.shown:  # once per run, rank 0's alone
-            sys.stderr.write(hint(self.root) + "\n")
-            self.shown = True
-
-
 def cmd_dashboard(args: argparse.Namespace) -> int:
     from trainlab.dashboard.server import (  # the web server loads only for this command
         Dashboard,
         is_loopback,
     )
-    from trainlab.search.study.urls import masked  # with the server: only this command shows URLs
 
     storages = args.storage or []
     board = Dashboard(
@@ -70,8 +52,12 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
             f"trainlab dashboard: warning: listening on {args.host}: anyone who can reach this "
             "machine can read these runs (read-only)\n"
         )
-    shown = ", ".join([str(board.root)] * board.root.is_dir() + [masked(u) for u in storages])
-    sys.stderr.write(f"trainlab dashboard: {shown} at {board.url} (Ctrl-C to stop)\n")
+    shown = [str(board.root)] * board.root.is_dir()
+    if storages:
+        from trainlab.search.study.urls import masked  # with --storage only: Optuna's package
+
+        shown += [masked(u) for u in storages]
+    sys.stderr.write(f"trainlab dashboard: {', '.join(shown)} at {board.url} (Ctrl-C to stop)\n")
     board.run()
     return 0
 

@@ -11,15 +11,14 @@ from __future__ import annotations
 
 import argparse
 
-from trainlab.api import ensemble
+import trainlab
 from trainlab.commands.output import add_common, console, emit_json
 from trainlab.commands.tables import pct, print_table, readable, table
-from trainlab.rundir import BEST
-from trainlab.search import study as studies
+from trainlab.rundir import BEST, DEFAULT_STORAGE
 
 
 def cmd_ensemble(args: argparse.Namespace) -> int:
-    out = ensemble(
+    out = trainlab.ensemble(
         args.run_dirs,
         study=args.study,
         top=args.top,
@@ -62,8 +61,8 @@ def add_parser(sub) -> None:  # noqa: ANN001
     )
     p.add_argument(
         "--storage",
-        default=studies.DEFAULT_STORAGE,
-        help=f"the study's Optuna storage URL (default {studies.DEFAULT_STORAGE})",
+        default=DEFAULT_STORAGE,
+        help=f"the study's Optuna storage URL (default {DEFAULT_STORAGE})",
     )
     p.add_argument(
         "--top",

@@ -5,15 +5,15 @@ from __future__ import annotations
 
 import argparse
 
-from rich.table import Table
-
+import trainlab
 from trainlab import names
-from trainlab.api import evaluate
 from trainlab.commands.output import add_common, console, emit_json, fmt_pct
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    result = evaluate(args.run_dir, data_path=args.data_path, tta=args.tta)
+    from rich.table import Table  # the table only when printed
+
+    result = trainlab.evaluate(args.run_dir, data_path=args.data_path, tta=args.tta)
     out = console(args.json)
     table = Table(title=f"evaluation of {args.run_dir}")
     for col in ("data", "examples", "loss", "accuracy"):

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import argparse
 
+from trainlab import names
 from trainlab.commands.output import add_common, console, emit_json
 from trainlab.errors import UserError
-from trainlab.landscape import OPTIMIZERS, SURFACES, run
 
 
 def parse_lrs(items: list[str]) -> dict[str, float]:
@@ -25,6 +25,8 @@ def parse_lrs(items: list[str]) -> dict[str, float]:
 
 def cmd_landscape(args: argparse.Namespace) -> int:
     from rich.table import Table
+
+    from trainlab.landscape import run  # heavy: torch loads only when the command runs
 
     result = run(
         surface=args.surface,
@@ -68,11 +70,11 @@ def add_parser(sub) -> None:  # noqa: ANN001
     p = sub.add_parser(
         "landscape", help="optimizers on the lecture's loss surfaces (picture, table)"
     )
-    p.add_argument("--surface", default="taco", help=f"one of {', '.join(SURFACES)}")
+    p.add_argument("--surface", default="taco", help=f"one of {', '.join(names.SURFACES)}")
     p.add_argument(
         "--optimizers",
         default=None,
-        help=f"comma-separated, from {','.join(OPTIMIZERS)} (default: the ones the "
+        help=f"comma-separated, from {','.join(names.MINIBATCH_OPTIMIZERS)} (default: the ones the "
         "surface is about)",
     )
     p.add_argument("--steps", type=int, default=None, help="steps per optimizer")

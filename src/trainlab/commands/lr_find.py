@@ -9,10 +9,11 @@ from __future__ import annotations
 import argparse
 
 from trainlab.commands.output import add_common, console, emit_json
-from trainlab.experiments.lr_find import run_lr_find
 
 
 def cmd_lr_find(args: argparse.Namespace) -> int:
+    from trainlab.experiments.lr_find import run_lr_find  # heavy: torch loads only when it runs
+
     out = run_lr_find(args.config, args.set, args.steps, args.start_lr, args.end_lr, args.out)
     c = console(args.json)
     lr = out["suggested_lr"]

@@ -19,8 +19,8 @@ from trainlab.commands.dashboard import hint as dashboard_hint
 from trainlab.commands.dashboard import storage_hint
 from trainlab.commands.output import add_common, console, emit_json
 from trainlab.commands.tables import frac, num, print_table, readable, seconds, table
-from trainlab.search.running.driver import Display, Driver, SearchOptions, best_of, plan
-from trainlab.search.study import is_shared
+from trainlab.rundir import DEFAULT_STORAGE
+from trainlab.search.running.display import Display, best_of
 
 _BAR = 40
 
@@ -363,6 +363,13 @@ def _positive_int(text: str) -> int:
 
 
 def cmd_search(args: argparse.Namespace) -> int:
+    from trainlab.search.running.driver import (  # heavy: Optuna and torch, when it runs
+        Driver,
+        SearchOptions,
+        plan,
+    )
+    from trainlab.search.study import is_shared  # heavy: Optuna, with the driver
+
     options = SearchOptions.given(
         strategy=args.strategy,
         trials=args.trials,
@@ -440,7 +447,7 @@ def add_parser(sub) -> None:  # noqa: ANN001
     p.add_argument("--pruner", choices=names.PRUNERS)
     p.add_argument(
         "--storage",
-        help="study storage: sqlite:///FILE (default sqlite:///runs/trainlab.db), "
+        help=f"study storage: sqlite:///FILE (default {DEFAULT_STORAGE}), "
         "postgresql://USER@HOST:PORT/DB or journal:///ABS/PATH/FILE.log (several drivers, "
         "on several machines, share a PostgreSQL or journal study; docs/scaling.md)",
     )

@@ -1,47 +1,21 @@
-"""`trainlab train CONFIG [--set K=V ...] [--out DIR] [--resume] [--nproc N] [--json]`: one run
-of a config (the Python form: trainlab.train). `--nproc N` trains on N local processes; under
-`torchrun ... -m trainlab train CONFIG` every process runs this command and rank 0 prints."""
+"""`trainlab train CONFIG [--set K=V ...] [--out DIR] [--resume] [--nproc N] [--json]`: one run of
+a config (the Python form: trainlab.train)."""
 
 from __future__ import annotations
 
 import argparse
 import os
-from pathlib import Path
 
-from trainlab.api import train
-from trainlab.commands.dashboard import DashboardHint
+import trainlab
 from trainlab.commands.output import ProgressBar, add_common, add_set, print_result
-from trainlab.config import load_config
-from trainlab.engine.trainer import Callback
 from trainlab.errors import UserError
 from trainlab.rundir import config_dirs, default_run_dir, latest_run_dir
 
 
-class SentBar(Callback):
-    """The per-epoch bar as a callback that travels to the processes of `--nproc` (by pickle):
-    rank 0 draws it, the other ranks draw nothing."""
-
-    def __init__(self, total: int) -> None:
-        self.total = total
-        self.bar: ProgressBar | None = None
-        self.hook: Callback | None = None
-
-    def on_train_start(self, trainer) -> None:  # noqa: ANN001
-        if trainer.ranks.main:
-            self.bar = ProgressBar(self.total)
-            self.hook = self.bar.callback()
-            self.hook.on_train_start(trainer)
-
-    def on_epoch_end(self, trainer, record) -> None:  # noqa: ANN001
-        if self.hook is not None:
-            self.hook.on_epoch_end(trainer, record)
-
-    def on_train_end(self, trainer, result) -> None:  # noqa: ANN001
-        if self.bar is not None:
-            self.bar.__exit__()
-
-
 def cmd_train(args: argparse.Namespace) -> int:
+    from trainlab.commands.callbacks import DashboardHint, SentBar  # heavy: torch, to train
+    from trainlab.config import load_config  # heavy: torch loads only when the command runs
+
     cfg = load_config(args.config, args.set)
     out = args.out
     if args.resume and out is None:
@@ -49,34 +23,17 @@ def cmd_train(args: argparse.Namespace) -> int:
         if out is None:
             raise UserError(f"--resume: no earlier run of {args.config} under runs/; give --out")
     out = out or default_run_dir(args.config)
-    hint = DashboardHint(Path(out).parent)
-    dirs = config_dirs(args.config)  # plugins next to the config
+    hint = DashboardHint(os.path.dirname(out) or ".")
+    common = dict(out=out, resume=args.resume, search_dirs=config_dirs(args.config))
+    common["verbose"] = False  # the command's own bar, shown also when stderr is not a terminal
     if args.nproc is not None:  # the bar travels to the processes: rank 0 draws it
-        callbacks = [SentBar(cfg.train.epochs), hint]
-        result = train(
-            cfg,
-            out=out,
-            resume=args.resume,
-            callbacks=callbacks,
-            search_dirs=dirs,
-            nproc=args.nproc,
-            verbose=False,  # the command's own bar, shown also when stderr is not a terminal
-        )
+        bar = SentBar(cfg.train.epochs)
+        result = trainlab.train(cfg, callbacks=[bar, hint], nproc=args.nproc, **common)
     elif os.environ.get("RANK", "0") != "0":  # torchrun: rank 0 alone shows and prints
-        result = train(
-            cfg, out=out, resume=args.resume, callbacks=[hint], search_dirs=dirs, verbose=False
-        )
+        result = trainlab.train(cfg, callbacks=[hint], **common)
     else:
-        with ProgressBar(cfg.train.epochs) as bar:
-            callbacks = [bar.callback(), hint]
-            result = train(
-                cfg,
-                out=out,
-                resume=args.resume,
-                callbacks=callbacks,
-                search_dirs=dirs,
-                verbose=False,
-            )
+        with ProgressBar(cfg.train.epochs) as progress:
+            result = trainlab.train(cfg, callbacks=[progress.callback(), hint], **common)
     if result is not None:
         print_result(result.to_dict(), args.json)
     return 0

@@ -14,20 +14,22 @@ from typing import get_origin
 
 from trainlab.commands.output import ProgressBar, add_common, console, emit_json, print_result
 from trainlab.errors import UserError
-from trainlab.experiments.transfer import (
-    TransferOptions,
-    build_transfer,
-    list_blocks,
-    load_pretrained,
-    train_transfer,
-)
-from trainlab.experiments.transfer.options import choices, flag_of
-from trainlab.experiments.transfer.surgery import blocks_of, head_name, is_plugin_model
+from trainlab.experiments.transfer.options import TransferOptions, choices, flag_of
 from trainlab.rundir import default_run_dir
 
 
 def print_blocks(source: str, as_json: bool, head: str | None = None) -> int:
     from rich.table import Table
+
+    from trainlab.experiments.transfer.pretrained import (  # heavy: torch, when it runs
+        list_blocks,
+        load_pretrained,
+    )
+    from trainlab.experiments.transfer.surgery import (  # heavy: torch, when it runs
+        blocks_of,
+        head_name,
+        is_plugin_model,
+    )
 
     pre = load_pretrained(source)
     rows = list_blocks(pre, head)
@@ -87,6 +89,11 @@ def cmd_transfer(args: argparse.Namespace) -> int:
         raise UserError(
             "CONFIG: the experiment config of the new data is needed (or --list-blocks)"
         )
+    from trainlab.experiments.transfer.api import (  # heavy: torch, when the command runs
+        build_transfer,
+        train_transfer,
+    )
+
     mode = options.mode
     setup = build_transfer(options, args.config)
     info, c = setup.info, console(args.json)

@@ -22,25 +22,23 @@ import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import optuna
-from optuna.storages import BaseStorage, RDBStorage
-from optuna.study import Study
-from optuna.trial import FrozenTrial, TrialState
+from typing import TYPE_CHECKING, Any
 
 from trainlab.dashboard.files import FileCache, read_text, relative_name, served_files
 from trainlab.dashboard.liveness import held_flock_inodes, lock_held
 from trainlab.errors import UserError
 from trainlab.plugins import first_line
-from trainlab.rundir import BEST_YAML, CONFIG, TRIALS, is_run, study_trial_dir
-from trainlab.search import study as studies
-from trainlab.search.strategies.base import BLOCK_ATTR, ROUND_ATTR
-from trainlab.search.study import artifacts as stored
-from trainlab.search.study.rounds import boxes
-from trainlab.search.study.urls import masked
+from trainlab.rundir import BEST_YAML, CONFIG, STUDIES_DB, TRIALS, is_run, study_trial_dir
 
-DEFAULT_DB = "trainlab.db"
+if TYPE_CHECKING:
+    from optuna.storages import BaseStorage, RDBStorage
+    from optuna.study import Study
+    from optuna.trial import FrozenTrial
+
+# Optuna (and what the study modules bring) loads when a study is first read, not at start-up:
+# the runs page answers as soon as the server is up. Hence the function-local imports below.
+
+DEFAULT_DB = STUDIES_DB
 PICTURES = (".png", ".svg", ".jpg")
 LEADERBOARD_ROWS = 100  # the page shows the top of it; leaderboard.csv has every row
 FETCHED = "@fetched"  # run names of trials fetched from an artifact store into the cache
@@ -58,6 +56,8 @@ def _finite(v: Any) -> float | None:
 
 def read_only_storage(db: Path) -> RDBStorage:
     """An SQLite study database opened read-only (raises when it is no Optuna database)."""
+    from optuna.storages import RDBStorage
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return RDBStorage(
@@ -78,6 +78,9 @@ class Source:
 def open_source(url: str) -> Source:
     """A --storage URL opened for reading: SQLite read-only, PostgreSQL and journal through
     open_storage. A missing file, a bad URL or a missing driver: one line naming --storage."""
+    from trainlab.search import study as studies  # heavy: Optuna, when a study is read
+    from trainlab.search.study.urls import masked  # with the study modules, when one is read
+
     if url.startswith("sqlite:///"):
         return _sqlite_source(url, Path(url.removeprefix("sqlite:///")))
     if url.startswith("journal:") and not studies.journal_path(url).is_file():
@@ -161,10 +164,14 @@ class StudyReader:
     def _study(self, source: Source, name: str) -> Study:
         key = (id(source.storage), name)
         if key not in self._studies:
+            import optuna
+
             self._studies[key] = optuna.load_study(storage=source.storage, study_name=name)
         return self._studies[key]
 
     def _directory(self, study: Study) -> Path:
+        from trainlab.search import study as studies  # heavy: Optuna, when a study is read
+
         where = study.user_attrs.get(studies.DIR_ATTR)
         return Path(where) if where else self.root / "search" / study.study_name
 
@@ -178,6 +185,8 @@ class StudyReader:
         self, source: Source, directory: Path, trials: list[FrozenTrial], held: set[int] | None
     ) -> str:
         """running: the driver's lock is held here, or (shared study) a trial is running."""
+        from optuna.trial import TrialState
+
         running = source.shared and any(t.state == TrialState.RUNNING for t in trials)
         return "running" if running or lock_held(directory, held) else "finished"
 
@@ -186,6 +195,8 @@ class StudyReader:
         rows = []
         with self._lock:
             for key, (source, name) in self._found().items():
+                from trainlab.search import study as studies  # heavy: Optuna, when there is one
+
                 study = self._study(source, name)
                 trials = study.get_trials(deepcopy=False)
                 best = studies.best_trial(study)
@@ -246,6 +257,8 @@ class StudyReader:
     def fetch_run(self, name: str) -> Path | None:
         """The cache folder of `@fetched/<slug>/trials/<NNNN>`, its files downloaded from the
         study's artifact store when missing; None when the name is no such trial."""
+        from trainlab.search.study import artifacts as stored  # heavy: Optuna, with the study
+
         parts = name.split("/")
         if self.fetched is None or len(parts) != 4 or parts[0] != FETCHED or parts[2] != TRIALS:
             return None
@@ -268,6 +281,8 @@ class StudyReader:
         from, note: why there are none}. Computed in a thread (fANOVA takes seconds: the page
         does not wait; it shows them on a later poll) on a copy of the complete trials, and
         again when more trials are complete, at most every IMPORTANCE_EVERY seconds."""
+        from optuna.trial import TrialState  # Optuna loads only when a study is read
+
         done = [t for t in trials if t.state == TrialState.COMPLETE]
         key = (id(source.storage), study.study_name)
         with self._importance_lock:
@@ -295,6 +310,11 @@ class StudyReader:
                     self._importances[key] = (len(done), time.monotonic(), found)
 
     def _detail(self, study: Study, key: str, source: Source) -> dict[str, Any]:
+        from trainlab.search import study as studies  # heavy: Optuna, when a study is read
+        from trainlab.search.strategies.base import BLOCK_ATTR, ROUND_ATTR  # heavy: Optuna
+        from trainlab.search.study import artifacts as stored  # heavy: Optuna, with the study
+        from trainlab.search.study.rounds import boxes  # heavy: Optuna, with the study
+
         space = studies.searched_space(study)
         directory = self._directory(study)
         shown = self._shown_dir(directory)
@@ -368,6 +388,8 @@ class StudyReader:
 def _importances(direction: Any, space: Any, done: list[FrozenTrial]) -> dict[str, Any]:
     """Optuna's parameter importances (fANOVA) over the complete trials `done` (copied into an
     in-memory study: the storage is not touched from this thread), by config path."""
+    import optuna  # loaded only when a study is read
+
     out: dict[str, Any] = {"params": [], "trials": len(done), "note": None}
     if len(done) < 2:
         out["note"] = "importances need 2 complete trials"
@@ -393,6 +415,8 @@ def best_value(t: FrozenTrial) -> float | None:
     """The validation accuracy of the trial's best epoch: its value when complete, else the
     highest it reported (a diverged trial's last epochs collapse; its test accuracy is that
     best epoch's)."""
+    from optuna.trial import TrialState  # Optuna loads only when a study is read
+
     if t.state == TrialState.COMPLETE and t.value is not None:
         return _finite(t.value)
     values = [v for v in t.intermediate_values.values() if math.isfinite(v)]

@@ -13,7 +13,7 @@ from trainlab.landscape.surfaces import Surface
 
 # the config names of trainlab.optim that work on a 2-parameter loss with minibatch-style steps:
 # all but the full-batch ones (their line searches make no path to compare step by step)
-OPTIMIZERS = tuple(n for n in names.OPTIMIZERS if n not in names.FULL_BATCH_OPTIMIZERS)
+OPTIMIZERS = names.MINIBATCH_OPTIMIZERS
 
 DIVERGED = 1e8  # a parameter this large (or not finite) means the run blew up
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import torch
 
+from trainlab import names
 from trainlab.errors import UserError
 
 Tensor = torch.Tensor
@@ -176,7 +177,8 @@ SURFACE_TABLE: dict[str, Surface] = {
     )
 }
 
-SURFACES: tuple[str, ...] = tuple(SURFACE_TABLE)
+names.covers(SURFACE_TABLE, names.SURFACES, "landscape surfaces")
+SURFACES = names.SURFACES
 
 
 def get(name: str) -> Surface:

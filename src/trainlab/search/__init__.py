@@ -17,15 +17,25 @@
 (The last three import Optuna and more: import them directly.)
 """
 
-from trainlab.search.config import SearchConfig, format_validation_error, load_search_config
-from trainlab.search.space import (
-    Dimension,
-    Space,
-    apply_overrides,
-    drop_unused,
-    parse_distribution,
-    parse_space,
-)
+from trainlab.lazy import exports
+
+_WHERE = {
+    **dict.fromkeys(("SearchConfig", "format_validation_error", "load_search_config"), "config"),
+    **dict.fromkeys(
+        (
+            "Dimension",
+            "Space",
+            "apply_overrides",
+            "drop_unused",
+            "parse_distribution",
+            "parse_space",
+        ),
+        "space",
+    ),
+    **dict.fromkeys(("optimize", "Search", "OptimizeResult"), "optimize"),
+}
+# every name loads on first use: `import trainlab.search.running.display` loads no Optuna or torch
+__getattr__, __dir__ = exports(__name__, {k: f"trainlab.search.{m}" for k, m in _WHERE.items()})
 
 __all__ = [
     "Dimension",
@@ -40,16 +50,3 @@ __all__ = [
     "parse_distribution",
     "parse_space",
 ]
-
-
-def __getattr__(name: str):
-    """`optimize` and `Search` import Optuna and the samplers: loaded on first use."""
-    if name in ("optimize", "Search", "OptimizeResult"):
-        import importlib
-
-        module = importlib.import_module("trainlab.search.optimize")
-        # importing the submodule bound `optimize` to it here: the function takes the name back
-        globals().update(optimize=module.optimize, Search=module.Search)
-        globals()["OptimizeResult"] = module.OptimizeResult
-        return globals()[name]
-    raise AttributeError(f"module 'trainlab.search' has no attribute {name!r}")

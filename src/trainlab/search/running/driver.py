@@ -62,6 +62,7 @@ from trainlab.search import study as studies
 from trainlab.search.config import SearchConfig, load_search_config
 from trainlab.search.optimize import Search
 from trainlab.search.running import cooperate
+from trainlab.search.running.display import Display, best_of
 from trainlab.search.running.retest import retest
 from trainlab.search.space import Space, apply_overrides, drop_unused, parse_space
 from trainlab.search.strategies import make_pruner, make_sampler
@@ -141,52 +142,6 @@ class SearchResult:
         if self.retest is not None:
             out["retest"] = self.retest
         return out
-
-
-class Display:
-    """What the driver tells a user interface (the CLI's live curve or table); no-ops here."""
-
-    def note(self, message: str) -> None:
-        """A one-line remark for the user (workers capped, a Ray trial re-run on another node)."""
-
-    def start(
-        self,
-        study: str,
-        total: int,
-        done: int,
-        workers: int,
-        best: tuple[int, float] | None = None,
-    ) -> None:
-        """`done` trials of `total` finished already (a resumed study), `best` (number, value)
-        the best of them."""
-
-    def trial_started(self, number: int, params: dict[str, Any], epochs: int) -> None: ...
-
-    def epoch(self, number: int, epoch: int, value: float | None) -> None: ...
-
-    def trial_finished(
-        self, number: int, state: str, value: float | None, finished: int | None = None
-    ) -> None:
-        """`finished`: the study's finished trials when other drivers share it (else counted)."""
-
-    def retest_begin(self, total: int, done: int) -> None: ...
-
-    def retest_started(self, trial: int, seed: int, epochs: int) -> None: ...
-
-    def retest_epoch(self, trial: int, seed: int, epoch: int, value: float | None) -> None: ...
-
-    def retest_finished(self, trial: int, seed: int, value: float | None) -> None: ...
-
-    def stop(self) -> None: ...
-
-
-def best_of(
-    best: tuple[int, float] | None, number: int, state: str, value: float | None
-) -> tuple[int, float] | None:
-    """The best (trial, value) so far once trial `number` finished in `state` with `value`."""
-    if state == "complete" and value is not None and (best is None or value > best[1]):
-        return (number, value)
-    return best
 
 
 class ViewDisplay(Display):

@@ -18,9 +18,8 @@ from optuna.storages import BaseStorage
 
 from trainlab.errors import UserError
 from trainlab.locking import DirLock
+from trainlab.rundir import DEFAULT_STORAGE as DEFAULT_STORAGE
 from trainlab.search.study.urls import for_driver, masked, masked_in
-
-DEFAULT_STORAGE = "sqlite:///runs/trainlab.db"
 
 SHARED_SCHEMES = ("postgresql://", "postgresql+psycopg://", "journal:///")
 """Storages several drivers (on several machines) share: they cooperate on one study."""
