@@ -359,3 +359,53 @@ def test_a_model_given_as_an_object_loads_into_the_users_module(
     line = one_line(capsys, main(["eval", "run", "--model", f"{mod}:nowhere"]), "eval", "--model:")
     assert "nowhere" in line, line
     one_line(capsys, main(["eval", "run", "--model", "make"]), "eval", "--model: give a factory")
+
+
+# ------------------------------------------------------------ an --out that cannot be written
+@pytest.fixture
+def read_only_mount(tmp_path):
+    """A read-only bind mount (root ignores permissions, not a read-only file system); skipped
+    where the test may not mount."""
+    import subprocess
+
+    target = tmp_path / "ro"
+    target.mkdir()
+    mount = ["mount", "--bind", "-o", "ro", str(target), str(target)]
+    if subprocess.run(mount, capture_output=True).returncode != 0:
+        pytest.skip("cannot make a read-only bind mount here")
+    yield target
+    subprocess.run(["umount", str(target)], check=True)
+
+
+OUT_COMMANDS = {
+    "train": ["train", "s.yaml"],
+    "search": ["search", "s.yaml"],
+    "compare": ["compare", "s.yaml", "t.yaml", "--seeds", "2"],
+    "lr-find": ["lr-find", "s.yaml"],
+}
+
+
+@pytest.mark.parametrize("command", OUT_COMMANDS)
+@pytest.mark.parametrize(
+    "out, said",
+    [
+        ("afile", "afile is a file; choose a directory"),
+        ("afile/x.png", "afile is a file"),
+        ("/sys/trainlab-out/x.png", "(Operation not permitted)"),
+        ("/proc/trainlab-out/x.png", "/proc"),
+        ("ro/x.png", "(Read-only file system)"),
+    ],
+)
+def test_an_out_that_cannot_be_written_is_one_line(tmp_path, capsys, request, command, out, said):
+    if out.startswith("ro/"):
+        request.getfixturevalue("read_only_mount")
+    if command == "lr-find" and out == "afile":
+        pytest.skip("lr-find's --out is a file: it writes afile.png (the pinned suffix rule)")
+    (tmp_path / "s.yaml").write_text(SEARCH)
+    (tmp_path / "t.yaml").write_text(SEARCH.replace("width: 8", "width: 4"))
+    (tmp_path / "afile").write_text("mine\n")
+    before = sorted(p.name for p in tmp_path.iterdir())
+    line = one_line(capsys, main([*OUT_COMMANDS[command], "--out", out]), command, "--out:")
+    assert said in line, line
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # nothing made
+    assert (tmp_path / "afile").read_text() == "mine\n"  # nothing lost

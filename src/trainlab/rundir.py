@@ -158,6 +158,24 @@ def default_run_dir(config_path: str | Path | None, root: str | Path = "runs") -
     return Path(root) / f"{stem}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
+def check_out_dir(path: Path, field: str = "--out") -> None:
+    """Refuse in one line, before anything is made, a directory that cannot be made or written:
+    a file in its place or above it, a read-only file system, no permission. The test is a
+    probe folder made and removed in the directory or its nearest existing parent (permissions
+    alone do not tell: root ignores them, and /sys or /proc refuse even root)."""
+    if path.exists() and not path.is_dir():
+        raise UserError(f"{field}: {path} is a file; choose a directory")
+    parent = path
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise UserError(f"{field}: cannot create {path} ({parent} is a file)")
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".trainlab-probe-", dir=parent))
+    except OSError as err:
+        raise UserError(f"{field}: cannot write {path} ({err.strerror or err})") from None
+
+
 def is_run(path: Path) -> bool:
     """A folder is a run directory when it holds a config.yaml."""
     return (Path(path) / CONFIG).is_file()
@@ -241,8 +259,7 @@ class RunDir:
 
     def create(self, resume: bool) -> bool:
         """Make the directory; refuse to reuse one without resume. True when resuming."""
-        if self.path.exists() and not self.path.is_dir():
-            raise UserError(f"--out: {self.path} is a file; choose a directory")
+        check_out_dir(self.path)
         if self.path.exists() and any(p.name != LOCK_NAME for p in self.path.iterdir()):
             if not resume:
                 raise UserError(
