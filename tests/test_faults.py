@@ -409,3 +409,79 @@ def test_an_out_that_cannot_be_written_is_one_line(tmp_path, capsys, request, co
     assert said in line, line
     assert sorted(p.name for p in tmp_path.iterdir()) == before  # nothing made
     assert (tmp_path / "afile").read_text() == "mine\n"  # nothing lost
+
+
+# ------------------------------------------------------------------------ the disk fills up
+FULL_DISK_RUN = """data: {name: spirals}
+model: {kind: mlp, width: 16, dropout: 0.2}
+train: {epochs: 4, batch_size: 64}
+"""
+
+
+def torch_save_fails_on_the_second_last_pt(monkeypatch) -> None:
+    """torch.save as it fails on a full disk: part of the file written, then a C++ RuntimeError
+    raised while handling an iostream error."""
+    real, calls = torch.save, []
+
+    def save(obj, f, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+        calls.append(str(f))
+        if sum(".last.pt." in c for c in calls) == 2 and ".last.pt." in str(f):
+            with open(f, "wb") as part:
+                part.write(b"PK\x03\x04 partial")
+            try:
+                raise RuntimeError("basic_ios::clear: iostream error")
+            except RuntimeError:
+                raise RuntimeError(
+                    "[enforce fail at inline_container.cc:672] . unexpected pos 576 vs 534"
+                ) from None
+        return real(obj, f, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "save", save)
+
+
+def metrics_append_fails_at_epoch_3(monkeypatch) -> None:
+    """Appending epoch 3's metrics line finds no space (ENOSPC) after part of it is written."""
+    import errno
+
+    from trainlab.rundir import RunDir
+
+    real = RunDir.append_jsonl
+
+    def append(self, name, rows):  # noqa: ANN001, ANN202
+        if name == "metrics.jsonl" and rows and rows[0]["epoch"] == 3:
+            with open(self / name, "a") as f:
+                f.write(json.dumps(rows[0])[:10])
+            raise OSError(errno.ENOSPC, "No space left on device", str(self / name))
+        return real(self, name, rows)
+
+    monkeypatch.setattr(RunDir, "append_jsonl", append)
+
+
+def metrics_of(path) -> list[dict]:
+    lines = (path / "metrics.jsonl").read_text().splitlines()
+    return [{k: v for k, v in json.loads(x).items() if k != "seconds"} for x in lines]
+
+
+@pytest.mark.parametrize(
+    "fault", [torch_save_fails_on_the_second_last_pt, metrics_append_fails_at_epoch_3]
+)
+def test_a_full_disk_is_one_line_and_resume_gives_the_same_numbers(tmp_path, capsys, fault):
+    (tmp_path / "c.yaml").write_text(FULL_DISK_RUN)
+    with pytest.MonkeyPatch.context() as mp:
+        fault(mp)
+        code = main(["train", "c.yaml", "--out", "cut"])
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err, err
+    line = err.strip().splitlines()[-1]  # after the progress of the epochs it did
+    assert line.startswith("trainlab train: --out: cannot write cut/"), line
+    assert "on the disk mounted at /" in line and "continue with --resume" in line, line
+    assert "MiB free" in line and "cut" in line, line
+    assert not (tmp_path / "cut/result.json").exists()
+    assert main(["train", "c.yaml", "--out", "cut", "--resume", "--json"]) == 0
+    resumed = json.loads(capsys.readouterr().out)
+    assert main(["train", "c.yaml", "--out", "full", "--json"]) == 0
+    full = json.loads(capsys.readouterr().out)
+    assert resumed["epochs"] == full["epochs"] == 4
+    assert resumed["test_accuracy"] == full["test_accuracy"]
+    assert resumed["test_loss"] == full["test_loss"]
+    assert metrics_of(tmp_path / "cut") == metrics_of(tmp_path / "full")

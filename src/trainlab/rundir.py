@@ -25,12 +25,14 @@ Checkpoint contents are the engine's (trainlab.engine.checkpoints); this module 
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import os
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -99,6 +101,44 @@ def atomic_write_with(path: Path, write: Callable[[str], None]) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+#: the errors of a write that a full disk (or quota) causes; EIO is what the engine makes of
+#: torch.save's C++ "unexpected pos" (trainlab.engine.checkpoints)
+WRITE_FAILED = (errno.ENOSPC, errno.EDQUOT, errno.EIO)
+
+
+def _mount_of(path: Path) -> Path:
+    """The mount point of the file system holding `path` (what a user calls the disk)."""
+    p = Path(os.path.abspath(path))
+    while not p.exists() or not os.path.ismount(p):
+        if p == p.parent:
+            break
+        p = p.parent
+    return p
+
+
+@contextlib.contextmanager
+def full_disk_is_resumable(run_path: Path) -> Iterator[None]:
+    """A write that fails for want of space while a run writes `run_path` is one line naming the
+    disk (a UserError: exit 2), not a traceback. Every writer of a run is atomic or tolerant of
+    a cut line, so the run directory stays resumable: `--resume` after space is freed redoes the
+    epoch that could not be saved and gives the numbers of an uninterrupted run."""
+    try:
+        yield
+    except OSError as err:
+        if err.errno not in WRITE_FAILED:
+            raise
+        disk = _mount_of(run_path)
+        try:
+            free = f", {shutil.disk_usage(disk).free / 2**20:.0f} MiB free"
+        except OSError:
+            free = ""
+        raise UserError(
+            f"--out: cannot write {err.filename or run_path} ({err.strerror}) on the disk "
+            f"mounted at {disk}{free}; {run_path} is saved up to its last finished epoch: free "
+            "space and continue with --resume"
+        ) from None
 
 
 # -------------------------------------------------------------------------- tolerant readers

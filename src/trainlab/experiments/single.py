@@ -30,7 +30,7 @@ from trainlab.errors import UserError
 from trainlab.plugins import source_dir
 from trainlab.report.advice import advise
 from trainlab.report.curves import plot_curves
-from trainlab.rundir import ENV, METRICS, RESULT, STEPS, RunDir
+from trainlab.rundir import ENV, METRICS, RESULT, STEPS, RunDir, full_disk_is_resumable
 
 
 def callbacks_for(cfg: ExperimentConfig) -> list[Callback]:
@@ -134,7 +134,8 @@ def train_single(
     recorded in the run's plugins.json together with those of the run being resumed."""
     run = RunDir(out)
     resuming = run.create(resume)
-    with run.lock():  # a second process writing this run directory gets one line, exit 2
+    # a second process writing this run directory gets one line, exit 2; so does a full disk
+    with run.lock(), full_disk_is_resumable(run.path):
         dirs = run.search_dirs(search_dirs, resuming)
         return _train_in(cfg, run, resuming, callbacks, splits, model, lr_mult, curves, dirs)
 
