@@ -485,3 +485,16 @@ def test_a_full_disk_is_one_line_and_resume_gives_the_same_numbers(tmp_path, cap
     assert resumed["test_accuracy"] == full["test_accuracy"]
     assert resumed["test_loss"] == full["test_loss"]
     assert metrics_of(tmp_path / "cut") == metrics_of(tmp_path / "full")
+
+
+# ------------------------------------------------------------ a run that fails before writing
+def test_a_run_that_fails_before_writing_leaves_no_empty_folder(tmp_path, capsys, plugin_module):
+    kind = plugin_module("faults_empty", MISTAKES) + ":frozen"  # a UserError from the factory
+    (tmp_path / "c.yaml").write_text(f'data: {{name: spirals}}\nmodel: {{kind: "{kind}"}}\n')
+    one_line(capsys, main(["train", "c.yaml"]), "train", "model.kind:")
+    assert list((tmp_path / "runs").iterdir()) == []  # no runs/c-<time>/
+    one_line(capsys, main(["train", "c.yaml", "--out", "new"]), "train", "model.kind:")
+    assert not (tmp_path / "new").exists()
+    (tmp_path / "mine").mkdir()  # a folder that existed before is never removed
+    one_line(capsys, main(["train", "c.yaml", "--out", "mine"]), "train", "model.kind:")
+    assert (tmp_path / "mine").is_dir()

@@ -312,6 +312,13 @@ class RunDir:
         self.path.mkdir(parents=True, exist_ok=True)
         return False
 
+    def remove_if_empty(self) -> None:
+        """Remove the directory when it holds nothing: what a run that failed before writing
+        anything leaves once its lock is released (a lock another process holds keeps it).
+        Only the caller knows it made the folder, so only it may ask."""
+        with contextlib.suppress(OSError):  # gone, or not empty: left as it is
+            self.path.rmdir()
+
     def lock(self) -> DirLock:
         """The lock a process holds while it writes this run (`with run.lock(): ...`)."""
         return DirLock(

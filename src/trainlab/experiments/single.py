@@ -133,11 +133,17 @@ def train_single(
     `search_dirs` are where plugins are looked up besides sys.path (the config file's folder),
     recorded in the run's plugins.json together with those of the run being resumed."""
     run = RunDir(out)
+    existed = run.path.exists()
     resuming = run.create(resume)
-    # a second process writing this run directory gets one line, exit 2; so does a full disk
-    with run.lock(), full_disk_is_resumable(run.path):
-        dirs = run.search_dirs(search_dirs, resuming)
-        return _train_in(cfg, run, resuming, callbacks, splits, model, lr_mult, curves, dirs)
+    try:
+        # a second process writing this run directory gets one line, exit 2; so does a full disk
+        with run.lock(), full_disk_is_resumable(run.path):
+            dirs = run.search_dirs(search_dirs, resuming)
+            return _train_in(cfg, run, resuming, callbacks, splits, model, lr_mult, curves, dirs)
+    except BaseException:
+        if not existed:  # a run that failed before writing anything leaves no empty folder
+            run.remove_if_empty()
+        raise
 
 
 def uses_plugins(cfg: ExperimentConfig) -> bool:
