@@ -133,7 +133,7 @@ def test_snapshots_are_taken_at_cycle_ends_and_averaged(runs):
     assert all(torch.equal(last[k], final[k]) for k in last)
     # snapshot_test_accuracy is the accuracy of the mean of the snapshots' probabilities
     splits = run.splits()
-    models = [run.model(f"snapshots/{f.name}") for f in files]
+    models = [run.network(f"snapshots/{f.name}") for f in files]
     proba = average_proba(models, splits.x_test)
     acc = (proba.argmax(1) == splits.y_test).float().mean().item()
     res = runs.a.to_dict()

@@ -1,13 +1,17 @@
 """Issue 27's cases through the CLI: nothing crashes, nothing hangs, nothing is silently wrong.
 Each mistake is one line on stderr naming the option and exit status 2; no password printed."""
 
+import importlib
 import json
 import sys
 
+import numpy as np
 import pytest
 import torch
 
+import trainlab
 from trainlab.cli import main
+from trainlab.errors import UserError
 
 SEARCH = """data: {name: spirals}
 model: {kind: mlp, width: 8, depth: 1}
@@ -263,3 +267,234 @@ def test_a_plugin_that_changes_the_default_dtype_has_it_restored(tmp_path, capsy
     warned = [line for line in out.err.splitlines() if "default dtype" in line]
     assert len(warned) == 1 and warned[0].startswith("trainlab train: warning: model.kind:")
     assert "changed torch's default dtype to torch.float64" in warned[0], warned
+
+
+# ------------------------------------------------------------------ a loaded model, raw inputs
+def raw_digits(path) -> tuple[torch.Tensor, torch.Tensor]:
+    """scikit-learn's digits as they come (pixels 0..16), saved to `path` for eval --data-path."""
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    x, y = d.images[:, None].astype(np.float32), d.target.astype(np.int64)
+    np.savez(path, x=x, y=y)
+    return torch.from_numpy(x), torch.from_numpy(y)
+
+
+def eval_accuracy(capsys, *argv: str) -> float:
+    assert main(["eval", *argv, "--json"]) == 0
+    return json.loads(capsys.readouterr().out)["accuracy"]
+
+
+def accuracy(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
+    with torch.no_grad():
+        return (model(x).argmax(1) == y).double().mean().item()
+
+
+DIGITS = {
+    "data": {"name": "digits"},
+    "model": {"kind": "mlp", "width": 32},
+    "optim": {"lr": 0.05},
+    "train": {"epochs": 3},
+}
+
+
+def test_a_loaded_model_predicts_raw_inputs_as_eval_does(tmp_path, capsys):
+    x, y = raw_digits(tmp_path / "raw.npz")
+    result = trainlab.train(DIGITS, out="run", curves=False)
+    run = trainlab.load_run("run")
+    model = run.model()
+    assert accuracy(model, x, y) == pytest.approx(
+        eval_accuracy(capsys, "run", "--data-path", "raw.npz")
+    )
+    assert accuracy(model, x, y) > 0.85
+    # the normalizer is part of the module: buffers saved with it, moved with it
+    state = model.state_dict()
+    assert torch.equal(state["mean"], run.normalizer().mean) and "std" in state
+    assert model.to(torch.float64).mean.dtype == torch.float64
+    # the bare network takes inputs normalized as in training, as run.splits() gives them
+    splits = run.splits()
+    bare = accuracy(run.network(), splits.x_test, splits.y_test)
+    assert bare == pytest.approx(result.test_accuracy)
+
+
+# ------------------------------------------------------------ a model given as a Python object
+NETS = """
+from torch import nn
+
+
+class MyNet(nn.Sequential):
+    def __init__(self, classes=10):
+        super().__init__(nn.Flatten(), nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, classes))
+
+
+def make(input_shape, num_classes):
+    return MyNet(num_classes)
+"""
+
+
+def test_a_model_given_as_an_object_loads_into_the_users_module(
+    tmp_path, capsys, plugin_module, monkeypatch
+):
+    mod = plugin_module("faults_nets", NETS)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    nets = importlib.import_module(mod)
+    result = trainlab.train(DIGITS, model=nets.MyNet(), out="run", curves=False)
+    line = one_line(capsys, main(["eval", "run"]), "eval", "model.kind:")
+    assert "load_run(RUN).model(module=MyNet())" in line and "--model module:factory" in line
+    # from Python: the weights and the normalizer in the user's own module
+    x, y = raw_digits(tmp_path / "raw.npz")
+    model = trainlab.load_run("run").model(module=nets.MyNet())
+    assert isinstance(model.network, nets.MyNet) and not model.training
+    raw = eval_accuracy(capsys, "run", "--model", f"{mod}:make", "--data-path", "raw.npz")
+    assert accuracy(model, x, y) == pytest.approx(raw) and raw > 0.85
+    # from the CLI: a factory importable by name, called as factory(input_shape, num_classes)
+    assert eval_accuracy(capsys, "run", "--model", f"{mod}:make") == pytest.approx(
+        result.test_accuracy
+    )
+    assert trainlab.evaluate("run", model=nets.MyNet())["accuracy"] == pytest.approx(
+        result.test_accuracy
+    )
+    with pytest.raises(UserError, match="does not fit the module given"):
+        trainlab.load_run("run").model(module=nets.MyNet(3))
+    line = one_line(capsys, main(["eval", "run", "--model", f"{mod}:nowhere"]), "eval", "--model:")
+    assert "nowhere" in line, line
+    one_line(capsys, main(["eval", "run", "--model", "make"]), "eval", "--model: give a factory")
+
+
+# ------------------------------------------------------------ an --out that cannot be written
+@pytest.fixture
+def read_only_mount(tmp_path):
+    """A read-only bind mount (root ignores permissions, not a read-only file system); skipped
+    where the test may not mount."""
+    import subprocess
+
+    target = tmp_path / "ro"
+    target.mkdir()
+    mount = ["mount", "--bind", "-o", "ro", str(target), str(target)]
+    if subprocess.run(mount, capture_output=True).returncode != 0:
+        pytest.skip("cannot make a read-only bind mount here")
+    yield target
+    subprocess.run(["umount", str(target)], check=True)
+
+
+OUT_COMMANDS = {
+    "train": ["train", "s.yaml"],
+    "search": ["search", "s.yaml"],
+    "compare": ["compare", "s.yaml", "t.yaml", "--seeds", "2"],
+    "lr-find": ["lr-find", "s.yaml"],
+}
+
+
+@pytest.mark.parametrize("command", OUT_COMMANDS)
+@pytest.mark.parametrize(
+    "out, said",
+    [
+        ("afile", "afile is a file; choose a directory"),
+        ("afile/x.png", "afile is a file"),
+        ("/sys/trainlab-out/x.png", "(Operation not permitted)"),
+        ("/proc/trainlab-out/x.png", "/proc"),
+        ("ro/x.png", "(Read-only file system)"),
+    ],
+)
+def test_an_out_that_cannot_be_written_is_one_line(tmp_path, capsys, request, command, out, said):
+    if out.startswith("ro/"):
+        request.getfixturevalue("read_only_mount")
+    if command == "lr-find" and out == "afile":
+        pytest.skip("lr-find's --out is a file: it writes afile.png (the pinned suffix rule)")
+    (tmp_path / "s.yaml").write_text(SEARCH)
+    (tmp_path / "t.yaml").write_text(SEARCH.replace("width: 8", "width: 4"))
+    (tmp_path / "afile").write_text("mine\n")
+    before = sorted(p.name for p in tmp_path.iterdir())
+    line = one_line(capsys, main([*OUT_COMMANDS[command], "--out", out]), command, "--out:")
+    assert said in line, line
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # nothing made
+    assert (tmp_path / "afile").read_text() == "mine\n"  # nothing lost
+
+
+# ------------------------------------------------------------------------ the disk fills up
+FULL_DISK_RUN = """data: {name: spirals}
+model: {kind: mlp, width: 16, dropout: 0.2}
+train: {epochs: 4, batch_size: 64}
+"""
+
+
+def torch_save_fails_on_the_second_last_pt(monkeypatch) -> None:
+    """torch.save as it fails on a full disk: part of the file written, then a C++ RuntimeError
+    raised while handling an iostream error."""
+    real, calls = torch.save, []
+
+    def save(obj, f, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+        calls.append(str(f))
+        if sum(".last.pt." in c for c in calls) == 2 and ".last.pt." in str(f):
+            with open(f, "wb") as part:
+                part.write(b"PK\x03\x04 partial")
+            try:
+                raise RuntimeError("basic_ios::clear: iostream error")
+            except RuntimeError:
+                raise RuntimeError(
+                    "[enforce fail at inline_container.cc:672] . unexpected pos 576 vs 534"
+                ) from None
+        return real(obj, f, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "save", save)
+
+
+def metrics_append_fails_at_epoch_3(monkeypatch) -> None:
+    """Appending epoch 3's metrics line finds no space (ENOSPC) after part of it is written."""
+    import errno
+
+    from trainlab.rundir import RunDir
+
+    real = RunDir.append_jsonl
+
+    def append(self, name, rows):  # noqa: ANN001, ANN202
+        if name == "metrics.jsonl" and rows and rows[0]["epoch"] == 3:
+            with open(self / name, "a") as f:
+                f.write(json.dumps(rows[0])[:10])
+            raise OSError(errno.ENOSPC, "No space left on device", str(self / name))
+        return real(self, name, rows)
+
+    monkeypatch.setattr(RunDir, "append_jsonl", append)
+
+
+def metrics_of(path) -> list[dict]:
+    lines = (path / "metrics.jsonl").read_text().splitlines()
+    return [{k: v for k, v in json.loads(x).items() if k != "seconds"} for x in lines]
+
+
+@pytest.mark.parametrize(
+    "fault", [torch_save_fails_on_the_second_last_pt, metrics_append_fails_at_epoch_3]
+)
+def test_a_full_disk_is_one_line_and_resume_gives_the_same_numbers(tmp_path, capsys, fault):
+    (tmp_path / "c.yaml").write_text(FULL_DISK_RUN)
+    with pytest.MonkeyPatch.context() as mp:
+        fault(mp)
+        code = main(["train", "c.yaml", "--out", "cut"])
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err, err
+    line = err.strip().splitlines()[-1]  # after the progress of the epochs it did
+    assert line.startswith("trainlab train: --out: cannot write cut/"), line
+    assert "on the disk mounted at /" in line and "continue with --resume" in line, line
+    assert "MiB free" in line and "cut" in line, line
+    assert not (tmp_path / "cut/result.json").exists()
+    assert main(["train", "c.yaml", "--out", "cut", "--resume", "--json"]) == 0
+    resumed = json.loads(capsys.readouterr().out)
+    assert main(["train", "c.yaml", "--out", "full", "--json"]) == 0
+    full = json.loads(capsys.readouterr().out)
+    assert resumed["epochs"] == full["epochs"] == 4
+    assert resumed["test_accuracy"] == full["test_accuracy"]
+    assert resumed["test_loss"] == full["test_loss"]
+    assert metrics_of(tmp_path / "cut") == metrics_of(tmp_path / "full")
+
+
+# ------------------------------------------------------------ a run that fails before writing
+def test_a_run_that_fails_before_writing_leaves_no_empty_folder(tmp_path, capsys, plugin_module):
+    kind = plugin_module("faults_empty", MISTAKES) + ":frozen"  # a UserError from the factory
+    (tmp_path / "c.yaml").write_text(f'data: {{name: spirals}}\nmodel: {{kind: "{kind}"}}\n')
+    one_line(capsys, main(["train", "c.yaml"]), "train", "model.kind:")
+    assert list((tmp_path / "runs").iterdir()) == []  # no runs/c-<time>/
+    one_line(capsys, main(["train", "c.yaml", "--out", "new"]), "train", "model.kind:")
+    assert not (tmp_path / "new").exists()
+    (tmp_path / "mine").mkdir()  # a folder that existed before is never removed
+    one_line(capsys, main(["train", "c.yaml", "--out", "mine"]), "train", "model.kind:")
+    assert (tmp_path / "mine").is_dir()

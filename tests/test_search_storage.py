@@ -4,6 +4,7 @@ and every finished trial's files are readable from the other driver (artifact st
 
 import json
 import os
+import random
 import shutil
 import signal
 import subprocess
@@ -331,3 +332,113 @@ def test_journal_a_trial_that_never_beat_is_rerun(tmp_path):
 
 def test_postgres_a_trial_that_never_beat_is_rerun(tmp_path, postgres_url):
     _orphan_is_rerun(tmp_path, postgres_url, "pg-orphan")
+
+
+# A driver that SIGKILLs itself at a chosen moment: "ask<k>" right after its k-th study.ask()
+# returns (no params, no heartbeat yet), "time<s>" s seconds after its first ask, whatever it is
+# doing then. Each ask is written to OUT.asks first, so the test knows the driver has started.
+KILLED_DRIVER = """
+import os
+import random
+import signal
+import sys
+import threading
+
+import optuna
+
+from trainlab.search.running.driver import search
+
+cfg, url, study, out, moment = sys.argv[1:6]
+real_ask = optuna.study.Study.ask
+asked = []
+
+
+def ask(self, *args, **kwargs):
+    trial = real_ask(self, *args, **kwargs)
+    asked.append(trial.number)
+    with open(out + ".asks", "a") as f:
+        f.write(f"{trial.number}\\n")
+    if moment == f"ask{len(asked)}":
+        os.kill(os.getpid(), signal.SIGKILL)
+    if moment.startswith("time") and len(asked) == 1:
+        threading.Timer(float(moment[4:]), os.kill, (os.getpid(), signal.SIGKILL)).start()
+    return trial
+
+
+optuna.study.Study.ask = ask
+search(cfg, storage=url, study=study, out=out, executor="inline", heartbeat=1)
+"""
+KILL_MOMENTS = ["ask1", "ask2", "random"]
+
+
+def kill_moment(moment: str) -> str:
+    """`random` is a moment up to 2 s after the first ask, drawn afresh each run (the seed is in
+    a failure's message: TRAINLAB_KILL_SEED=<seed> replays it)."""
+    if moment != "random":
+        return moment
+    seed = int(os.environ.get("TRAINLAB_KILL_SEED", time.time_ns() % 100_000))
+    return f"time{random.Random(seed).uniform(0.0, 2.0):.2f} (seed {seed})"
+
+
+def _lines(path: Path) -> list[str]:
+    return path.read_text().splitlines() if path.exists() else []
+
+
+def _survivor_never_waits(tmp_path: Path, url: str, study: str, moment: str) -> None:
+    """Driver A is killed at `moment`; driver B, joining once A has asked a trial (the k-th of
+    ask<k>), finishes the study's budget exactly once in bounded time: every trial A left
+    RUNNING is failed as interrupted and re-run once, whether it had beaten or not."""
+    from trainlab.search.running.driver import search
+
+    moment = kill_moment(moment)
+    cfg = tmp_path / "exp.yaml"
+    search_cfg = {**SEARCH, "trials": 4}
+    cfg.write_text(BASE.replace("epochs: 6", "epochs: 1") + yaml.safe_dump({"search": search_cfg}))
+    script = tmp_path / "killed_driver.py"
+    script.write_text(KILLED_DRIVER)
+    out_a = str(tmp_path / "a")
+    argv = [sys.executable, str(script), str(cfg), url, study, out_a, moment.split()[0]]
+    a = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    done: list = []
+    try:
+        asks = int(moment[3:]) if moment.startswith("ask") else 1  # B joins after A's k-th
+        deadline = time.monotonic() + 30
+        while len(_lines(Path(out_a + ".asks"))) < asks:
+            assert a.poll() in (None, -signal.SIGKILL), a.stderr.read().decode()
+            assert time.monotonic() < deadline, f"driver A asked {asks} trials in 30 s"
+            time.sleep(0.02)
+        kw = {"storage": url, "study": study, "executor": "inline", "heartbeat": 1}
+        b = threading.Thread(  # a daemon: a survivor waiting forever fails the test, not the run
+            target=lambda: done.append(search(cfg, out=str(tmp_path / "b"), **kw)), daemon=True
+        )
+        b.start()
+        b.join(timeout=60)
+        killed = a.wait(timeout=30) == -signal.SIGKILL
+        assert killed or a.returncode == 0, a.stderr.read().decode()
+    finally:
+        if a.poll() is None:
+            a.kill()
+    assert done, f"the surviving driver is still waiting (A killed at {moment})"
+    trials = optuna.load_study(study_name=study, storage=open_storage(url)).trials
+    states = [t.state.name for t in trials]
+    assert states.count("COMPLETE") == search_cfg["trials"], states  # the budget, exactly once
+    assert set(states) <= {"COMPLETE", "FAIL"}, states  # no RUNNING, no WAITING left
+    failed = [t for t in trials if t.state.name == "FAIL"]
+    assert all(t.user_attrs["outcome"] == "interrupted" for t in failed)
+    retries = sorted(t.user_attrs["retry_of"] for t in trials if "retry_of" in t.user_attrs)
+    assert retries == sorted(t.number for t in failed), (moment, states)  # each re-run once
+    if moment.startswith("ask"):
+        assert killed and len(failed) == 1  # the trial A had just asked
+
+
+@pytest.mark.parametrize("moment", KILL_MOMENTS)
+def test_journal_a_driver_killed_at_any_moment_never_leaves_the_other_waiting(tmp_path, moment):
+    url = f"journal:///{tmp_path}/shared/kill.log"
+    _survivor_never_waits(tmp_path, url, f"j-{moment}", moment)
+
+
+@pytest.mark.parametrize("moment", KILL_MOMENTS)
+def test_postgres_a_driver_killed_at_any_moment_never_leaves_the_other_waiting(
+    tmp_path, postgres_url, moment
+):
+    _survivor_never_waits(tmp_path, postgres_url, f"pg-{moment}", moment)

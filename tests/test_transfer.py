@@ -87,7 +87,7 @@ def test_linear_head_is_solved_to_the_optimum(pretrained, target, tmp_path):
     """The saved head minimizes cross-entropy + l2/2 |W|^2 on the frozen features: the gradient
     at the saved weights is (nearly) zero, which the example's few Adam epochs never reach."""
     res = transfer(pretrained, target, out=tmp_path / "run", curves=False)
-    net = trainlab.load_run(tmp_path / "run").model()
+    net = trainlab.load_run(tmp_path / "run").network()
     splits = setup_transfer(pretrained, target, solver="optim").splits  # cached features
     f, y = splits.x_train, splits.y_train
     w, b = net.fc.weight.detach().requires_grad_(), net.fc.bias.detach().requires_grad_()

@@ -26,6 +26,7 @@ Checkpoint contents are the engine's (trainlab.engine.checkpoints); this module 
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import shutil
@@ -105,6 +106,44 @@ def atomic_write_with(path: Path, write: Callable[[str], None]) -> None:
         raise
 
 
+#: the errors of a write that a full disk (or quota) causes; EIO is what the engine makes of
+#: torch.save's C++ "unexpected pos" (trainlab.engine.checkpoints)
+WRITE_FAILED = (errno.ENOSPC, errno.EDQUOT, errno.EIO)
+
+
+def _mount_of(path: Path) -> Path:
+    """The mount point of the file system holding `path` (what a user calls the disk)."""
+    p = Path(os.path.abspath(path))
+    while not p.exists() or not os.path.ismount(p):
+        if p == p.parent:
+            break
+        p = p.parent
+    return p
+
+
+@contextlib.contextmanager
+def full_disk_is_resumable(run_path: Path) -> Iterator[None]:
+    """A write that fails for want of space while a run writes `run_path` is one line naming the
+    disk (a UserError: exit 2), not a traceback. Every writer of a run is atomic or tolerant of
+    a cut line, so the run directory stays resumable: `--resume` after space is freed redoes the
+    epoch that could not be saved and gives the numbers of an uninterrupted run."""
+    try:
+        yield
+    except OSError as err:
+        if err.errno not in WRITE_FAILED:
+            raise
+        disk = _mount_of(run_path)
+        try:
+            free = f", {shutil.disk_usage(disk).free / 2**20:.0f} MiB free"
+        except OSError:
+            free = ""
+        raise UserError(
+            f"--out: cannot write {err.filename or run_path} ({err.strerror}) on the disk "
+            f"mounted at {disk}{free}; {run_path} is saved up to its last finished epoch: free "
+            "space and continue with --resume"
+        ) from None
+
+
 # -------------------------------------------------------------------------- tolerant readers
 def parse_jsonl(text: str) -> list[dict[str, Any]]:
     """The rows of a JSON-lines text up to the first line that is not one JSON object.
@@ -160,6 +199,24 @@ def finished_result(run_dir: Path) -> dict[str, Any] | None:
 def default_run_dir(config_path: str | Path | None, root: str | Path = "runs") -> Path:
     stem = Path(config_path).stem if config_path else "run"
     return Path(root) / f"{stem}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def check_out_dir(path: Path, field: str = "--out") -> None:
+    """Refuse in one line, before anything is made, a directory that cannot be made or written:
+    a file in its place or above it, a read-only file system, no permission. The test is a
+    probe folder made and removed in the directory or its nearest existing parent (permissions
+    alone do not tell: root ignores them, and /sys or /proc refuse even root)."""
+    if path.exists() and not path.is_dir():
+        raise UserError(f"{field}: {path} is a file; choose a directory")
+    parent = path
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise UserError(f"{field}: cannot create {path} ({parent} is a file)")
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".trainlab-probe-", dir=parent))
+    except OSError as err:
+        raise UserError(f"{field}: cannot write {path} ({err.strerror or err})") from None
 
 
 def is_run(path: Path) -> bool:
@@ -245,8 +302,7 @@ class RunDir:
 
     def create(self, resume: bool) -> bool:
         """Make the directory; refuse to reuse one without resume. True when resuming."""
-        if self.path.exists() and not self.path.is_dir():
-            raise UserError(f"--out: {self.path} is a file; choose a directory")
+        check_out_dir(self.path)
         if self.path.exists() and any(p.name != LOCK_NAME for p in self.path.iterdir()):
             if not resume:
                 raise UserError(

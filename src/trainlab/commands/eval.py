@@ -1,5 +1,5 @@
-"""`trainlab eval RUN_DIR [--data-path P] [--tta MODE] [--json]`: a finished run on its test split
-or on new data (the Python form: trainlab.evaluate)."""
+"""`trainlab eval RUN_DIR [--data-path P] [--tta MODE] [--model pkg.module:factory] [--json]`: a
+finished run on its test split or on new data (the Python form: trainlab.evaluate)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,9 @@ from trainlab.commands.output import add_common, console, emit_json, fmt_pct
 def cmd_eval(args: argparse.Namespace) -> int:
     from rich.table import Table  # the table only when printed
 
-    result = trainlab.evaluate(args.run_dir, data_path=args.data_path, tta=args.tta)
+    result = trainlab.evaluate(
+        args.run_dir, data_path=args.data_path, tta=args.tta, model=args.model
+    )
     out = console(args.json)
     table = Table(title=f"evaluation of {args.run_dir}")
     for col in ("data", "examples", "loss", "accuracy"):
@@ -43,6 +45,12 @@ def add_parser(sub) -> None:  # noqa: ANN001
         choices=names.TTA_MODES,
         default=None,
         help="test-time augmentation (default: the run's train.tta)",
+    )
+    p.add_argument(
+        "--model",
+        metavar="MODULE:FACTORY",
+        help="load the weights into factory(input_shape, num_classes, **model.args) instead "
+        "of the run's model.kind (a run trained on a model object)",
     )
     add_common(p)
     p.set_defaults(func=cmd_eval)

@@ -4,6 +4,7 @@ env.json's contents (what produced the run). Where they go is trainlab.rundir's 
 
 from __future__ import annotations
 
+import errno
 import platform
 import subprocess
 import time
@@ -16,10 +17,24 @@ from trainlab.errors import UserError
 from trainlab.rundir import atomic_write_with
 from trainlab.version import __version__
 
+#: what torch.save's C++ writer says when a write fails (a full disk): "unexpected pos N vs M"
+#: from an iostream error
+TORCH_WRITE_FAILED = ("unexpected pos", "file write failed", "iostream error")
+
 
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
-    """torch.save through a temporary file; loadable with weights_only=True."""
-    atomic_write_with(path, lambda tmp: torch.save(state, tmp))
+    """torch.save through a temporary file; loadable with weights_only=True. torch reports a
+    write that failed (a full disk) as a C++ RuntimeError: it is raised as the OSError it is
+    (EIO, the file named), which trainlab.rundir.full_disk_is_resumable turns into one line."""
+    try:
+        atomic_write_with(path, lambda tmp: torch.save(state, tmp))
+    except RuntimeError as err:
+        said = f"{err} {err.__context__ or ''}"
+        if not any(mark in said for mark in TORCH_WRITE_FAILED):
+            raise
+        raise OSError(
+            errno.EIO, "torch.save could not write it: is the disk full?", str(path)
+        ) from err
 
 
 def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:

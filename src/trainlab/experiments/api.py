@@ -127,19 +127,26 @@ def _launch(arguments: dict[str, Any], nproc: int) -> Result:
 
 
 def evaluate_run(
-    path: str | Path, data_path: str | None = None, tta: str | None = None
+    path: str | Path,
+    data_path: str | None = None,
+    tta: str | None = None,
+    model: nn.Module | str | None = None,
 ) -> dict[str, Any]:
     """Accuracy and loss of a run's best model on its test split or on new data of that shape
-    (of a `train.ensemble` run: its members' averaged probabilities)."""
+    (of a `train.ensemble` run: its members' averaged probabilities). `model` loads the weights
+    into your own module or a factory's import path instead (`Run.network(module=)`): how a run
+    trained on a model object is evaluated."""
     run = load_run(path)
     if run.files.is_ensemble():
+        if model is not None:
+            raise UserError("--model: not for an ensemble run; evaluate a member with --model")
         if tta not in (None, "none"):
             raise UserError(
                 "--tta: not available for an ensemble run; evaluate a member "
                 f"({run.files.member(0).path}) with --tta"
             )
         return evaluate_ensemble_run(run.path, data_path)
-    model = run.model()
+    network = run.network(module=model)  # the data below is normalized as in training
     ckpt = run.checkpoint()
     if data_path:
         x, y = load_inputs_for(
@@ -154,12 +161,12 @@ def evaluate_run(
                 f"{ckpt['num_classes']} classes"
             )
         label = str(data_path)
-        loss, acc = evaluate(model, x, y)
+        loss, acc = evaluate(network, x, y)
         kind = "signal" if x.dim() == 3 else "image" if x.dim() == 4 else "vector"
     else:
         splits = run.splits()
         split, label, kind = splits.test, "test split", splits.kind
-        loss, acc = evaluate_split(model, split)
+        loss, acc = evaluate_split(network, split)
     out = {
         "run_dir": str(run.path),
         "data": label,
@@ -172,8 +179,8 @@ def evaluate_run(
         augment = run.config.data.augment
         out.update(
             tta=mode,
-            tta_accuracy=tta_accuracy(model, x, y, mode, augment, kind)
+            tta_accuracy=tta_accuracy(network, x, y, mode, augment, kind)
             if data_path
-            else tta_accuracy_split(model, split, mode, augment, kind),
+            else tta_accuracy_split(network, split, mode, augment, kind),
         )
     return out

@@ -41,6 +41,7 @@ from trainlab.rundir import (
     TRIAL_KEEPS,
     RunDir,
     atomic_write_text,
+    check_out_dir,
     config_dirs,
     finished_result,
 )
@@ -324,6 +325,7 @@ def compare(
         if out is not None
         else DEFAULT_OUT / "-vs-".join(dict.fromkeys(e.key for e in entries))
     )
+    check_out_dir(folder)
     _check_folder(folder, entries)
     looks = math.ceil((cap - seeds) / seeds) + 1 if until_decided else 1
     level = 1.0 - (1.0 - confidence) / looks

@@ -72,7 +72,7 @@ def load_member(
     if not p.is_dir():
         raise UserError(f"run: {p} does not exist or is not a directory")
     run = load_run(p)
-    model = run.model(checkpoint, device)
+    model = run.network(checkpoint, device)
     ckpt = run.checkpoint(checkpoint)
     result = run.result.to_dict() if run.result is not None else {}
     return Member(

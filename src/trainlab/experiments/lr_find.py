@@ -26,7 +26,7 @@ from trainlab.errors import UserError
 from trainlab.nn.models import build_model
 from trainlab.optim import FULL_BATCH
 from trainlab.report.lr_find import LRFindResult, plot_lr_find
-from trainlab.rundir import config_dirs
+from trainlab.rundir import check_out_dir, config_dirs
 from trainlab.smoothing import DebiasedEMA
 
 SMOOTH_BETA = 0.98  # the smoothing fastai and Lightning use for this curve (memory ~50 steps)
@@ -174,10 +174,8 @@ def plot_path(out: str | None, config: str) -> Path:
             f"--out: matplotlib cannot write {plot.suffix} files ({out}); "
             f"use one of {', '.join('.' + k for k in sorted(kinds))}"
         )
-    try:
-        plot.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UserError(f"--out: cannot create {plot.parent} ({exc.strerror or exc})") from None
+    check_out_dir(plot.parent)
+    plot.parent.mkdir(parents=True, exist_ok=True)
     if not os.access(plot.parent, os.W_OK) or (plot.exists() and not os.access(plot, os.W_OK)):
         raise UserError(f"--out: cannot write {plot} (permission denied)")
     return plot

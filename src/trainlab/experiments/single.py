@@ -32,7 +32,7 @@ from trainlab.errors import UserError
 from trainlab.plugins import source_dir
 from trainlab.report.advice import advise
 from trainlab.report.curves import plot_curves
-from trainlab.rundir import ENV, METRICS, RESULT, STEPS, RunDir
+from trainlab.rundir import ENV, METRICS, RESULT, STEPS, RunDir, full_disk_is_resumable
 
 
 def callbacks_for(cfg: ExperimentConfig, main: bool = True) -> list[Callback]:
@@ -150,7 +150,10 @@ def train_single(
             return resuming, dirs, saved_config(run, cfg, resuming)
 
         resuming, dirs, saved = ranks.on_main(start)  # a UserError of rank 0's on every rank
-        return _train_in(cfg, run, resuming, saved, callbacks, splits, model, lr_mult, curves, dirs)
+        with full_disk_is_resumable(run.path):  # a full disk is one line, exit 2
+            return _train_in(
+                cfg, run, resuming, saved, callbacks, splits, model, lr_mult, curves, dirs
+            )
 
 
 def uses_plugins(cfg: ExperimentConfig) -> bool:

@@ -26,9 +26,10 @@ def load_factory(kind: str, search_dirs: Iterable[str | Path] = ()) -> Factory:
     if module == UNIMPORTABLE:
         raise UserError(
             f"model.kind: this run's model was given as a Python object ({attr}) that cannot be "
-            "imported back, so it cannot be rebuilt from the run directory; define the factory "
-            "in an importable module (not __main__, not a lambda or local function) and train "
-            "with trainlab.train(..., model=factory) or model.kind: module:factory"
+            "imported back, so it cannot be rebuilt from the run directory; load it into your "
+            "own module with trainlab.load_run(RUN).model(module=MyNet()) or trainlab eval RUN "
+            "--model module:factory, or train with a factory defined in an importable module "
+            "(not __main__, not a lambda or local function)"
         )
     with default_dtype_kept("model.kind", kind):
         factory = load_object(kind, "model.kind", search_dirs)

@@ -56,6 +56,7 @@ from trainlab.rundir import (
     TRIAL_KEEPS,
     RunDir,
     atomic_write_text,
+    check_out_dir,
     config_dirs,
 )
 from trainlab.search import study as studies
@@ -237,6 +238,7 @@ def plan(config: str | Path | dict[str, Any], options: SearchOptions) -> Plan:
             f"a usable study name ({allowed}); pass --study NAME"
         )
     study_dir = Path(options.out) if options.out else Path("runs") / "search" / name
+    check_out_dir(study_dir)  # a file in the way, a read-only disk: one line, nothing made
     return Plan(
         base,
         experiment,
