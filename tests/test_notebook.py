@@ -47,7 +47,8 @@ def _kernel_on_this_interpreter(root: Path, monkeypatch: pytest.MonkeyPatch) -> 
     # the kernel is one of the suite's two processes (xdist): one torch thread, as conftest's
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     src = str(Path(__file__).resolve().parents[1] / "src")  # this checkout's trainlab
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([src, os.environ.get("PYTHONPATH", "")]))
+    paths = [src, *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(paths))
 
 
 @pytest.mark.notebook
