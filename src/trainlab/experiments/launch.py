@@ -73,28 +73,34 @@ def _process(
 def launch(train: Callable[..., Result | None], arguments: dict[str, Any], nproc: int) -> Result:
     """`train(**arguments)` on `nproc` local processes (`train` importable by name); rank 0's
     Result. Ctrl-C stops every process (KeyboardInterrupt here)."""
+    from torch.distributed.elastic.multiprocessing import DefaultLogsSpecs
     from torch.distributed.elastic.multiprocessing.api import SignalException
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.launcher.api import LaunchConfig, elastic_launch
 
     check_sendable(arguments)
-    config = LaunchConfig(
-        min_nodes=1,
-        max_nodes=1,
-        nproc_per_node=nproc,
-        run_id=f"trainlab-{uuid.uuid4().hex[:12]}",
-        rdzv_backend="c10d",
-        rdzv_endpoint="127.0.0.1:0",
-        local_addr="127.0.0.1",
-        max_restarts=0,
-        monitor_interval=0.1,
-        start_method="spawn",
-    )
-    with tempfile.TemporaryDirectory(prefix="trainlab-nproc-") as errors, _quiet():
+    # the launcher's own files (one folder per run) go inside this call's temporary folder, so
+    # a run on many processes leaves nothing behind in /tmp
+    with tempfile.TemporaryDirectory(prefix="trainlab-nproc-") as scratch, _quiet():
+        errors = Path(scratch) / "errors"
+        errors.mkdir()
+        config = LaunchConfig(
+            min_nodes=1,
+            max_nodes=1,
+            nproc_per_node=nproc,
+            run_id=f"trainlab-{uuid.uuid4().hex[:12]}",
+            rdzv_backend="c10d",
+            rdzv_endpoint="127.0.0.1:0",
+            local_addr="127.0.0.1",
+            max_restarts=0,
+            monitor_interval=0.1,
+            start_method="spawn",
+            logs_specs=DefaultLogsSpecs(log_dir=str(Path(scratch) / "launcher")),
+        )
         try:
-            results = elastic_launch(config, _process)(train, arguments, errors)
+            results = elastic_launch(config, _process)(train, arguments, str(errors))
         except ChildFailedError as err:
-            raise _failure(err, Path(errors)) from None
+            raise _failure(err, errors) from None
         except SignalException:
             raise KeyboardInterrupt from None
     return results[0]
