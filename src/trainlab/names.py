@@ -62,9 +62,6 @@ TRANSFER_NORMALIZATIONS = ("pretrained", "new")
 #: trainlab landscape --surface: the lecture's 2-parameter loss surfaces
 SURFACES = ("taco", "saddle", "local-min", "noisy", "rotated", "rosenbrock")
 
-#: the kinds of run directory (trainlab.rundir.RunDir.kind)
-RUN_KINDS = ("run", "ensemble", "transfer", "compare", "trial")
-
 
 def literal(names: tuple[str, ...]) -> Any:
     """`Literal[names...]` for a pydantic field or a type hint, from one of the lists above."""

@@ -55,36 +55,31 @@ SNAPSHOTS = "snapshots"
 # a study directory
 BEST_YAML = "best.yaml"
 TRIALS = "trials"
-STUDY_DB = "study.db"
 # the runs folder's study database: the default --storage of search, ensemble and compare
 STUDIES_DB = "trainlab.db"
 DEFAULT_STORAGE = f"sqlite:///runs/{STUDIES_DB}"
 
 #: what a search trial's run directory keeps by default (what `trainlab ensemble --study` reads)
 TRIAL_KEEPS = (BEST, RESULT, CONFIG, METRICS, PLUGINS)
-#: a result's stopped_reason values; a run that has none of them (or `interrupted`) is unfinished
-STOPPED_REASONS = ("completed", "early_stopping", "diverged", "interrupted")
-INTERRUPTED = "interrupted"
-# a `trainlab compare` folder: its verdict (the object --json prints) and picture
+INTERRUPTED = "interrupted"  # the stopped_reason of a run that can go on (`--resume`)
+# a `trainlab compare` folder: its verdict (the object --json prints), its picture, and per config
+# a folder <config>/ of seed runs <config>/seed-<s>/
 COMPARE_MARK = "compare.json"
 COMPARE_PICTURE = "compare.png"
+SEED_PREFIX = "seed-"
 
 
 # -------------------------------------------------------------------------- atomic writers
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write `data` to `path` so that a kill leaves the old file or the new one, never a part."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as f:
+
+    def write(tmp: str) -> None:
+        with open(tmp, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+
+    atomic_write_with(path, write)
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -430,3 +425,36 @@ def _has_files(folder: Path) -> bool:
 def study_trial_dir(study_dir: Path, number: int) -> Path:
     """A trial's run directory in its study directory."""
     return Path(study_dir) / TRIALS / f"{number:04d}"
+
+
+# -------------------------------------------------------------------------- a compare folder
+def seed_dir(config_dir: Path, seed: int) -> Path:
+    """The run of one seed of one config in a `trainlab compare` folder."""
+    return Path(config_dir) / f"{SEED_PREFIX}{seed}"
+
+
+def _seed_of(path: Path) -> int | None:
+    tail = path.name.removeprefix(SEED_PREFIX)
+    return int(tail) if tail != path.name and tail.isdigit() else None
+
+
+def is_comparison(path: Path) -> bool:
+    """A `trainlab compare` folder: its compare.json, or (still running) a config folder of
+    seed runs (<config>/config.yaml beside <config>/seed-0/)."""
+    if is_run(path):
+        return False
+    if (Path(path) / COMPARE_MARK).is_file():
+        return True
+    try:
+        return any(is_run(d) and is_run(seed_dir(d, 0)) for d in Path(path).iterdir() if d.is_dir())
+    except OSError:
+        return False
+
+
+def seed_runs(path: Path) -> list[tuple[str, list[Path]]]:
+    """A comparison's configs (folder names) and their seed runs, in seed order."""
+    groups = []
+    for d in sorted(p for p in Path(path).iterdir() if p.is_dir() and is_run(p)):
+        seeds = [r for r in d.iterdir() if r.is_dir() and _seed_of(r) is not None and is_run(r)]
+        groups.append((d.name, sorted(seeds, key=_seed_of)))
+    return groups

@@ -53,8 +53,10 @@ from trainlab.rundir import (
     STEPS,
     TRIALS,
     RunDir,
+    is_comparison,
     is_run,
     read_json_object,
+    seed_runs,
 )
 
 __all__ = ["MAX_POINTS", "RunReader"]
@@ -88,33 +90,6 @@ RUN_FILES = (CONFIG, METRICS, STEPS, RESULT)  # what the pages read of a run
 def is_study_dir(path: Path) -> bool:
     """A study directory (runs/search/<study>/): its trials are shown by the study page."""
     return (path / TRIALS).is_dir()
-
-
-def is_comparison(path: Path) -> bool:
-    """A `trainlab compare` folder: its compare.json, or (still running) a config folder of
-    seed runs (<config>/config.yaml beside <config>/seed-0/)."""
-    if is_run(path):
-        return False
-    if (path / COMPARE_MARK).is_file():
-        return True
-    try:
-        return any(is_run(d) and is_run(d / "seed-0") for d in path.iterdir() if d.is_dir())
-    except OSError:
-        return False
-
-
-def seed_runs(path: Path) -> list[tuple[str, list[Path]]]:
-    """A comparison's configs (folder names) and their seed runs, in seed order."""
-
-    def seed(d: Path) -> int:
-        tail = d.name.removeprefix("seed-")
-        return int(tail) if tail.isdigit() else -1
-
-    groups = []
-    for d in sorted(p for p in path.iterdir() if p.is_dir() and is_run(p)):
-        seeds = [s for s in d.iterdir() if s.is_dir() and seed(s) >= 0 and is_run(s)]
-        groups.append((d.name, sorted(seeds, key=seed)))
-    return groups
 
 
 def find_runs(root: Path) -> list[Path]:

@@ -37,10 +37,10 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from trainlab.dashboard.files import OutsideRoot, inside
-from trainlab.dashboard.runs import RunReader, is_comparison
+from trainlab.dashboard.runs import RunReader
 from trainlab.dashboard.studies import FETCHED, StudyReader
 from trainlab.errors import UserError
-from trainlab.rundir import is_run
+from trainlab.rundir import is_comparison, is_run
 
 STATIC = Path(__file__).parent / "static"
 SERVED_FILES = {

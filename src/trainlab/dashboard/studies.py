@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from trainlab.dashboard.files import FileCache, read_text, relative_name, served_files
 from trainlab.dashboard.liveness import held_flock_inodes, lock_held
+from trainlab.dashboard.tail import finite as _finite
 from trainlab.errors import UserError
 from trainlab.plugins import first_line
 from trainlab.rundir import BEST_YAML, CONFIG, STUDIES_DB, TRIALS, is_run, study_trial_dir
@@ -48,10 +49,6 @@ IMPORTANCE_EVERY = 10.0  # seconds between two importance computations of a grow
 def read_only_url(db: Path) -> str:
     """SQLAlchemy URL of an SQLite file opened read-only (no write, no journal, no new file)."""
     return f"sqlite:///file:{db.resolve()}?mode=ro&uri=true"
-
-
-def _finite(v: Any) -> float | None:
-    return float(v) if isinstance(v, (int, float)) and math.isfinite(v) else None
 
 
 def read_only_storage(db: Path) -> RDBStorage:

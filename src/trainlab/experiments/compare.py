@@ -44,6 +44,7 @@ from trainlab.rundir import (
     check_out_dir,
     config_dirs,
     finished_result,
+    seed_dir,
 )
 
 METRIC = re.compile(r"^[a-z][a-z0-9_]*_(accuracy|loss)$")
@@ -159,7 +160,7 @@ def _metrics_of(e: Entry, results: dict[int, dict[str, Any]], folder: Path) -> d
     keys = sorted(k for k in result if METRIC.match(k) and _has(result, k))
     raise UserError(
         f"--metric: the runs of {e.path} have no {e.metric} "
-        f"({folder / e.key / f'seed-{missing[0]}'}); they have "
+        f"({seed_dir(folder / e.key, missing[0])}); they have "
         + (", ".join(keys) or f"no metric (stopped_reason: {result.get('stopped_reason')})")
     )
 
@@ -179,7 +180,7 @@ def run_seeds(
     path_of = {e.key: e.path for e in entries}
     for key in config_of:
         for s in seeds:
-            run = out / key / f"seed-{s}"
+            run = seed_dir(out / key, s)
             result = finished_result(run)
             if result is None:
                 todo[(key, s)] = run
@@ -199,7 +200,7 @@ def run_seeds(
         if event.kind == "done":
             results[(key, s)] = event.result or {}
         else:
-            failed.append(f"{key}/seed-{s}: {event.message}")
+            failed.append(f"{seed_dir(key, s)}: {event.message}")
         done += 1
         if progress:
             progress(f"{key} seed {s}", done, total)
