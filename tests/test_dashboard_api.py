@@ -16,8 +16,8 @@ import pytest
 from dashboard_http import get, get_json
 
 from trainlab.cli import main
-from trainlab.dashboard.runs import MAX_POINTS
 from trainlab.dashboard.server import Dashboard
+from trainlab.dashboard.stepcurve import MAX_POINTS
 from trainlab.locking import DirLock
 from trainlab.search import study as studies
 
@@ -336,7 +336,8 @@ def test_the_step_curve_is_bounded_and_the_same_read_at_once_or_as_it_grows(tmp_
     """Only the downsampled curve is kept (never the rows): at most MAX_POINTS points whatever
     the run's length, each bucket's extremes and both ends, and a file read in pieces as it
     grows gives the curve read at once (the smoothed loss carried across the pieces)."""
-    from trainlab.dashboard.tail import StepCurve, Tail
+    from trainlab.dashboard.stepcurve import StepCurve
+    from trainlab.dashboard.tail import Tail
     from trainlab.smoothing import smooth
 
     losses = [1e6 if s == 30_001 else 2.0 / math.sqrt(s) for s in range(1, 60_001)]

@@ -435,20 +435,24 @@ def test_build_parser_loads_neither_torch_nor_optuna():
 
 
 def test_the_dashboard_answers_runs_without_optuna(tmp_path):
-    """The dashboard's first /api/runs answer waits for no Optuna (nor torch): they load when a
-    study is read."""
+    """The dashboard's first /api/runs answer waits for no Optuna, torch or numpy: Optuna loads
+    when a study is read, numpy when a run's page asks for its step curve."""
     import subprocess
     import sys
 
-    (tmp_path / "runs").mkdir()
+    run = tmp_path / "runs" / "one"
+    run.mkdir(parents=True)
+    (run / "config.yaml").write_text("data: {name: moons}\n")
+    (run / "metrics.jsonl").write_text('{"epoch": 1, "val_accuracy": 0.5}\n')
     code = (
         "import json, sys, urllib.request\n"
         "from trainlab.dashboard.server import Dashboard\n"
         f"board = Dashboard({str(tmp_path / 'runs')!r}, port=0).start()\n"
         "with urllib.request.urlopen(board.url + 'api/runs') as answer:\n"
-        "    assert json.load(answer) == []\n"
+        "    rows = json.load(answer)\n"
+        "assert [(r['name'], r['epoch'], r['val_accuracy']) for r in rows] == [('one', 1, 0.5)]\n"
         "board.stop()\n"
-        "print(sorted(m for m in ('torch', 'optuna') if m in sys.modules))\n"
+        "print(sorted(m for m in ('torch', 'optuna', 'numpy') if m in sys.modules))\n"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr

@@ -3,8 +3,8 @@
 A run is a directory with a config.yaml. The index lists the runs outside study directories
 (a study's trials appear on its page), one row per run; the detail carries its per-epoch metrics,
 its per-step loss raw and smoothed (downsampled on the server to at most MAX_POINTS points,
-keeping each bucket's lowest and highest point, so a spike survives), the advice, the config, the
-pictures it left, and ensemble members and averaged models.
+keeping each bucket's lowest and highest point, so a spike survives: dashboard.stepcurve), the
+advice, the config, the pictures it left, and ensemble members and averaged models.
 
 A `trainlab compare` folder (compare.json, compare.png, <config>/seed-<s>/ runs) is one entry of
 kind compare, not a run: its detail is the comparison (configs, verdicts), its picture and its
@@ -39,7 +39,7 @@ from trainlab.dashboard.files import (
     stat_key,
 )
 from trainlab.dashboard.liveness import held_flock_inodes, lock_held, recently_changed
-from trainlab.dashboard.tail import MAX_POINTS, Epochs, StepCurve, Tail, read_rows
+from trainlab.dashboard.tail import Epochs, Tail, read_rows
 from trainlab.dashboard.tail import finite as _finite
 from trainlab.plugins import first_line
 from trainlab.report.advice import UPDATE_RATIO_FAR, UPDATE_RATIO_TARGET
@@ -59,7 +59,7 @@ from trainlab.rundir import (
     seed_runs,
 )
 
-__all__ = ["MAX_POINTS", "RunReader"]
+__all__ = ["RunReader"]
 PICTURES = (".png", ".svg", ".jpg")
 MEMBER_DIRS = (MEMBERS,)
 STATUSES = ("running", "completed", "early_stopping", "diverged", "interrupted")
@@ -265,6 +265,8 @@ class RunReader:
     def steps(self, path: Path, had: int | None = None) -> dict[str, Any]:
         """The per-step loss, raw and smoothed, downsampled; `total` is the steps recorded.
         Just {total, unchanged: true} when the page `had` that many already."""
+        from trainlab.dashboard.stepcurve import StepCurve  # numpy: not for the index
+
         curve = self._read(path / STEPS, StepCurve)[0]
         return {"total": had, "unchanged": True} if had == curve.total else curve.points()
 
