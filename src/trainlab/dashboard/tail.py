@@ -105,7 +105,7 @@ class Tail:
 
 def _starts(body: bytes, base: int) -> array:
     """File offsets where each line of `body` (read at `base`, ending in a newline) starts,
-    and where the last one ends (C-level loops: about 0.1 s for 2M lines)."""
+    and where the last one ends (C-level loops: about 10 ms a MB, a fifth of parsing it as JSON)."""
     lengths = map((1).__add__, map(len, body.split(b"\n")[:-1]))
     return array("q", accumulate(lengths, initial=base))
 
