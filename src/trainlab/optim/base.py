@@ -25,7 +25,7 @@ from typing import Any
 import torch
 
 from trainlab.errors import UserError
-from trainlab.optim import checks, paths
+from trainlab.optim import checks, compiled, paths
 from trainlab.optim.diagnostics import Watch
 from trainlab.optim.rules import direction
 
@@ -333,8 +333,8 @@ class TrainlabOptimizer(torch.optim.Optimizer):
         step: int,
     ) -> None:
         """Run the update on the path paths.choose picks (see paths.py)."""
-        fused = self._kernel
-        path = paths.choose(group, self._compilable(h), start, step, fused is not None)
+        fused, compilable = self._kernel, self._compilable(h)
+        path = paths.choose(group, compilable, start, step, fused is not None)
         memo = self._memo.setdefault(index, {})
         differentiable = bool(group.get("differentiable"))
         kernel = None
@@ -346,6 +346,8 @@ class TrainlabOptimizer(torch.optim.Optimizer):
         self.execution_path = paths.run(
             self._update, path, params, grads, buffers, h, memo, differentiable, kernel
         )
+        if compilable and paths.compiles_later(group, path, start, step):  # compile ahead
+            compiled.ahead(self._update, params, grads, buffers, h, memo)
 
     # ---- diagnostics ---------------------------------------------------------------------------
     @torch.no_grad()

@@ -7,17 +7,22 @@ for a few large tensors and ~0.5 s more per large tensor when cold, 74 tensors: 
 of that when inductor's on-disk cache already holds the graphs), and the compiled update rounds
 differently from the multi-tensor one (last bits). So the switch is a function of the parameters
 and the step count only, never of the clock, and a resumed run switches at the same step as an
-uninterrupted one (the step count is in the state_dict). By default (TRAINLAB_COMPILE=auto) a CPU
-param group runs compiled from step `compile_from(params)`: the ski-rental rule with modelled
+uninterrupted one (the step count is in the state_dict). By default (TRAINLAB_COMPILE=auto) a rule
+that torch has a fused CPU kernel for (SGD, Adagrad, Adam, AdamW) never compiles: it runs on that
+kernel (kernels.py), as fast per step as the compiled update from the first step, so there is
+nothing to buy (measured: compiled 0.97-1.02x the kernel on 13.6M parameters, while a cold compile
+costs 5-15 s of wall time, more than 200 steps). A CPU param group of another rule (RMSprop) runs
+compiled from step `compile_from(params)`: the ski-rental rule with modelled
 costs instead of measured ones (keep paying per step until the bill reaches the price of buying:
 a short run never waits for a compiler, a long run pays at most about twice the best possible).
 The modelled eager step is EAGER_NS_PER_ELEMENT per element plus EAGER_US_PER_TENSOR per tensor
 (measured: 0.6-2.3 ns per element on 13.6M parameters, 13-60 us per small tensor), the modelled
 compile COMPILE_SECONDS or SECONDS_PER_TENSOR per compiled tensor if more; groups with no tensor
 of COMPILE_MIN_NUMEL elements or more never compile. Examples: 13.6M parameters in
-7 tensors compile from step 170; the MNIST-1D CNN (53K parameters in 11 tensors) from step 13,427,
-so its short runs stay on the multi-tensor path. On a CUDA device the multi-tensor path is about
-as fast (both launch-bound on an H100 at 13.6M parameters), so there it compiles only when asked.
+7 tensors compile from step 170 (RMSprop); the MNIST-1D CNN (53K parameters in 11 tensors) from
+step 13,427, so its short runs stay on the multi-tensor path. On a CUDA device the multi-tensor
+path is about as fast (both launch-bound on an H100 at 13.6M parameters), so there it compiles
+only when asked.
 TRAINLAB_COMPILE overrides the rule: 0 never compiles, N (an integer >= 1) compiles from step N
 (1: from the first step), auto (the default) follows the rule; fused=True asks for step 1 for one
 optimizer. If compiling fails (no C++ compiler, for instance) we warn once and stay on the
@@ -47,10 +52,13 @@ import itertools
 import math
 import operator
 import os
+import queue
+import threading
 import types
 import warnings
 from collections import OrderedDict
 from collections.abc import Callable
+from concurrent.futures import Future
 from typing import Any
 
 import torch
@@ -71,6 +79,7 @@ _serial = itertools.count()
 
 _cache: OrderedDict[tuple, _Graph] = OrderedDict()
 _broken: str | None = None  # why compiling failed in this process, if it did
+_jobs: queue.SimpleQueue | None = None  # the compile-ahead thread's queue (see ahead)
 
 
 def mode() -> str | int:
@@ -148,15 +157,27 @@ class _Graph:
     replans when a parameter's storage moves (a new dtype or device), and the flags and layouts
     are part of the cache key. A graph that dynamo compiled twice stays on dynamo's path."""
 
-    __slots__ = ("fn", "direct", "order", "captures")
+    __slots__ = ("fresh", "compiled_fn", "direct", "order", "captures", "pending")
 
     def __init__(self) -> None:
         code = _apply.__code__.replace(co_name=f"_apply_{next(_serial)}")
-        fresh = types.FunctionType(code, _apply.__globals__, code.co_name)
-        self.fn = torch.compile(fresh, backend=self._compile, dynamic=False, fullgraph=True)
+        self.fresh = types.FunctionType(code, _apply.__globals__, code.co_name)
+        self.compiled_fn: Callable[..., Any] | None = None
         self.direct: Callable[..., Any] | None = None
         self.order: list[int] | None = None  # None: not learned yet; []: no direct calls
         self.captures: list[tuple[Callable[..., Any], list[int]]] = []
+        #: the compile running ahead in the background thread (see ahead), until run() waits
+        self.pending: Future | None = None
+
+    @property
+    def fn(self) -> Callable[..., Any]:
+        """The torch.compile'd driver, made on first use (importing dynamo takes seconds: in
+        the background thread when compiling ahead)."""
+        if self.compiled_fn is None:
+            self.compiled_fn = torch.compile(
+                self.fresh, backend=self._compile, dynamic=False, fullgraph=True
+            )
+        return self.compiled_fn
 
     def _compile(self, gm: torch.fx.GraphModule, example_inputs: list[Any]) -> Callable[..., Any]:
         """torch.compile's inductor backend with our options, keeping what it built."""
@@ -280,22 +301,16 @@ def _broke(exc: Exception, memo: dict) -> None:
     )
 
 
-def run(
+def _group_plan(
     update: Callable,
     params: list[torch.Tensor],
     grads: list[torch.Tensor],
     buffers: dict[str, list[torch.Tensor]],
     h: dict[str, Any],
     memo: dict,
-) -> list[int]:
-    """Apply `update` to the param group's large tensors by compiled calls, one per chunk.
-    Returns the indices of the tensors left for the caller's multi-tensor path: the small ones,
-    or all that remain once compiling turns out to be impossible (a graph that failed to compile
-    never ran, so those tensors are untouched). `memo` is the caller's own dict (one per param
-    group): it keeps the plan for these very parameters, so a step does not rebuild keys from
-    every tensor's metadata."""
-    if _broken is not None:
-        return list(range(len(params)))
+) -> tuple[_GroupPlan, tuple, tuple]:
+    """The group's plan (kept in `memo` for these very parameters), its flags and the names of
+    its float hyperparameters."""
     floats, others = [], []  # one pass over h (_hyper builds it in a fixed order)
     for k, v in h.items():
         if v.__class__ is float:
@@ -312,6 +327,107 @@ def run(
         plan = _GroupPlan(chunks, small, params, len(names))
         memo.clear()
         memo[quick] = plan
+    return plan, flags, names
+
+
+def _scratch(t: torch.Tensor) -> torch.Tensor:
+    """An uninitialised tensor of t's layout (shape, strides, storage offset, dtype, device,
+    requires_grad): what the compile ahead traces and runs on instead of the live tensor."""
+    span = 1 + sum((n - 1) * st for n, st in zip(t.shape, t.stride())) if t.numel() else 0
+    base = torch.empty(t.storage_offset() + span, dtype=t.dtype, device=t.device)
+    out = base.as_strided(t.shape, t.stride(), t.storage_offset())
+    return out.requires_grad_(t.requires_grad)
+
+
+def _compile_ahead(
+    graph: _Graph, update: Callable, local: tuple, rest: tuple, threads: int
+) -> None:
+    """In the background thread: compile `graph` by calling it once on scratch tensors (its
+    results are thrown away), with the main thread's torch thread count (part of the cache key)
+    and autograd off (thread-local: on by default in a new thread), then learn its inputs'
+    order, so that the main thread calls it directly from its first compiled step."""
+    torch.set_num_threads(threads)
+    with torch.no_grad():
+        graph.fn(update, *local, *rest)
+    values = rest[-1]
+    graph.learn([values, *local[0], *local[1], *itertools.chain.from_iterable(local[2].values())])
+
+
+def _worker(jobs: queue.SimpleQueue) -> None:
+    """The background thread: runs compile jobs one after the other, forever."""
+    while True:
+        future, fn, args = jobs.get()
+        if future.set_running_or_notify_cancel():
+            try:
+                future.set_result(fn(*args))
+            except BaseException as exc:  # handed to the main thread, which waits on it
+                future.set_exception(exc)
+
+
+def _submit(fn: Callable[..., Any], *args: Any) -> Future:
+    """Queue fn(*args) on the background thread (a daemon: a process that ends before its
+    switch step does not wait for a compile it will never use)."""
+    global _jobs
+    if _jobs is None:
+        _jobs = queue.SimpleQueue()
+        threading.Thread(
+            target=_worker, args=(_jobs,), name="trainlab-compile-ahead", daemon=True
+        ).start()
+    future: Future = Future()
+    _jobs.put((future, fn, args))
+    return future
+
+
+def ahead(
+    update: Callable,
+    params: list[torch.Tensor],
+    grads: list[torch.Tensor],
+    buffers: dict[str, list[torch.Tensor]],
+    h: dict[str, Any],
+    memo: dict,
+) -> None:
+    """Start compiling, in one background thread, the graphs this CPU param group will run
+    from its switch step (called on its eager steps before it). Numbers do not depend on when
+    it finishes: the switch step is fixed, and run() waits there for a compile not yet done.
+    The compile traces and runs the update once on scratch tensors of the live ones' layouts
+    (one more copy of the group's param, grad and state memory while it runs), never on the
+    live tensors, which the main thread keeps stepping."""
+    if _broken is not None:
+        return
+    plan, flags, names = _group_plan(update, params, grads, buffers, h, memo)
+    if not plan.cpu:
+        return
+    for graph, idx in plan.chunks:
+        if graph.pending is not None or graph.order is not None:
+            continue
+        local = (
+            [_scratch(params[i]) for i in idx],
+            [_scratch(grads[i]) for i in idx],
+            {name: [_scratch(b[i]) for i in idx] for name, b in buffers.items()},
+        )
+        values = plan.values.clone()
+        graph.pending = _submit(
+            _compile_ahead, graph, update, local, (flags, names, values), torch.get_num_threads()
+        )
+
+
+def run(
+    update: Callable,
+    params: list[torch.Tensor],
+    grads: list[torch.Tensor],
+    buffers: dict[str, list[torch.Tensor]],
+    h: dict[str, Any],
+    memo: dict,
+) -> list[int]:
+    """Apply `update` to the param group's large tensors by compiled calls, one per chunk.
+    Returns the indices of the tensors left for the caller's multi-tensor path: the small ones,
+    or all that remain once compiling turns out to be impossible (a graph that failed to compile
+    never ran, so those tensors are untouched). `memo` is the caller's own dict (one per param
+    group): it keeps the plan for these very parameters, so a step does not rebuild keys from
+    every tensor's metadata."""
+    if _broken is not None:
+        return list(range(len(params)))
+    plan, flags, names = _group_plan(update, params, grads, buffers, h, memo)
     if plan.cpu:
         plan.view[:] = [h[name] for name in names]  # type: ignore[index]
         values: Any = plan.values
@@ -320,6 +436,16 @@ def run(
         values = tuple(torch.tensor(h[name], dtype=torch.float64) for name in names)
     for k, (graph, idx) in enumerate(plan.chunks):
         getter = plan.getters[k]
+        if getter is None and graph.pending is not None:  # compiled ahead: wait for it
+            try:
+                graph.pending.result()
+            except Exception as exc:  # as if it had failed here
+                graph.pending = None
+                _broke(exc, memo)
+                return plan.small + [i for _, rest in plan.chunks[k:] for i in rest]
+            graph.pending = None
+        if getter is None and graph.direct is not None and plan.cpu:
+            getter = plan.getters[k] = _getter(graph.order, idx, len(params))  # type: ignore[arg-type]
         if getter is not None:
             try:
                 graph.direct(*getter(flat))  # type: ignore[misc]

@@ -104,6 +104,19 @@ def choose(
     return eager
 
 
+def compiles_later(group: dict[str, Any], path: str, start: int | None, step: int) -> bool:
+    """Whether a step that took `path` is an eager step before the group's switch to the
+    compiled path (step `start`), so that its graphs should be compiling ahead
+    (compiled.ahead)."""
+    return (
+        path in ("foreach", "fused")
+        and start is not None
+        and 0 < step < start
+        and not group.get("foreach")
+        and compiled.available()
+    )
+
+
 def run(
     update: Callable[..., None],
     path: str,
