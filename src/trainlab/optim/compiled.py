@@ -94,6 +94,7 @@ _serial = itertools.count()
 _cache: OrderedDict[tuple, _Graph] = OrderedDict()
 _broken: str | None = None  # why compiling failed in this process, if it did
 _jobs: queue.SimpleQueue | None = None  # the compile-ahead thread's queue (see ahead)
+_AHEAD = "ahead"  # in a group's memo: its graphs are compiling ahead, or compiled
 
 
 def mode() -> str | int:
@@ -407,9 +408,10 @@ def ahead(
     The compile traces and runs the update once on scratch tensors of the live ones' layouts
     (one more copy of the group's param, grad and state memory while it runs), never on the
     live tensors, which the main thread keeps stepping."""
-    if _broken is not None:
+    if _broken is not None or memo.get(_AHEAD):
         return
     plan, flags, names = _group_plan(update, params, grads, buffers, h, memo)
+    memo[_AHEAD] = True  # once per plan (a new plan clears memo): ~10 us a step saved
     if not plan.cpu:
         return
     for graph, idx in plan.chunks:
