@@ -266,7 +266,8 @@ def print_large(result: dict[str, Any]) -> None:
         f"interleaved steps (ms, {result['clock']}); "
         f"floor = bytes moved / a.add_(b) bandwidth ({bandwidths} GB/s); "
         f"first {rows[0]['first_steps']} steps: wall time, compile included, "
-        f"inductor cache {result['inductor_cache']}"
+        f"inductor cache {result['inductor_cache']}; load average "
+        + " ".join(f"{x:.1f}" for x in result["load_average"])
     )
     head = (
         f"{'optimizer':<10}{'ours':>7}{'(path)':>10}{'fastest':>9}{'(path)':>9}{'default':>9}"
@@ -292,7 +293,8 @@ def print_small(result: dict[str, Any]) -> None:
     print(
         f"small model (examples/mnist1d-cnn.yaml): {result['params'] / 1e3:.0f}K parameters in "
         f"{result['tensors']} tensors on {result['device']}, {result['threads']} thread(s); "
-        f"medians of {result['repeats']} interleaved steps (us, {result['clock']})"
+        f"medians of {result['repeats']} interleaved steps (us, {result['clock']}); load average "
+        + " ".join(f"{x:.1f}" for x in result["load_average"])
     )
     print(
         f"{'optimizer':<10}{'ours':>8}{'(path)':>9}{'fused':>8}{'foreach':>9}{'default':>9}"

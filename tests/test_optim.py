@@ -16,7 +16,7 @@ import trainlab.optim as to
 from trainlab.config import ModelConfig, validate
 from trainlab.errors import UserError
 from trainlab.nn.models import build_model
-from trainlab.optim import compiled, paths
+from trainlab.optim import compiled
 
 SHAPES = [(7, 5), (5,), (3, 4, 2), (1,)]
 
@@ -123,68 +123,15 @@ def assert_same_state(
             assert rel_err(our_state[key], value) <= tol, key
 
 
-#: the optimizers whose rule torch has a fused CPU kernel for (kernels.py): their default path
-KERNEL = ("SGD", "Adagrad", "Adam", "AdamW")
-
-
-@pytest.mark.parametrize(
-    "foreach", [False, True, None], ids=["for-loop", "multi-tensor", "default"]
-)
+@pytest.mark.parametrize("foreach", [False, None], ids=["for-loop", "multi-tensor"])
 @pytest.mark.parametrize("case", CASES, ids=case_id)
 def test_matches_torch_for_100_steps(case: tuple[str, dict], foreach: bool | None) -> None:
-    """Every path against torch's for-loop; by default (foreach=None, not compiled) the rules
-    torch has a fused CPU kernel for run on it, the others on the multi-tensor path."""
     name, kwargs = case
     ref_params, our_params, ref, ours = run_pair(name, kwargs, 100, foreach)
     for r, o in zip(ref_params, our_params):
         assert rel_err(o.detach(), r.detach()) <= 1e-5
     assert_same_state(ref, ours)
-    default = "fused" if name in KERNEL else "foreach"
-    assert ours.execution_path == {False: "for-loop", True: "foreach", None: default}[foreach]
-
-
-@pytest.mark.parametrize("case", [c for c in CASES if c[0] in KERNEL], ids=case_id)
-def test_default_path_is_torchs_fused_step_bitwise(case: tuple[str, dict]) -> None:
-    """On the CPU our default eager step is torch's fused kernel called with torch's own
-    arguments: bitwise torch.optim's fused=True, first step and state included (two param
-    groups, 12 steps)."""
-    name, kwargs = case
-    ref_params, our_params = make_params(), make_params()
-    ref = getattr(torch.optim, name)(groups(ref_params, 0.01), fused=True, **kwargs)
-    ours = getattr(to, name)(groups(our_params, 0.01), **kwargs)
-    for opt, params in ((ref, ref_params), (ours, our_params)):
-        gen = torch.Generator().manual_seed(3)
-        for _ in range(12):
-            set_grads(params, gen)
-            opt.step()
-    assert ours.execution_path == "fused"
-    for r, o in zip(ref_params, our_params):
-        assert torch.equal(o, r)
-    ref_sd, our_sd = ref.state_dict()["state"], ours.state_dict()["state"]
-    for i, state in ref_sd.items():
-        for key, value in state.items():
-            assert torch.equal(our_sd[i][key], value), key
-
-
-def test_kernel_takes_only_contiguous_tensors() -> None:
-    """A gradient with other strides than its parameter: that step takes the multi-tensor path
-    (a kernel indexes param, grad and state alike), with torch's numbers; the next contiguous
-    one is back on the kernel."""
-    ref_params, our_params = make_params(), make_params()
-    ref = torch.optim.Adam(ref_params, lr=0.01)
-    ours = to.Adam(our_params, lr=0.01)
-    taken = []
-    for step in range(3):
-        for opt, params in ((ref, ref_params), (ours, our_params)):
-            gen = torch.Generator().manual_seed(step)
-            set_grads(params, gen)
-            if step == 1:
-                params[0].grad = params[0].grad.t().contiguous().t()  # same values, new strides
-            opt.step()
-        taken.append(ours.execution_path)
-    assert taken == ["fused", "foreach", "fused"]
-    for r, o in zip(ref_params, our_params):
-        assert rel_err(o.detach(), r.detach()) <= 1e-5
+    assert ours.execution_path == ("for-loop" if foreach is False else "foreach")
 
 
 @pytest.mark.parametrize("name", ["SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "LBFGS"])
@@ -441,10 +388,10 @@ def test_compiled_path_matches_torch_without_recompiling(monkeypatch: pytest.Mon
 
 def test_compiling_ahead_waits_and_gives_the_same_numbers(monkeypatch: pytest.MonkeyPatch) -> None:
     """Compiled from step 4 (TRAINLAB_COMPILE=4): the graph compiles in the background from the
-    first step while steps 1-3 run on the multi-tensor path (RMSprop: no torch kernel). Run once
-    as it comes and once with the compile held back 1.5 s (not done at the switch, so step 4
-    waits for it): bitwise the same parameters and paths, and each run compiled its graph once,
-    in the background (the main thread calls it directly: no dynamo, no recompile)."""
+    first step while steps 1-3 run on the multi-tensor path. Run once as it comes and once with
+    the compile held back 1.5 s (not done at the switch, so step 4 waits for it): bitwise the
+    same parameters and paths, and each run compiled its graph once, in the background (the main
+    thread calls it directly: no dynamo, no recompile)."""
     monkeypatch.setenv(compiled.ENV_VAR, "4")
     if not compiled.available():
         pytest.skip("torch.compile failed earlier in this process")
@@ -545,30 +492,23 @@ def test_compiled_plan_takes_few_small_tensors_along() -> None:
 
 
 def test_compile_policy(monkeypatch: pytest.MonkeyPatch) -> None:
-    """By default small models never compile, and rules with a torch kernel run on it; a large
-    group compiles under auto only where no kernel computes its rule (RMSprop);
-    TRAINLAB_COMPILE=0 wins even over fused=True; foreach=False is the for-loop."""
+    """By default small models never compile; TRAINLAB_COMPILE=0 wins even over fused=True;
+    foreach=False is the for-loop; plain SGD stays one multi-tensor add_."""
     monkeypatch.setenv(compiled.ENV_VAR, "auto")
     params = make_params()
     gen = torch.Generator().manual_seed(10)
     for opt, path in [
-        (to.Adam(params), "fused"),
-        (to.SGD(params, lr=0.1), "fused"),
-        (to.RMSprop(params), "foreach"),
+        (to.Adam(params), "foreach"),
+        (to.SGD(params, lr=0.1), "foreach"),
         (to.RMSprop(params, foreach=False), "for-loop"),
     ]:
         set_grads(params, gen)
         opt.step()
         assert opt.execution_path == path
-    large = [torch.zeros(compiled.COMPILE_MIN_NUMEL)]
-    assert paths.compile_start(large, kernel=True) is None
-    assert paths.compile_start(large, kernel=False) == compiled.compile_from(large) > 1
-    monkeypatch.setenv(compiled.ENV_VAR, "7")  # an explicit step compiles every rule
-    assert paths.compile_start(large, kernel=True) == 7
     monkeypatch.setenv(compiled.ENV_VAR, "0")
     opt = to.Adam(params, fused=True)
     opt.step()
-    assert opt.execution_path == "fused"
+    assert opt.execution_path == "foreach"
     monkeypatch.setenv(compiled.ENV_VAR, "sometimes")  # read when a group's step plan is made
     with pytest.raises(UserError, match="TRAINLAB_COMPILE"):
         to.Adam(params).step()

@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from trainlab.optim import checks, kernels, rules
+from trainlab.optim import checks, rules
 from trainlab.optim.base import TrainlabOptimizer, scalar_dtype, scalars
 from trainlab.optim.diagnostics import dx_of_step
 
@@ -90,7 +90,6 @@ class Adagrad(TrainlabOptimizer):
         return h
 
     _update = staticmethod(rules.adagrad)
-    _kernel = staticmethod(kernels.adagrad)
 
     def _inspect(
         self,

@@ -8,7 +8,7 @@ from typing import Any
 import torch
 
 from trainlab.errors import UserError
-from trainlab.optim import checks, kernels, rules
+from trainlab.optim import checks, rules
 from trainlab.optim.base import TrainlabOptimizer, scalars
 
 
@@ -103,7 +103,6 @@ class Adam(TrainlabOptimizer):
         return h
 
     _update = staticmethod(rules.adam)
-    _kernel = staticmethod(kernels.adam)
 
     def _inspect(
         self,

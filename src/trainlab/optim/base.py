@@ -78,8 +78,7 @@ class TrainlabOptimizer(torch.optim.Optimizer):
         d.setdefault("_memo", {})  # per group: its compiled update
         d.setdefault("_last", {})  # per group: its hyperparameters at the last step
         d.setdefault("_plans", {})  # per group: its _Plan
-        #: the path the last step took: "for-loop", "foreach", "fused" (torch's kernel) or
-        #: "compiled" (for benchmarks, tests)
+        #: the path the last step took: "for-loop", "foreach" or "compiled" (for benchmarks, tests)
         d.setdefault("execution_path", None)
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -170,10 +169,6 @@ class TrainlabOptimizer(torch.optim.Optimizer):
 
     #: the update rule: a pure function of (param, grad, state, h) from rules.py
     _update: Callable[..., None]
-
-    #: torch's fused CPU kernel computing the same rule (kernels.py), or None: the eager path
-    #: before (or instead of) the compiled one, see paths.py
-    _kernel: Callable[..., None] | None = None
 
     def _inspect(
         self,
@@ -301,14 +296,12 @@ class TrainlabOptimizer(torch.optim.Optimizer):
             parts = list(by_phase.items())
             cached = False
         if cached:
-            self._plans[index] = plan = paths.StepPlan(
-                group, params, names, first, self._kernel is not None
-            )
+            self._plans[index] = plan = paths.StepPlan(group, params, names, first)
             start = plan.start
             if names:
                 plan.share_steps(states)
         else:
-            start = paths.compile_start(params, self._kernel is not None)
+            start = paths.compile_start(params)
         for phase, idx in parts:
             self._run(
                 index,
@@ -333,18 +326,12 @@ class TrainlabOptimizer(torch.optim.Optimizer):
         step: int,
     ) -> None:
         """Run the update on the path paths.choose picks (see paths.py)."""
-        fused, compilable = self._kernel, self._compilable(h)
-        path = paths.choose(group, compilable, start, step, fused is not None)
+        compilable = self._compilable(h)
+        path = paths.choose(group, compilable, start, step)
         memo = self._memo.setdefault(index, {})
         differentiable = bool(group.get("differentiable"))
-        kernel = None
-        if fused is not None and path != "for-loop":
-
-            def kernel(p: list, g: list, b: dict) -> None:
-                fused(p, g, b, h, group, step)
-
         self.execution_path = paths.run(
-            self._update, path, params, grads, buffers, h, memo, differentiable, kernel
+            self._update, path, params, grads, buffers, h, memo, differentiable
         )
         if compilable and paths.compiles_later(group, path, start, step):  # compile ahead
             compiled.ahead(self._update, params, grads, buffers, h, memo)

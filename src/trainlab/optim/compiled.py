@@ -2,30 +2,27 @@
 tensor (each element of param, grad and state read once and written once), so the step runs at
 the machine's memory bandwidth like torch's fused kernels, without being written in C++.
 
-When: compiling costs seconds (measured on the shared 2-core CPU box this was written on, load
-2.5: the first graph of a process 16 s of wall time with inductor's on-disk cache cold, 5 s warm
-(inductor's own start); later ones about 0.5 s per large tensor cold, 74 tensors: ~14 s, a tenth
-of that warm), and the compiled update rounds differently from the
-eager ones (last bits). So the switch is a function of the parameters and the step count only,
-never of the clock, and a resumed run switches at the same step as an uninterrupted one (the
-step count is in the state_dict). By default (TRAINLAB_COMPILE=auto) a rule that torch has a
-fused CPU kernel for (SGD, Adagrad, Adam, AdamW) never compiles: it runs on that kernel
-(kernels.py), as fast per step as the compiled update, from the first step, so there is nothing
-to buy (measured on 13.6M parameters: compiled 0.91-1.00x torch's fused step, the kernel the
-same kernel). A CPU param group of another rule (RMSprop) runs compiled from step
-`compile_from(params)`: the ski-rental rule with modelled costs instead of measured ones (keep
-paying per step until the bill reaches the price of buying: a long run pays at most about twice
-the best possible). The modelled eager step is EAGER_NS_PER_ELEMENT per element plus
-EAGER_US_PER_TENSOR per tensor (measured: 0.6-2.3 ns per element on 13.6M parameters, 13-60 us
-per small tensor), the modelled compile COMPILE_SECONDS or SECONDS_PER_TENSOR per compiled
-tensor if more; groups with no tensor of COMPILE_MIN_NUMEL elements or more never compile.
-Examples: 13.6M parameters in 7 tensors compile from step 170 (RMSprop); the MNIST-1D CNN (53K
-parameters in 11 tensors) from step 13,427, so its short runs stay on the multi-tensor path. On
-a CUDA device the multi-tensor path is about as fast (both launch-bound on an H100 at 13.6M
-parameters), so there it compiles only when asked. TRAINLAB_COMPILE overrides the rule: 0 never
-compiles, N (an integer >= 1) compiles from step N (1: from the first step), auto (the default)
-follows the rule; fused=True asks for step 1 for one optimizer. If compiling fails (no C++
-compiler, for instance) we warn once and stay on the eager paths for the rest of the process.
+When: compiling costs seconds (measured on the shared 2-core CPU box this was written on, load 2.5:
+the first graph of a process 16 s of wall time with inductor's on-disk cache cold, 5 s warm
+(inductor's own start); later ones about 0.5 s per large tensor cold, 74 tensors: ~14 s, a tenth of
+that warm), and the compiled update rounds differently from the eager ones (last bits). So the
+switch is a function of the parameters and the step count only, never of the clock, and a resumed
+run switches at the same step as an uninterrupted one (the step count is in the state_dict). By
+default (TRAINLAB_COMPILE=auto) a CPU param group runs compiled from step `compile_from(params)`:
+the ski-rental rule with modelled costs instead of measured ones (keep paying per step until the
+bill reaches the price of buying: a long run pays at most about twice the best possible; with the
+compile running ahead, below, the switch step is also when the modelled compile is done). The
+modelled eager step is EAGER_NS_PER_ELEMENT per element plus EAGER_US_PER_TENSOR per tensor
+(measured: 0.6-2.3 ns per element on 13.6M parameters, 13-60 us per small tensor), the modelled
+compile COMPILE_SECONDS or SECONDS_PER_TENSOR per compiled tensor if more; groups with no tensor of
+COMPILE_MIN_NUMEL elements or more never compile. Examples: 13.6M parameters in 7 tensors compile
+from step 170; the MNIST-1D CNN (53K parameters in 11 tensors) from step 13,427, so its short runs
+stay on the multi-tensor path. On a CUDA device the multi-tensor path is about as fast (both
+launch-bound on an H100 at 13.6M parameters), so there it compiles only when asked.
+TRAINLAB_COMPILE overrides the rule: 0 never compiles, N (an integer >= 1) compiles from step N (1:
+from the first step), auto (the default) follows the rule; fused=True asks for step 1 for one
+optimizer. If compiling fails (no C++ compiler, for instance) we warn once and stay on the eager
+paths for the rest of the process.
 
 Compiling ahead (`ahead`): the graphs a group will run from its switch step are compiled in one
 background thread (a daemon), from the group's first eager step, while the main thread keeps
@@ -36,11 +33,12 @@ the update once on scratch tensors with the live ones' layouts (so for its durat
 of the group's parameter, gradient and state memory), never on the live tensors, and learns the
 graph's input order there, so the main thread calls the graph directly from its first compiled
 step, without dynamo. Traded: a run that ends before its switch step has spent a compile on
-another core; while dynamo and inductor run Python in that thread, the main thread shares the
-GIL with them (torch's ops release it while they compute); and dynamo compiling in two threads
-at once is not something torch promises, so a training loop that itself runs torch.compile'd
-code during the first steps of an optimizer that compiles ahead is on untested ground
-(TRAINLAB_COMPILE=0 or 1 avoid compiling ahead: there is nothing before the switch).
+another core (the thread is a daemon: nothing waits for it at exit); while dynamo and inductor
+run Python in that thread, the main thread shares the GIL with them (torch's ops release it
+while they compute); dynamo serialises compiles across threads (its compile_lock), so another
+torch.compile in the main thread meanwhile waits for ours, and inductor's config patches
+(_OPTIONS) are process-wide while ours compiles (TRAINLAB_COMPILE=0 or 1 compile nothing
+ahead: there is nothing before the switch).
 
 How: the float hyperparameters go in packed in one tensor, so a learning rate that changes every
 step (an LR scheduler) does not recompile; flags (bools) are baked into the graph. On the CPU

@@ -1,16 +1,9 @@
 """How an update rule runs over a param group: the for-loop (one tensor at a time; also the
 differentiable path), the multi-tensor path (the rule on TensorLists, one torch._foreach_* call
-per operation), torch's fused CPU kernel for the rules it computes (kernels.py: SGD, Adagrad,
-Adam, AdamW) or the compiled path (the rule compiled into one fused pass per tensor, from the
-step compiled.compile_from gives). The rules themselves (rules.py) know nothing of this layer.
-
-Which path a step takes (choose): the for-loop when foreach=False or differentiable=True; the
-multi-tensor path when foreach=True; else compiled from the step TRAINLAB_COMPILE or, under auto,
-compiled.compile_from gives (from the first with fused=True); before that (and for updates not
-worth compiling) torch's kernel where the rule has one and the tensors fit it, else the
-multi-tensor path. Under auto a rule with a kernel never compiles: the kernel runs at the memory
-bandwidth from the first step, as the compiled update does after its compile (bench/optim_step.py:
-0.9-1.1x per step), so a compile of seconds would not pay back (docs/optimizers.md).
+per operation) or the compiled path (the rule compiled into one fused pass per tensor, from the
+step compiled.compile_from gives; its graphs compile ahead, in the background, during the
+multi-tensor steps before it: compiled.ahead). The rules themselves (rules.py) know nothing of
+this layer.
 
 StepPlan caches what a group's step needs between steps, so that a step's own Python work is a
 few list comprehensions and one call per compiled chunk.
@@ -23,7 +16,7 @@ from typing import Any
 
 import torch
 
-from trainlab.optim import compiled, kernels
+from trainlab.optim import compiled
 from trainlab.optim.tensorlist import Differentiable, TensorList
 
 
@@ -48,7 +41,6 @@ class StepPlan:
         params: list[torch.Tensor],
         names: tuple[str, ...],
         phase: Hashable,
-        kernel: bool = False,
     ) -> None:
         self.ids = tuple(map(id, group["params"]))
         self.params = params
@@ -56,7 +48,7 @@ class StepPlan:
         self.names = names
         self.phase = phase
         self.counter: torch.Tensor | None = None
-        self.start = compile_start(params, kernel)
+        self.start = compile_start(params)
 
     def share_steps(self, states: list[dict]) -> None:
         """Make the states' `step` tensors views of one tensor (when all are 0-d CPU tensors of
@@ -76,40 +68,31 @@ class StepPlan:
         self.counter = counter
 
 
-def compile_start(params: list[torch.Tensor], kernel: bool = False) -> int | None:
+def compile_start(params: list[torch.Tensor]) -> int | None:
     """The step from which these parameters' update runs compiled: TRAINLAB_COMPILE's step,
-    or under auto compiled.compile_from's (None: never; 0: never, whatever fused says), never
-    for a rule with a torch kernel (`kernel`; see the module docstring)."""
+    or compiled.compile_from's under auto (None: never; 0: never, whatever fused says)."""
     how = compiled.mode()
-    if how != "auto":
-        return how  # type: ignore[return-value]
-    return None if kernel else compiled.compile_from(params)
+    return compiled.compile_from(params) if how == "auto" else how  # type: ignore[return-value]
 
 
-def choose(
-    group: dict[str, Any], compilable: bool, start: int | None, step: int, kernel: bool = False
-) -> str:
-    """for-loop, foreach, fused (torch's kernel: `kernel` says the rule has one) or compiled:
-    compiled from step `start`, or from the first step with fused=True (TRAINLAB_COMPILE=0
-    wins); the for-loop when asked or differentiable; foreach when asked."""
+def choose(group: dict[str, Any], compilable: bool, start: int | None, step: int) -> str:
+    """for-loop, foreach or compiled: compiled from step `start`, or from the first step with
+    fused=True (TRAINLAB_COMPILE=0 wins); the for-loop when asked or differentiable."""
     if group.get("foreach") is False or group.get("differentiable"):
         return "for-loop"
-    if group.get("foreach"):
+    if group.get("foreach") or not compilable or not compiled.available() or start == 0:
         return "foreach"
-    eager = "fused" if kernel else "foreach"
-    if not compilable or not compiled.available() or start == 0:
-        return eager
     if group.get("fused") or (start is not None and step >= start):
         return "compiled"
-    return eager
+    return "foreach"
 
 
 def compiles_later(group: dict[str, Any], path: str, start: int | None, step: int) -> bool:
-    """Whether a step that took `path` is an eager step before the group's switch to the
+    """Whether a step that took `path` is a multi-tensor step before the group's switch to the
     compiled path (step `start`), so that its graphs should be compiling ahead
     (compiled.ahead)."""
     return (
-        path in ("foreach", "fused")
+        path == "foreach"
         and start is not None
         and 0 < step < start
         and not group.get("foreach")
@@ -126,13 +109,10 @@ def run(
     h: dict[str, Any],
     memo: dict,
     differentiable: bool = False,
-    kernel: Callable[..., None] | None = None,
 ) -> str:
     """Apply `update` to a group's tensors on `path`; returns the path taken (the compiled path
-    falls back to the kernel or multi-tensor one where compiling is impossible, the kernel to the
-    multi-tensor one where the tensors do not fit it). `memo`: the group's own dict for the
-    compiled plan; `kernel`: torch's kernel for this step, called as kernel(params, grads,
-    buffers)."""
+    falls back to the multi-tensor one where compiling is impossible). `memo`: the group's own
+    dict for the compiled plan."""
     if path == "compiled":
         left = compiled.run(update, params, grads, buffers, h, memo)
         if len(left) < len(params):
@@ -144,11 +124,6 @@ def run(
                     h,
                 )
             return "compiled"
-        path = "fused" if kernel is not None else "foreach"
-    if path == "fused":
-        if kernel is not None and kernels.fits(params, grads, buffers):
-            kernel(params, grads, buffers)
-            return path
         path = "foreach"
     if path == "foreach":
         update(

@@ -8,7 +8,7 @@ from typing import Any
 import torch
 
 from trainlab.errors import UserError
-from trainlab.optim import checks, kernels, rules
+from trainlab.optim import checks, rules
 from trainlab.optim.base import TrainlabOptimizer, scalars
 from trainlab.optim.diagnostics import dx_of_step
 
@@ -148,7 +148,6 @@ class SGD(TrainlabOptimizer):
         return h
 
     _update = staticmethod(rules.sgd)
-    _kernel = staticmethod(kernels.sgd)
 
     def _inspect(
         self,
