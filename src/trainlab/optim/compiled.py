@@ -30,7 +30,7 @@ stepping; the switch step does not move: if the compile is not done by then, tha
 it (run), so the numbers are the same whatever the load and however long the compiler takes
 (tests/test_optim.py holds the compile back and compares bitwise). The compile traces and runs
 the update once on scratch tensors with the live ones' layouts (so for its duration one more copy
-of the group's parameter, gradient and state memory), never on the live tensors, and learns the
+of a chunk's parameter, gradient and state memory), never on the live tensors, and learns the
 graph's input order there, so the main thread calls the graph directly from its first compiled
 step, without dynamo. Traded: a run that ends before its switch step has spent a compile on
 another core (the thread is a daemon: nothing waits for it at exit); while dynamo and inductor
@@ -352,17 +352,23 @@ def _scratch(t: torch.Tensor) -> torch.Tensor:
     return out.requires_grad_(t.requires_grad)
 
 
-def _compile_ahead(
-    graph: _Graph, update: Callable, local: tuple, rest: tuple, threads: int
-) -> None:
-    """In the background thread: compile `graph` by calling it once on scratch tensors (its
-    results are thrown away), with the main thread's torch thread count (part of the cache key)
-    and autograd off (thread-local: on by default in a new thread), then learn its inputs'
+def _compile_ahead(graph: _Graph, update: Callable, live: tuple, rest: tuple, threads: int) -> None:
+    """In the background thread: compile `graph` by calling it once on scratch tensors made
+    here with the layouts of the chunk's `live` tensors (read for their metadata only; made here,
+    one chunk at a time, so a large model does not hold a scratch copy of every chunk at once;
+    their results are thrown away), with the main thread's torch thread count (part of the cache
+    key) and autograd off (thread-local: on by default in a new thread); then learn its inputs'
     order, so that the main thread calls it directly from its first compiled step."""
     torch.set_num_threads(threads)
+    params, grads, buffers = live
+    local = (
+        [_scratch(t) for t in params],
+        [_scratch(t) for t in grads],
+        {name: [_scratch(t) for t in b] for name, b in buffers.items()},
+    )
+    values = rest[-1].clone()
     with torch.no_grad():
-        graph.fn(update, *local, *rest)
-    values = rest[-1]
+        graph.fn(update, *local, *rest[:-1], values)
     graph.learn([values, *local[0], *local[1], *itertools.chain.from_iterable(local[2].values())])
 
 
@@ -404,8 +410,9 @@ def ahead(
     from its switch step (called on its eager steps before it). Numbers do not depend on when
     it finishes: the switch step is fixed, and run() waits there for a compile not yet done.
     The compile traces and runs the update once on scratch tensors of the live ones' layouts
-    (one more copy of the group's param, grad and state memory while it runs), never on the
-    live tensors, which the main thread keeps stepping."""
+    (one chunk's param, grad and state memory at a time, made in the thread), never on the
+    live tensors, which the main thread keeps stepping (the job keeps references to them, for
+    their layouts, until it has run)."""
     if _broken is not None or memo.get(_AHEAD):
         return
     plan, flags, names = _group_plan(update, params, grads, buffers, h, memo)
@@ -415,14 +422,18 @@ def ahead(
     for graph, idx in plan.chunks:
         if graph.pending is not None or graph.order is not None:
             continue
-        local = (
-            [_scratch(params[i]) for i in idx],
-            [_scratch(grads[i]) for i in idx],
-            {name: [_scratch(b[i]) for i in idx] for name, b in buffers.items()},
+        live = (
+            [params[i] for i in idx],
+            [grads[i] for i in idx],
+            {name: [b[i] for i in idx] for name, b in buffers.items()},
         )
-        values = plan.values.clone()
         graph.pending = _submit(
-            _compile_ahead, graph, update, local, (flags, names, values), torch.get_num_threads()
+            _compile_ahead,
+            graph,
+            update,
+            live,
+            (flags, names, plan.values),
+            torch.get_num_threads(),
         )
 
 
