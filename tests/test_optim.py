@@ -7,6 +7,9 @@ from __future__ import annotations
 import inspect
 import io
 import math
+import os
+import subprocess
+import sys
 import time
 
 import pytest
@@ -433,6 +436,27 @@ def test_compiling_ahead_waits_and_gives_the_same_numbers(monkeypatch: pytest.Mo
     assert held == [True]  # the held-back compile was still running at the switch step
     for a, b in zip(fast, slow_params):
         assert torch.equal(a, b)
+
+
+def test_a_process_ending_while_compiling_ahead_exits_cleanly() -> None:
+    """A run that stops inside its compile-ahead window (3 steps of 50 here) ends with status 0:
+    the compile still running is let finish at exit (cut off by the interpreter's shutdown, it
+    aborted the process)."""
+    code = (
+        "import torch, trainlab.optim as to\n"
+        "p = torch.zeros(1 << 14, requires_grad=True)\n"
+        "opt = to.RMSprop([p], lr=0.01, momentum=0.9)\n"
+        "for _ in range(3):\n"
+        "    p.grad = torch.ones_like(p)\n"
+        "    opt.step()\n"
+        "print(opt.execution_path)\n"
+    )
+    env = {**os.environ, compiled.ENV_VAR: "50"}
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["foreach"]
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")

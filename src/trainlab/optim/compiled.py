@@ -25,20 +25,21 @@ optimizer. If compiling fails (no C++ compiler, for instance) we warn once and s
 paths for the rest of the process.
 
 Compiling ahead (`ahead`): the graphs a group will run from its switch step are compiled in one
-background thread (a daemon), from the group's first eager step, while the main thread keeps
-stepping; the switch step does not move: if the compile is not done by then, that step waits for
-it (run), so the numbers are the same whatever the load and however long the compiler takes
-(tests/test_optim.py holds the compile back and compares bitwise). The compile traces and runs
-the update once on scratch tensors with the live ones' layouts (so for its duration one more copy
-of a chunk's parameter, gradient and state memory), never on the live tensors, and learns the
-graph's input order there, so the main thread calls the graph directly from its first compiled
-step, without dynamo. Traded: a run that ends before its switch step has spent a compile on
-another core (the thread is a daemon: nothing waits for it at exit); while dynamo and inductor
-run Python in that thread, the main thread shares the GIL with them (torch's ops release it
-while they compute); dynamo serialises compiles across threads (its compile_lock), so another
-torch.compile in the main thread meanwhile waits for ours, and inductor's config patches
-(_OPTIONS) are process-wide while ours compiles (TRAINLAB_COMPILE=0 or 1 compile nothing
-ahead: there is nothing before the switch).
+background thread, from the group's first eager step or AHEAD_STEPS steps before its switch if that
+is later, while the main thread keeps stepping; the switch step does not move: if the compile is
+not done by then, that step waits for it (run), so the numbers are the same whatever the load and
+however long the compiler takes (tests/test_optim.py holds the compile back and compares bitwise).
+The compile traces and runs the update once on scratch tensors with the live ones' layouts (so for
+its duration one more copy of a chunk's parameter, gradient and state memory), never on the live
+tensors, and learns the graph's input order there, so the main thread calls the graph directly from
+its first compiled step, without dynamo. Traded: a run that ends inside that window, before its
+switch step, has spent a compile on another core, and waits at exit for the one still running
+(seconds; cut off by the interpreter's shutdown, a compile aborted the process: "terminate called
+without an active exception"); while dynamo and inductor run Python in that thread, the main thread
+shares the GIL with them (torch's ops release it while they compute); dynamo serialises compiles
+across threads (its compile_lock), so another torch.compile in the main thread meanwhile waits for
+ours, and inductor's config patches (_OPTIONS) are process-wide while ours compiles
+(TRAINLAB_COMPILE=0 or 1 compile nothing ahead: there is nothing before the switch).
 
 How: the float hyperparameters go in packed in one tensor, so a learning rate that changes every
 step (an LR scheduler) does not recompile; flags (bools) are baked into the graph. On the CPU
@@ -60,6 +61,7 @@ multi-tensor path rather than wait minutes for the compiler.
 
 from __future__ import annotations
 
+import atexit
 import itertools
 import math
 import operator
@@ -92,6 +94,10 @@ _serial = itertools.count()
 _cache: OrderedDict[tuple, _Graph] = OrderedDict()
 _broken: str | None = None  # why compiling failed in this process, if it did
 _jobs: queue.SimpleQueue | None = None  # the compile-ahead thread's queue (see ahead)
+_thread: threading.Thread | None = None  # ... and the thread
+#: compiling ahead starts at most this many steps before the switch step: a run that stops well
+#: before its switch (the MNIST-1D CNN's, at step 13,427) spends no compile
+AHEAD_STEPS = 500
 _AHEAD = "ahead"  # in a group's memo: its graphs are compiling ahead, or compiled
 
 
@@ -373,26 +379,49 @@ def _compile_ahead(graph: _Graph, update: Callable, live: tuple, rest: tuple, th
 
 
 def _worker(jobs: queue.SimpleQueue) -> None:
-    """The background thread: runs compile jobs one after the other, forever."""
+    """The background thread: runs compile jobs one after the other until told to stop (None)."""
     while True:
-        future, fn, args = jobs.get()
+        job = jobs.get()
+        if job is None:
+            return
+        future, fn, args = job
         if future.set_running_or_notify_cancel():
             try:
                 future.set_result(fn(*args))
             except BaseException as exc:  # handed to the main thread, which waits on it
                 future.set_exception(exc)
-        del future, fn, args  # the scratch tensors go now, not when the next job comes
+        del job, future, fn, args  # the scratch tensors go now, not when the next job comes
+
+
+def _drain() -> None:
+    """At exit: cancel the jobs not started and let the one running finish (a compile cut off
+    by the interpreter's shutdown aborted the process: "terminate called without an active
+    exception"), so a process that ends inside its compile-ahead window waits for one compile."""
+    global _jobs
+    jobs, _jobs = _jobs, None
+    if jobs is None or _thread is None:
+        return
+    while True:
+        try:
+            job = jobs.get_nowait()
+        except queue.Empty:
+            break
+        if job is not None:
+            job[0].cancel()
+    jobs.put(None)
+    _thread.join()
 
 
 def _submit(fn: Callable[..., Any], *args: Any) -> Future:
-    """Queue fn(*args) on the background thread (a daemon: a process that ends before its
-    switch step does not wait for a compile it will never use)."""
-    global _jobs
+    """Queue fn(*args) on the background thread (started on first use; joined at exit)."""
+    global _jobs, _thread
     if _jobs is None:
         _jobs = queue.SimpleQueue()
-        threading.Thread(
+        _thread = threading.Thread(
             target=_worker, args=(_jobs,), name="trainlab-compile-ahead", daemon=True
-        ).start()
+        )
+        _thread.start()
+        atexit.register(_drain)
     future: Future = Future()
     _jobs.put((future, fn, args))
     return future

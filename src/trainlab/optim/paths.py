@@ -89,12 +89,12 @@ def choose(group: dict[str, Any], compilable: bool, start: int | None, step: int
 
 def compiles_later(group: dict[str, Any], path: str, start: int | None, step: int) -> bool:
     """Whether a step that took `path` is a multi-tensor step before the group's switch to the
-    compiled path (step `start`), so that its graphs should be compiling ahead
-    (compiled.ahead)."""
+    compiled path (step `start`), at most compiled.AHEAD_STEPS before it, so that its graphs
+    should be compiling ahead (compiled.ahead)."""
     return (
         path == "foreach"
         and start is not None
-        and 0 < step < start
+        and max(1, start - compiled.AHEAD_STEPS) <= step < start
         and not group.get("foreach")
         and compiled.available()
     )
