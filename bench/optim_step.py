@@ -4,23 +4,29 @@ in several tensors, all in one process with the measurements interleaved, plus t
 bandwidth floor: the bytes one step must read and write, at the bandwidth of an in-place
 a.add_(b) over a tensor of the same total size, timed in the same interleaved loop.
 
+The first steps (--first, 200 by default) are timed apart, in wall time with the compile
+included (what a user waits for): a fresh optimizer of ours and a fresh one of torch's fastest
+path, stepped alternately; `first/fast` is the ratio of their sums, and `switch` the step at which
+ours took its compiled path (if it did) and that step's wall time. --cache cold points inductor at
+a fresh empty cache folder for the run (every graph compiled from scratch; the first compile in
+the process also pays inductor's start); warm (the default) uses the cache as it is, so run it
+once before measuring warm. Then the steady state: ours (as a user gets it, past its first steps),
+ours compiled from its first step (TRAINLAB_COMPILE=1: the path the default took before it ran
+torch's kernels), torch's fastest and default paths and the floor, interleaved.
+
 A second table times the same optimizers on a small model, the MNIST-1D CNN of
 examples/mnist1d-cnn.yaml (53K parameters in 11 tensors), where a step's fixed cost (Python,
 dispatch) rather than memory traffic sets the time: ours (default arguments, as the trainer builds
-it: a short run stays on the multi-tensor path) and ours compiled, against torch's fused and
-foreach paths and its default.
+it) and ours compiled, against torch's fused and foreach paths and its default.
 
-Ours is measured as a user gets it: default arguments, after the warm-up in which it switches to
-its compiled update at the step compiled.compile_from() gives (see trainlab/optim/compiled.py).
-The warm-up's eager steps and compile time are reported, and what those first steps cost against
-the same number of steps of torch's fastest path (first/fast).
-
-Clock: with one thread (the default) each step is timed in CPU time of the calling thread
-(time.thread_time), which does not count the time the OS gives other processes: on a shared,
-loaded machine wall-clock medians drifted by 20-50% between runs, thread time by a few percent.
-With more threads the clock is wall time. Ratios are given of the medians and of the minimums.
+Clock (steady state): with one thread (the default) each step is timed in CPU time of the
+calling thread (time.thread_time), which does not count the time the OS gives other processes:
+on a shared, loaded machine wall-clock medians drifted by 20-50% between runs, thread time by a
+few percent. With more threads the clock is wall time. Ratios are given of the medians and of the
+minimums. The JSON holds the load average at the end of each case.
 
     .venv/bin/python bench/optim_step.py [--json] [--case large|small|both] [--only adam ...]
+                                         [--first 200] [--cache warm|cold]
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ import json
 import os
 import statistics
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from typing import Any
@@ -39,7 +46,7 @@ import torch
 import trainlab.optim as ours
 from trainlab.config import ModelConfig
 from trainlab.nn.models import build_model
-from trainlab.optim.compiled import ENV_VAR, compile_from
+from trainlab.optim.compiled import ENV_VAR
 
 # 7 tensors, 13.6M parameters: three 2048x2048 weights, a 1024x1024 one and their biases
 SHAPES = [(2048, 2048), (2048,), (2048, 2048), (2048,), (2048, 2048), (1024, 1024), (1024,)]
@@ -111,26 +118,42 @@ class Floor:
         self.a.add_(self.b)
 
 
-def warm_up(opt: torch.optim.Optimizer, limit_steps: int) -> dict[str, Any]:
-    """Step until our optimizer has switched to its compiled path, or for `limit_steps` steps
-    (it then stays uncompiled: plain SGD, for instance)."""
-    start, eager_steps = time.perf_counter(), 0
-    while eager_steps < limit_steps:
-        before = time.perf_counter()
-        opt.step()
-        if opt.execution_path == "compiled":
-            now = time.perf_counter()
-            return {
-                "eager_steps": eager_steps,
-                "first_compiled_step_s": now - before,
-                "warmup_s": now - start,
-            }
-        eager_steps += 1
+def first_steps(ours: torch.optim.Optimizer, fastest: torch.optim.Optimizer, n: int) -> dict:
+    """The first `n` steps of two fresh optimizers, interleaved step by step, in wall time
+    (compile included: the issue's quantity), and where ours switched to its compiled path."""
+    device = ours.param_groups[0]["params"][0].device
+    spent = {"ours": 0.0, "fastest": 0.0}
+    switch, switch_s = None, None
+    for step in range(1, n + 1):
+        took = timed(ours.step, device)
+        spent["ours"] += took
+        if switch is None and ours.execution_path == "compiled":
+            switch, switch_s = step, took
+        spent["fastest"] += timed(fastest.step, device)
     return {
-        "eager_steps": eager_steps,
-        "first_compiled_step_s": None,
-        "warmup_s": time.perf_counter() - start,
+        "first_steps": n,
+        "first_ours_s": spent["ours"],
+        "first_fastest_s": spent["fastest"],
+        "first_over_fastest": spent["ours"] / spent["fastest"],
+        "switch_step": switch,
+        "switch_step_s": switch_s,
+        "path_in_first_steps": ours.execution_path,
     }
+
+
+def compiled_from_step_1(opt: torch.optim.Optimizer, steps: int) -> None:
+    """Warm up an optimizer of ours under TRAINLAB_COMPILE=1 (read when a group's step plan is
+    made, at its first step): compiled from its first compilable step."""
+    saved = os.environ.get(ENV_VAR)
+    os.environ[ENV_VAR] = "1"
+    try:
+        for _ in range(steps):
+            opt.step()
+    finally:
+        if saved is None:
+            del os.environ[ENV_VAR]
+        else:
+            os.environ[ENV_VAR] = saved
 
 
 def bench_one(
@@ -138,7 +161,7 @@ def bench_one(
     grads: list[torch.Tensor],
     repeats: int,
     floor: Floor,
-    warmup_limit: int,
+    first_n: int,
     clock: Callable[[], float],
 ) -> dict[str, Any]:
     ours_cls, torch_cls, kwargs, fastest_flag, bytes_per_param = SPECS[name]
@@ -150,17 +173,12 @@ def bench_one(
         "ours": ours_cls(make_params(gen, grads), **kwargs),
         "torch_fastest": torch_cls(make_params(gen, grads), **kwargs, **fastest_flag),
         "torch_default": torch_cls(make_params(gen, grads), **kwargs),
+        "ours_compiled": ours_cls(make_params(gen, grads), **kwargs),
     }
-    first = compile_from(variants["ours"].param_groups[0]["params"])
-    warm = warm_up(variants["ours"], warmup_limit if first is None else first + 1)
-    fastest = variants["torch_fastest"]
-    begin = time.perf_counter()
-    for _ in range(warm["eager_steps"] + 1):  # torch's first steps, as many as our warm-up's
-        fastest.step()
-    sync(device)
-    warm["first_over_fastest"] = warm["warmup_s"] / (time.perf_counter() - begin)
-    for opt in variants.values():  # first steps allocate state
-        opt.step()
+    first = first_steps(variants["ours"], variants["torch_fastest"], first_n)
+    compiled_from_step_1(variants["ours_compiled"], 2)
+    for key in ("torch_default",):  # first steps allocate state
+        variants[key].step()
     variants["add"] = floor
     times: dict[str, list[float]] = {k: [] for k in variants}
     for _ in range(repeats):
@@ -178,14 +196,17 @@ def bench_one(
         "ours_ms": 1e3 * med["ours"],
         "torch_fastest_ms": 1e3 * med["torch_fastest"],
         "torch_default_ms": 1e3 * med["torch_default"],
+        "ours_compiled_path": variants["ours_compiled"].execution_path,
+        "ours_compiled_ms": 1e3 * med["ours_compiled"],
         "floor_ms": 1e3 * floor_s,
         "bytes_per_param": bytes_per_param,
         "add_bandwidth_gb_s": bandwidth / 1e9,
         "ours_over_fastest": med["ours"] / med["torch_fastest"],
         "ours_over_fastest_min": low["ours"] / low["torch_fastest"],
+        "compiled_over_fastest": med["ours_compiled"] / med["torch_fastest"],
         "default_over_ours": med["torch_default"] / med["ours"],
         "ours_over_floor": med["ours"] / floor_s,
-        **warm,
+        **first,
     }
 
 
@@ -209,17 +230,11 @@ def bench_small(
     variants["torch_foreach"] = torch_cls(make_params(gen, grads), **kwargs, foreach=True)
     variants["torch_default"] = torch_cls(make_params(gen, grads), **kwargs)
     for key, opt in variants.items():
-        saved = os.environ.get(ENV_VAR)
         if key == "ours_compiled":
-            os.environ[ENV_VAR] = "1"
-        try:
+            compiled_from_step_1(opt, warm_steps)
+        else:
             for _ in range(warm_steps):
                 opt.step()
-        finally:
-            if key == "ours_compiled" and saved is None:
-                del os.environ[ENV_VAR]
-            elif key == "ours_compiled":
-                os.environ[ENV_VAR] = saved
     times: dict[str, list[float]] = {k: [] for k in variants}
     for _ in range(repeats):
         for key, opt in variants.items():
@@ -249,23 +264,28 @@ def print_large(result: dict[str, Any]) -> None:
         f"{result['params'] / 1e6:.1f}M parameters in {result['tensors']} tensors on "
         f"{result['device']}, {result['threads']} thread(s); medians of {result['repeats']} "
         f"interleaved steps (ms, {result['clock']}); "
-        f"floor = bytes moved / a.add_(b) bandwidth ({bandwidths} GB/s)"
+        f"floor = bytes moved / a.add_(b) bandwidth ({bandwidths} GB/s); "
+        f"first {rows[0]['first_steps']} steps: wall time, compile included, "
+        f"inductor cache {result['inductor_cache']}; load average "
+        + " ".join(f"{x:.1f}" for x in result["load_average"])
     )
     head = (
-        f"{'optimizer':<10}{'ours':>8}{'fastest':>9}{'(path)':>9}{'default':>9}{'floor':>8}"
-        f"{'ours/fast':>11}{'(min)':>7}{'def/ours':>10}{'ours/floor':>11}{'eager+compile':>15}"
-        f"{'first/fast':>12}"
+        f"{'optimizer':<10}{'ours':>7}{'(path)':>10}{'fastest':>9}{'(path)':>9}{'default':>9}"
+        f"{'compiled':>9}{'floor':>7}{'ours/fast':>10}{'(min)':>6}{'compiled/fast':>14}"
+        f"{'def/ours':>9}{'ours/floor':>11}{'switch':>13}{'first/fast':>11}"
     )
     print(head)
     for r in rows:
-        compile_s = r["first_compiled_step_s"]
-        warm = f"{r['eager_steps']}+{compile_s:.1f}s" if compile_s is not None else "not compiled"
+        switch = "-"
+        if r["switch_step"] is not None:
+            switch = f"{r['switch_step']}: {r['switch_step_s']:.1f}s"
         print(
-            f"{r['optimizer']:<10}{r['ours_ms']:>8.2f}{r['torch_fastest_ms']:>9.2f}"
-            f"{r['torch_fastest_path']:>9}{r['torch_default_ms']:>9.2f}{r['floor_ms']:>8.2f}"
-            f"{r['ours_over_fastest']:>11.2f}{r['ours_over_fastest_min']:>7.2f}"
-            f"{r['default_over_ours']:>10.2f}"
-            f"{r['ours_over_floor']:>11.2f}{warm:>15}{r['first_over_fastest']:>12.1f}"
+            f"{r['optimizer']:<10}{r['ours_ms']:>7.2f}{r['ours_path']:>10}"
+            f"{r['torch_fastest_ms']:>9.2f}{r['torch_fastest_path']:>9}"
+            f"{r['torch_default_ms']:>9.2f}{r['ours_compiled_ms']:>9.2f}{r['floor_ms']:>7.2f}"
+            f"{r['ours_over_fastest']:>10.2f}{r['ours_over_fastest_min']:>6.2f}"
+            f"{r['compiled_over_fastest']:>14.2f}{r['default_over_ours']:>9.2f}"
+            f"{r['ours_over_floor']:>11.2f}{switch:>13}{r['first_over_fastest']:>11.2f}"
         )
 
 
@@ -273,7 +293,8 @@ def print_small(result: dict[str, Any]) -> None:
     print(
         f"small model (examples/mnist1d-cnn.yaml): {result['params'] / 1e3:.0f}K parameters in "
         f"{result['tensors']} tensors on {result['device']}, {result['threads']} thread(s); "
-        f"medians of {result['repeats']} interleaved steps (us, {result['clock']})"
+        f"medians of {result['repeats']} interleaved steps (us, {result['clock']}); load average "
+        + " ".join(f"{x:.1f}" for x in result["load_average"])
     )
     print(
         f"{'optimizer':<10}{'ours':>8}{'(path)':>9}{'fused':>8}{'foreach':>9}{'default':>9}"
@@ -312,12 +333,22 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--only", nargs="*", choices=list(SPECS), help="a subset of optimizers")
     ap.add_argument("--device", default="cpu", help="cpu (default) or cuda")
     ap.add_argument(
-        "--warmup-limit",
+        "--first",
         type=int,
         default=200,
-        help="warm-up steps of ours where it never compiles (plain SGD)",
+        help="the first steps timed in wall time, compile included (large model; default 200)",
+    )
+    ap.add_argument(
+        "--cache",
+        choices=["warm", "cold"],
+        default="warm",
+        help="inductor's on-disk cache: as it is (warm) or a fresh empty folder (cold)",
     )
     args = ap.parse_args(argv)
+    cold = None
+    if args.cache == "cold":  # before anything compiles: inductor reads it when it first looks
+        cold = tempfile.TemporaryDirectory(prefix="inductor-cold-")
+        os.environ["TORCHINDUCTOR_CACHE_DIR"] = cold.name
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     clock_name, clock = pick_clock(args.threads, device)
@@ -332,7 +363,7 @@ def main(argv: list[str] | None = None) -> int:
         for name in names:
             if case == "large":
                 floor = Floor(numel, device)
-                rows.append(bench_one(name, grads, args.repeats, floor, args.warmup_limit, clock))
+                rows.append(bench_one(name, grads, args.repeats, floor, args.first, clock))
             else:
                 rows.append(bench_small(name, grads, args.small_repeats, 20, clock))
             print(f"done {case} {name}", file=sys.stderr)
@@ -343,6 +374,8 @@ def main(argv: list[str] | None = None) -> int:
             "device": str(device),
             "clock": clock_name,
             "repeats": args.repeats if case == "large" else args.small_repeats,
+            "inductor_cache": args.cache,
+            "load_average": os.getloadavg(),
             "rows": rows,
         }
     if args.json:

@@ -7,6 +7,10 @@ from __future__ import annotations
 import inspect
 import io
 import math
+import os
+import subprocess
+import sys
+import time
 
 import pytest
 import torch
@@ -383,6 +387,76 @@ def test_compiled_path_matches_torch_without_recompiling(monkeypatch: pytest.Mon
         assert rel_err(o.detach(), r.detach()) <= 1e-5
     assert_same_state(ref, ours)
     assert counters["stats"]["unique_graphs"] - graphs_before == 3  # one per group, 1 recompile
+
+
+def test_compiling_ahead_waits_and_gives_the_same_numbers(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Compiled from step 4 (TRAINLAB_COMPILE=4): the graph compiles in the background from the
+    first step while steps 1-3 run on the multi-tensor path. Run once as it comes and once with
+    the compile held back 1.5 s (not done at the switch, so step 4 waits for it): bitwise the
+    same parameters and paths, and each run compiled its graph once, in the background (the main
+    thread calls it directly: no dynamo, no recompile)."""
+    monkeypatch.setenv(compiled.ENV_VAR, "4")
+    if not compiled.available():
+        pytest.skip("torch.compile failed earlier in this process")
+    from torch._dynamo.utils import counters
+
+    real = compiled._compile_ahead
+    runs = []
+    for delay in (0.0, 1.5):
+        monkeypatch.setattr(compiled, "_cache", type(compiled._cache)())  # a fresh compile
+
+        def slow(*args: object, delay: float = delay) -> None:
+            time.sleep(delay)
+            real(*args)
+
+        monkeypatch.setattr(compiled, "_compile_ahead", slow)
+        gen = torch.Generator().manual_seed(5)
+        shapes = [(compiled.COMPILE_MIN_NUMEL // 64, 64), (3, compiled.COMPILE_MIN_NUMEL // 2)]
+        params = [torch.randn(s, generator=gen).requires_grad_() for s in shapes]
+        opt = to.RMSprop(params, lr=0.01, momentum=0.9)
+        graphs_before, taken, pending_at_switch = counters["stats"]["unique_graphs"], [], None
+        for step in range(1, 7):
+            set_grads(params, gen)
+            if step == 4:
+                pending_at_switch = [
+                    g.pending is not None and not g.pending.done()
+                    for memo in opt._memo.values()
+                    for plan in memo.values()
+                    if isinstance(plan, compiled._GroupPlan)
+                    for g, _ in plan.chunks
+                ]
+            opt.step()
+            taken.append(opt.execution_path)
+        if not compiled.available():
+            pytest.skip("torch.compile does not work here (no C++ compiler?)")
+        assert counters["stats"]["unique_graphs"] - graphs_before == 1
+        runs.append((taken, [p.detach().clone() for p in params], pending_at_switch))
+    (fast_paths, fast, _), (slow_paths, slow_params, held) = runs
+    assert fast_paths == slow_paths == ["foreach"] * 3 + ["compiled"] * 3
+    assert held == [True]  # the held-back compile was still running at the switch step
+    for a, b in zip(fast, slow_params):
+        assert torch.equal(a, b)
+
+
+def test_a_process_ending_while_compiling_ahead_exits_cleanly() -> None:
+    """A run that stops inside its compile-ahead window (3 steps of 50 here) ends with status 0:
+    the compile still running is let finish at exit (cut off by the interpreter's shutdown, it
+    aborted the process)."""
+    code = (
+        "import torch, trainlab.optim as to\n"
+        "p = torch.zeros(1 << 14, requires_grad=True)\n"
+        "opt = to.RMSprop([p], lr=0.01, momentum=0.9)\n"
+        "for _ in range(3):\n"
+        "    p.grad = torch.ones_like(p)\n"
+        "    opt.step()\n"
+        "print(opt.execution_path)\n"
+    )
+    env = {**os.environ, compiled.ENV_VAR: "50"}
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["foreach"]
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")

@@ -25,7 +25,7 @@ from typing import Any
 import torch
 
 from trainlab.errors import UserError
-from trainlab.optim import checks, paths
+from trainlab.optim import checks, compiled, paths
 from trainlab.optim.diagnostics import Watch
 from trainlab.optim.rules import direction
 
@@ -326,12 +326,15 @@ class TrainlabOptimizer(torch.optim.Optimizer):
         step: int,
     ) -> None:
         """Run the update on the path paths.choose picks (see paths.py)."""
-        path = paths.choose(group, self._compilable(h), start, step)
+        compilable = self._compilable(h)
+        path = paths.choose(group, compilable, start, step)
         memo = self._memo.setdefault(index, {})
         differentiable = bool(group.get("differentiable"))
         self.execution_path = paths.run(
             self._update, path, params, grads, buffers, h, memo, differentiable
         )
+        if compilable and paths.compiles_later(group, path, start, step):  # compile ahead
+            compiled.ahead(self._update, params, grads, buffers, h, memo)
 
     # ---- diagnostics ---------------------------------------------------------------------------
     @torch.no_grad()

@@ -2,26 +2,44 @@
 tensor (each element of param, grad and state read once and written once), so the step runs at
 the machine's memory bandwidth like torch's fused kernels, without being written in C++.
 
-When: compiling costs seconds (measured on the 2-core CPU box this was written on: about 3-7 s
-for a few large tensors and ~0.5 s more per large tensor when cold, 74 tensors: ~14 s; a tenth
-of that when inductor's on-disk cache already holds the graphs), and the compiled update rounds
-differently from the multi-tensor one (last bits). So the switch is a function of the parameters
-and the step count only, never of the clock, and a resumed run switches at the same step as an
-uninterrupted one (the step count is in the state_dict). By default (TRAINLAB_COMPILE=auto) a CPU
-param group runs compiled from step `compile_from(params)`: the ski-rental rule with modelled
-costs instead of measured ones (keep paying per step until the bill reaches the price of buying:
-a short run never waits for a compiler, a long run pays at most about twice the best possible).
-The modelled eager step is EAGER_NS_PER_ELEMENT per element plus EAGER_US_PER_TENSOR per tensor
+When: compiling costs seconds (measured on the shared 2-core CPU box this was written on, load 2.5:
+the first graph of a process 16 s of wall time with inductor's on-disk cache cold, 5 s warm
+(inductor's own start); later ones about 0.5 s per large tensor cold, 74 tensors: ~14 s, a tenth of
+that warm), and the compiled update rounds differently from the eager ones (last bits). So the
+switch is a function of the parameters and the step count only, never of the clock, and a resumed
+run switches at the same step as an uninterrupted one (the step count is in the state_dict). By
+default (TRAINLAB_COMPILE=auto) a CPU param group runs compiled from step `compile_from(params)`:
+the ski-rental rule with modelled costs instead of measured ones (keep paying per step until the
+bill reaches the price of buying: a long run pays at most about twice the best possible; with the
+compile running ahead, below, the switch step is also when the modelled compile is done). The
+modelled eager step is EAGER_NS_PER_ELEMENT per element plus EAGER_US_PER_TENSOR per tensor
 (measured: 0.6-2.3 ns per element on 13.6M parameters, 13-60 us per small tensor), the modelled
-compile COMPILE_SECONDS or SECONDS_PER_TENSOR per compiled tensor if more; groups with no tensor
-of COMPILE_MIN_NUMEL elements or more never compile. Examples: 13.6M parameters in
-7 tensors compile from step 170; the MNIST-1D CNN (53K parameters in 11 tensors) from step 13,427,
-so its short runs stay on the multi-tensor path. On a CUDA device the multi-tensor path is about
-as fast (both launch-bound on an H100 at 13.6M parameters), so there it compiles only when asked.
-TRAINLAB_COMPILE overrides the rule: 0 never compiles, N (an integer >= 1) compiles from step N
-(1: from the first step), auto (the default) follows the rule; fused=True asks for step 1 for one
-optimizer. If compiling fails (no C++ compiler, for instance) we warn once and stay on the
-multi-tensor path for the rest of the process.
+compile COMPILE_SECONDS or SECONDS_PER_TENSOR per compiled tensor if more; groups with no tensor of
+COMPILE_MIN_NUMEL elements or more never compile. Examples: 13.6M parameters in 7 tensors compile
+from step 170; the MNIST-1D CNN (53K parameters in 11 tensors) from step 13,427, so its short runs
+stay on the multi-tensor path. On a CUDA device the multi-tensor path is about as fast (both
+launch-bound on an H100 at 13.6M parameters), so there it compiles only when asked.
+TRAINLAB_COMPILE overrides the rule: 0 never compiles, N (an integer >= 1) compiles from step N (1:
+from the first step), auto (the default) follows the rule; fused=True asks for step 1 for one
+optimizer. If compiling fails (no C++ compiler, for instance) we warn once and stay on the eager
+paths for the rest of the process.
+
+Compiling ahead (`ahead`): the graphs a group will run from its switch step are compiled in one
+background thread, from the group's first eager step or AHEAD_STEPS steps before its switch if that
+is later, while the main thread keeps stepping; the switch step does not move: if the compile is
+not done by then, that step waits for it (run), so the numbers are the same whatever the load and
+however long the compiler takes (tests/test_optim.py holds the compile back and compares bitwise).
+The compile traces and runs the update once on scratch tensors with the live ones' layouts (so for
+its duration one more copy of a chunk's parameter, gradient and state memory), never on the live
+tensors, and learns the graph's input order there, so the main thread calls the graph directly from
+its first compiled step, without dynamo. Traded: a run that ends inside that window, before its
+switch step, has spent a compile on another core, and waits at exit for the one still running
+(seconds; cut off by the interpreter's shutdown, a compile aborted the process: "terminate called
+without an active exception"); while dynamo and inductor run Python in that thread, the main thread
+shares the GIL with them (torch's ops release it while they compute); dynamo serialises compiles
+across threads (its compile_lock), so another torch.compile in the main thread meanwhile waits for
+ours, and inductor's config patches (_OPTIONS) are process-wide while ours compiles
+(TRAINLAB_COMPILE=0 or 1 compile nothing ahead: there is nothing before the switch).
 
 How: the float hyperparameters go in packed in one tensor, so a learning rate that changes every
 step (an LR scheduler) does not recompile; flags (bools) are baked into the graph. On the CPU
@@ -43,14 +61,18 @@ multi-tensor path rather than wait minutes for the compiler.
 
 from __future__ import annotations
 
+import atexit
 import itertools
 import math
 import operator
 import os
+import queue
+import threading
 import types
 import warnings
 from collections import OrderedDict
 from collections.abc import Callable
+from concurrent.futures import Future
 from typing import Any
 
 import torch
@@ -71,6 +93,12 @@ _serial = itertools.count()
 
 _cache: OrderedDict[tuple, _Graph] = OrderedDict()
 _broken: str | None = None  # why compiling failed in this process, if it did
+_jobs: queue.SimpleQueue | None = None  # the compile-ahead thread's queue (see ahead)
+_thread: threading.Thread | None = None  # ... and the thread
+#: compiling ahead starts at most this many steps before the switch step: a run that stops well
+#: before its switch (the MNIST-1D CNN's, at step 13,427) spends no compile
+AHEAD_STEPS = 500
+_AHEAD = "ahead"  # in a group's memo: its graphs are compiling ahead, or compiled
 
 
 def mode() -> str | int:
@@ -148,15 +176,27 @@ class _Graph:
     replans when a parameter's storage moves (a new dtype or device), and the flags and layouts
     are part of the cache key. A graph that dynamo compiled twice stays on dynamo's path."""
 
-    __slots__ = ("fn", "direct", "order", "captures")
+    __slots__ = ("fresh", "compiled_fn", "direct", "order", "captures", "pending")
 
     def __init__(self) -> None:
         code = _apply.__code__.replace(co_name=f"_apply_{next(_serial)}")
-        fresh = types.FunctionType(code, _apply.__globals__, code.co_name)
-        self.fn = torch.compile(fresh, backend=self._compile, dynamic=False, fullgraph=True)
+        self.fresh = types.FunctionType(code, _apply.__globals__, code.co_name)
+        self.compiled_fn: Callable[..., Any] | None = None
         self.direct: Callable[..., Any] | None = None
         self.order: list[int] | None = None  # None: not learned yet; []: no direct calls
         self.captures: list[tuple[Callable[..., Any], list[int]]] = []
+        #: the compile running ahead in the background thread (see ahead), until run() waits
+        self.pending: Future | None = None
+
+    @property
+    def fn(self) -> Callable[..., Any]:
+        """The torch.compile'd driver, made on first use (importing dynamo takes seconds: in
+        the background thread when compiling ahead)."""
+        if self.compiled_fn is None:
+            self.compiled_fn = torch.compile(
+                self.fresh, backend=self._compile, dynamic=False, fullgraph=True
+            )
+        return self.compiled_fn
 
     def _compile(self, gm: torch.fx.GraphModule, example_inputs: list[Any]) -> Callable[..., Any]:
         """torch.compile's inductor backend with our options, keeping what it built."""
@@ -280,22 +320,16 @@ def _broke(exc: Exception, memo: dict) -> None:
     )
 
 
-def run(
+def _group_plan(
     update: Callable,
     params: list[torch.Tensor],
     grads: list[torch.Tensor],
     buffers: dict[str, list[torch.Tensor]],
     h: dict[str, Any],
     memo: dict,
-) -> list[int]:
-    """Apply `update` to the param group's large tensors by compiled calls, one per chunk.
-    Returns the indices of the tensors left for the caller's multi-tensor path: the small ones,
-    or all that remain once compiling turns out to be impossible (a graph that failed to compile
-    never ran, so those tensors are untouched). `memo` is the caller's own dict (one per param
-    group): it keeps the plan for these very parameters, so a step does not rebuild keys from
-    every tensor's metadata."""
-    if _broken is not None:
-        return list(range(len(params)))
+) -> tuple[_GroupPlan, tuple, tuple]:
+    """The group's plan (kept in `memo` for these very parameters), its flags and the names of
+    its float hyperparameters."""
     floats, others = [], []  # one pass over h (_hyper builds it in a fixed order)
     for k, v in h.items():
         if v.__class__ is float:
@@ -312,6 +346,143 @@ def run(
         plan = _GroupPlan(chunks, small, params, len(names))
         memo.clear()
         memo[quick] = plan
+    return plan, flags, names
+
+
+def _scratch(t: torch.Tensor) -> torch.Tensor:
+    """An uninitialised tensor of t's layout (shape, strides, storage offset, dtype, device,
+    requires_grad): what the compile ahead traces and runs on instead of the live tensor."""
+    span = 1 + sum((n - 1) * st for n, st in zip(t.shape, t.stride())) if t.numel() else 0
+    base = torch.empty(t.storage_offset() + span, dtype=t.dtype, device=t.device)
+    out = base.as_strided(t.shape, t.stride(), t.storage_offset())
+    return out.requires_grad_(t.requires_grad)
+
+
+def _compile_ahead(graph: _Graph, update: Callable, live: tuple, rest: tuple, threads: int) -> None:
+    """In the background thread: compile `graph` by calling it once on scratch tensors made
+    here with the layouts of the chunk's `live` tensors (read for their metadata only; made here,
+    one chunk at a time, so a large model does not hold a scratch copy of every chunk at once;
+    their results are thrown away), with the main thread's torch thread count (part of the cache
+    key) and autograd off (thread-local: on by default in a new thread); then learn its inputs'
+    order, so that the main thread calls it directly from its first compiled step."""
+    torch.set_num_threads(threads)
+    params, grads, buffers = live
+    local = (
+        [_scratch(t) for t in params],
+        [_scratch(t) for t in grads],
+        {name: [_scratch(t) for t in b] for name, b in buffers.items()},
+    )
+    values = rest[-1].clone()
+    with torch.no_grad():
+        graph.fn(update, *local, *rest[:-1], values)
+    graph.learn([values, *local[0], *local[1], *itertools.chain.from_iterable(local[2].values())])
+
+
+def _worker(jobs: queue.SimpleQueue) -> None:
+    """The background thread: runs compile jobs one after the other until told to stop (None)."""
+    while True:
+        job = jobs.get()
+        if job is None:
+            return
+        future, fn, args = job
+        if future.set_running_or_notify_cancel():
+            try:
+                future.set_result(fn(*args))
+            except BaseException as exc:  # handed to the main thread, which waits on it
+                future.set_exception(exc)
+        del job, future, fn, args  # the scratch tensors go now, not when the next job comes
+
+
+def _drain() -> None:
+    """At exit: cancel the jobs not started and let the one running finish (a compile cut off
+    by the interpreter's shutdown aborted the process: "terminate called without an active
+    exception"), so a process that ends inside its compile-ahead window waits for one compile."""
+    global _jobs
+    jobs, _jobs = _jobs, None
+    if jobs is None or _thread is None:
+        return
+    while True:
+        try:
+            job = jobs.get_nowait()
+        except queue.Empty:
+            break
+        if job is not None:
+            job[0].cancel()
+    jobs.put(None)
+    _thread.join()
+
+
+def _submit(fn: Callable[..., Any], *args: Any) -> Future:
+    """Queue fn(*args) on the background thread (started on first use; joined at exit)."""
+    global _jobs, _thread
+    if _jobs is None:
+        _jobs = queue.SimpleQueue()
+        _thread = threading.Thread(
+            target=_worker, args=(_jobs,), name="trainlab-compile-ahead", daemon=True
+        )
+        _thread.start()
+        atexit.register(_drain)
+    future: Future = Future()
+    _jobs.put((future, fn, args))
+    return future
+
+
+def ahead(
+    update: Callable,
+    params: list[torch.Tensor],
+    grads: list[torch.Tensor],
+    buffers: dict[str, list[torch.Tensor]],
+    h: dict[str, Any],
+    memo: dict,
+) -> None:
+    """Start compiling, in one background thread, the graphs this CPU param group will run
+    from its switch step (called on its eager steps before it). Numbers do not depend on when
+    it finishes: the switch step is fixed, and run() waits there for a compile not yet done.
+    The compile traces and runs the update once on scratch tensors of the live ones' layouts
+    (one chunk's param, grad and state memory at a time, made in the thread), never on the
+    live tensors, which the main thread keeps stepping (the job keeps references to them, for
+    their layouts, until it has run)."""
+    if _broken is not None or memo.get(_AHEAD):
+        return
+    plan, flags, names = _group_plan(update, params, grads, buffers, h, memo)
+    memo[_AHEAD] = True  # once per plan (a new plan clears memo): ~10 us a step saved
+    if not plan.cpu:
+        return
+    for graph, idx in plan.chunks:
+        if graph.pending is not None or graph.order is not None:
+            continue
+        live = (
+            [params[i] for i in idx],
+            [grads[i] for i in idx],
+            {name: [b[i] for i in idx] for name, b in buffers.items()},
+        )
+        graph.pending = _submit(
+            _compile_ahead,
+            graph,
+            update,
+            live,
+            (flags, names, plan.values),
+            torch.get_num_threads(),
+        )
+
+
+def run(
+    update: Callable,
+    params: list[torch.Tensor],
+    grads: list[torch.Tensor],
+    buffers: dict[str, list[torch.Tensor]],
+    h: dict[str, Any],
+    memo: dict,
+) -> list[int]:
+    """Apply `update` to the param group's large tensors by compiled calls, one per chunk.
+    Returns the indices of the tensors left for the caller's multi-tensor path: the small ones,
+    or all that remain once compiling turns out to be impossible (a graph that failed to compile
+    never ran, so those tensors are untouched). `memo` is the caller's own dict (one per param
+    group): it keeps the plan for these very parameters, so a step does not rebuild keys from
+    every tensor's metadata."""
+    if _broken is not None:
+        return list(range(len(params)))
+    plan, flags, names = _group_plan(update, params, grads, buffers, h, memo)
     if plan.cpu:
         plan.view[:] = [h[name] for name in names]  # type: ignore[index]
         values: Any = plan.values
@@ -320,6 +491,16 @@ def run(
         values = tuple(torch.tensor(h[name], dtype=torch.float64) for name in names)
     for k, (graph, idx) in enumerate(plan.chunks):
         getter = plan.getters[k]
+        if getter is None and graph.pending is not None:  # compiled ahead: wait for it
+            try:
+                graph.pending.result()
+            except Exception as exc:  # as if it had failed here
+                graph.pending = None
+                _broke(exc, memo)
+                return plan.small + [i for _, rest in plan.chunks[k:] for i in rest]
+            graph.pending = None
+        if getter is None and graph.direct is not None and plan.cpu:
+            getter = plan.getters[k] = _getter(graph.order, idx, len(params))  # type: ignore[arg-type]
         if getter is not None:
             try:
                 graph.direct(*getter(flat))  # type: ignore[misc]

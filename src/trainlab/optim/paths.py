@@ -1,7 +1,9 @@
 """How an update rule runs over a param group: the for-loop (one tensor at a time; also the
 differentiable path), the multi-tensor path (the rule on TensorLists, one torch._foreach_* call
 per operation) or the compiled path (the rule compiled into one fused pass per tensor, from the
-step compiled.compile_from gives). The rules themselves (rules.py) know nothing of this layer.
+step compiled.compile_from gives; its graphs compile ahead, in the background, during the
+multi-tensor steps before it: compiled.ahead). The rules themselves (rules.py) know nothing of
+this layer.
 
 StepPlan caches what a group's step needs between steps, so that a step's own Python work is a
 few list comprehensions and one call per compiled chunk.
@@ -83,6 +85,19 @@ def choose(group: dict[str, Any], compilable: bool, start: int | None, step: int
     if group.get("fused") or (start is not None and step >= start):
         return "compiled"
     return "foreach"
+
+
+def compiles_later(group: dict[str, Any], path: str, start: int | None, step: int) -> bool:
+    """Whether a step that took `path` is a multi-tensor step before the group's switch to the
+    compiled path (step `start`), at most compiled.AHEAD_STEPS before it, so that its graphs
+    should be compiling ahead (compiled.ahead)."""
+    return (
+        path == "foreach"
+        and start is not None
+        and max(1, start - compiled.AHEAD_STEPS) <= step < start
+        and not group.get("foreach")
+        and compiled.available()
+    )
 
 
 def run(
