@@ -16,6 +16,12 @@ in that scale (log10 for log scales). Optuna's samplers see the same Optuna dist
 
 Tasks: `DEV_TASKS` (HPOLib protein_structure and parkinsons_telemonitoring) were used while
 designing the strategies; `HELD_OUT_TASKS` were not looked at until the strategies were fixed.
+Issue 30 redesigned `auto` on all eight (`DESIGN_TASKS`, `--tasks all`) and on their
+all-categorical variants (`--tasks cat`: a task name ending in ``:cat`` offers each dimension's
+recorded values as `choice([...])`, so no order or scale is given); `FINAL_TASKS` (`--tasks
+final`: HPOBench australian, blood_transfusion, phoneme, vehicle, numeric and ``:cat``, and
+NAS-Bench-201 cifar10 and cifar100, natively all-categorical: 6 edges x 5 operations) were
+left unopened until that design was frozen, then measured once.
 For each task, budget (20, 50, 100 evaluations) and strategy, the search runs with `seeds` seeds;
 the table gives the mean final regret and its standard error, and per budget each strategy's
 rank on each task (1 = lowest mean regret, ties averaged) and its mean rank over the tasks.
@@ -23,7 +29,8 @@ rank on each task (1 = lowest mean regret, ties averaged) and its mean rank over
 Run-to-run noise: two implementations of random search (trainlab's and Optuna's) differ by up to
 2 standard errors in single cells: compare mean ranks over tasks, not single cells.
 
-    python bench/hpo_tables.py [--quick] [--seeds 20] [--tasks dev|held-out|all|NAME,...]
+    python bench/hpo_tables.py [--quick] [--seeds 20]
+                               [--tasks dev|held-out|all|cat|design|final|NAME[:cat],...]
                                [--strategies NAME,...] [--budgets 20,50,100] [--json]
                                [--cache FILE.jsonl] [--jobs 2] [--sweep-coarse-to-fine]
 """
@@ -212,10 +219,10 @@ def budget_free(name: str) -> bool:
 
 
 class Cache:
-    """Every run's curve in memory; those of the budget-free strategies also on disk (one JSON
-    line per task, strategy, budget, seed): GPSampler (and auto, which uses it) take 1-3 s per
-    trial at 100 trials. Optuna's curves do not depend on trainlab's code; start a new file
-    after changing auto."""
+    """Every run's curve, in memory and on disk (one JSON line per task, strategy, budget,
+    seed), so an interrupted or repeated measurement keeps what it did: GPSampler takes 1-3 s
+    per trial at 100 trials. Optuna's curves do not depend on trainlab's code; drop a
+    strategy's rows (or start a new file) after changing it."""
 
     def __init__(self, path: str | None) -> None:
         self.path = path
@@ -243,7 +250,7 @@ class Cache:
 
     def put(self, key: tuple[str, str, int, int], value: tuple[list[float], Any]) -> None:
         self.rows[key] = value
-        if not self.path or not budget_free(key[1]):
+        if not self.path:
             return
         task, strategy, budget, seed = key
         row = {"task": task, "strategy": strategy, "budget": budget, "seed": seed}
