@@ -15,9 +15,6 @@ from typing import Any
 
 import numpy as np
 import optuna
-import scipy.special
-import scipy.stats
-import threadpoolctl
 from optuna.distributions import BaseDistribution
 from optuna.study import Study, StudyDirection
 from optuna.trial import FrozenTrial, TrialState
@@ -29,16 +26,18 @@ from trainlab.search.strategies.base import (
     config_key,
     trial_rng,
 )
-from trainlab.search.strategies.gp import GP, Encoding, log_expected_improvement
 
-_BLAS: threadpoolctl.ThreadpoolController | None = None
+_BLAS: Any = None  # threadpoolctl's controller, made at the first ask
 
 
 def _one_blas_thread() -> Any:
     """A context in which BLAS runs on one thread: the GP's matrices are small (n <= a few
-    hundred), where a second thread costs more than it brings, and much more under load."""
+    hundred), where a second thread costs more than it brings, and much more under load.
+    (threadpoolctl comes with scikit-learn; imported here, so importing trainlab stays light.)"""
     global _BLAS
     if _BLAS is None:
+        import threadpoolctl
+
         _BLAS = threadpoolctl.ThreadpoolController()
     return _BLAS.limit(limits=1, user_api="blas")
 
@@ -100,7 +99,10 @@ class AutoSampler(_SpaceSampler):
     def __init__(self, space: Space, seed: int = 0, *, startup: int = STARTUP) -> None:
         super().__init__(space, seed)
         self.startup = startup
-        self.encoding = Encoding(space)
+        from trainlab.search.strategies import gp  # scipy's optimize and linalg: not at import
+
+        self.gp = gp
+        self.encoding = gp.Encoding(space)
         self._fits: dict[Any, np.ndarray] = {}
 
     def _stratified(self, dim: Dimension, slot: int, trial: FrozenTrial) -> Any:
@@ -144,7 +146,7 @@ class AutoSampler(_SpaceSampler):
         if len(rows) < 2:
             return None
         y = self._standardized(values)
-        gp = GP(np.asarray(rows), y, self.encoding.n_numeric, self._theta(rows, values))
+        gp = self.gp.GP(np.asarray(rows), y, self.encoding.n_numeric, self._theta(rows, values))
         best = float(y.min())
         # running trials at the value the model believes, pruned ones at the worst value
         if pending:
@@ -161,13 +163,14 @@ class AutoSampler(_SpaceSampler):
                 self.encoding.neighbours(rng, top, self.LOCAL, self.WIDE),
             ]
         )
-        scores = log_expected_improvement(*gp.posterior(candidates), best)
+        scores = self.gp.log_expected_improvement(*gp.posterior(candidates), best)
         leaders = self._best_new(candidates, scores, seen, self.TOP)
         if not leaders:
             return None
         closer = self.encoding.neighbours(rng, candidates[leaders], self.REFINE, self.NARROW)
         candidates = np.vstack([candidates, closer])
-        scores = np.concatenate([scores, log_expected_improvement(*gp.posterior(closer), best)])
+        closer_scores = self.gp.log_expected_improvement(*gp.posterior(closer), best)
+        scores = np.concatenate([scores, closer_scores])
         pick = self._best_new(candidates, scores, seen, 1)
         return self.encoding.decode(candidates[pick[0]])
 
@@ -179,8 +182,7 @@ class AutoSampler(_SpaceSampler):
         ranked = self.OUTPUT == "rank" or (self.OUTPUT == "auto" and not self.encoding.n_numeric)
         if not ranked:
             return (y - y.mean()) / (y.std() or 1.0)
-        ranks = scipy.stats.rankdata(y)  # 1 .. n, ties averaged
-        z = scipy.special.ndtri((ranks - 0.5) / len(y))
+        z = self.gp.normal_scores(y)
         return (z - z.mean()) / (z.std() or 1.0)
 
     def refit_count(self, n: int) -> int:
@@ -199,7 +201,8 @@ class AutoSampler(_SpaceSampler):
         m = self.refit_count(len(rows))
         key = (np.asarray(rows[:m]).tobytes(), tuple(values[:m]))
         if key not in self._fits:
-            fit = GP(np.asarray(rows[:m]), self._standardized(values[:m]), self.encoding.n_numeric)
+            first = np.asarray(rows[:m])
+            fit = self.gp.GP(first, self._standardized(values[:m]), self.encoding.n_numeric)
             self._fits = {key: fit.theta}  # the latest only: the counts only grow
         return self._fits[key]
 

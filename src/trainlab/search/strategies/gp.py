@@ -284,6 +284,17 @@ class GP:
         return mean, var
 
 
+def normal_scores(values: np.ndarray) -> np.ndarray:
+    """The standard normal quantile of each value's rank, (rank - 1/2) / n, ties sharing their
+    mean rank (as ``scipy.stats.rankdata``'s "average")."""
+    n = len(values)
+    ranks = np.empty(n)
+    ranks[np.argsort(values, kind="stable")] = np.arange(1, n + 1)
+    _, tie = np.unique(values, return_inverse=True)
+    ranks = (np.bincount(tie, ranks) / np.bincount(tie))[tie]
+    return scipy.special.ndtri((ranks - 0.5) / n)
+
+
 def log_expected_improvement(mean: np.ndarray, var: np.ndarray, best: float) -> np.ndarray:
     """log E[max(best - f, 0)] for f ~ N(mean, var): stable far into the tail."""
     sigma = np.sqrt(var)
