@@ -21,7 +21,8 @@ all-categorical variants (`--tasks cat`: a task name ending in ``:cat`` offers e
 recorded values as `choice([...])`, so no order or scale is given); `FINAL_TASKS` (`--tasks
 final`: HPOBench australian, blood_transfusion, phoneme, vehicle, numeric and ``:cat``, and
 NAS-Bench-201 cifar10 and cifar100, natively all-categorical: 6 edges x 5 operations) were
-left unopened until that design was frozen, then measured once.
+left unopened until that design was frozen, then measured once (NAS-Bench-201 records
+accuracy in percent, so its regrets are in percentage points).
 For each task, budget (20, 50, 100 evaluations) and strategy, the search runs with `seeds` seeds;
 the table gives the mean final regret and its standard error, and per budget each strategy's
 rank on each task (1 = lowest mean regret, ties averaged) and its mean rank over the tasks.
