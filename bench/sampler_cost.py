@@ -1,15 +1,17 @@
-"""What a strategy's proposals cost: the wall time `trainlab.optimize` spends between one
+"""What a strategy's proposals cost: the time `trainlab.optimize` spends between one
 objective call and the next (ask, tell and bookkeeping; the objective itself is instant), for
-`auto` against Optuna's TPE (`strategy="tpe"`) and against `auto` with Optuna's GP settings
-(`auto-before`, as it was before issue 30), in one process.
+`auto` against Optuna's TPE (`strategy="tpe"`) and against `auto` as it was, in one process:
+`auto-gp` (Optuna's GPSampler with a cut acquisition search, issue 30's first step) and
+`auto-before` (the same with Optuna's own settings, as before issue 30), both from
+bench/auto_gp.py.
 
 The space is bench/hpo_tables.py's HPOLib space (9 dimensions: 6 numeric, 3 categorical) and
 the objective a cheap analytic function of it, so the time is the sampler's. Per strategy and
 seed: the median ask at trials 40-50 and 90-100, and the whole search's ask time; the goal
 (issue 30) is a median ask under 0.1 s at 50 trials and under 0.3 s at 100.
 
-    python bench/sampler_cost.py [--trials 100] [--seeds 1] [--strategies auto,tpe,auto-before]
-                                  [--json]
+    python bench/sampler_cost.py [--trials 100] [--seeds 1]
+                                 [--strategies auto,tpe,auto-gp,auto-before] [--json]
 """
 
 from __future__ import annotations
@@ -26,9 +28,10 @@ from typing import Any
 import optuna
 
 import trainlab
-from trainlab.search.strategies.auto import AutoSampler
+from trainlab.search import strategies
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from auto_gp import GPAutoSampler  # noqa: E402
 from hpo_tables import SPACES  # noqa: E402
 
 SPACE = SPACES["hpolib"]
@@ -47,13 +50,16 @@ def objective(params: dict[str, Any]) -> float:
     return value
 
 
-# auto as it was before issue 30: Optuna's GP with its own acquisition-search settings
-BEFORE = {"RELAX_ABOVE": math.inf, "PRELIMINARY": 2048, "LOCAL_SEARCHES": 10}
+# the earlier forms of auto, built where optimize builds `auto` (its SAMPLERS entry)
+EARLIER = {
+    "auto-gp": lambda cfg, space, worker: GPAutoSampler(space, cfg.seed),
+    "auto-before": lambda cfg, space, worker: GPAutoSampler(space, cfg.seed, optuna_settings=True),
+}
 
 
 def ask_times(strategy: str, trials: int, seed: int) -> dict[str, list[float]]:
     """Wall and CPU seconds before each objective call since the previous one returned (trial
-    0: since the call to optimize). `auto-before`: auto with the settings of `BEFORE`."""
+    0: since the call to optimize). `auto-gp`, `auto-before`: the samplers of `EARLIER`."""
     clocks = {"wall": time.perf_counter, "cpu": time.process_time}
     marks: list[dict[str, tuple[float, float]]] = []
 
@@ -63,18 +69,15 @@ def ask_times(strategy: str, trials: int, seed: int) -> dict[str, list[float]]:
         marks.append({k: (start[k], c()) for k, c in clocks.items()})
         return value
 
-    saved = {k: getattr(AutoSampler, k) for k in BEFORE}
-    if strategy == "auto-before":
-        for k, v in BEFORE.items():
-            setattr(AutoSampler, k, v)
+    saved = strategies.SAMPLERS["auto"]
+    if strategy in EARLIER:
+        strategies.SAMPLERS["auto"] = EARLIER[strategy]
     try:
         begin = {k: c() for k, c in clocks.items()}
-        trainlab.optimize(
-            timed, SPACE, strategy=strategy.removesuffix("-before"), trials=trials, seed=seed
-        )
+        name = "auto" if strategy in EARLIER else strategy
+        trainlab.optimize(timed, SPACE, strategy=name, trials=trials, seed=seed)
     finally:
-        for k, v in saved.items():
-            setattr(AutoSampler, k, v)
+        strategies.SAMPLERS["auto"] = saved
     out = {}
     for k in clocks:
         ends = [begin[k]] + [m[k][1] for m in marks[:-1]]
@@ -86,7 +89,7 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--trials", type=int, default=100)
     p.add_argument("--seeds", type=int, default=1)
-    p.add_argument("--strategies", default="auto,tpe,auto-before")
+    p.add_argument("--strategies", default="auto,tpe,auto-gp,auto-before")
     p.add_argument("--json", action="store_true")
     args = p.parse_args()
     optuna.logging.set_verbosity(optuna.logging.WARNING)

@@ -416,36 +416,3 @@ def test_an_unknown_strategy_or_pruner_is_one_line_naming_its_field(field, value
     message = str(refused.value)
     assert message.startswith(f"search.{field}: ") and repr(value) in message
     assert "\n" not in message
-
-
-def test_auto_gives_the_gp_many_valued_integers_as_continuous_and_rounds_back():
-    """What an ask costs (issue 30): an integer of more than 16 values reaches Optuna's GP as
-    the continuous range its values own (no one-point-at-a-time line search); the proposal comes
-    back as one of the integer's values. Few-valued integers and choices stay as they are."""
-    from optuna.distributions import FloatDistribution, IntDistribution
-
-    from trainlab.search.strategies.auto import AutoSampler
-
-    space = space_of(
-        optim__lr="loguniform(1e-4, 1e-1)",
-        model__width="logint(8, 512)",
-        model__depth="int(1, 4)",
-        optim__name="choice([sgd, adam])",
-    )
-    sampler = AutoSampler(space, seed=0)
-    assert (sampler.model._n_preliminary_samples, sampler.model._n_local_search) == (512, 4)
-    given = []
-    original = sampler.model.sample_relative
-
-    def spy(study, trial, search_space):
-        given.append(search_space)
-        return original(study, trial, search_space)
-
-    sampler.model.sample_relative = spy
-    study = run(sampler, space, 8)
-    width = {d.name: d.param_name for d in space}["model.width"]
-    depth = {d.name: d.param_name for d in space}["model.depth"]
-    assert given and all(g[width] == FloatDistribution(7.5, 512.5, log=True) for g in given)
-    assert all(isinstance(g[depth], IntDistribution) for g in given)
-    late = [t.params[width] for t in study.trials[5:]]
-    assert all(isinstance(v, int) and 8 <= v <= 512 for v in late)
