@@ -14,7 +14,7 @@ from optuna.trial import TrialState
 from trainlab.cli import main
 from trainlab.errors import UserError
 from trainlab.experiments.executors import Event, run_job
-from trainlab.search import Search
+from trainlab.search import Search, optimize
 from trainlab.search.config import load_search_config
 from trainlab.search.running import driver
 from trainlab.search.strategies.lagged import LaggedSampler, LaggedStudy
@@ -148,6 +148,18 @@ def test_threads_give_the_sequential_trials():
         return listed(search.run(objective, n_jobs=n_jobs).trials)
 
     assert run(4) == run(1)
+
+
+def test_a_study_continued_to_a_larger_budget_gives_the_trials_of_one_run(tmp_path):
+    """Every draw is seeded by its trial: a second process continuing the study (resume, or
+    another driver) proposes what the first would have. (Not auto's Gaussian process, which
+    starts its fit from the last one of the same process: docs/search.md.)"""
+    url = f"sqlite:///{tmp_path}/hpo.db"
+    common = {"strategy": "tpe", "seed": 2, "lag": 1, "storage": url, "pruner": "median"}
+    optimize(score, SPACE, trials=7, study="continued", **common)
+    continued = optimize(score, SPACE, trials=12, study="continued", **common)
+    whole = optimize(score, SPACE, trials=12, study="whole", **common)
+    assert listed(continued.trials) == listed(whole.trials)
 
 
 @pytest.mark.parametrize("value", [-1, 1.5, "two"])
