@@ -109,11 +109,9 @@ class SearchConfig(BaseModel):
     seed: AtLeast0 = 0
     space: dict[str, DistributionString] = {}
     # parallel search without timing (docs/search.md, "Parallel search is reproducible: the
-    # lag"), in trials: trial n is proposed (auto, tpe) and pruned from the trials numbered
-    # below n - lag only, and waits until those have finished; the same seed then gives the same
-    # study with any number of workers (waiting seldom up to lag + 1). 0: each trial sees every
-    # earlier one (a sequential search)
-    lag: AtLeast0 = 3
+    # lag"): the same seed gives the same study with any number of workers, which seldom wait up
+    # to lag + 1 workers; 0: each trial sees every earlier one (a sequential search)
+    lag: AtLeast0 = 3  # trials: trial n is proposed and pruned from those numbered < n - lag
 
     # early stopping of bad trials on per-epoch validation accuracy (Optuna pruners)
     pruner: PrunerName = "none"

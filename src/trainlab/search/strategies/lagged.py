@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import copy
 import datetime
+import math
 import threading
 import time
 import zlib
@@ -207,11 +208,14 @@ def blocked(study: Study, lag: int, readers: Iterable[Any]) -> int | None:
     ``n - lag``), or None when trial n may be asked now. No wait when the ask takes a WAITING
     trial (an enqueued retry: its params are fixed), or none of `readers` (the sampler, the
     pruner) reads results for trial n (`history_from`)."""
+    first = min((history_from(r, lag) for r in readers), default=float("inf"))
+    if math.isinf(first):
+        return None
     trials = study.get_trials(deepcopy=False)
     if any(t.state == TrialState.WAITING for t in trials):
         return None
     n = len(trials)  # the next trial's number (Optuna numbers a study's trials 0, 1, ...)
-    if n < min((history_from(r, lag) for r in readers), default=float("inf")):
+    if n < first:
         return None
     return next(
         (t.number for t in trials if t.number < n - lag and t.state == TrialState.RUNNING), None
