@@ -18,7 +18,7 @@ study's timestamps); ``trials_per_s``. The ratios lagged / free are over the sum
 loop seconds. A trial's proposals differ between the sides (the lag changes what TPE reads), so
 trial lengths differ too: compare the idle fractions, and the loop time over several seeds.
 
-    python bench/search_lag.py [--rounds 3] [--trials 24] [--epochs 6] [--lags 3]
+    python bench/search_lag.py [--rounds 3] [--trials 24] [--epochs 6] [--lags 1,3]
                                [--reference /work/main/src] [--json]
 """
 
@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--rounds", type=int, default=3, help="paired rounds (seeds 0, 1, ...)")
     parser.add_argument("--trials", type=int, default=24)
     parser.add_argument("--epochs", type=int, default=6)
-    parser.add_argument("--lags", default="3", help="comma list of search.lag values")
+    parser.add_argument("--lags", default="1,3", help="comma list of search.lag values")
     parser.add_argument("--reference", default="/work/main/src", help="the lag-free tree's src")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)

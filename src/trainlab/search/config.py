@@ -111,7 +111,7 @@ class SearchConfig(BaseModel):
     # parallel search without timing (docs/search.md, "Parallel search is reproducible: the
     # lag"): the same seed gives the same study with any number of workers, which seldom wait up
     # to lag + 1 workers; 0: each trial sees every earlier one (a sequential search)
-    lag: AtLeast0 = 3  # trials: trial n is proposed and pruned from those numbered < n - lag
+    lag: AtLeast0 = 1  # trials: trial n is proposed and pruned from those numbered < n - lag
 
     # early stopping of bad trials on per-epoch validation accuracy (Optuna pruners)
     pruner: PrunerName = "none"

@@ -72,9 +72,9 @@ from trainlab.search.strategies.lagged import LaggedSampler, LaggedStudy, blocke
 from trainlab.search.study import INTERRUPTED, OUTCOME, counted, open_storage, optuna_info_hidden
 
 STRATEGIES = names.STRATEGIES
-LAG_POLL_SECONDS = 0.02  # how often a thread waiting for lagged trials looks again
 DIRECTIONS = names.DIRECTIONS
 PRUNERS = names.PRUNERS
+LAG_POLL_SECONDS = 0.02  # how often a thread waiting for lagged trials looks again
 
 
 def objective_space(space: Mapping[str, str]) -> Space:
