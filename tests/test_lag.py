@@ -15,9 +15,10 @@ from trainlab.cli import main
 from trainlab.errors import UserError
 from trainlab.experiments.executors import Event, run_job
 from trainlab.search import Search, optimize
-from trainlab.search.config import load_search_config
+from trainlab.search.config import SearchConfig, load_search_config
 from trainlab.search.running import driver
-from trainlab.search.strategies.lagged import LaggedSampler, LaggedStudy
+from trainlab.search.strategies import make_pruner
+from trainlab.search.strategies.lagged import LaggedSampler, LaggedStudy, history_from
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -262,3 +263,17 @@ def test_two_worker_processes_give_the_one_worker_trials(folder, capsys):
     assert main(["search", str(folder / "exp.yaml"), *flags, "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["workers"] == 2
     assert run_done(folder, "two") == run_done(folder, "one")
+
+
+def test_trials_before_the_readers_start_need_no_wait():
+    median = make_pruner(SearchConfig(pruner="median", pruner_startup_trials=5))
+    assert history_from(median, 2) == 7  # trial 7's view holds at most 5 trials
+    c2f = make_pruner(SearchConfig(strategy="coarse-to-fine", pruner="median"))
+    assert history_from(c2f, 2) == 7
+    assert history_from(make_pruner(SearchConfig(pruner="none")), 2) == math.inf
+    assert history_from(make_pruner(SearchConfig(pruner="halving")), 2) == 0
+    assert history_from(optuna.samplers.TPESampler(n_startup_trials=10), 1) == 11
+    search = Search(SPACE, strategy="auto", trials=9, seed=0, lag=1)
+    assert history_from(search.sampler, 1) == 5  # the Latin-hypercube start
+    asked = [search.ask()[0] for _ in range(5)]  # nothing told: the start does not wait
+    assert asked == [0, 1, 2, 3, 4] and search.waits_for() == 0

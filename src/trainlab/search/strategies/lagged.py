@@ -185,6 +185,8 @@ def reads_history(sampler: BaseSampler) -> bool:
 def history_from(reader: Any, lag: int) -> float:
     """The first trial number whose proposal (a sampler) or pruning (a pruner) may read other
     trials' results; trials below it need not wait. Infinite for a pruner that never prunes."""
+    if isinstance(reader, optuna.pruners.BasePruner) and hasattr(reader, "base"):
+        reader = reader.base  # SameRoundPruner: its base pruner, within one round's trials
     if isinstance(reader, optuna.pruners.NopPruner):
         return float("inf")
     if isinstance(reader, LaggedSampler):
