@@ -20,8 +20,10 @@ finished (a sequential search).
 
 `LaggedSampler` wraps a sampler so that each of its calls gets the view, and draws its random
 numbers from generators seeded by (seed, trial number, call): a proposal depends only on the
-seed, the trial number and the view, never on the order in which processes or threads ask.
-Samplers whose proposals read no results (random, grid) and phased ones (coarse-to-fine, block:
+seed, the trial number and the view, never on the order in which processes or threads ask
+(Optuna keeps its generators in ``_rng`` attributes, reseeded here; its Gaussian process also
+starts each fit from the last one of the same process, so a GP study continued by another
+process can differ slightly). Samplers whose proposals read no results (random, grid) and phased ones (coarse-to-fine, block:
 their round barriers already fix what they read) are not wrapped (`reads_history`).
 """
 
