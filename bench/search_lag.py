@@ -14,9 +14,10 @@ Reported per side: ``loop_s``, the search loop's wall seconds (`loop_seconds` of
 ``--json``: from the workers being ready to the last trial's end, start-up excluded);
 ``idle``, the fraction of the 2 workers' time in that loop not spent in a trial (1 - sum of
 trial durations / (2 x the span from the first trial's start to the last one's end), from the
-study's timestamps); ``trials_per_s``. The ratios lagged / free are over the sum of the rounds'
-loop seconds. A trial's proposals differ between the sides (the lag changes what TPE reads), so
-trial lengths differ too: compare the idle fractions, and the loop time over several seeds.
+study's timestamps); ``trials_per_s``; ``epochs`` trained in all. The ratios lagged / free
+are over the sum of the rounds' loop seconds. A trial's proposals and prunings differ between
+the sides (the lag changes what TPE and the pruner read), so the sides train different amounts:
+compare the idle fractions, and the loop seconds per epoch trained.
 
     python bench/search_lag.py [--rounds 3] [--trials 24] [--epochs 6] [--lags 1,3]
                                [--reference /work/main/src] [--json]
@@ -89,6 +90,7 @@ def run(src: str, folder: Path, name: str, text: str) -> dict[str, Any]:
         "idle": 1 - busy / (2 * span),
         "trials_per_s": len(trials) / out["loop_seconds"],
         "pruned": out["trials"]["pruned"],
+        "epochs": sum(len(t.intermediate_values) for t in trials),
         "best": out["best"]["value"] if out["best"] else None,
     }
 
@@ -123,6 +125,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "loop_s": sum(r["loop_s"] for r in rows[side]),
             "loop_ratio": sum(r["loop_s"] for r in rows[side]) / free_loop,
             "idle": sum(r["idle"] for r in rows[side]) / len(rows[side]),
+            "epochs": sum(r["epochs"] for r in rows[side]),
             "best_mean": sum(r["best"] or 0 for r in rows[side]) / len(rows[side]),
         }
         for side in sides
@@ -136,7 +139,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         for side, s in summary.items():
             print(
                 f"{side:6s} loop {s['loop_s']:7.1f} s  x{s['loop_ratio']:.2f} of free  "
-                f"idle {s['idle']:.0%}  best val {s['best_mean']:.3f}"
+                f"idle {s['idle']:.0%}  epochs {s['epochs']}  "
+                f"s/epoch {s['loop_s'] / s['epochs']:.3f}  best val {s['best_mean']:.3f}"
             )
     return result
 
