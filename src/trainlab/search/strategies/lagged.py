@@ -23,8 +23,9 @@ numbers from generators seeded by (seed, trial number, call): a proposal depends
 seed, the trial number and the view, never on the order in which processes or threads ask
 (Optuna keeps its generators in ``_rng`` attributes, reseeded here; its Gaussian process also
 starts each fit from the last one of the same process, so a GP study continued by another
-process can differ slightly). Samplers whose proposals read no results (random, grid) and phased ones (coarse-to-fine, block:
-their round barriers already fix what they read) are not wrapped (`reads_history`).
+process can differ slightly). Samplers whose proposals read no results (random, grid) and
+phased ones (coarse-to-fine, block: their round barriers already fix what they read) are not
+wrapped (`reads_history`).
 """
 
 from __future__ import annotations
