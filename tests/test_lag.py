@@ -277,3 +277,52 @@ def test_trials_before_the_readers_start_need_no_wait():
     assert history_from(search.sampler, 1) == 5  # the Latin-hypercube start
     asked = [search.ask()[0] for _ in range(5)]  # nothing told: the start does not wait
     assert asked == [0, 1, 2, 3, 4] and search.waits_for() == 0
+
+
+COOPERATING = """
+data: {name: spirals}
+model: {kind: mlp, width: 16, depth: 1}
+optim: {name: adam, lr: 1e-2}
+train: {epochs: 3, batch_size: 32}
+search:
+  strategy: tpe
+  trials: 8
+  seed: 1
+  lag: 1
+  tpe_startup_trials: 2
+  pruner: median
+  pruner_startup_trials: 2
+  pruner_warmup_epochs: 0
+  space:
+    optim.lr: loguniform(1e-4, 1)
+    model.width: int(4, 32)
+"""
+
+
+def test_two_cooperating_drivers_give_the_trials_of_one(tmp_path):
+    """Two drivers on one journal file (cooperate.py) wait for each other's trials through the
+    storage and draw the same numbers per trial: the study of one driver."""
+    import subprocess
+    import sys
+
+    cfg = tmp_path / "exp.yaml"
+    cfg.write_text(COOPERATING)
+
+    def driver_process(log, out):
+        url = f"journal:///{tmp_path}/{log}"
+        cmd = [sys.executable, "-m", "trainlab.cli", "search", str(cfg), "--storage", url]
+        return subprocess.Popen([*cmd, "--out", str(tmp_path / out)], cwd=tmp_path)
+
+    procs = [driver_process("one.log", "one"), driver_process("two.log", "a")]
+    procs.append(driver_process("two.log", "b"))
+    assert [p.wait(timeout=300) for p in procs] == [0, 0, 0]
+
+    def trials(log):
+        backend = optuna.storages.journal.JournalFileBackend(str(tmp_path / log))
+        storage = optuna.storages.JournalStorage(backend)
+        return listed(optuna.load_study(study_name="exp", storage=storage).get_trials())
+
+    two = trials("two.log")
+    assert len(two) == 8 and two == trials("one.log")
+    ran = [{p.parent.name for p in (tmp_path / d / "trials").glob("*/result.json")} for d in "ab"]
+    assert len(ran[0] | ran[1]) == 8 and ran[0] and ran[1]  # both drivers ran trials
