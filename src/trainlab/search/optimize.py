@@ -123,6 +123,10 @@ class Search:
     config section (``rounds``, ``keep_top``, ``trials_per_round``, ``blocks``, ...).
     `trainlab search` drives its trials through the same object (`Search.over`).
 
+    The lag (setting ``lag``, default `SearchConfig.lag`): `auto` and `tpe` propose, and the
+    pruner judges, trial n from the trials numbered below n - lag only; `ask` is refused (and
+    `can_ask` False) until those are told (`waits_for` names the one to tell).
+
     The budget: every trial asked counts toward ``trials`` except those a stopped process left
     unfinished (FAIL with outcome ``interrupted``, re-run); a FAIL (an exception, None or NaN)
     counts too, so an objective that always fails ends after ``trials`` attempts.
