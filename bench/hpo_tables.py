@@ -27,6 +27,11 @@ For each task, budget (20, 50, 100 evaluations) and strategy, the search runs wi
 the table gives the mean final regret and its standard error, and per budget each strategy's
 rank on each task (1 = lowest mean regret, ties averaged) and its mean rank over the tasks.
 
+A strategy named ``NAME:lagL`` (``auto:lag3``) is NAME searching with ``search.lag`` L: trial n
+is proposed from the trials numbered below n - L only, the others shown running (as L + 1
+workers see the study, `trainlab.search.strategies.lagged`); ``NAME:lag0`` is NAME with the
+lag's per-trial seeding and no lag, the reference for the cost of a lag.
+
 Run-to-run noise: two implementations of random search (trainlab's and Optuna's) differ by up to
 2 standard errors in single cells: compare mean ranks over tasks, not single cells.
 
@@ -34,6 +39,7 @@ Run-to-run noise: two implementations of random search (trainlab's and Optuna's)
                                [--tasks dev|held-out|all|cat|design|final|NAME[:cat],...]
                                [--strategies NAME,...] [--budgets 20,50,100] [--json]
                                [--cache FILE.jsonl] [--jobs 2] [--sweep-coarse-to-fine]
+    python bench/hpo_tables.py --strategies auto:lag0,auto:lag1,auto:lag3 --tasks all --seeds 3
 """
 
 from __future__ import annotations
@@ -216,7 +222,21 @@ def search(
 def budget_free(name: str) -> bool:
     """Optuna's samplers and auto do not know the budget: one run of the largest budget serves
     all (its incumbent after 20 evaluations is a search of 20)."""
+    name = name.partition(LAG)[0]
     return name in OPTUNA or name == "auto"
+
+
+LAG = ":lag"  # NAME:lagL, NAME with search.lag L (the module docstring)
+
+
+def with_lag(name: str, sampler: optuna.samplers.BaseSampler, space: Space, seed: int) -> Any:
+    """`sampler` as NAME:lagL searches: through the lagged view of each trial (L trials back)."""
+    lag = name.partition(LAG)[2]
+    if not lag:
+        return sampler
+    from trainlab.search.strategies.lagged import LaggedSampler
+
+    return LaggedSampler(sampler, int(lag), seed, params=[d.param_name for d in space])
 
 
 class Cache:
@@ -277,10 +297,12 @@ def run_key(key: tuple[str, str, int, int]) -> tuple[tuple[str, str, int, int], 
     if task not in _TABLES:
         _TABLES[task] = Table(task)
     table = _TABLES[task]
+    base = name.partition(LAG)[0]
     if budget_free(name):
-        sampler = any_sampler(name, table.space, seed)
+        sampler = any_sampler(base, table.space, seed)
     else:
-        sampler = trainlab_sampler(name, table.space, budget, seed)
+        sampler = trainlab_sampler(base, table.space, budget, seed)
+    sampler = with_lag(name, sampler, table.space, seed)
     start = time.perf_counter()
     found = search(table, sampler, budget)
     return key, found, time.perf_counter() - start

@@ -193,6 +193,7 @@ def test_median_pruner_stops_trials_in_a_bad_region(tmp_path):
         "pruner": "median",
         "pruner_startup_trials": 2,
         "pruner_warmup_epochs": 0,
+        "lag": 0,  # each trial is judged against every earlier one (tests/test_lag.py: lag > 0)
         "space": {"optim.lr": "choice([0.03, 1e-7])"},
     }
     res = search(write(tmp_path, spec, BASE.replace("epochs: 2", "epochs: 4")), executor="inline")

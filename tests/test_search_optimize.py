@@ -177,7 +177,8 @@ def test_bad_arguments_are_one_line_naming_the_argument(kwargs, message):
 def test_auto_never_proposes_again_next_to_a_pruned_trial():
     """The GP models complete trials only; auto keeps its proposals away from pruned ones (a
     diverged training run is PRUNED), instead of asking for the same bad point again."""
-    search = Search({"lr": "loguniform(1e-4, 1)"}, strategy="auto", trials=12, seed=0)
+    # lag 0: each trial sees the one before it pruned (with a lag it sees it running a while)
+    search = Search({"lr": "loguniform(1e-4, 1)"}, strategy="auto", trials=12, seed=0, lag=0)
     while search.remaining:
         number, params = search.ask()
         if params["lr"] > 0.1:  # diverges: no value

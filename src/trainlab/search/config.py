@@ -108,6 +108,10 @@ class SearchConfig(BaseModel):
     executor: Executor = "local"
     seed: AtLeast0 = 0
     space: dict[str, DistributionString] = {}
+    # parallel search without timing (docs/search.md, "Parallel search is reproducible: the
+    # lag"): the same seed gives the same study with any number of workers, which seldom wait up
+    # to lag + 1 workers; 0: each trial sees every earlier one (a sequential search)
+    lag: AtLeast0 = 1  # trials: trial n is proposed and pruned from those numbered < n - lag
 
     # early stopping of bad trials on per-epoch validation accuracy (Optuna pruners)
     pruner: PrunerName = "none"

@@ -28,6 +28,10 @@ experiment config::
   (or a second process) continues to it.
 - ``n_jobs`` > 1 runs trials in threads (``study.optimize``); the samplers' round barriers keep
   coarse-to-fine from zooming on an unfinished round.
+- ``lag`` (a strategy setting, default `SearchConfig.lag`): trial n is proposed (auto, tpe) and
+  pruned from the trials numbered below n - lag only (`trainlab.search.strategies.lagged`), so
+  threads, processes and workers give the same trials as one loop with the same lag; an ask
+  waits (a thread) or is refused (`Search.ask`) until those trials are told.
 
 The ask/tell form, for loops the user owns::
 
@@ -42,6 +46,7 @@ from __future__ import annotations
 
 import inspect
 import math
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -63,11 +68,13 @@ from trainlab.search.strategies import (
     make_sampler,
     must_wait,
 )
-from trainlab.search.study import counted, open_storage, optuna_info_hidden
+from trainlab.search.strategies.lagged import LaggedSampler, LaggedStudy, blocked, reads_history
+from trainlab.search.study import INTERRUPTED, OUTCOME, counted, open_storage, optuna_info_hidden
 
 STRATEGIES = names.STRATEGIES
 DIRECTIONS = names.DIRECTIONS
 PRUNERS = names.PRUNERS
+LAG_POLL_SECONDS = 0.02  # how often a thread waiting for lagged trials looks again
 
 
 def objective_space(space: Mapping[str, str]) -> Space:
@@ -115,6 +122,10 @@ class Search:
     Arguments as `optimize`; extra keyword arguments are strategy settings of the ``search:``
     config section (``rounds``, ``keep_top``, ``trials_per_round``, ``blocks``, ...).
     `trainlab search` drives its trials through the same object (`Search.over`).
+
+    The lag (setting ``lag``, default `SearchConfig.lag`): `auto` and `tpe` propose, and the
+    pruner judges, trial n from the trials numbered below n - lag only; `ask` is refused (and
+    `can_ask` False) until those are told (`waits_for` names the one to tell).
 
     The budget: every trial asked counts toward ``trials`` except those a stopped process left
     unfinished (FAIL with outcome ``interrupted``, re-run); a FAIL (an exception, None or NaN)
@@ -189,6 +200,15 @@ class Search:
         self.fidelity_range = fidelity_range
         self.asked: dict[int, Trial] = {}  # trials asked and not yet told, by number
         self._kept = CompleteTrialsKept(study) if exclusive else None
+        self.lag = config.lag
+        if reads_history(study.sampler) and not isinstance(study.sampler, LaggedSampler):
+            study.sampler = LaggedSampler(
+                study.sampler,
+                config.lag,
+                config.seed,
+                settled=_settled,
+                params=[d.param_name for d in space],
+            )
 
     @property
     def sampler(self) -> optuna.samplers.BaseSampler:
@@ -212,8 +232,20 @@ class Search:
 
     def can_ask(self) -> bool:
         """False when the budget is spent, or while the next trial must wait for running trials
-        of an earlier round (its box comes from their results; `strategies.must_wait`)."""
-        return self.remaining > 0 and not must_wait(self.study, self.sampler)
+        of an earlier round (its box comes from their results; `strategies.must_wait`), or for
+        running trials numbered below its number minus ``lag`` (its proposal or pruning reads
+        them: `waits_for`)."""
+        return (
+            self.remaining > 0
+            and not must_wait(self.study, self.sampler)
+            and self.waits_for() is None
+        )
+
+    def waits_for(self) -> int | None:
+        """The running trial the next ask waits for: the next trial n reads the trials numbered
+        below n - ``lag`` (when the sampler or the pruner reads results at all), so they must
+        have finished; None when it may be asked now."""
+        return blocked(self.study, self.lag, (self.sampler, self.pruner))
 
     # -- ask / tell
 
@@ -227,6 +259,11 @@ class Search:
             raise RuntimeError(
                 "the next trial starts a new round: tell the running trials of the previous "
                 "round first (Search.can_ask() says when)"
+            )
+        if (running := self.waits_for()) is not None:
+            raise RuntimeError(
+                f"the next trial is proposed from the trials numbered below its own minus "
+                f"lag={self.lag}: tell trial {running} first (Search.can_ask() says when)"
             )
         trial = self.study.ask()
         params = self.space.suggest(trial)
@@ -278,11 +315,14 @@ class Search:
         if isinstance(n_jobs, bool) or not isinstance(n_jobs, int) or n_jobs < 1:
             raise UserError(f"n_jobs: must be an integer >= 1, got {excerpt(n_jobs)}")
         wants = _keywords(objective)
-        if n_jobs > 1:  # threads tell between another's reports: read the study as it is
+        threads = n_jobs > 1
+        if threads:  # threads tell between another's reports: read the study as it is
             self._kept = None
 
         def run_trial(trial: Trial) -> float:
             params = self.space.suggest(trial)
+            if threads:  # its pruning reads the trials below number - lag: let them finish
+                self._await_lagged(trial.number)
             kwargs: dict[str, Any] = {}
             stop = {"pruned": False}
             if "report" in wants:
@@ -309,19 +349,36 @@ class Search:
             if used >= self.trials:  # other processes on a shared study spent it too
                 study.stop()
 
+        if threads and isinstance(self.sampler, LaggedSampler):
+            self.sampler.waits = True  # asked in a thread: wait for the lagged trials there
         if self.remaining > 0:
             with optuna_info_hidden():  # the view shows the trials (or nothing: verbose=False)
                 if view is not None:
                     view.start()
                     view.update(self.used, self._best_line(), total=self.trials)
-                self.study.optimize(
-                    run_trial,
-                    n_trials=self.remaining,
-                    n_jobs=n_jobs,
-                    catch=(),
-                    callbacks=[finished],
-                )
+                try:
+                    self.study.optimize(
+                        run_trial,
+                        n_trials=self.remaining,
+                        n_jobs=n_jobs,
+                        catch=(),
+                        callbacks=[finished],
+                    )
+                finally:
+                    if isinstance(self.sampler, LaggedSampler):
+                        self.sampler.waits = False
         return self.result()
+
+    def _await_lagged(self, number: int) -> None:
+        """Threads: wait until the trials below `number` - lag have finished, when the pruner
+        reads them (the sampler waited already when it reads them)."""
+        if isinstance(self.pruner, optuna.pruners.NopPruner):
+            return
+        while any(
+            t.number < number - self.lag and not t.state.is_finished()
+            for t in self.study.get_trials(deepcopy=False)
+        ):
+            time.sleep(LAG_POLL_SECONDS)
 
     def _best_line(self) -> str:
         """The best complete trial so far, as a progress view's status."""
@@ -331,9 +388,12 @@ class Search:
         return f"best: trial {best.best_number} ({best.best_value:.4g})"
 
     def _prunes(self, trial: Trial) -> bool:
-        if self._kept is None:
-            return bool(trial.should_prune())
-        return self.pruner.prune(self._kept, trial._get_latest_trial())  # type: ignore[arg-type]
+        """The pruner's answer for `trial`, from the trials numbered below its number - lag."""
+        if len(self.study.directions) > 1:
+            raise NotImplementedError("pruning is not supported for multi-objective studies")
+        study = self.study if self._kept is None else self._kept
+        view = LaggedStudy(study, trial.number, self.lag, _settled)
+        return bool(self.pruner.prune(view, trial._get_latest_trial()))  # type: ignore[arg-type]
 
     def _fidelity_of(self, trial: Trial) -> int | None:
         if isinstance(self.sampler, CoarseToFineSampler):
@@ -398,6 +458,16 @@ def optimize(
         if (line := search.config.one_round_note()) is not None:
             view.note(line)
         return search.run(objective, n_jobs=n_jobs, view=view)
+
+
+def _settled(trial: FrozenTrial) -> bool:
+    """A trial whose end is known when the next is asked, whatever the timing: interrupted (a
+    resumed study's), or an invalid configuration (failed at once); the lagged view shows it as
+    it is."""
+    return trial.state == TrialState.FAIL and trial.user_attrs.get(OUTCOME) in (
+        INTERRUPTED,
+        "invalid",
+    )
 
 
 def _trial_record(trial: FrozenTrial) -> dict[str, Any]:
