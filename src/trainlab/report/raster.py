@@ -224,7 +224,7 @@ class Panel:
         px, py = self.x.pixels(xs), axis.pixels(ys)
         fill = rgb(color, alpha)
         ok = np.isfinite(px) & np.isfinite(py)
-        self._points.append(np.stack([px[ok], py[ok]], axis=1))
+        self._points.append(along(px, py))
         run: list[tuple[float, float]] = []
         for good, a, b in zip(ok, px, py):
             if good:
@@ -362,10 +362,13 @@ class Panel:
             (left + 6, bottom - height - 6),
         ]
 
-        def crowd(corner: tuple[float, float]) -> int:
+        def crowd(corner: tuple[float, float], near: float = 10.0) -> int:
+            """Data points under the box or within `near` pixels of it."""
             x0, y0 = corner
-            inside = (pts[:, 0] >= x0) & (pts[:, 0] <= x0 + width)
-            return int((inside & (pts[:, 1] >= y0) & (pts[:, 1] <= y0 + height)).sum())
+            inside = (pts[:, 0] >= x0 - near) & (pts[:, 0] <= x0 + width + near)
+            return int(
+                (inside & (pts[:, 1] >= y0 - near) & (pts[:, 1] <= y0 + height + near)).sum()
+            )
 
         x0, y0 = min(corners, key=crowd)
         s = SCALE
@@ -382,6 +385,17 @@ class Panel:
             if marker:
                 self._marker(x0 + 16, y, marker, rgb(color, alpha))
             c.text((x0 + 32, y), text, size=LEGEND, anchor="lm")
+
+
+def along(px: np.ndarray, py: np.ndarray, per_segment: int = 8) -> np.ndarray:
+    """Points spread along a polyline's segments (pixels), the drawn ones only: where a legend
+    would cover the line, not only its vertices."""
+    pts = np.stack([px, py], axis=1)
+    if len(pts) < 2:
+        return pts[np.isfinite(pts).all(axis=1)]
+    t = np.linspace(0.0, 1.0, per_segment)[:, None, None]
+    dense = (pts[:-1] + t * (pts[1:] - pts[:-1])).reshape(-1, 2)
+    return dense[np.isfinite(dense).all(axis=1)]
 
 
 def dashed(
