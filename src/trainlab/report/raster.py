@@ -394,7 +394,8 @@ def along(px: np.ndarray, py: np.ndarray, per_segment: int = 8) -> np.ndarray:
     if len(pts) < 2:
         return pts[np.isfinite(pts).all(axis=1)]
     t = np.linspace(0.0, 1.0, per_segment)[:, None, None]
-    dense = (pts[:-1] + t * (pts[1:] - pts[:-1])).reshape(-1, 2)
+    with np.errstate(invalid="ignore"):  # a missing value: nan, dropped below
+        dense = (pts[:-1] + t * (pts[1:] - pts[:-1])).reshape(-1, 2)
     return dense[np.isfinite(dense).all(axis=1)]
 
 
