@@ -16,7 +16,7 @@ from PIL import Image
 import trainlab
 from trainlab.engine.checkpoints import _git_rev_parse, _read_head, git_commit
 from trainlab.report.curves import HEIGHT, WIDTH, plot_curves
-from trainlab.report.raster import dashed, linear_ticks, log_label, log_ticks
+from trainlab.report.raster import dashed, linear_label, linear_ticks, log_label, log_ticks
 
 SPIRALS = {
     "data": {"name": "spirals"},
@@ -88,6 +88,8 @@ def test_ticks_are_round_and_inside_the_limits():
     assert linear_ticks(0.0, 1.0) == pytest.approx([0.0, 0.2, 0.4, 0.6, 0.8, 1.0])
     assert linear_ticks(0.6, 10.4, integer=True) == [2.0, 4.0, 6.0, 8.0, 10.0]
     assert linear_ticks(1.0, 3.0, integer=True) == [1.0, 2.0, 3.0]  # epochs: no half steps
+    ticks = linear_ticks(0.0, 1.3)
+    assert [linear_label(v, ticks) for v in ticks] == ["0", "0.25", "0.50", "0.75", "1.00", "1.25"]
     assert log_ticks(1e-5, 2.0) == pytest.approx([1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0])
     assert log_ticks(1.5e-3, 8e-3) == pytest.approx([2e-3, 5e-3])  # less than a decade
     assert log_label(1e-3) == "10\u207b\u00b3" and log_label(2e-3) == "2\u00d710\u207b\u00b3"

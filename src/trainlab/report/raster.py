@@ -80,8 +80,8 @@ def linear_label(value: float, ticks: Sequence[float]) -> str:
     """A tick label with as many decimals as the tick step needs."""
     step = abs(ticks[1] - ticks[0]) if len(ticks) > 1 else abs(value) or 1.0
     decimals = max(0, -math.floor(math.log10(step) + 1e-9)) if step < 1 else 0
-    if step < 1 and round(step * 10**decimals) % 1:
-        decimals += 1
+    if step < 1 and abs(step * 10**decimals - round(step * 10**decimals)) > 1e-6:
+        decimals += 1  # 0.25: two decimals
     text = f"{value:.{decimals}f}"
     return "0" if float(text) == 0 else text
 
@@ -115,7 +115,11 @@ class Axis:
     """One coordinate: data limits, linear or log10, mapped onto a pixel range."""
 
     def __init__(
-        self, values: Sequence[float], log: bool = False, integer: bool = False, margin=0.05
+        self,
+        values: Sequence[float],
+        log: bool = False,
+        integer: bool = False,
+        margin: float = 0.05,
     ) -> None:
         self.log, self.integer = log, integer
         v = np.asarray([x for x in values if x is not None], dtype=float)
