@@ -50,10 +50,62 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
 
 
 def git_commit() -> str | None:
+    """The commit of the git checkout holding trainlab's sources (None outside one): read from
+    the repository's files (HEAD, the ref it names, packed-refs), which costs no process; `git
+    rev-parse HEAD` answers when the layout is one this reader does not know."""
+    here = Path(__file__).resolve().parent
+    try:
+        found = _read_head(here)
+    except (OSError, ValueError, UnicodeDecodeError):
+        found = None
+    return found if found is not None else _git_rev_parse(here)
+
+
+def _read_head(start: Path) -> str | None:
+    """HEAD's commit from the files of the repository above `start` (a worktree's `.git` file
+    included); None when no repository is found or the layout is not understood."""
+    for folder in (start, *start.parents):
+        dot = folder / ".git"
+        if dot.is_dir():
+            git_dir = dot
+            break
+        if dot.is_file():
+            text = dot.read_text().strip()
+            if not text.startswith("gitdir:"):
+                return None
+            git_dir = (folder / text.removeprefix("gitdir:").strip()).resolve()
+            break
+    else:
+        return None
+    common = git_dir
+    if (git_dir / "commondir").is_file():  # a linked worktree: refs live in the main .git
+        common = (git_dir / (git_dir / "commondir").read_text().strip()).resolve()
+    head = (git_dir / "HEAD").read_text().strip()
+    if not head.startswith("ref:"):
+        return head if _is_sha(head) else None
+    ref = head.removeprefix("ref:").strip()
+    for base in (git_dir, common):
+        if (base / ref).is_file():
+            sha = (base / ref).read_text().strip()
+            return sha if _is_sha(sha) else None
+    packed = common / "packed-refs"
+    if packed.is_file():
+        for line in packed.read_text().splitlines():
+            sha, _, name = line.partition(" ")
+            if name == ref and _is_sha(sha):
+                return sha
+    return None
+
+
+def _is_sha(text: str) -> bool:
+    return len(text) in (40, 64) and all(c in "0123456789abcdef" for c in text)
+
+
+def _git_rev_parse(cwd: Path) -> str | None:
     try:
         out = subprocess.run(
             ["git", "rev-parse", "HEAD"],
-            cwd=Path(__file__).parent,
+            cwd=cwd,
             capture_output=True,
             text=True,
             timeout=5,

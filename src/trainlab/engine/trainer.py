@@ -1,6 +1,8 @@
 """The training engine: minibatches, cross-entropy, optimizer step, schedule step, per-epoch
 evaluation, callbacks. Every epoch ends with a checkpoint, so a killed run resumes where it was
-and reaches the same numbers (randomness is re-derived from the seed and the epoch).
+and reaches the same numbers (randomness is re-derived from the seed and the epoch). The epoch's
+files are written by a background thread while the next epoch trains (trainlab.engine.writer);
+`fit()` returns when they are on disk.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ import math
 import statistics
 import time
 from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -28,6 +31,7 @@ from trainlab.engine.evaluate import evaluate_split
 from trainlab.engine.precision import Precision
 from trainlab.engine.state import Result, TrainState
 from trainlab.engine.update_ratio import UpdateRatioMeter
+from trainlab.engine.writer import BackgroundWriter, snapshot
 from trainlab.errors import UserError
 from trainlab.nn.models import build_model
 from trainlab.nn.plugins import check_output
@@ -134,6 +138,7 @@ class Trainer:
         self._grad_norms: list[torch.Tensor] = []  # pre-clip global norms of this epoch's steps
         self.update_ratio = UpdateRatioMeter(list(self.model.parameters()), self.steps_per_epoch)
         self.write_curves = True  # curves.png at the end (train(..., curves=False) skips it)
+        self.writer = BackgroundWriter()  # the epochs' files, written while training goes on
 
     def _augmenter(self) -> Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None:
         if not self.cfg.data.augment:
@@ -343,8 +348,28 @@ class Trainer:
             for k, v in record.items()
         }
 
+    def _write_epoch(
+        self, record: dict[str, Any], best: dict[str, Any] | None, last: dict[str, Any]
+    ) -> None:
+        """An epoch's files, in this order: its metrics line, best.pt when it improved, last.pt
+        (on the writer's thread; `best` and `last` are snapshots taken when the epoch ended)."""
+        self.run.append_jsonl(METRICS, [record])
+        if best is not None:
+            save_checkpoint(self.run.best, best)
+        save_checkpoint(self.run.last, last)
+
     def fit(self) -> str:
-        """Train until the epochs run out, early stopping, divergence or a callback says stop."""
+        """Train until the epochs run out, early stopping, divergence or a callback says stop.
+        Every epoch's files are written when it returns (or raises)."""
+        try:
+            reason = self._epochs()
+        except BaseException:
+            self.writer.wait(raise_error=False)  # what was handed over is written, then it goes on
+            raise
+        self.writer.wait()
+        return reason
+
+    def _epochs(self) -> str:
         t, st = self.cfg.train, self.state
         for cb in self.callbacks:
             cb.on_train_start(self)
@@ -358,17 +383,13 @@ class Trainer:
             seconds = time.perf_counter() - start
             st.seconds += seconds
             st.initial_loss = self.guard.initial_loss
-            if self.ranks.main:
-                self.run.append_jsonl(
-                    STEPS,
-                    [
-                        {"step": st.step - len(self.step_losses) + i + 1, "loss": v}
-                        for i, v in enumerate(self.step_losses)
-                        if i >= n_steps_before
-                    ]
-                    if t.log_steps
-                    else [],
-                )
+            if self.ranks.main and t.log_steps:
+                rows = [
+                    {"step": st.step - len(self.step_losses) + i + 1, "loss": v}
+                    for i, v in enumerate(self.step_losses)
+                    if i >= n_steps_before
+                ]
+                self.writer.submit(lambda rows=rows: self.run.append_jsonl(STEPS, rows))
             if diverged:
                 st.epoch = epoch
                 return "diverged"
@@ -387,11 +408,9 @@ class Trainer:
             stop = any([bool(cb.on_epoch_end(self, record)) for cb in self.callbacks])
             stop = self.ranks.any(stop)  # every rank stops where one callback says so
             ckpt = self.checkpoint()  # a sharded optimizer consolidates on rank 0 (all ranks)
-            if self.ranks.main:  # rank 0 alone writes the run directory
-                self.run.append_jsonl(METRICS, [record])
-                if improved:
-                    save_checkpoint(self.run.best, self.best_weights())
-                save_checkpoint(self.run.last, ckpt)
+            if self.ranks.main:  # rank 0 alone writes the run directory, in the background
+                best = snapshot(self.best_weights()) if improved else None
+                self.writer.submit(partial(self._write_epoch, record, best, snapshot(ckpt)))
             if stop:
                 return "pruned"
             if t.patience is not None and st.bad_epochs >= t.patience:

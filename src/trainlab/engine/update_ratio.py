@@ -46,14 +46,19 @@ class UpdateRatioMeter:
         self._before: list[torch.Tensor] | None = None
         self._ratios: list[torch.Tensor] = []
 
-    @torch.no_grad()
     def before_step(self, i: int) -> None:
-        self._before = [p.detach().clone() for p in self.params] if i % self.stride == 0 else None
+        """Keep a copy of the weights when step i is measured (a step that is not costs
+        nothing: no copy, no grad-mode switch)."""
+        if i % self.stride != 0:
+            self._before = None
+            return
+        with torch.no_grad():
+            self._before = [p.detach().clone() for p in self.params]
 
-    @torch.no_grad()
     def after_step(self) -> None:
         if self._before is not None and self.params:
-            self._ratios.append(update_ratio(self._before, [p.detach() for p in self.params]))
+            with torch.no_grad():
+                self._ratios.append(update_ratio(self._before, [p.detach() for p in self.params]))
             self._before = None
 
     def epoch_value(self) -> float | None:

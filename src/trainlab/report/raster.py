@@ -1,0 +1,432 @@
+"""A small raster plotter for the pictures every run writes (curves.png): panels with linear or
+log axes, a second y axis on the right, lines (solid, dashed, dotted, faint), markers, reference
+lines, legends and text, drawn with Pillow at twice the size and reduced (antialiased), saved as
+PNG.
+
+Why not matplotlib here: every `trainlab train` writes curves.png, and matplotlib's import
+(~0.3 s) plus a three-panel figure (0.15-0.25 s of CPU, most of it tick and text layout) were the
+largest fixed cost of a short run (issue 30). This draws the same three panels in about 0.05 s.
+The other pictures (compare, lr-find, search plots) are drawn on request and keep matplotlib.
+
+Sizes are in pixels of the final image; colours are "#rrggbb" strings.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+from collections.abc import Sequence
+from functools import cache
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+SCALE = 2  # drawn at twice the size, then reduced: antialiased lines and markers
+#: matplotlib's "tab10" colours, so the pictures read like the project's other plots
+COLORS = {
+    "blue": "#1f77b4",
+    "orange": "#ff7f0e",
+    "green": "#2ca02c",
+    "red": "#d62728",
+    "purple": "#9467bd",
+    "grey": "#7f7f7f",
+    "darkred": "#8b0000",
+    "black": "#000000",
+    "text": "#262626",
+    "grid": "#e5e5e5",
+}
+TICK, LABEL, TITLE, LEGEND = 12, 13, 14, 11  # text sizes in pixels
+DASHES = {"-": None, "--": (7.0, 3.0), ":": (1.5, 2.5)}  # (on, off) in pixels
+
+
+@cache
+def font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
+    """DejaVu Sans at `size` pixels of the final image (the font matplotlib ships, found without
+    importing matplotlib), or Pillow's own default font when that file is not there."""
+    spec = importlib.util.find_spec("matplotlib")
+    if spec is not None and spec.origin:
+        path = Path(spec.origin).parent / "mpl-data" / "fonts" / "ttf" / "DejaVuSans.ttf"
+        if path.is_file():
+            return ImageFont.truetype(str(path), size * SCALE)
+    return ImageFont.load_default(size * SCALE)
+
+
+def rgb(color: str, alpha: float = 1.0) -> tuple[int, int, int]:
+    """A colour name or "#rrggbb", blended over white with `alpha` (faint lines)."""
+    h = COLORS.get(color, color).lstrip("#")
+    c = [int(h[i : i + 2], 16) for i in (0, 2, 4)]
+    return tuple(round(alpha * v + (1 - alpha) * 255) for v in c)  # type: ignore[return-value]
+
+
+# ------------------------------------------------------------------------------ ticks
+def linear_ticks(lo: float, hi: float, target: int = 6, integer: bool = False) -> list[float]:
+    """Round tick values (1, 2, 2.5, 5 x 10^k steps) inside [lo, hi], about `target` of them;
+    `integer` keeps steps of at least 1 (epochs)."""
+    span = hi - lo
+    if not span > 0:
+        return [lo]
+    raw = span / target
+    mag = 10 ** math.floor(math.log10(raw))
+    step = next(m * mag for m in (1, 2, 2.5, 5, 10) if m * mag >= raw)
+    if integer:
+        step = max(1.0, round(step))
+    first = math.ceil(lo / step - 1e-9) * step
+    n = int(math.floor((hi - first) / step + 1e-9)) + 1
+    return [first + i * step for i in range(max(n, 0))]
+
+
+def linear_label(value: float, ticks: Sequence[float]) -> str:
+    """A tick label with as many decimals as the tick step needs."""
+    step = abs(ticks[1] - ticks[0]) if len(ticks) > 1 else abs(value) or 1.0
+    decimals = max(0, -math.floor(math.log10(step) + 1e-9)) if step < 1 else 0
+    if step < 1 and abs(step * 10**decimals - round(step * 10**decimals)) > 1e-6:
+        decimals += 1  # 0.25: two decimals
+    text = f"{value:.{decimals}f}"
+    return "0" if float(text) == 0 else text
+
+
+SUPERSCRIPT = str.maketrans(
+    "-0123456789", "\u207b\u2070\u00b9\u00b2\u00b3\u2074\u2075\u2076\u2077\u2078\u2079"
+)
+
+
+def log_ticks(lo: float, hi: float, target: int = 6) -> list[float]:
+    """Decades inside [lo, hi] (every k-th when there are many); with less than one decade in
+    view, 1, 2 and 5 times the decades."""
+    a, b = math.log10(lo), math.log10(hi)
+    decades = list(range(math.ceil(a - 1e-9), math.floor(b + 1e-9) + 1))
+    if len(decades) < 2:
+        fine = [m * 10.0**k for k in range(math.floor(a), math.ceil(b) + 1) for m in (1, 2, 5)]
+        return [v for v in fine if lo * (1 - 1e-9) <= v <= hi * (1 + 1e-9)]
+    every = max(1, math.ceil(len(decades) / target))
+    return [10.0**k for k in decades if k % every == 0]
+
+
+def log_label(value: float) -> str:
+    """10⁻³ for decades, 2×10⁻³ between them."""
+    k = math.floor(math.log10(value) + 1e-9)
+    m = round(value / 10.0**k)
+    power = "10" + str(k).translate(SUPERSCRIPT)
+    return power if m == 1 else f"{m}\u00d7{power}"
+
+
+class Axis:
+    """One coordinate: data limits, linear or log10, mapped onto a pixel range."""
+
+    def __init__(
+        self,
+        values: Sequence[float],
+        log: bool = False,
+        integer: bool = False,
+        margin: float = 0.05,
+    ) -> None:
+        self.log, self.integer = log, integer
+        v = np.asarray([x for x in values if x is not None], dtype=float)
+        v = v[np.isfinite(v) & (v > 0)] if log else v[np.isfinite(v)]
+        if log:
+            v = np.log10(v)
+        lo, hi = (float(v.min()), float(v.max())) if len(v) else (0.0, 1.0)
+        if hi - lo < 1e-12:  # a constant: a decade (log) or a unit around it
+            lo, hi = lo - 0.5, hi + 0.5
+        pad = (hi - lo) * margin
+        self.lo, self.hi = lo - pad, hi + pad
+        self.p0, self.p1 = 0.0, 1.0
+
+    def to(self, p0: float, p1: float) -> Axis:
+        self.p0, self.p1 = p0, p1
+        return self
+
+    def pixels(self, values: Sequence[float] | np.ndarray) -> np.ndarray:
+        """Pixel positions of the values (nan where a value is missing or not drawable)."""
+        v = np.asarray([np.nan if x is None else x for x in values], dtype=float)
+        if self.log:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                v = np.where(v > 0, np.log10(np.where(v > 0, v, 1.0)), np.nan)
+        return self.p0 + (v - self.lo) / (self.hi - self.lo) * (self.p1 - self.p0)
+
+    def ticks(self) -> list[tuple[float, str]]:
+        if self.log:
+            values = log_ticks(10**self.lo, 10**self.hi)
+            return [(v, log_label(v)) for v in values]
+        values = linear_ticks(self.lo, self.hi, integer=self.integer)
+        return [(v, linear_label(v, values)) for v in values]
+
+
+# ------------------------------------------------------------------------------ drawing
+class Canvas:
+    """A white picture `width` x `height` pixels; panels and text draw onto it."""
+
+    def __init__(self, width: int, height: int) -> None:
+        self.width, self.height = width, height
+        self.image = Image.new("RGB", (width * SCALE, height * SCALE), "white")
+        self.draw = ImageDraw.Draw(self.image)
+
+    def text(
+        self,
+        xy: tuple[float, float],
+        text: str,
+        size: int = 11,
+        color: str = "text",
+        anchor: str = "la",
+        rotate: bool = False,
+    ) -> None:
+        """Text at `xy` (pixels); `anchor` as Pillow's (l/m/r, a/m/s/d); `rotate`: upwards."""
+        f, fill = font(size), rgb(color)
+        x, y = xy[0] * SCALE, xy[1] * SCALE
+        if not rotate:
+            self.draw.text((x, y), text, fill=fill, font=f, anchor=anchor)
+            return
+        left, top, right, bottom = self.draw.textbbox((0, 0), text, font=f, anchor="lt")
+        label = Image.new("L", (right - left + 2, bottom - top + 2), 0)
+        ImageDraw.Draw(label).text((1 - left, 1 - top), text, fill=255, font=f, anchor="lt")
+        label = label.rotate(90, expand=True)
+        w, h = label.size
+        self.image.paste(
+            Image.new("RGB", label.size, fill), (int(x - w / 2), int(y - h / 2)), label
+        )
+
+    def save(self, path: str | Path) -> None:
+        """The picture at its final size as PNG (the reduction antialiases it)."""
+        self.image.reduce(SCALE).save(path, format="PNG", compress_level=3)
+
+
+class Panel:
+    """A plot area at `box` = (left, top, right, bottom) pixels with an x axis and one or two y
+    axes (`y2` on the right). Nothing is clipped: the axes' limits hold every value drawn (Axis
+    takes them from the data), and reference lines outside them are skipped."""
+
+    def __init__(
+        self, canvas: Canvas, box: tuple[float, float, float, float], x: Axis, y: Axis
+    ) -> None:
+        self.canvas, self.box = canvas, box
+        left, top, right, bottom = box
+        self.x, self.y = x.to(left, right), y.to(bottom, top)
+        self.y2: Axis | None = None
+        self.legend_items: list[tuple[str, str, str, str | None, float]] = []
+        self._points: list[np.ndarray] = []  # where data were drawn (pixels): legend placement
+
+    def right_axis(self, y2: Axis) -> None:
+        self.y2 = y2.to(self.box[3], self.box[1])
+
+    # data
+    def line(
+        self,
+        xs: Sequence[float],
+        ys: Sequence[float],
+        color: str,
+        width: float = 1.5,
+        style: str = "-",
+        marker: str | None = None,
+        alpha: float = 1.0,
+        label: str | None = None,
+        right: bool = False,
+    ) -> None:
+        """A polyline broken where a value is missing; `marker` "o" (circle) or "s" (square)
+        at every point; `style` "-", "--" or ":"."""
+        axis = self.y2 if right and self.y2 is not None else self.y
+        px, py = self.x.pixels(xs), axis.pixels(ys)
+        fill = rgb(color, alpha)
+        ok = np.isfinite(px) & np.isfinite(py)
+        self._points.append(along(px, py))
+        run: list[tuple[float, float]] = []
+        for good, a, b in zip(ok, px, py):
+            if good:
+                run.append((a * SCALE, b * SCALE))
+            else:
+                self._polyline(run, fill, width, style)
+                run = []
+        self._polyline(run, fill, width, style)
+        if marker:
+            for a, b in zip(px[ok], py[ok]):
+                self._marker(a, b, marker, fill)
+        if label:
+            self.legend_items.append((label, color, style, marker, alpha))
+
+    def _polyline(
+        self, points: list[tuple[float, float]], fill: tuple, width: float, style: str
+    ) -> None:
+        if len(points) < 2:
+            return
+        w = max(1, round(width * SCALE))
+        dash = DASHES.get(style)
+        if dash is None:
+            self.draw.line(points, fill=fill, width=w, joint="curve")
+        else:
+            for seg in dashed(points, dash[0] * SCALE, dash[1] * SCALE):
+                self.draw.line(seg, fill=fill, width=w)
+
+    def _marker(self, x: float, y: float, kind: str, fill: tuple, size: float = 3.2) -> None:
+        r = size * SCALE
+        x, y = x * SCALE, y * SCALE
+        if kind == "s":
+            self.draw.rectangle((x - r, y - r, x + r, y + r), fill=fill)
+        else:
+            self.draw.ellipse((x - r, y - r, x + r, y + r), fill=fill)
+
+    def hline(self, y: float, color: str, style: str = ":", right: bool = False) -> None:
+        axis = self.y2 if right and self.y2 is not None else self.y
+        py = float(axis.pixels([y])[0])
+        if math.isfinite(py) and self.box[1] <= py <= self.box[3]:
+            pts = [(self.box[0] * SCALE, py * SCALE), (self.box[2] * SCALE, py * SCALE)]
+            self._polyline(pts, rgb(color), 0.8, style)
+
+    def vline(self, x: float, color: str, style: str = ":", label: str | None = None) -> None:
+        px = float(self.x.pixels([x])[0])
+        if math.isfinite(px):
+            pts = [(px * SCALE, self.box[1] * SCALE), (px * SCALE, self.box[3] * SCALE)]
+            self._polyline(pts, rgb(color), 1.0, style)
+        if label:
+            self.legend_items.append((label, color, style, None, 1.0))
+
+    @property
+    def draw(self) -> ImageDraw.ImageDraw:
+        return self.canvas.draw
+
+    # frame, ticks, labels
+    def frame(
+        self,
+        title: str = "",
+        xlabel: str = "",
+        ylabel: str = "",
+        y2label: str = "",
+        y2color: str = "text",
+        grid: bool = False,
+    ) -> None:
+        """Axes, ticks with labels, grid lines under nothing (drawn first when `grid`), title."""
+        c, (left, top, right, bottom) = self.canvas, self.box
+        tick = 4
+        for value, text in self.x.ticks():
+            px = float(self.x.pixels([value])[0])
+            if left - 0.5 <= px <= right + 0.5:
+                self._tick_line(px, bottom, px, bottom + tick)
+                c.text((px, bottom + tick + 2), text, size=TICK, anchor="ma")
+        widths = {"left": 0.0, "right": 0.0}  # of the widest tick label on each side
+        for axis, side, color in ((self.y, "left", "text"), (self.y2, "right", y2color)):
+            if axis is None:
+                continue
+            for value, text in axis.ticks():
+                py = float(axis.pixels([value])[0])
+                if not top - 0.5 <= py <= bottom + 0.5:
+                    continue
+                width = c.draw.textlength(text, font=font(TICK)) / SCALE
+                widths[side] = max(widths[side], width)
+                if side == "left":
+                    self._tick_line(left - tick, py, left, py)
+                    c.text((left - tick - 3, py), text, size=TICK, anchor="rm")
+                else:
+                    self._tick_line(right, py, right + tick, py)
+                    c.text((right + tick + 3, py), text, size=TICK, color=color, anchor="lm")
+        s = SCALE
+        self.draw.rectangle(
+            (left * s, top * s, right * s, bottom * s), outline=rgb("black"), width=s
+        )
+        if title:
+            c.text(((left + right) / 2, top - 7), title, size=TITLE, anchor="md")
+        if xlabel:
+            c.text(((left + right) / 2, bottom + tick + TICK + 8), xlabel, size=LABEL, anchor="ma")
+        middle, away = (top + bottom) / 2, tick + LABEL / 2 + 8  # a label's centre off the ticks
+        if ylabel:
+            c.text((left - widths["left"] - away, middle), ylabel, size=LABEL, rotate=True)
+        if y2label:
+            x = right + widths["right"] + away
+            c.text((x, middle), y2label, size=LABEL, color=y2color, rotate=True)
+
+    def grid(self) -> None:
+        """Light grid lines at the ticks (call before drawing data)."""
+        left, top, right, bottom = self.box
+        s, fill = SCALE, rgb("grid")
+        for value, _ in self.x.ticks():
+            px = float(self.x.pixels([value])[0])
+            if left < px < right:
+                self.draw.line(((px * s, top * s), (px * s, bottom * s)), fill=fill, width=s)
+        for value, _ in self.y.ticks():
+            py = float(self.y.pixels([value])[0])
+            if top < py < bottom:
+                self.draw.line(((left * s, py * s), (right * s, py * s)), fill=fill, width=s)
+
+    def _tick_line(self, x0: float, y0: float, x1: float, y1: float) -> None:
+        s = SCALE
+        self.draw.line(((x0 * s, y0 * s), (x1 * s, y1 * s)), fill=rgb("black"), width=s)
+
+    def legend(self) -> None:
+        """The labelled lines in a box, in the corner of the panel with the fewest data."""
+        if not self.legend_items:
+            return
+        c, (left, top, right, bottom) = self.canvas, self.box
+        f = font(LEGEND)
+        width = max(c.draw.textlength(t, font=f) for t, *_ in self.legend_items) / SCALE + 38
+        row = LEGEND + 6
+        height = row * len(self.legend_items) + 6
+        pts = np.concatenate(self._points) if self._points else np.zeros((0, 2))
+        corners = [
+            (right - width - 6, top + 6),
+            (right - width - 6, bottom - height - 6),
+            (left + 6, top + 6),
+            (left + 6, bottom - height - 6),
+        ]
+
+        def crowd(corner: tuple[float, float], near: float = 10.0) -> int:
+            """Data points under the box or within `near` pixels of it."""
+            x0, y0 = corner
+            inside = (pts[:, 0] >= x0 - near) & (pts[:, 0] <= x0 + width + near)
+            return int(
+                (inside & (pts[:, 1] >= y0 - near) & (pts[:, 1] <= y0 + height + near)).sum()
+            )
+
+        x0, y0 = min(corners, key=crowd)
+        s = SCALE
+        self.draw.rectangle(
+            (x0 * s, y0 * s, (x0 + width) * s, (y0 + height) * s),
+            fill=(255, 255, 255),
+            outline=rgb("#cccccc"),
+            width=s,
+        )
+        for i, (text, color, style, marker, alpha) in enumerate(self.legend_items):
+            y = y0 + 3 + row * (i + 0.5)
+            pts2 = [((x0 + 6) * s, y * s), ((x0 + 26) * s, y * s)]
+            self._polyline(pts2, rgb(color, alpha), 1.5, style)
+            if marker:
+                self._marker(x0 + 16, y, marker, rgb(color, alpha))
+            c.text((x0 + 32, y), text, size=LEGEND, anchor="lm")
+
+
+def along(px: np.ndarray, py: np.ndarray, per_segment: int = 8) -> np.ndarray:
+    """Points spread along a polyline's segments (pixels), the drawn ones only: where a legend
+    would cover the line, not only its vertices."""
+    pts = np.stack([px, py], axis=1)
+    if len(pts) < 2:
+        return pts[np.isfinite(pts).all(axis=1)]
+    t = np.linspace(0.0, 1.0, per_segment)[:, None, None]
+    with np.errstate(invalid="ignore"):  # a missing value: nan, dropped below
+        dense = (pts[:-1] + t * (pts[1:] - pts[:-1])).reshape(-1, 2)
+    return dense[np.isfinite(dense).all(axis=1)]
+
+
+def dashed(
+    points: list[tuple[float, float]], on: float, off: float
+) -> list[list[tuple[float, float]]]:
+    """The "on" pieces of a dashed polyline (lengths in the points' units)."""
+    pieces: list[list[tuple[float, float]]] = []
+    current: list[tuple[float, float]] = [points[0]]
+    drawing, left = True, on
+    for (x0, y0), (x1, y1) in zip(points, points[1:]):
+        length = math.hypot(x1 - x0, y1 - y0)
+        pos = 0.0
+        while length - pos > left:
+            pos += left
+            t = pos / length
+            p = (x0 + t * (x1 - x0), y0 + t * (y1 - y0))
+            if drawing:
+                current.append(p)
+                pieces.append(current)
+            current = [p]
+            drawing, left = not drawing, off if drawing else on
+        left -= length - pos
+        if drawing:
+            current.append((x1, y1))
+        else:
+            current = [(x1, y1)]
+    if drawing and len(current) > 1:
+        pieces.append(current)
+    return pieces
