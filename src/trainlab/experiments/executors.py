@@ -85,8 +85,8 @@ def run_job(
 
     import torch
 
-    from trainlab.engine import Callback
-    from trainlab.experiments.api import train
+    from trainlab.engine import Callback  # heavy: torch, in the worker only
+    from trainlab.experiments.api import train  # heavy: torch, in the worker only
 
     class _Reporter(Callback):
         def on_epoch_end(self, trainer: Any, record: dict[str, Any]) -> bool:
@@ -117,8 +117,8 @@ def _kept_splits(job: Job, kept: dict[str, Any]) -> Any:
     is a function of them (seeded by data.seed), so a trial trains on the same tensors as if
     it had prepared them itself. Only in-memory splits are kept (streamed ones read their
     files as they go); None: the trial prepares its own."""
-    from trainlab.config import DataConfig
-    from trainlab.data import Splits, prepare
+    from trainlab.config import DataConfig  # heavy: torch, in the worker only
+    from trainlab.data import Splits, prepare  # heavy: torch, in the worker only
 
     key = json.dumps([job.config["data"], job.search_dirs], sort_keys=True, default=str)
     if kept.get("data_key") != key:
