@@ -24,8 +24,9 @@ Each way runs as its own command (start-up included), one after the other. Repor
   validation epoch);
 - `trials_per_min`; `epochs`: epochs trained in all;
 - `startup_s`: from the command's start to the first trial's start (interpreter, imports, data,
-  storage, the search's set-up; trainlab: to its workers being ready, the start of its
-  `loop_seconds`, as its first trials are asked before the worker processes start);
+  storage, the search's set-up; trainlab: the later of its first trial being asked and its
+  workers being ready, the start of its `loop_seconds`: a trial is asked before its worker
+  can take it);
 - `overhead_s`: per trial, the worker time between the first trial's start and the last one's end
   not spent in training epochs (train + evaluation): (2 x that span - sum of epoch seconds) /
   trials: a trial's start-up (model, data loaders, a worker process), storage, reporting,
