@@ -48,7 +48,6 @@ from trainlab.data import prepare
 from trainlab.data.given import data_override
 from trainlab.errors import UserError
 from trainlab.experiments.executors import Event, Job, LocalExecutor, make_executor
-from trainlab.experiments.given_model import factory_override
 from trainlab.report.progress import View, open_view, percent, shows
 from trainlab.rundir import (
     BEST_YAML,
@@ -794,6 +793,8 @@ def search(
     """
     options = options or SearchOptions.given(**kwargs)
     if model is not None:
+        from trainlab.experiments.given_model import factory_override  # heavy: the trainer
+
         options = replace(options, overrides=[*options.overrides, factory_override(model)])
     if data is not None:
         options = replace(options, overrides=[*options.overrides, data_override(data, True)])
