@@ -17,19 +17,27 @@ of one torch thread each, every trial trained with seed 0. The ways:
   local Ray of 2 CPUs, max 2 trials at once, the same plain PyTorch loop.
 
 Each way runs as its own command (start-up included), one after the other. Reported:
+- `first_result_s`: seconds from the command's start until its first trial has finished;
 - `to_target_s`: seconds from the command's start until a finished trial's best validation
   accuracy first reaches `target` (trial ends only, the same rule for every way);
 - `best_val`, `test`: the best trial's validation accuracy and its test accuracy (at its best
   validation epoch);
 - `trials_per_min`; `epochs`: epochs trained in all;
 - `startup_s`: from the command's start to the first trial's start (interpreter, imports, data,
-  storage, the search's set-up; trainlab: to its workers being ready, the start of its
-  `loop_seconds`, as its first trials are asked before the worker processes start);
+  storage, the search's set-up; trainlab: the later of its first trial being asked and its
+  workers being ready, the start of its `loop_seconds`: a trial is asked before its worker
+  can take it);
 - `overhead_s`: per trial, the worker time between the first trial's start and the last one's end
   not spent in training epochs (train + evaluation): (2 x that span - sum of epoch seconds) /
   trials: a trial's start-up (model, data loaders, a worker process), storage, reporting,
   checkpoints, idle slots (a coarse-to-fine round waits for its slowest trial);
-- `wall_s` (start-up and the final report or plots included) and `trials_per_min` over it.
+- `wall_s` (start-up and the final report or plots included) and `trials_per_min` over it;
+- with the optuna way in the run, each other way's start-up, first result, overhead and wall
+  time over the Optuna script's (a second table; `vs_optuna` in --json).
+
+Epoch seconds are the epoch's training steps for every way (trainlab's metrics.jsonl counts
+them so): evaluating the validation split after each epoch, and the test split once on the
+best epoch's weights at the end, is each way's work outside its epochs (in `overhead_s`).
 
     python bench/search_peers.py [--quick] [--json] [--trials 36] [--epochs 30] [--target 0.9]
       [--only trainlab-tpe,optuna]
@@ -81,9 +89,19 @@ def write_data(path: Path) -> None:
     )
 
 
-def train_trial(data: dict[str, Any], lr: float, wd: float, epochs: int, report: Any) -> None:
+def train_trial(
+    data: dict[str, Any], lr: float, wd: float, epochs: int, report: Any
+) -> float | None:
     """The peers' plain PyTorch loop: seed 0, Adam, batch 100, shuffled each epoch; after each
-    epoch `report(epoch, val_acc, test_acc, epoch_seconds)` returns True to stop."""
+    epoch `report(epoch, val_acc, train_seconds, test_now)` returns True to stop.
+
+    train_seconds: the epoch's training steps, as trainlab's metrics.jsonl counts them (the
+    evaluation is the trial's own work outside its epochs, for every way); test_now(): the
+    current weights' test accuracy, for a caller that cannot wait for the end (Ray Tune's ASHA
+    ends a trial inside its report). Like trainlab, the best epoch's weights are kept (here in
+    memory) and tested once at the end: returns that test accuracy."""
+    import copy
+
     import torch
 
     sys.path.insert(0, str(PLUGINS))
@@ -95,6 +113,7 @@ def train_trial(data: dict[str, Any], lr: float, wd: float, epochs: int, report:
     opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=wd)
     loss_fn = torch.nn.CrossEntropyLoss()
     gen = torch.Generator().manual_seed(0)
+    best, best_state = -1.0, None
 
     def accuracy(xs: torch.Tensor, ys: torch.Tensor) -> float:
         with torch.no_grad():
@@ -110,10 +129,17 @@ def train_trial(data: dict[str, Any], lr: float, wd: float, epochs: int, report:
             loss = loss_fn(model(x[idx]), y[idx])
             loss.backward()
             opt.step()
+        seconds = time.perf_counter() - start
         model.eval()
-        val, test = accuracy(data["x_val"], data["y_val"]), accuracy(data["x_test"], data["y_test"])
-        if report(epoch, val, test, time.perf_counter() - start):
-            return
+        val = accuracy(data["x_val"], data["y_val"])
+        if val > best:
+            best, best_state = val, copy.deepcopy(model.state_dict())
+        if report(epoch, val, seconds, lambda: accuracy(data["x_test"], data["y_test"])):
+            break
+    if best_state is None:
+        return None
+    model.load_state_dict(best_state)
+    return accuracy(data["x_test"], data["y_test"])
 
 
 def load_data(path: str) -> dict[str, Any]:
@@ -125,18 +151,25 @@ def load_data(path: str) -> dict[str, Any]:
 
 
 class Trace:
-    """One JSON line per epoch of a trial: when, best validation so far and test there, the
-    epoch seconds so far (what the summary reads; the last line of a trial is its end)."""
+    """One JSON line per epoch of a trial and one at its end (when, best validation so far, the
+    test accuracy of the best epoch once known, the epoch seconds so far); the summary reads a
+    trial's last line, which is its end."""
 
     def __init__(self, path: Path, trial: str) -> None:
         self.path, self.trial, self.started = path, trial, time.time()
         self.best, self.test, self.train_s, self.epochs = -1.0, None, 0.0, 0
 
-    def epoch(self, val: float, test: float, seconds: float) -> None:
+    def epoch(self, val: float, seconds: float) -> None:
         self.epochs += 1
         self.train_s += seconds
-        if val > self.best:
-            self.best, self.test = val, test
+        self.best = max(self.best, val)
+        self._line()
+
+    def end(self, test: float | None) -> None:
+        self.test = test
+        self._line()
+
+    def _line(self) -> None:
         line = {
             "trial": self.trial,
             "started": self.started,
@@ -181,12 +214,12 @@ def optuna_worker(work: Path, index: int, trials: int, epochs: int) -> None:
         wd = trial.suggest_float("weight_decay", *WD, log=True)
         trace = Trace(work / f"trace-optuna-{index}.jsonl", f"{index}-{trial.number}")
 
-        def report(epoch: int, val: float, test: float, seconds: float) -> bool:
-            trace.epoch(val, test, seconds)
+        def report(epoch: int, val: float, seconds: float, test_now: Any) -> bool:
+            trace.epoch(val, seconds)
             trial.report(val, epoch)
             return epoch < epochs and trial.should_prune()
 
-        train_trial(data, lr, wd, epochs, report)
+        trace.end(train_trial(data, lr, wd, epochs, report))
         if trace.epochs < epochs:
             raise optuna.TrialPruned()
         return trace.best
@@ -218,8 +251,11 @@ def tune_run(work: Path, trials: int, epochs: int) -> None:
         data = load_data(config["data"])
         trace = Trace(Path(config["trace"]), tune.get_context().get_trial_id())
 
-        def report(epoch: int, val: float, test: float, seconds: float) -> bool:
-            trace.epoch(val, test, seconds)
+        def report(epoch: int, val: float, seconds: float, test_now: Any) -> bool:
+            # ASHA may end a trial inside tune.report: the best epoch's test is taken as it comes
+            if val > trace.best:
+                trace.test = test_now()
+            trace.epoch(val, seconds)
             tune.report({"val_acc": val, "best_val": trace.best})
             return False  # ASHA stops the trial itself
 
@@ -383,6 +419,7 @@ def summarize(start: float, wall: float, rows: list[dict], target: float) -> dic
     return {
         "trials": n,
         "wall_s": round(wall, 1),
+        "first_result_s": round(min(r["time"] for r in rows) - start, 1) if rows else None,
         "to_target_s": round(min(reached), 1) if reached else None,
         "best_val": round(best["best_val"], 4) if best else None,
         "test": round(best["test"], 4) if best and best["test"] is not None else None,
@@ -399,6 +436,7 @@ COLUMNS = (  # header, key, format
     ("trials", "trials", "d"),
     ("wall s", "wall_s", ".1f"),
     ("start-up s", "startup_s", ".1f"),
+    ("first result s", "first_result_s", ".1f"),
     ("to target s", "to_target_s", ".1f"),
     ("best val", "best_val", ".3f"),
     ("test", "test", ".3f"),
@@ -419,6 +457,42 @@ def table(results: dict[str, dict[str, Any]]) -> str:
             lines.append(f"| {way} | {r['error']} |" + " |" * (len(COLUMNS) - 1))
             continue
         cells = ["-" if r.get(k) is None else format(r[k], f) for _, k, f in COLUMNS]
+        lines.append(f"| {way} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+#: the figures issue 30 compares with the Optuna script's, as ratios (lower is better)
+RATIOS = (
+    ("start-up", "startup_s"),
+    ("first result", "first_result_s"),
+    ("overhead/trial", "overhead_s"),
+    ("wall", "wall_s"),
+)
+
+
+def ratios(results: dict[str, dict[str, Any]], reference: str = "optuna") -> dict[str, dict]:
+    """Each way's figures over the `reference` way's, measured in the same run."""
+    ref = results.get(reference)
+    if not ref or "error" in ref:
+        return {}
+    out = {}
+    for way, r in results.items():
+        if way == reference or "error" in r:
+            continue
+        out[way] = {
+            key: round(r[key] / ref[key], 2) if r.get(key) is not None and ref.get(key) else None
+            for _, key in RATIOS
+        }
+    return out
+
+
+def ratio_table(rows: dict[str, dict[str, Any]]) -> str:
+    lines = [
+        "| way / optuna | " + " | ".join(h for h, _ in RATIOS) + " |",
+        "|---|" + "---:|" * len(RATIOS),
+    ]
+    for way, r in rows.items():
+        cells = ["-" if r.get(k) is None else f"{r[k]:.2f}" for _, k in RATIOS]
         lines.append(f"| {way} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -467,12 +541,17 @@ def main(argv: list[str] | None = None) -> int:
             if not args.json:
                 print(f"{way}: {results[way]}", file=sys.stderr, flush=True)
     setup = {"trials": trials, "epochs": epochs, "target": target, "workers": WORKERS}
+    load = [round(x, 2) for x in os.getloadavg()]
+    vs = ratios(results)
     if args.json:
-        print(json.dumps({"setup": setup, "results": results}))
+        print(json.dumps({"setup": setup, "results": results, "vs_optuna": vs, "load": load}))
     else:
         print(f"MNIST-1D CNN, {trials} trials of at most {epochs} epochs, {WORKERS} workers")
-        print(f"target: best validation accuracy {target:g}")
+        print(f"target: best validation accuracy {target:g}; load average at the end {load}")
         print(table(results))
+        if vs:
+            print()
+            print(ratio_table(vs))
     return 0
 
 

@@ -362,7 +362,72 @@ def _positive_int(text: str) -> int:
     return value
 
 
+#: what `workers_ahead` assumes where neither the flags nor the config say (SearchConfig's
+#: defaults; tests/test_search_startup.py checks they agree)
+DEFAULT_WORKERS, DEFAULT_TRIALS, DEFAULT_EXECUTOR = 1, 20, "local"
+
+
+def _peek(args: argparse.Namespace) -> dict[str, Any] | None:
+    """``search.workers``, ``trials``, ``executor`` as the flags, --set and the config file give
+    them, read without validating anything (the plan does that): a key that is not a plain
+    value is left out; None when the file is no readable YAML mapping (the plan will say so).
+    The YAML is composed, not constructed, so aliases are never expanded."""
+    import yaml
+
+    found: dict[str, Any] = {}
+    try:
+        with open(args.config, encoding="utf-8") as f:
+            root = yaml.compose(f, Loader=yaml.SafeLoader)
+        if not isinstance(root, yaml.MappingNode):
+            return None
+        section = next((v for k, v in root.value if k.value == "search"), None)
+        for key, value in section.value if isinstance(section, yaml.MappingNode) else ():
+            if isinstance(value, yaml.ScalarNode):
+                found[key.value] = value.value
+    except Exception:  # noqa: BLE001  (any mistake here is the plan's to report, in one line)
+        return None
+    for item in args.set or ():
+        path, _, text = item.partition("=")
+        if path.strip().startswith("search."):
+            found[path.strip().removeprefix("search.")] = text.strip()
+    flags = {"workers": args.workers, "trials": args.trials, "executor": args.executor}
+    found.update({k: v for k, v in flags.items() if v is not None})
+    return found
+
+
+def workers_ahead(args: argparse.Namespace) -> int:
+    """How many local workers `trainlab search` starts before anything else (before it loads
+    Optuna and torch, reads the config properly, opens the storage and prepares the data), so
+    that their own start (torch, the trainer) overlaps all that: the workers the flags, --set
+    and the config ask for, capped at its trials and this machine's CPU cores, one on
+    --resume (the runs left are not known yet); 0 for another executor or an unreadable
+    setting. A guess only: the driver ends those above the runs left, and starts the rest
+    when trials are handed out (a worker never changes a trial's numbers)."""
+    found = _peek(args)
+    if found is None or str(found.get("executor", DEFAULT_EXECUTOR)).strip() != "local":
+        return 0
+    try:
+        workers = int(found.get("workers", DEFAULT_WORKERS))
+        trials = int(found.get("trials", DEFAULT_TRIALS))
+    except (TypeError, ValueError):
+        return 0
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(0, min(workers, trials, cores or 1, 1 if args.resume else workers))
+
+
 def cmd_search(args: argparse.Namespace) -> int:
+    from trainlab.experiments.executors import LocalExecutor  # no torch: workers start first
+
+    ahead = workers_ahead(args)
+    started = LocalExecutor(ahead).start() if ahead else None
+    try:
+        return _search(args, started)
+    finally:
+        if started is not None:  # the driver closed them when it ran; a mistake before: here
+            started.close(kill=True)
+
+
+def _search(args: argparse.Namespace, started: Any) -> int:
     from trainlab.search.running.driver import (  # heavy: Optuna and torch, when it runs
         Driver,
         SearchOptions,
@@ -371,6 +436,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     from trainlab.search.study import is_shared  # heavy: Optuna, with the driver
 
     options = SearchOptions.given(
+        started=started,
         strategy=args.strategy,
         trials=args.trials,
         workers=args.workers,

@@ -10,11 +10,17 @@ Local workers are started with the spawn context, run one torch thread each (als
 only one worker, so speed-ups compare like with like) and die with the driver: a thread in each
 worker polls ``os.getppid()``, and a closed pipe (the driver is gone) ends a worker waiting for
 its next job or for the answer to a report. Workers ignore Ctrl-C; the driver decides.
+
+Importing this module loads neither torch nor the trainer (a worker, `run_job` and Ray's tasks
+import them), so `trainlab search` can start its local workers first thing
+(`LocalExecutor.start`): their imports of torch and trainlab overlap the driver's own set-up
+(plan, storage, data, study), and a worker waits for its first job with both loaded.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import multiprocessing
 import multiprocessing.util
 import os
@@ -32,11 +38,7 @@ from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any, NoReturn
 
-import torch
-
-from trainlab.engine import Callback
 from trainlab.errors import DataWarning, UserError
-from trainlab.experiments.api import train
 from trainlab.rundir import RESULT, TRIAL_KEEPS, RunDir, atomic_write_bytes
 
 
@@ -70,12 +72,21 @@ Handler = Callable[[Event], bool | None]
 # --------------------------------------------------------------------------- the work itself
 
 
-def run_job(job: Job, report: Callable[[int, float | None], bool]) -> Event:
+def run_job(
+    job: Job, report: Callable[[int, float | None], bool], kept: dict[str, Any] | None = None
+) -> Event:
     """Train `job` in this process; `report(epoch, val_accuracy)` returns True to stop.
 
     Returns a ``done`` event with the result dict, or an ``error`` event with the message
-    (a user's mistake in one line, anything else with its traceback).
+    (a user's mistake in one line, anything else with its traceback). `kept`: a dict that
+    lives across the jobs of this process, where the data is kept between trials
+    (`_kept_splits`).
     """
+
+    import torch
+
+    from trainlab.engine import Callback  # heavy: torch, in the worker only
+    from trainlab.experiments.api import train  # heavy: torch, in the worker only
 
     class _Reporter(Callback):
         def on_epoch_end(self, trainer: Any, record: dict[str, Any]) -> bool:
@@ -87,6 +98,7 @@ def run_job(job: Job, report: Callable[[int, float | None], bool]) -> Event:
             job.config,
             out=job.out,
             callbacks=[_Reporter()],
+            splits=None if kept is None else _kept_splits(job, kept),
             curves=job.keep is None,
             search_dirs=job.search_dirs,
             verbose=False,  # the search or comparison running it shows the progress
@@ -97,6 +109,23 @@ def run_job(job: Job, report: Callable[[int, float | None], bool]) -> Event:
         return Event("error", job.number, message=traceback.format_exc(limit=-4).strip())
     RunDir(job.out).prune(job.keep)
     return Event("done", job.number, result=result.to_dict())
+
+
+def _kept_splits(job: Job, kept: dict[str, Any]) -> Any:
+    """The prepared splits of the job's ``data:`` section, prepared once per worker and kept
+    for its next trials while that section (and the plugin folders) stays the same: the data
+    is a function of them (seeded by data.seed), so a trial trains on the same tensors as if
+    it had prepared them itself. Only in-memory splits are kept (streamed ones read their
+    files as they go); None: the trial prepares its own."""
+    from trainlab.config import DataConfig  # heavy: torch, in the worker only
+    from trainlab.data import Splits, prepare  # heavy: torch, in the worker only
+
+    key = json.dumps([job.config["data"], job.search_dirs], sort_keys=True, default=str)
+    if kept.get("data_key") != key:
+        kept.pop("splits", None)  # one data set at a time: the memory of one
+        splits = prepare(DataConfig.model_validate(job.config["data"]), search_dirs=job.search_dirs)
+        kept["data_key"], kept["splits"] = key, splits if isinstance(splits, Splits) else None
+    return kept["splits"]
 
 
 # --------------------------------------------------------------------------- in-process
@@ -149,11 +178,19 @@ def _worker_main(conn: Connection, parent: int, threads: int) -> None:
     warnings.simplefilter("ignore", DataWarning)
     threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
     os.environ.setdefault("OMP_NUM_THREADS", str(threads))
-    import torch._dynamo  # noqa: F401  (torch.optim imports it on first use: ~2 s, do it now)
+    # while the driver prepares, load what every trial needs: torch and the trainer; then, if
+    # no job is waiting yet, torch._dynamo, which torch.optim imports on the first step (~1 s
+    # of CPU: idle time, or the first epoch's). Imports only: nothing numerics-relevant is
+    # built before a job's own seed is set.
+    import torch
+
+    import trainlab.experiments.api  # noqa: F401  (the trainer, its callbacks and data)
 
     torch.set_num_threads(threads)
     try:
         conn.send(("ready",))
+        if not conn.poll(0):
+            import torch._dynamo  # noqa: F401
     except OSError:
         return
 
@@ -164,6 +201,7 @@ def _worker_main(conn: Connection, parent: int, threads: int) -> None:
         except (EOFError, OSError):
             os._exit(3)
 
+    kept: dict[str, Any] = {}  # what this worker keeps between its trials (the data)
     while True:
         try:
             job = conn.recv()
@@ -171,7 +209,7 @@ def _worker_main(conn: Connection, parent: int, threads: int) -> None:
             job = None
         if job is None:
             _exit_now()
-        event = run_job(job, ask)
+        event = run_job(job, ask, kept)
         try:
             conn.send(("event", event))
         except (BrokenPipeError, OSError):
@@ -211,13 +249,37 @@ class _Worker:
 
 class LocalExecutor:
     """Up to `workers` worker processes on this machine (spawn), one torch thread each by
-    default; a worker is started when a job is submitted and no started one is idle."""
+    default; a worker is started when a job is submitted and no started one is idle, or ahead
+    of any job with `start` (they load torch and the trainer meanwhile)."""
 
     def __init__(self, workers: int, threads: int = 1) -> None:
         self._ctx = multiprocessing.get_context("spawn")
         self.slots = workers
         self.threads = threads
         self._workers: list[_Worker] = []
+
+    def start(self, count: int | None = None) -> LocalExecutor:
+        """Start idle workers now, up to `count` (default: every slot) started in all; returns
+        self. The caller closes the executor however what follows ends (`close(kill=True)`)."""
+        want = self.slots if count is None else min(count, self.slots)
+        while len(self._workers) < want:
+            self._workers.append(_Worker(self._ctx, self.threads))
+        return self
+
+    def started(self) -> int:
+        """How many worker processes are started (busy or idle)."""
+        return len(self._workers)
+
+    def limit(self, workers: int) -> None:
+        """At most `workers` slots from now on: idle workers above that are killed (they never
+        ran a job: a search whose runs left turned out fewer than the workers started ahead)."""
+        self.slots = workers
+        idle = [w for w in self._workers if w.job is None]
+        extra = max(0, len(self._workers) - workers)
+        surplus = idle[len(idle) - extra :] if extra else []  # the last started: least ready
+        for w in surplus:
+            self._workers.remove(w)
+        _end(surplus, kill=True)
 
     def free(self) -> int:
         return self.slots - sum(1 for w in self._workers if w.job is not None)
@@ -283,21 +345,27 @@ class LocalExecutor:
                 handle(Event("error", job.number, message=f"worker process died (exit {code})"))
 
     def close(self, kill: bool = False) -> None:
-        for w in self._workers:
-            if kill or w.job is not None:
-                w.process.kill()
-            else:
-                try:
-                    w.conn.send(None)
-                except OSError:
-                    pass
-        for w in self._workers:
+        workers, self._workers = self._workers, []
+        _end(workers, kill)
+
+
+def _end(workers: list[_Worker], kill: bool) -> None:
+    """End worker processes and wait for them: busy ones (or all, `kill`) are killed, idle ones
+    told to stop (None on their pipe), and killed if they have not exited within 5 s."""
+    for w in workers:
+        if kill or w.job is not None:
+            w.process.kill()
+        else:
+            try:
+                w.conn.send(None)
+            except OSError:
+                pass
+    for w in workers:
+        w.process.join(timeout=5)
+        if w.process.is_alive():
+            w.process.kill()
             w.process.join(timeout=5)
-            if w.process.is_alive():
-                w.process.kill()
-                w.process.join(timeout=5)
-            w.conn.close()
-        self._workers = []
+        w.conn.close()
 
 
 # --------------------------------------------------------------------------- ray
@@ -532,9 +600,15 @@ def make_executor(
     address: str | None = None,
     threads: int = 1,
     note: Callable[[str], None] | None = None,
+    started: LocalExecutor | None = None,
 ) -> InlineExecutor | LocalExecutor | RayExecutor:
     """The executor of ``search.executor`` (``inline`` runs in the driver: Python API only);
-    `note` gets one-line remarks for the user (a Ray trial re-run after its node died)."""
+    `note` gets one-line remarks for the user (a Ray trial re-run after its node died).
+    `started`: local workers started ahead (`LocalExecutor.start`), used for a local executor
+    of as many threads, cut to `workers`; the caller ends them when another is returned."""
+    if kind == "local" and started is not None and started.threads == threads:
+        started.limit(workers)
+        return started
     if kind == "ray":
         return RayExecutor(workers, address=address, threads=threads, note=note)
     if kind == "inline":

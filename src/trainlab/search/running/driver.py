@@ -19,7 +19,9 @@ others are marked FAIL (``outcome: interrupted``) and their slots re-run; finish
 never counted twice.
 
 Workers: never more than the trials left to run (re-tests included), started when a trial is
-handed to them; above the machine's CPU cores the display gets a one-line note.
+handed to them; above the machine's CPU cores the display gets a one-line note. `trainlab search`
+starts its local workers before it reads the config (`SearchOptions.started`, a guess at their
+number): the driver takes them over here, ending those above the runs left.
 """
 
 from __future__ import annotations
@@ -45,8 +47,7 @@ from trainlab.config import apply_overrides as apply_set
 from trainlab.data import prepare
 from trainlab.data.given import data_override
 from trainlab.errors import UserError
-from trainlab.experiments.executors import Event, Job, make_executor
-from trainlab.experiments.given_model import factory_override
+from trainlab.experiments.executors import Event, Job, LocalExecutor, make_executor
 from trainlab.report.progress import View, open_view, percent, shows
 from trainlab.rundir import (
     BEST_YAML,
@@ -98,6 +99,9 @@ class SearchOptions:
     threads: int = 1  # torch threads per worker
     heartbeat: int = 30  # seconds between a running trial's heartbeats (shared storages)
     artifacts: str | None = None  # the artifact store's folder (trainlab.search.study.artifacts)
+    # local workers started ahead of the plan (LocalExecutor.start); the driver takes them over
+    # for a local search (and ends them otherwise); the caller closes them if the driver fails
+    started: LocalExecutor | None = None
 
     @classmethod
     def given(cls, **options: Any) -> SearchOptions:
@@ -423,13 +427,17 @@ class Driver:
         try:
             kind = INLINE if self.options.inline else self.p.search.executor
             self.workers = self._workers(kind)
+            started = self.options.started
             self.executor = make_executor(
                 kind,
                 self.workers,
                 address=self.options.ray_address,
                 threads=self.options.threads,
                 note=self.display.note,
+                started=started,
             )
+            if started is not None and self.executor is not started:
+                started.close(kill=True)  # another executor: the early workers end here
         except BaseException:
             if not self.options.resume and not self.shared:
                 optuna.delete_study(study_name=self.p.name, storage=self.storage)
@@ -785,6 +793,8 @@ def search(
     """
     options = options or SearchOptions.given(**kwargs)
     if model is not None:
+        from trainlab.experiments.given_model import factory_override  # heavy: the trainer
+
         options = replace(options, overrides=[*options.overrides, factory_override(model)])
     if data is not None:
         options = replace(options, overrides=[*options.overrides, data_override(data, True)])
