@@ -655,3 +655,19 @@ def test_a_study_of_another_strategy_is_not_resumed_and_the_line_says_how(tmp_pa
     argv = ["search", str(new), "--resume", "--strategy", "random"]
     assert main(argv + ["--json"]) == 0
     assert json.loads(capsys.readouterr().out)["trials"]["complete"] == 3
+
+
+def test_more_workers_than_the_lag_lets_run_get_a_note(tmp_path, capsys):
+    """With a strategy that reads results, at most search.lag + 1 trials train at once: more
+    workers than that are told so (and how to use them all); random search is never held back."""
+    spec = {"trials": 3, "workers": 3, "space": {"optim.lr": "loguniform(1e-3, 1e-1)"}}
+    held = write(tmp_path, {**spec, "strategy": "tpe"}, BASE.replace("epochs: 2", "epochs: 1"))
+    assert main(["search", str(held), "--json"]) == 0
+    notes = [line for line in capsys.readouterr().err.splitlines() if "search.lag" in line]
+    assert notes == [
+        "note: search.lag: 1: trial n reads the results below n - 1, so at most 2 of the 3 "
+        "workers train at once; set search.lag: 2 to use them all"
+    ]
+    free = write(tmp_path, {**spec, "strategy": "random"}, BASE.replace("epochs: 2", "epochs: 1"))
+    assert main(["search", str(free), "--json", "--study", "free"]) == 0
+    assert "search.lag" not in capsys.readouterr().err

@@ -68,7 +68,13 @@ from trainlab.search.strategies import (
     make_sampler,
     must_wait,
 )
-from trainlab.search.strategies.lagged import LaggedSampler, LaggedStudy, blocked, reads_history
+from trainlab.search.strategies.lagged import (
+    LaggedSampler,
+    LaggedStudy,
+    blocked,
+    history_from,
+    reads_history,
+)
 from trainlab.search.study import INTERRUPTED, OUTCOME, counted, open_storage, optuna_info_hidden
 
 STRATEGIES = names.STRATEGIES
@@ -239,6 +245,13 @@ class Search:
             self.remaining > 0
             and not must_wait(self.study, self.sampler)
             and self.waits_for() is None
+        )
+
+    def reads_results(self) -> bool:
+        """Whether the sampler or the pruner reads other trials' results (then the lag holds
+        back trials: at most ``lag + 1`` run at once once they do)."""
+        return any(
+            history_from(reader, self.lag) != float("inf") for reader in (self.sampler, self.pruner)
         )
 
     def waits_for(self) -> int | None:

@@ -496,6 +496,12 @@ class Driver:
             self.display.note(
                 f"search.workers: {s.workers} asked, {left} runs left: starting at most {workers}"
             )
+        if workers > s.lag + 1 and self.search.reads_results():
+            self.display.note(
+                f"search.lag: {s.lag}: trial n reads the results below n - {s.lag}, so at most "
+                f"{s.lag + 1} of the {workers} workers train at once; set search.lag: "
+                f"{workers - 1} to use them all"
+            )
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
         if kind == "local" and cores and workers > cores:
             self.display.note(
