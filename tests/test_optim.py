@@ -438,6 +438,43 @@ def test_compiling_ahead_waits_and_gives_the_same_numbers(monkeypatch: pytest.Mo
         assert torch.equal(a, b)
 
 
+def test_a_run_that_ends_before_the_switch_never_compiles_ahead(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The trainer tells the optimizer its last step: a run that ends before the switch step
+    (50 here) starts no compile it would not use; one whose end is unknown or past the switch
+    compiles ahead from its first step."""
+    monkeypatch.setenv(compiled.ENV_VAR, "50")
+    started: list[int] = []
+    monkeypatch.setattr(compiled, "ahead", lambda *args: started.append(1))
+    for last_step, expected in ((10, 0), (None, 3), (50, 3)):
+        started.clear()
+        p = torch.zeros(compiled.COMPILE_MIN_NUMEL, requires_grad=True)
+        opt = to.RMSprop([p], lr=0.01, momentum=0.9)
+        opt.last_step = last_step
+        for _ in range(3):
+            p.grad = torch.ones_like(p)
+            opt.step()
+        assert opt.execution_path == "foreach" and len(started) == expected, last_step
+
+
+def test_the_trainer_tells_the_optimizer_its_last_step(tmp_path) -> None:
+    """trainlab train sets last_step to epochs x optimizer steps per epoch."""
+    from trainlab.config import validate
+    from trainlab.engine.trainer import Trainer
+    from trainlab.rundir import RunDir
+
+    cfg = validate(
+        {
+            "data": {"name": "spirals"},
+            "model": {"kind": "mlp", "width": 8, "depth": 1},
+            "train": {"epochs": 3, "batch_size": 64},
+        }
+    )
+    trainer = Trainer(cfg, RunDir(tmp_path))
+    assert trainer.optimizer.last_step == 3 * trainer.steps_per_epoch > 3
+
+
 def test_a_process_ending_while_compiling_ahead_exits_cleanly() -> None:
     """A run that stops inside its compile-ahead window (3 steps of 50 here) ends with status 0:
     the compile still running is let finish at exit (cut off by the interpreter's shutdown, it

@@ -123,6 +123,8 @@ class Trainer:
         batches = batch_count(len(self.data.train), t.batch_size, self.min_batch)
         self.steps_per_epoch = 1 if self.full_batch else math.ceil(batches / t.accumulate)
         self.scheduler = make_schedule(self.optimizer, cfg, self.steps_per_epoch)
+        if hasattr(self.optimizer, "last_step"):  # trainlab.optim: no compiling ahead for nothing
+            self.optimizer.last_step = t.epochs * self.steps_per_epoch
         # schedule.per: the scheduler moves after every optimizer step, or once after each epoch
         # (full-batch optimizers take one step per epoch, so both are the same there)
         self.schedule_per_step = cfg.schedule.per == "step" or self.full_batch

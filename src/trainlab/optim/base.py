@@ -75,6 +75,10 @@ class TrainlabOptimizer(torch.optim.Optimizer):
     def _runtime(self) -> None:
         """Bookkeeping that is not part of the state_dict (and survives a pickle round trip)."""
         d = self.__dict__
+        # the run's last step when its caller knows it (the trainer sets it): a run that ends
+        # before a group's switch step never compiles ahead (a core busy, its end waiting for a
+        # compile it would not use); numbers do not depend on it (the switch step is fixed)
+        d.setdefault("last_step", None)
         d.setdefault("_memo", {})  # per group: its compiled update
         d.setdefault("_last", {})  # per group: its hyperparameters at the last step
         d.setdefault("_plans", {})  # per group: its _Plan
@@ -333,7 +337,8 @@ class TrainlabOptimizer(torch.optim.Optimizer):
         self.execution_path = paths.run(
             self._update, path, params, grads, buffers, h, memo, differentiable
         )
-        if compilable and paths.compiles_later(group, path, start, step):  # compile ahead
+        ends_before = self.last_step is not None and start is not None and self.last_step < start
+        if compilable and not ends_before and paths.compiles_later(group, path, start, step):
             compiled.ahead(self._update, params, grads, buffers, h, memo)
 
     # ---- diagnostics ---------------------------------------------------------------------------
