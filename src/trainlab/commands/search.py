@@ -411,8 +411,9 @@ def workers_ahead(args: argparse.Namespace) -> int:
         trials = int(found.get("trials", DEFAULT_TRIALS))
     except (TypeError, ValueError):
         return 0
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return max(0, min(workers, trials, cores or 1, 1 if args.resume else workers))
+    from trainlab.experiments.executors import usable_cores  # no torch
+
+    return max(0, min(workers, trials, usable_cores(), 1 if args.resume else workers))
 
 
 def cmd_search(args: argparse.Namespace) -> int:

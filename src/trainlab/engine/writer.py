@@ -40,13 +40,25 @@ class BackgroundWriter:
     def __init__(self) -> None:
         self._pool: ThreadPoolExecutor | None = None
         self._jobs: list[Future[None]] = []
+        self._failed = False  # a job raised: the jobs after it write nothing (until wait())
 
     def submit(self, job: Callable[[], None]) -> None:
         """Queue `job`; first raise the error of one that failed since the last call."""
         self._raise_failed()
         if self._pool is None:
             self._pool = ThreadPoolExecutor(1, thread_name_prefix="trainlab-writer")
-        self._jobs.append(self._pool.submit(job))
+        self._jobs.append(self._pool.submit(self._run, job))
+
+    def _run(self, job: Callable[[], None]) -> None:
+        """On the thread: `job`, unless an earlier one failed (as when the training thread
+        wrote: nothing after a failed write, so the files stay in their order for --resume)."""
+        if self._failed:
+            return
+        try:
+            job()
+        except BaseException:
+            self._failed = True
+            raise
 
     def _raise_failed(self) -> None:
         done = [f for f in self._jobs if f.done()]
@@ -67,5 +79,6 @@ class BackgroundWriter:
         if self._pool is not None:
             self._pool.shutdown(wait=True)
             self._pool = None
+        self._failed = False
         if first is not None and raise_error:
             raise first

@@ -69,6 +69,13 @@ class Event:
 Handler = Callable[[Event], bool | None]
 
 
+def usable_cores() -> int:
+    """The CPU cores this process may run on (its affinity where the OS says, else all)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
 # --------------------------------------------------------------------------- the work itself
 
 

@@ -69,9 +69,11 @@ from trainlab.search.strategies import (
     must_wait,
 )
 from trainlab.search.strategies.lagged import (
+    POLL_SECONDS,
     LaggedSampler,
     LaggedStudy,
     blocked,
+    first_unfinished,
     history_from,
     reads_history,
 )
@@ -80,7 +82,6 @@ from trainlab.search.study import INTERRUPTED, OUTCOME, counted, open_storage, o
 STRATEGIES = names.STRATEGIES
 DIRECTIONS = names.DIRECTIONS
 PRUNERS = names.PRUNERS
-LAG_POLL_SECONDS = 0.02  # how often a thread waiting for lagged trials looks again
 
 
 def objective_space(space: Mapping[str, str]) -> Space:
@@ -387,11 +388,9 @@ class Search:
         reads them (the sampler waited already when it reads them)."""
         if isinstance(self.pruner, optuna.pruners.NopPruner):
             return
-        while any(
-            t.number < number - self.lag and not t.state.is_finished()
-            for t in self.study.get_trials(deepcopy=False)
-        ):
-            time.sleep(LAG_POLL_SECONDS)
+        below = number - self.lag
+        while first_unfinished(self.study.get_trials(deepcopy=False), below) is not None:
+            time.sleep(POLL_SECONDS)
 
     def _best_line(self) -> str:
         """The best complete trial so far, as a progress view's status."""

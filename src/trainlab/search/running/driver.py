@@ -47,7 +47,13 @@ from trainlab.config import apply_overrides as apply_set
 from trainlab.data import prepare
 from trainlab.data.given import data_override
 from trainlab.errors import UserError
-from trainlab.experiments.executors import Event, Job, LocalExecutor, make_executor
+from trainlab.experiments.executors import (
+    Event,
+    Job,
+    LocalExecutor,
+    make_executor,
+    usable_cores,
+)
 from trainlab.report.progress import View, open_view, percent, shows
 from trainlab.rundir import (
     BEST_YAML,
@@ -502,8 +508,8 @@ class Driver:
                 f"{s.lag + 1} of the {workers} workers train at once; set search.lag: "
                 f"{workers - 1} to use them all"
             )
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-        if kind == "local" and cores and workers > cores:
+        cores = usable_cores()
+        if kind == "local" and workers > cores:
             self.display.note(
                 f"search.workers: {workers} workers on {cores} CPU cores; trials will compete "
                 "for cores, each running slower"

@@ -208,6 +208,12 @@ def history_from(reader: Any, lag: int) -> float:
     return startup + lag if startup else 0
 
 
+def first_unfinished(trials: Iterable[FrozenTrial], below: int) -> int | None:
+    """The lowest-numbered trial below number `below` that has not finished (`trials` in
+    number order, as Optuna lists them), or None."""
+    return next((t.number for t in trials if t.number < below and not t.state.is_finished()), None)
+
+
 def blocked(study: Study, lag: int, readers: Iterable[Any]) -> int | None:
     """The trial the next ask must wait for (the lowest-numbered unfinished trial below
     ``n - lag``), or None when trial n may be asked now. No wait when the ask takes a WAITING
@@ -222,9 +228,7 @@ def blocked(study: Study, lag: int, readers: Iterable[Any]) -> int | None:
     n = len(trials)  # the next trial's number (Optuna numbers a study's trials 0, 1, ...)
     if n < first:
         return None
-    return next(
-        (t.number for t in trials if t.number < n - lag and t.state == TrialState.RUNNING), None
-    )
+    return first_unfinished(trials, n - lag)  # no trial WAITS here: the unfinished are RUNNING
 
 
 # --------------------------------------------------------------------------- the sampler
@@ -281,13 +285,14 @@ class LaggedSampler(BaseSampler):
         return LaggedStudy(study, trial.number, self.lag, self.settled)
 
     def _ready(self, study: Study, number: int) -> bool:
-        for t in study.get_trials(deepcopy=False):
-            if t.number < number - self.lag and not t.state.is_finished():
-                return False
-            if number - self.lag <= t.number < number and not t.state.is_finished():
-                if not self.params <= t.params.keys():
-                    return False
-        return True
+        trials = study.get_trials(deepcopy=False)
+        if first_unfinished(trials, number - self.lag) is not None:
+            return False
+        return all(
+            self.params <= t.params.keys()
+            for t in trials
+            if number - self.lag <= t.number < number and not t.state.is_finished()
+        )
 
     def _await(self, study: Study, trial: FrozenTrial) -> None:
         if not self.waits or trial.number < history_from(self.inner, self.lag):
