@@ -44,14 +44,13 @@ from optuna.trial import Trial, TrialState
 
 from trainlab.config import ExperimentConfig, known_path, read_yaml, to_yaml, validate
 from trainlab.config import apply_overrides as apply_set
-from trainlab.data import prepare
-from trainlab.data.given import data_override
-from trainlab.errors import UserError
+from trainlab.errors import UserError, warn
 from trainlab.experiments.executors import (
     Event,
     Job,
     LocalExecutor,
     make_executor,
+    takes_over,
     usable_cores,
 )
 from trainlab.report.progress import View, open_view, percent, shows
@@ -336,6 +335,8 @@ class Driver:
         self.stale_watch: cooperate.StaleWatch | None = None
         self.store: Any = None  # the artifact store, when trials' files are uploaded
         self._last_watch = -math.inf
+        # a local search's data is prepared by its first worker (the driver loads no torch)
+        self.data_in_worker = not options.inline and p.search.executor == "local"
 
     # -- budget
 
@@ -352,6 +353,10 @@ class Driver:
         done) -> open the storage and take the study lock -> open the study and start the
         executor -> run the trials (and the re-test) -> finish (leaderboard, plots, best.yaml)."""
         start = time.perf_counter()
+        started = self.options.started
+        if self.data_in_worker and takes_over("local", started, self.options.threads):
+            assert started is not None  # its first worker prepares while the storage opens
+            started.prepare(self.p.base["data"], self.p.search_dirs)
         with studies.optuna_info_hidden(), self._storage_locked() as storage:
             with self._undone_on_mistake():  # every check before the study is created or changed
                 opened = self._open_study(storage)
@@ -407,10 +412,11 @@ class Driver:
             raise
 
     def _open_study(self, storage: Any) -> studies.Opened:
-        """Create, resume or join the study (the data checked first), then set up cooperation
-        and the study's ask/tell."""
+        """Create, resume or join the study (the data checked first unless a worker prepares
+        it: `_start_executor`), then set up cooperation and the study's ask/tell."""
         p = self.p
-        _warm_data(p.experiment, p.search_dirs)
+        if not self.data_in_worker:
+            _warm_data(p.experiment, p.search_dirs)
         sig = studies.signature(p.space, p.search.strategy, to_yaml(p.experiment))
         opened = studies.open_study(
             storage,
@@ -428,8 +434,11 @@ class Driver:
         return opened
 
     def _start_executor(self) -> None:
-        """The workers, capped at the study's runs left (so the study is opened first); when
-        they cannot start (no Ray, say), a study this driver created is taken back."""
+        """The workers, capped at the study's runs left (so the study is opened first); local
+        ones all started now, the first preparing the data (`_data_checked`); when they cannot
+        start (no Ray, say) or the data is a mistake, a study this driver created is taken
+        back."""
+        self.executor: Any = None
         try:
             kind = INLINE if self.options.inline else self.p.search.executor
             self.workers = self._workers(kind)
@@ -444,10 +453,29 @@ class Driver:
             )
             if started is not None and self.executor is not started:
                 started.close(kill=True)  # another executor: the early workers end here
+            if self.data_in_worker and isinstance(self.executor, LocalExecutor):
+                self.executor.start()  # every worker now: their imports overlap the first's data
+                self.executor.prepare(self.p.base["data"], self.p.search_dirs)  # unless asked
+                self._data_checked(self.executor.prepared())
         except BaseException:
+            if self.executor is not None and self.executor is not started:
+                self.executor.close(kill=True)
             if not self.options.resume and not self.shared:
                 optuna.delete_study(study_name=self.p.name, storage=self.storage)
             raise
+
+    def _data_checked(self, prepared: Event | None) -> None:
+        """The first worker's preparation of the data (`LocalExecutor.prepare`): a data mistake
+        is one line before any trial runs, the data's warnings are shown once here (the workers
+        keep quiet); None (the worker died): each trial prepares its own and says what fails."""
+        if prepared is None:
+            return
+        if prepared.kind == "error":
+            if (prepared.result or {}).get("user"):
+                raise UserError(prepared.message)
+            raise RuntimeError(f"preparing the data failed in a worker:\n{prepared.message}")
+        for message in (prepared.result or {}).get("warnings", []):
+            warn(message)
 
     @contextlib.contextmanager
     def _executor_closed(self) -> Iterator[None]:
@@ -780,8 +808,11 @@ class Driver:
 
 
 def _warm_data(cfg: ExperimentConfig, search_dirs: tuple[str, ...] = ()) -> None:
-    """Build the data once here: a data mistake is one line before any trial runs, and
-    generated sets (MNIST-1D) land in the cache before the workers race to make them."""
+    """Build the data once here (a search on Ray or inline; a local one's first worker does it,
+    `LocalExecutor.prepare`): a data mistake is one line before any trial runs, and generated
+    sets (MNIST-1D) land in the cache before the workers race to make them."""
+    from trainlab.data import prepare  # heavy: torch
+
     prepare(cfg.data, search_dirs=search_dirs)
 
 
@@ -809,6 +840,8 @@ def search(
 
         options = replace(options, overrides=[*options.overrides, factory_override(model)])
     if data is not None:
+        from trainlab.data.given import data_override  # heavy: torch (the caller has it)
+
         options = replace(options, overrides=[*options.overrides, data_override(data, True)])
     p = plan(config, options)
     if display is None and shows(verbose):
