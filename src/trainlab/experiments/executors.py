@@ -171,6 +171,9 @@ def _prepared(job: Prepare, kept: dict[str, Any]) -> Event:
         except Exception:
             return Event("error", job.number, message=traceback.format_exc(limit=-4).strip())
     said = [str(w.message) for w in caught if issubclass(w.category, DataWarning)]
+    for w in caught:  # any other warning is shown here, as it would have been
+        if not issubclass(w.category, DataWarning):
+            warnings.showwarning(w.message, w.category, w.filename, w.lineno)
     return Event("done", job.number, result={"warnings": list(dict.fromkeys(said))})
 
 

@@ -22,6 +22,12 @@ Workers: never more than the trials left to run (re-tests included), started whe
 handed to them; above the machine's CPU cores the display gets a one-line note. `trainlab search`
 starts its local workers before it reads the config (`SearchOptions.started`, a guess at their
 number): the driver takes them over here, ending those above the runs left.
+
+Data: with local workers the driver imports no torch. The first worker prepares the data
+(`LocalExecutor.prepare`) while the driver opens the study, and keeps it for its trials; no
+trial is handed out before it has: a data mistake is one line, the data's warnings are shown once,
+a generated set is in the cache before the other workers read it. On Ray or inline the driver
+prepares it itself (`_warm_data`), before the study is touched.
 """
 
 from __future__ import annotations
