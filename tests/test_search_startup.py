@@ -148,24 +148,30 @@ def test_a_mistake_found_after_the_workers_started_is_one_line_and_ends_them(
     assert not (tmp_path / "runs" / "search" / "exp").exists()
 
 
+@pytest.mark.parametrize("storage", ["sqlite", "journal"])
 def test_a_data_mistake_is_one_line_from_the_first_worker_before_any_trial(
-    tmp_path, capsys, recorded
+    tmp_path, capsys, recorded, storage
 ):
     """The driver loads no data (no torch); the first worker prepares it before any trial is
     handed out: a data mistake is still one line, exit 2, with no trial run, no study left in
-    the storage or on disk, and no worker left running."""
+    the storage (a shared journal's study is not even created) or on disk, and no worker left
+    running."""
     import optuna
+
+    from trainlab.search import study as studies
 
     path = write(tmp_path, {"trials": 2, "workers": 2, "space": SPACE})
     text = open(path).read().replace("{name: spirals}", "{name: npz, path: missing.npz}")
     open(path, "w").write(text)
-    db = tmp_path / "s.db"
-    assert main(["search", path, "--storage", f"sqlite:///{db}"]) == 2
+    url = f"sqlite:///{tmp_path}/s.db" if storage == "sqlite" else f"journal:///{tmp_path}/s.log"
+    assert main(["search", path, "--storage", url]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("trainlab search: data.path") and "\n" not in err, err
     assert len(recorded) == 2 and not any(w.process.is_alive() for w in recorded)
     assert not (tmp_path / "runs" / "search" / "exp").exists()
-    assert optuna.get_all_study_names(f"sqlite:///{db}") == []
+    opened = studies.open_storage(url)
+    assert optuna.get_all_study_names(opened) == []
+    studies.close_storage(opened)
 
 
 def test_the_first_worker_prepares_the_data_its_first_trial_trains_on(tmp_path):

@@ -24,10 +24,11 @@ starts its local workers before it reads the config (`SearchOptions.started`, a 
 number): the driver takes them over here, ending those above the runs left.
 
 Data: with local workers the driver imports no torch. The first worker prepares the data
-(`LocalExecutor.prepare`) while the driver opens the study, and keeps it for its trials; no
-trial is handed out before it has: a data mistake is one line, the data's warnings are shown once,
-a generated set is in the cache before the other workers read it. On Ray or inline the driver
-prepares it itself (`_warm_data`), before the study is touched.
+(`LocalExecutor.prepare`) and keeps it for its trials; no trial is handed out before it has: a
+data mistake is one line, the data's warnings are shown once, a generated set is in the cache
+before the other workers read it. A new study of one driver (SQLite) is opened meanwhile and
+deleted again on a data mistake; a resumed or shared study is touched only once the data is
+good. On Ray or inline the driver prepares it itself (`_warm_data`), before the study is touched.
 """
 
 from __future__ import annotations
@@ -343,6 +344,8 @@ class Driver:
         self._last_watch = -math.inf
         # a local search's data is prepared by its first worker (the driver loads no torch)
         self.data_in_worker = not options.inline and p.search.executor == "local"
+        self._early: LocalExecutor | None = None  # workers started ahead, preparing the data
+        self._data_done = False
 
     # -- budget
 
@@ -361,8 +364,8 @@ class Driver:
         start = time.perf_counter()
         started = self.options.started
         if self.data_in_worker and takes_over("local", started, self.options.threads):
-            assert started is not None  # its first worker prepares while the storage opens
-            started.prepare(self.p.base["data"], self.p.search_dirs)
+            self._early = started  # its first worker prepares while the storage opens
+            self._early.prepare(self.p.base["data"], self.p.search_dirs)
         with studies.optuna_info_hidden(), self._storage_locked() as storage:
             with self._undone_on_mistake():  # every check before the study is created or changed
                 opened = self._open_study(storage)
@@ -418,11 +421,13 @@ class Driver:
             raise
 
     def _open_study(self, storage: Any) -> studies.Opened:
-        """Create, resume or join the study (the data checked first unless a worker prepares
-        it: `_start_executor`), then set up cooperation and the study's ask/tell."""
+        """Create, resume or join the study (the data checked first, except for a new study of
+        one driver whose first worker prepares it meanwhile: `_start_executor`), then set up
+        cooperation and the study's ask/tell."""
         p = self.p
-        if not self.data_in_worker:
-            _warm_data(p.experiment, p.search_dirs)
+        if not self.data_in_worker or self.options.resume or self.shared:
+            # a study others use, or one being resumed, is changed with the data known good
+            self._check_data(self._early)
         sig = studies.signature(p.space, p.search.strategy, to_yaml(p.experiment))
         opened = studies.open_study(
             storage,
@@ -461,8 +466,7 @@ class Driver:
                 started.close(kill=True)  # another executor: the early workers end here
             if self.data_in_worker and isinstance(self.executor, LocalExecutor):
                 self.executor.start()  # every worker now: their imports overlap the first's data
-                self.executor.prepare(self.p.base["data"], self.p.search_dirs)  # unless asked
-                self._data_checked(self.executor.prepared())
+                self._check_data(self.executor)
         except BaseException:
             if self.executor is not None and self.executor is not started:
                 self.executor.close(kill=True)
@@ -470,10 +474,22 @@ class Driver:
                 optuna.delete_study(study_name=self.p.name, storage=self.storage)
             raise
 
+    def _check_data(self, executor: LocalExecutor | None) -> None:
+        """Prepare the data once before any trial runs: in `executor`'s first worker, or here
+        (`_warm_data`) without one; a data mistake is one line."""
+        if self._data_done:
+            return
+        if executor is None:
+            _warm_data(self.p.experiment, self.p.search_dirs)
+        else:
+            executor.prepare(self.p.base["data"], self.p.search_dirs)  # unless asked already
+            self._data_checked(executor.prepared())
+        self._data_done = True
+
     def _data_checked(self, prepared: Event | None) -> None:
         """The first worker's preparation of the data (`LocalExecutor.prepare`): a data mistake
-        is one line before any trial runs, the data's warnings are shown once here (the workers
-        keep quiet); None (the worker died): each trial prepares its own and says what fails."""
+        is one line, the data's warnings are shown once here (the workers keep quiet); None
+        (the worker died): each trial prepares its own and says what fails."""
         if prepared is None:
             return
         if prepared.kind == "error":
