@@ -498,7 +498,8 @@ def test_a_local_search_driver_loads_no_torch(tmp_path):
         "for _ in range(2):  # trials 0 and 1 (lag 1: trial 2 would wait for trial 0)\n"
         "    number, values = d.search.ask()\n"
         "    driver.sampled_config(p.base, values, None, p.optim_keys)\n"
-        "print(sorted(m for m in ('torch', 'trainlab.data', 'trainlab.optim') if m in sys.modules))\n"
+        "heavy = ('torch', 'trainlab.data', 'trainlab.optim')\n"
+        "print(sorted(m for m in heavy if m in sys.modules))\n"
     )
     done = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=tmp_path
