@@ -6,9 +6,10 @@ edge), shaded vertical spans, reference lines, legends, a colour ramp (viridis-l
 and text, drawn with Pillow at twice the size and reduced (antialiased), saved as PNG.
 
 Why not matplotlib here: every `trainlab train` writes curves.png and every `trainlab search`
-two pictures; matplotlib's import (~0.3 s) plus its figures (0.15-0.25 s of CPU each, most of it
-tick and text layout) were the largest fixed cost of a short run and a part of a search's wall
-time (issue 30). The other pictures (compare, lr-find, landscape) are drawn on request and keep
+two pictures (issue 30). matplotlib's import (~0.3-0.5 s) plus a run's three-panel figure
+(0.15-0.25 s of CPU, most of it tick and text layout) were the largest fixed cost of a short run;
+with a search's two figures, 1.5-1.8 s of CPU at the end of every search (36 trials), against
+0.15-0.2 s here. The other pictures (compare, lr-find, landscape) are drawn on request and keep
 matplotlib.
 
 Sizes are in pixels of the final image; colours are "#rrggbb" strings or names of COLORS.
@@ -72,6 +73,7 @@ def font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
     return ImageFont.load_default(size * SCALE)
 
 
+@cache  # a picture asks for its few colours thousands of times
 def rgb(color: str, alpha: float = 1.0) -> tuple[int, int, int]:
     """A colour name or "#rrggbb", blended over white with `alpha` (faint lines)."""
     h = COLORS.get(color, color).lstrip("#")
