@@ -384,8 +384,10 @@ class Panel:
         width: float = 1.0,
         alpha: float = 1.0,
     ) -> None:
+        """A vertical line across the panel at x (none outside it), named in the legend when
+        `label` is given."""
         px = float(self.x.pixels([x])[0])
-        if math.isfinite(px):
+        if math.isfinite(px) and self.box[0] - 0.5 <= px <= self.box[2] + 0.5:
             pts = [(px * SCALE, self.box[1] * SCALE), (px * SCALE, self.box[3] * SCALE)]
             self._polyline(pts, rgb(color, alpha), width, style)
         if label:
