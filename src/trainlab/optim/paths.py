@@ -1,6 +1,6 @@
 """How an update rule runs over a param group: the for-loop (one tensor at a time; also the
 differentiable path), the multi-tensor path (the rule on TensorLists, one torch._foreach_* call
-per operation) or the compiled path (the rule compiled into one fused pass per tensor, from the
+per operation; on the CPU over cache-sized pieces of the tensors in turn: blocks.py) or the compiled path (the rule compiled into one fused pass per tensor, from the
 step compiled.compile_from gives; its graphs compile ahead, in the background, during the
 multi-tensor steps before it: compiled.ahead). The rules themselves (rules.py) know nothing of
 this layer.
@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from trainlab.optim import compiled
+from trainlab.optim import blocks, compiled
 from trainlab.optim.tensorlist import Differentiable, TensorList
 
 
@@ -126,12 +126,7 @@ def run(
             return "compiled"
         path = "foreach"
     if path == "foreach":
-        update(
-            TensorList(params),
-            TensorList(grads),
-            {n: TensorList(b) for n, b in buffers.items()},
-            h,
-        )
+        blocks.run(update, params, grads, buffers, h, memo)
         return path
     wrap: Callable[[torch.Tensor], Any] = Differentiable if differentiable else _as_is
     for i, p in enumerate(params):
