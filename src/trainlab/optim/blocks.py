@@ -89,7 +89,8 @@ def _cuttable(i: int, params: list, buffers: dict[str, list]) -> bool:
     """Whether tensor i's parameter and buffers are contiguous and of one shape."""
     shape = params[i].shape
     return all(
-        t.shape == shape and t.is_contiguous() for t in (params[i], *(b[i] for b in buffers.values()))
+        t.shape == shape and t.is_contiguous()
+        for t in (params[i], *(b[i] for b in buffers.values()))
     )
 
 
@@ -116,7 +117,9 @@ def cut(
             pieces = [nbytes]
         else:
             size = sizes[i] = BLOCK_BYTES // p.element_size()
-            pieces = [min(size, p.numel() - lo) * p.element_size() for lo in range(0, p.numel(), size)]
+            pieces = [
+                min(size, p.numel() - lo) * p.element_size() for lo in range(0, p.numel(), size)
+            ]
         for k, piece in enumerate(pieces):
             if piece >= BLOCK_BYTES:  # a full piece (or a large tensor that runs whole)
                 batches.append([(i, k)])
