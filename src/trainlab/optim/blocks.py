@@ -44,7 +44,7 @@ class Cut:
     same storage) come back; the gradients' are made each step (a new gradient each backward,
     with zero_grad(set_to_none=True))."""
 
-    __slots__ = ("sizes", "large", "batches", "held", "ptrs", "views")
+    __slots__ = ("sizes", "large", "batches", "small", "n", "held", "ptrs", "views")
 
     def __init__(
         self,
@@ -52,12 +52,19 @@ class Cut:
         large: list[bool],
         batches: list[list[tuple[int, int]]] | None,
         held: list[torch.Tensor],
+        small: bool = False,
     ) -> None:
         self.sizes, self.large, self.batches = sizes, large, batches
+        #: the group runs whole whatever its gradients and buffers (under BLOCK_BYTES, or not on
+        #: the CPU): a step then only checks that its parameters are the same
+        self.small, self.n = small, len(sizes)
         self.held = held
         self.ptrs = [t.data_ptr() for t in held]
         #: the pieces of the parameters, and of each buffer's tensors, made at the first step
         self.views: tuple[list[list[torch.Tensor]], list[list[list[torch.Tensor]]]] | None = None
+
+    def same_params(self, params: list[torch.Tensor]) -> bool:
+        return len(params) == self.n and all(a is b for a, b in zip(params, self.held))
 
     def holds(self, flat: list[torch.Tensor]) -> bool:
         """Whether `flat` (the parameters, then each buffer's tensors) are the tensors this cut
@@ -105,7 +112,7 @@ def cut(
     large = [False] * len(params)  # tensors it would cut, given gradients that fit
     total = sum(p.numel() * p.element_size() for p in params)
     if total <= BLOCK_BYTES or params[0].device.type != "cpu":
-        return Cut(sizes, large, None, flat)
+        return Cut(sizes, large, None, flat, small=True)
     batches = []
     gathered: list[tuple[int, int]] = []
     room = BLOCK_BYTES
@@ -145,11 +152,12 @@ def run(
     """The multi-tensor path over a param group: the update on each batch of pieces in turn, or
     once over the whole lists where blocking gains nothing (not on the CPU, or one batch).
     `memo`: the group's own dict, which keeps the cut between steps."""
-    names = list(buffers)
-    flat = [*params, *(t for n in names for t in buffers[n])]
     plan: Cut | None = memo.get(_KEY)
-    if plan is None or not plan.holds(flat) or not plan.fits(grads):
-        plan = memo[_KEY] = cut(params, grads, buffers, flat)
+    names = list(buffers)
+    if plan is None or not plan.small or not plan.same_params(params):  # small: ~1 us a step
+        flat = [*params, *(t for n in names for t in buffers[n])]
+        if plan is None or not plan.holds(flat) or not plan.fits(grads):
+            plan = memo[_KEY] = cut(params, grads, buffers, flat)
     if plan.batches is None:
         update(
             TensorList(params),
