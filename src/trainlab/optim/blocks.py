@@ -174,6 +174,10 @@ def run(
     ps, bs = plan.views
     gs = plan.pieces(grads)
     for batch in plan.batches:
+        if len(batch) == 1:  # one piece: the rule on plain tensors (the same ops, fewer layers)
+            i, k = batch[0]
+            update(ps[i][k], gs[i][k], {n: bs[j][i][k] for j, n in enumerate(names)}, h)
+            continue
         update(
             TensorList([ps[i][k] for i, k in batch]),
             TensorList([gs[i][k] for i, k in batch]),
