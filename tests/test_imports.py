@@ -471,6 +471,36 @@ def test_a_command_builds_only_its_own_parser():
     assert code == 2 and "'transfer'" in err and "'dashboard'" in err
 
 
+def test_the_search_draws_its_plots_without_matplotlib(tmp_path):
+    """The end of `trainlab search` (the driver and its two pictures, params.png and curves.png)
+    loads no matplotlib: its import and figures were 1.7 s of a search's wall time (issue 30)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, optuna\n"
+        "import trainlab.search.running.driver\n"
+        "from trainlab.search.space import parse_space\n"
+        "from trainlab.search.study.plots import curves_from_study, plot_curves, plot_params\n"
+        "space = parse_space({'optim.lr': 'loguniform(1e-4, 1)',\n"
+        "                     'optim.name': 'choice([sgd, adam])'}, lambda p: True)\n"
+        "optuna.logging.set_verbosity(optuna.logging.WARNING)\n"
+        "study = optuna.create_study(direction='maximize')\n"
+        "def objective(trial):\n"
+        "    value = space.suggest(trial)['optim.lr']\n"
+        "    trial.report(value, step=1)\n"
+        "    return value\n"
+        "study.optimize(objective, n_trials=3)\n"
+        f"plot_params(study, space, {str(tmp_path / 'params.png')!r})\n"
+        f"plot_curves(curves_from_study(study), {str(tmp_path / 'curves.png')!r})\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'matplotlib'))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
+    assert (tmp_path / "params.png").stat().st_size > 0 and (tmp_path / "curves.png").exists()
+
+
 def test_a_local_search_driver_loads_no_torch(tmp_path):
     """`trainlab search`'s driver with a local executor imports no torch while it plans, opens
     the study and takes its first trials (config validation reads the optimizers' defaults as

@@ -335,7 +335,7 @@ class TrainlabOptimizer(torch.optim.Optimizer):
         memo = self._memo.setdefault(index, {})
         differentiable = bool(group.get("differentiable"))
         self.execution_path = paths.run(
-            self._update, path, params, grads, buffers, h, memo, differentiable
+            self._update, path, params, grads, buffers, h, memo, differentiable, compilable
         )
         ends_before = self.last_step is not None and start is not None and self.last_step < start
         if compilable and not ends_before and paths.compiles_later(group, path, start, step):

@@ -13,7 +13,9 @@ the ski-rental rule with modelled costs instead of measured ones (keep paying pe
 bill reaches the price of buying: a long run pays at most about twice the best possible; with the
 compile running ahead, below, the switch step is also when the modelled compile is done). The
 modelled eager step is EAGER_NS_PER_ELEMENT per element plus EAGER_US_PER_TENSOR per tensor
-(measured: 0.6-2.3 ns per element on 13.6M parameters, 13-60 us per small tensor), the modelled
+(measured: 0.6-2.3 ns per element on 13.6M parameters, 13-60 us per small tensor, before the
+multi-tensor path ran in cache-sized blocks, blocks.py; kept, so that the switch step, hence the
+numbers, did not move), the modelled
 compile COMPILE_SECONDS or SECONDS_PER_TENSOR per compiled tensor if more; groups with no tensor of
 COMPILE_MIN_NUMEL elements or more never compile. Examples: 13.6M parameters in 7 tensors compile
 from step 170; the MNIST-1D CNN (53K parameters in 11 tensors) from step 13,427, so its short runs

@@ -1,9 +1,9 @@
 """How an update rule runs over a param group: the for-loop (one tensor at a time; also the
 differentiable path), the multi-tensor path (the rule on TensorLists, one torch._foreach_* call
-per operation) or the compiled path (the rule compiled into one fused pass per tensor, from the
-step compiled.compile_from gives; its graphs compile ahead, in the background, during the
-multi-tensor steps before it: compiled.ahead). The rules themselves (rules.py) know nothing of
-this layer.
+per operation; on the CPU over cache-sized pieces of the tensors in turn: blocks.py) or the
+compiled path (the rule compiled into one fused pass per tensor, from the step
+compiled.compile_from gives; its graphs compile ahead, in the background, during the multi-tensor
+steps before it: compiled.ahead). The rules themselves (rules.py) know nothing of this layer.
 
 StepPlan caches what a group's step needs between steps, so that a step's own Python work is a
 few list comprehensions and one call per compiled chunk.
@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from trainlab.optim import compiled
+from trainlab.optim import blocks, compiled
 from trainlab.optim.tensorlist import Differentiable, TensorList
 
 
@@ -109,10 +109,14 @@ def run(
     h: dict[str, Any],
     memo: dict,
     differentiable: bool = False,
+    fusible: bool = True,
 ) -> str:
     """Apply `update` to a group's tensors on `path`; returns the path taken (the compiled path
     falls back to the multi-tensor one where compiling is impossible). `memo`: the group's own
-    dict for the compiled plan."""
+    dict for the compiled plan and the multi-tensor path's cut. `fusible`: whether the update
+    gains from fusing its operations (the optimizer's _compilable: not plain SGD, one add_); the
+    multi-tensor path runs in cache-sized blocks only then (blocking one operation only adds
+    calls: plain SGD measured 5-10% slower blocked)."""
     if path == "compiled":
         left = compiled.run(update, params, grads, buffers, h, memo)
         if len(left) < len(params):
@@ -126,12 +130,15 @@ def run(
             return "compiled"
         path = "foreach"
     if path == "foreach":
-        update(
-            TensorList(params),
-            TensorList(grads),
-            {n: TensorList(b) for n, b in buffers.items()},
-            h,
-        )
+        if fusible:
+            blocks.run(update, params, grads, buffers, h, memo)
+        else:
+            update(
+                TensorList(params),
+                TensorList(grads),
+                {n: TensorList(b) for n, b in buffers.items()},
+                h,
+            )
         return path
     wrap: Callable[[torch.Tensor], Any] = Differentiable if differentiable else _as_is
     for i, p in enumerate(params):

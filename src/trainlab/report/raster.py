@@ -1,23 +1,28 @@
-"""A small raster plotter for the pictures every run writes (curves.png): panels with linear or
-log axes, a second y axis on the right, lines (solid, dashed, dotted, faint), markers, reference
-lines, legends and text, drawn with Pillow at twice the size and reduced (antialiased), saved as
-PNG.
+"""A small raster plotter for the pictures every run and every search writes (a run's
+curves.png; a search's params.png and curves.png): panels with linear, log, inverted or
+categorical axes (tick labels from a function or given as text), a second y axis on the right,
+lines (solid, dashed, dotted, faint), scatter markers (circle, square, x cross, star with an
+edge), shaded vertical spans, reference lines, legends, a colour ramp (viridis-like) with its bar,
+and text, drawn with Pillow at twice the size and reduced (antialiased), saved as PNG.
 
-Why not matplotlib here: every `trainlab train` writes curves.png, and matplotlib's import
-(~0.3 s) plus a three-panel figure (0.15-0.25 s of CPU, most of it tick and text layout) were the
-largest fixed cost of a short run (issue 30). This draws the same three panels in about 0.05 s.
-The other pictures (compare, lr-find, search plots) are drawn on request and keep matplotlib.
+Why not matplotlib here: every `trainlab train` writes curves.png and every `trainlab search`
+two pictures (issue 30). matplotlib's import (~0.3-0.5 s) plus a run's three-panel figure
+(0.15-0.25 s of CPU, most of it tick and text layout) were the largest fixed cost of a short run;
+with a search's two figures, 1.5-1.8 s of CPU at the end of every search (36 trials), against
+0.15-0.2 s here. The other pictures (compare, lr-find, landscape) are drawn on request and keep
+matplotlib.
 
-Sizes are in pixels of the final image; colours are "#rrggbb" strings.
+Sizes are in pixels of the final image; colours are "#rrggbb" strings or names of COLORS.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import cache
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
@@ -35,7 +40,23 @@ COLORS = {
     "black": "#000000",
     "text": "#262626",
     "grid": "#e5e5e5",
+    "gold": "#ffd700",
 }
+#: matplotlib's "tab10" in its order: one colour per group (rounds, blocks) when there are few
+TAB10 = (
+    "#1f77b4",
+    "#ff7f0e",
+    "#2ca02c",
+    "#d62728",
+    "#9467bd",
+    "#8c564b",
+    "#e377c2",
+    "#7f7f7f",
+    "#bcbd22",
+    "#17becf",
+)
+#: viridis at 0, 1/4, 1/2, 3/4 and 1: dark purple to yellow, even in lightness
+VIRIDIS = ("#440154", "#3b528b", "#21918c", "#5ec962", "#fde725")
 TICK, LABEL, TITLE, LEGEND = 12, 13, 14, 11  # text sizes in pixels
 DASHES = {"-": None, "--": (7.0, 3.0), ":": (1.5, 2.5)}  # (on, off) in pixels
 
@@ -52,11 +73,22 @@ def font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
     return ImageFont.load_default(size * SCALE)
 
 
+@cache  # a picture asks for its few colours thousands of times
 def rgb(color: str, alpha: float = 1.0) -> tuple[int, int, int]:
     """A colour name or "#rrggbb", blended over white with `alpha` (faint lines)."""
     h = COLORS.get(color, color).lstrip("#")
     c = [int(h[i : i + 2], 16) for i in (0, 2, 4)]
     return tuple(round(alpha * v + (1 - alpha) * 255) for v in c)  # type: ignore[return-value]
+
+
+def ramp(t: float, stops: Sequence[str] = VIRIDIS) -> str:
+    """The colour at `t` in [0, 1] (clipped) of a ramp through evenly spaced `stops`, linearly
+    interpolated between the two around it."""
+    t = min(1.0, max(0.0, float(t))) * (len(stops) - 1)
+    i = min(int(t), len(stops) - 2)
+    a, b = rgb(stops[i]), rgb(stops[i + 1])
+    f = t - i
+    return "#" + "".join(f"{round(x + f * (y - x)):02x}" for x, y in zip(a, b))
 
 
 # ------------------------------------------------------------------------------ ticks
@@ -112,7 +144,12 @@ def log_label(value: float) -> str:
 
 
 class Axis:
-    """One coordinate: data limits, linear or log10, mapped onto a pixel range."""
+    """One coordinate: data limits, linear or log10, mapped onto a pixel range.
+
+    The limits hold `values` with `margin` (a fraction of their span) on each side; `invert`
+    puts the largest value at the left (bottom); `label` writes the tick labels from the tick
+    values (the beta axis: 1 - beta on the axis, beta in the labels); `ticks` fixes the ticks and
+    their text (`Axis.categories`); `target` is about how many ticks to show."""
 
     def __init__(
         self,
@@ -120,8 +157,15 @@ class Axis:
         log: bool = False,
         integer: bool = False,
         margin: float = 0.05,
+        *,
+        invert: bool = False,
+        label: Callable[[float], str] | None = None,
+        ticks: Sequence[tuple[float, str]] | None = None,
+        target: int = 6,
     ) -> None:
-        self.log, self.integer = log, integer
+        self.log, self.integer, self.invert, self.target = log, integer, invert, target
+        self.label = label
+        self.fixed = None if ticks is None else list(ticks)
         v = np.asarray([x for x in values if x is not None], dtype=float)
         v = v[np.isfinite(v) & (v > 0)] if log else v[np.isfinite(v)]
         if log:
@@ -133,8 +177,15 @@ class Axis:
         self.lo, self.hi = lo - pad, hi + pad
         self.p0, self.p1 = 0.0, 1.0
 
+    @classmethod
+    def categories(cls, names: Sequence[str]) -> Axis:
+        """Named categories at 0, 1, ..., n - 1 (ticks labelled with the names), half a step of
+        room at each end."""
+        return cls([-0.5, len(names) - 0.5], margin=0.0, ticks=list(enumerate(names)))
+
     def to(self, p0: float, p1: float) -> Axis:
-        self.p0, self.p1 = p0, p1
+        """Map the limits onto pixels p0 (low end) to p1 (high end); swapped when inverted."""
+        self.p0, self.p1 = (p1, p0) if self.invert else (p0, p1)
         return self
 
     def pixels(self, values: Sequence[float] | np.ndarray) -> np.ndarray:
@@ -146,11 +197,14 @@ class Axis:
         return self.p0 + (v - self.lo) / (self.hi - self.lo) * (self.p1 - self.p0)
 
     def ticks(self) -> list[tuple[float, str]]:
+        """(value, text) of each tick."""
+        if self.fixed is not None:
+            return self.fixed
         if self.log:
-            values = log_ticks(10**self.lo, 10**self.hi)
-            return [(v, log_label(v)) for v in values]
-        values = linear_ticks(self.lo, self.hi, integer=self.integer)
-        return [(v, linear_label(v, values)) for v in values]
+            values = log_ticks(10**self.lo, 10**self.hi, self.target)
+            return [(v, self.label(v) if self.label else log_label(v)) for v in values]
+        values = linear_ticks(self.lo, self.hi, self.target, integer=self.integer)
+        return [(v, self.label(v) if self.label else linear_label(v, values)) for v in values]
 
 
 # ------------------------------------------------------------------------------ drawing
@@ -191,6 +245,20 @@ class Canvas:
         self.image.reduce(SCALE).save(path, format="PNG", compress_level=3)
 
 
+class Key(NamedTuple):
+    """One entry of a legend: a line sample in `style` ("-", "--", ":"; None: no line) `width`
+    pixels wide and/or a `marker` of `size` (its radius in pixels) with an `edge` colour."""
+
+    text: str
+    color: str
+    style: str | None = "-"
+    marker: str | None = None
+    alpha: float = 1.0
+    edge: str | None = None
+    size: float = 3.2
+    width: float = 1.5
+
+
 class Panel:
     """A plot area at `box` = (left, top, right, bottom) pixels with an x axis and one or two y
     axes (`y2` on the right). Nothing is clipped: the axes' limits hold every value drawn (Axis
@@ -203,7 +271,7 @@ class Panel:
         left, top, right, bottom = box
         self.x, self.y = x.to(left, right), y.to(bottom, top)
         self.y2: Axis | None = None
-        self.legend_items: list[tuple[str, str, str, str | None, float]] = []
+        self.legend_items: list[Key] = []
         self._points: list[np.ndarray] = []  # where data were drawn (pixels): legend placement
 
     def right_axis(self, y2: Axis) -> None:
@@ -241,7 +309,29 @@ class Panel:
             for a, b in zip(px[ok], py[ok]):
                 self._marker(a, b, marker, fill)
         if label:
-            self.legend_items.append((label, color, style, marker, alpha))
+            self.legend_items.append(Key(label, color, style, marker, alpha, width=max(1.5, width)))
+
+    def scatter(
+        self,
+        xs: Sequence[float],
+        ys: Sequence[float],
+        color: str,
+        marker: str = "o",
+        size: float = 3.2,
+        alpha: float = 1.0,
+        edge: str | None = None,
+        label: str | None = None,
+    ) -> None:
+        """A marker at each point with both values finite: "o" (circle), "s" (square), "x"
+        (cross) or "*" (star); `size` is the marker's radius in pixels, `edge` an outline."""
+        px, py = self.x.pixels(xs), self.y.pixels(ys)
+        ok = np.isfinite(px) & np.isfinite(py)
+        self._points.append(np.stack([px[ok], py[ok]], axis=1))
+        fill, outline = rgb(color, alpha), None if edge is None else rgb(edge)
+        for a, b in zip(px[ok], py[ok]):
+            self._marker(a, b, marker, fill, size, outline)
+        if label:
+            self.legend_items.append(Key(label, color, None, marker, alpha, edge, size))
 
     def _polyline(
         self, points: list[tuple[float, float]], fill: tuple, width: float, style: str
@@ -256,13 +346,27 @@ class Panel:
             for seg in dashed(points, dash[0] * SCALE, dash[1] * SCALE):
                 self.draw.line(seg, fill=fill, width=w)
 
-    def _marker(self, x: float, y: float, kind: str, fill: tuple, size: float = 3.2) -> None:
-        r = size * SCALE
+    def _marker(
+        self,
+        x: float,
+        y: float,
+        kind: str,
+        fill: tuple,
+        size: float = 3.2,
+        edge: tuple | None = None,
+    ) -> None:
+        r, s = size * SCALE, SCALE
         x, y = x * SCALE, y * SCALE
         if kind == "s":
-            self.draw.rectangle((x - r, y - r, x + r, y + r), fill=fill)
+            self.draw.rectangle((x - r, y - r, x + r, y + r), fill=fill, outline=edge, width=s)
+        elif kind == "x":
+            for d in (1, -1):
+                cross = ((x - r, y - d * r), (x + r, y + d * r))
+                self.draw.line(cross, fill=fill, width=round(1.5 * s))
+        elif kind == "*":
+            self.draw.polygon(star(x, y, r), fill=fill, outline=edge, width=s)
         else:
-            self.draw.ellipse((x - r, y - r, x + r, y + r), fill=fill)
+            self.draw.ellipse((x - r, y - r, x + r, y + r), fill=fill, outline=edge, width=s)
 
     def hline(self, y: float, color: str, style: str = ":", right: bool = False) -> None:
         axis = self.y2 if right and self.y2 is not None else self.y
@@ -271,13 +375,72 @@ class Panel:
             pts = [(self.box[0] * SCALE, py * SCALE), (self.box[2] * SCALE, py * SCALE)]
             self._polyline(pts, rgb(color), 0.8, style)
 
-    def vline(self, x: float, color: str, style: str = ":", label: str | None = None) -> None:
+    def vline(
+        self,
+        x: float,
+        color: str,
+        style: str = ":",
+        label: str | None = None,
+        width: float = 1.0,
+        alpha: float = 1.0,
+    ) -> None:
+        """A vertical line across the panel at x (none outside it), named in the legend when
+        `label` is given."""
         px = float(self.x.pixels([x])[0])
-        if math.isfinite(px):
+        if math.isfinite(px) and self.box[0] - 0.5 <= px <= self.box[2] + 0.5:
             pts = [(px * SCALE, self.box[1] * SCALE), (px * SCALE, self.box[3] * SCALE)]
-            self._polyline(pts, rgb(color), 1.0, style)
+            self._polyline(pts, rgb(color, alpha), width, style)
         if label:
-            self.legend_items.append((label, color, style, None, 1.0))
+            self.legend_items.append(Key(label, color, style, None, alpha))
+
+    def vspan(self, x0: float, x1: float, color: str, alpha: float = 0.12) -> None:
+        """The panel's height between x0 and x1 shaded: `color` laid over what is drawn there
+        with opacity `alpha` (overlapping spans darken; draw them before the data)."""
+        px = sorted(float(v) for v in self.x.pixels([x0, x1]))
+        if not all(math.isfinite(v) for v in px):
+            return
+        s, (left, top, right, bottom) = SCALE, self.box
+        box = (
+            round(max(px[0], left) * s),
+            round(top * s),
+            round(min(px[1], right) * s),
+            round(bottom * s),
+        )
+        if box[2] <= box[0]:
+            return
+        image = self.canvas.image
+        under = image.crop(box)
+        image.paste(Image.blend(under, Image.new("RGB", under.size, rgb(color)), alpha), box)
+
+    def note(self, text: str, size: int = LABEL) -> None:
+        """Text in the middle of the panel ("no finished trials")."""
+        left, top, right, bottom = self.box
+        self.canvas.text(((left + right) / 2, (top + bottom) / 2), text, size=size, anchor="mm")
+
+    def ramp_bar(
+        self, lo: float, hi: float, color: Callable[[float], str], label: str = "", gap: float = 12
+    ) -> None:
+        """A colour bar right of the panel: `color(v)` for v from lo (bottom) to hi (top), with
+        integer ticks and a `label` (what the colours number: trial numbers)."""
+        left, top, right, bottom = self.box
+        x0, x1 = right + gap, right + gap + 14
+        s = SCALE
+        for row in range(round(top * s), round(bottom * s)):
+            v = lo + (bottom * s - row) / ((bottom - top) * s) * (hi - lo)
+            self.draw.line(((x0 * s, row), (x1 * s, row)), fill=rgb(color(v)))
+        self.draw.rectangle((x0 * s, top * s, x1 * s, bottom * s), outline=rgb("black"), width=s)
+        axis = Axis([lo, hi], integer=True, margin=0.0).to(bottom, top)
+        widest = 0.0
+        for value, text in axis.ticks():
+            py = float(axis.pixels([value])[0])
+            self._tick_line(x1, py, x1 + 4, py)
+            self.canvas.text((x1 + 7, py), text, size=TICK, anchor="lm")
+            widest = max(widest, self.draw.textlength(text, font=font(TICK)) / s)
+        if label:
+            middle = (top + bottom) / 2
+            self.canvas.text(
+                (x1 + 7 + widest + 4 + LABEL / 2 + 4, middle), label, size=LABEL, rotate=True
+            )
 
     @property
     def draw(self) -> ImageDraw.ImageDraw:
@@ -355,7 +518,7 @@ class Panel:
             return
         c, (left, top, right, bottom) = self.canvas, self.box
         f = font(LEGEND)
-        width = max(c.draw.textlength(t, font=f) for t, *_ in self.legend_items) / SCALE + 38
+        width = max(c.draw.textlength(k.text, font=f) for k in self.legend_items) / SCALE + 38
         row = LEGEND + 6
         height = row * len(self.legend_items) + 6
         pts = np.concatenate(self._points) if self._points else np.zeros((0, 2))
@@ -382,13 +545,26 @@ class Panel:
             outline=rgb("#cccccc"),
             width=s,
         )
-        for i, (text, color, style, marker, alpha) in enumerate(self.legend_items):
+        for i, k in enumerate(self.legend_items):
             y = y0 + 3 + row * (i + 0.5)
-            pts2 = [((x0 + 6) * s, y * s), ((x0 + 26) * s, y * s)]
-            self._polyline(pts2, rgb(color, alpha), 1.5, style)
-            if marker:
-                self._marker(x0 + 16, y, marker, rgb(color, alpha))
-            c.text((x0 + 32, y), text, size=LEGEND, anchor="lm")
+            if k.style is not None:
+                pts2 = [((x0 + 6) * s, y * s), ((x0 + 26) * s, y * s)]
+                self._polyline(pts2, rgb(k.color, k.alpha), k.width, k.style)
+            if k.marker:
+                edge = None if k.edge is None else rgb(k.edge)
+                size = min(k.size, row / 2 - 1)  # a big star fits its row
+                self._marker(x0 + 16, y, k.marker, rgb(k.color, k.alpha), size, edge)
+            c.text((x0 + 32, y), k.text, size=LEGEND, anchor="lm")
+
+
+def star(x: float, y: float, r: float) -> list[tuple[float, float]]:
+    """The ten corners of a five-pointed star of outer radius r around (x, y), a point up."""
+    inner = r * 0.382  # a regular star: the inner corners lie on the outer ones' chords
+    return [
+        (x + d * math.cos(a), y - d * math.sin(a))
+        for i in range(10)
+        for a, d in [(math.pi / 2 + i * math.pi / 5, r if i % 2 == 0 else inner)]
+    ]
 
 
 def along(px: np.ndarray, py: np.ndarray, per_segment: int = 8) -> np.ndarray:

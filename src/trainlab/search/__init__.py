@@ -9,8 +9,8 @@
   `make_pruner` (name -> builder tables over `trainlab.names`), the sampler classes, round
   barriers (`must_wait`).
 - `trainlab.search.study`: the study's storage, lock, opening and resuming, the leaderboard and
-  the budget used, rounds' boxes, artifacts, URLs as shown, and the plots (`study.plots` imports
-  matplotlib): what the driver writes and the dashboard, ensemble and compare read.
+  the budget used, rounds' boxes, artifacts, URLs as shown, and the plots (`study.plots`, drawn
+  with Pillow): what the driver writes and the dashboard, ensemble and compare read.
 - `trainlab.search.running`: `driver` (`search(config, **options)`, the driver that owns the
   study), `cooperate` (drivers sharing a study), `retest` (`--retest K`); the workers are
   `trainlab.experiments.executors`.

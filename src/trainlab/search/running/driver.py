@@ -763,7 +763,7 @@ class Driver:
 
     def _write_outputs(self, rows: list[dict[str, Any]] | None = None) -> dict[str, str]:
         """leaderboard.csv (of `rows`, the study's leaderboard), the plots and best.yaml."""
-        from trainlab.search.study.plots import (  # matplotlib loads only when plots are drawn
+        from trainlab.search.study.plots import (  # Pillow loads only when plots are drawn
             curves_from_study,
             plot_curves,
             plot_params,

@@ -18,8 +18,8 @@ before anything is touched. The study directory (`runs/search/<study>/`) holds:
 Modules: `storage` (storages, the lock), `outcome` (a finished run -> the trial's record),
 `opening` (create, resume, join, find), `leaderboard` (reading back, the budget used), `rounds`
 (coarse-to-fine boxes), `artifacts` (trials' files across machines), `urls` (URLs as shown),
-`plots` (imports matplotlib: import it directly). The names of the first five are re-exported
-here (``from trainlab.search import study as studies; studies.open_storage(...)``).
+`plots` (the two pictures, drawn with Pillow: import it directly). The names of the first five
+are re-exported here (``from trainlab.search import study as studies; studies.open_storage(...)``).
 """
 
 from trainlab.search.study.leaderboard import (

@@ -1,7 +1,9 @@
 """The lecture's search plots: accuracy against each hyperparameter, and the caviar view.
 
-Figures are drawn with matplotlib's object API on the Agg canvas (no pyplot state, safe in
-worker threads and without a display).
+Drawn with trainlab.report.raster (Pillow), not matplotlib: every `trainlab search` draws both at
+its end, and importing matplotlib plus two constrained-layout figures cost about 1.7 s of the
+search's wall time (issue 30). The pictures keep their sizes (params.png 484 x 385 pixels a
+panel, three panels a row, under a title; curves.png 825 x 506) and what they show.
 """
 
 from __future__ import annotations
@@ -12,28 +14,28 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from matplotlib import colormaps
-from matplotlib.axes import Axes
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.cm import ScalarMappable
-from matplotlib.colors import Normalize
-from matplotlib.figure import Figure
-from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 from optuna.study import Study, StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
+from trainlab.report.raster import LABEL, TAB10, Axis, Canvas, Panel, ramp
 from trainlab.search.space import Dimension, Space
 from trainlab.search.strategies.base import BLOCK_ATTR, ROUND_ATTR
 from trainlab.search.study.rounds import boxes
 
-_PRUNED_COLOR = "0.55"
+PANEL_WIDTH, PANEL_HEIGHT, TITLE_HEIGHT = 484, 385, 44  # params.png, pixels
+PANELS_PER_ROW = 3
+CURVES_WIDTH, CURVES_HEIGHT = 825, 506  # curves.png, pixels
+PRUNED_COLOR = "#8c8c8c"
+BLUE = TAB10[0]
+JITTER = 0.15  # categorical points spread +-0.15 of a category's step (seeded: the same picture)
+Y_TICKS = 8  # about as many value ticks as matplotlib shows (0.1 apart for accuracies)
+RAMP_END = 0.92  # the trial-number ramp stops short of viridis's palest yellow
 
 
-def _save(fig: Figure, path: str | Path) -> Path:
+def _save(canvas: Canvas, path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    FigureCanvasAgg(fig)
-    fig.savefig(path, dpi=110)
+    canvas.save(path)
     return path
 
 
@@ -46,10 +48,11 @@ def _group_of(trial: FrozenTrial) -> tuple[str, int] | None:
     return None
 
 
-def _colors(n: int) -> list[Any]:
-    if n <= 10:
-        return [colormaps["tab10"](i) for i in range(n)]
-    return [colormaps["viridis"](x) for x in np.linspace(0.0, 0.95, n)]
+def _colors(n: int) -> list[str]:
+    """tab10 for up to ten groups, else n colours along the viridis ramp."""
+    if n <= len(TAB10):
+        return list(TAB10[:n])
+    return [ramp(x) for x in np.linspace(0.0, 0.95, n)]
 
 
 def _x_of(dim: Dimension, config_value: Any) -> float:
@@ -64,32 +67,32 @@ def _on_axis(dim: Dimension, trial: FrozenTrial) -> bool:
     return not dim.is_categorical or trial.params[dim.param_name] in dim.choices
 
 
-def _style_axis(ax: Axes, dim: Dimension) -> None:
+def _beta_label(x: float) -> str:
+    return f"{1.0 - x:.6g}"
+
+
+def _x_axis(dim: Dimension) -> tuple[Axis, str]:
+    """The dimension's axis and its label: the choices as named ticks; a log axis for log
+    dimensions; for beta, 1 - beta on a log axis labelled in beta, inverted so that it reads
+    left to right as beta grows."""
     if dim.is_categorical:
-        ax.set_xticks(range(len(dim.choices)))
-        ax.set_xticklabels([str(c) for c in dim.choices])
-        ax.set_xlim(-0.5, len(dim.choices) - 0.5)
-        ax.set_xlabel(dim.name)
-        return
-    low, high = sorted((_x_of(dim, dim.low), _x_of(dim, dim.high)))
-    if dim.log:
-        ax.set_xscale("log")
-        ax.set_xlim(
-            low / 10 ** (0.03 * math.log10(high / low)),
-            high * 10 ** (0.03 * math.log10(high / low)),
-        )
-    else:
-        pad = 0.03 * (high - low)
-        ax.set_xlim(low - pad, high + pad)
+        return Axis.categories([str(c) for c in dim.choices]), dim.name
+    ends = [_x_of(dim, dim.low), _x_of(dim, dim.high)]
     if dim.kind == "beta":
-        # 1 - beta on a log axis, labelled in beta and read left to right as beta grows.
-        ax.xaxis.set_major_locator(LogLocator(base=10))
-        ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{1.0 - x:.6g}"))
-        ax.xaxis.set_minor_formatter(NullFormatter())
-        ax.invert_xaxis()
-        ax.set_xlabel(f"{dim.name} (beta; axis: 1 - beta, log)")
-    else:
-        ax.set_xlabel(f"{dim.name}{' (log)' if dim.log else ''}")
+        axis = Axis(ends, log=True, margin=0.03, invert=True, label=_beta_label)
+        return axis, f"{dim.name} (beta; axis: 1 - beta, log)"
+    axis = Axis(ends, log=dim.log, integer=dim.kind == "int", margin=0.03)
+    return axis, f"{dim.name}{' (log)' if dim.log else ''}"
+
+
+def _last_value(trial: FrozenTrial) -> float:
+    return trial.intermediate_values[max(trial.intermediate_values)]
+
+
+def _xy(
+    trials: Sequence[FrozenTrial], x: Mapping[int, float], y: Mapping[int, float]
+) -> tuple[list[float], list[float]]:
+    return [x[t.number] for t in trials], [y[t.number] for t in trials]
 
 
 def plot_params(
@@ -103,85 +106,80 @@ def plot_params(
 
     Log dimensions get log axes; beta dimensions a log axis of 1 - beta labelled in beta.
     Coarse-to-fine rounds (or blocks) are coloured, and each zoomed round's box is drawn as a
-    shaded span. Pruned trials appear as grey crosses at their last reported value; the best
-    trial is a star.
+    shaded span between dashed edges. Pruned trials appear as grey crosses at their last
+    reported value (a diverged trial's non-finite value is not drawn); the best trial is a gold
+    star. Categorical values are jittered sideways, the same way every time.
     """
     trials = [t for t in study.get_trials(deepcopy=False) if t.state.is_finished()]
     done = [t for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
     pruned = [t for t in trials if t.state == TrialState.PRUNED and t.intermediate_values]
     n = max(1, len(space))
-    ncols = min(3, n)
+    ncols = min(PANELS_PER_ROW, n)
     nrows = math.ceil(n / ncols)
-    fig = Figure(figsize=(4.4 * ncols, 3.5 * nrows + 0.4), layout="constrained")
-    axes = [fig.add_subplot(nrows, ncols, i + 1) for i in range(n)]
+    canvas = Canvas(PANEL_WIDTH * ncols, PANEL_HEIGHT * nrows + TITLE_HEIGHT)
 
     groups = sorted({g for t in done + pruned if (g := _group_of(t)) is not None})
     colors = dict(zip(groups, _colors(len(groups))))
     study_boxes = boxes(study)
     maximize = study.direction == StudyDirection.MAXIMIZE
     best = (max if maximize else min)(done, key=lambda t: t.value) if done else None
+    shown = sorted(done + pruned, key=lambda t: t.number)
+    values = {
+        t.number: t.value if t.state == TrialState.COMPLETE else _last_value(t) for t in shown
+    }
+    y_values = [v for v in values.values() if v is not None and math.isfinite(v)]
     jitter = np.random.default_rng(0)
 
-    for ax, dim in zip(axes, space):
-        _style_axis(ax, dim)
-        ax.set_ylabel(value_label)
-        ax.grid(True, alpha=0.3, which="major")
-        for r, box in enumerate(study_boxes):
-            if r == 0 or dim.name not in box or dim.is_categorical:
+    for i, dim in enumerate(space):
+        row, col = divmod(i, ncols)
+        x0, y0 = col * PANEL_WIDTH, TITLE_HEIGHT + row * PANEL_HEIGHT
+        box = (x0 + 72, y0 + 10, x0 + PANEL_WIDTH - 18, y0 + PANEL_HEIGHT - 52)
+        x_axis, x_label = _x_axis(dim)
+        panel = Panel(canvas, box, x_axis, Axis(y_values, target=Y_TICKS))
+        panel.grid()
+        for r, zoom in enumerate(study_boxes):
+            if r == 0 or dim.name not in zoom or dim.is_categorical:
                 continue
-            low, high = sorted(_x_of(dim, v) for v in box[dim.name])
-            color = colors.get(("round", r), "0.5")
-            ax.axvspan(low, high, color=color, alpha=0.12, lw=0)
-            ax.axvline(low, color=color, alpha=0.5, lw=0.8, ls="--")
-            ax.axvline(high, color=color, alpha=0.5, lw=0.8, ls="--")
+            low, high = sorted(_x_of(dim, v) for v in zoom[dim.name])
+            color = colors.get(("round", r), "#808080")
+            panel.vspan(low, high, color, alpha=0.12)
+            for edge in (low, high):
+                panel.vline(edge, color, style="--", width=1.2, alpha=0.5)
 
-        def xs(ts: Sequence[FrozenTrial], dim: Dimension = dim) -> np.ndarray:
-            values = [space.config_values(t.params).get(dim.name) for t in ts]
-            if dim.is_categorical:
-                index = [dim.choices.index(v) for v in values]
-                return np.array(index, float) + jitter.uniform(-0.15, 0.15, len(index))
-            return np.array([_x_of(dim, v) for v in values], float)
+        on_axis = [t for t in shown if _on_axis(dim, t)]
+        config = {t.number: space.config_values(t.params).get(dim.name) for t in on_axis}
+        if dim.is_categorical:
+            offsets = jitter.uniform(-JITTER, JITTER, len(on_axis))
+            x = {
+                t.number: dim.choices.index(config[t.number]) + dx
+                for t, dx in zip(on_axis, offsets)
+            }
+        else:
+            x = {number: _x_of(dim, v) for number, v in config.items()}
 
         usable = [t for t in done if _on_axis(dim, t)]
         for group in groups or [None]:
             members = [t for t in usable if _group_of(t) == group]
             if members:
                 label = f"{group[0]} {group[1]}" if group else "trials"
-                ax.scatter(
-                    xs(members),
-                    [t.value for t in members],
-                    s=22,
-                    color=colors.get(group, "tab:blue"),
-                    alpha=0.85,
-                    label=label,
-                    edgecolors="none",
-                )
+                color = colors.get(group, BLUE)
+                panel.scatter(*_xy(members, x, values), color, size=3.6, alpha=0.85, label=label)
         cut = [t for t in pruned if _on_axis(dim, t)]
         if cut:
-            last = [t.intermediate_values[max(t.intermediate_values)] for t in cut]
-            ax.scatter(xs(cut), last, s=18, marker="x", color=_PRUNED_COLOR, label="pruned")
+            panel.scatter(*_xy(cut, x, values), PRUNED_COLOR, marker="x", label="pruned")
         if best is not None and _on_axis(dim, best):
-            ax.scatter(
-                xs([best]),
-                [best.value],
-                s=140,
-                marker="*",
-                color="gold",
-                edgecolors="black",
-                linewidths=0.8,
-                zorder=5,
-                label="best",
-            )
+            xy = _xy([best], x, values)
+            panel.scatter(*xy, "gold", marker="*", size=9.0, edge="black", label="best")
         if not usable and not cut:
-            ax.text(
-                0.5, 0.5, "no finished trials", ha="center", va="center", transform=ax.transAxes
-            )
+            panel.note("no finished trials")
+        panel.frame(xlabel=x_label, ylabel=value_label)
+        if i == 0 and (done or pruned):
+            panel.legend()
 
-    if axes and (done or pruned):
-        axes[0].legend(fontsize=7, loc="best", framealpha=0.8)
     kind = "coarse to fine, boxes shaded" if study_boxes else f"{len(trials)} trials"
-    fig.suptitle(f"{study.study_name}: {value_label} vs hyperparameters ({kind})", fontsize=10)
-    return _save(fig, path)
+    title = f"{study.study_name}: {value_label} vs hyperparameters ({kind})"
+    canvas.text((canvas.width / 2, TITLE_HEIGHT / 2), title, size=LABEL, anchor="mm")
+    return _save(canvas, path)
 
 
 def curves_from_study(study: Study) -> dict[int, list[float]]:
@@ -203,43 +201,45 @@ def plot_curves(
 ) -> Path:
     """The caviar view: every trial's validation accuracy per epoch in one figure.
 
-    Each trial is a thin line coloured by trial number (a pruned trial's line simply stops); the
-    trial with the best value at any epoch is drawn thick and named in the legend.
+    Each trial is a thin line coloured by trial number (a bar right of the panel reads the
+    colours; a pruned trial's line simply stops, a diverged trial's non-finite epochs are gaps);
+    the trial with the best value at any epoch is drawn thick and named in the legend.
     """
-    fig = Figure(figsize=(7.5, 4.6), layout="constrained")
-    ax = fig.add_subplot(1, 1, 1)
-    ax.set_xlabel("epoch")
-    ax.set_ylabel(value_label)
-    ax.grid(True, alpha=0.3)
-    # a diverged trial's NaN/inf epochs are gaps in its line
+    canvas = Canvas(CURVES_WIDTH, CURVES_HEIGHT)
     curves = {k: [v if math.isfinite(v) else math.nan for v in c] for k, c in curves.items()}
     curves = {k: c for k, c in curves.items() if any(not math.isnan(v) for v in c)}
+    finite = [v for c in curves.values() for v in c if not math.isnan(v)]
+    longest = max((len(c) for c in curves.values()), default=1)
+    box = (72, 34, CURVES_WIDTH - 100, CURVES_HEIGHT - 52)
+    panel = Panel(canvas, box, Axis([1, longest], integer=True), Axis(finite, target=Y_TICKS))
+    panel.grid()
     if not curves:
-        ax.text(0.5, 0.5, "no curves", ha="center", va="center", transform=ax.transAxes)
+        panel.note("no curves")
     else:
         pick = max if maximize else min
         best = pick(curves, key=lambda k: pick(v for v in curves[k] if not math.isnan(v)))
         numbers = sorted(curves)
-        cmap = colormaps["viridis"]
-        norm = Normalize(vmin=numbers[0], vmax=max(numbers[-1], numbers[0] + 1))
+        lo, hi = numbers[0], max(numbers[-1], numbers[0] + 1)
+
+        def color(number: float) -> str:
+            return ramp(RAMP_END * (number - lo) / (hi - lo))
+
         for number in numbers:
             if number == best:
                 continue
             values = curves[number]
-            epochs = np.arange(1, len(values) + 1)
-            color = cmap(0.92 * norm(number))
-            ax.plot(epochs, values, lw=0.9, alpha=0.6, color=color)
-            ax.plot(epochs[-1:], values[-1:], "o", ms=2.5, alpha=0.7, color=color)
-        fig.colorbar(ScalarMappable(norm=norm, cmap=cmap), ax=ax, label="trial number", pad=0.01)
+            epochs = list(range(1, len(values) + 1))
+            panel.line(epochs, values, color(number), width=1.4, alpha=0.6)
+            panel.scatter(epochs[-1:], values[-1:], color(number), size=1.9, alpha=0.7)
         values = curves[best]
         top = pick(v for v in values if not math.isnan(v))
-        ax.plot(
-            np.arange(1, len(values) + 1),
-            values,
-            lw=2.4,
-            color="black",
-            label=f"best: trial {best} ({top:.3f})",
-        )
-        ax.legend(loc="lower right", fontsize=8)
-    ax.set_title(title or f"caviar view: {len(curves)} trials, one curve each", fontsize=10)
-    return _save(fig, path)
+        label = f"best: trial {best} ({top:.3f})"
+        panel.line(range(1, len(values) + 1), values, "black", width=3.6, label=label)
+        panel.ramp_bar(lo, hi, color, label="trial number")
+    panel.frame(
+        title=title or f"caviar view: {len(curves)} trials, one curve each",
+        xlabel="epoch",
+        ylabel=value_label,
+    )
+    panel.legend()
+    return _save(canvas, path)
