@@ -14,9 +14,12 @@ Measured from each command's launch, the same rule for both:
 
 The ratios are trainlab's over the script's in the same round; the median of the rounds is
 reported. trainlab's phases, from its launch: `cli_s` (interpreter + the CLI's import),
-`workers_started_s` (its local workers spawned), `plan_s`, `study_s` (storage + data + study
-open), `workers_ready_s` (every worker has loaded torch and the trainer), and the driver's
-`per_epoch_report_ms` and `per_finished_trial_ms`.
+`workers_started_s` (its local workers spawned), `plan_s`, `study_s` (storage + study open +
+the data: prepared by the first worker, waited for before the first trial), `workers_ready_s`
+(every worker has loaded torch and the trainer), `driver_cpu_s` (the CPU seconds the driver
+process has used when it hands out its first trial: on a machine of few cores the driver's
+work delays the workers' start), and the driver's `per_epoch_report_ms` and
+`per_finished_trial_ms`.
 
     python bench/search_startup.py [--rounds 3] [--trials 8] [--epochs 10]
       [--storage sqlite|journal] [--json]
@@ -109,6 +112,13 @@ def child(work: Path, storage: str, trials: int, epochs: int) -> None:
     setattr(command, name, driver_wrapped)  # the parser is built in cli_main, after this
     wrap(executors.LocalExecutor, "start", after="workers_started")
     wrap(executors.LocalExecutor, "submit", after="first_submit")
+    submit = executors.LocalExecutor.submit
+
+    def submit_cpu(self: Any, *args: Any, **kwargs: Any) -> Any:
+        marks.setdefault("driver_cpu", time.process_time())  # CPU seconds, not a time.time()
+        return submit(self, *args, **kwargs)
+
+    executors.LocalExecutor.submit = submit_cpu
     wrap(executors.LocalExecutor, "wait_ready", after="ready")
     cfg = trainlab_config(work, "tpe", trials, epochs)
     argv = ["search", str(cfg), "--json", "--storage", storage, "--study", "tpe"]
@@ -137,6 +147,7 @@ def run_trainlab(work: Path, storage: str, trials: int, epochs: int) -> dict[str
     if out.returncode != 0:
         raise RuntimeError(f"trainlab child exited {out.returncode}: {out.stderr[-2000:]}")
     got = json.loads(out.stdout.strip().splitlines()[-1])
+    driver_cpu = got["marks"].pop("driver_cpu", None)
     m = {k: v - launch for k, v in got["marks"].items()}
     epochs_ms = [s for kind, s in got["handled"] if kind == "epoch"]
     trials_ms = [s for kind, s in got["handled"] if kind != "epoch"]
@@ -147,6 +158,7 @@ def run_trainlab(work: Path, storage: str, trials: int, epochs: int) -> dict[str
         "study_s": m["first_fill"] - m["run"],
         "first_submit_s": m["first_submit"],
         "workers_ready_s": m["ready"],
+        "driver_cpu_s": driver_cpu,
         "startup_s": m["first_epoch"] - got["first_epoch_seconds"],
         "first_result_s": m["first_done"],
         "total_s": m["end"],

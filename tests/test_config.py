@@ -14,6 +14,29 @@ def test_three_line_config_gets_lecture_defaults(write_config):
     assert cfg.schedule.name == "constant"  # the lecture: no decay unless asked
 
 
+def test_the_optimizer_defaults_written_as_data_are_the_classes_own():
+    """trainlab.optimizer_defaults (read by the config without torch) holds each optimizer
+    class's constructor defaults: argument for argument, in order, of the same type; and every
+    config default is the class's with the lecture's settings on top."""
+    import inspect
+
+    from trainlab import optimizer_defaults
+    from trainlab.optim import registry
+
+    assert set(optimizer_defaults.CLASS_DEFAULTS) == set(registry.CLASSES)
+    for name, cls in registry.CLASSES.items():
+        params = inspect.signature(cls.__init__).parameters
+        own = [(k, p.default) for k, p in params.items() if k not in ("self", "params")]
+        written = list(optimizer_defaults.CLASS_DEFAULTS[name].items())
+        assert written == own, name
+        assert [type(v) for _, v in written] == [type(v) for _, v in own], name
+    for name in registry.OPTIMIZERS:
+        assert registry.defaults(name) == optimizer_defaults.defaults(name)
+        section = validate({"optim": {"name": name}}).optim.model_dump(exclude={"name"})
+        want = {k: v for k, v in registry.defaults(name).items() if k in section}
+        assert section == want, name
+
+
 def test_yaml_11_exponent_strings_are_floats(write_config):
     cfg = load_config(write_config("optim: {name: sgd, lr: 1e-3, weight_decay: 5e-4}\n"))
     assert cfg.optim.lr == pytest.approx(1e-3) and isinstance(cfg.optim.lr, float)

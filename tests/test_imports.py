@@ -133,6 +133,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "trainlab.locking",
             "trainlab.dotted",
             "trainlab.lazy",
+            "trainlab.optimizer_defaults",
         ),
     ),
     ("runs: the run directory's one owner", ("trainlab.rundir",)),
@@ -194,8 +195,8 @@ RULES = [
     (
         ("trainlab.optim", "trainlab.schedules"),
         "only",
-        ("trainlab.optim", "trainlab.errors", "trainlab.names"),
-        "optim and schedules import only torch, the standard library and two leaves",
+        ("trainlab.optim", "trainlab.errors", "trainlab.names", "trainlab.optimizer_defaults"),
+        "optim and schedules import only torch, the standard library and three leaves",
     ),
     (LEAVES, "only", LEAVES, "the shared leaves import only each other"),
     (("trainlab.rundir",), "only", LEAVES, "the run-directory owner needs no torch or Optuna"),
@@ -498,3 +499,40 @@ def test_the_search_draws_its_plots_without_matplotlib(tmp_path):
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
     assert (tmp_path / "params.png").stat().st_size > 0 and (tmp_path / "curves.png").exists()
+
+
+def test_a_local_search_driver_loads_no_torch(tmp_path):
+    """`trainlab search`'s driver with a local executor imports no torch while it plans, opens
+    the study and takes its first trials (config validation reads the optimizers' defaults as
+    data, the first worker prepares the data): torch is the workers' to load, and on a small
+    machine the driver's own import of it would slow theirs."""
+    import subprocess
+    import sys
+
+    config = tmp_path / "exp.yaml"
+    config.write_text(
+        "data: {name: spirals}\nmodel: {kind: mlp, width: 8, depth: 1}\n"
+        "optim: {name: adam}\ntrain: {epochs: 1}\n"
+        "search:\n  strategy: tpe\n  trials: 4\n  space:\n"
+        "    optim.lr: loguniform(1e-3, 1e-1)\n    optim.name: choice([sgd, adamw, lbfgs])\n"
+    )
+    code = (
+        "import sys\n"
+        "from trainlab.search import study as studies\n"
+        "from trainlab.search.running import driver\n"
+        f"p = driver.plan({str(config)!r}, driver.SearchOptions(out='study'))\n"
+        "d = driver.Driver(p, driver.SearchOptions())\n"
+        "assert d.data_in_worker\n"
+        "storage = studies.open_storage('sqlite:///study.db')\n"
+        "d._open_study(storage)\n"
+        "for _ in range(2):  # trials 0 and 1 (lag 1: trial 2 would wait for trial 0)\n"
+        "    number, values = d.search.ask()\n"
+        "    driver.sampled_config(p.base, values, None, p.optim_keys)\n"
+        "heavy = ('torch', 'trainlab.data', 'trainlab.optim')\n"
+        "print(sorted(m for m in heavy if m in sys.modules))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=tmp_path
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"

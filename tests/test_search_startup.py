@@ -148,13 +148,55 @@ def test_a_mistake_found_after_the_workers_started_is_one_line_and_ends_them(
     assert not (tmp_path / "runs" / "search" / "exp").exists()
 
 
+@pytest.mark.parametrize("storage", ["sqlite", "journal"])
+def test_a_data_mistake_is_one_line_from_the_first_worker_before_any_trial(
+    tmp_path, capsys, recorded, storage
+):
+    """The driver loads no data (no torch); the first worker prepares it before any trial is
+    handed out: a data mistake is still one line, exit 2, with no trial run, no study left in
+    the storage (a shared journal's study is not even created) or on disk, and no worker left
+    running."""
+    import optuna
+
+    from trainlab.search import study as studies
+
+    path = write(tmp_path, {"trials": 2, "workers": 2, "space": SPACE})
+    text = open(path).read().replace("{name: spirals}", "{name: npz, path: missing.npz}")
+    open(path, "w").write(text)
+    url = f"sqlite:///{tmp_path}/s.db" if storage == "sqlite" else f"journal:///{tmp_path}/s.log"
+    assert main(["search", path, "--storage", url]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("trainlab search: data.path") and "\n" not in err, err
+    assert len(recorded) == 2 and not any(w.process.is_alive() for w in recorded)
+    assert not (tmp_path / "runs" / "search" / "exp").exists()
+    opened = studies.open_storage(url)
+    assert optuna.get_all_study_names(opened) == []
+    studies.close_storage(opened)
+
+
+def test_the_first_worker_prepares_the_data_its_first_trial_trains_on(tmp_path):
+    """`Prepare` keeps the splits a trial of the same data section then takes as they are."""
+    config = driver.plan(write(tmp_path, {"trials": 2, "space": SPACE}), driver.SearchOptions())
+    kept: dict = {}
+    event = run_job(executors.Prepare(config.base["data"]), lambda e, v: False, kept)
+    assert event.kind == "done" and event.result == {"warnings": []}
+    prepared = kept["splits"]
+    trial, _ = driver.sampled_config(config.base, {"optim.lr": 1e-2})
+    assert run_job(Job(0, trial, str(tmp_path / "t0")), lambda e, v: False, kept).kind == "done"
+    assert kept["splits"] is prepared
+    bad = executors.Prepare({**config.base["data"], "name": "npz"})
+    event = run_job(bad, lambda e, v: False, kept)
+    assert event.kind == "error" and event.result == {"user": True}
+    assert event.message.startswith("data.path")
+
+
 def test_ctrl_c_during_start_up_leaves_no_worker(tmp_path, capsys, monkeypatch, recorded):
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    for name in ("plan", "_warm_data"):
+    for where, name in ((driver, "plan"), (executors.LocalExecutor, "prepared")):
         with monkeypatch.context() as m:
-            m.setattr(driver, name, interrupted)
+            m.setattr(where, name, interrupted)
             cfg = write(tmp_path, {"trials": 2, "workers": 2, "space": SPACE})
             assert main(["search", cfg]) == 130
             assert "interrupted" in capsys.readouterr().err

@@ -26,7 +26,7 @@ from pydantic import (
 from trainlab import names
 from trainlab.dotted import get_path, set_path
 from trainlab.errors import UserError, excerpt
-from trainlab.optim.registry import FULL_BATCH, defaults
+from trainlab.optimizer_defaults import FULL_BATCH, defaults
 
 
 class Section(BaseModel):
@@ -200,7 +200,8 @@ class ModelConfig(Section):
 # ------------------------------------------------------------------------------------ optimizers
 Betas = tuple[Annotated[float, Field(ge=0, lt=1)], Annotated[float, Field(ge=0, lt=1)]]
 # Every default below is the optimizer's own (torch's) with the lecture's settings on top, from
-# one place: trainlab.optim.registry (docs/optimizers.md lists where they differ).
+# one place that imports no torch: trainlab.optimizer_defaults (docs/optimizers.md lists where
+# they differ).
 _D = {name: defaults(name) for name in names.OPTIMIZERS}
 
 

@@ -56,6 +56,18 @@ class Job:
 
 
 @dataclass
+class Prepare:
+    """Prepare a search's data in a worker before its first trial (`LocalExecutor.prepare`): the
+    splits are kept for its trials (`_kept_data`), a data mistake or warning goes back to the
+    driver, which then imports no torch itself, and a generated data set is in the cache
+    before the other workers read it."""
+
+    data: dict[str, Any]  # the base experiment's ``data:`` section (JSON form)
+    search_dirs: tuple[str, ...] = ()
+    number: int = -1  # not a trial
+
+
+@dataclass
 class Event:
     kind: str  # epoch | done | error
     number: int
@@ -80,15 +92,21 @@ def usable_cores() -> int:
 
 
 def run_job(
-    job: Job, report: Callable[[int, float | None], bool], kept: dict[str, Any] | None = None
+    job: Job | Prepare,
+    report: Callable[[int, float | None], bool],
+    kept: dict[str, Any] | None = None,
 ) -> Event:
-    """Train `job` in this process; `report(epoch, val_accuracy)` returns True to stop.
+    """Train `job` in this process; `report(epoch, val_accuracy)` returns True to stop (a
+    `Prepare` only prepares the data into `kept`: `_prepared`).
 
     Returns a ``done`` event with the result dict, or an ``error`` event with the message
     (a user's mistake in one line, anything else with its traceback). `kept`: a dict that
     lives across the jobs of this process, where the data is kept between trials
     (`_kept_splits`).
     """
+
+    if isinstance(job, Prepare):
+        return _prepared(job, kept if kept is not None else {})
 
     import torch
 
@@ -124,15 +142,39 @@ def _kept_splits(job: Job, kept: dict[str, Any]) -> Any:
     is a function of them (seeded by data.seed), so a trial trains on the same tensors as if
     it had prepared them itself. Only in-memory splits are kept (streamed ones read their
     files as they go); None: the trial prepares its own."""
-    from trainlab.config import DataConfig  # heavy: torch, in the worker only
+    return _kept_data(job.config["data"], job.search_dirs, kept)
+
+
+def _kept_data(data: dict[str, Any], search_dirs: tuple[str, ...], kept: dict[str, Any]) -> Any:
+    """`_kept_splits` of a ``data:`` section (JSON form) and plugin folders."""
+    from trainlab.config import DataConfig  # pydantic: loaded after the workers started
     from trainlab.data import Splits, prepare  # heavy: torch, in the worker only
 
-    key = json.dumps([job.config["data"], job.search_dirs], sort_keys=True, default=str)
+    key = json.dumps([data, search_dirs], sort_keys=True, default=str)
     if kept.get("data_key") != key:
         kept.pop("splits", None)  # one data set at a time: the memory of one
-        splits = prepare(DataConfig.model_validate(job.config["data"]), search_dirs=job.search_dirs)
+        splits = prepare(DataConfig.model_validate(data), search_dirs=search_dirs)
         kept["data_key"], kept["splits"] = key, splits if isinstance(splits, Splits) else None
     return kept["splits"]
+
+
+def _prepared(job: Prepare, kept: dict[str, Any]) -> Event:
+    """Prepare `job`'s data into `kept`: a ``done`` event whose result lists the data's
+    warnings (``{"warnings": [...]}``, for the driver to show once), or an ``error`` event: a
+    data mistake's one line (result ``{"user": True}``), else the traceback."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", DataWarning)
+        try:
+            _kept_data(job.data, tuple(job.search_dirs), kept)
+        except UserError as exc:
+            return Event("error", job.number, message=str(exc), result={"user": True})
+        except Exception:
+            return Event("error", job.number, message=traceback.format_exc(limit=-4).strip())
+    said = [str(w.message) for w in caught if issubclass(w.category, DataWarning)]
+    for w in caught:  # any other warning is shown here, as it would have been
+        if not issubclass(w.category, DataWarning):
+            warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+    return Event("done", job.number, result={"warnings": list(dict.fromkeys(said))})
 
 
 # --------------------------------------------------------------------------- in-process
@@ -264,6 +306,7 @@ class LocalExecutor:
         self.slots = workers
         self.threads = threads
         self._workers: list[_Worker] = []
+        self._preparing: _Worker | None = None  # the worker preparing the data (`prepare`)
 
     def start(self, count: int | None = None) -> LocalExecutor:
         """Start idle workers now, up to `count` (default: every slot) started in all; returns
@@ -303,6 +346,42 @@ class LocalExecutor:
                     except (EOFError, OSError):
                         pass
                     w.ready = True
+
+    def prepare(self, data: dict[str, Any], search_dirs: tuple[str, ...] = ()) -> None:
+        """Have the first worker (started here if none is) prepare the search's data before its
+        first trial, while the driver goes on; `prepared` waits for the outcome. Jobs are
+        submitted after that (the worker is busy until then). Once per executor."""
+        if self._preparing is not None:
+            return
+        if not self._workers:
+            self.start(1)
+        worker = self._workers[0]
+        worker.job = Prepare(data, tuple(search_dirs))  # type: ignore[assignment]
+        worker.conn.send(worker.job)
+        self._preparing = worker
+
+    def prepared(self) -> Event | None:
+        """The outcome of `prepare` (`_prepared`'s event; None when nothing was asked or the
+        worker died meanwhile: its data is then prepared by each trial, whose error says what
+        went wrong). Reads the worker's ``ready`` on the way."""
+        w, self._preparing = self._preparing, None
+        if w is None or w.job is None:
+            return None
+        while True:
+            if w.conn.poll(0.2):
+                try:
+                    message = w.conn.recv()
+                except (EOFError, OSError):  # it died: `submit` replaces it
+                    w.job = None
+                    return None
+                if message[0] == "ready":
+                    w.ready = True
+                elif message[0] == "event":
+                    w.job = None
+                    return message[1]
+            elif not w.process.is_alive():
+                w.job = None
+                return None
 
     def submit(self, job: Job) -> None:
         for dead in [w for w in self._workers if w.job is None and not w.process.is_alive()]:
@@ -600,6 +679,12 @@ class RayExecutor:
             ray.shutdown()
 
 
+def takes_over(kind: str, started: LocalExecutor | None, threads: int) -> bool:
+    """Whether `make_executor` uses the local workers `started` ahead for an executor of
+    `kind` whose workers run `threads` torch threads each."""
+    return kind == "local" and started is not None and started.threads == threads
+
+
 def make_executor(
     kind: str,
     workers: int,
@@ -613,7 +698,8 @@ def make_executor(
     `note` gets one-line remarks for the user (a Ray trial re-run after its node died).
     `started`: local workers started ahead (`LocalExecutor.start`), used for a local executor
     of as many threads, cut to `workers`; the caller ends them when another is returned."""
-    if kind == "local" and started is not None and started.threads == threads:
+    if takes_over(kind, started, threads):
+        assert started is not None
         started.limit(workers)
         return started
     if kind == "ray":

@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from trainlab import names
+from trainlab import names, optimizer_defaults
 from trainlab.errors import UserError
 from trainlab.optim.adagrad import Adagrad
 from trainlab.optim.adam import Adam, AdamW
@@ -17,28 +17,25 @@ from trainlab.optim.newton import Newton
 from trainlab.optim.rmsprop import RMSprop
 from trainlab.optim.sgd import SGD
 
+#: class name (as trainlab.optimizer_defaults writes it) -> the class
+CLASSES: dict[str, type[torch.optim.Optimizer]] = {
+    cls.__name__: cls for cls in (SGD, Adagrad, RMSprop, Adam, AdamW, LBFGS, Newton)
+}
+
 #: name -> (class, the lecture's settings where they differ from the class's own defaults), with
 #: exactly the names of trainlab.names.OPTIMIZERS. The classes keep torch.optim's defaults
-#: (drop-in); the lecture's settings are merged onto them in one place, defaults(), which the
-#: config schemas and create() both read. docs/optimizers.md lists each.
+#: (drop-in); the lecture's settings and every default a config gets are data, in one place:
+#: trainlab.optimizer_defaults (the config schemas read them there without importing torch;
+#: tests/test_config.py holds its copy of the classes' defaults to their signatures).
+#: docs/optimizers.md lists each.
 OPTIMIZERS: dict[str, tuple[type[torch.optim.Optimizer], dict[str, Any]]] = names.covers(
-    {
-        "sgd": (SGD, {"lr": 1e-2}),  # torch: 1e-3
-        "momentum": (SGD, {"lr": 1e-2, "momentum": 0.9}),  # the lecture's rho = 0.9; torch: 0
-        "nesterov": (SGD, {"lr": 1e-2, "momentum": 0.9, "nesterov": True}),
-        "adagrad": (Adagrad, {}),
-        "rmsprop": (RMSprop, {"lr": 1e-3}),  # the lecture's RMSProp lr; torch: 1e-2
-        "adam": (Adam, {}),
-        "adamw": (AdamW, {}),
-        "lbfgs": (LBFGS, {"line_search_fn": "strong_wolfe"}),  # torch: None (fixed step lr)
-        "newton": (Newton, {"damping": 1e-4}),  # keeps the Hessian invertible; class: 0
-    },
+    {name: (CLASSES[cls], preset) for name, (cls, preset) in optimizer_defaults.LECTURE.items()},
     names.OPTIMIZERS,
     "trainlab.optim.registry.OPTIMIZERS",
 )
 
 #: optimizers meant for full-batch, deterministic problems (one step sees the whole data set)
-FULL_BATCH = frozenset(names.FULL_BATCH_OPTIMIZERS)
+FULL_BATCH = optimizer_defaults.FULL_BATCH
 
 
 def arguments(name: str) -> list[str]:
@@ -49,11 +46,9 @@ def arguments(name: str) -> list[str]:
 
 def defaults(name: str) -> dict[str, Any]:
     """Every argument of optimizer `name` with its default as a config gets it: the class's
-    (torch's) defaults, with the lecture's settings on top."""
-    cls, preset = _lookup(name)
-    params = inspect.signature(cls.__init__).parameters
-    own = {k: p.default for k, p in params.items() if k not in ("self", "params")}
-    return {**own, **preset}
+    (torch's) defaults, with the lecture's settings on top (trainlab.optimizer_defaults)."""
+    _lookup(name)
+    return optimizer_defaults.defaults(name.strip().lower())
 
 
 def _lookup(name: str) -> tuple[type[torch.optim.Optimizer], dict[str, Any]]:

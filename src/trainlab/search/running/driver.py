@@ -22,6 +22,13 @@ Workers: never more than the trials left to run (re-tests included), started whe
 handed to them; above the machine's CPU cores the display gets a one-line note. `trainlab search`
 starts its local workers before it reads the config (`SearchOptions.started`, a guess at their
 number): the driver takes them over here, ending those above the runs left.
+
+Data: with local workers the driver imports no torch. The first worker prepares the data
+(`LocalExecutor.prepare`) and keeps it for its trials; no trial is handed out before it has: a
+data mistake is one line, the data's warnings are shown once, a generated set is in the cache
+before the other workers read it. A new study of one driver (SQLite) is opened meanwhile and
+deleted again on a data mistake; a resumed or shared study is touched only once the data is
+good. On Ray or inline the driver prepares it itself (`_warm_data`), before the study is touched.
 """
 
 from __future__ import annotations
@@ -44,14 +51,13 @@ from optuna.trial import Trial, TrialState
 
 from trainlab.config import ExperimentConfig, known_path, read_yaml, to_yaml, validate
 from trainlab.config import apply_overrides as apply_set
-from trainlab.data import prepare
-from trainlab.data.given import data_override
-from trainlab.errors import UserError
+from trainlab.errors import UserError, warn
 from trainlab.experiments.executors import (
     Event,
     Job,
     LocalExecutor,
     make_executor,
+    takes_over,
     usable_cores,
 )
 from trainlab.report.progress import View, open_view, percent, shows
@@ -336,6 +342,10 @@ class Driver:
         self.stale_watch: cooperate.StaleWatch | None = None
         self.store: Any = None  # the artifact store, when trials' files are uploaded
         self._last_watch = -math.inf
+        # a local search's data is prepared by its first worker (the driver loads no torch)
+        self.data_in_worker = not options.inline and p.search.executor == "local"
+        self._early: LocalExecutor | None = None  # workers started ahead, preparing the data
+        self._data_done = False
 
     # -- budget
 
@@ -352,6 +362,10 @@ class Driver:
         done) -> open the storage and take the study lock -> open the study and start the
         executor -> run the trials (and the re-test) -> finish (leaderboard, plots, best.yaml)."""
         start = time.perf_counter()
+        started = self.options.started
+        if self.data_in_worker and takes_over("local", started, self.options.threads):
+            self._early = started  # its first worker prepares while the storage opens
+            self._early.prepare(self.p.base["data"], self.p.search_dirs)
         with studies.optuna_info_hidden(), self._storage_locked() as storage:
             with self._undone_on_mistake():  # every check before the study is created or changed
                 opened = self._open_study(storage)
@@ -407,10 +421,13 @@ class Driver:
             raise
 
     def _open_study(self, storage: Any) -> studies.Opened:
-        """Create, resume or join the study (the data checked first), then set up cooperation
-        and the study's ask/tell."""
+        """Create, resume or join the study (the data checked first, except for a new study of
+        one driver whose first worker prepares it meanwhile: `_start_executor`), then set up
+        cooperation and the study's ask/tell."""
         p = self.p
-        _warm_data(p.experiment, p.search_dirs)
+        if not self.data_in_worker or self.options.resume or self.shared:
+            # a study others use, or one being resumed, is changed with the data known good
+            self._check_data(self._early)
         sig = studies.signature(p.space, p.search.strategy, to_yaml(p.experiment))
         opened = studies.open_study(
             storage,
@@ -428,8 +445,11 @@ class Driver:
         return opened
 
     def _start_executor(self) -> None:
-        """The workers, capped at the study's runs left (so the study is opened first); when
-        they cannot start (no Ray, say), a study this driver created is taken back."""
+        """The workers, capped at the study's runs left (so the study is opened first); local
+        ones all started now, the first preparing the data (`_data_checked`); when they cannot
+        start (no Ray, say) or the data is a mistake, a study this driver created is taken
+        back."""
+        self.executor: Any = None
         try:
             kind = INLINE if self.options.inline else self.p.search.executor
             self.workers = self._workers(kind)
@@ -444,10 +464,40 @@ class Driver:
             )
             if started is not None and self.executor is not started:
                 started.close(kill=True)  # another executor: the early workers end here
+            if self.data_in_worker and isinstance(self.executor, LocalExecutor):
+                self.executor.start()  # every worker now: their imports overlap the first's data
+                self._check_data(self.executor)
         except BaseException:
+            if self.executor is not None and self.executor is not started:
+                self.executor.close(kill=True)
             if not self.options.resume and not self.shared:
                 optuna.delete_study(study_name=self.p.name, storage=self.storage)
             raise
+
+    def _check_data(self, executor: LocalExecutor | None) -> None:
+        """Prepare the data once before any trial runs: in `executor`'s first worker, or here
+        (`_warm_data`) without one; a data mistake is one line."""
+        if self._data_done:
+            return
+        if executor is None:
+            _warm_data(self.p.experiment, self.p.search_dirs)
+        else:
+            executor.prepare(self.p.base["data"], self.p.search_dirs)  # unless asked already
+            self._data_checked(executor.prepared())
+        self._data_done = True
+
+    def _data_checked(self, prepared: Event | None) -> None:
+        """The first worker's preparation of the data (`LocalExecutor.prepare`): a data mistake
+        is one line, the data's warnings are shown once here (the workers keep quiet); None
+        (the worker died): each trial prepares its own and says what fails."""
+        if prepared is None:
+            return
+        if prepared.kind == "error":
+            if (prepared.result or {}).get("user"):
+                raise UserError(prepared.message)
+            raise RuntimeError(f"preparing the data failed in a worker:\n{prepared.message}")
+        for message in (prepared.result or {}).get("warnings", []):
+            warn(message)
 
     @contextlib.contextmanager
     def _executor_closed(self) -> Iterator[None]:
@@ -780,8 +830,11 @@ class Driver:
 
 
 def _warm_data(cfg: ExperimentConfig, search_dirs: tuple[str, ...] = ()) -> None:
-    """Build the data once here: a data mistake is one line before any trial runs, and
-    generated sets (MNIST-1D) land in the cache before the workers race to make them."""
+    """Build the data once here (a search on Ray or inline; a local one's first worker does it,
+    `LocalExecutor.prepare`): a data mistake is one line before any trial runs, and generated
+    sets (MNIST-1D) land in the cache before the workers race to make them."""
+    from trainlab.data import prepare  # heavy: torch
+
     prepare(cfg.data, search_dirs=search_dirs)
 
 
@@ -809,6 +862,8 @@ def search(
 
         options = replace(options, overrides=[*options.overrides, factory_override(model)])
     if data is not None:
+        from trainlab.data.given import data_override  # heavy: torch (the caller has it)
+
         options = replace(options, overrides=[*options.overrides, data_override(data, True)])
     p = plan(config, options)
     if display is None and shows(verbose):

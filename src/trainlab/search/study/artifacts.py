@@ -13,18 +13,16 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from optuna.artifacts import (
-    FileSystemArtifactStore,
-    download_artifact,
-    get_all_artifact_meta,
-    upload_artifact,
-)
 from optuna.storages import BaseStorage
 from optuna.study import Study
 from optuna.trial import FrozenTrial, Trial
 
 from trainlab.errors import UserError
+
+if TYPE_CHECKING:
+    from optuna.artifacts import FileSystemArtifactStore
 
 ARTIFACTS_ATTR = "trainlab:artifacts"
 
@@ -43,11 +41,15 @@ def store_for(directory: str | Path) -> FileSystemArtifactStore:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UserError(f"--artifacts: cannot create {path} ({exc.strerror})") from None
+    from optuna.artifacts import FileSystemArtifactStore  # only where a store is used
+
     return FileSystemArtifactStore(str(path))
 
 
 def upload(store: FileSystemArtifactStore, trial: Trial, run_dir: Path) -> int:
     """Upload the run directory's files (top level) as the trial's artifacts; how many."""
+    from optuna.artifacts import upload_artifact  # only where a store is used
+
     n = 0
     for path in sorted(Path(run_dir).glob("*")):
         if path.is_file() and not path.name.endswith(".tmp"):
@@ -69,6 +71,12 @@ def fetch(study: Study, trial: FrozenTrial, run_dir: Path, given: str | Path | N
     where = store_dir(study, given)
     if where is None:
         return False
+    from optuna.artifacts import (  # only where a store is used
+        FileSystemArtifactStore,
+        download_artifact,
+        get_all_artifact_meta,
+    )
+
     storage: BaseStorage = study._storage
     metas = get_all_artifact_meta(trial, storage=storage)
     if not metas:
