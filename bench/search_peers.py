@@ -31,6 +31,11 @@ Each way runs as its own command (start-up included), one after the other. Repor
   not spent in training epochs (train + evaluation): (2 x that span - sum of epoch seconds) /
   trials: a trial's start-up (model, data loaders, a worker process), storage, reporting,
   checkpoints, idle slots (a coarse-to-fine round waits for its slowest trial);
+- `lag_wait_s`: trainlab only, per trial, the worker time free workers sat idle because the lag
+  held back the next trial (`search.lag`: trial n waits for the trials below n - lag; the
+  driver's `lag_wait_seconds`), a part of `overhead_s`; `machinery_s`: `overhead_s` less
+  that, what the search's machinery costs (for the peers, which hold no worker back, their
+  `overhead_s`);
 - `wall_s` (start-up and the final report or plots included) and `trials_per_min` over it;
 - with the optuna way in the run, each other way's start-up, first result, overhead and wall
   time over the Optuna script's (a second table; `vs_optuna` in --json).
@@ -362,8 +367,13 @@ def read_traces(work: Path, pattern: str) -> list[dict[str, Any]]:
     return list(last.values())
 
 
-def run_way(way: str, work: Path, trials: int, epochs: int) -> tuple[float, float, list[dict]]:
-    """Run one way as its own command(s); returns (start, wall seconds, per-trial rows)."""
+def run_way(
+    way: str, work: Path, trials: int, epochs: int
+) -> tuple[float, float, list[dict], float | None]:
+    """Run one way as its own command(s); returns (start, wall seconds, per-trial rows, the
+    worker seconds the lag held free workers idle: trainlab's, None for a peer or a trainlab
+    that does not say)."""
+    lag_wait = None
     me = [sys.executable, str(Path(__file__).resolve())]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     start = time.time()
@@ -381,7 +391,9 @@ def run_way(way: str, work: Path, trials: int, epochs: int) -> tuple[float, floa
         rows = trainlab_trace(work, strategy, storage)
         # its first trials are asked before the worker processes start; as for the peers, whose
         # processes start before their first trial, the loop starts with the workers ready
-        loop = json.loads(out.stdout)["loop_seconds"]
+        result = json.loads(out.stdout)
+        loop = result["loop_seconds"]
+        lag_wait = result.get("lag_wait_seconds")
         last = max((r["time"] for r in rows), default=start)
         for r in rows:
             r["started"] = max(r["started"], last - loop)
@@ -406,16 +418,20 @@ def run_way(way: str, work: Path, trials: int, epochs: int) -> tuple[float, floa
         if out.returncode != 0:
             raise RuntimeError(f"ray tune exited {out.returncode}: {out.stderr[-2000:]}")
         rows = read_traces(work, "trace-tune.jsonl")
-    return start, time.time() - start, rows
+    return start, time.time() - start, rows, lag_wait
 
 
-def summarize(start: float, wall: float, rows: list[dict], target: float) -> dict[str, Any]:
+def summarize(
+    start: float, wall: float, rows: list[dict], target: float, lag_wait: float | None = None
+) -> dict[str, Any]:
     reached = [r["time"] - start for r in rows if r["best_val"] >= target]
     best = max(rows, key=lambda r: r["best_val"]) if rows else None
     train_s = sum(r["train_s"] for r in rows)
     n = len(rows)
     first = min((r["started"] for r in rows), default=start)
     last = max((r["time"] for r in rows), default=start)
+    overhead = round((WORKERS * (last - first) - train_s) / n, 2) if n else None
+    waited = round(lag_wait / n, 2) if n and lag_wait is not None else None
     return {
         "trials": n,
         "wall_s": round(wall, 1),
@@ -428,7 +444,9 @@ def summarize(start: float, wall: float, rows: list[dict], target: float) -> dic
         "train_s": round(train_s, 1),
         "startup_s": round(first - start, 1),
         "loop_s": round(last - first, 1),
-        "overhead_s": round((WORKERS * (last - first) - train_s) / n, 2) if n else None,
+        "overhead_s": overhead,
+        "lag_wait_s": waited,
+        "machinery_s": None if overhead is None or waited is None else round(overhead - waited, 2),
     }
 
 
@@ -443,6 +461,8 @@ COLUMNS = (  # header, key, format
     ("trials/min", "trials_per_min", ".1f"),
     ("epochs", "epochs", "d"),
     ("overhead s/trial", "overhead_s", ".2f"),
+    ("lag wait s/trial", "lag_wait_s", ".2f"),
+    ("machinery s/trial", "machinery_s", ".2f"),
 )
 
 
@@ -466,6 +486,7 @@ RATIOS = (
     ("start-up", "startup_s"),
     ("first result", "first_result_s"),
     ("overhead/trial", "overhead_s"),
+    ("machinery/trial", "machinery_s"),
     ("wall", "wall_s"),
 )
 
@@ -536,8 +557,10 @@ def main(argv: list[str] | None = None) -> int:
                         "error": "ray[tune] is not installed (pip install 'trainlab[ray]')"
                     }
                     continue
-            start, wall, rows = run_way(way, work, trials, epochs)
-            results[way] = summarize(start, wall, rows, target)
+            start, wall, rows, lag_wait = run_way(way, work, trials, epochs)
+            if not way.startswith("trainlab"):
+                lag_wait = 0.0  # a peer holds no worker back: its overhead is all machinery
+            results[way] = summarize(start, wall, rows, target, lag_wait)
             if not args.json:
                 print(f"{way}: {results[way]}", file=sys.stderr, flush=True)
     setup = {"trials": trials, "epochs": epochs, "target": target, "workers": WORKERS}

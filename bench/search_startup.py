@@ -175,7 +175,7 @@ def run_trainlab(work: Path, storage: str, trials: int, epochs: int) -> dict[str
 def run_optuna(work: Path, trials: int, epochs: int) -> dict[str, float]:
     from search_peers import run_way
 
-    start, wall, rows = run_way("optuna", work, trials, epochs)
+    start, wall, rows, _ = run_way("optuna", work, trials, epochs)
     traces = [json.loads(line) for p in work.glob("trace-optuna-*.jsonl") for line in open(p)]
     first_lines = {}
     for row in traces:  # a trial's first line is its first epoch

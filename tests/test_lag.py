@@ -121,6 +121,61 @@ def test_ask_tell_with_many_in_flight_gives_the_sequential_trials(strategy):
         assert simulate(1, strategy, lag=0, order=0)[0] != one  # the lag changes what it reads
 
 
+def test_a_trial_judged_where_it_trains_gets_the_answers_report_gives():
+    """`Search.local_pruning`, taken when a trial is asked, answers each report as
+    `Search.report` does when it comes (the lag froze the view), with trials in flight
+    finishing in a random order; and the driver's rule: never stopped at its last epoch."""
+    search = Search(SPACE, strategy="tpe", trials=24, seed=0, lag=2, pruner="median")
+    rng = random.Random(5)
+    running, answers = {}, []
+    while search.remaining or running:
+        while len(running) < 3 and search.can_ask():
+            number, params = search.ask()
+            running[number] = params, search.local_pruning(number, last_step=3)
+        number = rng.choice(sorted(running))
+        params, local = running.pop(number)
+        assert local is not None  # with the pruner's start-up trials finished, or before them
+        pruned = False
+        for step in (1, 2, 3):
+            value = score(params) - 1.0 + 0.3 * step
+            here = search.report(number, step, value)
+            answers.append(here)
+            assert local.report(step, value) == (here and step < 3)
+            if here:
+                pruned = True
+                break
+        search.tell(number, None if pruned else score(params), pruned=pruned)
+    assert True in answers and False in answers
+
+
+@pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
+def test_only_pruners_that_read_complete_trials_alone_are_judged_where_trials_train():
+    def asked(pruner):
+        search = Search(SPACE, strategy="random", trials=4, pruner=pruner)
+        return search.local_pruning(search.ask()[0])
+
+    assert asked("median") is not None and asked("none") is not None
+    assert asked(optuna.pruners.PatientPruner(optuna.pruners.MedianPruner(), patience=1))
+    assert asked(optuna.pruners.ThresholdPruner(lower=0.1)) is not None
+    assert asked("halving") is None  # writes its rungs to the storage as it prunes
+
+    class Mine(optuna.pruners.MedianPruner):  # a user's own: may read anything
+        pass
+
+    assert asked(Mine()) is None
+    # a trial handed out while one below its number - lag still runs (an enqueued retry on a
+    # shared storage is asked at once): that one's result may enter its view later, so no
+    search = Search(SPACE, strategy="random", trials=9, pruner="median", lag=1)
+    search.pruner._n_startup_trials = 0  # the pruner judges from the first trial on
+    first, _ = search.ask()
+    search.ask()
+    search.study.enqueue_trial({"lr": 0.01, "dropout": 0.1, "act": "relu"})
+    number, _ = search.ask()
+    assert number == 2 and search.local_pruning(number) is None
+    search.tell(first, 0.5)
+    assert search.local_pruning(number) is not None
+
+
 def test_ask_is_refused_until_the_trials_it_reads_are_told():
     search = Search(SPACE, strategy="tpe", trials=20, seed=0, lag=1, tpe_startup_trials=0)
     first, _ = search.ask()
@@ -242,7 +297,16 @@ def test_driver_finishing_out_of_order_gives_the_one_worker_trials(folder, monke
     """More slots than lag + 1, trials finishing last-first: the study of one worker."""
     executor = LastFirst(3)
     monkeypatch.setattr(driver, "make_executor", lambda *a, **k: executor)
-    many = run(folder, "many", workers=3)
+    result = driver.search(
+        folder / "exp.yaml",
+        study="many",
+        storage=f"sqlite:///{folder}/hpo.db",
+        out=str(folder / "many"),
+        verbose=False,
+        workers=3,
+    )
+    assert result.lag_wait_seconds > 0  # a third slot waits for the lag, by design
+    many = run_done(folder, "many")
     assert executor.order != sorted(executor.order)
     one = run_done(folder, "one")
     assert many == one
@@ -254,15 +318,35 @@ def run_done(folder, name):
     return listed(study.get_trials())
 
 
-def test_two_worker_processes_give_the_one_worker_trials(folder, capsys):
+def test_two_worker_processes_give_the_one_worker_trials(folder, capsys, monkeypatch):
     """The issue's check: `trainlab search` with 2 worker processes and auto (and the median
     pruner) gives the same trials as one worker, with the same lag. (Without the lag they
-    differ: with two workers auto's model is fitted before the previous trial's result.)"""
+    differ: with two workers auto's model is fitted before the previous trial's result.)
+    The workers judge their trials themselves (Job.pruning, no round trip per epoch), the one
+    inline worker asks the driver: the same pruned trials at the same epochs."""
+    events = []
+    handle = driver.Driver._handle
+
+    def spied(self, event):
+        events.append(event)
+        return handle(self, event)
+
+    monkeypatch.setattr(driver.Driver, "_handle", spied)
+    fills = []
+    fill = driver.Driver._fill
+    monkeypatch.setattr(driver.Driver, "_fill", lambda self: fills.append(1) or fill(self))
     url = f"sqlite:///{folder}/hpo.db"
     flags = ["--study", "two", "--storage", url, "--out", str(folder / "two"), "--workers", "2"]
     assert main(["search", str(folder / "exp.yaml"), *flags, "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["workers"] == 2
-    assert run_done(folder, "two") == run_done(folder, "one")
+    two = run_done(folder, "two")
+    assert two == run_done(folder, "one")
+    reports = [e for e in events if e.kind == "epoch"]
+    pruned = {number for number, state, *_ in two if state == "PRUNED"}
+    assert pruned and {e.number for e in reports if e.stop} == pruned  # stopped in the worker
+    assert all(e.stop is not None for e in reports if e.number >= 7)  # 6 start-up + lag 1
+    # the next trial is looked for when a trial ends, not after every epoch's report
+    assert len(fills) <= 1 + sum(e.kind != "epoch" for e in events) < len(events)
 
 
 def test_trials_before_the_readers_start_need_no_wait():

@@ -6,6 +6,16 @@ say and passes each `Event` to `handle`: per-epoch validation accuracy (``epoch`
 returns True to stop the trial, which the trainer records as ``pruned``), a finished run
 (``done``) or a trial that raised or whose worker died (``error``).
 
+The per-epoch protocol: a job without `Job.pruning` asks the driver after each epoch and waits
+for the answer (a round trip). A job with one (local workers only, `LocalExecutor.judges_locally`:
+the driver hands out the trial's `LocalPruning`, the pruner with the view it reads, frozen by
+the lag) is judged in the worker: the worker sends the epoch's value with its own decision
+(`Event.stop`) and trains on without waiting; the driver records it in the study as before. When
+`handle` still returns True for such a report (the trial was judged dead by another driver on a
+shared storage), the executor sends the worker an unsolicited stop, which the worker reads,
+without waiting, at its next epoch's end. Messages on a worker's pipe keep their order, so a
+trial's reports always reach the driver before its ``done``.
+
 Local workers are started with the spawn context, run one torch thread each (also when there is
 only one worker, so speed-ups compare like with like) and die with the driver: a thread in each
 worker polls ``os.getppid()``, and a closed pipe (the driver is gone) ends a worker waiting for
@@ -52,6 +62,9 @@ class Job:
     threads: int = 1  # torch intra-op threads of the worker
     keep: tuple[str, ...] | None = TRIAL_KEEPS  # files kept in the run directory; None: all
     report: bool = True  # send per-epoch values (pruning; re-tests: the live display only)
+    # the trial's LocalPruning (trainlab.search.strategies.pruners): the worker judges each
+    # epoch itself and does not wait for the driver; None: it asks the driver (a round trip)
+    pruning: Any = None
     search_dirs: tuple[str, ...] = ()  # absolute folders where plugins are looked up (config's)
 
 
@@ -76,6 +89,9 @@ class Event:
     result: dict[str, Any] | None = None
     message: str = ""
     files: dict[str, bytes] = field(default_factory=dict)  # Ray: the kept files, to write here
+    # epoch: the worker's own decision (True: it stops the trial), taken with the job's
+    # LocalPruning; nothing is answered. None: the worker waits for `handle`'s answer
+    stop: bool | None = None
 
 
 Handler = Callable[[Event], bool | None]
@@ -243,26 +259,65 @@ def _worker_main(conn: Connection, parent: int, threads: int) -> None:
     except OSError:
         return
 
-    def ask(epoch: int, value: float | None) -> bool:
-        try:
-            conn.send(("epoch", epoch, value))
-            return bool(conn.recv())
-        except (EOFError, OSError):
-            os._exit(3)
-
     kept: dict[str, Any] = {}  # what this worker keeps between its trials (the data)
     while True:
         try:
-            job = conn.recv()
+            job = _next_job(conn)
         except (EOFError, OSError):
             job = None
         if job is None:
             _exit_now()
-        event = run_job(job, ask, kept)
+        report = _ask_driver(conn) if job.pruning is None else _judge_here(conn, job)
+        event = run_job(job, report, kept)
         try:
             conn.send(("event", event))
         except (BrokenPipeError, OSError):
             _exit_now()
+
+
+def _stale_stop(message: Any) -> bool:
+    """An unsolicited ("stop", number) that arrived after its trial had ended."""
+    return isinstance(message, tuple) and message[:1] == ("stop",)
+
+
+def _next_job(conn: Connection) -> Job | None:
+    """The next job (None: end), past any stop sent for a trial that has ended meanwhile."""
+    while _stale_stop(message := conn.recv()):
+        pass
+    return message
+
+
+def _ask_driver(conn: Connection) -> Callable[[int, float | None], bool]:
+    """A job's reports as round trips: send the epoch's value, wait for the driver's answer."""
+
+    def ask(epoch: int, value: float | None) -> bool:
+        try:
+            conn.send(("epoch", epoch, value))
+            while _stale_stop(answer := conn.recv()):
+                pass
+            return bool(answer)
+        except (EOFError, OSError):
+            os._exit(3)
+
+    return ask
+
+
+def _judge_here(conn: Connection, job: Job) -> Callable[[int, float | None], bool]:
+    """A job's reports judged here by its `LocalPruning`: send the value with the decision and
+    train on; stop also when the driver has sent ("stop", number) for this trial."""
+    pruning, stop_message = job.pruning, ("stop", job.number)
+
+    def judge(epoch: int, value: float | None) -> bool:
+        stop = pruning.report(epoch, value)
+        try:
+            conn.send(("report", epoch, value, stop))
+            while conn.poll(0):
+                stop = conn.recv() == stop_message or stop
+        except (EOFError, OSError):
+            os._exit(3)
+        return stop
+
+    return judge
 
 
 def _exit_now() -> NoReturn:
@@ -300,6 +355,8 @@ class LocalExecutor:
     """Up to `workers` worker processes on this machine (spawn), one torch thread each by
     default; a worker is started when a job is submitted and no started one is idle, or ahead
     of any job with `start` (they load torch and the trainer meanwhile)."""
+
+    judges_locally = True  # a job's LocalPruning runs in its worker (module docstring)
 
     def __init__(self, workers: int, threads: int = 1) -> None:
         self._ctx = multiprocessing.get_context("spawn")
@@ -410,19 +467,7 @@ class LocalExecutor:
             if w.job is None:
                 continue
             if ready is w.conn:
-                try:
-                    message = w.conn.recv()
-                except (EOFError, OSError):
-                    continue  # the sentinel says why
-                if message[0] == "ready":
-                    w.ready = True
-                    continue
-                if message[0] == "epoch":
-                    stop = handle(Event("epoch", w.job.number, message[1], message[2]))
-                    w.conn.send(bool(stop))
-                else:
-                    w.job = None
-                    handle(message[1])
+                _read(w, handle)
             elif not w.process.is_alive():
                 job, w.job = w.job, None
                 code = w.process.exitcode
@@ -433,6 +478,30 @@ class LocalExecutor:
     def close(self, kill: bool = False) -> None:
         workers, self._workers = self._workers, []
         _end(workers, kill)
+
+
+def _read(w: _Worker, handle: Handler) -> None:
+    """Pass on what a busy worker has sent so far (reports judged in the worker come in bursts:
+    it does not wait for them), up to its trial's end."""
+    while w.job is not None:
+        try:
+            message = w.conn.recv()
+        except (EOFError, OSError):
+            return  # the sentinel says why
+        kind, number = message[0], w.job.number
+        if kind == "ready":
+            w.ready = True
+        elif kind == "epoch":  # a round trip: the worker waits for the answer
+            w.conn.send(bool(handle(Event("epoch", number, message[1], message[2]))))
+        elif kind == "report":  # judged in the worker; True here: stop it all the same
+            if handle(Event("epoch", number, message[1], message[2], stop=message[3])):
+                with contextlib.suppress(OSError):
+                    w.conn.send(("stop", number))
+        else:
+            w.job = None
+            handle(message[1])
+        if not w.conn.poll(0):
+            return
 
 
 def _end(workers: list[_Worker], kill: bool) -> None:

@@ -44,6 +44,7 @@ The ask/tell form, for loops the user owns::
 
 from __future__ import annotations
 
+import copy
 import inspect
 import math
 import time
@@ -77,6 +78,7 @@ from trainlab.search.strategies.lagged import (
     history_from,
     reads_history,
 )
+from trainlab.search.strategies.pruners import FrozenView, LocalPruning, judges_alone
 from trainlab.search.study import INTERRUPTED, OUTCOME, counted, open_storage, optuna_info_hidden
 
 STRATEGIES = names.STRATEGIES
@@ -242,11 +244,19 @@ class Search:
         of an earlier round (its box comes from their results; `strategies.must_wait`), or for
         running trials numbered below its number minus ``lag`` (its proposal or pruning reads
         them: `waits_for`)."""
-        return (
-            self.remaining > 0
-            and not must_wait(self.study, self.sampler)
-            and self.waits_for() is None
-        )
+        return self.held_by() is None
+
+    def held_by(self) -> str | None:
+        """Why the next trial may not be asked now: ``"budget"`` (spent), ``"round"`` (an
+        earlier round must finish first) or ``"lag"`` (a trial it reads must finish first:
+        `waits_for`); None when it may (`can_ask`)."""
+        if self.remaining <= 0:
+            return "budget"
+        if must_wait(self.study, self.sampler):
+            return "round"
+        if self.waits_for() is not None:
+            return "lag"
+        return None
 
     def reads_results(self) -> bool:
         """Whether the sampler or the pruner reads other trials' results (then the lag holds
@@ -292,9 +302,36 @@ class Search:
 
     def report(self, number: int, step: int, value: float) -> bool:
         """Record an intermediate value; True when the pruner says to stop this trial."""
-        trial = self.trial(number)
-        trial.report(float(value), step)
-        return self._prunes(trial)
+        self.record(number, step, value)
+        return self._prunes(self.trial(number))
+
+    def record(self, number: int, step: int, value: float) -> None:
+        """Record an intermediate value without asking the pruner (it was asked where the trial
+        runs: `local_pruning`)."""
+        self.trial(number).report(float(value), step)
+
+    def local_pruning(self, number: int, last_step: float = math.inf) -> LocalPruning | None:
+        """Trial `number`'s pruning as an object its worker runs alone (`LocalPruning`: the
+        same answers as `report`, epoch for epoch, without asking this process), or None when
+        `report` must be asked: the pruner writes to the storage or may read more than the
+        complete trials (`judges_alone`: successive halving, a pruner of the user's own), the
+        study has several objectives, or the trial's view may still change: a trial below
+        ``number - lag`` is unfinished (its result would enter the view later) and the trial
+        is not one the pruner judges before it has its start-up trials (`history_from`: those
+        views hold too few complete trials to prune, whatever finishes). `last_step`: the
+        trial's last epoch (never stopped there)."""
+        pruner = self.pruner
+        if not judges_alone(pruner) or len(self.study.directions) > 1:
+            return None
+        if number >= history_from(pruner, self.lag):
+            below = number - self.lag
+            if first_unfinished(self.study.get_trials(deepcopy=False), below) is not None:
+                return None
+        study = self.study if self._kept is None else self._kept
+        view = LaggedStudy(study, number, self.lag, _settled)
+        complete = view.get_trials(deepcopy=True, states=(TrialState.COMPLETE,))
+        trial = copy.deepcopy(self.trial(number)._get_latest_trial())
+        return LocalPruning(pruner, FrozenView(self.study.direction, complete), trial, last_step)
 
     def tell(self, number: int, value: float | None, *, pruned: bool = False) -> None:
         """Finish a trial: its value, or PRUNED (`pruned`), or FAIL (None or NaN)."""

@@ -92,6 +92,7 @@ SETTINGS = ("strategy", "trials", "workers", "executor", "pruner", "retest", "re
 if not set(SETTINGS) <= set(SearchConfig.model_fields):
     raise AssertionError(f"SETTINGS: {set(SETTINGS) - set(SearchConfig.model_fields)}")
 INLINE = "inline"  # executor="inline" (Python API, tests): trials run in this process
+FILL_SECONDS = 0.5  # shared storage: how often the next trial is looked for without an event
 
 
 @dataclass
@@ -138,6 +139,9 @@ class SearchResult:
     best: dict[str, Any] | None
     seconds: float
     loop_seconds: float = 0.0  # from the workers being ready to the last trial's end
+    # worker-seconds free workers sat idle because the lag held back the next trial (its
+    # trials below n - lag had not all finished): the price of a reproducible parallel search
+    lag_wait_seconds: float = 0.0
     leaderboard: list[dict[str, Any]] = field(default_factory=list)
     workers: int = 0  # the workers the search used (search.workers, capped at the work left)
     retest: list[dict[str, Any]] | None = None  # one entry per re-tested configuration
@@ -152,6 +156,7 @@ class SearchResult:
             "best": self.best,
             "seconds": self.seconds,
             "loop_seconds": self.loop_seconds,
+            "lag_wait_seconds": self.lag_wait_seconds,
             "workers": self.workers,
             "leaderboard": self.leaderboard,
             "plots": self.plots,
@@ -336,6 +341,10 @@ class Driver:
         self.epochs: dict[int, int] = {}  # epochs each running trial trains for
         self.keep = None if options.keep_all else TRIAL_KEEPS
         self.loop_seconds = 0.0
+        self.lag_wait_seconds = 0.0  # SearchResult.lag_wait_seconds
+        self._held: tuple[float, int] = (0.0, 0)  # since when, how many free workers the lag holds
+        self._ended = False  # a trial of this driver ended (a worker freed) since the last _fill
+        self._last_fill = -math.inf
         self.workers = 0
         self.shared = studies.is_shared(p.storage_url)  # drivers cooperate (cooperate.py)
         self.heartbeat: cooperate.Heartbeat | None = None
@@ -568,17 +577,26 @@ class Driver:
 
     def _loop(self) -> None:
         """Launch trials into free slots until the budget is spent; the search loop's time
-        (`loop_seconds`) starts when the first wave's workers are ready (torch imported)."""
+        (`loop_seconds`) starts when the first wave's workers are ready (torch imported).
+
+        The next trial is looked for when one of this driver's trials has ended (only that frees
+        a worker or changes what the search may ask, on a storage of its own) and, on a shared
+        storage, at least every `FILL_SECONDS` (other drivers' trials end there too); not after
+        each epoch report."""
         self._fill()
         if hasattr(self.executor, "wait_ready"):
             self.executor.wait_ready()
         loop_start = time.perf_counter()
+        self._held = (time.perf_counter(), self._held[1])  # the lag's waiting counts from here
         while self.running or self._others_running():
             if self.running:
-                self.executor.step(self._handle, timeout=0.5)
+                self.executor.step(self._handle, timeout=FILL_SECONDS)
             else:  # other drivers' trials: wait for them (or for their retries to hand out)
-                time.sleep(0.5)
-            self._fill()
+                time.sleep(FILL_SECONDS)
+            due = self.shared and time.monotonic() - self._last_fill >= FILL_SECONDS
+            if self._ended or due or not self.running:
+                self._fill()
+        self._count_lag_wait(0)
         self.loop_seconds = time.perf_counter() - loop_start
 
     def _others_running(self) -> bool:
@@ -596,12 +614,25 @@ class Driver:
         spent and no round (or block) must first finish; its box (or the values it holds)
         comes from those results, which also makes a parallel coarse-to-fine search
         independent of the order trials finish in."""
+        self._ended, self._last_fill = False, time.monotonic()
         self._recover_stale()
+        held = 0
         while self.executor.free() > 0:
             with cooperate.budget_lock(self.storage, self.p.storage_url, self.p.name):
-                if not self.search.can_ask():
-                    return
+                reason = self.search.held_by()
+                if reason is not None:
+                    held = self.executor.free() if reason == "lag" else 0
+                    break
                 self._launch()
+        self._count_lag_wait(held)
+
+    def _count_lag_wait(self, held: int) -> None:
+        """Add the idle worker time since the last count (`_held`) to `lag_wait_seconds`; from
+        now on `held` free workers wait for the lag."""
+        now = time.perf_counter()
+        since, before = self._held
+        self.lag_wait_seconds += before * (now - since)
+        self._held = (now, held)
 
     def _recover_stale(self) -> None:
         """Shared storage, once a heartbeat interval: dead drivers' trials become interrupted
@@ -642,9 +673,16 @@ class Driver:
             number, {k: v for k, v in values.items() if k not in unused}, config["train"]["epochs"]
         )
         dirs = self.p.search_dirs
-        self.executor.submit(Job(number, config, str(out), keep=self.keep, search_dirs=dirs))
+        job = Job(number, config, str(out), keep=self.keep, search_dirs=dirs)
+        if getattr(self.executor, "judges_locally", False):  # no round trip per epoch
+            job.pruning = self.search.local_pruning(number, config["train"]["epochs"])
+        self.executor.submit(job)
 
     def _handle(self, event: Event) -> bool | None:
+        """An executor's event: an epoch's report (recorded; judged here unless the worker
+        judged it, `Event.stop`: True stops the trial), or a trial's end (recorded)."""
+        if event.kind != "epoch":
+            self._ended = True  # its worker is free: look for the next trial
         trial = self.running.get(event.number)
         if trial is None:
             return False
@@ -653,6 +691,10 @@ class Driver:
             if event.value is None or not math.isfinite(event.value):
                 return False
             try:
+                if event.stop is not None:  # judged in the worker (Job.pruning): record only
+                    self.search.record(event.number, event.epoch, event.value)
+                    self.last[event.number] = float(event.value)
+                    return False
                 prune = self.search.report(event.number, event.epoch, event.value)
             except optuna.exceptions.UpdateFinishedTrialError:
                 return True  # judged dead by another driver (its retry runs): stop this run
@@ -822,6 +864,7 @@ class Driver:
             best=best_out,
             seconds=round(seconds, 3),
             loop_seconds=round(self.loop_seconds, 3),
+            lag_wait_seconds=round(self.lag_wait_seconds, 3),
             workers=self.workers,
             leaderboard=rows,
             retest=retest,

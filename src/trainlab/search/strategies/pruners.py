@@ -1,10 +1,19 @@
-"""The pruners' parts of our own: a coarse-to-fine trial judged within its round, and a study's
-complete trials listed once per finished trial."""
+"""The pruners' parts of our own: a coarse-to-fine trial judged within its round, a study's
+complete trials listed once per finished trial, and a trial judged where it trains
+(`LocalPruning`).
+
+`LocalPruning`'s contract: for a pruner that `judges_alone` (its answer is a function of the
+study's COMPLETE trials, its direction and the trial's own reports, and it writes nothing) and a
+view that can no longer change (under the lag, trial n's pruner reads the trials below n - lag,
+all finished when n starts: `Search.local_pruning` checks), `LocalPruning.report` gives for each
+epoch exactly the answer the driver's `Search.report` would, with no round trip to the driver.
+"""
 
 from __future__ import annotations
 
 import copy
-from collections.abc import Sequence
+import math
+from collections.abc import Container, Sequence
 from typing import Any
 
 import optuna
@@ -83,3 +92,81 @@ class SameRoundPruner(optuna.pruners.BasePruner):
         if round_index is None:
             return self.base.prune(study, trial)
         return self.base.prune(_RoundView(study, round_index), trial)  # type: ignore[arg-type]
+
+
+def judges_alone(pruner: optuna.pruners.BasePruner) -> bool:
+    """Whether `pruner`'s answer reads nothing but the study's COMPLETE trials, its direction and
+    the trial's own reports, and writes nothing: Optuna's median, percentile, threshold, nop and
+    patient (over one of those) pruners, exactly those classes (a subclass may read more), and
+    `SameRoundPruner` over one of them. Successive halving and Hyperband write to the storage as
+    they prune; a pruner of the user's own may read anything."""
+    kind = type(pruner)
+    plain = (
+        optuna.pruners.MedianPruner,
+        optuna.pruners.PercentilePruner,
+        optuna.pruners.ThresholdPruner,
+        optuna.pruners.NopPruner,
+    )
+    if kind in plain:
+        return True
+    if kind is optuna.pruners.PatientPruner:
+        wrapped = pruner._wrapped_pruner  # type: ignore[attr-defined]
+        return wrapped is None or judges_alone(wrapped)
+    if kind is SameRoundPruner:
+        return judges_alone(pruner.base)  # type: ignore[attr-defined]
+    return False
+
+
+class FrozenView:
+    """A study as a `judges_alone` pruner reads it, fixed: its direction and its COMPLETE trials
+    (those of the trial's lagged view). Asking for other trials is a mistake of the caller
+    (`judges_alone` let a pruner through that reads them): RuntimeError."""
+
+    def __init__(self, direction: optuna.study.StudyDirection, complete: list[FrozenTrial]) -> None:
+        self.direction = direction
+        self._complete = complete
+
+    @property
+    def directions(self) -> list[optuna.study.StudyDirection]:
+        return [self.direction]
+
+    def get_trials(
+        self, deepcopy: bool = True, states: Container[TrialState] | None = None
+    ) -> list[FrozenTrial]:
+        if states is None or list(states) != [TrialState.COMPLETE]:
+            raise RuntimeError(f"FrozenView holds the COMPLETE trials only, not {states}")
+        return copy.deepcopy(self._complete) if deepcopy else list(self._complete)
+
+    def _get_trials(
+        self,
+        deepcopy: bool = True,
+        states: Container[TrialState] | None = None,
+        use_cache: bool = False,
+    ) -> list[FrozenTrial]:
+        return self.get_trials(deepcopy, states)
+
+
+class LocalPruning:
+    """One trial's pruning, run where the trial trains: the pruner, the frozen view its answers
+    read (`FrozenView`), the trial as it was handed out, and its last epoch. `report` records an
+    epoch's value on the trial and answers as the driver would (see the module docstring):
+    a missing or non-finite value is not recorded and never stops the trial, a step reported
+    twice keeps its first value (Optuna's `Trial.report`), and a trial is never stopped at its
+    last epoch (that saves nothing and loses a result). Picklable: it travels with the job."""
+
+    def __init__(
+        self,
+        pruner: optuna.pruners.BasePruner,
+        view: FrozenView,
+        trial: FrozenTrial,
+        last_step: float = math.inf,
+    ) -> None:
+        self.pruner, self.view, self.trial, self.last_step = pruner, view, trial, last_step
+
+    def report(self, step: int, value: float | None) -> bool:
+        """True: stop the trial (pruned)."""
+        if value is None or not math.isfinite(value):
+            return False
+        self.trial.intermediate_values.setdefault(int(step), float(value))
+        prune = bool(self.pruner.prune(self.view, self.trial))  # type: ignore[arg-type]
+        return prune and step < self.last_step
