@@ -267,7 +267,8 @@ def _worker_main(conn: Connection, parent: int, threads: int) -> None:
             job = None
         if job is None:
             _exit_now()
-        report = _ask_driver(conn) if job.pruning is None else _judge_here(conn, job)
+        pruning = getattr(job, "pruning", None)  # a Prepare (the data) reports nothing
+        report = _ask_driver(conn) if pruning is None else _judge_here(conn, job)
         event = run_job(job, report, kept)
         try:
             conn.send(("event", event))
