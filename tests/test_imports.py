@@ -536,3 +536,27 @@ def test_a_local_search_driver_loads_no_torch(tmp_path):
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+def test_a_run_that_compiles_nothing_loads_no_dynamo(tmp_path):
+    """A training run whose optimizer never compiles (a small model, no torch.compile) does not
+    load torch._dynamo: torch.optim.Optimizer's add_param_group, zero_grad, state_dict and
+    load_state_dict import it on their first call (about 1 s of CPU), which was most of a
+    search worker's time from its first trial to its first epoch (issue 30). The run saves its
+    optimizer's state (checkpoints); a state is loaded back on the way."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, torch, trainlab\n"
+        f"out = {str(tmp_path / 'run')!r}\n"
+        "config = {'data': {'name': 'spirals'}, 'model': {'kind': 'mlp', 'width': 8, 'depth': 1},\n"
+        "          'optim': {'name': 'adam'}, 'train': {'epochs': 1}}\n"
+        "trainlab.train(config, out=out, verbose=False)\n"
+        "opt = trainlab.optim.SGD(torch.nn.Linear(2, 2).parameters(), lr=0.1, momentum=0.9)\n"
+        "opt.load_state_dict(opt.state_dict()); opt.zero_grad()\n"
+        "print('torch._dynamo' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "False"

@@ -243,10 +243,10 @@ def _worker_main(conn: Connection, parent: int, threads: int) -> None:
     warnings.simplefilter("ignore", DataWarning)
     threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
     os.environ.setdefault("OMP_NUM_THREADS", str(threads))
-    # while the driver prepares, load what every trial needs: torch and the trainer; then, if
-    # no job is waiting yet, torch._dynamo, which torch.optim imports on the first step (~1 s
-    # of CPU: idle time, or the first epoch's). Imports only: nothing numerics-relevant is
-    # built before a job's own seed is set.
+    # while the driver prepares, load what every trial needs: torch and the trainer (not
+    # torch._dynamo: our optimizers do without it unless a run compiles, optim/base.py, and on
+    # few cores its ~1 s of CPU would slow the other workers' start). Imports only: nothing
+    # numerics-relevant is built before a job's own seed is set.
     import torch
 
     import trainlab.experiments.api  # noqa: F401  (the trainer, its callbacks and data)
@@ -254,8 +254,6 @@ def _worker_main(conn: Connection, parent: int, threads: int) -> None:
     torch.set_num_threads(threads)
     try:
         conn.send(("ready",))
-        if not conn.poll(0):
-            import torch._dynamo  # noqa: F401
     except OSError:
         return
 
