@@ -13,6 +13,7 @@ of one torch thread each, every trial trained with seed 0. The ways:
 - optuna: a hand-written Optuna script, as its docs teach: TPE (multivariate, constant liar) +
   MedianPruner with trainlab's settings, two processes sharing a journal storage file
   (MaxTrialsCallback caps the total), a plain PyTorch loop on the same tensors and model;
+- optuna-sqlite: the same script on a SQLite file (Optuna's RDB storage), trainlab-tpe's storage;
 - ray-tune: Ray Tune, random search (seeded) with the ASHA scheduler (grace 1 epoch, reduction 3), a
   local Ray of 2 CPUs, max 2 trials at once, the same plain PyTorch loop.
 
@@ -66,7 +67,16 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 PLUGINS = ROOT / "examples" / "plugins"
-WAYS = ("trainlab-c2f", "trainlab-tpe", "trainlab-tpe-journal", "optuna", "ray-tune")
+WAYS = (
+    "trainlab-c2f",
+    "trainlab-tpe",
+    "trainlab-tpe-journal",
+    "optuna",
+    "optuna-sqlite",
+    "ray-tune",
+)
+#: each trainlab way beside the script on the same storage (a second ratio table)
+SAME_STORAGE = {"trainlab-tpe": "optuna-sqlite", "trainlab-tpe-journal": "optuna"}
 WORKERS = 2
 BATCH = 100
 LR = (1e-4, 1e-1)
@@ -191,7 +201,7 @@ class Trace:
 # --------------------------------------------------------------------------- optuna
 
 
-def optuna_worker(work: Path, index: int, trials: int, epochs: int) -> None:
+def optuna_worker(work: Path, index: int, trials: int, epochs: int, kind: str = "journal") -> None:
     import optuna
     import torch
     from optuna.storages import JournalStorage
@@ -200,19 +210,31 @@ def optuna_worker(work: Path, index: int, trials: int, epochs: int) -> None:
     torch.set_num_threads(1)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     data = load_data(str(work / "data.npz"))
-    storage = JournalStorage(JournalFileBackend(str(work / "optuna.log")))
-    study = optuna.create_study(
-        study_name="peers",
-        storage=storage,
-        direction="maximize",
-        load_if_exists=True,
-        sampler=optuna.samplers.TPESampler(
-            seed=index, n_startup_trials=TPE_STARTUP, multivariate=True, constant_liar=True
-        ),
-        pruner=optuna.pruners.MedianPruner(
-            n_startup_trials=MEDIAN["startup"], n_warmup_steps=MEDIAN["warmup"] + 1, n_min_trials=1
-        ),
-    )
+    if kind == "sqlite":
+        storage: Any = f"sqlite:///{work / 'optuna.db'}"
+    else:
+        storage = JournalStorage(JournalFileBackend(str(work / "optuna.log")))
+    for attempt in range(50):  # two processes creating one SQLite schema may collide: retry
+        try:
+            study = optuna.create_study(
+                study_name="peers",
+                storage=storage,
+                direction="maximize",
+                load_if_exists=True,
+                sampler=optuna.samplers.TPESampler(
+                    seed=index, n_startup_trials=TPE_STARTUP, multivariate=True, constant_liar=True
+                ),
+                pruner=optuna.pruners.MedianPruner(
+                    n_startup_trials=MEDIAN["startup"],
+                    n_warmup_steps=MEDIAN["warmup"] + 1,
+                    n_min_trials=1,
+                ),
+            )
+            break
+        except Exception:  # noqa: BLE001
+            if attempt == 49:
+                raise
+            time.sleep(0.05)
 
     def objective(trial: optuna.Trial) -> float:
         lr = trial.suggest_float("lr", *LR, log=True)
@@ -397,10 +419,12 @@ def run_way(
         last = max((r["time"] for r in rows), default=start)
         for r in rows:
             r["started"] = max(r["started"], last - loop)
-    elif way == "optuna":
+    elif way in ("optuna", "optuna-sqlite"):
+        kind = "sqlite" if way == "optuna-sqlite" else "journal"
         procs = [
             subprocess.Popen(
-                me + ["--optuna-worker", str(work), str(i), str(trials), str(epochs)], env=env
+                me + ["--optuna-worker", str(work), str(i), str(trials), str(epochs), kind],
+                env=env,
             )
             for i in range(WORKERS)
         ]
@@ -507,9 +531,9 @@ def ratios(results: dict[str, dict[str, Any]], reference: str = "optuna") -> dic
     return out
 
 
-def ratio_table(rows: dict[str, dict[str, Any]]) -> str:
+def ratio_table(rows: dict[str, dict[str, Any]], title: str = "way / optuna") -> str:
     lines = [
-        "| way / optuna | " + " | ".join(h for h, _ in RATIOS) + " |",
+        f"| {title} | " + " | ".join(h for h, _ in RATIOS) + " |",
         "|---|" + "---:|" * len(RATIOS),
     ]
     for way, r in rows.items():
@@ -521,7 +545,7 @@ def ratio_table(rows: dict[str, dict[str, Any]]) -> str:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["--optuna-worker"]:
-        optuna_worker(Path(argv[1]), int(argv[2]), int(argv[3]), int(argv[4]))
+        optuna_worker(Path(argv[1]), int(argv[2]), int(argv[3]), int(argv[4]), *argv[5:6])
         return 0
     if argv[:1] == ["--tune-run"]:
         tune_run(Path(argv[1]), int(argv[2]), int(argv[3]))
@@ -566,8 +590,26 @@ def main(argv: list[str] | None = None) -> int:
     setup = {"trials": trials, "epochs": epochs, "target": target, "workers": WORKERS}
     load = [round(x, 2) for x in os.getloadavg()]
     vs = ratios(results)
+    same = {  # each trainlab way over the script on its own storage
+        way: ratios({way: results[way], ref: results[ref]}, ref)[way]
+        for way, ref in SAME_STORAGE.items()
+        if way in results
+        and ref in results
+        and "error" not in results[way]
+        and "error" not in results[ref]
+    }
     if args.json:
-        print(json.dumps({"setup": setup, "results": results, "vs_optuna": vs, "load": load}))
+        print(
+            json.dumps(
+                {
+                    "setup": setup,
+                    "results": results,
+                    "vs_optuna": vs,
+                    "vs_same_storage": same,
+                    "load": load,
+                }
+            )
+        )
     else:
         print(f"MNIST-1D CNN, {trials} trials of at most {epochs} epochs, {WORKERS} workers")
         print(f"target: best validation accuracy {target:g}; load average at the end {load}")
@@ -575,6 +617,9 @@ def main(argv: list[str] | None = None) -> int:
         if vs:
             print()
             print(ratio_table(vs))
+        if same:
+            print()
+            print(ratio_table(same, "way / the script on its storage"))
     return 0
 
 
