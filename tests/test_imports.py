@@ -553,8 +553,10 @@ def test_a_run_that_compiles_nothing_loads_no_dynamo(tmp_path):
         "config = {'data': {'name': 'spirals'}, 'model': {'kind': 'mlp', 'width': 8, 'depth': 1},\n"
         "          'optim': {'name': 'adam'}, 'train': {'epochs': 1}}\n"
         "trainlab.train(config, out=out, verbose=False)\n"
-        "opt = trainlab.optim.SGD(torch.nn.Linear(2, 2).parameters(), lr=0.1, momentum=0.9)\n"
-        "opt.load_state_dict(opt.state_dict()); opt.zero_grad()\n"
+        "for make in (lambda p: trainlab.optim.SGD(p, lr=0.1, momentum=0.9),\n"
+        "             trainlab.optim.LBFGS, trainlab.optim.Newton):\n"
+        "    opt = make(torch.nn.Linear(2, 2).parameters())\n"
+        "    opt.load_state_dict(opt.state_dict()); opt.zero_grad()\n"
         "print('torch._dynamo' in sys.modules)\n"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)

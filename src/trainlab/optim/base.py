@@ -19,14 +19,13 @@ from rules.py) and _inspect (what to watch).
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable, Hashable
 from typing import Any
 
 import torch
 
 from trainlab.errors import UserError
-from trainlab.optim import checks, compiled, paths
+from trainlab.optim import checks, compiled, paths, plain
 from trainlab.optim.diagnostics import Watch
 from trainlab.optim.rules import direction
 
@@ -55,35 +54,8 @@ def _real(t: torch.Tensor) -> torch.Tensor:
     return torch.view_as_real(t) if t.is_complex() else t
 
 
-def _without_dynamo(name: str) -> Callable[..., Any]:
-    """torch.optim.Optimizer's method `name` as it is, or, while torch._dynamo is not loaded,
-    the plain function under its `torch._disable_dynamo` wrapper. The wrapper imports
-    torch._dynamo on its first call (about 1 s of CPU, sympy included) to keep dynamo from
-    tracing the method; with dynamo not loaded nothing can trace it, so the plain function is
-    the same call. That import was the largest cost between a search worker receiving its first
-    trial and the first epoch (issue 30); a run that compiles (torch.compile, the compiled
-    update) loads dynamo itself and gets the wrapped method from then on."""
-    wrapped = getattr(torch.optim.Optimizer, name)
-    plain = getattr(wrapped, "__wrapped__", wrapped)
-
-    def method(self: torch.optim.Optimizer, *args: Any, **kwargs: Any) -> Any:
-        if "torch._dynamo" in sys.modules:
-            return wrapped(self, *args, **kwargs)
-        return plain(self, *args, **kwargs)
-
-    method.__name__, method.__qualname__, method.__doc__ = name, name, wrapped.__doc__
-    return method
-
-
-_add_param_group = _without_dynamo("add_param_group")
-
-
-class TrainlabOptimizer(torch.optim.Optimizer):
+class TrainlabOptimizer(plain.Optimizer):
     """Shared machinery of SGD, Adagrad, RMSprop, Adam and AdamW (see the module docstring)."""
-
-    state_dict = _without_dynamo("state_dict")
-    load_state_dict = _without_dynamo("load_state_dict")
-    zero_grad = _without_dynamo("zero_grad")
 
     def __init__(self, params: Any, defaults: dict[str, Any]) -> None:
         """Arguments are checked before `params`, as torch.optim does (same exception types)."""
@@ -128,7 +100,7 @@ class TrainlabOptimizer(torch.optim.Optimizer):
     def add_param_group(self, param_group: dict[str, Any]) -> None:
         explicit = set(param_group) - {"params"} if isinstance(param_group, dict) else set()
         index = len(self.param_groups)
-        _add_param_group(self, param_group)
+        super().add_param_group(param_group)
         if "_plans" in self.__dict__:
             self._plans.pop(index, None)
             self._memo.pop(index, None)

@@ -24,7 +24,7 @@ from typing import Any
 import torch
 
 from trainlab.errors import UserError
-from trainlab.optim import checks
+from trainlab.optim import checks, plain
 from trainlab.optim.flat import FlatParams
 from trainlab.optim.linesearch import Point, strong_wolfe
 
@@ -85,7 +85,7 @@ def _scalar(x: Any) -> Any:
     return x.squeeze() if isinstance(x, torch.Tensor) and x.dim() != 0 else x
 
 
-class LBFGS(torch.optim.Optimizer):
+class LBFGS(plain.Optimizer):
     """L-BFGS with torch.optim.LBFGS's arguments, defaults, closure API and state: `opt.step(
     closure)`, the closure zeroes the gradients, computes the loss, calls backward and returns the
     loss; one step runs up to max_iter iterations and returns the loss at its start.

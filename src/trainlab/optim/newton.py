@@ -23,7 +23,7 @@ import torch
 from torch.overrides import TorchFunctionMode
 
 from trainlab.errors import UserError
-from trainlab.optim import checks
+from trainlab.optim import checks, plain
 from trainlab.optim.flat import FlatParams, as_float
 from trainlab.optim.lbfgs import positive_int, tolerance
 from trainlab.optim.linesearch import backtracking
@@ -64,7 +64,7 @@ class _DifferentiableBackward(TorchFunctionMode):
         return None
 
 
-class Newton(torch.optim.Optimizer):
+class Newton(plain.Optimizer):
     """Newton's method, exact Hessian, damped, with a backtracking line search (see module doc).
 
     lr: step length tried first (1 is the pure Newton step); damping: added to the Hessian's
