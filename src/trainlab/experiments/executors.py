@@ -244,7 +244,7 @@ def _worker_main(conn: Connection, parent: int, threads: int) -> None:
     threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
     os.environ.setdefault("OMP_NUM_THREADS", str(threads))
     # while the driver prepares, load what every trial needs: torch and the trainer (not
-    # torch._dynamo: our optimizers do without it unless a run compiles, optim/base.py, and on
+    # torch._dynamo: our optimizers do without it unless a run compiles, optim/plain.py, and on
     # few cores its ~1 s of CPU would slow the other workers' start). Imports only: nothing
     # numerics-relevant is built before a job's own seed is set.
     import torch
