@@ -30,6 +30,19 @@ def module_name(path: Path) -> str:
 MODULES = {module_name(p): p for p in sorted(PACKAGE.rglob("*.py"))}
 
 
+def run_python(code: str, timeout: float = 120, cwd: Path | None = None) -> str:
+    """Run `code` in a fresh interpreter (what it imports is all its own); its stdout,
+    stripped. A non-zero exit fails the test with the interpreter's stderr."""
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout, cwd=cwd
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
 def _targets(node: ast.Import | ast.ImportFrom, current: str, is_package: bool) -> list[str]:
     """The trainlab modules an import statement loads (submodules resolved, relative made
     absolute)."""
@@ -347,8 +360,6 @@ def test_the_front_door_exports_the_api_without_loading_torch():
     """`import trainlab` is cheap (no torch, no Optuna); each name of the API loads on first
     use, and no name shadows a subpackage (`import trainlab.engine.run` works beside
     `trainlab.train`)."""
-    import subprocess
-    import sys
 
     code = (
         "import sys, trainlab\n"
@@ -360,8 +371,7 @@ def test_the_front_door_exports_the_api_without_loading_torch():
         "assert set(names) <= set(trainlab.__all__) and set(names) <= set(dir(trainlab))\n"
         "assert not any(f'trainlab.{n}' in sys.modules for n in names), 'a name is a module'\n"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
+    run_python(code)
 
 
 def test_the_api_module_has_every_name_the_package_exports():
@@ -422,24 +432,18 @@ def test_a_bad_argument_exits_2_without_torch():
 
 
 def test_build_parser_loads_neither_torch_nor_optuna():
-    import subprocess
-    import sys
 
     code = (
         "import sys, trainlab.cli\n"
         "trainlab.cli.build_parser()\n"
         "print(sorted(m for m in ('torch', 'optuna') if m in sys.modules))\n"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "[]"
+    assert run_python(code) == "[]"
 
 
 def test_the_dashboard_answers_runs_without_optuna(tmp_path):
     """The dashboard's first /api/runs answer waits for no Optuna, torch or numpy: Optuna loads
     when a study is read, numpy when a run's page asks for its step curve."""
-    import subprocess
-    import sys
 
     run = tmp_path / "runs" / "one"
     run.mkdir(parents=True)
@@ -455,9 +459,7 @@ def test_the_dashboard_answers_runs_without_optuna(tmp_path):
         "board.stop()\n"
         "print(sorted(m for m in ('torch', 'optuna', 'numpy') if m in sys.modules))\n"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "[]"
+    assert run_python(code, timeout=60) == "[]"
 
 
 def test_a_command_builds_only_its_own_parser():
@@ -474,8 +476,6 @@ def test_a_command_builds_only_its_own_parser():
 def test_the_search_draws_its_plots_without_matplotlib(tmp_path):
     """The end of `trainlab search` (the driver and its two pictures, params.png and curves.png)
     loads no matplotlib: its import and figures were 1.7 s of a search's wall time (issue 30)."""
-    import subprocess
-    import sys
 
     code = (
         "import sys, optuna\n"
@@ -495,9 +495,7 @@ def test_the_search_draws_its_plots_without_matplotlib(tmp_path):
         f"plot_curves(curves_from_study(study), {str(tmp_path / 'curves.png')!r})\n"
         "print(sorted(m for m in sys.modules if m.split('.')[0] == 'matplotlib'))\n"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "[]"
+    assert run_python(code) == "[]"
     assert (tmp_path / "params.png").stat().st_size > 0 and (tmp_path / "curves.png").exists()
 
 
@@ -506,8 +504,6 @@ def test_a_local_search_driver_loads_no_torch(tmp_path):
     the study and takes its first trials (config validation reads the optimizers' defaults as
     data, the first worker prepares the data): torch is the workers' to load, and on a small
     machine the driver's own import of it would slow theirs."""
-    import subprocess
-    import sys
 
     config = tmp_path / "exp.yaml"
     config.write_text(
@@ -531,11 +527,7 @@ def test_a_local_search_driver_loads_no_torch(tmp_path):
         "heavy = ('torch', 'trainlab.data', 'trainlab.optim')\n"
         "print(sorted(m for m in heavy if m in sys.modules))\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=tmp_path
-    )
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "[]"
+    assert run_python(code, cwd=tmp_path) == "[]"
 
 
 def test_a_run_that_compiles_nothing_loads_no_dynamo(tmp_path):
@@ -544,8 +536,6 @@ def test_a_run_that_compiles_nothing_loads_no_dynamo(tmp_path):
     load_state_dict import it on their first call (about 1 s of CPU), which was most of a
     search worker's time from its first trial to its first epoch (issue 30). The run saves its
     optimizer's state (checkpoints); a state is loaded back on the way."""
-    import subprocess
-    import sys
 
     code = (
         "import sys, torch, trainlab\n"
@@ -559,6 +549,4 @@ def test_a_run_that_compiles_nothing_loads_no_dynamo(tmp_path):
         "    opt.load_state_dict(opt.state_dict()); opt.zero_grad()\n"
         "print('torch._dynamo' in sys.modules)\n"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "False"
+    assert run_python(code) == "False"
