@@ -45,6 +45,16 @@ def seeded_one_thread():
 
 
 @pytest.fixture
+def multi_tensor_one_thread(monkeypatch):
+    """Optimizer tests stay off the compiled path unless they ask for it; one torch thread."""
+    monkeypatch.setenv("TRAINLAB_COMPILE", "0")  # trainlab.optim.compiled.ENV_VAR
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
 def interrupt_at():
     """`interrupt_at(epoch)`: a trainer callback that raises KeyboardInterrupt (Ctrl-C) at the
     end of that epoch, before its record and checkpoint are written (a resume redoes it)."""

@@ -61,14 +61,7 @@ def case_id(case: tuple[str, dict]) -> str:
     return name + "-" + "-".join(f"{k}={v}" for k, v in kw.items())
 
 
-@pytest.fixture(autouse=True)
-def _no_compile(monkeypatch: pytest.MonkeyPatch):  # noqa: ANN202
-    """Tests stay off the compiled path unless they ask for it; one torch thread."""
-    monkeypatch.setenv(compiled.ENV_VAR, "0")
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("multi_tensor_one_thread")
 
 
 def make_params(seed: int = 0, device: str = "cpu") -> list[torch.Tensor]:

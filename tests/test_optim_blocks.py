@@ -11,7 +11,7 @@ import torch
 from test_optim import CASES, case_id
 
 import trainlab.optim as to
-from trainlab.optim import blocks, compiled
+from trainlab.optim import blocks
 
 # pieces of 64 float32 elements (32 float64): one large tensor of an odd size, a float64 one,
 # a transposed one (its gradient is not contiguous: runs whole) and small ones gathered
@@ -19,13 +19,7 @@ BLOCK = 256
 SHAPES = [(33, 31), (5,), (300,), (17, 9), (1,), (40, 12)]
 
 
-@pytest.fixture(autouse=True)
-def _multi_tensor(monkeypatch: pytest.MonkeyPatch):  # noqa: ANN202
-    monkeypatch.setenv(compiled.ENV_VAR, "0")
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("multi_tensor_one_thread")
 
 
 def make_params() -> list[torch.Tensor]:

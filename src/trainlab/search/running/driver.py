@@ -691,11 +691,11 @@ class Driver:
             if event.value is None or not math.isfinite(event.value):
                 return False
             try:
-                if event.stop is not None:  # judged in the worker (Job.pruning): record only
+                if event.stop is None:
+                    prune = self.search.report(event.number, event.epoch, event.value)
+                else:  # judged in the worker (Job.pruning): record only
                     self.search.record(event.number, event.epoch, event.value)
-                    self.last[event.number] = float(event.value)
-                    return False
-                prune = self.search.report(event.number, event.epoch, event.value)
+                    prune = False
             except optuna.exceptions.UpdateFinishedTrialError:
                 return True  # judged dead by another driver (its retry runs): stop this run
             self.last[event.number] = float(event.value)
